@@ -1,0 +1,41 @@
+# The project's commands. Each installs what it needs (scripts/setup) on a fresh Debian machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export npm_config_update_notifier := false
+
+.PHONY: help setup build check test test-unit test-integration demo bench clean
+
+help:
+	@echo "make demo   - build a release, simulate an appliance, update A->B and roll back a broken release"
+	@echo "make test   - every test tier; ends with 'N passed, M failed[, K skipped]'"
+	@echo "make check  - typecheck + lint"
+	@echo "make bench  - install throughput, stage limits, peak RSS (prints a JSON last line)"
+
+setup:
+	@scripts/setup base
+
+build: setup
+	@npx tsc -b agent console-tui recovery image
+
+check: setup
+	@npx tsc -b agent console-tui recovery image
+	@npx biome check .
+
+test: build
+	@node scripts/test.mjs
+
+test-unit: build
+	@node scripts/test.mjs unit
+
+test-integration: build
+	@node scripts/test.mjs integration
+
+demo: build
+	@scripts/demo
+
+bench: build
+	@scripts/setup bench
+	@npx tsx scripts/bench-install.ts
+
+clean:
+	rm -rf .sim .cache agent/dist console-tui/dist recovery/dist image/dist *.tsbuildinfo */tsconfig.tsbuildinfo

@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ClgwError } from '../errors.js';
+
+/**
+ * Writes a file so that after a power cut it holds either the old or the new content, never a
+ * mix: temp file in the same directory → fsync → rename over the target → fsync the directory
+ * (so the rename itself is durable). Every persisted file of the appliance goes through here.
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  options: { mode?: number } = {},
+): Promise<void> {
+  const dir = path.dirname(file);
+  await fs.mkdir(dir, { recursive: true });
+  const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(
+      temp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
+      options.mode ?? 0o644,
+    );
+    await handle.writeFile(data);
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await fs.rename(temp, file);
+  } catch (e) {
+    await handle?.close().catch(() => undefined);
+    await fs.rm(temp, { force: true }).catch(() => undefined);
+    const err = e as NodeJS.ErrnoException;
+    throw new ClgwError(
+      err.code === 'ENOSPC' ? 'NO_SPACE' : 'INTERNAL',
+      `cannot write ${file}: ${err.message}`,
+      { cause: e, details: { file } },
+    );
+  }
+  await fsyncDir(dir);
+}
+
+/** Makes a directory entry change (create, rename, unlink) durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Reads a JSON file; `undefined` when it does not exist, a STATE_INVALID error when unreadable. */
+export async function readJsonFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ClgwError('STATE_INVALID', `cannot read ${file}: ${(e as Error).message}`, {
+      cause: e,
+      details: { file },
+    });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new ClgwError('STATE_INVALID', `${file} is not valid JSON: ${(e as Error).message}`, {
+      cause: e,
+      details: { file },
+    });
+  }
+}

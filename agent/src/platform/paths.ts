@@ -1,0 +1,68 @@
+import path from 'node:path';
+
+export type SlotName = 'A' | 'B';
+export type PartitionKind = 'boot' | 'root';
+
+/**
+ * Every host path the agent touches, resolved under one appliance root. On the appliance the
+ * root is `/`; in development and tests it is a directory with the same tree, partitions being
+ * regular files. Nothing else in the agent builds a host path by hand.
+ */
+export interface AppliancePaths {
+  root: string;
+  /** Agent configuration shipped with the root filesystem (base URL, platform, trust). */
+  config: string;
+  /** Release signing root(s) the appliance trusts — the only trust anchors. */
+  trustedRoots: string;
+  /** The GRUB environment block on the ESP. */
+  grubenv: string;
+  /** Partition device (block device on the appliance, regular file in the simulator). */
+  partition(kind: PartitionKind, slot: SlotName): string;
+  /** The recovery partition (factory images). */
+  recoveryPartition: string;
+  /** Mount point of the data partition: survives updates, erased by a factory reset. */
+  dataDir: string;
+  /** The update machine's persisted snapshot (journal of the update in progress). */
+  journal: string;
+  /** Facts that must outlive any single update: highest version installed, last serial seen. */
+  history: string;
+  /** Per-slot record of what was installed (RAUC's slot status). */
+  slotStatus: string;
+  logDir: string;
+  logFile: string;
+  runDir: string;
+  socket: string;
+  cmdline: string;
+  osRelease: string;
+  /** Health hooks shipped by the running root filesystem. */
+  healthHooks: string;
+}
+
+export function appliancePaths(root: string): AppliancePaths {
+  const r = path.resolve(root);
+  const at = (...parts: string[]) => path.join(r, ...parts);
+  const dataDir = at('var/clgw');
+  return {
+    root: r,
+    config: at('etc/clgw/agent.json'),
+    trustedRoots: at('etc/clgw/trust/release-roots.pem'),
+    grubenv: at('boot/efi/grub/grubenv'),
+    partition: (kind, slot) => at('dev/disk/by-partlabel', `${kind}_${slot.toLowerCase()}`),
+    recoveryPartition: at('dev/disk/by-partlabel/recovery'),
+    dataDir,
+    journal: path.join(dataDir, 'update-journal.json'),
+    history: path.join(dataDir, 'history.json'),
+    slotStatus: path.join(dataDir, 'slot-status.json'),
+    logDir: at('var/log/clgw'),
+    logFile: at('var/log/clgw/clgw.log'),
+    runDir: at('run/clgw'),
+    socket: at('run/clgw/agent.sock'),
+    cmdline: at('proc/cmdline'),
+    osRelease: at('etc/os-release'),
+    healthHooks: at('usr/lib/clgw/health.d'),
+  };
+}
+
+export function otherSlot(slot: SlotName): SlotName {
+  return slot === 'A' ? 'B' : 'A';
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// Runs every test tier with vitest and ends with the plain line `N passed, M failed[, K skipped]`
+// summed over the tiers; the reason for each skip is printed above it.
+// Usage: node scripts/test.mjs [tier...]   tiers: unit, integration (default: all)
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const allTiers = ['unit', 'integration'];
+const tiers = process.argv.slice(2).length ? process.argv.slice(2) : allTiers;
+const cache = path.join(root, '.cache/test');
+mkdirSync(cache, { recursive: true });
+const skipLog = path.join(cache, 'skips.log');
+rmSync(skipLog, { force: true });
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+for (const tier of tiers) {
+  if (!allTiers.includes(tier)) {
+    console.error(`scripts/test.mjs: unknown tier '${tier}' (known: ${allTiers.join(', ')})`);
+    process.exit(2);
+  }
+  const dir = path.join('test', tier);
+  if (!existsSync(path.join(root, dir))) continue;
+  const report = path.join(cache, `${tier}.json`);
+  rmSync(report, { force: true });
+  console.log(`\n=== ${tier} tests ===`);
+  const run = spawnSync(
+    'npx',
+    ['vitest', 'run', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
+    { cwd: root, stdio: 'inherit', env: { ...process.env, CLGW_SKIP_LOG: skipLog } },
+  );
+  if (!existsSync(report)) {
+    console.error(`${tier}: vitest produced no report (exit ${run.status}); counting the tier as one failure`);
+    failed += 1;
+    continue;
+  }
+  const json = JSON.parse(readFileSync(report, 'utf8'));
+  passed += json.numPassedTests;
+  failed += json.numFailedTests;
+  skipped += json.numPendingTests + json.numTodoTests;
+  // A suite that fails to load (syntax error, failing beforeAll) has no failed tests of its own.
+  for (const suite of json.testResults) {
+    if (suite.status === 'failed' && suite.assertionResults.every((a) => a.status !== 'failed')) {
+      console.error(`${tier}: ${path.relative(root, suite.name)} failed to run: ${suite.message ?? ''}`);
+      failed += 1;
+    }
+  }
+}
+
+if (skipped > 0) {
+  console.log('\nskipped:');
+  const reasons = existsSync(skipLog) ? readFileSync(skipLog, 'utf8').trim() : '';
+  console.log(reasons || '  (no reason recorded)');
+}
+console.log('');
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed > 0 ? 1 : 0);
