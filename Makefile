@@ -15,10 +15,10 @@ setup:
 	@scripts/setup base
 
 build: setup
-	@npx tsc -b agent console-tui recovery image
+	@npx tsc -b agent image
 
 check: setup
-	@npx tsc -b agent console-tui recovery image
+	@npx tsc -b agent image
 	@npx biome check .
 
 test: build

@@ -3,7 +3,7 @@
 // summed over the tiers; the reason for each skip is printed above it.
 // Usage: node scripts/test.mjs [tier...]   tiers: unit, integration (default: all)
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -33,7 +33,9 @@ for (const tier of tiers) {
     { cwd: root, stdio: 'inherit', env: { ...process.env, CLGW_SKIP_LOG: skipLog } },
   );
   if (!existsSync(report)) {
-    console.error(`${tier}: vitest produced no report (exit ${run.status}); counting the tier as one failure`);
+    console.error(
+      `${tier}: vitest produced no report (exit ${run.status}); counting the tier as one failure`,
+    );
     failed += 1;
     continue;
   }

@@ -40,6 +40,7 @@ export const ERROR_CODES = [
   'BOOTED_SLOT_UNKNOWN',
   // update flow
   'HEALTH_CHECK_FAILED',
+  'CRITICAL_PHASE_FAILED',
   'BUSY',
   'INVALID_REQUEST',
   'NOT_ALLOWED',

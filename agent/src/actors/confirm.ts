@@ -1,0 +1,81 @@
+import semver from 'semver';
+import type { Deps } from '../deps.js';
+import { ClgwError, type SerializedError, serializeError } from '../errors.js';
+import type { Journal } from '../machine/journal.js';
+import type { ConfirmOutcome } from '../machine/update.machine.js';
+import { markBad, markGood } from '../slot/bootchooser.js';
+import { readBootedSlot } from '../slot/booted.js';
+import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
+import { updateHistory } from '../state/history.js';
+import { checkHealth } from './health.js';
+
+/**
+ * After the reboot: commits the new slot when it came up healthy, asks for a rollback when its
+ * health check failed, and recognises a rollback that already happened (the bootloader fell back,
+ * or we rebooted back on purpose). The slot that runs in the end is health-checked and marked good.
+ */
+export async function confirmBoot(deps: Deps, journal: Journal): Promise<ConfirmOutcome> {
+  const target = journal.target;
+  if (!target) throw new ClgwError('STATE_INVALID', 'confirming without a target release in the journal');
+  const booted = await readBootedSlot(deps.paths);
+
+  if (journal.rollback) {
+    if (booted === target.slot) return { kind: 'rollback', reason: journal.rollback.reason };
+    await settleOnSource(deps, journal, journal.rollback.reason);
+    return { kind: 'rolledBack', version: target.version, reason: journal.rollback.reason };
+  }
+
+  if (booted !== target.slot) {
+    const reason: SerializedError = {
+      code: 'HEALTH_CHECK_FAILED',
+      message: `slot ${target.slot} (gateway OS ${target.version}) did not come up; the bootloader fell back to slot ${booted}`,
+      transient: false,
+      details: { slot: target.slot, booted },
+    };
+    const env = await readGrubenv(deps.paths.grubenv);
+    await writeGrubenv(deps.paths.grubenv, markBad(env, target.slot));
+    await settleOnSource(deps, journal, reason);
+    return { kind: 'rolledBack', version: target.version, reason };
+  }
+
+  try {
+    await checkHealth(deps, { slot: target.slot, version: target.version });
+  } catch (e) {
+    const reason = serializeError(e);
+    deps.log.error('the new slot failed its health check; rolling back', {
+      slot: target.slot,
+      error: reason,
+    });
+    return { kind: 'rollback', reason };
+  }
+  const env = await readGrubenv(deps.paths.grubenv);
+  await writeGrubenv(deps.paths.grubenv, markGood(env, target.slot));
+  await updateHistory(deps.paths.history, (h) => ({
+    ...h,
+    highestVersion:
+      h.highestVersion && semver.gte(h.highestVersion, target.version) ? h.highestVersion : target.version,
+  }));
+  deps.log.info('update committed', { slot: target.slot, version: target.version });
+  return { kind: 'committed', version: target.version };
+}
+
+/** Back on the source slot: remember the release as rejected here, then check and mark the source good. */
+async function settleOnSource(deps: Deps, journal: Journal, reason: SerializedError): Promise<void> {
+  const target = journal.target!;
+  await updateHistory(deps.paths.history, (h) => ({
+    ...h,
+    rejected: [
+      ...h.rejected.filter((r) => r.version !== target.version),
+      {
+        version: target.version,
+        at: new Date(deps.clock.now()).toISOString(),
+        code: reason.code,
+        message: reason.message,
+      },
+    ],
+  }));
+  await checkHealth(deps, { slot: target.sourceSlot, version: target.sourceVersion });
+  const env = await readGrubenv(deps.paths.grubenv);
+  await writeGrubenv(deps.paths.grubenv, markGood(env, target.sourceSlot));
+  deps.log.warn('rolled back', { to: target.sourceSlot, version: target.sourceVersion, reason });
+}

@@ -1,0 +1,30 @@
+import type { Deps } from '../deps.js';
+import type { UpdateEffects } from '../machine/update.machine.js';
+import { checkForRelease } from './check.js';
+import { confirmBoot } from './confirm.js';
+import { downloadRelease } from './download.js';
+import { installRelease } from './install.js';
+import { rollBack } from './roll-back.js';
+import { startup } from './startup.js';
+import { switchBoot } from './switch-boot.js';
+import { verifyRelease } from './verify.js';
+
+/** The update machine's effects, bound to the appliance's dependencies. */
+export function updateEffects(deps: Deps): UpdateEffects {
+  return {
+    persist: (j) => deps.persistJournal(j),
+    startup: () => startup(deps),
+    check: (j, s) => checkForRelease(deps, j, s),
+    download: (j, s, checkpoint) => downloadRelease(deps, j, s, checkpoint),
+    verify: (j, s) => verifyRelease(deps, j, s),
+    install: (j) => installRelease(deps, j),
+    switchBoot: (j) => switchBoot(deps, j),
+    reboot: async (j) => {
+      deps.progress.clear();
+      await deps.log.flush();
+      await deps.reboot.reboot(j.reboot ?? 'update');
+    },
+    confirm: (j) => confirmBoot(deps, j),
+    rollBack: (j) => rollBack(deps, j),
+  };
+}

@@ -1,0 +1,28 @@
+import type { Deps } from '../deps.js';
+import { markGood } from '../slot/bootchooser.js';
+import { readBootedSlot } from '../slot/booted.js';
+import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
+import { readSlotStatus, writeSlotRecord } from '../slot/status.js';
+import { checkHealth } from './health.js';
+
+/**
+ * Every boot: the bootloader marked the slot it started as being tried (`<slot>_TRY=1`). Once
+ * the health check passes the slot is marked good again; if it fails it is left as tried, so the
+ * next boot falls back to the other slot.
+ */
+export async function startup(deps: Deps): Promise<void> {
+  const slot = await readBootedSlot(deps.paths);
+  const health = await checkHealth(deps, { slot });
+  // A slot nobody recorded (the factory install, or after a data reset) is recorded as found.
+  if (!(await readSlotStatus(deps.paths.slotStatus))[slot]) {
+    await writeSlotRecord(deps.paths.slotStatus, slot, { version: health.version });
+  }
+  const env = await readGrubenv(deps.paths.grubenv);
+  const good = markGood(env, slot);
+  if (
+    good.get(`${slot}_TRY`) !== env.get(`${slot}_TRY`) ||
+    good.get(`${slot}_OK`) !== env.get(`${slot}_OK`)
+  ) {
+    await writeGrubenv(deps.paths.grubenv, good);
+  }
+}

@@ -1,0 +1,20 @@
+import type { Deps } from '../deps.js';
+import { ClgwError } from '../errors.js';
+import type { Journal } from '../machine/journal.js';
+import { switchTo } from '../slot/bootchooser.js';
+import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
+
+/**
+ * The critical phase: makes the target slot the first choice of the bootloader (one atomic
+ * grubenv write). The journal marks its start before and its end after this runs.
+ */
+export async function switchBoot(deps: Deps, journal: Journal): Promise<void> {
+  const target = journal.target;
+  if (!target) throw new ClgwError('STATE_INVALID', 'switching without a target release in the journal');
+  deps.log.info('critical phase: switching the boot environment', {
+    slot: target.slot,
+    version: target.version,
+  });
+  const env = await readGrubenv(deps.paths.grubenv);
+  await writeGrubenv(deps.paths.grubenv, switchTo(env, target.slot));
+}

@@ -1,0 +1,150 @@
+import { type Actor, createActor } from 'xstate';
+import { updateEffects } from './actors/effects.js';
+import type { Deps } from './deps.js';
+import { ClgwError } from './errors.js';
+import type { Journal, Trigger } from './machine/journal.js';
+import {
+  createUpdateMachine,
+  journalStateOf,
+  type UpdateEvent,
+  type UpdateMachine,
+} from './machine/update.machine.js';
+import { markBad, markGood } from './slot/bootchooser.js';
+import { readBootedSlot } from './slot/booted.js';
+import { readGrubenv, writeGrubenv } from './slot/grubenv-file.js';
+import { collectStatus, type Status } from './status.js';
+
+/** The requests the local API (CLI, console, portal) can make. */
+export type AgentRequest =
+  | { type: 'check' }
+  | { type: 'update'; force?: boolean; trigger?: Trigger }
+  | { type: 'retry' }
+  | { type: 'reboot' }
+  | { type: 'markGood' }
+  | { type: 'markBad' };
+
+const SETTLED = new Set(['idle', 'committed', 'rolledBack', 'failed']);
+
+/**
+ * The running agent: the update machine's actor plus the requests that act on it. It is the one
+ * owner of the journal and the boot environment while it runs.
+ */
+export class Agent {
+  private readonly actor: Actor<UpdateMachine>;
+  private lastState = '';
+
+  constructor(
+    private readonly deps: Deps,
+    journal: Journal | undefined,
+  ) {
+    const machine = createUpdateMachine(updateEffects(deps));
+    this.actor = createActor(machine, { input: { journal, now: () => deps.clock.now() } });
+    this.actor.subscribe({
+      next: (snap) => {
+        const state = String(snap.value);
+        if (state !== this.lastState) {
+          this.lastState = state;
+          const j = snap.context.journal;
+          deps.log.info(`update state: ${state}`, {
+            target: j.target?.version,
+            ...(state === 'failed' && j.error ? { error: j.error } : {}),
+          });
+        }
+      },
+      error: (e) => deps.log.error('update machine stopped on an error', { error: String(e) }),
+    });
+  }
+
+  start(): void {
+    this.actor.start();
+  }
+
+  stop(): void {
+    this.actor.stop();
+  }
+
+  /** The machine's current state name as the journal names it. */
+  get state(): string {
+    return journalStateOf(String(this.actor.getSnapshot().value));
+  }
+
+  get journal(): Journal {
+    const snap = this.actor.getSnapshot();
+    return { ...snap.context.journal, state: journalStateOf(String(snap.value)) };
+  }
+
+  async status(): Promise<Status> {
+    return collectStatus(this.deps.paths, {
+      journal: this.journal,
+      progress: this.deps.progress.snapshot(),
+      platform: this.deps.config.platform,
+    });
+  }
+
+  /** Resolves when the machine reaches a settled state (idle, committed, rolledBack, failed). */
+  waitSettled(signal?: AbortSignal): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const s = String(this.actor.getSnapshot().value);
+        if (SETTLED.has(s)) {
+          sub.unsubscribe();
+          resolve(s);
+        }
+      };
+      const sub = this.actor.subscribe(check);
+      signal?.addEventListener('abort', () => {
+        sub.unsubscribe();
+        reject(signal.reason);
+      });
+      check();
+    });
+  }
+
+  /** Carries out a request; refuses (BUSY / NOT_ALLOWED) what the current state does not allow. */
+  async request(req: AgentRequest): Promise<void> {
+    switch (req.type) {
+      case 'check':
+        return this.send({ type: 'CHECK', install: false, trigger: 'user' }, 'check for a release');
+      case 'update':
+        return this.send(
+          { type: 'CHECK', install: true, trigger: req.trigger ?? 'user', force: req.force ?? false },
+          'start an update',
+        );
+      case 'retry':
+        return this.send({ type: 'RETRY' }, 'retry', 'NOT_ALLOWED');
+      case 'reboot':
+        return this.send({ type: 'REBOOT' }, 'reboot', 'NOT_ALLOWED');
+      case 'markGood':
+      case 'markBad':
+        return this.markBooted(req.type === 'markGood' ? 'good' : 'bad');
+    }
+  }
+
+  private send(event: UpdateEvent, what: string, code: 'BUSY' | 'NOT_ALLOWED' = 'BUSY'): void {
+    const snap = this.actor.getSnapshot();
+    if (!snap.can(event)) {
+      throw new ClgwError(
+        code,
+        code === 'BUSY'
+          ? `cannot ${what}: an update is in progress (state ${this.state})`
+          : `cannot ${what} in state ${this.state}: only a failed update offers it`,
+        { details: { state: this.state } },
+      );
+    }
+    this.actor.send(event);
+  }
+
+  /** RAUC's `mark-good` / `mark-bad` for the booted slot; refused while an update runs. */
+  private async markBooted(mark: 'good' | 'bad'): Promise<void> {
+    if (!SETTLED.has(String(this.actor.getSnapshot().value))) {
+      throw new ClgwError(
+        'BUSY',
+        `cannot mark the booted slot ${mark}: an update is in progress (state ${this.state})`,
+      );
+    }
+    const slot = await readBootedSlot(this.deps.paths);
+    const env = await readGrubenv(this.deps.paths.grubenv);
+    await writeGrubenv(this.deps.paths.grubenv, mark === 'good' ? markGood(env, slot) : markBad(env, slot));
+    this.deps.log.info(`booted slot marked ${mark} by request`, { slot });
+  }
+}

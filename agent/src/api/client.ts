@@ -1,0 +1,72 @@
+import http from 'node:http';
+import { ClgwError, isErrorCode } from '../errors.js';
+import type { Status } from '../status.js';
+
+/** A client of the agent's local API over its unix socket. */
+export class AgentClient {
+  constructor(
+    private readonly socketPath: string,
+    private readonly timeoutMs = 310_000,
+  ) {}
+
+  status(): Promise<Status> {
+    return this.call('GET', '/v1/status') as Promise<Status>;
+  }
+
+  post(endpoint: string, body: Record<string, unknown> = {}): Promise<Status> {
+    return this.call('POST', endpoint, body) as Promise<Status>;
+  }
+
+  private call(method: string, endpoint: string, body?: unknown): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request(
+        {
+          socketPath: this.socketPath,
+          path: endpoint,
+          method,
+          timeout: this.timeoutMs,
+          headers: payload
+            ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+            : {},
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              reject(
+                new ClgwError('INTERNAL', `the agent answered ${endpoint} with something that is not JSON`),
+              );
+              return;
+            }
+            const err = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
+            if ((res.statusCode ?? 500) >= 400 && err) {
+              reject(
+                new ClgwError(isErrorCode(err.code) ? err.code : 'INTERNAL', String(err.message), {
+                  details: { status: res.statusCode },
+                }),
+              );
+              return;
+            }
+            resolve(parsed);
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        reject(
+          new ClgwError(
+            'AGENT_UNREACHABLE',
+            `the agent is not reachable on ${this.socketPath}: ${e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? 'not running' : e.message}`,
+            { cause: e, transient: true, details: { socket: this.socketPath } },
+          ),
+        );
+      });
+      req.end(payload);
+    });
+  }
+}

@@ -1,0 +1,111 @@
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Agent, AgentRequest } from '../agent.js';
+import { ClgwError, toClgwError } from '../errors.js';
+import type { Logger } from '../platform/log.js';
+
+const MAX_BODY = 16 * 1024;
+const updateBody = z.object({ force: z.boolean().optional() }).strict();
+const emptyBody = z.object({}).strict();
+
+/** A request without options: its body must be empty (or `{}`). */
+const plain =
+  (type: 'check' | 'retry' | 'reboot' | 'markGood' | 'markBad') =>
+  (body: unknown): AgentRequest => {
+    emptyBody.parse(body);
+    return { type };
+  };
+
+const ROUTES: Record<string, (body: unknown) => AgentRequest> = {
+  '/v1/check': plain('check'),
+  '/v1/update': (b) => ({ type: 'update', force: updateBody.parse(b).force ?? false }),
+  '/v1/retry': plain('retry'),
+  '/v1/reboot': plain('reboot'),
+  '/v1/mark-good': plain('markGood'),
+  '/v1/mark-bad': plain('markBad'),
+};
+
+function httpStatusOf(code: string): number {
+  if (code === 'BUSY' || code === 'NOT_ALLOWED') return 409;
+  if (code === 'INVALID_REQUEST') return 400;
+  return 500;
+}
+
+async function readBody(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new ClgwError('INVALID_REQUEST', `request body over ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch (e) {
+    throw new ClgwError('INVALID_REQUEST', `request body is not JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The local API: JSON over HTTP on a unix socket (root-only), for the CLI and the console.
+ * `GET /v1/status`; `POST /v1/{check,update,retry,reboot,mark-good,mark-bad}`. A check answers when
+ * it is done; an update answers at once (202) and is followed through the status.
+ */
+export async function startApiServer(
+  agent: Agent,
+  socketPath: string,
+  log: Logger,
+): Promise<{ close(): Promise<void> }> {
+  await fs.mkdir(path.dirname(socketPath), { recursive: true });
+  await fs.rm(socketPath, { force: true });
+  const server = http.createServer((req, res) => {
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(`${JSON.stringify(body)}\n`);
+    };
+    (async () => {
+      const url = new URL(req.url ?? '/', 'http://agent');
+      if (req.method === 'GET' && url.pathname === '/v1/status') return reply(200, await agent.status());
+      const route = ROUTES[url.pathname];
+      if (!route)
+        return reply(404, {
+          error: { code: 'INVALID_REQUEST', message: `no such endpoint ${url.pathname}` },
+        });
+      if (req.method !== 'POST')
+        return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use POST' } });
+      let request: AgentRequest;
+      try {
+        request = route(await readBody(req));
+      } catch (e) {
+        const msg =
+          e instanceof z.ZodError ? `invalid request: ${e.issues[0]?.message}` : toClgwError(e).message;
+        throw new ClgwError('INVALID_REQUEST', msg);
+      }
+      await agent.request(request);
+      if (request.type === 'check') {
+        await agent.waitSettled(AbortSignal.timeout(300_000));
+        return reply(200, await agent.status());
+      }
+      return reply(202, await agent.status());
+    })().catch((e) => {
+      const err = toClgwError(e);
+      log.warn('API request refused', { path: req.url, code: err.code, message: err.message });
+      reply(httpStatusOf(err.code), { error: { code: err.code, message: err.message } });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve());
+  });
+  await fs.chmod(socketPath, 0o660);
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

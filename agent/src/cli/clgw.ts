@@ -1,0 +1,222 @@
+#!/usr/bin/env node
+import { SingleBar } from 'cli-progress';
+import { AgentClient } from '../api/client.js';
+import { ClgwError, isClgwError, toClgwError } from '../errors.js';
+import { appliancePaths } from '../platform/paths.js';
+import { collectStatus, type Status } from '../status.js';
+
+/**
+ * `clgw` — the command line of the update agent.
+ *
+ * Exit codes: 0 done; 1 the operation failed (update failed or rolled back: the error code is
+ * printed); 2 usage error; 3 the agent is not reachable; 4 refused in the current state (busy,
+ * or a recovery action outside the failed state).
+ */
+const USAGE = `usage: clgw <command> [options]
+  status [--json]      state, slots, versions (from disk when the agent is down)
+  check                look for a new release (does not install)
+  update [--force]     install the newest release and follow it to the end
+                       (--force: also a release that was rolled back on this appliance)
+  retry                recovery action after a failed update: try again
+  reboot               recovery action after a failed update: restart the appliance
+  mark-good            mark the booted slot good
+  mark-bad             mark the booted slot bad (the next boot uses the other slot)
+environment: CLGW_ROOT (appliance root, default /)`;
+
+const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, refused: 4 } as const;
+
+function exitCodeOf(e: unknown): number {
+  if (!isClgwError(e)) return EXIT.failed;
+  if (e.code === 'AGENT_UNREACHABLE') return EXIT.unreachable;
+  if (e.code === 'BUSY' || e.code === 'NOT_ALLOWED') return EXIT.refused;
+  return EXIT.failed;
+}
+
+function mib(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export function formatStatus(s: Status): string {
+  const lines = [
+    `gateway OS:   ${s.gatewayVersion ?? 'unknown'} (slot ${s.bootedSlot ?? '?'}, platform ${s.platform ?? '?'})`,
+    `update state: ${s.state}${s.critical ? ' (critical phase)' : ''}${s.source === 'persisted' ? ' [agent not running: from disk]' : ''}`,
+  ];
+  if (s.progress) {
+    lines.push(
+      `progress:     ${s.progress.phase}: ${mib(s.progress.bytes)} / ${mib(s.progress.total)} (${s.progress.percent.toFixed(0)} %)`,
+    );
+  }
+  if (s.target && !['idle', 'committed', 'rolledBack'].includes(s.state)) {
+    lines.push(`target:       ${s.target.version} → slot ${s.target.slot}`);
+  }
+  if (s.error) lines.push(`error:        ${s.error.code}: ${s.error.message}`);
+  if (s.result) lines.push(`last update:  ${s.result.outcome}: ${s.result.message} (${s.result.at})`);
+  if (s.check) lines.push(`last check:   ${s.check.outcome}: ${s.check.message} (${s.check.at})`);
+  for (const slot of ['A', 'B'] as const) {
+    const v = s.slots[slot];
+    const flags = [v.booted ? 'booted' : '', v.ok ? 'good' : 'not bootable', v.try ? 'being tried' : '']
+      .filter(Boolean)
+      .join(', ');
+    lines.push(`slot ${slot}:       ${v.version ?? '(empty)'} — ${flags}`);
+  }
+  lines.push(
+    `boot order:   ${s.order.join(' ') || '?'}${s.bootEnvironment.readable ? '' : ` (boot environment unreadable: ${s.bootEnvironment.error})`}`,
+  );
+  return lines.join('\n');
+}
+
+async function follow(client: AgentClient, since: number, tty: boolean): Promise<Status> {
+  const bar = tty
+    ? new SingleBar({
+        format: ' {phase} [{bar}] {percentage}% | {done}/{all} MiB | {rate} MiB/s',
+        barCompleteChar: '#',
+        barIncompleteChar: '.',
+        hideCursor: true,
+      })
+    : undefined;
+  let barPhase = '';
+  let lastLine = '';
+  let downSince: number | undefined;
+  const say = (line: string) => {
+    if (line === lastLine) return;
+    lastLine = line;
+    if (bar && barPhase) {
+      bar.stop();
+      barPhase = '';
+    }
+    process.stdout.write(`${line}\n`);
+  };
+  for (;;) {
+    let s: Status;
+    try {
+      s = await client.status();
+      downSince = undefined;
+    } catch (e) {
+      if (!(isClgwError(e) && e.code === 'AGENT_UNREACHABLE')) throw e;
+      // The appliance reboots during an update: wait for the agent to come back.
+      downSince ??= Date.now();
+      say('appliance restarting… waiting for the agent');
+      if (Date.now() - downSince > 180_000) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
+    if (s.progress) {
+      const p = s.progress;
+      if (bar) {
+        const payload = {
+          phase: p.phase,
+          done: (p.bytes / 1048576).toFixed(1),
+          all: (p.total / 1048576).toFixed(1),
+          rate: (p.rate / 1048576).toFixed(1),
+        };
+        if (barPhase !== p.phase) {
+          if (barPhase) bar.stop();
+          bar.start(100, Math.floor(p.percent), payload);
+          barPhase = p.phase;
+          lastLine = '';
+        } else bar.update(Math.floor(p.percent), payload);
+      } else {
+        say(`${p.phase}: ${Math.floor(p.percent / 10) * 10} %`);
+      }
+    } else {
+      say(
+        `state: ${s.state}${s.target && s.state !== 'idle' ? ` (${s.target.version} → slot ${s.target.slot})` : ''}`,
+      );
+    }
+    const settled = ['idle', 'committed', 'rolledBack', 'failed'].includes(s.state);
+    const newResult = s.result !== null && Date.parse(s.result.at) >= since;
+    const newCheck = s.check !== null && Date.parse(s.check.at) >= since && s.check.outcome !== 'available';
+    if (settled && (newResult || (newCheck && s.state === 'idle'))) {
+      if (bar && barPhase) bar.stop();
+      return s;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const flags = new Set(rest);
+  const known: Record<string, string[]> = {
+    status: ['--json'],
+    check: [],
+    update: ['--force'],
+    retry: [],
+    reboot: [],
+    'mark-good': [],
+    'mark-bad': [],
+  };
+  if (!command || command === '--help' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  const allowed = known[command];
+  if (!allowed) throw new ClgwError('INVALID_REQUEST', `unknown command "${command}"`);
+  for (const f of rest)
+    if (!allowed.includes(f)) throw new ClgwError('INVALID_REQUEST', `unknown option "${f}" for ${command}`);
+
+  const paths = appliancePaths(process.env.CLGW_ROOT ?? '/');
+  const client = new AgentClient(paths.socket);
+
+  switch (command) {
+    case 'status': {
+      let s: Status;
+      try {
+        s = await client.status();
+      } catch (e) {
+        if (!(isClgwError(e) && e.code === 'AGENT_UNREACHABLE')) throw e;
+        s = await collectStatus(paths);
+      }
+      process.stdout.write(flags.has('--json') ? `${JSON.stringify(s, null, 2)}\n` : `${formatStatus(s)}\n`);
+      return EXIT.ok;
+    }
+    case 'check': {
+      const s = await client.post('/v1/check');
+      if (s.state === 'failed' && s.error) {
+        process.stderr.write(`clgw: ${s.error.code}: ${s.error.message}\n`);
+        return EXIT.failed;
+      }
+      process.stdout.write(`${s.check?.message ?? s.state}\n`);
+      return EXIT.ok;
+    }
+    case 'update': {
+      const since = Date.now() - 1000;
+      try {
+        await client.post('/v1/update', { force: flags.has('--force') });
+      } catch (e) {
+        if (!(isClgwError(e) && e.code === 'BUSY')) throw e;
+        process.stdout.write('an update is already in progress — following it\n');
+      }
+      const s = await follow(client, since, Boolean(process.stdout.isTTY));
+      // The update's own result if it got that far, else what its check found.
+      if (s.result && Date.parse(s.result.at) >= since) {
+        process.stdout.write(`${s.result.message}\n`);
+        if (s.result.outcome === 'committed') return EXIT.ok;
+        const err = s.result.error;
+        if (err) process.stderr.write(`clgw: ${err.code}: ${err.message}\n`);
+        return EXIT.failed;
+      }
+      process.stdout.write(`${s.check?.message ?? s.state}\n`);
+      return s.check?.outcome === 'rejected' ? EXIT.failed : EXIT.ok;
+    }
+    case 'retry':
+    case 'reboot':
+    case 'mark-good':
+    case 'mark-bad': {
+      const s = await client.post(`/v1/${command}`);
+      process.stdout.write(`${command}: done (state ${s.state})\n`);
+      return EXIT.ok;
+    }
+  }
+  return EXIT.usage;
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    const err = toClgwError(e);
+    process.stderr.write(`clgw: ${err.code}: ${err.message}\n`);
+    if (err.code === 'INVALID_REQUEST') process.stderr.write(`${USAGE}\n`);
+    process.exit(err.code === 'INVALID_REQUEST' ? EXIT.usage : exitCodeOf(err));
+  },
+);

@@ -1,0 +1,57 @@
+import { promises as fs } from 'node:fs';
+import { ProgressTracker } from './actors/progress.js';
+import { configPath, loadConfig } from './config.js';
+import type { Deps, RebootPort } from './deps.js';
+import { ClgwError } from './errors.js';
+import { writeJournal } from './machine/journal-file.js';
+import type { Clock } from './platform/clock.js';
+import { createHttpClient } from './platform/http.js';
+import type { Logger } from './platform/log.js';
+import type { AppliancePaths } from './platform/paths.js';
+
+export interface ComposeOptions {
+  paths: AppliancePaths;
+  clock: Clock;
+  log: Logger;
+  reboot: RebootPort;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Builds the agent's dependencies from the appliance root: configuration, pinned release roots,
+ * the download server's extra CA, the HTTP client. Used by main.ts and by tests alike, so tests
+ * run the same composition as the appliance.
+ */
+export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
+  const { paths, clock, log } = opts;
+  const config = await loadConfig(paths, opts.env);
+  const trustedRootsPem = await fs.readFile(paths.trustedRoots, 'utf8').catch((e: Error) => {
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `cannot read the pinned release roots ${paths.trustedRoots}: ${e.message}`,
+      {
+        details: { file: paths.trustedRoots },
+      },
+    );
+  });
+  let ca: string | undefined;
+  if (config.downloadCa) {
+    const file = configPath(paths, config.downloadCa);
+    ca = await fs.readFile(file, 'utf8').catch((e: Error) => {
+      throw new ClgwError('CONFIG_INVALID', `cannot read the download server CA ${file}: ${e.message}`, {
+        details: { file },
+      });
+    });
+  }
+  return {
+    paths,
+    config,
+    clock,
+    log,
+    http: createHttpClient({ clock, ca, dnsServers: config.dnsServers, ...config.http }),
+    reboot: opts.reboot,
+    progress: new ProgressTracker(() => clock.now()),
+    trustedRootsPem,
+    persistJournal: (j) => writeJournal(paths.journal, j),
+  };
+}

@@ -1,0 +1,71 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { ClgwError } from './errors.js';
+import { readJsonFile } from './platform/atomic.js';
+import type { AppliancePaths } from './platform/paths.js';
+import { PLATFORMS } from './release/schema.js';
+
+/** The vendor's download server; a local mirror is configured in development and tests. */
+export const DEFAULT_BASE_URL = 'https://download.mitel.io/';
+
+const configSchema = z
+  .object({
+    platform: z.enum(PLATFORMS),
+    baseUrl: z.url({ protocol: /^https$/ }).default(DEFAULT_BASE_URL),
+    /** Extra CA (PEM, path relative to the appliance root) trusted for the download server — a local mirror. */
+    downloadCa: z.string().optional(),
+    /** Resolve the download host through these servers instead of the system resolver. */
+    dnsServers: z.array(z.string()).max(4).optional(),
+    /** `systemd` on the appliance; `simulator` exits the agent so the boot emulator can "reboot". */
+    reboot: z.enum(['systemd', 'simulator']).default('systemd'),
+    /** Check for an update (and install it) each time the agent starts after a boot. */
+    updateAtBoot: z.boolean().default(true),
+    /** Deadline for each release health hook after a boot. */
+    healthHookTimeoutMs: z.number().int().positive().max(600_000).default(60_000),
+    http: z
+      .object({
+        connectTimeoutMs: z.number().int().positive().optional(),
+        responseTimeoutMs: z.number().int().positive().optional(),
+        idleTimeoutMs: z.number().int().positive().optional(),
+        minBytesPerSecond: z.number().int().nonnegative().optional(),
+        minThroughputWindowMs: z.number().int().positive().optional(),
+        retries: z.number().int().min(0).max(10).optional(),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof configSchema>;
+
+/**
+ * Reads `etc/clgw/agent.json`. `CLGW_BASE_URL` overrides the base URL (development only);
+ * a missing or invalid file is a CONFIG_INVALID error naming the file and the field.
+ */
+export async function loadConfig(
+  paths: AppliancePaths,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<AgentConfig> {
+  const raw = await readJsonFile(paths.config);
+  if (raw === undefined) {
+    throw new ClgwError('CONFIG_INVALID', `agent configuration ${paths.config} does not exist`, {
+      details: { file: paths.config },
+    });
+  }
+  const withEnv = env.CLGW_BASE_URL && typeof raw === 'object' ? { ...raw, baseUrl: env.CLGW_BASE_URL } : raw;
+  const parsed = configSchema.safeParse(withEnv);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `agent configuration ${paths.config}: ${issue.path.join('.') || '(top)'}: ${issue.message}`,
+      { details: { file: paths.config } },
+    );
+  }
+  return parsed.data;
+}
+
+/** A path from the configuration, which is relative to the appliance root. */
+export function configPath(paths: AppliancePaths, p: string): string {
+  return path.join(paths.root, p);
+}

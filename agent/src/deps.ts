@@ -1,0 +1,27 @@
+import type { ProgressTracker } from './actors/progress.js';
+import type { AgentConfig } from './config.js';
+import type { Journal } from './machine/journal.js';
+import type { Clock } from './platform/clock.js';
+import type { HttpClient } from './platform/http.js';
+import type { Logger } from './platform/log.js';
+import type { AppliancePaths } from './platform/paths.js';
+
+/** Restarting the appliance: `systemctl reboot` on the box, the boot emulator in the simulator. */
+export interface RebootPort {
+  reboot(reason: string): Promise<void>;
+}
+
+/** Everything the effects need, built once in main.ts — no module singletons. */
+export interface Deps {
+  paths: AppliancePaths;
+  config: AgentConfig;
+  clock: Clock;
+  log: Logger;
+  http: HttpClient;
+  reboot: RebootPort;
+  progress: ProgressTracker;
+  /** PEM of the release signing root(s) pinned on this appliance. */
+  trustedRootsPem: string;
+  /** Persist the update journal (atomic). Effects call it at download checkpoints. */
+  persistJournal(journal: Journal): Promise<void>;
+}

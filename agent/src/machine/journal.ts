@@ -1,0 +1,196 @@
+import { z } from 'zod';
+import { ERROR_CODES, type SerializedError } from '../errors.js';
+import type { SlotName } from '../platform/paths.js';
+
+/**
+ * The update journal: the update machine's persisted snapshot on the data partition. It is written
+ * (atomically) before every effect starts, so after a power cut or crash the agent knows exactly
+ * which step was under way; `resumeStep` says what that means.
+ */
+export const UPDATE_STATES = [
+  'idle',
+  'checking',
+  'downloading',
+  'verifying',
+  'installing',
+  'switching',
+  'rebooting',
+  'confirming',
+  'rollingBack',
+  'committed',
+  'rolledBack',
+  'failed',
+] as const;
+export type UpdateState = (typeof UPDATE_STATES)[number];
+
+export const JOURNAL_SCHEMA = 1;
+
+export type Trigger = 'boot' | 'window' | 'user';
+
+export interface ArtifactRef {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+/** What an update installs, fixed when the check accepted a signed release. */
+export interface UpdateTarget {
+  version: string;
+  serial: number;
+  platform: string;
+  slot: SlotName;
+  sourceSlot: SlotName;
+  sourceVersion: string;
+  artifacts: { boot: ArtifactRef; root: ArtifactRef };
+}
+
+/** How the last update attempt ended (a failed check counts as a failed attempt). */
+export interface UpdateResult {
+  outcome: 'committed' | 'rolledBack' | 'failed';
+  version: string;
+  at: string;
+  message: string;
+  error?: SerializedError;
+}
+
+/** What the last check found; kept apart so a boot-time check never hides an update's result. */
+export interface CheckResult {
+  outcome: 'upToDate' | 'available' | 'rejected';
+  version: string;
+  at: string;
+  message: string;
+}
+
+export interface Journal {
+  schema: typeof JOURNAL_SCHEMA;
+  state: UpdateState;
+  trigger?: Trigger;
+  /** Install when a release is found (false: check only). */
+  install?: boolean;
+  /** Retry a release that was rolled back on this appliance before (technician's explicit request). */
+  force?: boolean;
+  target?: UpdateTarget;
+  /** Bytes of each artifact durably written into the target slot (fsynced before recorded). */
+  written?: { boot: number; root: number };
+  /**
+   * The critical phase: set when switching the boot environment starts, `leftAt` when it is done.
+   * An `enteredAt` without `leftAt` at start-up means the switch was cut off.
+   */
+  critical?: { enteredAt: string; leftAt?: string };
+  /** Set while rebooting back to the source slot after the new one failed its health check. */
+  rollback?: { reason: SerializedError };
+  /** Why the machine is rebooting: an update, a rollback, or a user's request. */
+  reboot?: 'update' | 'rollback' | 'user';
+  error?: SerializedError;
+  result?: UpdateResult;
+  check?: CheckResult;
+  updatedAt: string;
+}
+
+const slotSchema = z.enum(['A', 'B']);
+const artifactSchema = z
+  .object({ path: z.string(), size: z.number().int().nonnegative(), sha256: z.string() })
+  .strict();
+const errorSchema = z
+  .object({
+    code: z.enum(ERROR_CODES),
+    message: z.string(),
+    transient: z.boolean(),
+    details: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export const journalSchema = z
+  .object({
+    schema: z.literal(JOURNAL_SCHEMA),
+    state: z.enum(UPDATE_STATES),
+    trigger: z.enum(['boot', 'window', 'user']).optional(),
+    install: z.boolean().optional(),
+    force: z.boolean().optional(),
+    target: z
+      .object({
+        version: z.string(),
+        serial: z.number().int(),
+        platform: z.string(),
+        slot: slotSchema,
+        sourceSlot: slotSchema,
+        sourceVersion: z.string(),
+        artifacts: z.object({ boot: artifactSchema, root: artifactSchema }).strict(),
+      })
+      .strict()
+      .optional(),
+    written: z
+      .object({ boot: z.number().int().nonnegative(), root: z.number().int().nonnegative() })
+      .strict()
+      .optional(),
+    critical: z.object({ enteredAt: z.string(), leftAt: z.string().optional() }).strict().optional(),
+    rollback: z.object({ reason: errorSchema }).strict().optional(),
+    reboot: z.enum(['update', 'rollback', 'user']).optional(),
+    error: errorSchema.optional(),
+    result: z
+      .object({
+        outcome: z.enum(['committed', 'rolledBack', 'failed']),
+        version: z.string(),
+        at: z.string(),
+        message: z.string(),
+        error: errorSchema.optional(),
+      })
+      .strict()
+      .optional(),
+    check: z
+      .object({
+        outcome: z.enum(['upToDate', 'available', 'rejected']),
+        version: z.string(),
+        at: z.string(),
+        message: z.string(),
+      })
+      .strict()
+      .optional(),
+    updatedAt: z.string(),
+  })
+  .strict();
+
+export function initialJournal(now: number): Journal {
+  return { schema: JOURNAL_SCHEMA, state: 'idle', updatedAt: new Date(now).toISOString() };
+}
+
+/** Where the machine goes at start-up, given the state the journal was left in. */
+export type ResumeStep =
+  | 'startup'
+  | 'checking'
+  | 'downloading'
+  | 'verifying'
+  | 'installing'
+  | 'criticalInterrupted'
+  | 'confirming';
+
+/**
+ * The resume table. Each interrupted state maps to the step that is safe to run next:
+ * a check is repeated; a download resumes from its durable offsets; verify and install are
+ * redone (they are idempotent); a switch that was cut off is the critical phase failing; after a
+ * reboot the new slot is confirmed. Settled states start normally.
+ */
+export function resumeStep(journal: Journal): ResumeStep {
+  switch (journal.state) {
+    case 'checking':
+      return 'checking';
+    case 'downloading':
+      return 'downloading';
+    case 'verifying':
+      return 'verifying';
+    case 'installing':
+      return 'installing';
+    case 'switching':
+      // The grubenv write is atomic, but the journal cannot tell whether it happened before the cut.
+      return journal.critical?.leftAt ? 'confirming' : 'criticalInterrupted';
+    case 'rebooting':
+    case 'confirming':
+    case 'rollingBack':
+      return journal.target ? 'confirming' : 'startup';
+    case 'idle':
+    case 'committed':
+    case 'rolledBack':
+    case 'failed':
+      return 'startup';
+  }
+}

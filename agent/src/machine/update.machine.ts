@@ -1,0 +1,488 @@
+import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import type { SerializedError } from '../errors.js';
+import {
+  type CheckResult,
+  initialJournal,
+  type Journal,
+  type ResumeStep,
+  resumeStep,
+  type Trigger,
+  type UpdateResult,
+  type UpdateState,
+  type UpdateTarget,
+} from './journal.js';
+
+/** What a check found. */
+export type CheckOutcome =
+  | { kind: 'upToDate'; version: string }
+  | { kind: 'available'; target: UpdateTarget }
+  | { kind: 'rejected'; version: string; message: string };
+
+/** What confirming the booted slot after a reboot decided. */
+export type ConfirmOutcome =
+  | { kind: 'committed'; version: string }
+  | { kind: 'rollback'; reason: SerializedError }
+  | { kind: 'rolledBack'; version: string; reason: SerializedError };
+
+/**
+ * The effects the update machine invokes. Each is idempotent (safe to run again after a cut),
+ * receives the journal that was persisted just before it started, and throws a ClgwError.
+ * The machine itself imports nothing from node: it is the pure core; `main.ts` injects these.
+ */
+export interface UpdateEffects {
+  /** Persist the journal atomically (before every effect, and on entering a settled state). */
+  persist(journal: Journal): Promise<void>;
+  /** Health-check the booted slot at start-up and mark it good when it passes. */
+  startup(journal: Journal, signal: AbortSignal): Promise<void>;
+  check(journal: Journal, signal: AbortSignal): Promise<CheckOutcome>;
+  /**
+   * Streams the artifacts into the target slot. `checkpoint` reports offsets that are durable
+   * (fsynced and persisted), so the machine's journal never falls behind the disk's.
+   */
+  download(journal: Journal, signal: AbortSignal, checkpoint: (written: Written) => void): Promise<void>;
+  verify(journal: Journal, signal: AbortSignal): Promise<void>;
+  install(journal: Journal, signal: AbortSignal): Promise<void>;
+  /** The critical phase: switch the boot environment to the target slot. */
+  switchBoot(journal: Journal, signal: AbortSignal): Promise<void>;
+  reboot(journal: Journal): Promise<void>;
+  confirm(journal: Journal, signal: AbortSignal): Promise<ConfirmOutcome>;
+  /** Mark the target slot bad so the next boot returns to the source slot. */
+  rollBack(journal: Journal, signal: AbortSignal): Promise<void>;
+}
+
+export type Written = NonNullable<Journal['written']>;
+
+export type UpdateEvent =
+  | { type: 'CHECK'; install: boolean; trigger: Trigger; force?: boolean }
+  | { type: 'RETRY' }
+  | { type: 'REBOOT' }
+  // Internal: sent back by the download actor.
+  | { type: 'CHECKPOINT'; written: Written }
+  | { type: 'DOWNLOADED' }
+  | { type: 'DOWNLOAD_FAILED'; error: unknown };
+
+export interface MachineInput {
+  journal?: Journal;
+  now: () => number;
+}
+
+interface Context {
+  journal: Journal;
+  now: () => number;
+}
+
+/** The machine state names that are not themselves journal states. */
+const TRANSIENT = new Set(['resume', 'startup', 'criticalInterrupted']);
+
+function stamp(context: Context, patch: Partial<Journal>): Journal {
+  return { ...context.journal, ...patch, updatedAt: new Date(context.now()).toISOString() };
+}
+
+function result(
+  context: Context,
+  outcome: UpdateResult['outcome'],
+  version: string,
+  message: string,
+  error?: SerializedError,
+): UpdateResult {
+  return {
+    outcome,
+    version,
+    at: new Date(context.now()).toISOString(),
+    message,
+    ...(error ? { error } : {}),
+  };
+}
+
+/** Same release into the same slot: the bytes already written into that slot are still good. */
+function sameRelease(a: UpdateTarget | undefined, b: UpdateTarget): boolean {
+  return (
+    a !== undefined &&
+    a.slot === b.slot &&
+    a.artifacts.boot.sha256 === b.artifacts.boot.sha256 &&
+    a.artifacts.root.sha256 === b.artifacts.root.sha256
+  );
+}
+
+function checkResult(context: Context, o: CheckOutcome): CheckResult {
+  const at = new Date(context.now()).toISOString();
+  switch (o.kind) {
+    case 'upToDate':
+      return {
+        outcome: 'upToDate',
+        version: o.version,
+        at,
+        message: `gateway OS ${o.version} is up to date`,
+      };
+    case 'available':
+      return {
+        outcome: 'available',
+        version: o.target.version,
+        at,
+        message: `gateway OS ${o.target.version} is available`,
+      };
+    case 'rejected':
+      return { outcome: 'rejected', version: o.version, at, message: o.message };
+  }
+}
+
+function errorOf(event: { error?: unknown }): SerializedError {
+  const e = event.error as Partial<SerializedError> & { message?: string };
+  if (e && typeof e.code === 'string' && typeof e.message === 'string') {
+    return {
+      code: e.code as SerializedError['code'],
+      message: e.message,
+      transient: Boolean(e.transient),
+      ...(e.details ? { details: e.details } : {}),
+    };
+  }
+  return { code: 'INTERNAL', message: e?.message ?? String(event.error), transient: false };
+}
+
+/**
+ * Builds the update machine around injected effects.
+ *
+ * idle → checking → downloading → verifying → installing → switching (critical) → rebooting →
+ * confirming → committed | rollingBack → rebooting → rolledBack; any effect failing → failed, from
+ * which RETRY checks again and REBOOT restarts the appliance. Every effect is wrapped so that the
+ * journal (with the state about to run) is persisted before the effect starts.
+ */
+export function createUpdateMachine(effects: UpdateEffects) {
+  /** The effect, preceded by persisting the journal it runs under. */
+  const persisted = <T>(run: (j: Journal, s: AbortSignal) => Promise<T>) =>
+    fromPromise<T, Journal>(async ({ input, signal }) => {
+      await effects.persist(input);
+      return run(input, signal);
+    });
+
+  /** Input for an effect: the journal as it will stand while the effect runs. */
+  const under =
+    (state: UpdateState) =>
+    ({ context }: { context: Context }): Journal =>
+      stamp(context, { state });
+
+  return setup({
+    types: {
+      context: {} as Context,
+      events: {} as UpdateEvent,
+      input: {} as MachineInput,
+    },
+    actors: {
+      persist: fromPromise<void, Journal>(({ input }) => effects.persist(input)),
+      // Start-up changes nothing the journal records, so nothing to persist before it.
+      startup: fromPromise<void, Journal>(({ input, signal }) => effects.startup(input, signal)),
+      check: persisted((j, s) => effects.check(j, s)),
+      download: fromCallback<UpdateEvent, Journal>(({ input, sendBack }) => {
+        const abort = new AbortController();
+        effects
+          .persist(input)
+          .then(() =>
+            effects.download(input, abort.signal, (written) => sendBack({ type: 'CHECKPOINT', written })),
+          )
+          .then(
+            () => sendBack({ type: 'DOWNLOADED' }),
+            (error: unknown) => sendBack({ type: 'DOWNLOAD_FAILED', error }),
+          );
+        return () => abort.abort();
+      }),
+      verify: persisted((j, s) => effects.verify(j, s)),
+      install: persisted((j, s) => effects.install(j, s)),
+      switchBoot: persisted((j, s) => effects.switchBoot(j, s)),
+      reboot: persisted((j) => effects.reboot(j)),
+      confirm: persisted((j, s) => effects.confirm(j, s)),
+      rollBack: persisted((j, s) => effects.rollBack(j, s)),
+    },
+    guards: {
+      resumesTo: ({ context }, step: ResumeStep) => resumeStep(context.journal) === step,
+    },
+    actions: {
+      acceptCheck: assign(({ context, event }) => {
+        if (event.type !== 'CHECK') return {};
+        return {
+          journal: stamp(context, {
+            install: event.install,
+            trigger: event.trigger,
+            force: event.force ?? false,
+            error: undefined,
+          }),
+        };
+      }),
+      recordFailure: assign(({ context, event }) => {
+        const error = errorOf(event as { error?: unknown });
+        return {
+          journal: stamp(context, {
+            error,
+            result: result(context, 'failed', context.journal.target?.version ?? '', error.message, error),
+          }),
+        };
+      }),
+    },
+  }).createMachine({
+    id: 'update',
+    context: ({ input }) => ({ journal: input.journal ?? initialJournal(input.now()), now: input.now }),
+    initial: 'resume',
+    states: {
+      /** The resume table, applied once at start-up. */
+      resume: {
+        always: [
+          { guard: { type: 'resumesTo', params: 'checking' }, target: 'checking' },
+          { guard: { type: 'resumesTo', params: 'downloading' }, target: 'downloading' },
+          { guard: { type: 'resumesTo', params: 'verifying' }, target: 'verifying' },
+          { guard: { type: 'resumesTo', params: 'installing' }, target: 'installing' },
+          { guard: { type: 'resumesTo', params: 'criticalInterrupted' }, target: 'criticalInterrupted' },
+          { guard: { type: 'resumesTo', params: 'confirming' }, target: 'confirming' },
+          { target: 'startup' },
+        ],
+      },
+      startup: {
+        invoke: {
+          id: 'startup',
+          src: 'startup',
+          input: ({ context }) => context.journal,
+          onDone: { target: 'idle' },
+          // A booted slot that fails its health check is not marked good (the bootloader falls back
+          // at the next boot); the agent stays up so the technician can see why.
+          onError: {
+            target: 'failed',
+            actions: assign(({ context, event }) => {
+              const error = errorOf(event);
+              return {
+                journal: stamp(context, {
+                  error,
+                  result: result(context, 'failed', '', error.message, error),
+                }),
+              };
+            }),
+          },
+        },
+      },
+      idle: {
+        invoke: { id: 'persist', src: 'persist', input: under('idle') },
+        on: { CHECK: { target: 'checking', actions: 'acceptCheck' } },
+      },
+      checking: {
+        invoke: {
+          id: 'check',
+          src: 'check',
+          input: under('checking'),
+          onDone: [
+            {
+              guard: ({ context, event }) =>
+                event.output.kind === 'available' && context.journal.install === true,
+              target: 'downloading',
+              actions: assign(({ context, event }) => ({
+                journal: stamp(context, {
+                  target: event.output.kind === 'available' ? event.output.target : undefined,
+                  // Retrying the same release resumes its download where the last attempt stopped.
+                  written:
+                    event.output.kind === 'available' &&
+                    sameRelease(context.journal.target, event.output.target)
+                      ? context.journal.written
+                      : { boot: 0, root: 0 },
+                  error: undefined,
+                  critical: undefined,
+                  rollback: undefined,
+                  check: checkResult(context, event.output),
+                }),
+              })),
+            },
+            {
+              target: 'idle',
+              actions: assign(({ context, event }) => ({
+                journal: stamp(context, {
+                  check: checkResult(context, event.output),
+                  target: undefined,
+                  error: undefined,
+                }),
+              })),
+            },
+          ],
+          onError: { target: 'failed', actions: 'recordFailure' },
+        },
+      },
+      downloading: {
+        invoke: { id: 'download', src: 'download', input: under('downloading') },
+        on: {
+          CHECKPOINT: {
+            actions: assign(({ context, event }) => ({
+              journal: stamp(context, { written: event.written }),
+            })),
+          },
+          DOWNLOADED: {
+            target: 'verifying',
+            actions: assign(({ context }) => {
+              const a = context.journal.target!.artifacts;
+              return { journal: stamp(context, { written: { boot: a.boot.size, root: a.root.size } }) };
+            }),
+          },
+          DOWNLOAD_FAILED: { target: 'failed', actions: 'recordFailure' },
+        },
+      },
+      verifying: {
+        invoke: {
+          id: 'verify',
+          src: 'verify',
+          input: under('verifying'),
+          onDone: 'installing',
+          onError: { target: 'failed', actions: 'recordFailure' },
+        },
+      },
+      installing: {
+        invoke: {
+          id: 'install',
+          src: 'install',
+          input: under('installing'),
+          onDone: 'switching',
+          onError: { target: 'failed', actions: 'recordFailure' },
+        },
+      },
+      /** The critical phase: entered and left with the journal marking both ends. */
+      switching: {
+        entry: assign(({ context }) => ({
+          journal: stamp(context, { critical: { enteredAt: new Date(context.now()).toISOString() } }),
+        })),
+        invoke: {
+          id: 'switchBoot',
+          src: 'switchBoot',
+          input: under('switching'),
+          onDone: {
+            target: 'rebooting',
+            actions: assign(({ context }) => ({
+              journal: stamp(context, {
+                critical: { ...context.journal.critical!, leftAt: new Date(context.now()).toISOString() },
+                reboot: 'update',
+              }),
+            })),
+          },
+          onError: { target: 'failed', actions: 'recordFailure' },
+        },
+      },
+      /** A cut inside the critical phase. The recovery path (factory reset) belongs to #3. */
+      criticalInterrupted: {
+        always: {
+          target: 'failed',
+          actions: assign(({ context }) => {
+            const error: SerializedError = {
+              code: 'CRITICAL_PHASE_FAILED',
+              message: `the update to ${context.journal.target?.version ?? '?'} was interrupted while switching the boot environment`,
+              transient: false,
+            };
+            return {
+              journal: stamp(context, {
+                error,
+                result: result(
+                  context,
+                  'failed',
+                  context.journal.target?.version ?? '',
+                  error.message,
+                  error,
+                ),
+              }),
+            };
+          }),
+        },
+      },
+      rebooting: {
+        invoke: { id: 'reboot', src: 'reboot', input: under('rebooting') },
+      },
+      confirming: {
+        invoke: {
+          id: 'confirm',
+          src: 'confirm',
+          input: under('confirming'),
+          onDone: [
+            {
+              guard: ({ event }) => event.output.kind === 'committed',
+              target: 'committed',
+              actions: assign(({ context }) => {
+                const v = context.journal.target!.version;
+                return {
+                  journal: stamp(context, {
+                    result: result(context, 'committed', v, `gateway OS ${v} is installed and committed`),
+                    reboot: undefined,
+                    error: undefined,
+                  }),
+                };
+              }),
+            },
+            {
+              guard: ({ event }) => event.output.kind === 'rollback',
+              target: 'rollingBack',
+              actions: assign(({ context, event }) => ({
+                journal: stamp(context, {
+                  rollback: { reason: event.output.kind === 'rollback' ? event.output.reason : errorOf({}) },
+                }),
+              })),
+            },
+            {
+              target: 'rolledBack',
+              actions: assign(({ context, event }) => {
+                const o = event.output;
+                const reason = o.kind === 'rolledBack' ? o.reason : errorOf({});
+                const v = context.journal.target!.version;
+                return {
+                  journal: stamp(context, {
+                    result: result(
+                      context,
+                      'rolledBack',
+                      v,
+                      `gateway OS ${v} was rolled back: ${reason.message}`,
+                      reason,
+                    ),
+                    reboot: undefined,
+                  }),
+                };
+              }),
+            },
+          ],
+          onError: { target: 'failed', actions: 'recordFailure' },
+        },
+      },
+      rollingBack: {
+        invoke: {
+          id: 'rollBack',
+          src: 'rollBack',
+          input: under('rollingBack'),
+          onDone: {
+            target: 'rebooting',
+            actions: assign(({ context }) => ({ journal: stamp(context, { reboot: 'rollback' }) })),
+          },
+          onError: { target: 'failed', actions: 'recordFailure' },
+        },
+      },
+      committed: {
+        invoke: { id: 'persist', src: 'persist', input: under('committed') },
+        on: { CHECK: { target: 'checking', actions: 'acceptCheck' } },
+      },
+      rolledBack: {
+        invoke: { id: 'persist', src: 'persist', input: under('rolledBack') },
+        on: { CHECK: { target: 'checking', actions: 'acceptCheck' } },
+      },
+      failed: {
+        invoke: { id: 'persist', src: 'persist', input: under('failed') },
+        on: {
+          CHECK: { target: 'checking', actions: 'acceptCheck' },
+          RETRY: {
+            target: 'checking',
+            actions: assign(({ context }) => ({
+              journal: stamp(context, { install: true, trigger: 'user', error: undefined }),
+            })),
+          },
+          REBOOT: {
+            target: 'rebooting',
+            actions: assign(({ context }) => ({
+              journal: stamp(context, { reboot: 'user', target: undefined }),
+            })),
+          },
+        },
+      },
+    },
+  });
+}
+
+export type UpdateMachine = ReturnType<typeof createUpdateMachine>;
+
+/** The journal state a machine state stands for (transient start-up states map to idle). */
+export function journalStateOf(value: string): UpdateState {
+  return TRANSIENT.has(value) ? 'idle' : (value as UpdateState);
+}

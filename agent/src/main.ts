@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+import { Agent } from './agent.js';
+import { startApiServer } from './api/server.js';
+import { composeDeps } from './compose.js';
+import type { RebootPort } from './deps.js';
+import { serializeError } from './errors.js';
+import type { Journal } from './machine/journal.js';
+import { readJournal } from './machine/journal-file.js';
+import { writeFileAtomic } from './platform/atomic.js';
+import { systemClock } from './platform/clock.js';
+import { execFile } from './platform/exec.js';
+import { fileLogger } from './platform/log.js';
+import { type AppliancePaths, appliancePaths } from './platform/paths.js';
+
+/** In the simulator a reboot is the agent leaving this request for the boot emulator and exiting. */
+export const REBOOT_REQUEST = 'reboot-request';
+
+function rebootPort(
+  kind: 'systemd' | 'simulator',
+  paths: AppliancePaths,
+  shutdown: () => Promise<void>,
+): RebootPort {
+  if (kind === 'systemd') {
+    return { reboot: async () => void (await execFile('systemctl', ['reboot'])) };
+  }
+  return {
+    reboot: async (reason) => {
+      await writeFileAtomic(`${paths.runDir}/${REBOOT_REQUEST}`, `${reason}\n`);
+      await shutdown();
+      process.exit(0);
+    },
+  };
+}
+
+/** The composition root: builds the dependencies, restores the journal, starts the API and the machine. */
+async function main(): Promise<void> {
+  const paths = appliancePaths(process.env.CLGW_ROOT ?? '/');
+  const clock = systemClock;
+  const log = fileLogger({
+    file: paths.logFile,
+    clock,
+    echo: process.env.CLGW_LOG_ECHO ? process.stderr : undefined,
+  });
+
+  let agent: Agent | undefined;
+  let stopApi: () => Promise<void> = async () => undefined;
+  const shutdown = async () => {
+    agent?.stop();
+    await stopApi();
+    await log.flush();
+  };
+  // The reboot port depends on the configuration, which composeDeps reads.
+  let port: RebootPort | undefined;
+  const deps = await composeDeps({ paths, clock, log, reboot: { reboot: (reason) => port!.reboot(reason) } });
+  port = rebootPort(deps.config.reboot, paths, shutdown);
+
+  let journal: Journal | undefined;
+  try {
+    journal = await readJournal(paths.journal);
+  } catch (e) {
+    // An unreadable journal cannot be trusted to resume from; start afresh and say so.
+    log.error('update journal unreadable; starting without it', { error: serializeError(e) });
+  }
+  log.info('agent starting', {
+    root: paths.root,
+    platform: deps.config.platform,
+    journalState: journal?.state ?? 'none',
+  });
+
+  agent = new Agent(deps, journal);
+  const api = await startApiServer(agent, paths.socket, log);
+  stopApi = () => api.close();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.info(`agent stopping (${sig})`);
+      void shutdown().then(() => process.exit(0));
+    });
+  }
+  agent.start();
+
+  const settled = await agent.waitSettled();
+  if (deps.config.updateAtBoot && settled !== 'failed') {
+    agent
+      .request({ type: 'update', trigger: 'boot' })
+      .catch((e) => log.warn('boot-time update not started', { error: serializeError(e) }));
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`clgw-agent: ${serializeError(e).code}: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,711 @@
+import dns, { type LookupAddress } from 'node:dns';
+import type { IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import net, { type LookupFunction } from 'node:net';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import tls from 'node:tls';
+import got, { type Request as GotRequest } from 'got';
+import { HttpsProxyAgent } from 'hpagent';
+import { ClgwError } from '../errors.js';
+import type { Clock } from './clock.js';
+import {
+  baseDetails,
+  DnsLookupError,
+  displayUrl,
+  type FailureContext,
+  hostPort,
+  httpStatus,
+  mapHttpError,
+  timedOut,
+  truncated,
+} from './http-errors.js';
+
+export { displayUrl } from './http-errors.js';
+
+/** Network settings of the download client. Every limit has a default that suits a 600 MB update. */
+export interface HttpClientOptions {
+  clock: Clock;
+  /** PEM of the CA(s) trusted for the download server in addition to Node's built-in root store. */
+  ca?: string | Buffer;
+  /** Resolve through these servers (e.g. `['127.0.0.1:5353']`); default: the system resolver. */
+  dnsServers?: string[];
+  /** Default: from HTTPS_PROXY/https_proxy and NO_PROXY/no_proxy. `null`: never use a proxy. */
+  proxy?: { url: string; noProxy?: string } | null;
+  /** Limit of each connection phase (DNS, TCP, TLS); default 10 s. */
+  connectTimeoutMs?: number;
+  /** Time from request sent to response headers; default 30 s. */
+  responseTimeoutMs?: number;
+  /** No body byte for this long → TIMED_OUT (idle); default 30 s. */
+  idleTimeoutMs?: number;
+  /** A body slower than this over `minThroughputWindowMs` → TIMED_OUT (throughput); default 1 KiB/s. */
+  minBytesPerSecond?: number;
+  /** Window of the throughput check; default 60 s. */
+  minThroughputWindowMs?: number;
+  /** Retries of `getBuffer` after a transient error; default 2. */
+  retries?: number;
+  /** First retry delay, doubled per retry, capped at 30 s; default 1 s. */
+  retryDelayMs?: number;
+}
+
+/** The download client the agent uses for compat.yaml, its signature and the artifacts. */
+export interface HttpClient {
+  /** Whole small body (compat.yaml and its signature); deadline-bound; refuses bodies over maxBytes. */
+  getBuffer(
+    url: string,
+    opts: { maxBytes: number; deadlineMs?: number; signal?: AbortSignal },
+  ): Promise<Buffer>;
+  /**
+   * Body stream of a large artifact from `offset` (Range request). `start` is where the stream really
+   * begins: `offset` on 206, 0 when the server ignored Range (200). Validates Content-Range and
+   * Content-Length against expectedSize; the stream fails with SIZE_EXCEEDED rather than deliver a
+   * byte past expectedSize, and with ARTIFACT_TRUNCATED when it ends short.
+   */
+  openStream(
+    url: string,
+    opts: { offset?: number; expectedSize: number; signal?: AbortSignal },
+  ): Promise<{ stream: Readable; start: number }>;
+}
+
+const MAX_REDIRECTS = 3;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const USER_AGENT = 'clgw-agent';
+
+/**
+ * Builds the HTTPS client. Fails with PROXY_INVALID when the configured or environment proxy is not
+ * a usable URL, so a bad setting shows up at start and not in the middle of an update.
+ */
+export function createHttpClient(options: HttpClientOptions): HttpClient {
+  const clock = options.clock;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const responseTimeoutMs = options.responseTimeoutMs ?? 30_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+  const minBytesPerSecond = options.minBytesPerSecond ?? 1024;
+  const windowMs = options.minThroughputWindowMs ?? 60_000;
+  const retries = options.retries ?? 2;
+  const retryDelayMs = options.retryDelayMs ?? 1000;
+
+  // Passing `ca` to TLS replaces the root store, so the built-in roots are added back explicitly;
+  // one secure context is built once instead of re-parsing ~150 roots for every connection.
+  const secureContext =
+    options.ca === undefined
+      ? undefined
+      : tls.createSecureContext({ ca: [...tls.rootCertificates, options.ca.toString()] });
+  const agentOptions: https.AgentOptions = { keepAlive: false, ...(secureContext ? { secureContext } : {}) };
+  const directAgent = new https.Agent(agentOptions);
+
+  const proxySetting = options.proxy === undefined ? proxyFromEnv(process.env) : (options.proxy ?? undefined);
+  const proxyUrl = proxySetting ? parseProxyUrl(proxySetting.url) : undefined;
+  const proxyAgent = proxyUrl ? new HttpsProxyAgent({ ...agentOptions, proxy: proxyUrl }) : undefined;
+  const proxyHostPort = proxyUrl ? hostPort(proxyUrl) : undefined;
+
+  const shownDnsServers = options.dnsServers?.length ? options.dnsServers : systemDnsServers();
+  const lookup = options.dnsServers?.length
+    ? resolverLookup(options.dnsServers, connectTimeoutMs)
+    : systemLookup(shownDnsServers);
+
+  const client = got.extend({
+    retry: { limit: 0 },
+    followRedirect: false,
+    throwHttpErrors: false,
+    decompress: false,
+    http2: false,
+    dnsLookup: lookup,
+    timeout: {
+      lookup: connectTimeoutMs,
+      connect: connectTimeoutMs,
+      secureConnect: connectTimeoutMs,
+      response: responseTimeoutMs,
+    },
+  });
+
+  function route(url: URL): { agent: https.Agent; proxy?: string } {
+    if (
+      proxyAgent &&
+      proxyHostPort &&
+      !bypassesProxy(url.hostname, effectivePort(url), proxySetting?.noProxy)
+    ) {
+      return { agent: proxyAgent, proxy: proxyHostPort };
+    }
+    return { agent: directAgent };
+  }
+
+  function contextFor(url: URL, proxy: string | undefined): FailureContext {
+    return {
+      url,
+      ...(proxy ? { proxy } : {}),
+      dnsServers: shownDnsServers,
+      connectTimeoutMs,
+      responseTimeoutMs,
+      inBody: false,
+    };
+  }
+
+  /** One request, up to its response headers. Errors after that are parked for the body monitor. */
+  function requestOnce(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
+    const { agent, proxy } = route(url);
+    const ctx = contextFor(url, proxy);
+    if (signal.aborted) return Promise.reject(signal.reason);
+    const req = client.stream(url, {
+      headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'identity', ...headers },
+      agent: { https: agent },
+    });
+    const exchange: Exchange = { req, ctx, status: 0, headers: {} };
+    const onAbort = () => req.destroy(asError(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.once('close', () => signal.removeEventListener('abort', onAbort));
+
+    return new Promise<Exchange>((resolve, reject) => {
+      let settled = false;
+      // got arms its phase timers only on sockets it sees connecting; a proxy tunnel hands over an
+      // already connected one. This backstop bounds the whole way to the headers in every case.
+      const backstop = new AbortController();
+      const settle = () => {
+        settled = true;
+        backstop.abort();
+      };
+      clock.sleep(connectTimeoutMs + responseTimeoutMs, backstop.signal).then(
+        () => {
+          if (settled) return;
+          ctx.timings = req.timings;
+          const phase = !req.timings?.connect ? 'connect' : !req.timings.secureConnect ? 'tls' : 'response';
+          req.destroy(timedOut(phase, phase === 'response' ? responseTimeoutMs : connectTimeoutMs, ctx));
+        },
+        () => undefined,
+      );
+      req.on('error', (e: unknown) => {
+        ctx.timings = req.timings;
+        if (!settled) {
+          settle();
+          reject(signal.aborted ? signal.reason : mapHttpError(e, ctx));
+          return;
+        }
+        if (exchange.onError) exchange.onError(e);
+        else exchange.error ??= e;
+      });
+      req.once(
+        'response',
+        (res: { statusCode: number; statusMessage?: string; headers: IncomingHttpHeaders }) => {
+          if (settled) return;
+          settle();
+          ctx.timings = req.timings;
+          ctx.inBody = true;
+          exchange.status = res.statusCode;
+          exchange.statusMessage = res.statusMessage;
+          exchange.headers = res.headers;
+          resolve(exchange);
+        },
+      );
+    });
+  }
+
+  /** A request with same-host HTTPS redirects followed (at most MAX_REDIRECTS), others refused. */
+  async function open(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      const ex = await requestOnce(current, headers, signal);
+      if (!REDIRECT_STATUSES.has(ex.status)) return ex;
+      ex.req.destroy();
+      const location = ex.headers.location;
+      const ctx = contextFor(current, ex.ctx.proxy);
+      if (!location) {
+        throw new ClgwError(
+          'HTTP_STATUS',
+          `GET ${displayUrl(current)} returned HTTP ${ex.status} without a Location header`,
+          { details: { ...baseDetails(ctx), status: ex.status } },
+        );
+      }
+      let next: URL;
+      try {
+        next = new URL(location, current);
+      } catch {
+        throw redirectRefused(current, location, 'the Location is not a valid URL');
+      }
+      if (next.protocol !== 'https:') {
+        throw redirectRefused(current, location, `it leaves HTTPS (${next.protocol.replace(':', '')})`);
+      }
+      if (next.hostname !== url.hostname || effectivePort(next) !== effectivePort(url)) {
+        throw redirectRefused(current, location, `it leaves the download server ${hostPort(url)}`);
+      }
+      if (hop >= MAX_REDIRECTS) {
+        throw redirectRefused(current, location, `more than ${MAX_REDIRECTS} redirects`);
+      }
+      current = next;
+    }
+  }
+
+  /** Wires the body of an exchange through a monitor that enforces size, idle and throughput limits. */
+  function monitorBody(ex: Exchange, limits: { maxBytes: number; expected?: number }, signal: AbortSignal) {
+    const monitor = new BodyMonitor({
+      clock,
+      ctx: ex.ctx,
+      maxBytes: limits.maxBytes,
+      ...(limits.expected !== undefined ? { expected: limits.expected } : {}),
+      idleMs: idleTimeoutMs,
+      minBytesPerSecond,
+      windowMs,
+    });
+    ex.onError = (e) => {
+      monitor.destroy(
+        signal.aborted
+          ? asError(signal.reason)
+          : mapHttpError(e, { ...ex.ctx, received: monitor.received, expected: limits.expected }),
+      );
+    };
+    if (ex.error !== undefined) ex.onError(ex.error);
+    monitor.once('close', () => {
+      if (!ex.req.destroyed) ex.req.destroy();
+    });
+    ex.req.pipe(monitor);
+    return monitor;
+  }
+
+  async function getOnce(url: URL, maxBytes: number, signal: AbortSignal): Promise<Buffer> {
+    const ex = await open(url, {}, signal);
+    const ctx = ex.ctx;
+    if (ex.status !== 200) {
+      ex.req.destroy();
+      throw httpStatus(ex.status, ex.statusMessage, ctx);
+    }
+    const declared = contentLength(ex.headers);
+    if (declared !== undefined && declared > maxBytes) {
+      ex.req.destroy();
+      throw sizeExceeded(ctx, maxBytes, `the server declares ${declared} bytes`);
+    }
+    const body = monitorBody(
+      ex,
+      { maxBytes, ...(declared !== undefined ? { expected: declared } : {}) },
+      signal,
+    );
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  return {
+    async getBuffer(url, opts) {
+      const target = parseHttpsUrl(url);
+      const stop = new AbortController();
+      const deadline = new AbortController();
+      const signals = [deadline.signal, ...(opts.signal ? [opts.signal] : [])];
+      const signal = AbortSignal.any(signals);
+      const deadlineAt = opts.deadlineMs === undefined ? undefined : clock.now() + opts.deadlineMs;
+      if (opts.deadlineMs !== undefined) {
+        const limit = opts.deadlineMs;
+        clock.sleep(limit, stop.signal).then(
+          () => deadline.abort(timedOut('deadline', limit, contextFor(target, route(target).proxy))),
+          () => undefined,
+        );
+      }
+      try {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            return await getOnce(target, opts.maxBytes, signal);
+          } catch (e) {
+            if (signal.aborted) throw signal.reason;
+            const delay = Math.min(30_000, retryDelayMs * 2 ** attempt);
+            const retryable = e instanceof ClgwError && e.transient && attempt < retries;
+            if (!retryable || (deadlineAt !== undefined && clock.now() + delay >= deadlineAt)) throw e;
+            await clock.sleep(delay, signal);
+          }
+        }
+      } finally {
+        stop.abort();
+      }
+    },
+
+    async openStream(url, opts) {
+      const target = parseHttpsUrl(url);
+      const size = opts.expectedSize;
+      const offset = opts.offset ?? 0;
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) {
+        throw new ClgwError(
+          'INVALID_REQUEST',
+          `cannot fetch ${displayUrl(target)} from offset ${offset}: outside 0…${size}`,
+          { details: { url: displayUrl(target), offset, expectedSize: size } },
+        );
+      }
+      // Nothing left to fetch: a Range of `bytes=<size>-` would only earn a 416.
+      if (offset === size) return { stream: Readable.from([]), start: size };
+      const signal = opts.signal ?? new AbortController().signal;
+      const ex = await open(target, offset > 0 ? { range: `bytes=${offset}-` } : {}, signal);
+      const ctx = ex.ctx;
+      let start: number;
+      try {
+        start = checkArtifactResponse(ex, offset, size);
+      } catch (e) {
+        ex.req.destroy();
+        throw e;
+      }
+      const remaining = size - start;
+      const stream = monitorBody(ex, { maxBytes: remaining, expected: remaining }, signal);
+      ctx.expected = remaining;
+      return { stream, start };
+    },
+  };
+}
+
+/** Where the response to an artifact request really starts, after checking it fits `size`. */
+function checkArtifactResponse(ex: Exchange, offset: number, size: number): number {
+  const ctx = ex.ctx;
+  let start: number;
+  if (ex.status === 206) {
+    const range = parseContentRange(ex.headers['content-range']);
+    if (!range || range.start !== offset) {
+      throw new ClgwError(
+        'RANGE_NOT_SUPPORTED',
+        `${hostPort(ctx.url)} answered the request for bytes ${offset}- of ${displayUrl(ctx.url)} with ` +
+          `Content-Range "${ex.headers['content-range'] ?? ''}"`,
+        {
+          transient: false,
+          details: { ...baseDetails(ctx), contentRange: ex.headers['content-range'], offset },
+        },
+      );
+    }
+    if (range.total !== undefined && range.total !== size) {
+      throw sizeMismatch(ctx, range.total, size);
+    }
+    if (range.end !== size - 1) throw sizeMismatch(ctx, range.end + 1, size);
+    start = offset;
+  } else if (ex.status === 200) {
+    start = 0;
+  } else {
+    throw httpStatus(ex.status, ex.statusMessage, ctx);
+  }
+  const declared = contentLength(ex.headers);
+  if (declared !== undefined && declared !== size - start) throw sizeMismatch(ctx, start + declared, size);
+  return start;
+}
+
+interface Exchange {
+  req: GotRequest;
+  ctx: FailureContext;
+  status: number;
+  statusMessage?: string | undefined;
+  headers: IncomingHttpHeaders;
+  /** An error that arrived after the headers but before the body monitor was attached. */
+  error?: unknown;
+  onError?: (e: unknown) => void;
+}
+
+interface MonitorOptions {
+  clock: Clock;
+  ctx: FailureContext;
+  /** Hard cap: a byte past it fails the stream with SIZE_EXCEEDED, and is never delivered. */
+  maxBytes: number;
+  /** Exact length: an end before it fails the stream with ARTIFACT_TRUNCATED. */
+  expected?: number;
+  idleMs: number;
+  minBytesPerSecond: number;
+  windowMs: number;
+}
+
+/**
+ * Passes body bytes through unchanged while counting them, and fails the stream when the server
+ * sends too much, stops sending, or sends too slowly. Time spent waiting on a slow consumer (back-
+ * pressure: our own disk) is not held against the server.
+ */
+class BodyMonitor extends Transform {
+  received = 0;
+  private readonly stopWatch = new AbortController();
+  private lastByteAt: number;
+  private windowStart: number;
+  private windowBytes = 0;
+  private windowBackpressured = false;
+
+  constructor(private readonly o: MonitorOptions) {
+    super({ highWaterMark: 64 * 1024 });
+    this.lastByteAt = o.clock.now();
+    this.windowStart = this.lastByteAt;
+    this.once('close', () => this.stopWatch.abort());
+    void this.watch();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.received + chunk.length > this.o.maxBytes) {
+      done(
+        sizeExceeded(
+          { ...this.o.ctx, received: this.received },
+          this.o.maxBytes,
+          `the server sent more than ${this.o.maxBytes} bytes`,
+        ),
+      );
+      return;
+    }
+    this.received += chunk.length;
+    this.windowBytes += chunk.length;
+    this.lastByteAt = this.o.clock.now();
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.o.expected !== undefined && this.received < this.o.expected) {
+      done(
+        truncated(
+          { ...this.o.ctx, received: this.received, expected: this.o.expected },
+          `the server ended the body`,
+        ),
+      );
+      return;
+    }
+    done();
+  }
+
+  private consumerIsBehind(): boolean {
+    return this.readableLength >= this.readableHighWaterMark;
+  }
+
+  private async watch(): Promise<void> {
+    const { clock, idleMs, windowMs, minBytesPerSecond } = this.o;
+    const tick = Math.max(25, Math.min(1000, Math.floor(Math.min(idleMs, windowMs) / 4)));
+    for (;;) {
+      try {
+        await clock.sleep(tick, this.stopWatch.signal);
+      } catch {
+        return;
+      }
+      if (this.destroyed || this.writableFinished) return;
+      const now = clock.now();
+      const ctx = { ...this.o.ctx, received: this.received, expected: this.o.expected };
+      if (this.consumerIsBehind()) {
+        this.lastByteAt = now;
+        this.windowBackpressured = true;
+      }
+      if (now - this.lastByteAt >= idleMs) {
+        this.destroy(timedOut('idle', idleMs, ctx));
+        return;
+      }
+      const elapsed = now - this.windowStart;
+      if (minBytesPerSecond > 0 && elapsed >= windowMs) {
+        if (!this.windowBackpressured && this.windowBytes * 1000 < minBytesPerSecond * elapsed) {
+          const what =
+            `${hostPort(ctx.url)} sent ${this.windowBytes} bytes in ${elapsed} ms, below the minimum of ` +
+            `${minBytesPerSecond} bytes/s over ${windowMs} ms`;
+          this.destroy(timedOut('throughput', windowMs, ctx, what));
+          return;
+        }
+        this.windowStart = now;
+        this.windowBytes = 0;
+        this.windowBackpressured = false;
+      }
+    }
+  }
+}
+
+function sizeExceeded(ctx: FailureContext, limit: number, how: string): ClgwError {
+  return new ClgwError(
+    'SIZE_EXCEEDED',
+    `${displayUrl(ctx.url)} is larger than allowed: ${how}, the limit is ${limit} bytes`,
+    { transient: false, details: { ...baseDetails(ctx), limit, received: ctx.received } },
+  );
+}
+
+/** The server's idea of the artifact's size disagrees with compat.yaml's. Not worth a retry. */
+function sizeMismatch(ctx: FailureContext, serverSize: number, size: number): ClgwError {
+  if (serverSize > size) return sizeExceeded(ctx, size, `the server declares ${serverSize} bytes`);
+  return new ClgwError(
+    'ARTIFACT_TRUNCATED',
+    `${displayUrl(ctx.url)} on ${hostPort(ctx.url)} has ${serverSize} bytes, but ${size} were expected`,
+    { transient: false, details: { ...baseDetails(ctx), serverSize, expected: size } },
+  );
+}
+
+function redirectRefused(from: URL, location: string, why: string): ClgwError {
+  return new ClgwError(
+    'REDIRECT_REFUSED',
+    `refused redirect from ${displayUrl(from)} to ${location}: ${why}`,
+    { transient: false, details: { url: displayUrl(from), host: from.hostname, location } },
+  );
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
+
+function contentLength(headers: IncomingHttpHeaders): number | undefined {
+  const raw = headers['content-length'];
+  if (raw === undefined || !/^\d+$/.test(raw)) return undefined;
+  return Number(raw);
+}
+
+function effectivePort(url: URL): number {
+  return Number(url.port || (url.protocol === 'http:' ? 80 : 443));
+}
+
+function parseHttpsUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ClgwError('CONFIG_INVALID', `not a valid URL: ${raw}`, { details: { url: raw } });
+  }
+  if (url.protocol !== 'https:') {
+    throw new ClgwError('CONFIG_INVALID', `only https:// URLs are fetched, not ${displayUrl(url)}`, {
+      details: { url: displayUrl(url) },
+    });
+  }
+  return url;
+}
+
+/** `Content-Range: bytes <start>-<end>/<total|*>` of a 206 response; undefined when malformed. */
+export function parseContentRange(
+  header: string | undefined,
+): { start: number; end: number; total?: number } | undefined {
+  const m = header ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header.trim()) : null;
+  if (!m) return undefined;
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) return undefined;
+  return m[3] === '*' ? { start, end } : { start, end, total: Number(m[3]) };
+}
+
+/** The proxy setting from the environment, HTTPS_PROXY over https_proxy (as Go's httpproxy does). */
+export function proxyFromEnv(env: NodeJS.ProcessEnv): { url: string; noProxy?: string } | undefined {
+  const url = env.HTTPS_PROXY || env.https_proxy;
+  if (!url) return undefined;
+  const noProxy = env.NO_PROXY || env.no_proxy;
+  return noProxy ? { url, noProxy } : { url };
+}
+
+/** A proxy URL (`http://[user:pass@]host:port`; bare `host:port` means http), or PROXY_INVALID. */
+export function parseProxyUrl(raw: string): URL {
+  const text = raw.includes('://') ? raw : `http://${raw}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ClgwError('PROXY_INVALID', `proxy setting "${raw}" is not a valid URL`, {
+      details: { proxy: raw },
+    });
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    throw new ClgwError(
+      'PROXY_INVALID',
+      `proxy setting "${raw}" must be http://host:port or https://host:port`,
+      { details: { proxy: raw } },
+    );
+  }
+  return url;
+}
+
+/**
+ * Whether a request to `hostname:port` goes direct rather than through the proxy. Follows Go's
+ * NO_PROXY rules (the vendor's agent is Go): `*` bypasses everything; `example.com` matches the
+ * name and its subdomains; `.example.com` (or `*.example.com`) only subdomains; an entry may carry
+ * `:port`; IPv4 CIDR blocks match addresses. Loopback is never proxied.
+ */
+export function bypassesProxy(hostname: string, port: number, noProxy: string | undefined): boolean {
+  const host = hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (host === 'localhost' || isLoopback(host)) return true;
+  for (const raw of (noProxy ?? '').split(/[\s,]+/)) {
+    let entry = raw.trim().toLowerCase();
+    if (entry === '') continue;
+    if (entry === '*') return true;
+    if (entry.includes('/')) {
+      if (inCidr4(host, entry)) return true;
+      continue;
+    }
+    let entryPort: number | undefined;
+    const withPort = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
+    if (withPort) {
+      entry = withPort[1]!;
+      entryPort = Number(withPort[2]);
+    }
+    entry = entry.replace(/^\[(.*)\]$/, '$1');
+    if (entryPort !== undefined && entryPort !== port) continue;
+    if (entry.startsWith('*.')) entry = entry.slice(1);
+    if (net.isIP(entry) !== 0) {
+      if (entry === host) return true;
+    } else if (entry.startsWith('.')) {
+      if (host.endsWith(entry)) return true;
+    } else if (host === entry || host.endsWith(`.${entry}`)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+function isLoopback(host: string): boolean {
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  return host === '::1';
+}
+
+function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
+}
+
+function inCidr4(host: string, cidr: string): boolean {
+  const [base, bitsText] = cidr.split('/');
+  if (!base || !bitsText || !net.isIPv4(base) || !net.isIPv4(host)) return false;
+  const bits = Number(bitsText);
+  if (!Number.isInteger(bits) || bits < 0 || bits > 32) return false;
+  const size = 2 ** (32 - bits);
+  return Math.floor(ipv4ToInt(host) / size) === Math.floor(ipv4ToInt(base) / size);
+}
+
+/** The system's DNS servers as `addr:port`, for messages. */
+function systemDnsServers(): string[] {
+  return dns.getServers().map(withDnsPort);
+}
+
+function withDnsPort(server: string): string {
+  if (net.isIPv4(server)) return `${server}:53`;
+  if (net.isIPv6(server)) return `[${server}]:53`;
+  return server;
+}
+
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
+
+function answer(callback: LookupCallback, all: boolean, addresses: LookupAddress[]): void {
+  if (all) callback(null, addresses);
+  else callback(null, addresses[0]!.address, addresses[0]!.family);
+}
+
+/** Lookup through the system resolver (getaddrinfo: /etc/hosts, then DNS) with named failures. */
+function systemLookup(servers: readonly string[]): LookupFunction {
+  return ((hostname: string, options: dns.LookupOptions, callback: LookupCallback) => {
+    dns.lookup(hostname, { family: options.family ?? 0, all: true }, (err, addresses) => {
+      if (err) callback(new DnsLookupError(hostname, servers, err.code ?? 'ENOTFOUND'), []);
+      else if (addresses.length === 0) callback(new DnsLookupError(hostname, servers, 'ENODATA'), []);
+      else answer(callback, options.all === true, addresses);
+    });
+  }) as LookupFunction;
+}
+
+/**
+ * Lookup through the configured DNS servers only (c-ares, no /etc/hosts): A first, AAAA when the
+ * name has no A record. `localhost` is answered locally, as RFC 6761 asks.
+ */
+function resolverLookup(servers: readonly string[], timeoutMs: number): LookupFunction {
+  // c-ares doubles the timeout on its second try: t + 2t stays within the connect limit.
+  const resolver = new dns.promises.Resolver({ timeout: Math.max(50, Math.floor(timeoutMs / 3)), tries: 2 });
+  resolver.setServers([...servers]);
+  return ((hostname: string, options: dns.LookupOptions, callback: LookupCallback) => {
+    const all = options.all === true;
+    if (hostname === 'localhost') {
+      answer(callback, all, [{ address: '127.0.0.1', family: 4 }]);
+      return;
+    }
+    const resolve = async (): Promise<LookupAddress[]> => {
+      const order: (4 | 6)[] = options.family === 6 ? [6] : options.family === 4 ? [4] : [4, 6];
+      let lastCode = 'ENODATA';
+      for (const family of order) {
+        try {
+          const found = family === 4 ? await resolver.resolve4(hostname) : await resolver.resolve6(hostname);
+          if (found.length > 0) return found.map((address) => ({ address, family }));
+        } catch (e) {
+          lastCode = (e as NodeJS.ErrnoException).code ?? 'EBADRESP';
+          if (lastCode !== 'ENODATA') break;
+        }
+      }
+      throw new DnsLookupError(hostname, servers, lastCode, lastCode === 'ETIMEOUT' ? timeoutMs : undefined);
+    };
+    resolve().then(
+      (addresses) => answer(callback, all, addresses),
+      (e: NodeJS.ErrnoException) => callback(e, []),
+    );
+  }) as LookupFunction;
+}

@@ -1,0 +1,159 @@
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { ClgwError } from '../errors.js';
+import { type Compat, formatPath, validateCompat } from './schema.js';
+
+/**
+ * Turning compat.yaml bytes into a validated `Compat`. Pure: no file or network access.
+ *
+ * The YAML subset accepted is deliberately small — block or flow mappings, lists and plain or
+ * quoted scalars. A signed release document has no use for anchors, aliases, tags, directives or
+ * several documents per file, and each of them is a way to make two readers disagree about what
+ * was signed (or to blow up memory, as "billion laughs" alias bombs do), so all are refused.
+ */
+
+/** Far above any real compat.yaml (a few KiB), small enough that parsing it costs nothing. */
+export const MAX_COMPAT_BYTES = 256 * 1024;
+/** Schema v1 nests 6 levels deep; anything far deeper is hostile. */
+const MAX_DEPTH = 16;
+
+/**
+ * Parses and validates compat.yaml. Throws `YAML_INVALID` (size, encoding, syntax, forbidden
+ * YAML features, numbers out of range — with line and column) or `COMPAT_INVALID` (schema).
+ * `source` names the document in messages (a file path or URL).
+ */
+export function parseCompat(text: string | Uint8Array, source = 'compat.yaml'): Compat {
+  const str = decode(text, source);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(str, {
+    schema: 'core',
+    version: '1.2',
+    strict: true,
+    uniqueKeys: true,
+    stringKeys: true,
+    merge: false,
+    resolveKnownTags: false,
+    customTags: [],
+    prettyErrors: true,
+    lineCounter,
+  });
+  const at = (offset: number | undefined): string => {
+    if (offset === undefined) return '';
+    const { line, col } = lineCounter.linePos(offset);
+    return ` at line ${line}, column ${col}`;
+  };
+
+  const first = doc.errors[0];
+  if (first) {
+    const pos = first.linePos?.[0];
+    const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+    const reason = first.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? first.code;
+    throw new ClgwError('YAML_INVALID', `${source} is not valid YAML${where}: ${reason}`, {
+      details: { source, yamlCode: first.code, line: pos?.line, column: pos?.col },
+    });
+  }
+  if (doc.directives?.yaml.explicit)
+    throw yamlInvalid(source, 'a %YAML directive is not allowed (the document is YAML 1.2)');
+
+  walk(doc.contents as Node | null, (problem, offset, path) =>
+    yamlInvalid(source, `${problem}${path ? ` (${path})` : ''}${at(offset)}`),
+  );
+
+  // Aliases are already refused, so conversion cannot expand anything; 0 makes that doubly sure.
+  const data = doc.toJS({ maxAliasCount: 0 }) as unknown;
+  return validateCompat(data, source);
+}
+
+function decode(text: string | Uint8Array, source: string): string {
+  const size = typeof text === 'string' ? utf8Length(text) : text.byteLength;
+  if (size > MAX_COMPAT_BYTES)
+    throw new ClgwError(
+      'YAML_INVALID',
+      `${source} exceeds the ${MAX_COMPAT_BYTES}-byte limit of a release document`,
+      { details: { source, limit: MAX_COMPAT_BYTES } },
+    );
+  if (typeof text === 'string') return text;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(text);
+  } catch (e) {
+    throw new ClgwError('YAML_INVALID', `${source} is not valid UTF-8`, { cause: e, details: { source } });
+  }
+}
+
+/**
+ * UTF-8 length without allocating the encoded copy, stopping once past the limit, so an oversized
+ * string is refused cheaply.
+ */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 4;
+      i++;
+    } else n += 3;
+    if (n > MAX_COMPAT_BYTES) return n;
+  }
+  return n;
+}
+
+function yamlInvalid(source: string, message: string): ClgwError {
+  return new ClgwError('YAML_INVALID', `${source} is not allowed: ${message}`, { details: { source } });
+}
+
+type Fail = (problem: string, offset: number | undefined, path: string) => ClgwError;
+
+/**
+ * Refuses what the composer accepted but we do not: anchors, aliases, explicit tags, nesting
+ * deeper than MAX_DEPTH, and numbers a JS number cannot hold exactly. Iterative, so a hostile
+ * depth cannot overflow the stack here either.
+ */
+function walk(root: Node | null, fail: Fail): void {
+  const stack: { node: unknown; path: (string | number)[] }[] = [{ node: root, path: [] }];
+  while (stack.length > 0) {
+    const { node, path } = stack.pop()!;
+    if (node === null || node === undefined) continue;
+    const offset = (node as { range?: [number, number, number] }).range?.[0];
+    const where = formatPath(path);
+    if (path.length > MAX_DEPTH) throw fail(`nesting deeper than ${MAX_DEPTH} levels`, offset, where);
+    if (isAlias(node)) throw fail(`alias *${node.source} is not allowed`, offset, where);
+    if (isScalar(node) || isMap(node) || isSeq(node)) {
+      if (node.anchor) throw fail(`anchor &${node.anchor} is not allowed`, offset, where);
+      if (node.tag)
+        throw fail(`tag ${node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed`, offset, where);
+    }
+    if (isScalar(node)) {
+      checkNumber(node.value, node.source, offset, where, fail);
+    } else if (isMap(node)) {
+      // Pushed last-to-first so that the first offence in document order is the one reported.
+      for (let i = node.items.length - 1; i >= 0; i--) {
+        const pair = node.items[i];
+        if (!isPair(pair)) continue;
+        const key = pair.key as Node | null;
+        // stringKeys already made every key a scalar; its text names the child in messages.
+        const name = isScalar(key) ? String(key.value) : '?';
+        stack.push({ node: pair.value, path: [...path, name] });
+        if (key) stack.push({ node: key, path });
+      }
+    } else if (isSeq(node)) {
+      for (let i = node.items.length - 1; i >= 0; i--)
+        stack.push({ node: node.items[i], path: [...path, i] });
+    }
+  }
+}
+
+function checkNumber(
+  value: unknown,
+  source: string | undefined,
+  offset: number | undefined,
+  where: string,
+  fail: Fail,
+): void {
+  if (typeof value !== 'number') return;
+  const text = source ?? String(value);
+  if (!Number.isFinite(value)) throw fail(`number ${text} is out of range`, offset, where);
+  // 99999999999999999999 parses as 1e20: the document says one thing, the number holds another.
+  if (Number.isInteger(value) && !Number.isSafeInteger(value))
+    throw fail(`number ${text} is too large to be exact (max ${Number.MAX_SAFE_INTEGER})`, offset, where);
+}

@@ -1,0 +1,117 @@
+import semver from 'semver';
+import { ClgwError } from '../errors.js';
+import {
+  type Compat,
+  compatPlatforms,
+  isStrictSemver,
+  type Platform,
+  type PlatformRelease,
+  parseUtcTimestamp,
+} from './schema.js';
+
+/**
+ * The version rules: given a verified, parsed compat.yaml and what the appliance knows about
+ * itself, is there something to install? Pure; every refusal is its own error code so the
+ * console and the portal can say exactly why.
+ */
+
+export interface UpdateContext {
+  platform: Platform;
+  /** The gateway OS release of the running slot. */
+  runningVersion: string;
+  /** The highest release ever installed here (kept on the data partition); blocks rollback attacks. */
+  highestVersion?: string;
+  /** The serial of the last compat.yaml accepted; an older one is a replay. */
+  lastSerial?: number;
+  /** Milliseconds since the epoch. */
+  now: number;
+}
+
+export type UpdateDecision =
+  | { kind: 'up-to-date'; version: string; serial: number }
+  | { kind: 'update'; release: PlatformRelease; serial: number };
+
+/**
+ * Decides between "up to date" and "update to this release", checking in order: document
+ * expired (`RELEASE_EXPIRED`), replayed older document (`SERIAL_REPLAYED`), platform absent
+ * (`PLATFORM_MISMATCH`), release older than the running or highest installed version
+ * (`DOWNGRADE_REFUSED`), same version (up to date), running version below the release's
+ * `minSourceVersion` (`SOURCE_VERSION_TOO_OLD`).
+ */
+export function decideUpdate(compat: Compat, ctx: UpdateContext): UpdateDecision {
+  const running = requireVersion('running version', ctx.runningVersion);
+  const highest =
+    ctx.highestVersion === undefined
+      ? undefined
+      : requireVersion('highest installed version', ctx.highestVersion);
+
+  const expires = parseUtcTimestamp(compat.expires);
+  if (!(ctx.now < expires))
+    throw new ClgwError(
+      'RELEASE_EXPIRED',
+      `compat.yaml (serial ${compat.serial}) expired at ${compat.expires}; it is now ${isoOrRaw(ctx.now)} — the mirror serves a stale document or the clock is wrong`,
+      { details: { serial: compat.serial, expires: compat.expires, now: ctx.now } },
+    );
+
+  if (ctx.lastSerial !== undefined && compat.serial < ctx.lastSerial)
+    throw new ClgwError(
+      'SERIAL_REPLAYED',
+      `compat.yaml has serial ${compat.serial}, older than serial ${ctx.lastSerial} already accepted — an old signed document was replayed`,
+      { details: { serial: compat.serial, lastSerial: ctx.lastSerial } },
+    );
+
+  const entry = compat.platforms[ctx.platform];
+  if (!entry) {
+    const present = compatPlatforms(compat);
+    throw new ClgwError(
+      'PLATFORM_MISMATCH',
+      `compat.yaml (serial ${compat.serial}) has no release for platform ${ctx.platform}; it names ${present.join(', ')}`,
+      { details: { platform: ctx.platform, present } },
+    );
+  }
+  const release = entry.release;
+
+  if (highest !== undefined && semver.lt(release.version, highest))
+    throw downgrade(release.version, `the highest version ever installed here, ${highest}`);
+  if (semver.lt(release.version, running)) throw downgrade(release.version, `the running version ${running}`);
+
+  if (semver.eq(release.version, running))
+    return { kind: 'up-to-date', version: running, serial: compat.serial };
+
+  if (semver.lt(running, release.minSourceVersion))
+    throw new ClgwError(
+      'SOURCE_VERSION_TOO_OLD',
+      `release ${release.version} can only be installed over ${release.minSourceVersion} or later; this appliance runs ${running}`,
+      {
+        details: {
+          version: release.version,
+          minSourceVersion: release.minSourceVersion,
+          runningVersion: running,
+        },
+      },
+    );
+
+  return { kind: 'update', release, serial: compat.serial };
+}
+
+function downgrade(version: string, than: string): ClgwError {
+  return new ClgwError(
+    'DOWNGRADE_REFUSED',
+    `release ${version} is older than ${than}; downgrades are refused`,
+    {
+      details: { version },
+    },
+  );
+}
+
+function requireVersion(what: string, v: string): string {
+  if (!isStrictSemver(v))
+    throw new ClgwError('STATE_INVALID', `${what} ${JSON.stringify(v)} is not a semantic version`, {
+      details: { [what]: v },
+    });
+  return v;
+}
+
+function isoOrRaw(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms);
+}

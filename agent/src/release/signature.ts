@@ -1,0 +1,258 @@
+import { constants, verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import { z } from 'zod';
+import { ClgwError } from '../errors.js';
+
+/**
+ * Detached signatures for compat.yaml (`compat.yaml.sig`), checked with Node's crypto (OpenSSL).
+ *
+ * The envelope is JSON (format in README.md): an RSA-PSS/SHA-256 signature over the exact bytes
+ * of compat.yaml, plus the signing certificate and its intermediates. The chain is walked here,
+ * certificate by certificate, and must end at a certificate *issued by* one of the pinned roots —
+ * the appliance's own copy, compared by key and signature. Nothing inside the envelope can become
+ * a trust anchor: a self-signed "root" with the pinned root's name but another key fails the
+ * signature check against the pinned key like any other forgery.
+ */
+
+export const SIGNATURE_FORMAT = 'clgw-sig-v1';
+export const SIGNATURE_ALGORITHM = 'RSA-PSS-SHA256';
+/** A chain of four certificates is ~8 KiB of PEM; 64 KiB leaves room and bounds JSON parsing. */
+export const MAX_ENVELOPE_BYTES = 64 * 1024;
+/** Signing certificate plus at most three intermediates below the pinned root. */
+export const MAX_CHAIN_LENGTH = 4;
+export const CODE_SIGNING_EKU = '1.3.6.1.5.5.7.3.3';
+const MIN_RSA_BITS = 2048;
+const MAX_PEM_CHARS = 16 * 1024;
+
+const PEM_CERT = /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\r?\n?$/;
+const PEM_BLOCKS = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export const EnvelopeSchema = z.strictObject({
+  format: z.literal(SIGNATURE_FORMAT),
+  algorithm: z.literal(SIGNATURE_ALGORITHM),
+  signature: z.string().min(4).max(2048).regex(BASE64, { error: 'expected standard base64' }),
+  chain: z
+    .array(z.string().max(MAX_PEM_CHARS).regex(PEM_CERT, { error: 'expected exactly one PEM certificate' }))
+    .min(1, { error: 'expected at least the signing certificate' }),
+});
+export type SignatureEnvelope = z.output<typeof EnvelopeSchema>;
+
+export interface VerifyCompatSignatureInput {
+  /** The exact bytes of compat.yaml as downloaded. */
+  document: Uint8Array;
+  /** The bytes of compat.yaml.sig, or undefined when the mirror had none. */
+  envelope: Uint8Array | undefined;
+  /** One or more PEM certificates the appliance trusts (several during a key rotation). */
+  trustedRootsPem: string;
+  /** Milliseconds since the epoch; certificate validity is judged at this instant. */
+  now: number;
+  /** Names the document in messages (file path or URL). */
+  source?: string;
+}
+
+export interface VerifiedSignature {
+  /** Subject of the signing certificate, e.g. `CN=clgw release signing, O=Example`. */
+  signer: string;
+  /** Subjects from the signing certificate up to and including the pinned root. */
+  chain: string[];
+}
+
+/**
+ * Verifies compat.yaml against its detached envelope and the pinned roots. Throws
+ * `SIGNATURE_MISSING` (no envelope), `SIGNATURE_INVALID` (malformed envelope, or the signature
+ * does not match the document), `CHAIN_INVALID` (the certificates do not lead to a pinned root,
+ * naming the certificate and the reason) or `CONFIG_INVALID` (no usable pinned root).
+ */
+export function verifyCompatSignature(input: VerifyCompatSignatureInput): VerifiedSignature {
+  const source = input.source ?? 'compat.yaml';
+  const roots = parseTrustedRoots(input.trustedRootsPem);
+  if (input.envelope === undefined)
+    throw new ClgwError('SIGNATURE_MISSING', `${source} has no signature (${source}.sig is missing)`, {
+      details: { source },
+    });
+  const envelope = parseEnvelope(input.envelope, source);
+  const certs = envelope.chain.map((pem, i) => {
+    try {
+      return new X509Certificate(pem);
+    } catch (e) {
+      throw new ClgwError('SIGNATURE_INVALID', `${source}.sig: chain[${i}] is not a readable certificate`, {
+        cause: e,
+        details: { source, index: i },
+      });
+    }
+  });
+
+  const anchor = verifyChain(certs, roots, input.now, source);
+
+  const leaf = certs[0]!;
+  const signature = Buffer.from(envelope.signature, 'base64');
+  let ok = false;
+  try {
+    ok = cryptoVerify(
+      'sha256',
+      input.document,
+      {
+        key: leaf.publicKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+      },
+      signature,
+    );
+  } catch (e) {
+    throw new ClgwError(
+      'SIGNATURE_INVALID',
+      `${source}: signature cannot be checked: ${(e as Error).message}`,
+      {
+        cause: e,
+        details: { source },
+      },
+    );
+  }
+  if (!ok)
+    throw new ClgwError(
+      'SIGNATURE_INVALID',
+      `${source}: signature does not match the document for signer ${subjectOf(leaf)} (altered document or wrong key)`,
+      { details: { source, signer: subjectOf(leaf) } },
+    );
+
+  const subjects = certs.map(subjectOf);
+  if (certs[certs.length - 1]!.fingerprint256 !== anchor.fingerprint256) subjects.push(subjectOf(anchor));
+  return { signer: subjectOf(leaf), chain: subjects };
+}
+
+/**
+ * Parses the pinned roots (PEM, one or more certificates). Throws `CONFIG_INVALID` when there is
+ * none or one is not a readable CA certificate: running without a trust anchor is never an option.
+ */
+export function parseTrustedRoots(pem: string): X509Certificate[] {
+  const blocks = pem.match(PEM_BLOCKS) ?? [];
+  if (blocks.length === 0)
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      'no trusted release root certificate is configured (no PEM certificate found)',
+    );
+  return blocks.map((block, i) => {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(block);
+    } catch (e) {
+      throw new ClgwError('CONFIG_INVALID', `trusted root #${i + 1} is not a readable certificate`, {
+        cause: e,
+      });
+    }
+    if (!cert.ca)
+      throw new ClgwError('CONFIG_INVALID', `trusted root ${subjectOf(cert)} is not a CA certificate`, {
+        details: { root: subjectOf(cert) },
+      });
+    return cert;
+  });
+}
+
+/** Parses and strictly validates a `compat.yaml.sig` envelope; `SIGNATURE_INVALID` when malformed. */
+export function parseEnvelope(bytes: Uint8Array, source = 'compat.yaml'): SignatureEnvelope {
+  const bad = (why: string, cause?: unknown): ClgwError =>
+    new ClgwError('SIGNATURE_INVALID', `${source}.sig is malformed: ${why}`, { cause, details: { source } });
+  if (bytes.byteLength > MAX_ENVELOPE_BYTES)
+    throw bad(`${bytes.byteLength} bytes, more than the ${MAX_ENVELOPE_BYTES} allowed`);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw bad(`not UTF-8 JSON (${(e as Error).message})`, e);
+  }
+  const result = EnvelopeSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.map(String).join('.') || '(envelope)';
+    const what = issue.code === 'unrecognized_keys' ? `unknown keys ${issue.keys.join(', ')}` : issue.message;
+    throw bad(`${where}: ${what}`);
+  }
+  return result.data;
+}
+
+/**
+ * Walks signing certificate → intermediates → pinned root and returns the pinned root that
+ * issued the last certificate. Every rule failure is CHAIN_INVALID naming the certificate.
+ */
+function verifyChain(
+  certs: X509Certificate[],
+  roots: X509Certificate[],
+  now: number,
+  source: string,
+): X509Certificate {
+  const fail = (cert: X509Certificate, index: number | 'root', why: string): ClgwError =>
+    new ClgwError(
+      'CHAIN_INVALID',
+      `${source}.sig: certificate "${subjectOf(cert)}" (${index === 'root' ? 'pinned root' : `chain[${index}]`}) ${why}`,
+      { details: { source, subject: subjectOf(cert), index } },
+    );
+
+  if (certs.length > MAX_CHAIN_LENGTH)
+    throw new ClgwError(
+      'CHAIN_INVALID',
+      `${source}.sig: chain has ${certs.length} certificates, at most ${MAX_CHAIN_LENGTH} are allowed`,
+      { details: { source, length: certs.length } },
+    );
+
+  const leaf = certs[0]!;
+  if (leaf.ca)
+    throw fail(leaf, 0, 'is a CA certificate; releases must be signed by an end-entity certificate');
+  if (!(leaf.keyUsage ?? []).includes(CODE_SIGNING_EKU))
+    throw fail(leaf, 0, `lacks the code-signing extended key usage (${CODE_SIGNING_EKU})`);
+  const key = leaf.publicKey;
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (key.asymmetricKeyType !== 'rsa' || bits < MIN_RSA_BITS)
+    throw fail(
+      leaf,
+      0,
+      `has a ${key.asymmetricKeyType ?? 'unknown'} ${bits}-bit key; RSA of ${MIN_RSA_BITS} bits or more is required`,
+    );
+
+  certs.forEach((cert, i) => {
+    const why = validityProblem(cert, now);
+    if (why) throw fail(cert, i, why);
+  });
+
+  for (let i = 1; i < certs.length; i++) {
+    const child = certs[i - 1]!;
+    const issuer = certs[i]!;
+    if (!issuer.ca)
+      throw fail(issuer, i, `is not a CA certificate, so it cannot issue "${subjectOf(child)}"`);
+    if (!child.checkIssued(issuer) || !child.verify(issuer.publicKey))
+      throw fail(child, i - 1, `was not issued by the next certificate in the chain, "${subjectOf(issuer)}"`);
+  }
+
+  const last = certs[certs.length - 1]!;
+  const lastIndex = certs.length - 1;
+  // Names can be forged, keys cannot: a pinned root counts only if its key verifies `last`.
+  const anchor = roots.find((root) => last.checkIssued(root) && last.verify(root.publicKey));
+  if (!anchor) {
+    const claimed = last.issuer.split('\n').join(', ');
+    throw fail(
+      last,
+      lastIndex,
+      `was not issued by a pinned root (it names issuer "${claimed}"; pinned: ${roots.map((r) => `"${subjectOf(r)}"`).join(', ')})`,
+    );
+  }
+  const rootProblem = validityProblem(anchor, now);
+  if (rootProblem) throw fail(anchor, 'root', rootProblem);
+  return anchor;
+}
+
+function validityProblem(cert: X509Certificate, now: number): string | undefined {
+  const from = Date.parse(cert.validFrom);
+  const to = Date.parse(cert.validTo);
+  if (Number.isNaN(from) || Number.isNaN(to)) return 'has an unreadable validity period';
+  if (now < from) return `is not valid before ${new Date(from).toISOString()} (now ${iso(now)})`;
+  if (now > to) return `expired at ${new Date(to).toISOString()} (now ${iso(now)})`;
+  return undefined;
+}
+
+function iso(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms);
+}
+
+/** `CN=…, O=…` from Node's newline-separated distinguished name. */
+export function subjectOf(cert: X509Certificate): string {
+  return cert.subject.split('\n').join(', ');
+}

@@ -1,0 +1,129 @@
+import { promises as fs } from 'node:fs';
+import type { Progress } from './actors/progress.js';
+import { type SerializedError, serializeError } from './errors.js';
+import type { CheckResult, Journal, UpdateResult, UpdateState } from './machine/journal.js';
+import { readJournal } from './machine/journal-file.js';
+import type { AppliancePaths, SlotName } from './platform/paths.js';
+import { describeSlots } from './slot/bootchooser.js';
+import { bootedSlotFromCmdline } from './slot/cmdline.js';
+import { readGrubenv } from './slot/grubenv-file.js';
+import { readSlotStatus } from './slot/status.js';
+import { readHistory } from './state/history.js';
+import { parseOsRelease } from './system/os-release.js';
+
+export interface SlotView {
+  version: string | null;
+  /** Marked good in the boot environment. */
+  ok: boolean;
+  /** Being tried: booted and not yet marked good. */
+  try: boolean;
+  booted: boolean;
+}
+
+/** What `clgw status --json`, the console and the portal show. */
+export interface Status {
+  /** `agent`: live from the running agent; `persisted`: read from disk while the agent is down. */
+  source: 'agent' | 'persisted';
+  state: UpdateState;
+  /** In the critical phase destructive requests are refused. */
+  critical: boolean;
+  phase: string | null;
+  progress: (Progress & { percent: number }) | null;
+  error: SerializedError | null;
+  /** How the last update attempt ended. */
+  result: UpdateResult | null;
+  /** What the last check found. */
+  check: CheckResult | null;
+  target: { version: string; slot: SlotName } | null;
+  bootedSlot: SlotName | null;
+  gatewayVersion: string | null;
+  highestVersion: string | null;
+  platform: string | null;
+  order: string[];
+  slots: Record<SlotName, SlotView>;
+  bootEnvironment: { readable: boolean; error?: string; recoveryRequested: boolean };
+  updatedAt: string | null;
+}
+
+async function readText(file: string): Promise<string | undefined> {
+  return fs.readFile(file, 'utf8').catch(() => undefined);
+}
+
+/**
+ * Assembles the status from the journal and the appliance's files. Works without the agent
+ * (everything it reads is persisted); a live agent adds its in-memory state and progress.
+ */
+export async function collectStatus(
+  paths: AppliancePaths,
+  live?: { journal: Journal; progress: Progress | undefined; platform: string },
+): Promise<Status> {
+  const journal = live?.journal ?? (await readJournal(paths.journal).catch(() => undefined));
+  const cmdline = await readText(paths.cmdline);
+  const bootedSlot = cmdline ? (bootedSlotFromCmdline(cmdline) ?? null) : null;
+  const osRelease = await readText(paths.osRelease);
+  const gatewayVersion = osRelease ? (parseOsRelease(osRelease).VERSION_ID ?? null) : null;
+  const history = await readHistory(paths.history).catch(() => ({ highestVersion: undefined }));
+  const slotStatus = await readSlotStatus(paths.slotStatus).catch(() => ({}) as Record<string, undefined>);
+  let platform = live?.platform ?? null;
+  if (!platform) {
+    const cfg = await readText(paths.config);
+    try {
+      platform = cfg ? ((JSON.parse(cfg) as { platform?: string }).platform ?? null) : null;
+    } catch {
+      platform = null;
+    }
+  }
+
+  let order: string[] = [];
+  const flags: Record<SlotName, { ok: boolean; try: boolean }> = {
+    A: { ok: false, try: false },
+    B: { ok: false, try: false },
+  };
+  const bootEnvironment: Status['bootEnvironment'] = { readable: true, recoveryRequested: false };
+  try {
+    const d = describeSlots(await readGrubenv(paths.grubenv));
+    order = d.order;
+    flags.A = d.A;
+    flags.B = d.B;
+    bootEnvironment.recoveryRequested = d.recovery;
+  } catch (e) {
+    bootEnvironment.readable = false;
+    bootEnvironment.error = serializeError(e).message;
+  }
+
+  const slotView = (slot: SlotName): SlotView => ({
+    version:
+      (slotStatus as Record<string, { version: string } | undefined>)[slot]?.version ??
+      (slot === bootedSlot ? gatewayVersion : null),
+    ok: flags[slot].ok,
+    try: flags[slot].try,
+    booted: slot === bootedSlot,
+  });
+
+  const state = journal?.state ?? 'idle';
+  const progress = live?.progress;
+  return {
+    source: live ? 'agent' : 'persisted',
+    state,
+    critical: state === 'switching',
+    phase: progress?.phase ?? null,
+    progress: progress
+      ? {
+          ...progress,
+          percent: progress.total > 0 ? Math.min(100, (100 * progress.bytes) / progress.total) : 0,
+        }
+      : null,
+    error: journal?.error ?? null,
+    result: journal?.result ?? null,
+    check: journal?.check ?? null,
+    target: journal?.target ? { version: journal.target.version, slot: journal.target.slot } : null,
+    bootedSlot,
+    gatewayVersion,
+    highestVersion: history.highestVersion ?? null,
+    platform,
+    order,
+    slots: { A: slotView('A'), B: slotView('B') },
+    bootEnvironment,
+    updatedAt: journal?.updatedAt ?? null,
+  };
+}

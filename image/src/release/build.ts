@@ -1,0 +1,314 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, promises as fs, type Stats } from 'node:fs';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ClgwError } from '@clgw/agent/errors.js';
+import { fsyncDir, writeFileAtomic } from '@clgw/agent/platform/atomic.js';
+import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/agent/release/parse.js';
+import {
+  type Artifact,
+  type Compat,
+  compareVersions,
+  isPlatform,
+  isStrictSemver,
+  MAX_ARTIFACT_SIZE,
+  PLATFORMS,
+  type Platform,
+  type PlatformEntry,
+  validateCompat,
+} from '@clgw/agent/release/schema.js';
+import { stringify } from 'yaml';
+import type { DevKeys } from './keys.js';
+import { signDocument } from './sign.js';
+
+/** Names of the published files at the top of a release tree. */
+export const COMPAT_FILE = 'compat.yaml';
+export const SIGNATURE_FILE = 'compat.yaml.sig';
+
+export interface BuildReleaseOptions {
+  /** The release tree (what the mirror serves): compat.yaml, compat.yaml.sig, releases/<version>/… */
+  tree: string;
+  keys: DevKeys;
+  /** Gateway OS release, strict semver. */
+  version: string;
+  /** Platforms this release is published for; other platforms' entries are kept as they are. */
+  platforms: Platform[];
+  /** Boot and root partition images to publish. */
+  boot: string;
+  root: string;
+  /** Lowest running version allowed to update to this release. */
+  minSourceVersion: string;
+  /** Publication serial; default previous + 1 (or 1). Must exceed the previous one. */
+  serial?: number;
+  /** Days until the document expires on appliances (default 30). */
+  expiresInDays?: number;
+  /** Milliseconds since the epoch (default: the system clock). */
+  now?: number;
+}
+
+export interface BuiltRelease {
+  compat: Compat;
+  compatPath: string;
+  signaturePath: string;
+  artifacts: { boot: Artifact; root: Artifact };
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const MAX_EXPIRES_DAYS = 3650;
+
+/**
+ * Publishes a release into a tree: copies the boot and root images to
+ * `releases/<version>/{boot,root}.img` (hashed while copying, never loaded whole), then writes
+ * compat.yaml and finally compat.yaml.sig, each atomically. An existing compat.yaml keeps its
+ * other platforms' entries and container lists, and fixes the next serial.
+ */
+export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltRelease> {
+  const now = options.now ?? Date.now();
+  const expiresInDays = options.expiresInDays ?? 30;
+  checkOptions(options, expiresInDays);
+
+  const compatPath = path.join(options.tree, COMPAT_FILE);
+  const signaturePath = path.join(options.tree, SIGNATURE_FILE);
+  const previous = await readExistingCompat(compatPath);
+
+  const serial = options.serial ?? (previous?.serial ?? 0) + 1;
+  if (previous && serial <= previous.serial)
+    throw new ClgwError(
+      'INVALID_REQUEST',
+      `serial ${serial} does not exceed serial ${previous.serial} of the published ${compatPath}; appliances would refuse it as a replay`,
+      { details: { serial, previous: previous.serial } },
+    );
+  for (const platform of options.platforms) {
+    const published = previous?.platforms[platform]?.release.version;
+    if (published && compareVersions(options.version, published) < 0)
+      throw new ClgwError(
+        'INVALID_REQUEST',
+        `${compatPath} already publishes ${published} for ${platform}; ${options.version} would be a downgrade that appliances refuse`,
+        { details: { platform, published, version: options.version } },
+      );
+  }
+
+  // Both images must be usable before either is copied, so a typo leaves the tree untouched.
+  await statSource(options.boot);
+  await statSource(options.root);
+  const dir = path.posix.join('releases', options.version);
+  if (previous) {
+    await refuseRepublishing(previous, options, [
+      [options.boot, `${dir}/boot.img`],
+      [options.root, `${dir}/root.img`],
+    ]);
+  }
+  const boot = await publishArtifact(options.boot, options.tree, `${dir}/boot.img`);
+  const root = await publishArtifact(options.root, options.tree, `${dir}/root.img`);
+
+  // Canonical platform order keeps successive documents diffable.
+  const platforms: Partial<Record<Platform, PlatformEntry>> = {};
+  for (const platform of PLATFORMS) {
+    const kept = previous?.platforms[platform];
+    if (options.platforms.includes(platform)) {
+      platforms[platform] = {
+        release: {
+          version: options.version,
+          minSourceVersion: options.minSourceVersion,
+          artifacts: { boot: { ...boot }, root: { ...root } },
+        },
+        containers: kept?.containers ?? [],
+      };
+    } else if (kept) {
+      platforms[platform] = kept;
+    }
+  }
+  const compat = validateCompat(
+    {
+      schema: 1,
+      serial,
+      published: isoSeconds(now),
+      expires: isoSeconds(now + expiresInDays * DAY_MS),
+      platforms,
+    },
+    compatPath,
+  );
+
+  const text = renderCompat(compat);
+  // What we publish must be exactly what an appliance accepts.
+  parseCompat(text, compatPath);
+  const document = Buffer.from(text);
+  const envelope = signDocument(document, options.keys);
+
+  // Artifacts are in place; the document that points at them goes next, the signature last.
+  await writeFileAtomic(compatPath, document);
+  await writeFileAtomic(signaturePath, envelope);
+  return { compat, compatPath, signaturePath, artifacts: { boot, root } };
+}
+
+/** compat.yaml text: a header comment, then plain YAML without anchors (the parser refuses them). */
+export function renderCompat(compat: Compat): string {
+  const body = stringify(compat, { aliasDuplicateObjects: false, lineWidth: 0 });
+  return `# clgw release document, schema v${compat.schema}. Signed (compat.yaml.sig): do not edit by hand.\n${body}`;
+}
+
+/**
+ * Platforms this build leaves alone keep pointing at their artifact paths. Overwriting one of
+ * those files with different content (the same version rebuilt for another platform from other
+ * images) would silently break them, so that is refused; identical content is fine.
+ */
+async function refuseRepublishing(
+  previous: Compat,
+  options: BuildReleaseOptions,
+  files: [source: string, relPath: string][],
+): Promise<void> {
+  for (const [source, relPath] of files) {
+    const users: { platform: Platform; artifact: Artifact }[] = [];
+    for (const platform of PLATFORMS) {
+      const entry = previous.platforms[platform];
+      if (!entry || options.platforms.includes(platform)) continue;
+      const artifacts = [
+        entry.release.artifacts.boot,
+        entry.release.artifacts.root,
+        ...entry.containers.map((c) => c.archive),
+      ];
+      for (const artifact of artifacts) if (artifact.path === relPath) users.push({ platform, artifact });
+    }
+    if (users.length === 0) continue;
+    const actual = await hashFile(source);
+    for (const { platform, artifact } of users) {
+      if (artifact.sha256 !== actual.sha256 || artifact.size !== actual.size)
+        throw new ClgwError(
+          'INVALID_REQUEST',
+          `${relPath} is already published for ${platform} with other content (sha256 ${artifact.sha256}); ${source} differs — publish it under a new version`,
+          { details: { path: relPath, platform, source } },
+        );
+    }
+  }
+}
+
+function checkOptions(options: BuildReleaseOptions, expiresInDays: number): void {
+  const bad = (message: string): ClgwError => new ClgwError('INVALID_REQUEST', message);
+  if (!isStrictSemver(options.version))
+    throw bad(`version ${JSON.stringify(options.version)} is not a strict semantic version such as 1.2.3`);
+  if (!isStrictSemver(options.minSourceVersion))
+    throw bad(
+      `minimum source version ${JSON.stringify(options.minSourceVersion)} is not a strict semantic version`,
+    );
+  if (compareVersions(options.minSourceVersion, options.version) > 0)
+    throw bad(
+      `minimum source version ${options.minSourceVersion} is above the release version ${options.version}`,
+    );
+  if (options.platforms.length === 0) throw bad('at least one platform is needed');
+  for (const p of options.platforms)
+    if (!isPlatform(p)) throw bad(`unknown platform ${JSON.stringify(p)} (known: physical, virtual, kvm)`);
+  if (!Number.isInteger(expiresInDays) || expiresInDays < 1 || expiresInDays > MAX_EXPIRES_DAYS)
+    throw bad(`expiry of ${expiresInDays} days is not a whole number between 1 and ${MAX_EXPIRES_DAYS}`);
+  if (options.serial !== undefined && (!Number.isSafeInteger(options.serial) || options.serial < 1))
+    throw bad(`serial ${options.serial} is not a whole number of at least 1`);
+}
+
+async function readExistingCompat(file: string): Promise<Compat | undefined> {
+  let bytes: Buffer;
+  try {
+    const stat = await fs.stat(file);
+    if (stat.size > MAX_COMPAT_BYTES)
+      throw new ClgwError('YAML_INVALID', `${file} is ${stat.size} bytes, more than ${MAX_COMPAT_BYTES}`);
+    bytes = await fs.readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  return parseCompat(bytes, file);
+}
+
+/**
+ * Copies `source` to `tree/relPath` atomically (temp file, fsync, rename, fsync directory),
+ * computing size and SHA-256 from the stream as it passes. Publishing a file onto itself only
+ * hashes it.
+ */
+export async function publishArtifact(source: string, tree: string, relPath: string): Promise<Artifact> {
+  const dest = path.join(tree, relPath);
+  const stat = await statSource(source);
+  if (path.resolve(source) === path.resolve(dest)) {
+    const { size, sha256 } = await hashFile(source);
+    return { path: relPath, size, sha256 };
+  }
+  const dir = path.dirname(dest);
+  await fs.mkdir(dir, { recursive: true });
+  const temp = path.join(dir, `.${path.basename(dest)}.${randomBytes(6).toString('hex')}.tmp`);
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    await pipeline(
+      createReadStream(source),
+      new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          size += chunk.length;
+          callback(null, chunk);
+        },
+      }),
+      createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
+    );
+    // fsync through a second descriptor: it flushes the file's pages, whoever wrote them.
+    const handle = await fs.open(temp, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    if (size !== stat.size)
+      throw new ClgwError(
+        'ARTIFACT_TRUNCATED',
+        `${source} changed size while being copied (${stat.size} → ${size})`,
+      );
+    await fs.rename(temp, dest);
+  } catch (e) {
+    await fs.rm(temp, { force: true });
+    if (e instanceof ClgwError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    throw new ClgwError(
+      err.code === 'ENOSPC' ? 'NO_SPACE' : 'INTERNAL',
+      `cannot copy ${source} to ${dest}: ${err.message}`,
+      {
+        cause: e,
+        details: { source, dest },
+      },
+    );
+  }
+  await fsyncDir(dir);
+  return { path: relPath, size, sha256: hash.digest('hex') };
+}
+
+async function statSource(source: string): Promise<{ size: number }> {
+  let stat: Stats;
+  try {
+    stat = await fs.stat(source);
+  } catch (e) {
+    throw new ClgwError('INVALID_REQUEST', `cannot read image ${source}: ${(e as Error).message}`, {
+      cause: e,
+      details: { file: source },
+    });
+  }
+  if (!stat.isFile()) throw new ClgwError('INVALID_REQUEST', `image ${source} is not a regular file`);
+  if (stat.size === 0) throw new ClgwError('INVALID_REQUEST', `image ${source} is empty`);
+  if (stat.size > MAX_ARTIFACT_SIZE)
+    throw new ClgwError(
+      'INVALID_REQUEST',
+      `image ${source} is ${stat.size} bytes, more than ${MAX_ARTIFACT_SIZE}`,
+    );
+  return { size: stat.size };
+}
+
+/** Size and SHA-256 (lowercase hex) of a file, read as a stream. */
+export async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(file)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+/** `2026-11-20T10:00:00Z`: whole seconds, the form compat.yaml documents use. */
+function isoSeconds(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+}

@@ -1,0 +1,205 @@
+import { X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { isClgwError } from '@clgw/agent/errors.js';
+import { writeFileAtomic } from '@clgw/agent/platform/atomic.js';
+import { isPlatform, PLATFORMS, type Platform } from '@clgw/agent/release/schema.js';
+import { buildRelease } from './build.js';
+import { generateDevKeys, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
+import { signDocument } from './sign.js';
+import { verifyTree } from './verify.js';
+
+export const USAGE = `usage:
+  clgw-release keys   --out DIR [--force]
+  clgw-release build  --keys DIR --tree DIR --version V --platform P [--platform P ...]
+                      --boot FILE --root FILE --min-source V [--serial N] [--expires-days N]
+  clgw-release sign   --keys DIR FILE            (writes FILE.sig)
+  clgw-release verify --roots PEM --tree DIR [--skip-artifacts]
+platforms: ${PLATFORMS.join(', ')}`;
+
+export interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+/** A mistake in how the tool was called: printed with the usage, exit code 2. */
+class UsageError extends Error {}
+
+/**
+ * Runs one `clgw-release` command and returns its exit code: 0 done, 1 failed (the reason is
+ * printed with its error code), 2 usage error.
+ */
+export async function main(argv: string[], io: Io = consoleIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'keys':
+        await keysCommand(rest, io);
+        return 0;
+      case 'build':
+        await buildCommand(rest, io);
+        return 0;
+      case 'sign':
+        await signCommand(rest, io);
+        return 0;
+      case 'verify':
+        await verifyCommand(rest, io);
+        return 0;
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(USAGE);
+        return 0;
+      case undefined:
+        throw new UsageError('a command is needed');
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`clgw-release: ${(e as Error).message}`);
+      io.err(USAGE);
+      return 2;
+    }
+    if (isClgwError(e)) io.err(`clgw-release: ${e.code}: ${e.message}`);
+    else io.err(`clgw-release: ${(e as Error).stack ?? String(e)}`);
+    return 1;
+  }
+}
+
+const consoleIo: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+async function keysCommand(args: string[], io: Io): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: { out: { type: 'string' }, force: { type: 'boolean' } },
+  });
+  const out = required(values.out, '--out');
+  const overwrite = values.force ?? false;
+  // Refuse before spending a second on key generation.
+  if (!overwrite) await refuseExistingKeys(out);
+  const keys = generateDevKeys();
+  await saveKeys(out, keys, { overwrite });
+  const root = new X509Certificate(keys.root.certPem);
+  io.out(`release keys written to ${out}`);
+  io.out(`root certificate (pin this on appliances): ${path.join(out, 'root.pem')}`);
+  io.out(`  subject ${root.subject.split('\n').join(', ')}`);
+  io.out(`  SHA-256 fingerprint ${root.fingerprint256}`);
+}
+
+async function buildCommand(args: string[], io: Io): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      keys: { type: 'string' },
+      tree: { type: 'string' },
+      version: { type: 'string' },
+      platform: { type: 'string', multiple: true },
+      boot: { type: 'string' },
+      root: { type: 'string' },
+      'min-source': { type: 'string' },
+      serial: { type: 'string' },
+      'expires-days': { type: 'string' },
+    },
+  });
+  const platforms = values.platform ?? [];
+  if (platforms.length === 0) throw new UsageError('--platform is required (one or more)');
+  for (const p of platforms)
+    if (!isPlatform(p)) throw new UsageError(`--platform ${p}: expected one of ${PLATFORMS.join(', ')}`);
+  // Every usage check before any work, so a missing flag is always exit 2.
+  const request = {
+    tree: required(values.tree, '--tree'),
+    version: required(values.version, '--version'),
+    platforms: [...new Set(platforms)] as Platform[],
+    boot: required(values.boot, '--boot'),
+    root: required(values.root, '--root'),
+    minSourceVersion: required(values['min-source'], '--min-source'),
+    serial: optionalInteger(values.serial, '--serial'),
+    expiresInDays: optionalInteger(values['expires-days'], '--expires-days'),
+  };
+  const keys = await loadKeys(required(values.keys, '--keys'));
+  const built = await buildRelease({ ...request, keys });
+  const c = built.compat;
+  io.out(`published ${request.version} for ${request.platforms.join(', ')}`);
+  io.out(`  ${built.compatPath}: serial ${c.serial}, published ${c.published}, expires ${c.expires}`);
+  io.out(`  ${built.signaturePath}`);
+  for (const [role, a] of Object.entries(built.artifacts))
+    io.out(`  ${role}: ${a.path} ${a.size} bytes sha256 ${a.sha256}`);
+}
+
+async function signCommand(args: string[], io: Io): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: { keys: { type: 'string' } },
+  });
+  const keysDir = required(values.keys, '--keys');
+  if (positionals.length !== 1) throw new UsageError('sign needs exactly one FILE');
+  const file = positionals[0]!;
+  const keys = await loadKeys(keysDir);
+  let document: Buffer;
+  try {
+    document = await fs.readFile(file);
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  await writeFileAtomic(`${file}.sig`, signDocument(document, keys));
+  io.out(`signed ${file} → ${file}.sig`);
+}
+
+async function verifyCommand(args: string[], io: Io): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: { roots: { type: 'string' }, tree: { type: 'string' }, 'skip-artifacts': { type: 'boolean' } },
+  });
+  const rootsFile = required(values.roots, '--roots');
+  let trustedRootsPem: string;
+  try {
+    trustedRootsPem = await fs.readFile(rootsFile, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${rootsFile}: ${(e as Error).message}`);
+  }
+  const result = await verifyTree({
+    tree: required(values.tree, '--tree'),
+    trustedRootsPem,
+    checkArtifacts: !(values['skip-artifacts'] ?? false),
+  });
+  const c = result.compat;
+  io.out(
+    `compat.yaml: valid, schema ${c.schema}, serial ${c.serial}, published ${c.published}, expires ${c.expires}`,
+  );
+  io.out(`signed by ${result.signer}`);
+  io.out(`chain: ${result.chain.map((s) => `"${s}"`).join(' ← ')}`);
+  for (const platform of PLATFORMS) {
+    const entry = c.platforms[platform];
+    if (!entry) continue;
+    io.out(`${platform}: ${entry.release.version} (updates from ${entry.release.minSourceVersion} or later)`);
+    for (const [role, a] of Object.entries(entry.release.artifacts))
+      io.out(`  ${role}: ${a.path} ${a.size} bytes sha256 ${a.sha256}`);
+    for (const ct of entry.containers) io.out(`  container ${ct.name} ${ct.version}: ${ct.image}`);
+  }
+  io.out(
+    values['skip-artifacts']
+      ? 'artifacts: not checked'
+      : `artifacts: ${new Set(result.artifacts.map((a) => a.artifact.path)).size} files present with matching size and SHA-256`,
+  );
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+function optionalInteger(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[0-9]{1,15}$/.test(value)) throw new UsageError(`${flag} ${value}: expected a whole number`);
+  return Number(value);
+}

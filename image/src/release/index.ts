@@ -1,0 +1,24 @@
+/** The release tool as a library (the demo and tests build and sign release trees with it). */
+export {
+  type BuildReleaseOptions,
+  type BuiltRelease,
+  buildRelease,
+  COMPAT_FILE,
+  hashFile,
+  publishArtifact,
+  renderCompat,
+  SIGNATURE_FILE,
+} from './build.js';
+export { main as runReleaseCommand, USAGE } from './command.js';
+export {
+  type CertificateAndKey,
+  type DevKeys,
+  type GenerateKeysOptions,
+  generateDevKeys,
+  KEY_FILES,
+  loadKeys,
+  refuseExistingKeys,
+  saveKeys,
+} from './keys.js';
+export { type SignOptions, signDocument } from './sign.js';
+export { type VerifiedArtifact, type VerifiedTree, type VerifyTreeOptions, verifyTree } from './verify.js';

@@ -1,0 +1,253 @@
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ClgwError } from '@clgw/agent/errors.js';
+import { writeFileAtomic } from '@clgw/agent/platform/atomic.js';
+import forge from 'node-forge';
+
+/**
+ * Release signing keys for development, demos and tests: a self-signed root CA (the certificate
+ * appliances pin), an intermediate CA, and a code-signing certificate that signs compat.yaml.
+ * The same three-level shape a vendor's offline root / online signer would use, so the verifier
+ * is exercised on a real chain. node-forge builds the certificates; keys come from Node's native
+ * generator through forge, so generation takes well under a second.
+ */
+
+export interface CertificateAndKey {
+  certPem: string;
+  /** Absent when the key is kept elsewhere (an offline root). */
+  keyPem?: string;
+}
+
+export interface DevKeys {
+  root: CertificateAndKey;
+  intermediate: CertificateAndKey;
+  signing: { certPem: string; keyPem: string };
+}
+
+export interface GenerateKeysOptions {
+  /** Milliseconds since the epoch the certificates are valid from (one hour of slack is added). */
+  now?: number;
+  /** RSA modulus size for all three keys. */
+  bits?: 2048 | 3072 | 4096;
+  /** Organization name in the subjects. */
+  organization?: string;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** File names inside a keys directory (certificates `.pem`, private keys `.key`). */
+export const KEY_FILES = {
+  rootCert: 'root.pem',
+  rootKey: 'root.key',
+  intermediateCert: 'intermediate.pem',
+  intermediateKey: 'intermediate.key',
+  signingCert: 'signing.pem',
+  signingKey: 'signing.key',
+} as const;
+
+/**
+ * Generates a fresh root CA (10 years), intermediate CA (5 years, path length 0) and
+ * code-signing certificate (2 years), RSA 3072 by default.
+ */
+export function generateDevKeys(options: GenerateKeysOptions = {}): DevKeys {
+  const now = options.now ?? Date.now();
+  const bits = options.bits ?? 3072;
+  const org = options.organization ?? 'clgw development';
+  const notBefore = new Date(now - 60 * 60 * 1000);
+
+  const rootKeys = forge.pki.rsa.generateKeyPair({ bits, e: 0x10001 });
+  const rootSubject = [
+    { name: 'organizationName', value: org },
+    { name: 'commonName', value: `${org} release root` },
+  ];
+  const root = issue({
+    subject: rootSubject,
+    publicKey: rootKeys.publicKey,
+    issuer: { subject: rootSubject, privateKey: rootKeys.privateKey },
+    notBefore,
+    notAfter: new Date(now + 3650 * DAY_MS),
+    ca: { pathLength: undefined },
+  });
+
+  const interKeys = forge.pki.rsa.generateKeyPair({ bits, e: 0x10001 });
+  const interSubject = [
+    { name: 'organizationName', value: org },
+    { name: 'commonName', value: `${org} release intermediate` },
+  ];
+  const intermediate = issue({
+    subject: interSubject,
+    publicKey: interKeys.publicKey,
+    issuer: { subject: rootSubject, privateKey: rootKeys.privateKey, cert: root },
+    notBefore,
+    notAfter: new Date(now + 5 * 365 * DAY_MS),
+    ca: { pathLength: 0 },
+  });
+
+  const signKeys = forge.pki.rsa.generateKeyPair({ bits, e: 0x10001 });
+  const signing = issue({
+    subject: [
+      { name: 'organizationName', value: org },
+      { name: 'commonName', value: `${org} release signing` },
+    ],
+    publicKey: signKeys.publicKey,
+    issuer: { subject: interSubject, privateKey: interKeys.privateKey, cert: intermediate },
+    notBefore,
+    notAfter: new Date(now + 2 * 365 * DAY_MS),
+  });
+
+  return {
+    root: {
+      certPem: forge.pki.certificateToPem(root),
+      keyPem: forge.pki.privateKeyToPem(rootKeys.privateKey),
+    },
+    intermediate: {
+      certPem: forge.pki.certificateToPem(intermediate),
+      keyPem: forge.pki.privateKeyToPem(interKeys.privateKey),
+    },
+    signing: {
+      certPem: forge.pki.certificateToPem(signing),
+      keyPem: forge.pki.privateKeyToPem(signKeys.privateKey),
+    },
+  };
+}
+
+interface IssueRequest {
+  subject: forge.pki.CertificateField[];
+  publicKey: forge.pki.rsa.PublicKey;
+  issuer: {
+    subject: forge.pki.CertificateField[];
+    privateKey: forge.pki.rsa.PrivateKey;
+    cert?: forge.pki.Certificate;
+  };
+  notBefore: Date;
+  notAfter: Date;
+  /** Present for CA certificates; pathLength undefined means unconstrained. */
+  ca?: { pathLength: number | undefined };
+}
+
+function issue(req: IssueRequest): forge.pki.Certificate {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = req.publicKey;
+  // 16 random bytes with the top bit clear: a positive serial, unique without bookkeeping.
+  const serial = randomBytes(16);
+  serial[0] = (serial[0]! & 0x7f) | 0x01;
+  cert.serialNumber = serial.toString('hex');
+  cert.validity.notBefore = req.notBefore;
+  cert.validity.notAfter = req.notAfter;
+  cert.setSubject(req.subject);
+  cert.setIssuer(req.issuer.subject);
+  const extensions: object[] = [];
+  if (req.ca) {
+    extensions.push(
+      req.ca.pathLength === undefined
+        ? { name: 'basicConstraints', cA: true, critical: true }
+        : { name: 'basicConstraints', cA: true, pathLenConstraint: req.ca.pathLength, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    );
+  } else {
+    extensions.push(
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', codeSigning: true },
+    );
+  }
+  extensions.push({ name: 'subjectKeyIdentifier' });
+  // Self-signed: the authority key is our own; otherwise it is the issuer's subject key id.
+  const authorityKeyId = req.issuer.cert ? req.issuer.cert.generateSubjectKeyIdentifier().getBytes() : true;
+  extensions.push({ name: 'authorityKeyIdentifier', keyIdentifier: authorityKeyId });
+  cert.setExtensions(extensions);
+  cert.sign(req.issuer.privateKey, forge.md.sha256.create());
+  return cert;
+}
+
+/**
+ * Writes keys into `dir` (created 0700; private keys 0600, certificates 0644). Refuses to replace
+ * existing key files unless `overwrite` — a replaced root locks every appliance that pinned it out.
+ */
+export async function saveKeys(
+  dir: string,
+  keys: DevKeys,
+  options: { overwrite?: boolean } = {},
+): Promise<void> {
+  const files: [string, string | undefined, number][] = [
+    [KEY_FILES.rootCert, keys.root.certPem, 0o644],
+    [KEY_FILES.rootKey, keys.root.keyPem, 0o600],
+    [KEY_FILES.intermediateCert, keys.intermediate.certPem, 0o644],
+    [KEY_FILES.intermediateKey, keys.intermediate.keyPem, 0o600],
+    [KEY_FILES.signingCert, keys.signing.certPem, 0o644],
+    [KEY_FILES.signingKey, keys.signing.keyPem, 0o600],
+  ];
+  if (!options.overwrite) await refuseExistingKeys(dir);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const [name, content, mode] of files) {
+    if (content !== undefined) await writeFileAtomic(path.join(dir, name), content, { mode });
+  }
+}
+
+/**
+ * Reads keys written by `saveKeys`. The root and intermediate private keys are optional (only
+ * signing needs a private key); the signing key must match the signing certificate.
+ */
+export async function loadKeys(dir: string): Promise<DevKeys> {
+  const read = async (name: string, required: boolean): Promise<string | undefined> => {
+    const file = path.join(dir, name);
+    try {
+      return await fs.readFile(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !required) return undefined;
+      throw new ClgwError('CONFIG_INVALID', `cannot read release key file ${file}: ${(e as Error).message}`, {
+        cause: e,
+        details: { file },
+      });
+    }
+  };
+  const keys: DevKeys = {
+    root: { certPem: (await read(KEY_FILES.rootCert, true))!, keyPem: await read(KEY_FILES.rootKey, false) },
+    intermediate: {
+      certPem: (await read(KEY_FILES.intermediateCert, true))!,
+      keyPem: await read(KEY_FILES.intermediateKey, false),
+    },
+    signing: {
+      certPem: (await read(KEY_FILES.signingCert, true))!,
+      keyPem: (await read(KEY_FILES.signingKey, true))!,
+    },
+  };
+  let matches: boolean;
+  try {
+    const cert = new X509Certificate(keys.signing.certPem);
+    matches = cert.checkPrivateKey(createPrivateKey(keys.signing.keyPem));
+  } catch (e) {
+    throw new ClgwError('CONFIG_INVALID', `release keys in ${dir} are unreadable: ${(e as Error).message}`, {
+      cause: e,
+      details: { dir },
+    });
+  }
+  if (!matches)
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `${path.join(dir, KEY_FILES.signingKey)} does not belong to ${path.join(dir, KEY_FILES.signingCert)}`,
+      { details: { dir } },
+    );
+  return keys;
+}
+
+/** Throws NOT_ALLOWED when `dir` already holds any release key file (checked before generating). */
+export async function refuseExistingKeys(dir: string): Promise<void> {
+  for (const name of Object.values(KEY_FILES)) {
+    const file = path.join(dir, name);
+    if (await exists(file))
+      throw new ClgwError('NOT_ALLOWED', `${file} already exists; refusing to replace release keys`, {
+        details: { file },
+      });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Creates a simulated appliance root: the same tree the agent sees on the box, with partitions
+ * as fixed-size regular files under dev/disk/by-partlabel, the ESP's grubenv, the data partition
+ * directory, and the agent's configuration pointing at a local mirror.
+ */
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../../agent/src/platform/atomic.js';
+import { appliancePaths } from '../../agent/src/platform/paths.js';
+import { defaultGrubenv } from '../../agent/src/slot/bootchooser.js';
+import { writeGrubenv } from '../../agent/src/slot/grubenv-file.js';
+import type { ReleaseImages } from './images.js';
+
+export interface ApplianceOptions {
+  root: string;
+  factory: ReleaseImages;
+  platform: 'physical' | 'virtual' | 'kvm';
+  baseUrl: string;
+  /** PEM of the release signing root the appliance pins. */
+  releaseRootPem: string;
+  /** PEM of the CA that signed the mirror's TLS certificate. */
+  mirrorCaPem?: string;
+  bootSlotMiB?: number;
+  rootSlotMiB?: number;
+  /** Extra agent configuration (timeouts, updateAtBoot…). */
+  config?: Record<string, unknown>;
+}
+
+async function partition(file: string, sizeBytes: number, image?: string): Promise<void> {
+  const h = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  try {
+    await h.truncate(sizeBytes);
+    if (image) {
+      const data = await fs.readFile(image);
+      if (data.length > sizeBytes) throw new Error(`${image} (${data.length} bytes) does not fit ${file}`);
+      await h.write(data, 0, data.length, 0);
+    }
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/** (Re)creates the appliance root as the factory left it: slot A holds the factory release. */
+export async function createAppliance(opts: ApplianceOptions): Promise<void> {
+  const paths = appliancePaths(opts.root);
+  await fs.rm(opts.root, { recursive: true, force: true });
+  const bootSize = (opts.bootSlotMiB ?? 32) * 1024 * 1024;
+  const rootSize = (opts.rootSlotMiB ?? 96) * 1024 * 1024;
+  await fs.mkdir(path.dirname(paths.partition('boot', 'A')), { recursive: true });
+  await partition(paths.partition('boot', 'A'), bootSize, opts.factory.boot);
+  await partition(paths.partition('root', 'A'), rootSize, opts.factory.root);
+  await partition(paths.partition('boot', 'B'), bootSize);
+  await partition(paths.partition('root', 'B'), rootSize);
+
+  // The recovery partition keeps the factory images (used by the recovery system).
+  const recovery = paths.recoveryPartition;
+  await fs.mkdir(recovery, { recursive: true });
+  await fs.copyFile(opts.factory.boot, path.join(recovery, 'boot.img'));
+  await fs.copyFile(opts.factory.root, path.join(recovery, 'root.img'));
+
+  await fs.mkdir(path.dirname(paths.grubenv), { recursive: true });
+  await writeGrubenv(paths.grubenv, defaultGrubenv());
+  await fs.mkdir(paths.dataDir, { recursive: true });
+  await fs.mkdir(paths.logDir, { recursive: true });
+  await fs.mkdir(path.dirname(paths.cmdline), { recursive: true });
+
+  await writeFileAtomic(paths.trustedRoots, opts.releaseRootPem);
+  const config: Record<string, unknown> = {
+    platform: opts.platform,
+    baseUrl: opts.baseUrl,
+    reboot: 'simulator',
+    ...opts.config,
+  };
+  if (opts.mirrorCaPem) {
+    await writeFileAtomic(path.join(opts.root, 'etc/clgw/trust/mirror-ca.pem'), opts.mirrorCaPem);
+    config.downloadCa = 'etc/clgw/trust/mirror-ca.pem';
+  }
+  await writeJsonAtomic(paths.config, config);
+}

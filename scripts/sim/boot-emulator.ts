@@ -1,0 +1,167 @@
+/**
+ * The boot emulator: plays bootloader and kernel for a simulated appliance. Each "boot" reads
+ * grubenv and chooses the slot with exactly the rules of our grub.cfg (the shared bootchooser),
+ * writes back what GRUB's save_env would, checks the slot's boot partition holds a kernel, writes
+ * proc/cmdline (`clgw.slot=B`), "mounts" the root partition (exposes its /etc/os-release and
+ * health hooks, read with debugfs) and starts the agent. When the agent leaves a reboot request
+ * and exits, the emulator boots again; if the agent crashes it is restarted like systemd would.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../../agent/src/platform/atomic.js';
+import { execFile } from '../../agent/src/platform/exec.js';
+import { appliancePaths, type SlotName } from '../../agent/src/platform/paths.js';
+import { selectBootFromBlock } from '../../agent/src/slot/bootchooser.js';
+
+const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+export const AGENT_MAIN = path.join(REPO, 'agent/dist/main.js');
+const REBOOT_REQUEST = 'reboot-request';
+
+export type BootOutcome =
+  | { kind: 'booted'; slot: SlotName; reason: string }
+  | { kind: 'recovery'; reason: string }
+  | { kind: 'noKernel'; slot: SlotName; reason: string };
+
+async function debugfsCat(image: string, file: string): Promise<string> {
+  const { stdout } = await execFile('debugfs', ['-R', `cat ${file}`, image], { maxBuffer: 1024 * 1024 });
+  return stdout;
+}
+
+/**
+ * One pass of the bootloader and early boot. Returns what happened; on `booted` the appliance
+ * root is ready for the agent to start.
+ */
+export async function bootOnce(root: string): Promise<BootOutcome> {
+  const paths = appliancePaths(root);
+  // The bytes GRUB would see (a torn or missing block included) and what its save_env leaves.
+  const block = await fs.readFile(paths.grubenv).catch(() => undefined);
+  const choice = selectBootFromBlock(block);
+  if (choice.block) await writeFileAtomic(paths.grubenv, choice.block);
+  if (choice.target === 'recovery') return { kind: 'recovery', reason: choice.reason };
+
+  const slot = choice.target;
+  const bootPart = paths.partition('boot', slot);
+  const kernel = await debugfsCat(bootPart, '/vmlinuz').catch(() => '');
+  if (!kernel.startsWith('clgw simulated kernel')) {
+    // Like a kernel that fails to load: the machine resets, the slot stays "being tried" and
+    // the next pass falls back to the other slot.
+    return { kind: 'noKernel', slot, reason: `no kernel on ${bootPart}` };
+  }
+
+  const rootPart = paths.partition('root', slot);
+  const osRelease = await debugfsCat(rootPart, '/etc/os-release');
+  await writeFileAtomic(paths.osRelease, osRelease);
+  await fs.rm(paths.healthHooks, { recursive: true, force: true });
+  await fs.mkdir(path.dirname(paths.healthHooks), { recursive: true });
+  await execFile('debugfs', [
+    '-R',
+    `rdump /usr/lib/clgw/health.d ${path.dirname(paths.healthHooks)}`,
+    rootPart,
+  ]);
+  await writeFileAtomic(
+    paths.cmdline,
+    `BOOT_IMAGE=/vmlinuz root=PARTLABEL=root_${slot.toLowerCase()} ro quiet clgw.slot=${slot}\n`,
+  );
+  await fs.rm(path.join(paths.runDir, REBOOT_REQUEST), { force: true });
+  return { kind: 'booted', slot, reason: choice.reason };
+}
+
+export interface EmulatorOptions {
+  root: string;
+  /** Where each line of the emulator's own narration goes. */
+  say?: (line: string) => void;
+  /** Stop after this many boots (a guard against a boot loop). */
+  maxBoots?: number;
+  env?: NodeJS.ProcessEnv;
+  agentMain?: string;
+}
+
+/**
+ * Runs the simulated appliance until `stop()` (power off) or until it cannot boot. The returned
+ * promise resolves with the reason the appliance stopped.
+ */
+export function runAppliance(opts: EmulatorOptions): {
+  done: Promise<string>;
+  stop(): Promise<void>;
+  boots(): number;
+  /** The running agent's process id (for power-cut tests). */
+  agentPid(): number | undefined;
+} {
+  const say = opts.say ?? ((l: string) => process.stdout.write(`[boot] ${l}\n`));
+  const paths = appliancePaths(opts.root);
+  let child: ChildProcess | undefined;
+  let stopping = false;
+  let boots = 0;
+
+  const runAgent = () =>
+    new Promise<number | null>((resolve) => {
+      child = spawn(process.execPath, [opts.agentMain ?? AGENT_MAIN], {
+        env: { ...process.env, ...opts.env, CLGW_ROOT: paths.root },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      child.on('exit', (code) => resolve(code));
+    });
+
+  const done = (async () => {
+    let crashes = 0;
+    for (;;) {
+      if (stopping) return 'powered off';
+      if (boots >= (opts.maxBoots ?? 20)) return `stopped after ${boots} boots`;
+      boots++;
+      const outcome = await bootOnce(paths.root);
+      if (outcome.kind === 'recovery') {
+        say(`boot ${boots}: GRUB chose the recovery system (${outcome.reason})`);
+        return `recovery requested: ${outcome.reason}`;
+      }
+      if (outcome.kind === 'noKernel') {
+        say(`boot ${boots}: slot ${outcome.slot}: ${outcome.reason}; resetting`);
+        continue;
+      }
+      say(`boot ${boots}: GRUB chose slot ${outcome.slot} (${outcome.reason}); starting clgw-agent`);
+      for (;;) {
+        const code = await runAgent();
+        child = undefined;
+        if (stopping) return 'powered off';
+        const rebootRequested = await fs.stat(path.join(paths.runDir, REBOOT_REQUEST)).then(
+          () => true,
+          () => false,
+        );
+        if (rebootRequested) {
+          say('agent requested a reboot');
+          break;
+        }
+        if (code === 0) return 'agent exited';
+        if (++crashes > 3) return `agent keeps failing (exit ${code})`;
+        say(`agent exited with ${code}; restarting it`);
+      }
+    }
+  })();
+
+  return {
+    done,
+    boots: () => boots,
+    agentPid: () => child?.pid,
+    stop: async () => {
+      stopping = true;
+      child?.kill('SIGTERM');
+      await done;
+    },
+  };
+}
+
+// As a program: `boot-emulator --root DIR` runs the appliance until SIGTERM/SIGINT.
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  const i = process.argv.indexOf('--root');
+  const root = i > 0 ? process.argv[i + 1] : undefined;
+  if (!root) {
+    process.stderr.write('usage: boot-emulator --root DIR\n');
+    process.exit(2);
+  }
+  const appliance = runAppliance({ root });
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void appliance.stop());
+  appliance.done.then((why) => {
+    process.stdout.write(`[boot] appliance stopped: ${why}\n`);
+    process.exit(0);
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * The whole update on a simulated appliance: A → B, reboot through the boot emulator's
+ * bootloader pass, health check, commit; a broken release rolled back; a slot that never comes
+ * up left behind by the bootloader itself.
+ */
+import { promises as fs } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
+import { bootOnce } from '../../../scripts/sim/boot-emulator.js';
+import {
+  fingerprint,
+  makeWorld,
+  type RunningAgent,
+  startAgent,
+  type World,
+} from '../../support/appliance.js';
+
+let world: World | undefined;
+let running: RunningAgent | undefined;
+
+afterEach(async () => {
+  await running?.stop();
+  await world?.close();
+  running = undefined;
+  world = undefined;
+});
+
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Lets the running agent reboot: stop it, run the bootloader pass, start the agent again. */
+async function reboot(w: World): Promise<{ slot: string }> {
+  await until(() => (running?.reboots.length ?? 0) > 0, 'the agent to ask for a reboot');
+  await running!.stop();
+  const outcome = await bootOnce(w.root);
+  running = await startAgent(w);
+  return { slot: outcome.kind === 'booted' ? outcome.slot : outcome.kind };
+}
+
+async function env(w: World): Promise<Record<string, string>> {
+  return Object.fromEntries(await readGrubenv(w.paths.grubenv));
+}
+
+describe('A/B update on the simulated appliance', () => {
+  it('installs 1.1.0 into slot B, reboots, passes its health check and commits', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    running = await startAgent(world);
+    const activeBefore = await fingerprint(world.paths);
+
+    await running.agent.request({ type: 'update' });
+    await until(() => running!.reboots.length > 0, 'reboot');
+    // Before the reboot: B written and first in ORDER, A untouched.
+    expect(await env(world)).toMatchObject({ ORDER: 'B A', B_OK: '1', B_TRY: '0', A_OK: '1' });
+    const after = await fingerprint(world.paths);
+    expect(after.boot_a).toBe(activeBefore.boot_a);
+    expect(after.root_a).toBe(activeBefore.root_a);
+    const journal = JSON.parse(await fs.readFile(world.paths.journal, 'utf8'));
+    expect(journal.state).toBe('rebooting');
+    expect(journal.critical.enteredAt).toBeDefined();
+    expect(journal.critical.leftAt).toBeDefined();
+
+    const { slot } = await reboot(world);
+    expect(slot).toBe('B');
+    expect(await running.agent.waitSettled()).toBe('committed');
+    const status = await running.agent.status();
+    expect(status).toMatchObject({ bootedSlot: 'B', gatewayVersion: '1.1.0', highestVersion: '1.1.0' });
+    expect(status.slots.B).toMatchObject({ version: '1.1.0', ok: true, try: false, booted: true });
+    expect(status.slots.A).toMatchObject({ version: '1.0.0', ok: true });
+    expect(await env(world)).toMatchObject({ ORDER: 'B A', B_OK: '1', B_TRY: '0' });
+
+    // The next check finds nothing newer.
+    await running.agent.request({ type: 'check' });
+    await running.agent.waitSettled();
+    expect((await running.agent.status()).check?.outcome).toBe('upToDate');
+  });
+
+  it('rolls back a release whose health check fails, and does not retry it automatically', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    running = await startAgent(world);
+    await running.agent.request({ type: 'update' });
+    await reboot(world);
+    expect(await running.agent.waitSettled()).toBe('committed');
+
+    await world.publish('1.2.0', { broken: true });
+    await running.agent.request({ type: 'update' });
+    const into = await reboot(world); // into the new release on slot A
+    expect(into.slot).toBe('A');
+    const back = await reboot(world); // its health check failed: back to B
+    expect(back.slot).toBe('B');
+    expect(await running.agent.waitSettled()).toBe('rolledBack');
+
+    const status = await running.agent.status();
+    expect(status).toMatchObject({ bootedSlot: 'B', gatewayVersion: '1.1.0', highestVersion: '1.1.0' });
+    expect(status.result?.outcome).toBe('rolledBack');
+    expect(status.result?.error?.code).toBe('HEALTH_CHECK_FAILED');
+    expect(status.result?.message).toContain('cloudlink-tunnel.service failed to start');
+    expect(await env(world)).toMatchObject({ ORDER: 'B A', A_OK: '0', B_OK: '1', B_TRY: '0' });
+
+    // An automatic (boot-time) attempt skips the rejected release; --force would retry it.
+    await running.agent.request({ type: 'update', trigger: 'boot' });
+    await running.agent.waitSettled();
+    const again = await running.agent.status();
+    expect(again.check?.outcome).toBe('rejected');
+    expect(again.check?.message).toContain('rolled back on this appliance');
+    expect(again.result?.outcome).toBe('rolledBack');
+    expect(running.reboots).toHaveLength(0);
+  });
+
+  it('when the new slot never comes up, the bootloader falls back and the agent records the rollback', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    running = await startAgent(world);
+    await running.agent.request({ type: 'update' });
+    await until(() => running!.reboots.length > 0, 'reboot');
+    await running.stop();
+    // Boot B, but its agent never runs (a crash before the health check): B stays "being tried".
+    const first = await bootOnce(world.root);
+    expect(first).toMatchObject({ kind: 'booted', slot: 'B' });
+    expect(await env(world)).toMatchObject({ B_TRY: '1' });
+    // Power cycle: GRUB skips the tried slot and boots A.
+    const second = await bootOnce(world.root);
+    expect(second).toMatchObject({ kind: 'booted', slot: 'A' });
+    running = await startAgent(world);
+    expect(await running.agent.waitSettled()).toBe('rolledBack');
+    const status = await running.agent.status();
+    expect(status.result?.message).toContain('bootloader fell back to slot A');
+    expect(status).toMatchObject({ bootedSlot: 'A', gatewayVersion: '1.0.0' });
+    expect(await env(world)).toMatchObject({ A_OK: '1', A_TRY: '0', B_OK: '0' });
+  });
+});

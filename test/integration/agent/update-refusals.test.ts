@@ -1,0 +1,262 @@
+/**
+ * Every way an update can be refused or fail before the switch: each ends in a clear error code
+ * and leaves the active slot and the boot environment byte-for-byte unchanged.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { writeJsonAtomic } from '../../../agent/src/platform/atomic.js';
+import { generateDevKeys, signDocument } from '../../../image/src/release/index.js';
+import {
+  fingerprint,
+  makeWorld,
+  type RunningAgent,
+  startAgent,
+  testKeys,
+  type World,
+} from '../../support/appliance.js';
+import { startDnsServer } from '../../support/dns-server.js';
+
+let world: World | undefined;
+let running: RunningAgent | undefined;
+
+afterEach(async () => {
+  await running?.stop();
+  await world?.close();
+  running = undefined;
+  world = undefined;
+});
+
+beforeAll(() => {
+  testKeys();
+});
+
+/** Runs one update on the world's appliance and returns the error it ended with. */
+async function updateFails(w: World, expectedCode: string): Promise<{ code: string; message: string }> {
+  running = await startAgent(w);
+  const before = await fingerprint(w.paths);
+  await running.agent.request({ type: 'update' });
+  const state = await running.agent.waitSettled(AbortSignal.timeout(60_000));
+  const status = await running.agent.status();
+  expect(state, JSON.stringify(status.error)).toBe('failed');
+  expect(status.error?.code).toBe(expectedCode);
+  expect(await fingerprint(w.paths)).toEqual(before);
+  expect(status.bootedSlot).toBe('A');
+  // The persisted journal says the same as the live agent.
+  const journal = JSON.parse(await fs.readFile(w.paths.journal, 'utf8'));
+  expect(journal.state).toBe('failed');
+  expect(journal.error.code).toBe(expectedCode);
+  return status.error!;
+}
+
+async function resign(w: World, text: string, keys = w.keys): Promise<void> {
+  await fs.writeFile(path.join(w.tree, 'compat.yaml'), text);
+  await fs.writeFile(path.join(w.tree, 'compat.yaml.sig'), signDocument(Buffer.from(text), keys));
+}
+
+describe('signature and trust', () => {
+  it('unsigned compat.yaml → SIGNATURE_MISSING', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    await fs.rm(path.join(world.tree, 'compat.yaml.sig'));
+    await updateFails(world, 'SIGNATURE_MISSING');
+  });
+
+  it('tampered compat.yaml → SIGNATURE_INVALID', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    const file = path.join(world.tree, 'compat.yaml');
+    await fs.writeFile(
+      file,
+      (await fs.readFile(file, 'utf8')).replace('minSourceVersion: 1.0.0', 'minSourceVersion: 0.1.0'),
+    );
+    await updateFails(world, 'SIGNATURE_INVALID');
+  });
+
+  it('signature by an unknown key → CHAIN_INVALID', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0', { keys: generateDevKeys({ bits: 2048 }) });
+    const e = await updateFails(world, 'CHAIN_INVALID');
+    expect(e.message).toMatch(/CN=/);
+  });
+
+  it('an intermediate not issued by the pinned root, even with a look-alike root embedded → CHAIN_INVALID', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    const rogue = generateDevKeys({ bits: 2048 }); // same subject names as the real keys
+    const text = await fs.readFile(path.join(world.tree, 'compat.yaml'));
+    await fs.writeFile(
+      path.join(world.tree, 'compat.yaml.sig'),
+      signDocument(text, rogue, { chain: [rogue.root.certPem] }),
+    );
+    await updateFails(world, 'CHAIN_INVALID');
+  });
+});
+
+describe('version rules', () => {
+  it('expired compat.yaml → RELEASE_EXPIRED', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0', { now: Date.now() - 3 * 86_400_000, expiresInDays: 1 });
+    await updateFails(world, 'RELEASE_EXPIRED');
+  });
+
+  it('downgrade below the highest version ever installed → DOWNGRADE_REFUSED', async () => {
+    world = await makeWorld();
+    await writeJsonAtomic(world.paths.history, { highestVersion: '1.5.0', rejected: [] });
+    await world.publish('1.1.0');
+    const e = await updateFails(world, 'DOWNGRADE_REFUSED');
+    expect(e.message).toContain('1.5.0');
+  });
+
+  it('wrong platform → PLATFORM_MISMATCH', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0', { platforms: ['physical'] });
+    const e = await updateFails(world, 'PLATFORM_MISMATCH');
+    expect(e.message).toContain('virtual');
+  });
+
+  it('minSourceVersion not met → SOURCE_VERSION_TOO_OLD', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0', { minSourceVersion: '1.0.5' });
+    const e = await updateFails(world, 'SOURCE_VERSION_TOO_OLD');
+    expect(e.message).toContain('1.0.5');
+  });
+
+  it('an older signed compat.yaml replayed → SERIAL_REPLAYED', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    await writeJsonAtomic(world.paths.history, { lastSerial: 7, rejected: [] });
+    await updateFails(world, 'SERIAL_REPLAYED');
+  });
+});
+
+describe('malformed documents (signed by the real key)', () => {
+  it('malformed YAML → YAML_INVALID', async () => {
+    world = await makeWorld();
+    await resign(world, 'schema: 1\nserial: [1, 2\nplatforms: {\n');
+    await updateFails(world, 'YAML_INVALID');
+  });
+
+  it('YAML alias bomb → YAML_INVALID', async () => {
+    world = await makeWorld();
+    const lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) {
+      const prev = String.fromCharCode(96 + i);
+      const cur = String.fromCharCode(97 + i);
+      lines.push(`${cur}: &${cur} [${Array(9).fill(`*${prev}`).join(',')}]`);
+    }
+    await resign(world, `${lines.join('\n')}\n`);
+    await updateFails(world, 'YAML_INVALID');
+  });
+
+  it('duplicate keys → YAML_INVALID', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    const text = await fs.readFile(path.join(world.tree, 'compat.yaml'), 'utf8');
+    await resign(world, text.replace(/^serial: (\d+)$/m, 'serial: $1\nserial: 999'));
+    await updateFails(world, 'YAML_INVALID');
+  });
+});
+
+describe('artifacts', () => {
+  it('artifact hash mismatch → HASH_MISMATCH', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    const file = path.join(world.tree, 'releases/1.1.0/root.img');
+    const h = await fs.open(file, 'r+');
+    await h.write(Buffer.from('tampered'), 0, 8, 4096);
+    await h.close();
+    const e = await updateFails(world, 'HASH_MISMATCH');
+    expect(e.message).toContain('root.img');
+  });
+
+  it('truncated artifact → ARTIFACT_TRUNCATED', async () => {
+    world = await makeWorld({ config: { http: { retries: 0 } } });
+    await world.publish('1.1.0');
+    world.mirror.setFault('/releases/1.1.0/root.img', { truncateAt: 100_000 });
+    await updateFails(world, 'ARTIFACT_TRUNCATED');
+  });
+
+  it('server sends more than the declared size → SIZE_EXCEEDED', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    world.mirror.setFault('/releases/1.1.0/boot.img', { extraBytes: 4096 });
+    await updateFails(world, 'SIZE_EXCEEDED');
+  });
+
+  it('server drips 1 byte/s → TIMED_OUT', async () => {
+    world = await makeWorld({
+      config: { http: { minBytesPerSecond: 1024, minThroughputWindowMs: 2000, retries: 0 } },
+    });
+    await world.publish('1.1.0');
+    world.mirror.setFault('/releases/1.1.0/boot.img', { drip: 1 });
+    await updateFails(world, 'TIMED_OUT');
+  });
+
+  it('no space left on the slot device → NO_SPACE', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    // Slot B's root partition is smaller than the release's root image.
+    await fs.truncate(world.paths.partition('root', 'B'), 4 * 1024 * 1024);
+    const e = await updateFails(world, 'NO_SPACE');
+    expect(e.message).toContain('root_b');
+  });
+});
+
+describe('the download server', () => {
+  it.each([404, 500])('HTTP %i on compat.yaml → HTTP_STATUS', async (status) => {
+    world = await makeWorld({ config: { http: { retries: 0 } } });
+    await world.publish('1.1.0');
+    world.mirror.setFault('/compat.yaml', { status });
+    const e = await updateFails(world, 'HTTP_STATUS');
+    expect(e.message).toContain(String(status));
+  });
+
+  it('redirect to another host → REDIRECT_REFUSED', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    world.mirror.setFault('/compat.yaml', { redirect: 'https://other.clgw.test/compat.yaml' });
+    const e = await updateFails(world, 'REDIRECT_REFUSED');
+    expect(e.message).toContain('other.clgw.test');
+  });
+
+  it('redirect to plain http → REDIRECT_REFUSED', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    world.mirror.setFault('/compat.yaml', { redirect: `http://127.0.0.1:${world.mirror.port}/compat.yaml` });
+    await updateFails(world, 'REDIRECT_REFUSED');
+  });
+
+  it('DNS failure → DNS_LOOKUP_FAILED naming the server', async () => {
+    const dns = await startDnsServer({ records: {} });
+    try {
+      world = await makeWorld();
+      const cfg = JSON.parse(await fs.readFile(world.paths.config, 'utf8'));
+      await writeJsonAtomic(world.paths.config, {
+        ...cfg,
+        baseUrl: `https://download.clgw.test:${world.mirror.port}/`,
+        dnsServers: [dns.address],
+        http: { retries: 0 },
+      });
+      const e = await updateFails(world, 'DNS_LOOKUP_FAILED');
+      expect(e.message).toContain('download.clgw.test');
+      expect(e.message).toContain(dns.address);
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it('connection refused → CONNECTION_REFUSED naming host:port', async () => {
+    world = await makeWorld({ config: { http: { retries: 0 } } });
+    const cfg = JSON.parse(await fs.readFile(world.paths.config, 'utf8'));
+    await writeJsonAtomic(world.paths.config, { ...cfg, baseUrl: 'https://127.0.0.1:9/' });
+    const e = await updateFails(world, 'CONNECTION_REFUSED');
+    expect(e.message).toContain('127.0.0.1:9');
+  });
+
+  it('untrusted TLS certificate → TLS_ERROR', async () => {
+    world = await makeWorld({ trustMirror: false });
+    await world.publish('1.1.0');
+    await updateFails(world, 'TLS_ERROR');
+  });
+});

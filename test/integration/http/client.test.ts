@@ -1,0 +1,412 @@
+import net from 'node:net';
+import type { Readable } from 'node:stream';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ClgwError } from '../../../agent/src/errors.js';
+import { systemClock } from '../../../agent/src/platform/clock.js';
+import { createHttpClient, type HttpClientOptions } from '../../../agent/src/platform/http.js';
+import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
+import { artifactBytes, startTestMirror, type TestMirror } from '../../support/mirror.js';
+import { startConnectProxy } from '../../support/proxy.js';
+import { untrustedServerCert } from '../../support/tls.js';
+
+const COMPAT = 'platforms:\n  gateway: {}\n';
+const ARTIFACT = artifactBytes(200_000, 7);
+const TEST_NAME = 'download.clgw.test';
+
+let mirror: TestMirror;
+let dns: TestDnsServer;
+
+beforeAll(async () => {
+  mirror = await startTestMirror({
+    'compat.yaml': COMPAT,
+    'root.img': ARTIFACT,
+    'big.txt': 'x'.repeat(5000),
+  });
+  dns = await startDnsServer({ records: { [TEST_NAME]: '127.0.0.1' }, silent: ['silent.clgw.test'] });
+});
+
+afterAll(async () => {
+  await mirror?.close();
+  await dns?.close();
+});
+
+afterEach(() => {
+  for (const key of ['/compat.yaml', '/root.img', '/big.txt']) mirror.setFault(key, undefined);
+  mirror.resetStats();
+  vi.unstubAllEnvs();
+});
+
+function client(extra: Partial<HttpClientOptions> = {}) {
+  return createHttpClient({ clock: systemClock, ca: mirror.caPem, proxy: null, retries: 0, ...extra });
+}
+
+/** The ClgwError a promise rejects with. */
+async function failure(p: Promise<unknown>): Promise<ClgwError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(ClgwError);
+    return e as ClgwError;
+  }
+  throw new Error('expected the request to fail, it succeeded');
+}
+
+async function drain(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+describe('getBuffer', () => {
+  it('fetches compat.yaml and keeps the cache-busting timestamp query', async () => {
+    const body = await client().getBuffer(`${mirror.url}/compat.yaml?timestamp=1767225600000000000`, {
+      maxBytes: 1024,
+    });
+    expect(body.toString()).toBe(COMPAT);
+    expect(mirror.stats('/compat.yaml').urls).toEqual(['/compat.yaml?timestamp=1767225600000000000']);
+  });
+
+  it('resolves the download server through the configured DNS server', async () => {
+    const body = await client({ dnsServers: [dns.address] }).getBuffer(
+      `https://${TEST_NAME}:${mirror.port}/compat.yaml`,
+      { maxBytes: 1024 },
+    );
+    expect(body.toString()).toBe(COMPAT);
+    expect(dns.queries.some((q) => q.name === TEST_NAME)).toBe(true);
+  });
+
+  it('maps 404 to a permanent HTTP_STATUS naming the URL', async () => {
+    const e = await failure(client().getBuffer(`${mirror.url}/missing.yaml?timestamp=5`, { maxBytes: 1024 }));
+    expect(e.code).toBe('HTTP_STATUS');
+    expect(e.transient).toBe(false);
+    expect(e.details.status).toBe(404);
+    expect(e.message).toContain(`${mirror.url}/missing.yaml`);
+    expect(e.message).not.toContain('timestamp');
+    expect(e.details.url).toBe(`${mirror.url}/missing.yaml`);
+  });
+
+  it('maps 500 to a transient HTTP_STATUS and retries it a bounded number of times', async () => {
+    mirror.setFault('/compat.yaml', { status: 500 });
+    const e = await failure(
+      client({ retries: 2, retryDelayMs: 10 }).getBuffer(`${mirror.url}/compat.yaml`, { maxBytes: 1024 }),
+    );
+    expect(e.code).toBe('HTTP_STATUS');
+    expect(e.transient).toBe(true);
+    expect(e.details.status).toBe(500);
+    expect(e.message).toContain(`${mirror.url}/compat.yaml`);
+    expect(mirror.stats('/compat.yaml').requests).toBe(3);
+  });
+
+  it('recovers when a transient failure goes away between retries', async () => {
+    mirror.setFault('/compat.yaml', { status: 503, times: 1 });
+    const body = await client({ retries: 2, retryDelayMs: 10 }).getBuffer(`${mirror.url}/compat.yaml`, {
+      maxBytes: 1024,
+    });
+    expect(body.toString()).toBe(COMPAT);
+    expect(mirror.stats('/compat.yaml').statuses).toEqual([503, 200]);
+  });
+
+  it('follows a same-host HTTPS redirect', async () => {
+    mirror.setFault('/old/compat.yaml', { redirect: `${mirror.url}/compat.yaml` });
+    const body = await client().getBuffer(`${mirror.url}/old/compat.yaml`, { maxBytes: 1024 });
+    expect(body.toString()).toBe(COMPAT);
+    mirror.setFault('/old/compat.yaml', undefined);
+  });
+
+  it('refuses a redirect to another host', async () => {
+    const location = `https://evil.example:${mirror.port}/compat.yaml`;
+    mirror.setFault('/compat.yaml', { redirect: location });
+    const e = await failure(client().getBuffer(`${mirror.url}/compat.yaml`, { maxBytes: 1024 }));
+    expect(e.code).toBe('REDIRECT_REFUSED');
+    expect(e.transient).toBe(false);
+    expect(e.message).toContain(location);
+    expect(e.details.location).toBe(location);
+  });
+
+  it('refuses a redirect to plain http on the same host', async () => {
+    const location = `http://127.0.0.1:${mirror.port}/compat.yaml`;
+    mirror.setFault('/compat.yaml', { redirect: location });
+    const e = await failure(client().getBuffer(`${mirror.url}/compat.yaml`, { maxBytes: 1024 }));
+    expect(e.code).toBe('REDIRECT_REFUSED');
+    expect(e.message).toContain(location);
+  });
+
+  it('refuses an endless redirect loop after 3 hops', async () => {
+    mirror.setFault('/compat.yaml', { redirect: '/compat.yaml' });
+    const e = await failure(client().getBuffer(`${mirror.url}/compat.yaml`, { maxBytes: 1024 }));
+    expect(e.code).toBe('REDIRECT_REFUSED');
+    expect(e.message).toContain('more than 3 redirects');
+    expect(mirror.stats('/compat.yaml').requests).toBe(4);
+  });
+
+  it('names the DNS server when the name does not exist (NXDOMAIN)', async () => {
+    const e = await failure(
+      client({ dnsServers: [dns.address] }).getBuffer(
+        `https://nothere.clgw.test:${mirror.port}/compat.yaml`,
+        {
+          maxBytes: 1024,
+        },
+      ),
+    );
+    expect(e.code).toBe('DNS_LOOKUP_FAILED');
+    expect(e.message).toContain(`DNS lookup of nothere.clgw.test failed on ${dns.address}`);
+    expect(e.message).toContain('NXDOMAIN');
+    expect(e.details.url).toBe(`https://nothere.clgw.test:${mirror.port}/compat.yaml`);
+  });
+
+  it('names the DNS server when it never answers', async () => {
+    const e = await failure(
+      client({ dnsServers: [dns.address], connectTimeoutMs: 1500 }).getBuffer(
+        `https://silent.clgw.test:${mirror.port}/compat.yaml`,
+        { maxBytes: 1024 },
+      ),
+    );
+    expect(e.code).toBe('DNS_LOOKUP_FAILED');
+    expect(e.transient).toBe(true);
+    expect(e.message).toContain(`DNS lookup of silent.clgw.test failed on ${dns.address}`);
+    expect(e.message).toContain('i/o timeout');
+    expect(dns.queries.some((q) => q.name === 'silent.clgw.test')).toBe(true);
+  });
+
+  it('names host:port when the connection is refused', async () => {
+    const port = await closedPort();
+    const e = await failure(client().getBuffer(`https://127.0.0.1:${port}/compat.yaml`, { maxBytes: 1024 }));
+    expect(e.code).toBe('CONNECTION_REFUSED');
+    expect(e.transient).toBe(true);
+    expect(e.message).toContain(`127.0.0.1:${port}`);
+    expect(e.details.port).toBe(port);
+  });
+
+  it('fails with TLS_ERROR on a certificate the configured CA did not issue', async () => {
+    const rogue = await startTestMirror({ 'compat.yaml': COMPAT }, { serverCert: untrustedServerCert() });
+    try {
+      const e = await failure(client().getBuffer(`${rogue.url}/compat.yaml`, { maxBytes: 1024 }));
+      expect(e.code).toBe('TLS_ERROR');
+      expect(e.transient).toBe(false);
+      expect(e.message).toContain(`TLS handshake with 127.0.0.1:${rogue.port} failed`);
+      expect(e.message).toContain('unable to verify the first certificate');
+      expect(rogue.stats('/compat.yaml').requests).toBe(0);
+    } finally {
+      await rogue.close();
+    }
+  });
+
+  it('does not trust the test CA unless configured to', async () => {
+    const e = await failure(
+      createHttpClient({ clock: systemClock, proxy: null, retries: 0 }).getBuffer(
+        `${mirror.url}/compat.yaml`,
+        {
+          maxBytes: 1024,
+        },
+      ),
+    );
+    expect(e.code).toBe('TLS_ERROR');
+    expect(e.message).toContain(`127.0.0.1:${mirror.port}`);
+  });
+
+  it('refuses a body over maxBytes declared in Content-Length', async () => {
+    const e = await failure(client().getBuffer(`${mirror.url}/big.txt`, { maxBytes: 1000 }));
+    expect(e.code).toBe('SIZE_EXCEEDED');
+    expect(e.transient).toBe(false);
+    expect(e.details.limit).toBe(1000);
+    expect(e.message).toContain(`${mirror.url}/big.txt`);
+  });
+
+  it('refuses a body that grows over maxBytes without a Content-Length', async () => {
+    mirror.setFault('/compat.yaml', { extraBytes: 4000 });
+    const e = await failure(client().getBuffer(`${mirror.url}/compat.yaml`, { maxBytes: 1000 }));
+    expect(e.code).toBe('SIZE_EXCEEDED');
+    expect(e.message).toContain(`${mirror.url}/compat.yaml`);
+    expect(e.message).toContain('more than 1000 bytes');
+  });
+
+  it('gives up at the deadline', async () => {
+    mirror.setFault('/compat.yaml', { drip: 5 });
+    const e = await failure(
+      client().getBuffer(`${mirror.url}/compat.yaml`, { maxBytes: 1024, deadlineMs: 600 }),
+    );
+    expect(e.code).toBe('TIMED_OUT');
+    expect(e.details.phase).toBe('deadline');
+    expect(e.message).toContain('600 ms');
+    expect(e.message).toContain(`${mirror.url}/compat.yaml`);
+  });
+
+  it('rejects with the abort reason when the caller aborts', async () => {
+    mirror.setFault('/compat.yaml', { drip: 5 });
+    const ac = new AbortController();
+    const reason = new Error('operator cancelled');
+    const p = client().getBuffer(`${mirror.url}/compat.yaml`, { maxBytes: 1024, signal: ac.signal });
+    setTimeout(() => ac.abort(reason), 200);
+    await expect(p).rejects.toBe(reason);
+  });
+});
+
+describe('openStream', () => {
+  const url = () => `${mirror.url}/root.img`;
+
+  it('streams the whole artifact from 0', async () => {
+    const { stream, start } = await client().openStream(url(), { expectedSize: ARTIFACT.length });
+    expect(start).toBe(0);
+    expect((await drain(stream)).equals(ARTIFACT)).toBe(true);
+    expect(mirror.stats('/root.img').ranges).toEqual([null]);
+  });
+
+  it('asks for the rest with a Range request and says where the stream starts', async () => {
+    const { stream, start } = await client().openStream(url(), {
+      offset: 150_000,
+      expectedSize: ARTIFACT.length,
+    });
+    expect(start).toBe(150_000);
+    expect((await drain(stream)).equals(ARTIFACT.subarray(150_000))).toBe(true);
+    expect(mirror.stats('/root.img')).toMatchObject({
+      ranges: ['bytes=150000-'],
+      statuses: [206],
+      bytes: 50_000,
+    });
+  });
+
+  it('starts at 0 when the server ignores Range', async () => {
+    mirror.setFault('/root.img', { ignoreRange: true });
+    const { stream, start } = await client().openStream(url(), {
+      offset: 150_000,
+      expectedSize: ARTIFACT.length,
+    });
+    expect(start).toBe(0);
+    expect((await drain(stream)).equals(ARTIFACT)).toBe(true);
+  });
+
+  it('refuses an artifact whose server size differs from the expected size', async () => {
+    const e = await failure(client().openStream(url(), { expectedSize: ARTIFACT.length - 1 }));
+    expect(e.code).toBe('SIZE_EXCEEDED');
+    expect(e.message).toContain(url());
+  });
+
+  it('fails with SIZE_EXCEEDED before delivering a byte past the expected size', async () => {
+    mirror.setFault('/root.img', { extraBytes: 100_000 });
+    const { stream } = await client().openStream(url(), { expectedSize: ARTIFACT.length });
+    let delivered = 0;
+    const e = await failure(
+      (async () => {
+        for await (const c of stream) delivered += (c as Buffer).length;
+      })(),
+    );
+    expect(e.code).toBe('SIZE_EXCEEDED');
+    expect(e.message).toContain(url());
+    expect(delivered).toBeLessThanOrEqual(ARTIFACT.length);
+  });
+
+  it('reports a body cut short as a transient ARTIFACT_TRUNCATED', async () => {
+    mirror.setFault('/root.img', { truncateAt: 70_000 });
+    const { stream } = await client().openStream(url(), { expectedSize: ARTIFACT.length });
+    const e = await failure(drain(stream));
+    expect(e.code).toBe('ARTIFACT_TRUNCATED');
+    expect(e.transient).toBe(true);
+    expect(e.message).toContain(url());
+    expect(e.details.expected).toBe(ARTIFACT.length);
+  });
+
+  it('reports a reset connection mid-body as a transient, resumable failure', async () => {
+    mirror.setFault('/root.img', { dropConnectionAt: 70_000 });
+    const { stream } = await client().openStream(url(), { expectedSize: ARTIFACT.length });
+    const e = await failure(drain(stream));
+    expect(['ARTIFACT_TRUNCATED', 'CONNECTION_RESET']).toContain(e.code);
+    expect(e.transient).toBe(true);
+    expect(e.message).toContain(`127.0.0.1:${mirror.port}`);
+  });
+
+  it('times out a body slower than the minimum throughput', async () => {
+    mirror.setFault('/root.img', { drip: 1 });
+    const http = client({ minBytesPerSecond: 1000, minThroughputWindowMs: 2000, idleTimeoutMs: 10_000 });
+    const { stream } = await http.openStream(url(), { expectedSize: ARTIFACT.length });
+    const e = await failure(drain(stream));
+    expect(e.code).toBe('TIMED_OUT');
+    expect(e.details.phase).toBe('throughput');
+    expect(e.message).toContain(`127.0.0.1:${mirror.port}`);
+    expect(e.message).toContain('1000 bytes/s over 2000 ms');
+  });
+
+  it('times out a body that stops sending (idle)', async () => {
+    mirror.setFault('/root.img', { drip: 1 });
+    const http = client({ idleTimeoutMs: 300, minBytesPerSecond: 0 });
+    const { stream } = await http.openStream(url(), { expectedSize: ARTIFACT.length });
+    const e = await failure(drain(stream));
+    expect(e.code).toBe('TIMED_OUT');
+    expect(e.details.phase).toBe('idle');
+    expect(e.message).toContain('300 ms');
+    expect(e.message).toContain(url());
+  });
+
+  it('maps a 416 to HTTP_STATUS', async () => {
+    const http = client();
+    mirror.setFault('/root.img', { status: 416 });
+    const e = await failure(http.openStream(url(), { offset: 10, expectedSize: ARTIFACT.length }));
+    expect(e.code).toBe('HTTP_STATUS');
+    expect(e.details.status).toBe(416);
+  });
+});
+
+describe('proxy', () => {
+  it('tunnels through HTTPS_PROXY from the environment', async () => {
+    const proxy = await startConnectProxy({ hosts: { [TEST_NAME]: '127.0.0.1' } });
+    try {
+      vi.stubEnv('HTTPS_PROXY', proxy.url);
+      vi.stubEnv('NO_PROXY', '');
+      const http = createHttpClient({ clock: systemClock, ca: mirror.caPem, retries: 0 });
+      const body = await http.getBuffer(`https://${TEST_NAME}:${mirror.port}/compat.yaml`, {
+        maxBytes: 1024,
+      });
+      expect(body.toString()).toBe(COMPAT);
+      expect(proxy.tunnels).toEqual([`${TEST_NAME}:${mirror.port}`]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('goes direct for a host listed in NO_PROXY', async () => {
+    const proxy = await startConnectProxy({ hosts: { [TEST_NAME]: '127.0.0.1' } });
+    try {
+      vi.stubEnv('HTTPS_PROXY', proxy.url);
+      vi.stubEnv('NO_PROXY', 'localhost,.clgw.test');
+      const http = createHttpClient({
+        clock: systemClock,
+        ca: mirror.caPem,
+        retries: 0,
+        dnsServers: [dns.address],
+      });
+      const body = await http.getBuffer(`https://${TEST_NAME}:${mirror.port}/compat.yaml`, {
+        maxBytes: 1024,
+      });
+      expect(body.toString()).toBe(COMPAT);
+      expect(proxy.tunnels).toEqual([]);
+      expect(dns.queries.some((q) => q.name === TEST_NAME)).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('names the proxy when it refuses connections', async () => {
+    const port = await closedPort();
+    vi.stubEnv('HTTPS_PROXY', `http://127.0.0.1:${port}`);
+    const http = createHttpClient({ clock: systemClock, ca: mirror.caPem, retries: 0 });
+    const e = await failure(
+      http.getBuffer(`https://${TEST_NAME}:${mirror.port}/compat.yaml`, { maxBytes: 1024 }),
+    );
+    expect(e.code).toBe('CONNECTION_REFUSED');
+    expect(e.message).toContain(`proxy 127.0.0.1:${port}`);
+    expect(e.message).toContain(`${TEST_NAME}:${mirror.port}`);
+  });
+
+  it('rejects a malformed proxy setting when the client is built', () => {
+    expect(() => createHttpClient({ clock: systemClock, proxy: { url: 'ftp://proxy.example:21' } })).toThrow(
+      expect.objectContaining({ code: 'PROXY_INVALID' }),
+    );
+  });
+});

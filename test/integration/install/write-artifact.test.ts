@@ -1,0 +1,367 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ClgwError } from '../../../agent/src/errors.js';
+import { systemClock } from '../../../agent/src/platform/clock.js';
+import { execFile } from '../../../agent/src/platform/exec.js';
+import { createHttpClient, type HttpClient } from '../../../agent/src/platform/http.js';
+import {
+  type ArtifactTarget,
+  deviceCapacity,
+  verifyArtifactOnDevice,
+  writeArtifact,
+} from '../../../agent/src/slot/install.js';
+import { artifactBytes, sha256Hex, startTestMirror, type TestMirror } from '../../support/mirror.js';
+import { recordSkip } from '../../support/skip.js';
+
+const SIZE = 1024 * 1024 + 12_345; // not a multiple of any buffer size
+const ARTIFACT = artifactBytes(SIZE, 42);
+const DIGEST = sha256Hex(ARTIFACT);
+const SLOT_SIZE = SIZE + 256 * 1024;
+const FILL = 0xaa;
+const CHECKPOINT = 64 * 1024;
+
+let mirror: TestMirror;
+let http: HttpClient;
+let dir: string;
+let slot: string;
+
+beforeAll(async () => {
+  mirror = await startTestMirror({ 'root.img': ARTIFACT });
+  http = createHttpClient({ clock: systemClock, ca: mirror.caPem, proxy: null, retries: 0 });
+});
+
+afterAll(async () => {
+  await mirror?.close();
+});
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-install-'));
+  slot = path.join(dir, 'root_b');
+  await fs.writeFile(slot, Buffer.alloc(SLOT_SIZE, FILL));
+});
+
+afterEach(async () => {
+  mirror.setFault('/root.img', undefined);
+  mirror.resetStats();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+function target(overrides: Partial<ArtifactTarget> = {}): ArtifactTarget {
+  return { url: `${mirror.url}/root.img`, size: SIZE, sha256: DIGEST, device: slot, ...overrides };
+}
+
+async function failure(p: Promise<unknown>): Promise<ClgwError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(ClgwError);
+    return e as ClgwError;
+  }
+  throw new Error('expected the write to fail, it succeeded');
+}
+
+/** Checkpoints as the journal would see them. */
+function journal() {
+  const offsets: number[] = [];
+  return {
+    offsets,
+    last: () => offsets.at(-1) ?? 0,
+    onCheckpoint: async (offset: number) => {
+      offsets.push(offset);
+    },
+  };
+}
+
+async function slotBytes(): Promise<Buffer> {
+  return fs.readFile(slot);
+}
+
+function expectTailUntouched(content: Buffer): void {
+  expect(content.length).toBe(SLOT_SIZE);
+  expect(content.subarray(SIZE).equals(Buffer.alloc(SLOT_SIZE - SIZE, FILL))).toBe(true);
+}
+
+describe('writeArtifact', () => {
+  it('streams the artifact into a fixed-size slot file, checkpointing durable progress', async () => {
+    const j = journal();
+    const progress: number[] = [];
+    let progressDuringCheckpoint = false;
+    let checkpointPending = false;
+    const result = await writeArtifact(http, target(), {
+      activeDevices: [path.join(dir, 'root_a')],
+      checkpointBytes: CHECKPOINT,
+      onProgress: (n) => {
+        if (checkpointPending) progressDuringCheckpoint = true;
+        progress.push(n);
+      },
+      onCheckpoint: async (offset) => {
+        checkpointPending = true;
+        // What the journal records must already be in the slot.
+        const fh = await fs.open(slot, 'r');
+        const head = Buffer.alloc(offset);
+        await fh.read(head, 0, offset, 0);
+        await fh.close();
+        expect(head.equals(ARTIFACT.subarray(0, offset))).toBe(true);
+        await new Promise((r) => setTimeout(r, 5));
+        checkpointPending = false;
+        await j.onCheckpoint(offset);
+      },
+    });
+    expect(result.downloadedBytes).toBe(SIZE);
+    const content = await slotBytes();
+    expect(content.subarray(0, SIZE).equals(ARTIFACT)).toBe(true);
+    expectTailUntouched(content);
+    // One checkpoint per full 64 KiB, then the end.
+    expect(j.offsets).toEqual([
+      ...Array.from({ length: Math.floor(SIZE / CHECKPOINT) }, (_, k) => (k + 1) * CHECKPOINT),
+      SIZE,
+    ]);
+    expect(j.last()).toBe(SIZE);
+    expect(progress.at(-1)).toBe(SIZE);
+    expect(progressDuringCheckpoint).toBe(false);
+    await verifyArtifactOnDevice(slot, SIZE, DIGEST);
+  });
+
+  it('fails with HASH_MISMATCH naming the URL and both digests, and resets the journal offset', async () => {
+    const wrong = sha256Hex('something else');
+    const j = journal();
+    const e = await failure(
+      writeArtifact(http, target({ sha256: wrong }), {
+        activeDevices: [],
+        checkpointBytes: CHECKPOINT,
+        ...j,
+      }),
+    );
+    expect(e.code).toBe('HASH_MISMATCH');
+    expect(e.transient).toBe(false);
+    expect(e.message).toContain(`${mirror.url}/root.img`);
+    expect(e.message).toContain(wrong);
+    expect(e.message).toContain(DIGEST);
+    expect(e.details).toMatchObject({ expected: wrong, actual: DIGEST, device: slot });
+    expect(j.last()).toBe(0);
+  });
+
+  it('reports a truncated download as transient and resumable', async () => {
+    mirror.setFault('/root.img', { truncateAt: 300_000 });
+    const j = journal();
+    const e = await failure(
+      writeArtifact(http, target(), { activeDevices: [], checkpointBytes: CHECKPOINT, ...j }),
+    );
+    expect(e.code).toBe('ARTIFACT_TRUNCATED');
+    expect(e.transient).toBe(true);
+    expect(e.message).toContain(`${mirror.url}/root.img`);
+    expect(j.last()).toBeGreaterThan(0);
+    expect(j.last()).toBeLessThanOrEqual(300_000);
+
+    const resumeAt = j.last();
+    mirror.setFault('/root.img', undefined);
+    mirror.resetStats();
+    await writeArtifact(http, target(), { activeDevices: [], resumeOffset: resumeAt, ...j });
+    expect(mirror.stats('/root.img').bytes).toBe(SIZE - resumeAt);
+    await verifyArtifactOnDevice(slot, SIZE, DIGEST);
+  });
+
+  it('stops at once when the server sends more than the declared size, writing nothing past it', async () => {
+    mirror.setFault('/root.img', { extraBytes: 300_000 });
+    const e = await failure(
+      writeArtifact(http, target(), { activeDevices: [], checkpointBytes: CHECKPOINT }),
+    );
+    expect(e.code).toBe('SIZE_EXCEEDED');
+    expect(e.message).toContain(`${mirror.url}/root.img`);
+    expectTailUntouched(await slotBytes());
+  });
+
+  it('refuses with NO_SPACE before writing when the slot is smaller than the artifact', async () => {
+    const small = path.join(dir, 'small_b');
+    const before = Buffer.alloc(SIZE - 1, FILL);
+    await fs.writeFile(small, before);
+    const e = await failure(writeArtifact(http, target({ device: small }), { activeDevices: [] }));
+    expect(e.code).toBe('NO_SPACE');
+    expect(e.message).toContain(small);
+    expect(e.message).toContain(String(SIZE));
+    expect(e.message).toContain(String(SIZE - 1));
+    expect((await fs.readFile(small)).equals(before)).toBe(true);
+    expect(mirror.stats('/root.img').requests).toBe(0);
+  });
+
+  it('refuses with SLOT_ACTIVE to open a device of the booted slot, also through a symlink', async () => {
+    const link = path.join(dir, 'by-partlabel-root_a');
+    await fs.symlink(slot, link);
+    for (const active of [slot, link]) {
+      const e = await failure(writeArtifact(http, target(), { activeDevices: [active] }));
+      expect(e.code).toBe('SLOT_ACTIVE');
+      expect(e.message).toContain(slot);
+    }
+    const content = await slotBytes();
+    expect(content.equals(Buffer.alloc(SLOT_SIZE, FILL))).toBe(true);
+    expect(mirror.stats('/root.img').requests).toBe(0);
+  });
+
+  it('never creates a missing slot device', async () => {
+    const missing = path.join(dir, 'nonexistent_b');
+    const e = await failure(writeArtifact(http, target({ device: missing }), { activeDevices: [] }));
+    expect(e.code).toBe('SLOT_WRITE_FAILED');
+    expect(e.message).toContain(missing);
+    await expect(fs.stat(missing)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('resumes a download killed half-way and fetches only the rest', async () => {
+    mirror.setFault('/root.img', { dropConnectionAt: 600_000 });
+    const j = journal();
+    const first = await failure(
+      writeArtifact(http, target(), { activeDevices: [], checkpointBytes: CHECKPOINT, ...j }),
+    );
+    expect(first.transient).toBe(true);
+    const resumeAt = j.last();
+    expect(resumeAt).toBeGreaterThan(0);
+    expect(resumeAt).toBeLessThan(SIZE);
+
+    mirror.setFault('/root.img', undefined);
+    mirror.resetStats();
+    const progress: number[] = [];
+    const result = await writeArtifact(http, target(), {
+      activeDevices: [],
+      checkpointBytes: CHECKPOINT,
+      resumeOffset: resumeAt,
+      onProgress: (n) => progress.push(n),
+      ...j,
+    });
+    const served = mirror.stats('/root.img');
+    expect(served.ranges).toEqual([`bytes=${resumeAt}-`]);
+    expect(served.bytes).toBe(SIZE - resumeAt);
+    expect(result.downloadedBytes).toBe(SIZE - resumeAt);
+    expect(progress[0]).toBeGreaterThan(resumeAt);
+    expect(j.last()).toBe(SIZE);
+    const content = await slotBytes();
+    expect(sha256Hex(content.subarray(0, SIZE))).toBe(DIGEST);
+    expectTailUntouched(content);
+  });
+
+  it('restarts from 0 correctly when the server ignores Range on resume', async () => {
+    mirror.setFault('/root.img', { dropConnectionAt: 500_000 });
+    const j = journal();
+    await failure(writeArtifact(http, target(), { activeDevices: [], checkpointBytes: CHECKPOINT, ...j }));
+    expect(j.last()).toBeGreaterThan(0);
+    // Spoil the already written prefix: a restart must overwrite it, not trust it.
+    const fh = await fs.open(slot, 'r+');
+    await fh.write(Buffer.alloc(1000, 0x00), 0, 1000, 0);
+    await fh.close();
+
+    mirror.setFault('/root.img', { ignoreRange: true });
+    mirror.resetStats();
+    const result = await writeArtifact(http, target(), { activeDevices: [], resumeOffset: j.last(), ...j });
+    expect(mirror.stats('/root.img').statuses).toEqual([200]);
+    expect(mirror.stats('/root.img').bytes).toBe(SIZE);
+    expect(result.downloadedBytes).toBe(SIZE);
+    await verifyArtifactOnDevice(slot, SIZE, DIGEST);
+  });
+
+  it('does not download again when the journal says the artifact is complete and the bytes agree', async () => {
+    await writeArtifact(http, target(), { activeDevices: [] });
+    mirror.resetStats();
+    const result = await writeArtifact(http, target(), { activeDevices: [], resumeOffset: SIZE });
+    expect(result.downloadedBytes).toBe(0);
+    expect(mirror.stats('/root.img').requests).toBe(0);
+  });
+
+  it('downloads again from 0 when the journal says complete but the slot holds other bytes', async () => {
+    const j = journal();
+    const result = await writeArtifact(http, target(), { activeDevices: [], resumeOffset: SIZE, ...j });
+    expect(j.offsets[0]).toBe(0);
+    expect(result.downloadedBytes).toBe(SIZE);
+    expect(mirror.stats('/root.img').ranges).toEqual([null]);
+    await verifyArtifactOnDevice(slot, SIZE, DIGEST);
+  });
+
+  it('records durable progress and rejects with the reason when aborted', async () => {
+    const ac = new AbortController();
+    const reason = new Error('update cancelled');
+    const offsets: number[] = [];
+    const p = writeArtifact(http, target(), {
+      activeDevices: [],
+      checkpointBytes: CHECKPOINT,
+      signal: ac.signal,
+      onCheckpoint: async (offset) => {
+        offsets.push(offset);
+        if (offsets.length === 2) ac.abort(reason);
+      },
+    });
+    await expect(p).rejects.toBe(reason);
+    expect(offsets[1]).toBe(2 * CHECKPOINT);
+    expect(offsets.at(-1)).toBeLessThan(SIZE);
+    const content = await slotBytes();
+    expect(content.subarray(0, offsets.at(-1)).equals(ARTIFACT.subarray(0, offsets.at(-1)))).toBe(true);
+  });
+
+  it('passes the network error through, naming the server', async () => {
+    mirror.setFault('/root.img', { status: 404 });
+    const e = await failure(writeArtifact(http, target(), { activeDevices: [] }));
+    expect(e.code).toBe('HTTP_STATUS');
+    expect(e.message).toContain(`${mirror.url}/root.img`);
+    expect((await slotBytes()).equals(Buffer.alloc(SLOT_SIZE, FILL))).toBe(true);
+  });
+});
+
+describe('verifyArtifactOnDevice', () => {
+  it('detects a changed byte with READBACK_MISMATCH naming the device', async () => {
+    await writeArtifact(http, target(), { activeDevices: [] });
+    const fh = await fs.open(slot, 'r+');
+    await fh.write(Buffer.from([ARTIFACT[SIZE - 1]! ^ 0xff]), 0, 1, SIZE - 1);
+    await fh.close();
+    const e = await failure(verifyArtifactOnDevice(slot, SIZE, DIGEST));
+    expect(e.code).toBe('READBACK_MISMATCH');
+    expect(e.message).toContain(slot);
+    expect(e.message).toContain(DIGEST);
+  });
+
+  it('detects a device shorter than the artifact', async () => {
+    const e = await failure(verifyArtifactOnDevice(slot, SLOT_SIZE + 1, DIGEST));
+    expect(e.code).toBe('READBACK_MISMATCH');
+    expect(e.message).toContain(slot);
+  });
+});
+
+describe('block devices', () => {
+  it('sizes and writes a loop block device with the same code', async (ctx) => {
+    const backing = path.join(dir, 'disk.img');
+    const diskSize = 2 * 1024 * 1024; // loop devices round down to 512-byte sectors
+    await fs.writeFile(backing, Buffer.alloc(diskSize, FILL));
+    let loop: string;
+    try {
+      loop = (await execFile('losetup', ['--find', '--show', backing])).stdout.trim();
+    } catch (e) {
+      const reason = `no loop device available (${(e as Error).message.split('\n')[0]})`;
+      recordSkip('install: loop block device', reason);
+      ctx.skip(reason);
+      return;
+    }
+    try {
+      const capacity = await deviceCapacity(loop);
+      expect(capacity).toBe(Number((await execFile('blockdev', ['--getsize64', loop])).stdout.trim()));
+      expect(capacity).toBe(diskSize);
+      const link = path.join(dir, 'root_b_link');
+      await fs.symlink(loop, link);
+      expect(await deviceCapacity(link)).toBe(capacity);
+
+      const e = await failure(writeArtifact(http, target({ device: link }), { activeDevices: [loop] }));
+      expect(e.code).toBe('SLOT_ACTIVE');
+
+      await writeArtifact(http, target({ device: link }), {
+        activeDevices: [slot],
+        checkpointBytes: CHECKPOINT,
+      });
+      await verifyArtifactOnDevice(loop, SIZE, DIGEST);
+    } finally {
+      await execFile('losetup', ['--detach', loop]);
+    }
+    const disk = await fs.readFile(backing);
+    expect(disk.subarray(0, SIZE).equals(ARTIFACT)).toBe(true);
+    expect(disk.subarray(SIZE).every((b) => b === FILL)).toBe(true);
+  });
+
+  it('gives a regular file its size as capacity', async () => {
+    expect(await deviceCapacity(slot)).toBe(SLOT_SIZE);
+  });
+});

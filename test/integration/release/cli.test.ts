@@ -1,0 +1,251 @@
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCompat } from '../../../agent/src/release/parse.js';
+import { verifyCompatSignature } from '../../../agent/src/release/signature.js';
+
+/** The `clgw-release` command run as a real process (TypeScript source through tsx). */
+
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const cli = path.join(repo, 'image/src/release/cli.ts');
+// tsx's loader by absolute URL: `--import tsx` would be resolved from the (temporary) cwd.
+const tsx = pathToFileURL(path.join(repo, 'node_modules/tsx/dist/loader.mjs')).href;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function clgwRelease(args: string[], cwd: string): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', tsx, cli, ...args],
+      { cwd, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-release-cli-'));
+  await fs.writeFile(path.join(dir, 'boot.img'), Buffer.alloc(4096, 0xb0));
+  await fs.writeFile(path.join(dir, 'root.img'), Buffer.alloc(65536 * 3 + 5, 0x7e));
+});
+
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('clgw-release', () => {
+  it('generates keys, builds a release tree from two files, and verifies it', async () => {
+    const keys = await clgwRelease(['keys', '--out', 'keys'], dir);
+    expect(keys.stderr).toBe('');
+    expect(keys.code).toBe(0);
+    expect(keys.stdout).toMatch(/SHA-256 fingerprint ([0-9A-F]{2}:){31}[0-9A-F]{2}/);
+
+    const build = await clgwRelease(
+      [
+        'build',
+        '--keys',
+        'keys',
+        '--tree',
+        'tree',
+        '--version',
+        '1.1.0',
+        '--platform',
+        'virtual',
+        '--platform',
+        'physical',
+        '--boot',
+        'boot.img',
+        '--root',
+        'root.img',
+        '--min-source',
+        '1.0.0',
+        '--expires-days',
+        '14',
+      ],
+      dir,
+    );
+    expect(build.stderr).toBe('');
+    expect(build.code).toBe(0);
+    expect(build.stdout).toContain('published 1.1.0 for virtual, physical');
+    expect(build.stdout).toContain('serial 1');
+    expect(await fs.readdir(path.join(dir, 'tree/releases/1.1.0'))).toEqual(['boot.img', 'root.img']);
+
+    const verify = await clgwRelease(['verify', '--roots', 'keys/root.pem', '--tree', 'tree'], dir);
+    expect(verify.stderr).toBe('');
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toContain('compat.yaml: valid, schema 1, serial 1');
+    expect(verify.stdout).toContain('signed by O=clgw development, CN=clgw development release signing');
+    expect(verify.stdout).toContain('physical: 1.1.0 (updates from 1.0.0 or later)');
+    expect(verify.stdout).toContain('virtual: 1.1.0');
+    expect(verify.stdout).toContain(`root: releases/1.1.0/root.img ${65536 * 3 + 5} bytes`);
+    expect(verify.stdout).toContain('artifacts: 2 files present with matching size and SHA-256');
+
+    // The tree is what an appliance reads: check it with the agent's own code as well.
+    const document = await fs.readFile(path.join(dir, 'tree/compat.yaml'));
+    const signed = verifyCompatSignature({
+      document,
+      envelope: await fs.readFile(path.join(dir, 'tree/compat.yaml.sig')),
+      trustedRootsPem: await fs.readFile(path.join(dir, 'keys/root.pem'), 'utf8'),
+      now: Date.now(),
+    });
+    expect(signed.chain).toHaveLength(3);
+    const compat = parseCompat(document);
+    expect(Date.parse(compat.expires) - Date.parse(compat.published)).toBe(14 * 86_400_000);
+
+    // A second build bumps the serial.
+    const again = await clgwRelease(
+      [
+        'build',
+        '--keys',
+        'keys',
+        '--tree',
+        'tree',
+        '--version',
+        '1.2.0',
+        '--platform',
+        'kvm',
+        '--boot',
+        'boot.img',
+        '--root',
+        'root.img',
+        '--min-source',
+        '1.1.0',
+      ],
+      dir,
+    );
+    expect(again.code).toBe(0);
+    const verify2 = await clgwRelease(['verify', '--roots', 'keys/root.pem', '--tree', 'tree'], dir);
+    expect(verify2.stdout).toContain('serial 2');
+    expect(verify2.stdout).toContain('kvm: 1.2.0');
+    expect(verify2.stdout).toContain('physical: 1.1.0');
+  });
+
+  it('fails verification with the reason when the tree does not check out', async () => {
+    await clgwRelease(['keys', '--out', 'other-keys'], dir);
+    const foreign = await clgwRelease(['verify', '--roots', 'other-keys/root.pem', '--tree', 'tree'], dir);
+    expect(foreign.code).toBe(1);
+    expect(foreign.stderr).toMatch(/^clgw-release: CHAIN_INVALID: .*was not issued by a pinned root/);
+
+    await fs.appendFile(path.join(dir, 'tree/releases/1.1.0/boot.img'), 'x');
+    const altered = await clgwRelease(['verify', '--roots', 'keys/root.pem', '--tree', 'tree'], dir);
+    expect(altered.code).toBe(1);
+    expect(altered.stderr).toContain('HASH_MISMATCH');
+    expect(altered.stderr).toContain('boot.img');
+    const skipped = await clgwRelease(
+      ['verify', '--roots', 'keys/root.pem', '--tree', 'tree', '--skip-artifacts'],
+      dir,
+    );
+    expect(skipped.code).toBe(0);
+    expect(skipped.stdout).toContain('artifacts: not checked');
+  });
+
+  it('signs a file', async () => {
+    await fs.writeFile(path.join(dir, 'note.yaml'), 'hello: world\n');
+    const sign = await clgwRelease(['sign', '--keys', 'keys', 'note.yaml'], dir);
+    expect(sign.code).toBe(0);
+    const envelope = JSON.parse(await fs.readFile(path.join(dir, 'note.yaml.sig'), 'utf8'));
+    expect(envelope).toMatchObject({ format: 'clgw-sig-v1', algorithm: 'RSA-PSS-SHA256' });
+    expect(envelope.chain).toHaveLength(2);
+  });
+
+  it('refuses to overwrite existing keys', async () => {
+    const before = await fs.readFile(path.join(dir, 'keys/root.pem'), 'utf8');
+    const again = await clgwRelease(['keys', '--out', 'keys'], dir);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('NOT_ALLOWED');
+    expect(await fs.readFile(path.join(dir, 'keys/root.pem'), 'utf8')).toBe(before);
+  });
+
+  it.each([
+    [[], 'a command is needed'],
+    [['publish'], 'unknown command "publish"'],
+    [['keys'], '--out is required'],
+    [['keys', '--out', 'x', '--colour'], "Unknown option '--colour'"],
+    [
+      [
+        'build',
+        '--keys',
+        'keys',
+        '--tree',
+        't',
+        '--version',
+        '1.0.0',
+        '--boot',
+        'b',
+        '--root',
+        'r',
+        '--min-source',
+        '1.0.0',
+      ],
+      '--platform is required',
+    ],
+    [['build', '--platform', 'xen'], '--platform xen: expected one of physical, virtual, kvm'],
+    [
+      [
+        'build',
+        '--keys',
+        'keys',
+        '--tree',
+        't',
+        '--version',
+        '1.0.0',
+        '--platform',
+        'kvm',
+        '--boot',
+        'b',
+        '--root',
+        'r',
+        '--min-source',
+        '1.0.0',
+        '--serial',
+        'ten',
+      ],
+      '--serial ten: expected a whole number',
+    ],
+    [['sign', '--keys', 'keys'], 'sign needs exactly one FILE'],
+    [['verify', '--tree', 'tree'], '--roots is required'],
+  ])('exits 2 with usage for %j', async (args, message) => {
+    const run = await clgwRelease(args as string[], dir);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(message);
+    expect(run.stderr).toContain('usage:');
+  });
+
+  it('exits 1 naming the problem for a bad version', async () => {
+    const run = await clgwRelease(
+      [
+        'build',
+        '--keys',
+        'keys',
+        '--tree',
+        'tree',
+        '--version',
+        'v2',
+        '--platform',
+        'kvm',
+        '--boot',
+        'boot.img',
+        '--root',
+        'root.img',
+        '--min-source',
+        '1.0.0',
+      ],
+      dir,
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('INVALID_REQUEST: version "v2" is not a strict semantic version');
+  });
+});

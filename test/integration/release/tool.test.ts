@@ -1,0 +1,288 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCompat } from '../../../agent/src/release/parse.js';
+import { decideUpdate } from '../../../agent/src/release/policy.js';
+import { verifyCompatSignature } from '../../../agent/src/release/signature.js';
+import { buildRelease } from '../../../image/src/release/build.js';
+import {
+  type DevKeys,
+  generateDevKeys,
+  KEY_FILES,
+  loadKeys,
+  saveKeys,
+} from '../../../image/src/release/keys.js';
+import { verifyTree } from '../../../image/src/release/verify.js';
+
+let dir: string;
+let keys: DevKeys;
+let boot: string;
+let root: string;
+let bootBytes: Buffer;
+let rootBytes: Buffer;
+const NOW = Date.UTC(2026, 10, 20, 10, 0, 0, 456);
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-release-tool-'));
+  keys = generateDevKeys({ now: NOW, bits: 2048 });
+  bootBytes = randomBytes(300_000);
+  // Larger than one stream chunk (64 KiB) many times over, so hashing must follow the stream.
+  rootBytes = randomBytes(5 * 1024 * 1024 + 7);
+  boot = path.join(dir, 'boot.img');
+  root = path.join(dir, 'root.img');
+  await fs.writeFile(boot, bootBytes);
+  await fs.writeFile(root, rootBytes);
+});
+
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+async function freshTree(name: string): Promise<string> {
+  const tree = path.join(dir, name);
+  await fs.mkdir(tree);
+  return tree;
+}
+
+describe('buildRelease', () => {
+  it('publishes images and a signed compat.yaml that an appliance accepts', async () => {
+    const tree = await freshTree('first');
+    const built = await buildRelease({
+      tree,
+      keys,
+      version: '1.0.0',
+      platforms: ['virtual', 'kvm'],
+      boot,
+      root,
+      minSourceVersion: '0.9.0',
+      now: NOW,
+    });
+    expect(built.compat.serial).toBe(1);
+    expect(built.compat.published).toBe('2026-11-20T10:00:00Z');
+    expect(built.compat.expires).toBe('2026-12-20T10:00:00Z');
+    expect(built.artifacts.root).toEqual({
+      path: 'releases/1.0.0/root.img',
+      size: rootBytes.length,
+      sha256: sha(rootBytes),
+    });
+    expect(built.artifacts.boot.sha256).toBe(sha(bootBytes));
+    expect(sha(await fs.readFile(path.join(tree, 'releases/1.0.0/root.img')))).toBe(sha(rootBytes));
+    // No temp files left behind.
+    expect((await fs.readdir(path.join(tree, 'releases/1.0.0'))).sort()).toEqual(['boot.img', 'root.img']);
+
+    const document = await fs.readFile(path.join(tree, 'compat.yaml'));
+    const envelope = await fs.readFile(path.join(tree, 'compat.yaml.sig'));
+    const signed = verifyCompatSignature({
+      document,
+      envelope,
+      trustedRootsPem: keys.root.certPem,
+      now: NOW,
+    });
+    expect(signed.signer).toContain('release signing');
+    const compat = parseCompat(document);
+    expect(Object.keys(compat.platforms)).toEqual(['virtual', 'kvm']);
+    expect(document.toString()).not.toMatch(/[&*]a\d/); // shared objects were not turned into aliases
+    expect(decideUpdate(compat, { platform: 'kvm', runningVersion: '0.9.0', now: NOW })).toMatchObject({
+      kind: 'update',
+      release: { version: '1.0.0' },
+    });
+  });
+
+  it('keeps other platforms, bumps the serial and re-signs on the next release', async () => {
+    const tree = await freshTree('second');
+    const base = { tree, keys, boot, root, now: NOW };
+    await buildRelease({
+      ...base,
+      version: '1.0.0',
+      platforms: ['virtual', 'kvm', 'physical'],
+      minSourceVersion: '1.0.0',
+    });
+    const next = await buildRelease({
+      ...base,
+      version: '1.1.0',
+      platforms: ['kvm'],
+      minSourceVersion: '1.0.0',
+      expiresInDays: 7,
+    });
+    expect(next.compat.serial).toBe(2);
+    expect(next.compat.expires).toBe('2026-11-27T10:00:00Z');
+    expect(next.compat.platforms.kvm?.release.version).toBe('1.1.0');
+    expect(next.compat.platforms.virtual?.release.version).toBe('1.0.0');
+    expect(Object.keys(next.compat.platforms)).toEqual(['physical', 'virtual', 'kvm']);
+    const tree2 = await verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW });
+    expect(tree2.compat.serial).toBe(2);
+    expect(tree2.artifacts).toHaveLength(6);
+
+    const explicit = await buildRelease({
+      ...base,
+      version: '1.1.0',
+      platforms: ['virtual'],
+      minSourceVersion: '1.0.0',
+      serial: 10,
+    });
+    expect(explicit.compat.serial).toBe(10);
+  });
+
+  it('refuses a serial that does not increase and a version that goes backwards', async () => {
+    const tree = await freshTree('refusals');
+    const base = { tree, keys, boot, root, now: NOW, minSourceVersion: '1.0.0' };
+    await buildRelease({ ...base, version: '1.2.0', platforms: ['virtual'], serial: 5 });
+    await expect(
+      buildRelease({ ...base, version: '1.3.0', platforms: ['virtual'], serial: 5 }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      message: expect.stringContaining('serial 5 does not exceed serial 5'),
+    });
+    await expect(buildRelease({ ...base, version: '1.1.0', platforms: ['virtual'] })).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      message: expect.stringContaining('already publishes 1.2.0 for virtual'),
+    });
+    // The refused builds changed nothing.
+    expect((await verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW })).compat.serial).toBe(5);
+  });
+
+  it('refuses to overwrite an image another platform still points at with different content', async () => {
+    const tree = await freshTree('republish');
+    const base = { tree, keys, now: NOW, minSourceVersion: '1.0.0', version: '1.4.0' };
+    await buildRelease({ ...base, boot, root, platforms: ['virtual'] });
+    // Same images for another platform: fine, both entries point at the same files.
+    const same = await buildRelease({ ...base, boot, root, platforms: ['kvm'] });
+    expect(same.compat.platforms.kvm?.release.artifacts).toEqual(
+      same.compat.platforms.virtual?.release.artifacts,
+    );
+    const otherRoot = path.join(dir, 'other-root.img');
+    await fs.writeFile(otherRoot, randomBytes(1000));
+    await expect(
+      buildRelease({ ...base, boot, root: otherRoot, platforms: ['physical'] }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      message: expect.stringContaining(
+        'releases/1.4.0/root.img is already published for virtual with other content',
+      ),
+    });
+    // Replacing every platform that uses the path is a plain rebuild and allowed.
+    const rebuilt = await buildRelease({ ...base, boot, root: otherRoot, platforms: ['virtual', 'kvm'] });
+    expect(rebuilt.artifacts.root.size).toBe(1000);
+    await verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW });
+  });
+
+  it('refuses bad options before touching the tree', async () => {
+    const tree = await freshTree('bad-options');
+    const base = { tree, keys, boot, root, now: NOW, platforms: ['virtual' as const] };
+    await expect(buildRelease({ ...base, version: 'v1', minSourceVersion: '1.0.0' })).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+    });
+    await expect(
+      buildRelease({ ...base, version: '1.0.0', minSourceVersion: '1.1.0' }),
+    ).rejects.toMatchObject({
+      message: expect.stringContaining('above the release version'),
+    });
+    await expect(
+      buildRelease({
+        ...base,
+        version: '1.0.0',
+        minSourceVersion: '1.0.0',
+        boot: path.join(dir, 'nope.img'),
+      }),
+    ).rejects.toMatchObject({ message: expect.stringContaining('nope.img') });
+    const empty = path.join(dir, 'empty.img');
+    await fs.writeFile(empty, '');
+    await expect(
+      buildRelease({ ...base, version: '1.0.0', minSourceVersion: '1.0.0', root: empty }),
+    ).rejects.toMatchObject({ message: expect.stringContaining('is empty') });
+    expect(await fs.readdir(tree)).toEqual([]);
+  });
+});
+
+describe('verifyTree', () => {
+  it('catches an altered artifact, an altered document and a foreign root', async () => {
+    const tree = await freshTree('tamper');
+    await buildRelease({
+      tree,
+      keys,
+      boot,
+      root,
+      now: NOW,
+      version: '2.0.0',
+      platforms: ['physical'],
+      minSourceVersion: '1.0.0',
+    });
+    const rootImg = path.join(tree, 'releases/2.0.0/root.img');
+    const original = await fs.readFile(rootImg);
+    const altered = Buffer.from(original);
+    altered[1000]! ^= 0xff;
+    await fs.writeFile(rootImg, altered);
+    await expect(verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW })).rejects.toMatchObject({
+      code: 'HASH_MISMATCH',
+      message: expect.stringContaining(rootImg),
+    });
+    await fs.writeFile(rootImg, original.subarray(0, 10));
+    await expect(verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW })).rejects.toMatchObject({
+      message: expect.stringContaining(`has 10 bytes; compat.yaml says ${original.length}`),
+    });
+    await fs.writeFile(rootImg, original);
+    expect((await verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW })).signer).toContain(
+      'signing',
+    );
+
+    const other = generateDevKeys({ organization: 'someone else', now: NOW, bits: 2048 });
+    await expect(verifyTree({ tree, trustedRootsPem: other.root.certPem, now: NOW })).rejects.toMatchObject({
+      code: 'CHAIN_INVALID',
+    });
+
+    const compatFile = path.join(tree, 'compat.yaml');
+    const text = await fs.readFile(compatFile, 'utf8');
+    await fs.writeFile(compatFile, text.replace('minSourceVersion: 1.0.0', 'minSourceVersion: 0.1.0'));
+    await expect(verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW })).rejects.toMatchObject({
+      code: 'SIGNATURE_INVALID',
+    });
+    await fs.rm(path.join(tree, 'compat.yaml.sig'));
+    await expect(verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW })).rejects.toMatchObject({
+      code: 'SIGNATURE_MISSING',
+    });
+  });
+});
+
+describe('saveKeys / loadKeys', () => {
+  it('round-trips keys with private keys readable only by the owner', async () => {
+    const keyDir = path.join(dir, 'keys');
+    await saveKeys(keyDir, keys);
+    const loaded = await loadKeys(keyDir);
+    expect(loaded).toEqual(keys);
+    expect((await fs.stat(path.join(keyDir, KEY_FILES.signingKey))).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(path.join(keyDir, KEY_FILES.rootCert))).mode & 0o777).toBe(0o644);
+    expect((await fs.stat(keyDir)).mode & 0o777).toBe(0o700);
+  });
+
+  it('refuses to replace existing keys unless asked', async () => {
+    const keyDir = path.join(dir, 'keys-twice');
+    await saveKeys(keyDir, keys);
+    await expect(saveKeys(keyDir, generateDevKeys({ bits: 2048 }))).rejects.toMatchObject({
+      code: 'NOT_ALLOWED',
+    });
+    expect((await loadKeys(keyDir)).root.certPem).toBe(keys.root.certPem);
+  });
+
+  it('loads a signer-only directory (offline root key) and refuses a key that does not match', async () => {
+    const keyDir = path.join(dir, 'keys-signer');
+    await saveKeys(keyDir, keys);
+    await fs.rm(path.join(keyDir, KEY_FILES.rootKey));
+    await fs.rm(path.join(keyDir, KEY_FILES.intermediateKey));
+    const loaded = await loadKeys(keyDir);
+    expect(loaded.root.keyPem).toBeUndefined();
+    expect(loaded.signing.keyPem).toBe(keys.signing.keyPem);
+    await fs.writeFile(
+      path.join(keyDir, KEY_FILES.signingKey),
+      generateDevKeys({ bits: 2048 }).signing.keyPem,
+    );
+    await expect(loadKeys(keyDir)).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('does not belong to'),
+    });
+    await expect(loadKeys(path.join(dir, 'no-such-dir'))).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+});

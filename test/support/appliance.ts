@@ -1,0 +1,182 @@
+/**
+ * Test harness for the update agent: a real simulated appliance (partition files, grubenv,
+ * data directory), a real signed release tree served by the real HTTPS mirror, and the agent
+ * composed exactly as main.ts composes it (only the reboot port records instead of exiting).
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Agent } from '../../agent/src/agent.js';
+import { composeDeps } from '../../agent/src/compose.js';
+import type { Deps } from '../../agent/src/deps.js';
+import { readJournal } from '../../agent/src/machine/journal-file.js';
+import { systemClock } from '../../agent/src/platform/clock.js';
+import { fileLogger } from '../../agent/src/platform/log.js';
+import { type AppliancePaths, appliancePaths } from '../../agent/src/platform/paths.js';
+import { buildRelease, type DevKeys, generateDevKeys } from '../../image/src/release/index.js';
+import { type Mirror, startMirror } from '../../scripts/lib/mirror.js';
+import { createAppliance } from '../../scripts/sim/appliance.js';
+import { bootOnce } from '../../scripts/sim/boot-emulator.js';
+import { buildReleaseImages, type ReleaseImages } from '../../scripts/sim/images.js';
+
+export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const CACHE = path.join(REPO, '.cache/test');
+
+let keys: DevKeys | undefined;
+/** One development key set per test process (RSA key generation is the slow part). */
+export function testKeys(): DevKeys {
+  keys ??= generateDevKeys({ bits: 2048 });
+  return keys;
+}
+
+/** Small release images (cached across runs in .cache/test/images). */
+export async function testImages(
+  version: string,
+  opts: { brokenHealth?: boolean } = {},
+): Promise<ReleaseImages> {
+  const outDir = path.join(CACHE, 'images');
+  await fs.mkdir(outDir, { recursive: true });
+  return buildReleaseImages({ version, outDir, payloadMiB: 2, ...opts });
+}
+
+export async function tempDir(prefix: string): Promise<string> {
+  await fs.mkdir(CACHE, { recursive: true });
+  return fs.mkdtemp(path.join(os.tmpdir(), `clgw-${prefix}-`));
+}
+
+export interface World {
+  dir: string;
+  tree: string;
+  root: string;
+  paths: AppliancePaths;
+  mirror: Mirror;
+  keys: DevKeys;
+  /** Publishes a release into the tree (signed with the test keys unless given others). */
+  publish(
+    version: string,
+    opts?: {
+      broken?: boolean;
+      platforms?: ('physical' | 'virtual' | 'kvm')[];
+      minSourceVersion?: string;
+      keys?: DevKeys;
+      now?: number;
+      expiresInDays?: number;
+    },
+  ): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A mirror serving a release tree and a factory-fresh virtual appliance on 1.0.0, booted into
+ * slot A by the boot emulator's bootloader pass.
+ */
+export async function makeWorld(
+  opts: {
+    config?: Record<string, unknown>;
+    platform?: 'physical' | 'virtual' | 'kvm';
+    trustMirror?: boolean;
+    /** Run the first bootloader pass (for in-process agents); false when the boot emulator runs it. */
+    boot?: boolean;
+  } = {},
+): Promise<World> {
+  const dir = await tempDir('world');
+  const tree = path.join(dir, 'mirror');
+  await fs.mkdir(tree, { recursive: true });
+  const mirror = await startMirror({ tree, tlsDir: path.join(CACHE, 'tls') });
+  const k = testKeys();
+  const root = path.join(dir, 'appliance');
+  await createAppliance({
+    root,
+    factory: await testImages('1.0.0'),
+    platform: opts.platform ?? 'virtual',
+    baseUrl: `${mirror.url}/`,
+    releaseRootPem: k.root.certPem,
+    mirrorCaPem: opts.trustMirror === false ? undefined : mirror.caPem,
+    bootSlotMiB: 16,
+    rootSlotMiB: 24,
+    config: { updateAtBoot: false, ...opts.config },
+  });
+  if (opts.boot !== false) await bootOnce(root);
+  return {
+    dir,
+    tree,
+    root,
+    paths: appliancePaths(root),
+    mirror,
+    keys: k,
+    publish: async (version, p = {}) => {
+      const images = await testImages(version, { brokenHealth: p.broken });
+      await buildRelease({
+        tree,
+        keys: p.keys ?? k,
+        version,
+        platforms: p.platforms ?? ['physical', 'virtual', 'kvm'],
+        boot: images.boot,
+        root: images.root,
+        minSourceVersion: p.minSourceVersion ?? '1.0.0',
+        now: p.now,
+        expiresInDays: p.expiresInDays,
+      });
+    },
+    close: async () => {
+      await mirror.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  deps: Deps;
+  reboots: string[];
+  stop(): Promise<void>;
+}
+
+/** Starts the agent in this process on the world's appliance, from its persisted journal. */
+export async function startAgent(world: World): Promise<RunningAgent> {
+  const reboots: string[] = [];
+  const log = fileLogger({ file: world.paths.logFile, clock: systemClock });
+  const deps = await composeDeps({
+    paths: world.paths,
+    clock: systemClock,
+    log,
+    reboot: { reboot: async (reason) => void reboots.push(reason) },
+  });
+  const agent = new Agent(deps, await readJournal(world.paths.journal));
+  agent.start();
+  // Started up when it settles — or when it asks for a reboot (confirming a failed slot).
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => reboots.length > 0 && done(), 20);
+    const done = () => {
+      clearInterval(timer);
+      resolve();
+    };
+    void agent.waitSettled().then(done);
+  });
+  return {
+    agent,
+    deps,
+    reboots,
+    stop: async () => {
+      agent.stop();
+      await log.flush();
+    },
+  };
+}
+
+/** SHA-256 of each file that a failed update must leave untouched. */
+export async function fingerprint(paths: AppliancePaths): Promise<Record<string, string>> {
+  const files = {
+    boot_a: paths.partition('boot', 'A'),
+    root_a: paths.partition('root', 'A'),
+    grubenv: paths.grubenv,
+  };
+  const out: Record<string, string> = {};
+  for (const [name, file] of Object.entries(files)) {
+    out[name] = createHash('sha256')
+      .update(await fs.readFile(file))
+      .digest('hex');
+  }
+  return out;
+}

@@ -1,0 +1,308 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, waitFor } from 'xstate';
+import { getShortestPaths, getSimplePaths } from 'xstate/graph';
+import { ClgwError } from '../../../agent/src/errors.js';
+import {
+  initialJournal,
+  type Journal,
+  resumeStep,
+  UPDATE_STATES,
+  type UpdateTarget,
+} from '../../../agent/src/machine/journal.js';
+import {
+  type CheckOutcome,
+  type ConfirmOutcome,
+  createUpdateMachine,
+  type UpdateEffects,
+} from '../../../agent/src/machine/update.machine.js';
+
+const NOW = Date.UTC(2026, 10, 21);
+const target: UpdateTarget = {
+  version: '1.1.0',
+  serial: 2,
+  platform: 'virtual',
+  slot: 'B',
+  sourceSlot: 'A',
+  sourceVersion: '1.0.0',
+  artifacts: {
+    boot: { path: 'releases/1.1.0/boot.img', size: 10, sha256: 'a'.repeat(64) },
+    root: { path: 'releases/1.1.0/root.img', size: 20, sha256: 'b'.repeat(64) },
+  },
+};
+
+/** Effects that record what ran, in order, with the journal state persisted before each. */
+function recordingEffects(overrides: Partial<UpdateEffects> = {}) {
+  const log: string[] = [];
+  const persisted: Journal[] = [];
+  const effects: UpdateEffects = {
+    persist: async (j) => {
+      persisted.push(j);
+      log.push(`persist:${j.state}`);
+    },
+    startup: async () => void log.push('startup'),
+    check: async (): Promise<CheckOutcome> => {
+      log.push('check');
+      return { kind: 'available', target };
+    },
+    download: async () => void log.push('download'),
+    verify: async () => void log.push('verify'),
+    install: async () => void log.push('install'),
+    switchBoot: async () => void log.push('switchBoot'),
+    reboot: async () => void log.push('reboot'),
+    confirm: async (): Promise<ConfirmOutcome> => {
+      log.push('confirm');
+      return { kind: 'committed', version: '1.1.0' };
+    },
+    rollBack: async () => void log.push('rollBack'),
+    ...overrides,
+  };
+  return { effects, log, persisted };
+}
+
+function start(effects: UpdateEffects, journal?: Journal) {
+  const actor = createActor(createUpdateMachine(effects), { input: { journal, now: () => NOW } });
+  actor.start();
+  return actor;
+}
+
+describe('resume table', () => {
+  const expected: Record<string, string> = {
+    idle: 'startup',
+    checking: 'checking',
+    downloading: 'downloading',
+    verifying: 'verifying',
+    installing: 'installing',
+    switching: 'criticalInterrupted',
+    rebooting: 'confirming',
+    confirming: 'confirming',
+    rollingBack: 'confirming',
+    committed: 'startup',
+    rolledBack: 'startup',
+    failed: 'startup',
+  };
+  it.each(UPDATE_STATES.map((s) => [s, expected[s]]))('%s resumes as %s', (state, step) => {
+    const j: Journal = { ...initialJournal(NOW), state, target };
+    expect(resumeStep(j)).toBe(step);
+  });
+
+  it('a switch whose end was recorded resumes by confirming, not as a failed critical phase', () => {
+    const j: Journal = {
+      ...initialJournal(NOW),
+      state: 'switching',
+      target,
+      critical: { enteredAt: 'x', leftAt: 'y' },
+    };
+    expect(resumeStep(j)).toBe('confirming');
+  });
+
+  it('a reboot without a target (a user reboot) starts normally', () => {
+    expect(resumeStep({ ...initialJournal(NOW), state: 'rebooting' })).toBe('startup');
+  });
+});
+
+describe('update machine paths (xstate/graph)', () => {
+  const { effects } = recordingEffects();
+  const machine = createUpdateMachine(effects);
+  const failure = { code: 'HTTP_STATUS', message: 'HTTP 500', transient: true };
+  const events = [
+    { type: 'CHECK', install: true, trigger: 'user' },
+    { type: 'RETRY' },
+    { type: 'REBOOT' },
+    { type: 'xstate.done.actor.startup' },
+    { type: 'xstate.done.actor.check', output: { kind: 'available', target } },
+    { type: 'xstate.done.actor.check', output: { kind: 'upToDate', version: '1.0.0' } },
+    { type: 'DOWNLOADED' },
+    { type: 'xstate.done.actor.verify' },
+    { type: 'xstate.done.actor.install' },
+    { type: 'xstate.done.actor.switchBoot' },
+    { type: 'xstate.done.actor.confirm', output: { kind: 'committed', version: '1.1.0' } },
+    { type: 'xstate.done.actor.confirm', output: { kind: 'rollback', reason: failure } },
+    { type: 'xstate.done.actor.confirm', output: { kind: 'rolledBack', version: '1.1.0', reason: failure } },
+    { type: 'xstate.done.actor.rollBack' },
+    { type: 'xstate.error.actor.check', error: failure },
+    { type: 'DOWNLOAD_FAILED', error: failure },
+    { type: 'CHECKPOINT', written: { boot: 10, root: 0 } },
+    { type: 'xstate.error.actor.verify', error: failure },
+  ] as never[];
+  // States are told apart by name (and whether the check installs), not by timestamps.
+  const serializeState = (s: { value: unknown; context: { journal: Journal } }) =>
+    JSON.stringify([s.value, s.context.journal.install ?? false]);
+  const from = (journal?: Journal) =>
+    ({ events, serializeState, input: { now: () => NOW, journal } }) as never;
+  const reached = (journal?: Journal) =>
+    new Set(getShortestPaths(machine, from(journal)).map((p) => String(p.state.value)));
+
+  it('a fresh start reaches every state up to the reboot, and failed', () => {
+    expect([...reached()].sort()).toEqual(
+      [
+        'checking',
+        'downloading',
+        'failed',
+        'idle',
+        'installing',
+        'rebooting',
+        'startup',
+        'switching',
+        'verifying',
+      ].sort(),
+    );
+  });
+
+  it('after an update reboot it reaches confirming, committed, rollingBack and rolledBack', () => {
+    const afterReboot: Journal = { ...initialJournal(NOW), state: 'rebooting', target, reboot: 'update' };
+    const states = reached(afterReboot);
+    for (const s of ['confirming', 'committed', 'rollingBack', 'rebooting', 'rolledBack', 'failed']) {
+      expect(states, s).toContain(s);
+    }
+  });
+
+  it('every path to the update reboot writes, verifies, installs and switches, in that order', () => {
+    const paths = getSimplePaths(machine, {
+      ...(from() as object),
+      toState: (s: { value: unknown; context: { journal: Journal } }) =>
+        s.value === 'rebooting' && s.context.journal.reboot === 'update',
+    } as never);
+    expect(paths.length).toBeGreaterThan(0);
+    for (const p of paths) {
+      const states = p.steps.map((s) => String(s.state.value));
+      let last = -1;
+      for (const name of ['checking', 'downloading', 'verifying', 'installing', 'switching', 'rebooting']) {
+        const at = states.indexOf(name);
+        expect(at, `${name} in ${states.join(' → ')}`).toBeGreaterThan(last);
+        last = at;
+      }
+    }
+  });
+});
+
+describe('update machine at run time', () => {
+  it('persists the journal with the next state before every effect', async () => {
+    const rec = recordingEffects();
+    const actor = start(rec.effects);
+    await waitFor(actor, (s) => s.value === 'idle');
+    actor.send({ type: 'CHECK', install: true, trigger: 'user' });
+    await waitFor(actor, (s) => s.value === 'rebooting');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(rec.log).toEqual([
+      'startup',
+      'persist:idle',
+      'persist:checking',
+      'check',
+      'persist:downloading',
+      'download',
+      'persist:verifying',
+      'verify',
+      'persist:installing',
+      'install',
+      'persist:switching',
+      'switchBoot',
+      'persist:rebooting',
+      'reboot',
+    ]);
+    const switching = rec.persisted.find((j) => j.state === 'switching')!;
+    expect(switching.critical?.enteredAt).toBeDefined();
+    expect(switching.critical?.leftAt).toBeUndefined();
+    const rebooting = rec.persisted.find((j) => j.state === 'rebooting')!;
+    expect(rebooting.critical?.leftAt).toBeDefined();
+    expect(rebooting.target?.version).toBe('1.1.0');
+  });
+
+  it('after the reboot it confirms and commits', async () => {
+    const rec = recordingEffects();
+    const journal: Journal = { ...initialJournal(NOW), state: 'rebooting', target, reboot: 'update' };
+    const actor = start(rec.effects, journal);
+    await waitFor(actor, (s) => s.value === 'committed');
+    expect(rec.log.slice(0, 2)).toEqual(['persist:confirming', 'confirm']);
+    expect(actor.getSnapshot().context.journal.result?.outcome).toBe('committed');
+  });
+
+  it('a failed health check marks the slot bad and reboots; after it, the rollback is recorded', async () => {
+    const reason = { code: 'HEALTH_CHECK_FAILED' as const, message: 'hook failed', transient: false };
+    const rec = recordingEffects({
+      confirm: async () => ({ kind: 'rollback', reason }),
+    });
+    const actor = start(rec.effects, { ...initialJournal(NOW), state: 'rebooting', target });
+    await waitFor(actor, (s) => s.value === 'rebooting');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(rec.log).toEqual([
+      'persist:confirming',
+      'persist:rollingBack',
+      'rollBack',
+      'persist:rebooting',
+      'reboot',
+    ]);
+    const last = rec.persisted.at(-1)!;
+    expect(last.rollback?.reason.code).toBe('HEALTH_CHECK_FAILED');
+
+    const after = recordingEffects({
+      confirm: async () => ({ kind: 'rolledBack', version: '1.1.0', reason }),
+    });
+    const again = start(after.effects, last);
+    await waitFor(again, (s) => s.value === 'rolledBack');
+    expect(again.getSnapshot().context.journal.result?.outcome).toBe('rolledBack');
+  });
+
+  it('an effect error lands in failed with its code; RETRY checks again, REBOOT reboots', async () => {
+    const rec = recordingEffects({
+      download: async () => {
+        throw new ClgwError('HASH_MISMATCH', 'sha256 of root.img is wrong');
+      },
+    });
+    const actor = start(rec.effects);
+    await waitFor(actor, (s) => s.value === 'idle');
+    actor.send({ type: 'CHECK', install: true, trigger: 'user' });
+    await waitFor(actor, (s) => s.value === 'failed');
+    const j = actor.getSnapshot().context.journal;
+    expect(j.error?.code).toBe('HASH_MISMATCH');
+    expect(rec.persisted.at(-1)?.state).toBe('failed');
+    actor.send({ type: 'RETRY' });
+    await waitFor(actor, (s) => s.value === 'failed' && rec.log.filter((l) => l === 'check').length === 2);
+    actor.send({ type: 'REBOOT' });
+    await waitFor(actor, (s) => s.value === 'rebooting');
+  });
+
+  it('a cut in the critical phase ends in failed with CRITICAL_PHASE_FAILED', async () => {
+    const rec = recordingEffects();
+    const actor = start(rec.effects, {
+      ...initialJournal(NOW),
+      state: 'switching',
+      target,
+      critical: { enteredAt: new Date(NOW).toISOString() },
+    });
+    await waitFor(actor, (s) => s.value === 'failed');
+    expect(actor.getSnapshot().context.journal.error?.code).toBe('CRITICAL_PHASE_FAILED');
+    expect(rec.log).not.toContain('switchBoot');
+  });
+
+  it('check only (install: false) records that a release is available and stays idle', async () => {
+    const rec = recordingEffects();
+    const actor = start(rec.effects);
+    await waitFor(actor, (s) => s.value === 'idle');
+    actor.send({ type: 'CHECK', install: false, trigger: 'user' });
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.journal.check !== undefined);
+    expect(actor.getSnapshot().context.journal.check?.outcome).toBe('available');
+    expect(rec.log).not.toContain('download');
+  });
+
+  it('a failed download keeps its durable offsets, and retrying the same release resumes from them', async () => {
+    const starts: number[] = [];
+    let attempt = 0;
+    const rec = recordingEffects({
+      download: async (j, _signal, checkpoint) => {
+        starts.push(j.written?.root ?? -1);
+        if (attempt++ === 0) {
+          checkpoint({ boot: 10, root: 8 });
+          throw new ClgwError('CONNECTION_RESET', 'connection reset by 127.0.0.1:443', { transient: true });
+        }
+      },
+    });
+    const actor = start(rec.effects);
+    await waitFor(actor, (s) => s.value === 'idle');
+    actor.send({ type: 'CHECK', install: true, trigger: 'user' });
+    await waitFor(actor, (s) => s.value === 'failed');
+    expect(rec.persisted.at(-1)?.written).toEqual({ boot: 10, root: 8 });
+    actor.send({ type: 'RETRY' });
+    await waitFor(actor, (s) => s.value === 'rebooting');
+    expect(starts).toEqual([0, 8]);
+  });
+});

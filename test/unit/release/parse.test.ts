@@ -1,0 +1,217 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { ClgwError } from '../../../agent/src/errors.js';
+import { MAX_COMPAT_BYTES, parseCompat } from '../../../agent/src/release/parse.js';
+import { SAMPLE_YAML, SHA_BOOT } from '../../fixtures/release/compat.js';
+
+const fixture = (name: string): string =>
+  readFileSync(new URL(`../../fixtures/release/${name}`, import.meta.url), 'utf8');
+
+function failure(text: string | Uint8Array, source?: string): ClgwError {
+  try {
+    parseCompat(text, source);
+  } catch (e) {
+    return e as ClgwError;
+  }
+  throw new Error('document was accepted');
+}
+
+describe('parseCompat', () => {
+  it('parses a hand-written document, block and flow style mixed', () => {
+    const compat = parseCompat(SAMPLE_YAML);
+    expect(compat.serial).toBe(42);
+    expect(compat.published).toBe('2026-11-20T10:00:00Z');
+    expect(compat.platforms.virtual?.release).toEqual({
+      version: '1.1.0',
+      minSourceVersion: '1.0.0',
+      artifacts: {
+        boot: { path: 'releases/1.1.0/boot.img', size: 16777216, sha256: SHA_BOOT },
+        root: expect.objectContaining({ size: 67108864 }),
+      },
+    });
+    expect(compat.platforms.virtual?.containers[0]?.version).toBe('1.1.0.01-296');
+  });
+
+  it('accepts bytes as well as a string', () => {
+    expect(parseCompat(new TextEncoder().encode(SAMPLE_YAML)).serial).toBe(42);
+  });
+
+  it('reports YAML syntax errors with line and column', () => {
+    const err = failure('schema: 1\nplatforms: [virtual\nserial: 3\n');
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toMatch(/^compat\.yaml is not valid YAML at line 3, column 1: /);
+    expect(err.details).toMatchObject({ line: 3, column: 1 });
+  });
+
+  it('reports tabs used as indentation', () => {
+    const err = failure('schema: 1\nplatforms:\n\tvirtual: {}\n');
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain('line 3');
+  });
+
+  it('names the source in messages', () => {
+    expect(failure('a: [', 'http://127.0.0.1:8080/compat.yaml').message).toMatch(
+      /^http:\/\/127\.0\.0\.1:8080\/compat\.yaml is not valid YAML/,
+    );
+  });
+
+  it('refuses duplicate keys instead of letting the last one win', () => {
+    const err = failure(SAMPLE_YAML.replace('serial: 42\n', 'serial: 42\nserial: 43\n'));
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain('Map keys must be unique');
+    expect(err.message).toContain('line 4');
+    const nested = failure(
+      SAMPLE_YAML.replace('      version: 1.1.0\n', '      version: 1.1.0\n      version: 9.9.9\n'),
+    );
+    expect(nested.code).toBe('YAML_INVALID');
+  });
+
+  it('refuses the billion-laughs alias bomb before expanding anything', () => {
+    const err = failure(fixture('billion-laughs.yaml'));
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain('anchor &a is not allowed (a) at line 2, column 7');
+  });
+
+  it('refuses anchors even when nothing refers to them', () => {
+    const err = failure(SAMPLE_YAML.replace('    release:\n', '    release: &rel\n'));
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain('anchor &rel is not allowed (platforms.virtual.release)');
+  });
+
+  it('refuses aliases, whether or not their anchor exists', () => {
+    const dangling = failure(SAMPLE_YAML.replace(/^serial: 42$/m, 'serial: *s'));
+    expect(dangling.code).toBe('YAML_INVALID');
+    const anchored = failure(SAMPLE_YAML.replace(/^serial: 42$/m, 'serial: &s 42\nextra: *s'));
+    expect(anchored.code).toBe('YAML_INVALID');
+    expect(anchored.message).toContain('anchor &s is not allowed (serial)');
+  });
+
+  it.each([
+    [
+      'a local tag',
+      (t: string) => t.replace(/^serial: 42$/m, 'serial: !custom 42'),
+      'tag !custom is not allowed (serial)',
+    ],
+    [
+      '!!binary',
+      (t: string) => t.replace(/^serial: 42$/m, 'serial: !!binary AAAA'),
+      'tag !!binary is not allowed',
+    ],
+    [
+      'a harmless core tag',
+      (t: string) => t.replace(/^serial: 42$/m, 'serial: !!int 42'),
+      'tag !!int is not allowed',
+    ],
+    [
+      'a tag on a mapping',
+      (t: string) => t.replace(/^platforms:$/m, 'platforms: !!map'),
+      'tag !!map is not allowed (platforms)',
+    ],
+    [
+      'a %TAG shorthand',
+      (t: string) => `%TAG !e! tag:example.com,2026:\n---\n${t.replace(/^serial: 42$/m, 'serial: !e!n 42')}`,
+      'tag tag:example.com,2026:n is not allowed',
+    ],
+  ])('refuses %s', (_what, edit, message) => {
+    const err = failure(edit(SAMPLE_YAML));
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain(message);
+  });
+
+  it('refuses a %YAML directive (YAML 1.1 would change how scalars are read)', () => {
+    const err = failure(`%YAML 1.1\n---\n${SAMPLE_YAML}`);
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain('%YAML directive');
+  });
+
+  it('refuses several documents in one file', () => {
+    const err = failure(`${SAMPLE_YAML}---\n${SAMPLE_YAML}`);
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain('multiple documents');
+  });
+
+  it('refuses a document above the size limit before parsing it', () => {
+    const padding = `#${'x'.repeat(99)}\n`.repeat(Math.ceil(MAX_COMPAT_BYTES / 100));
+    const err = failure(SAMPLE_YAML + padding);
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain('compat.yaml exceeds the 262144-byte limit');
+    // Multi-byte characters count as bytes, not as string length.
+    const wide = `# ${'é'.repeat(MAX_COMPAT_BYTES / 2)}\n${SAMPLE_YAML}`;
+    expect(wide.length).toBeLessThan(MAX_COMPAT_BYTES * 1.01);
+    expect(failure(wide).code).toBe('YAML_INVALID');
+    expect(failure(new TextEncoder().encode(wide)).code).toBe('YAML_INVALID');
+  });
+
+  it('accepts a document just under the size limit', () => {
+    const room = MAX_COMPAT_BYTES - new TextEncoder().encode(SAMPLE_YAML).length;
+    const padded = `${SAMPLE_YAML}#${'x'.repeat(room - 2)}\n`;
+    expect(new TextEncoder().encode(padded).length).toBe(MAX_COMPAT_BYTES);
+    expect(parseCompat(padded).serial).toBe(42);
+  });
+
+  it('refuses bytes that are not UTF-8', () => {
+    const bytes = new Uint8Array([...new TextEncoder().encode('schema: 1\n# '), 0xff, 0xfe, 0x0a]);
+    const err = failure(bytes);
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain('not valid UTF-8');
+  });
+
+  it.each([
+    [
+      'serial: 99999999999999999999',
+      'number 99999999999999999999 is too large to be exact (max 9007199254740991) (serial) at line 3',
+    ],
+    ['serial: 1e400', 'number 1e400 is out of range (serial)'],
+    ['serial: .inf', 'number .inf is out of range'],
+    ['serial: .nan', 'number .nan is out of range'],
+  ])('refuses %s with a clear message', (line, message) => {
+    const err = failure(SAMPLE_YAML.replace(/^serial: 42$/m, line));
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toContain(message);
+  });
+
+  it('refuses a huge artifact size, naming its path', () => {
+    const err = failure(SAMPLE_YAML.replace('size: 16777216', 'size: 1e400'));
+    expect(err.message).toContain('(platforms.virtual.release.artifacts.boot.size) at line 12, column 54');
+  });
+
+  it('refuses absurd nesting without overflowing the stack', () => {
+    const deep = `schema: 1\nx: ${'['.repeat(5000)}${']'.repeat(5000)}\n`;
+    const err = failure(deep);
+    expect(err.code).toBe('YAML_INVALID');
+    const moderate = `schema: 1\nx: ${'['.repeat(40)}${']'.repeat(40)}\n`;
+    expect(failure(moderate).message).toContain('nesting deeper than 16 levels');
+  });
+
+  it('refuses non-string keys', () => {
+    const err = failure('? [a, b]\n: 1\n');
+    expect(err.code).toBe('YAML_INVALID');
+  });
+
+  it('passes schema failures through as COMPAT_INVALID with the field path and value', () => {
+    const err = failure(
+      SAMPLE_YAML.replace(`sha256: ${SHA_BOOT} }\n        root`, 'sha256: abc123 }\n        root'),
+    );
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.message).toContain(
+      'platforms.virtual.release.artifacts.boot.sha256: expected 64 lowercase hex digits (got "abc123")',
+    );
+  });
+
+  it('keeps __proto__ an ordinary (refused) key rather than a prototype', () => {
+    const err = failure(`${SAMPLE_YAML}__proto__: { polluted: true }\n`);
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.message).toContain('unknown key "__proto__"');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('reads dates as strings (YAML 1.2 core schema), not Date objects', () => {
+    expect(typeof parseCompat(SAMPLE_YAML).expires).toBe('string');
+  });
+
+  it('refuses an empty document as not a mapping', () => {
+    const err = failure('');
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.message).toContain('expected a mapping, got null');
+  });
+});

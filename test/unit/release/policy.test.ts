@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import type { ClgwError } from '../../../agent/src/errors.js';
+import { decideUpdate, type UpdateContext } from '../../../agent/src/release/policy.js';
+import { type Compat, validateCompat } from '../../../agent/src/release/schema.js';
+import { sampleCompat } from '../../fixtures/release/compat.js';
+
+const EXPIRES = Date.UTC(2026, 11, 20, 10); // 2026-12-20T10:00:00Z, the sample's expiry
+const NOW = Date.UTC(2026, 10, 25);
+
+/** The sample document (virtual: 1.1.0, updates from 1.0.0) with edits. */
+function compat(edit: (d: ReturnType<typeof sampleCompat>) => void = () => {}): Compat {
+  const doc = sampleCompat();
+  edit(doc);
+  return validateCompat(doc);
+}
+
+function ctx(over: Partial<UpdateContext> = {}): UpdateContext {
+  return { platform: 'virtual', runningVersion: '1.0.0', now: NOW, ...over };
+}
+
+function refusal(c: Compat, context: UpdateContext): ClgwError {
+  try {
+    decideUpdate(c, context);
+  } catch (e) {
+    return e as ClgwError;
+  }
+  throw new Error('no refusal');
+}
+
+describe('decideUpdate', () => {
+  it('offers the release when the running version qualifies', () => {
+    const decision = decideUpdate(compat(), ctx());
+    expect(decision).toMatchObject({ kind: 'update', serial: 42, release: { version: '1.1.0' } });
+  });
+
+  it('refuses an expired document, at and after the expiry instant', () => {
+    for (const now of [EXPIRES, EXPIRES + 1, EXPIRES + 86_400_000]) {
+      const err = refusal(compat(), ctx({ now }));
+      expect(err.code).toBe('RELEASE_EXPIRED');
+      expect(err.message).toContain('expired at 2026-12-20T10:00:00Z');
+    }
+    expect(decideUpdate(compat(), ctx({ now: EXPIRES - 1 })).kind).toBe('update');
+  });
+
+  it('refuses a replayed older serial but accepts the same or a newer one', () => {
+    const err = refusal(compat(), ctx({ lastSerial: 43 }));
+    expect(err.code).toBe('SERIAL_REPLAYED');
+    expect(err.message).toContain('serial 42, older than serial 43');
+    expect(decideUpdate(compat(), ctx({ lastSerial: 42 })).kind).toBe('update');
+    expect(decideUpdate(compat(), ctx({ lastSerial: 41 })).kind).toBe('update');
+    expect(decideUpdate(compat(), ctx({ lastSerial: undefined })).kind).toBe('update');
+  });
+
+  it('refuses a document without the platform, naming the ones present', () => {
+    const err = refusal(
+      compat((d) => {
+        d.platforms.kvm = d.platforms.virtual!;
+      }),
+      ctx({ platform: 'physical' }),
+    );
+    expect(err.code).toBe('PLATFORM_MISMATCH');
+    expect(err.message).toContain('no release for platform physical; it names virtual, kvm');
+  });
+
+  it('refuses a release older than the running version', () => {
+    const err = refusal(compat(), ctx({ runningVersion: '1.2.0' }));
+    expect(err.code).toBe('DOWNGRADE_REFUSED');
+    expect(err.message).toContain('release 1.1.0 is older than the running version 1.2.0');
+  });
+
+  it('refuses a release older than the highest version ever installed, even above the running one', () => {
+    // After a rollback the running slot is older than what was once installed; replaying a
+    // release between the two must not be accepted.
+    const err = refusal(compat(), ctx({ runningVersion: '1.0.0', highestVersion: '1.1.1' }));
+    expect(err.code).toBe('DOWNGRADE_REFUSED');
+    expect(err.message).toContain(
+      'release 1.1.0 is older than the highest version ever installed here, 1.1.1',
+    );
+  });
+
+  it('allows re-installing the highest version after it was rolled back', () => {
+    expect(decideUpdate(compat(), ctx({ runningVersion: '1.0.0', highestVersion: '1.1.0' })).kind).toBe(
+      'update',
+    );
+  });
+
+  it('is up to date when the release is the running version, whatever minSourceVersion says', () => {
+    expect(decideUpdate(compat(), ctx({ runningVersion: '1.1.0', highestVersion: '1.1.0' }))).toEqual({
+      kind: 'up-to-date',
+      version: '1.1.0',
+      serial: 42,
+    });
+  });
+
+  it('refuses when the running version is below minSourceVersion, naming both', () => {
+    const err = refusal(compat(), ctx({ runningVersion: '0.9.9' }));
+    expect(err.code).toBe('SOURCE_VERSION_TOO_OLD');
+    expect(err.message).toContain(
+      'release 1.1.0 can only be installed over 1.0.0 or later; this appliance runs 0.9.9',
+    );
+    expect(decideUpdate(compat(), ctx({ runningVersion: '1.0.0' })).kind).toBe('update');
+    // A prerelease of the minimum is below the minimum.
+    expect(refusal(compat(), ctx({ runningVersion: '1.0.0-rc.1' })).code).toBe('SOURCE_VERSION_TOO_OLD');
+  });
+
+  it('orders prereleases below their release', () => {
+    expect(decideUpdate(compat(), ctx({ runningVersion: '1.1.0-rc.2' })).kind).toBe('update');
+    const rc = compat((d) => {
+      d.platforms.virtual!.release.version = '1.1.0-rc.1';
+    });
+    expect(refusal(rc, ctx({ runningVersion: '1.1.0' })).code).toBe('DOWNGRADE_REFUSED');
+  });
+
+  it('checks in a fixed order: expiry, replay, platform, downgrade, source version', () => {
+    const everything = ctx({ now: EXPIRES, lastSerial: 99, platform: 'kvm', runningVersion: '2.0.0' });
+    expect(refusal(compat(), everything).code).toBe('RELEASE_EXPIRED');
+    expect(refusal(compat(), { ...everything, now: NOW }).code).toBe('SERIAL_REPLAYED');
+    expect(refusal(compat(), { ...everything, now: NOW, lastSerial: 1 }).code).toBe('PLATFORM_MISMATCH');
+    expect(refusal(compat(), { ...everything, now: NOW, lastSerial: 1, platform: 'virtual' }).code).toBe(
+      'DOWNGRADE_REFUSED',
+    );
+  });
+
+  it('refuses to reason about a running version that is not semver', () => {
+    const err = refusal(compat(), ctx({ runningVersion: 'unknown' }));
+    expect(err.code).toBe('STATE_INVALID');
+    expect(err.message).toContain('"unknown"');
+  });
+});
