@@ -47,6 +47,8 @@ export class Agent {
           const j = snap.context.journal;
           deps.log.info(`update state: ${state}`, {
             target: j.target?.version,
+            // Peak resident memory so far: the 256 MiB budget is checked from the log.
+            maxRssKiB: process.resourceUsage().maxRSS,
             ...(state === 'failed' && j.error ? { error: j.error } : {}),
           });
         }
