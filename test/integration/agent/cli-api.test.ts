@@ -1,0 +1,167 @@
+/**
+ * The `clgw` CLI and the local API, against the real agent process run by the boot emulator.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../../agent/src/api/client.js';
+import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
+import type { Status } from '../../../agent/src/status.js';
+import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
+import { makeWorld, REPO, type World } from '../../support/appliance.js';
+
+const CLI = path.join(REPO, 'agent/dist/cli/clgw.js');
+
+let world: World;
+let appliance: ReturnType<typeof runAppliance> | undefined;
+
+function clgw(args: string[], root = world.root): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, CLGW_ROOT: root } },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function rawPost(
+  socketPath: string,
+  endpoint: string,
+  body: string,
+): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: endpoint, method: 'POST' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()) }),
+      );
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+beforeAll(async () => {
+  await fs.access(CLI); // built by `make test`
+  world = await makeWorld({ boot: false });
+  appliance = runAppliance({ root: world.root, say: () => undefined });
+  const client = new AgentClient(world.paths.socket, 5000);
+  await until(
+    async () => ((await client.status()).state === 'idle' ? true : undefined),
+    'the agent to start',
+  );
+});
+
+afterAll(async () => {
+  await appliance?.stop();
+  await world?.close();
+});
+
+describe('clgw CLI and local API', () => {
+  it('status --json comes from the running agent', async () => {
+    const r = await clgw(['status', '--json']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout) as Status;
+    expect(s).toMatchObject({
+      source: 'agent',
+      state: 'idle',
+      bootedSlot: 'A',
+      gatewayVersion: '1.0.0',
+      platform: 'virtual',
+    });
+    expect(s.slots.A).toMatchObject({ booted: true, ok: true, try: false });
+  });
+
+  it('check reports what is available without installing it', async () => {
+    await world.publish('1.1.0');
+    const r = await clgw(['check']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('gateway OS 1.1.0 is available');
+    expect((await readGrubenv(world.paths.grubenv)).get('B_OK')).toBe('0');
+  });
+
+  it('mark-bad and mark-good act on the booted slot', async () => {
+    expect((await clgw(['mark-bad'])).code).toBe(0);
+    expect(Object.fromEntries(await readGrubenv(world.paths.grubenv))).toMatchObject({
+      A_OK: '0',
+      ORDER: 'B A',
+    });
+    expect((await clgw(['mark-good'])).code).toBe(0);
+    expect(Object.fromEntries(await readGrubenv(world.paths.grubenv))).toMatchObject({
+      A_OK: '1',
+      A_TRY: '0',
+    });
+  });
+
+  it('recovery actions outside a failed update are refused with exit 4', async () => {
+    const r = await clgw(['retry']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain('NOT_ALLOWED');
+  });
+
+  it('bad input: unknown command or option → exit 2; malformed API body → 400 INVALID_REQUEST', async () => {
+    expect((await clgw(['frobnicate'])).code).toBe(2);
+    expect((await clgw(['status', '--yaml'])).code).toBe(2);
+    const res = await rawPost(world.paths.socket, '/v1/update', '{"force": "yes"}');
+    expect(res.status).toBe(400);
+    expect(res.json).toMatchObject({ error: { code: 'INVALID_REQUEST' } });
+    const notJson = await rawPost(world.paths.socket, '/v1/check', 'not json');
+    expect(notJson.status).toBe(400);
+  });
+
+  it('update follows the whole update through the reboot and exits 0 when committed', async () => {
+    world.mirror.setFault('/releases/', { drip: 4 * 1024 * 1024 });
+    const running = clgw(['update']);
+    // While it downloads, destructive slot operations are refused as busy.
+    const client = new AgentClient(world.paths.socket, 5000);
+    await until(
+      async () => ((await client.status()).state === 'downloading' ? true : undefined),
+      'the download',
+    );
+    const busy = await clgw(['mark-good']);
+    expect(busy.code).toBe(4);
+    expect(busy.stderr).toContain('BUSY');
+    world.mirror.setFault('/releases/', undefined);
+
+    const r = await running;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('gateway OS 1.1.0 is installed and committed');
+  });
+
+  it('status --json works from disk when the agent is down; other commands exit 3', async () => {
+    await appliance!.stop();
+    appliance = undefined;
+    const r = await clgw(['status', '--json']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout) as Status;
+    expect(s).toMatchObject({
+      source: 'persisted',
+      bootedSlot: 'B',
+      gatewayVersion: '1.1.0',
+      highestVersion: '1.1.0',
+    });
+    expect(s.result?.outcome).toBe('committed');
+    const check = await clgw(['check']);
+    expect(check.code).toBe(3);
+    expect(check.stderr).toContain('AGENT_UNREACHABLE');
+  });
+});
