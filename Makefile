@@ -19,6 +19,7 @@ build: setup
 
 check: setup
 	@npx tsc -b agent image
+	@npx tsc -p tsconfig.tools.json
 	@npx biome check .
 
 test: build

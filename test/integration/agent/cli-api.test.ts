@@ -10,7 +10,7 @@ import { AgentClient } from '../../../agent/src/api/client.js';
 import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
 import type { Status } from '../../../agent/src/status.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
-import { makeWorld, REPO, type World } from '../../support/appliance.js';
+import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
 
 const CLI = path.join(REPO, 'agent/dist/cli/clgw.js');
 
@@ -29,16 +29,6 @@ function clgw(args: string[], root = world.root): Promise<{ code: number; stdout
       },
     );
   });
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function rawPost(

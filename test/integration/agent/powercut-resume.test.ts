@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
 import type { Status } from '../../../agent/src/status.js';
 import { AGENT_MAIN, runAppliance } from '../../../scripts/sim/boot-emulator.js';
-import { makeWorld, type World } from '../../support/appliance.js';
+import { makeWorld, until, type World } from '../../support/appliance.js';
 
 let world: World | undefined;
 let appliance: ReturnType<typeof runAppliance> | undefined;
@@ -19,16 +19,6 @@ afterEach(async () => {
   appliance = undefined;
   world = undefined;
 });
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('power cut during the download', () => {
   it('resumes with Range from the last durable offset and fetches only the rest', async () => {

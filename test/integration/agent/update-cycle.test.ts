@@ -12,6 +12,7 @@ import {
   makeWorld,
   type RunningAgent,
   startAgent,
+  until,
   type World,
 } from '../../support/appliance.js';
 
@@ -24,14 +25,6 @@ afterEach(async () => {
   running = undefined;
   world = undefined;
 });
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Lets the running agent reboot: stop it, run the bootloader pass, start the agent again. */
 async function reboot(w: World): Promise<{ slot: string }> {
