@@ -94,10 +94,10 @@ export async function downloadRelease(
         resumeOffset: written[kind],
         signal,
         onProgress: (n) => deps.progress.update(base + n),
+        // Called at every fsynced checkpoint, and with the full size once the artifact is done.
         onCheckpoint: (offset) => durable(kind, offset),
       },
     );
-    await durable(kind, artifact.size);
   }
 }
 
