@@ -8,22 +8,33 @@
  *   limits  N × each alone on the same artifact: HTTPS read from the same mirror with the agent's
  *           own client (its own process), `sha256sum` (coreutils), 1 MiB positional writes into a
  *           fresh slot-like file on the slots' filesystem + one final fsync
+ *   info    N × node:crypto SHA-256 of the file (the agent's hash), and the mirror read and the slot
+ *           write at the same time in one process (what the machine gives both halves at once)
  *
  * Prints a table (MB = 10^6 bytes), whether the aims are met (ratio ≥ 0.8, peak RSS ≤ 96 MiB;
  * reported, never fatal), and as its last line one JSON object. Exits non-zero only when
- * something broke. Environment: BENCH_RUNS (default 3), BENCH_ARTIFACT_MIB (default 512).
+ * something broke. Environment: BENCH_RUNS (default 3), BENCH_ARTIFACT_MIB (default 512),
+ * BENCH_NODE_ARGS (extra node options for the agent, e.g. `--max-semi-space-size=1` or `--cpu-prof`),
+ * BENCH_SETTLE_MS (pause before each stage that writes a slot, default 3000; see `settle`).
  * Prepared inputs are kept in .cache/bench and reused; appliance roots are removed after each run.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../agent/src/platform/atomic.js';
 import { execFile } from '../agent/src/platform/exec.js';
 import { appliancePaths } from '../agent/src/platform/paths.js';
-import { buildRelease, type DevKeys, generateDevKeys, loadKeys, saveKeys } from '../image/src/release/index.js';
-import { mbps, parseLog, summarise, updateTimings } from './bench/agent-log.js';
+import {
+  buildRelease,
+  type DevKeys,
+  generateDevKeys,
+  loadKeys,
+  saveKeys,
+} from '../image/src/release/index.js';
+import { mbps, parseLog, settledWithoutInstall, summarise, updateTimings } from './bench/agent-log.js';
 import { type Mirror, startMirror } from './lib/mirror.js';
 import { createAppliance } from './sim/appliance.js';
 import { AGENT_MAIN, bootOnce } from './sim/boot-emulator.js';
@@ -54,6 +65,17 @@ function envInt(name: string, fallback: number, min: number): number {
 }
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+let settleMs = 3000;
+
+/**
+ * Waits before a stage that writes 512 MiB into fresh page cache. A VM whose balloon reports free
+ * pages to the hypervisor (virtio-balloon free page reporting) gives memory freed by the previous
+ * stage back within about 2 s, and touching it again costs a host fault per page: on the 2-vCPU
+ * development VM ~1 s of system time per 512 MiB written, against ~0.1 s for memory freed a moment
+ * ago. The agent always writes into such cold memory, so every writing stage starts from it too,
+ * rather than from whatever the stage before happened to free.
+ */
+const settle = () => new Promise((r) => setTimeout(r, settleMs));
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
 // ---------------------------------------------------------------------------------------------
@@ -173,9 +195,16 @@ async function vmHwmKiB(pid: number): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-async function agentRun(run: number, mirror: Mirror, p: Prepared, slotMiB: number): Promise<AgentSample> {
+async function agentRun(
+  run: number,
+  mirror: Mirror,
+  p: Prepared,
+  slotMiB: number,
+  nodeArgs: string[],
+): Promise<AgentSample> {
   const root = path.join(RUNS, `appliance-${run}`);
   try {
+    await settle();
     await createAppliance({
       root,
       factory: p.factory,
@@ -190,9 +219,12 @@ async function agentRun(run: number, mirror: Mirror, p: Prepared, slotMiB: numbe
     const boot = await bootOnce(root);
     if (boot.kind !== 'booted') throw new BenchBroken(`boot pass of ${root}: ${boot.kind}: ${boot.reason}`);
 
-    const env = { ...process.env, CLGW_ROOT: root };
+    const env: NodeJS.ProcessEnv = { ...process.env, CLGW_ROOT: root };
     delete env.CLGW_BASE_URL;
-    const child = spawn(process.execPath, [AGENT_MAIN], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs, AGENT_MAIN], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     running = child;
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
@@ -202,7 +234,26 @@ async function agentRun(run: number, mirror: Mirror, p: Prepared, slotMiB: numbe
     const sampler = setInterval(() => {
       if (child.pid) void vmHwmKiB(child.pid).then((k) => (sampled = Math.max(sampled, k)));
     }, 50);
-    const timer = setTimeout(() => child.kill('SIGKILL'), AGENT_TIMEOUT_MS);
+    const paths = appliancePaths(root);
+    // An agent that fails or finds nothing to install stays up (idle, serving its API): stop it
+    // once its log says so instead of waiting for the timeout.
+    let stoppedWhy: string | undefined;
+    const watcher = setInterval(() => {
+      void fs.readFile(paths.logFile, 'utf8').then(
+        (text) => {
+          const why = settledWithoutInstall(parseLog(text));
+          if (why && !stoppedWhy) {
+            stoppedWhy = why;
+            child.kill('SIGTERM');
+          }
+        },
+        () => undefined,
+      );
+    }, 250);
+    const timer = setTimeout(() => {
+      stoppedWhy = `no reboot within ${AGENT_TIMEOUT_MS / 1000} s`;
+      child.kill('SIGKILL');
+    }, AGENT_TIMEOUT_MS);
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
       (resolve, reject) => {
         child.once('error', reject);
@@ -210,11 +261,11 @@ async function agentRun(run: number, mirror: Mirror, p: Prepared, slotMiB: numbe
       },
     ).finally(() => {
       clearInterval(sampler);
+      clearInterval(watcher);
       clearTimeout(timer);
       running = undefined;
     });
 
-    const paths = appliancePaths(root);
     const log = await fs.readFile(paths.logFile, 'utf8').catch(() => '');
     const timings = updateTimings(parseLog(log));
     const rebootRequested = await fs.stat(path.join(paths.runDir, 'reboot-request')).then(
@@ -223,16 +274,26 @@ async function agentRun(run: number, mirror: Mirror, p: Prepared, slotMiB: numbe
     );
     if (code !== 0 || !rebootRequested || 'missing' in timings) {
       const why = [
-        signal ? `killed by ${signal}${signal === 'SIGKILL' ? ` (timeout ${AGENT_TIMEOUT_MS / 1000} s?)` : ''}` : `exit ${code}`,
+        stoppedWhy ? `stopped by the bench: ${stoppedWhy}` : signal ? `killed by ${signal}` : `exit ${code}`,
         rebootRequested ? 'reboot requested' : 'no reboot request',
         'missing' in timings ? `log lacks "${timings.missing}"` : '',
-        'failure' in timings && timings.failure ? `agent failure: ${timings.failure}` : '',
+        'failure' in timings && timings.failure && !stoppedWhy?.startsWith('update failed')
+          ? `agent failure: ${timings.failure}`
+          : '',
         stderr.trim() ? `stderr: ${stderr.trim()}` : '',
       ].filter(Boolean);
-      throw new BenchBroken(`agent run ${run} (${paths.logFile}): ${why.join('; ')}`);
+      // The appliance root goes away below; its log is kept for the post-mortem.
+      const kept = path.join(BENCH, `agent-run-${run}-failed.log`);
+      const saved = await fs.copyFile(paths.logFile, kept).then(
+        () => `log kept in ${kept}`,
+        () => 'no agent log',
+      );
+      throw new BenchBroken(`agent run ${run}: ${why.join('; ')} (${saved})`);
     }
     if (timings.rootBytes !== p.rootBytes)
-      throw new BenchBroken(`agent run ${run}: log says root is ${timings.rootBytes} bytes, not ${p.rootBytes}`);
+      throw new BenchBroken(
+        `agent run ${run}: log says root is ${timings.rootBytes} bytes, not ${p.rootBytes}`,
+      );
     return {
       installSeconds: (timings.verifying - timings.rootWrite) / 1000,
       verifySeconds: (timings.verified - timings.verifying) / 1000,
@@ -248,9 +309,11 @@ async function agentRun(run: number, mirror: Mirror, p: Prepared, slotMiB: numbe
 // ---------------------------------------------------------------------------------------------
 // Stage limits, each alone
 
-async function mirrorStage(mirror: Mirror, p: Prepared): Promise<number> {
+/** Seconds to stream the root artifact from the mirror into nothing (and write `alsoWrite` meanwhile). */
+async function mirrorStage(mirror: Mirror, p: Prepared, alsoWrite?: string): Promise<number> {
   const url = `${mirror.url}/${ROOT_REL}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', READ_MIRROR, url, String(p.rootBytes), mirror.caFile], {
+  const args = [READ_MIRROR, url, String(p.rootBytes), mirror.caFile, ...(alsoWrite ? [alsoWrite] : [])];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -293,10 +356,8 @@ async function sha256Stage(p: Prepared): Promise<number> {
 async function writeStage(run: number, p: Prepared, slotMiB: number): Promise<number> {
   const file = path.join(RUNS, `slot-write-${run}.img`);
   try {
-    const create = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o600);
-    await create.truncate(slotMiB * MIB);
-    await create.sync();
-    await create.close();
+    await settle();
+    await makeSlotFile(file, slotMiB);
     const buf = randomBytes(MIB);
     const h = await fs.open(file, 'r+');
     try {
@@ -314,6 +375,53 @@ async function writeStage(run: number, p: Prepared, slotMiB: number): Promise<nu
   } finally {
     await fs.rm(file, { force: true });
   }
+}
+
+/** A fixed-size file made the way createAppliance makes a slot partition (ftruncate, fsync). */
+async function makeSlotFile(file: string, slotMiB: number): Promise<void> {
+  const h = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  try {
+    await h.truncate(slotMiB * MIB);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/** Mirror read and slot write at once, in one process like the agent's: seconds until both end. */
+async function concurrentStage(run: number, mirror: Mirror, p: Prepared, slotMiB: number): Promise<number> {
+  const file = path.join(RUNS, `slot-both-${run}.img`);
+  try {
+    await settle();
+    await makeSlotFile(file, slotMiB);
+    return await mirrorStage(mirror, p, file);
+  } finally {
+    await fs.rm(file, { force: true });
+  }
+}
+
+/** SHA-256 of the artifact with node:crypto (the agent's hash), read in 1 MiB pieces. */
+async function nodeSha256Stage(p: Prepared): Promise<number> {
+  const buf = Buffer.allocUnsafe(MIB);
+  const hash = createHash('sha256');
+  const h = await fs.open(p.rootFile, 'r');
+  const t0 = process.hrtime.bigint();
+  try {
+    for (;;) {
+      const { bytesRead } = await h.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await h.close();
+  }
+  const s = seconds(t0);
+  const digest = hash.digest('hex');
+  if (digest !== p.rootSha256)
+    throw new BenchBroken(
+      `node:crypto SHA-256 of ${p.rootFile} is ${digest}, compat.yaml says ${p.rootSha256}`,
+    );
+  return s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,32 +446,49 @@ async function main(): Promise<void> {
   const runs = envInt('BENCH_RUNS', 3, 1);
   const artifactMiB = envInt('BENCH_ARTIFACT_MIB', 512, 1);
   const slotMiB = artifactMiB + 8;
+  settleMs = envInt('BENCH_SETTLE_MS', 3000, 0);
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   await fs.stat(AGENT_MAIN).catch(() => {
     throw new BenchBroken(`${AGENT_MAIN} is missing: build first (npx tsc -b agent image)`);
   });
 
   await fs.rm(RUNS, { recursive: true, force: true });
-  await fs.mkdir(RUNS, { recursive: true });
+  await fs.mkdir(RUNS, { recursive: true, mode: 0o700 });
+  await fs.mkdir(BENCH, { recursive: true });
+  for (const name of await fs.readdir(BENCH))
+    if (/^agent-run-\d+-failed\.log$/.test(name)) await fs.rm(path.join(BENCH, name), { force: true });
   const t0 = process.hrtime.bigint();
   const p = await prepare(artifactMiB * MIB);
-  say(`prepare: ${path.relative(REPO, BENCH)} ready in ${seconds(t0).toFixed(1)} s (root ${artifactMiB} MiB, sha256 ${p.rootSha256.slice(0, 12)}…)`);
+  say(
+    `prepare: ${path.relative(REPO, BENCH)} ready in ${seconds(t0).toFixed(1)} s (root ${artifactMiB} MiB, sha256 ${p.rootSha256.slice(0, 12)}…)`,
+  );
 
   const mirror = await startMirror({ tree: TREE, tlsDir: path.join(BENCH, 'tls') });
   const agent: AgentSample[] = [];
-  const stage = { mirror: [] as number[], sha256: [] as number[], write: [] as number[] };
+  const stage = {
+    mirror: [] as number[],
+    sha256: [] as number[],
+    write: [] as number[],
+    nodeSha256: [] as number[],
+    both: [] as number[],
+  };
+  const load = os.loadavg()[0]!;
   try {
     for (let i = 1; i <= runs; i++) {
       // Interleaved, so drift in the machine's load touches every stage alike.
-      const a = await agentRun(i, mirror, p, slotMiB);
+      const a = await agentRun(i, mirror, p, slotMiB, nodeArgs);
       agent.push(a);
       stage.mirror.push(await mirrorStage(mirror, p));
       stage.sha256.push(await sha256Stage(p));
       stage.write.push(await writeStage(i, p, slotMiB));
+      stage.nodeSha256.push(await nodeSha256Stage(p));
+      stage.both.push(await concurrentStage(i, mirror, p, slotMiB));
       say(
         `run ${i}/${runs}: agent install ${a.installSeconds.toFixed(2)} s, verify ${a.verifySeconds.toFixed(2)} s, ` +
           `update ${a.updateSeconds.toFixed(2)} s, peak RSS ${f1(Math.max(a.peakRssKiBLog, a.peakRssKiBSampled) / 1024)} MiB; ` +
           `mirror ${stage.mirror.at(-1)!.toFixed(2)} s, sha256sum ${stage.sha256.at(-1)!.toFixed(2)} s, ` +
-          `write ${stage.write.at(-1)!.toFixed(2)} s`,
+          `write ${stage.write.at(-1)!.toFixed(2)} s, node sha256 ${stage.nodeSha256.at(-1)!.toFixed(2)} s, ` +
+          `read ∥ write ${stage.both.at(-1)!.toFixed(2)} s`,
       );
     }
   } finally {
@@ -377,19 +502,32 @@ async function main(): Promise<void> {
   const mirrorMBps = stage.mirror.map((s) => mbps(bytes, s));
   const shaMBps = stage.sha256.map((s) => mbps(bytes, s));
   const writeMBps = stage.write.map((s) => mbps(bytes, s));
+  const nodeShaMBps = stage.nodeSha256.map((s) => mbps(bytes, s));
+  const bothMBps = stage.both.map((s) => mbps(bytes, s));
 
   say('');
-  say(`${artifactMiB} MiB root artifact (${bytes} bytes), ${runs} run(s); MB/s with MB = 10^6 bytes`);
+  say(
+    `${artifactMiB} MiB root artifact (${bytes} bytes), ${runs} run(s), ${os.cpus().length} CPUs, ` +
+      `load average ${load.toFixed(2)} at start${nodeArgs.length ? `, agent node args: ${nodeArgs.join(' ')}` : ''}; ` +
+      'MB/s with MB = 10^6 bytes',
+  );
   table([
     { stage: 'agent install (download+hash+write+fsync)', values: install },
     { stage: 'agent read-back verify (boot+root)', values: verify },
     { stage: 'limit: mirror read (HTTPS, agent client)', values: mirrorMBps },
     { stage: 'limit: sha256sum (coreutils)', values: shaMBps },
     { stage: 'limit: slot write (1 MiB pwrite + fsync)', values: writeMBps },
+    { stage: 'info: node:crypto sha256 (agent hash)', values: nodeShaMBps },
+    { stage: 'info: mirror read ∥ slot write, one process', values: bothMBps },
   ]);
   const update = summarise(agent.map((a) => a.updateSeconds));
-  say(`whole update (checking → rebooting): median ${update.median.toFixed(2)} s (min ${update.min.toFixed(2)}, max ${update.max.toFixed(2)})`);
-  say('slot write stage: fresh ftruncate-made file like slot B, same filesystem as the slots, page cache not dropped');
+  say(
+    `whole update (checking → rebooting): median ${update.median.toFixed(2)} s (min ${update.min.toFixed(2)}, max ${update.max.toFixed(2)})`,
+  );
+  say(
+    'slot write stage: fresh ftruncate-made file like slot B, same filesystem as the slots, page cache ' +
+      `not dropped; each writing stage (agent included) starts after ${settleMs} ms idle`,
+  );
 
   const installMBps = summarise(install).median;
   const limits = {
@@ -399,13 +537,17 @@ async function main(): Promise<void> {
   };
   const [limitName, limitMBps] = Object.entries(limits).sort((a, b) => a[1] - b[1])[0]!;
   const ratio = installMBps / limitMBps;
+  const concurrentMBps = summarise(bothMBps).median;
   const rssLog = Math.max(...agent.map((a) => a.peakRssKiBLog)) / 1024;
   const rssSampled = Math.max(...agent.map((a) => a.peakRssKiBSampled)) / 1024;
   const peakRssMiB = Math.max(rssLog, rssSampled);
 
   say('');
   say(`ratio = agent ${f1(installMBps)} / min(limits) ${f1(limitMBps)} (${limitName}) = ${ratio.toFixed(3)}`);
-  say(`peak RSS ${f1(peakRssMiB)} MiB (log maxRssKiB ${f1(rssLog)} MiB, sampled VmHWM ${f1(rssSampled)} MiB)`);
+  say(`agent / (mirror read ∥ slot write) = ${(installMBps / concurrentMBps).toFixed(3)} (information)`);
+  say(
+    `peak RSS ${f1(peakRssMiB)} MiB (log maxRssKiB ${f1(rssLog)} MiB, sampled VmHWM ${f1(rssSampled)} MiB)`,
+  );
   say(`aim ratio ≥ ${AIM_RATIO}: ${ratio >= AIM_RATIO ? 'met' : 'NOT met'}`);
   say(`aim peak RSS ≤ ${AIM_RSS_MIB} MiB: ${peakRssMiB <= AIM_RSS_MIB ? 'met' : 'NOT met'}`);
   say(
@@ -419,14 +561,22 @@ async function main(): Promise<void> {
       mirrorMBps: round(limits.mirror, 1),
       sha256MBps: round(limits.sha256, 1),
       writeMBps: round(limits.write, 1),
+      nodeSha256MBps: round(summarise(nodeShaMBps).median, 1),
+      concurrentMBps: round(concurrentMBps, 1),
+      ratioVsConcurrent: round(installMBps / concurrentMBps, 3),
       updateSeconds: round(update.median, 2),
       artifactBytes: bytes,
       runs,
+      loadAverage: round(load, 2),
+      ...(nodeArgs.length ? { agentNodeArgs: nodeArgs.join(' ') } : {}),
     }),
   );
 }
 
+let interrupting = false;
+
 async function interrupted(sig: NodeJS.Signals): Promise<void> {
+  interrupting = true;
   if (running?.pid) running.kill('SIGKILL');
   await fs.rm(RUNS, { recursive: true, force: true }).catch(() => undefined);
   process.stderr.write(`bench: stopped by ${sig}\n`);
@@ -437,9 +587,12 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, (s) => void 
 main().then(
   () => process.exit(0),
   async (e: unknown) => {
+    // A stage broken by the interrupt itself: interrupted() reports and exits.
+    if (interrupting) return;
     if (running?.pid) running.kill('SIGKILL');
     await fs.rm(RUNS, { recursive: true, force: true }).catch(() => undefined);
-    const what = e instanceof BenchBroken ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
+    const what =
+      e instanceof BenchBroken ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
     process.stderr.write(`bench failed: ${what}\n`);
     process.exit(1);
   },

@@ -13,6 +13,7 @@ import { markBad, markGood } from './slot/bootchooser.js';
 import { readBootedSlot } from './slot/booted.js';
 import { readGrubenv, writeGrubenv } from './slot/grubenv-file.js';
 import { collectStatus, type Status } from './status.js';
+import { dataReset } from './system/data-reset.js';
 
 /** The requests the local API (CLI, console, portal) can make. */
 export type AgentRequest =
@@ -21,7 +22,9 @@ export type AgentRequest =
   | { type: 'retry' }
   | { type: 'reboot' }
   | { type: 'markGood' }
-  | { type: 'markBad' };
+  | { type: 'markBad' }
+  | { type: 'factoryReset' }
+  | { type: 'dataReset' };
 
 const SETTLED = new Set(['idle', 'committed', 'rolledBack', 'failed']);
 
@@ -32,6 +35,7 @@ const SETTLED = new Set(['idle', 'committed', 'rolledBack', 'failed']);
 export class Agent {
   private readonly actor: Actor<UpdateMachine>;
   private lastState = '';
+  private dataResetRunning = false;
 
   constructor(
     private readonly deps: Deps,
@@ -119,6 +123,39 @@ export class Agent {
       case 'markGood':
       case 'markBad':
         return this.markBooted(req.type === 'markGood' ? 'good' : 'bad');
+      case 'factoryReset':
+        this.refuseInCriticalPhase('factory reset');
+        if (this.deps.config.platform !== 'physical') {
+          throw new ClgwError(
+            'NOT_ALLOWED',
+            `factory reset is offered on the physical appliance only; this is a ${this.deps.config.platform} appliance — redeploy it from its image instead`,
+            { details: { platform: this.deps.config.platform } },
+          );
+        }
+        return this.send({ type: 'FACTORY_RESET' }, 'start a factory reset');
+      case 'dataReset':
+        this.refuseInCriticalPhase('data reset');
+        if (this.dataResetRunning) throw new ClgwError('BUSY', 'a data reset is already running');
+        this.dataResetRunning = true;
+        try {
+          await dataReset(this.deps.paths, this.deps.log);
+        } finally {
+          this.dataResetRunning = false;
+        }
+        return;
+    }
+  }
+
+  /** Destructive requests wait until the boot environment switch is over. */
+  private refuseInCriticalPhase(what: string): void {
+    if (this.state === 'switching' || this.state === 'recovering' || this.state === 'factoryResetting') {
+      throw new ClgwError(
+        'NOT_ALLOWED',
+        this.state === 'switching'
+          ? `${what} refused: an update is in its critical phase (switching the boot environment); try again in a minute`
+          : `${what} refused: the appliance is handing over to the recovery system`,
+        { details: { state: this.state } },
+      );
     }
   }
 

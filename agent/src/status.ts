@@ -8,6 +8,7 @@ import { describeSlots } from './slot/bootchooser.js';
 import { bootedSlotFromCmdline } from './slot/cmdline.js';
 import { readGrubenv } from './slot/grubenv-file.js';
 import { readSlotStatus } from './slot/status.js';
+import { type Alarm, readAlarms } from './state/alarms.js';
 import { readHistory } from './state/history.js';
 import { parseOsRelease } from './system/os-release.js';
 
@@ -42,6 +43,8 @@ export interface Status {
   order: string[];
   slots: Record<SlotName, SlotView>;
   bootEnvironment: { readable: boolean; error?: string; recoveryRequested: boolean };
+  /** Alarm history, newest last; an alarm without `clearedAt` is active. */
+  alarms: Alarm[];
   updatedAt: string | null;
 }
 
@@ -124,6 +127,7 @@ export async function collectStatus(
     order,
     slots: { A: slotView('A'), B: slotView('B') },
     bootEnvironment,
+    alarms: await readAlarms(paths.alarms).catch(() => []),
     updatedAt: journal?.updatedAt ?? null,
   };
 }

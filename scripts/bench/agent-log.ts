@@ -85,6 +85,19 @@ export function updateTimings(lines: LogLine[]): UpdateTimings | { missing: stri
   };
 }
 
+/**
+ * Why the agent will not reach `rebooting` on its own, if its log already says so: the update
+ * failed, or a check ended back in idle (nothing to install, or the update was refused).
+ */
+export function settledWithoutInstall(lines: LogLine[]): string | undefined {
+  const failed = lines.find((l) => l.msg === 'update state: failed');
+  if (failed) return `update failed: ${JSON.stringify(failed.fields.error ?? failed.fields)}`;
+  const checking = lines.findIndex((l) => l.msg === 'update state: checking');
+  if (checking >= 0 && lines.slice(checking).some((l) => l.msg === 'update state: idle'))
+    return 'the boot-time check ended in idle without installing';
+  return undefined;
+}
+
 /** Median, min and max of a non-empty sample. */
 export function summarise(values: number[]): { median: number; min: number; max: number } {
   if (values.length === 0) throw new Error('summarise: no values');

@@ -7,6 +7,7 @@ import { MAX_COMPAT_BYTES, parseCompat } from '../release/parse.js';
 import { decideUpdate } from '../release/policy.js';
 import { verifyCompatSignature } from '../release/signature.js';
 import { readBootedSlot } from '../slot/booted.js';
+import { clearRecovered, updateAlarms } from '../state/alarms.js';
 import { readHistory, updateHistory } from '../state/history.js';
 import { readRunningVersion } from '../system/os-release.js';
 
@@ -67,7 +68,10 @@ export async function checkForRelease(
     decision: decision.kind,
   });
 
-  if (decision.kind === 'up-to-date') return { kind: 'upToDate', version: decision.version };
+  if (decision.kind === 'up-to-date') {
+    await updateAlarms(deps.paths.alarms, (a) => clearRecovered(a, new Date(now).toISOString()));
+    return { kind: 'upToDate', version: decision.version };
+  }
   const { release } = decision;
   const rejected = history.rejected.find((r) => r.version === release.version);
   if (rejected && !journal.force) {

@@ -6,6 +6,7 @@ import type { ConfirmOutcome } from '../machine/update.machine.js';
 import { markBad, markGood } from '../slot/bootchooser.js';
 import { readBootedSlot } from '../slot/booted.js';
 import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
+import { clearRecovered, updateAlarms } from '../state/alarms.js';
 import { updateHistory } from '../state/history.js';
 import { checkHealth } from './health.js';
 
@@ -55,6 +56,7 @@ export async function confirmBoot(deps: Deps, journal: Journal): Promise<Confirm
     highestVersion:
       h.highestVersion && semver.gte(h.highestVersion, target.version) ? h.highestVersion : target.version,
   }));
+  await updateAlarms(deps.paths.alarms, (a) => clearRecovered(a, new Date(deps.clock.now()).toISOString()));
   deps.log.info('update committed', { slot: target.slot, version: target.version });
   return { kind: 'committed', version: target.version };
 }

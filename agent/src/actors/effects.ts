@@ -4,6 +4,7 @@ import { checkForRelease } from './check.js';
 import { confirmBoot } from './confirm.js';
 import { downloadRelease } from './download.js';
 import { installRelease } from './install.js';
+import { handOverToRecovery } from './recover.js';
 import { rollBack } from './roll-back.js';
 import { startup } from './startup.js';
 import { switchBoot } from './switch-boot.js';
@@ -26,5 +27,6 @@ export function updateEffects(deps: Deps): UpdateEffects {
     },
     confirm: (j) => confirmBoot(deps, j),
     rollBack: (j) => rollBack(deps, j),
+    recover: (j) => handOverToRecovery(deps, j),
   };
 }

@@ -1,8 +1,11 @@
+import { promises as fs } from 'node:fs';
 import type { Deps } from '../deps.js';
 import { markGood } from '../slot/bootchooser.js';
 import { readBootedSlot } from '../slot/booted.js';
 import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 import { readSlotStatus, writeSlotRecord } from '../slot/status.js';
+import { updateAlarms } from '../state/alarms.js';
+import { dataReset, dataResetPending } from '../system/data-reset.js';
 import { checkHealth } from './health.js';
 
 /**
@@ -11,6 +14,9 @@ import { checkHealth } from './health.js';
  * next boot falls back to the other slot.
  */
 export async function startup(deps: Deps): Promise<void> {
+  if (await dataResetPending(deps.paths))
+    await dataReset(deps.paths, deps.log, 'finishing a data reset cut off by a restart');
+  await noteRecovery(deps);
   const slot = await readBootedSlot(deps.paths);
   const health = await checkHealth(deps, { slot });
   // A slot nobody recorded (the factory install, or after a data reset) is recorded as found.
@@ -25,4 +31,19 @@ export async function startup(deps: Deps): Promise<void> {
   ) {
     await writeGrubenv(deps.paths.grubenv, good);
   }
+}
+
+/** After the recovery system ran: the alarms that led to it are marked recovered. */
+async function noteRecovery(deps: Deps): Promise<void> {
+  const record = await fs.readFile(deps.paths.recoveryRecord, 'utf8').catch(() => undefined);
+  if (!record) return;
+  const at = new Date(deps.clock.now()).toISOString();
+  const alarms = await updateAlarms(deps.paths.alarms, (list) =>
+    list.map((a) => (a.clearedAt || a.recoveredAt ? a : { ...a, recoveredAt: at })),
+  );
+  await fs.rm(deps.paths.recoveryRecord, { force: true });
+  deps.log.warn('started after a factory reset by the recovery system', {
+    record: record.trim(),
+    activeAlarms: alarms.filter((a) => !a.clearedAt).map((a) => a.code),
+  });
 }

@@ -9,12 +9,24 @@ import type { Logger } from '../platform/log.js';
 const MAX_BODY = 16 * 1024;
 const updateBody = z.object({ force: z.boolean().optional() }).strict();
 const emptyBody = z.object({}).strict();
+/** Destructive requests must say so explicitly. */
+const confirmedBody = z
+  .object({ confirm: z.literal(true, { error: 'send {"confirm": true} to confirm' }) })
+  .strict();
 
 /** A request without options: its body must be empty (or `{}`). */
 const plain =
   (type: 'check' | 'retry' | 'reboot' | 'markGood' | 'markBad') =>
   (body: unknown): AgentRequest => {
     emptyBody.parse(body);
+    return { type };
+  };
+
+/** A destructive request: its body must be `{"confirm": true}`. */
+const confirmed =
+  (type: 'factoryReset' | 'dataReset') =>
+  (body: unknown): AgentRequest => {
+    confirmedBody.parse(body);
     return { type };
   };
 
@@ -25,6 +37,8 @@ const ROUTES: Record<string, (body: unknown) => AgentRequest> = {
   '/v1/reboot': plain('reboot'),
   '/v1/mark-good': plain('markGood'),
   '/v1/mark-bad': plain('markBad'),
+  '/v1/factory-reset': confirmed('factoryReset'),
+  '/v1/data-reset': confirmed('dataReset'),
 };
 
 function httpStatusOf(code: string): number {

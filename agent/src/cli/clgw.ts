@@ -21,6 +21,11 @@ const USAGE = `usage: clgw <command> [options]
   reboot               recovery action after a failed update: restart the appliance
   mark-good            mark the booted slot good
   mark-bad             mark the booted slot bad (the next boot uses the other slot)
+  factory-reset --confirm
+                       reset to factory default through the recovery system (physical
+                       appliance only; erases all data; refused in the critical phase)
+  data-reset --confirm erase the onboarding data (account link, PBX settings, tokens,
+                       advanced settings); keeps software and network configuration
 environment: CLGW_ROOT (appliance root, default /)`;
 
 const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, refused: 4 } as const;
@@ -50,6 +55,11 @@ export function formatStatus(s: Status): string {
     lines.push(`target:       ${s.target.version} → slot ${s.target.slot}`);
   }
   if (s.error) lines.push(`error:        ${s.error.code}: ${s.error.message}`);
+  for (const a of s.alarms.filter((x) => !x.clearedAt)) {
+    lines.push(
+      `ALARM:        ${a.code}: ${a.message} (raised ${a.raisedAt}${a.recoveredAt ? `, recovered ${a.recoveredAt}` : ''})`,
+    );
+  }
   if (s.result) lines.push(`last update:  ${s.result.outcome}: ${s.result.message} (${s.result.at})`);
   if (s.check) lines.push(`last check:   ${s.check.outcome}: ${s.check.message} (${s.check.at})`);
   for (const slot of ['A', 'B'] as const) {
@@ -145,6 +155,8 @@ async function run(argv: string[]): Promise<number> {
     reboot: [],
     'mark-good': [],
     'mark-bad': [],
+    'factory-reset': ['--confirm'],
+    'data-reset': ['--confirm'],
   };
   if (!command || command === '--help' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
@@ -198,6 +210,24 @@ async function run(argv: string[]): Promise<number> {
       }
       process.stdout.write(`${s.check?.message ?? s.state}\n`);
       return s.check?.outcome === 'rejected' ? EXIT.failed : EXIT.ok;
+    }
+    case 'factory-reset':
+    case 'data-reset': {
+      if (!flags.has('--confirm')) {
+        throw new ClgwError(
+          'INVALID_REQUEST',
+          command === 'factory-reset'
+            ? 'factory-reset erases all data and restores the factory software; add --confirm to go ahead'
+            : 'data-reset erases the onboarding data (account link, PBX settings, tokens, advanced settings); add --confirm to go ahead',
+        );
+      }
+      const s = await client.post(`/v1/${command}`, { confirm: true });
+      process.stdout.write(
+        command === 'factory-reset'
+          ? `factory reset started: the appliance restarts into the recovery system (state ${s.state})\n`
+          : 'data reset done: onboarding data erased\n',
+      );
+      return EXIT.ok;
     }
     case 'retry':
     case 'reboot':

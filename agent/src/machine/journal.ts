@@ -17,6 +17,8 @@ export const UPDATE_STATES = [
   'rebooting',
   'confirming',
   'rollingBack',
+  'recovering',
+  'factoryResetting',
   'committed',
   'rolledBack',
   'failed',
@@ -45,6 +47,13 @@ export interface UpdateTarget {
 }
 
 /** How the last update attempt ended (a failed check counts as a failed attempt). */
+/**
+ * Why the recovery system is asked to reset the appliance to factory default: a power cut in
+ * the critical phase, a boot environment that cannot be read, or a technician's factory reset.
+ */
+export const RECOVERY_REASONS = ['critical-phase-failed', 'boot-environment-torn', 'factory-reset'] as const;
+export type RecoveryReason = (typeof RECOVERY_REASONS)[number];
+
 export interface UpdateResult {
   outcome: 'committed' | 'rolledBack' | 'failed';
   version: string;
@@ -79,6 +88,8 @@ export interface Journal {
   critical?: { enteredAt: string; leftAt?: string };
   /** Set while rebooting back to the source slot after the new one failed its health check. */
   rollback?: { reason: SerializedError };
+  /** Why the appliance is being handed to the recovery system (factory reset). */
+  recovery?: { reason: RecoveryReason };
   /** Why the machine is rebooting: an update, a rollback, or a user's request. */
   reboot?: 'update' | 'rollback' | 'user';
   error?: SerializedError;
@@ -125,6 +136,10 @@ export const journalSchema = z
       .optional(),
     critical: z.object({ enteredAt: z.string(), leftAt: z.string().optional() }).strict().optional(),
     rollback: z.object({ reason: errorSchema }).strict().optional(),
+    recovery: z
+      .object({ reason: z.enum(RECOVERY_REASONS) })
+      .strict()
+      .optional(),
     reboot: z.enum(['update', 'rollback', 'user']).optional(),
     error: errorSchema.optional(),
     result: z
@@ -162,7 +177,9 @@ export type ResumeStep =
   | 'verifying'
   | 'installing'
   | 'criticalInterrupted'
-  | 'confirming';
+  | 'confirming'
+  | 'recovering'
+  | 'factoryResetting';
 
 /**
  * The resume table. Each interrupted state maps to the step that is safe to run next:
@@ -183,6 +200,10 @@ export function resumeStep(journal: Journal): ResumeStep {
     case 'switching':
       // The grubenv write is atomic, but the journal cannot tell whether it happened before the cut.
       return journal.critical?.leftAt ? 'confirming' : 'criticalInterrupted';
+    case 'recovering':
+      return 'recovering';
+    case 'factoryResetting':
+      return 'factoryResetting';
     case 'rebooting':
     case 'confirming':
     case 'rollingBack':

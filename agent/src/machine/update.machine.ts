@@ -48,6 +48,11 @@ export interface UpdateEffects {
   confirm(journal: Journal, signal: AbortSignal): Promise<ConfirmOutcome>;
   /** Mark the target slot bad so the next boot returns to the source slot. */
   rollBack(journal: Journal, signal: AbortSignal): Promise<void>;
+  /**
+   * Hand the appliance to the recovery system (factory reset) and reboot; after a cut in the
+   * critical phase or with a torn boot environment it first raises the alarm.
+   */
+  recover(journal: Journal): Promise<void>;
 }
 
 export type Written = NonNullable<Journal['written']>;
@@ -56,6 +61,7 @@ export type UpdateEvent =
   | { type: 'CHECK'; install: boolean; trigger: Trigger; force?: boolean }
   | { type: 'RETRY' }
   | { type: 'REBOOT' }
+  | { type: 'FACTORY_RESET' }
   // Internal: sent back by the download actor.
   | { type: 'CHECKPOINT'; written: Written }
   | { type: 'DOWNLOADED' }
@@ -191,6 +197,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
       reboot: persisted((j) => effects.reboot(j)),
       confirm: persisted((j, s) => effects.confirm(j, s)),
       rollBack: persisted((j, s) => effects.rollBack(j, s)),
+      recover: persisted((j) => effects.recover(j)),
     },
     guards: {
       resumesTo: ({ context }, step: ResumeStep) => resumeStep(context.journal) === step,
@@ -207,6 +214,9 @@ export function createUpdateMachine(effects: UpdateEffects) {
           }),
         };
       }),
+      acceptFactoryReset: assign(({ context }) => ({
+        journal: stamp(context, { recovery: { reason: 'factory-reset' }, error: undefined }),
+      })),
       recordFailure: assign(({ context, event }) => {
         const error = errorOf(event as { error?: unknown });
         return {
@@ -231,6 +241,8 @@ export function createUpdateMachine(effects: UpdateEffects) {
           { guard: { type: 'resumesTo', params: 'installing' }, target: 'installing' },
           { guard: { type: 'resumesTo', params: 'criticalInterrupted' }, target: 'criticalInterrupted' },
           { guard: { type: 'resumesTo', params: 'confirming' }, target: 'confirming' },
+          { guard: { type: 'resumesTo', params: 'recovering' }, target: 'recovering' },
+          { guard: { type: 'resumesTo', params: 'factoryResetting' }, target: 'factoryResetting' },
           { target: 'startup' },
         ],
       },
@@ -240,25 +252,42 @@ export function createUpdateMachine(effects: UpdateEffects) {
           src: 'startup',
           input: ({ context }) => context.journal,
           onDone: { target: 'idle' },
-          // A booted slot that fails its health check is not marked good (the bootloader falls back
-          // at the next boot); the agent stays up so the technician can see why.
-          onError: {
-            target: 'failed',
-            actions: assign(({ context, event }) => {
-              const error = errorOf(event);
-              return {
+          onError: [
+            {
+              // A boot environment that cannot be read can neither be trusted nor repaired in
+              // place: the recovery system rebuilds it.
+              guard: ({ event }) => errorOf(event).code === 'GRUBENV_INVALID',
+              target: 'recovering',
+              actions: assign(({ context, event }) => ({
                 journal: stamp(context, {
-                  error,
-                  result: result(context, 'failed', '', error.message, error),
+                  recovery: { reason: 'boot-environment-torn' },
+                  error: errorOf(event),
                 }),
-              };
-            }),
-          },
+              })),
+            },
+            {
+              // A booted slot that fails its health check is not marked good (the bootloader falls
+              // back at the next boot); the agent stays up so the technician can see why.
+              target: 'failed',
+              actions: assign(({ context, event }) => {
+                const error = errorOf(event);
+                return {
+                  journal: stamp(context, {
+                    error,
+                    result: result(context, 'failed', '', error.message, error),
+                  }),
+                };
+              }),
+            },
+          ],
         },
       },
       idle: {
         invoke: { id: 'persist', src: 'persist', input: under('idle') },
-        on: { CHECK: { target: 'checking', actions: 'acceptCheck' } },
+        on: {
+          CHECK: { target: 'checking', actions: 'acceptCheck' },
+          FACTORY_RESET: { target: 'factoryResetting', actions: 'acceptFactoryReset' },
+        },
       },
       checking: {
         invoke: {
@@ -357,29 +386,43 @@ export function createUpdateMachine(effects: UpdateEffects) {
           onError: { target: 'failed', actions: 'recordFailure' },
         },
       },
-      /** A cut inside the critical phase. The recovery path (factory reset) belongs to #3. */
+      /** A cut in the critical phase: alarm, then factory reset through the recovery system. */
       criticalInterrupted: {
         always: {
-          target: 'failed',
+          target: 'recovering',
           actions: assign(({ context }) => {
+            const version = context.journal.target?.version ?? '';
             const error: SerializedError = {
               code: 'CRITICAL_PHASE_FAILED',
-              message: `the update to ${context.journal.target?.version ?? '?'} was interrupted while switching the boot environment`,
+              message: `the update to ${version || '?'} was interrupted while switching the boot environment`,
               transient: false,
             };
             return {
               journal: stamp(context, {
                 error,
-                result: result(
-                  context,
-                  'failed',
-                  context.journal.target?.version ?? '',
-                  error.message,
-                  error,
-                ),
+                recovery: { reason: 'critical-phase-failed' },
+                result: result(context, 'failed', version, error.message, error),
               }),
             };
           }),
+        },
+      },
+      /** Handing over to the recovery system (alarm first when it is not the user's request). */
+      recovering: {
+        invoke: {
+          id: 'recover',
+          src: 'recover',
+          input: under('recovering'),
+          onError: { target: 'failed', actions: 'recordFailure' },
+        },
+      },
+      /** A technician's factory reset: the same hand-over, without an alarm. */
+      factoryResetting: {
+        invoke: {
+          id: 'recover',
+          src: 'recover',
+          input: under('factoryResetting'),
+          onError: { target: 'failed', actions: 'recordFailure' },
         },
       },
       rebooting: {
@@ -452,16 +495,23 @@ export function createUpdateMachine(effects: UpdateEffects) {
       },
       committed: {
         invoke: { id: 'persist', src: 'persist', input: under('committed') },
-        on: { CHECK: { target: 'checking', actions: 'acceptCheck' } },
+        on: {
+          CHECK: { target: 'checking', actions: 'acceptCheck' },
+          FACTORY_RESET: { target: 'factoryResetting', actions: 'acceptFactoryReset' },
+        },
       },
       rolledBack: {
         invoke: { id: 'persist', src: 'persist', input: under('rolledBack') },
-        on: { CHECK: { target: 'checking', actions: 'acceptCheck' } },
+        on: {
+          CHECK: { target: 'checking', actions: 'acceptCheck' },
+          FACTORY_RESET: { target: 'factoryResetting', actions: 'acceptFactoryReset' },
+        },
       },
       failed: {
         invoke: { id: 'persist', src: 'persist', input: under('failed') },
         on: {
           CHECK: { target: 'checking', actions: 'acceptCheck' },
+          FACTORY_RESET: { target: 'factoryResetting', actions: 'acceptFactoryReset' },
           RETRY: {
             target: 'checking',
             actions: assign(({ context }) => ({

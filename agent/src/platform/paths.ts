@@ -28,6 +28,14 @@ export interface AppliancePaths {
   history: string;
   /** Per-slot record of what was installed (RAUC's slot status). */
   slotStatus: string;
+  /** Alarm history (survives a factory reset: the recovery system carries it over). */
+  alarms: string;
+  /** Data stored during onboarding (account link, PBX settings, tokens, advanced settings): what a data reset erases. */
+  onboardingDir: string;
+  /** Present while a data reset is under way, so a cut in the middle is finished at the next start. */
+  dataResetMarker: string;
+  /** Written by the recovery system when it restored the factory state. */
+  recoveryRecord: string;
   logDir: string;
   logFile: string;
   runDir: string;
@@ -53,6 +61,10 @@ export function appliancePaths(root: string): AppliancePaths {
     journal: path.join(dataDir, 'update-journal.json'),
     history: path.join(dataDir, 'history.json'),
     slotStatus: path.join(dataDir, 'slot-status.json'),
+    alarms: path.join(dataDir, 'alarms.json'),
+    onboardingDir: path.join(dataDir, 'onboarding'),
+    dataResetMarker: path.join(dataDir, 'data-reset.pending'),
+    recoveryRecord: path.join(dataDir, 'recovery.json'),
     logDir: at('var/log/clgw'),
     logFile: at('var/log/clgw/clgw.log'),
     runDir: at('run/clgw'),

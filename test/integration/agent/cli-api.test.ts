@@ -110,6 +110,14 @@ describe('clgw CLI and local API', () => {
   it('bad input: unknown command or option → exit 2; malformed API body → 400 INVALID_REQUEST', async () => {
     expect((await clgw(['frobnicate'])).code).toBe(2);
     expect((await clgw(['status', '--yaml'])).code).toBe(2);
+    const unconfirmed = await clgw(['data-reset']);
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toContain('--confirm');
+    const virtualReset = await clgw(['factory-reset', '--confirm']);
+    expect(virtualReset.code).toBe(4);
+    expect(virtualReset.stderr).toContain('redeploy');
+    const noConfirmBody = await rawPost(world.paths.socket, '/v1/data-reset', '{}');
+    expect(noConfirmBody.status).toBe(400);
     const res = await rawPost(world.paths.socket, '/v1/update', '{"force": "yes"}');
     expect(res.status).toBe(400);
     expect(res.json).toMatchObject({ error: { code: 'INVALID_REQUEST' } });

@@ -54,6 +54,7 @@ function recordingEffects(overrides: Partial<UpdateEffects> = {}) {
       return { kind: 'committed', version: '1.1.0' };
     },
     rollBack: async () => void log.push('rollBack'),
+    recover: async () => void log.push('recover'),
     ...overrides,
   };
   return { effects, log, persisted };
@@ -76,6 +77,8 @@ describe('resume table', () => {
     rebooting: 'confirming',
     confirming: 'confirming',
     rollingBack: 'confirming',
+    recovering: 'recovering',
+    factoryResetting: 'factoryResetting',
     committed: 'startup',
     rolledBack: 'startup',
     failed: 'startup',
@@ -108,6 +111,7 @@ describe('update machine paths (xstate/graph)', () => {
     { type: 'CHECK', install: true, trigger: 'user' },
     { type: 'RETRY' },
     { type: 'REBOOT' },
+    { type: 'FACTORY_RESET' },
     { type: 'xstate.done.actor.startup' },
     { type: 'xstate.done.actor.check', output: { kind: 'available', target } },
     { type: 'xstate.done.actor.check', output: { kind: 'upToDate', version: '1.0.0' } },
@@ -132,11 +136,12 @@ describe('update machine paths (xstate/graph)', () => {
   const reached = (journal?: Journal) =>
     new Set(getShortestPaths(machine, from(journal)).map((p) => String(p.state.value)));
 
-  it('a fresh start reaches every state up to the reboot, and failed', () => {
+  it('a fresh start reaches every state up to the reboot, failed and a factory reset', () => {
     expect([...reached()].sort()).toEqual(
       [
         'checking',
         'downloading',
+        'factoryResetting',
         'failed',
         'idle',
         'installing',
@@ -261,7 +266,7 @@ describe('update machine at run time', () => {
     await waitFor(actor, (s) => s.value === 'rebooting');
   });
 
-  it('a cut in the critical phase ends in failed with CRITICAL_PHASE_FAILED', async () => {
+  it('a cut in the critical phase hands over to the recovery system with CRITICAL_PHASE_FAILED', async () => {
     const rec = recordingEffects();
     const actor = start(rec.effects, {
       ...initialJournal(NOW),
@@ -269,9 +274,41 @@ describe('update machine at run time', () => {
       target,
       critical: { enteredAt: new Date(NOW).toISOString() },
     });
-    await waitFor(actor, (s) => s.value === 'failed');
-    expect(actor.getSnapshot().context.journal.error?.code).toBe('CRITICAL_PHASE_FAILED');
+    await waitFor(actor, () => rec.log.includes('recover'));
+    expect(actor.getSnapshot().value).toBe('recovering');
+    const persisted = rec.persisted.at(-1)!;
+    expect(persisted).toMatchObject({ state: 'recovering', recovery: { reason: 'critical-phase-failed' } });
+    expect(persisted.error?.code).toBe('CRITICAL_PHASE_FAILED');
     expect(rec.log).not.toContain('switchBoot');
+  });
+
+  it('a torn boot environment at start-up hands over to the recovery system', async () => {
+    const rec = recordingEffects({
+      startup: async () => {
+        throw new ClgwError('GRUBENV_INVALID', 'grubenv: wrong header');
+      },
+    });
+    const actor = start(rec.effects);
+    await waitFor(actor, () => rec.log.includes('recover'));
+    expect(rec.persisted.at(-1)).toMatchObject({
+      state: 'recovering',
+      recovery: { reason: 'boot-environment-torn' },
+    });
+  });
+
+  it('a factory reset is accepted when settled and refused while an update runs', async () => {
+    const rec = recordingEffects({ download: () => new Promise(() => undefined) });
+    const actor = start(rec.effects);
+    await waitFor(actor, (s) => s.value === 'idle');
+    actor.send({ type: 'CHECK', install: true, trigger: 'user' });
+    await waitFor(actor, (s) => s.value === 'downloading');
+    expect(actor.getSnapshot().can({ type: 'FACTORY_RESET' })).toBe(false);
+
+    const idle = start(recordingEffects().effects);
+    await waitFor(idle, (s) => s.value === 'idle');
+    idle.send({ type: 'FACTORY_RESET' });
+    await waitFor(idle, (s) => s.value === 'factoryResetting');
+    expect(idle.getSnapshot().context.journal.recovery).toEqual({ reason: 'factory-reset' });
   });
 
   it('check only (install: false) records that a release is available and stays idle', async () => {
