@@ -15,10 +15,10 @@ setup:
 	@scripts/setup base
 
 build: setup
-	@npx tsc -b agent image
+	@npx tsc -b agent image recovery
 
 check: setup
-	@npx tsc -b agent image
+	@npx tsc -b agent image recovery
 	@npx tsc -p tsconfig.tools.json
 	@npx biome check .
 

@@ -48,6 +48,9 @@ export const ERROR_CODES = [
   'CONFIG_INVALID',
   'AGENT_UNREACHABLE',
   'INTERNAL',
+  // recovery system (factory reset)
+  'RECOVERY_MANIFEST_INVALID',
+  'RECOVERY_IMAGE_INVALID',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -9,6 +9,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../agent/src/platform/atomi
 import { appliancePaths } from '../../agent/src/platform/paths.js';
 import { defaultGrubenv } from '../../agent/src/slot/bootchooser.js';
 import { writeGrubenv } from '../../agent/src/slot/grubenv-file.js';
+import { writeFactoryManifest } from '../../recovery/src/factory.js';
 import type { ReleaseImages } from './images.js';
 
 export interface ApplianceOptions {
@@ -58,6 +59,8 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
   await fs.mkdir(recovery, { recursive: true });
   await fs.copyFile(opts.factory.boot, path.join(recovery, 'boot.img'));
   await fs.copyFile(opts.factory.root, path.join(recovery, 'root.img'));
+  // What the recovery system checks the images against before it writes a slot from them.
+  await writeFactoryManifest(recovery, opts.factory.version);
 
   await fs.mkdir(path.dirname(paths.grubenv), { recursive: true });
   await writeGrubenv(paths.grubenv, defaultGrubenv());

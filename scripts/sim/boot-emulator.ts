@@ -5,6 +5,8 @@
  * proc/cmdline (`clgw.slot=B`), "mounts" the root partition (exposes its /etc/os-release and
  * health hooks, read with debugfs) and starts the agent. When the agent leaves a reboot request
  * and exits, the emulator boots again; if the agent crashes it is restarted like systemd would.
+ * When GRUB chooses the recovery system, the emulator runs the recovery program (factory
+ * restore) instead; it, too, ends in a reboot request — or in an error that keeps the box there.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -16,6 +18,7 @@ import { selectBootFromBlock } from '../../agent/src/slot/bootchooser.js';
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 export const AGENT_MAIN = path.join(REPO, 'agent/dist/main.js');
+export const RECOVERY_MAIN = path.join(REPO, 'recovery/dist/main.js');
 const REBOOT_REQUEST = 'reboot-request';
 
 export type BootOutcome =
@@ -67,6 +70,25 @@ export async function bootOnce(root: string): Promise<BootOutcome> {
   return { kind: 'booted', slot, reason: choice.reason };
 }
 
+/** Calls `each` for every complete non-empty line of a stream; resolves when the stream ends. */
+function forEachLine(stream: NodeJS.ReadableStream | null, each: (line: string) => void): Promise<void> {
+  if (!stream) return Promise.resolve();
+  return new Promise((resolve) => {
+    let rest = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) if (line.trim()) each(line);
+    });
+    stream.on('end', () => {
+      if (rest.trim()) each(rest);
+      resolve();
+    });
+    stream.on('error', () => resolve());
+  });
+}
+
 export interface EmulatorOptions {
   root: string;
   /** Where each line of the emulator's own narration goes. */
@@ -75,6 +97,8 @@ export interface EmulatorOptions {
   maxBoots?: number;
   env?: NodeJS.ProcessEnv;
   agentMain?: string;
+  /** The recovery program run when GRUB chooses recovery (default {@link RECOVERY_MAIN}). */
+  recoveryMain?: string;
 }
 
 /**
@@ -87,10 +111,13 @@ export function runAppliance(opts: EmulatorOptions): {
   boots(): number;
   /** The running agent's process id (for power-cut tests). */
   agentPid(): number | undefined;
+  /** The running recovery program's process id (for power-cut tests during a factory restore). */
+  recoveryPid(): number | undefined;
 } {
   const say = opts.say ?? ((l: string) => process.stdout.write(`[boot] ${l}\n`));
   const paths = appliancePaths(opts.root);
   let child: ChildProcess | undefined;
+  let recoveryChild: ChildProcess | undefined;
   let stopping = false;
   let boots = 0;
 
@@ -103,6 +130,34 @@ export function runAppliance(opts: EmulatorOptions): {
       child.on('exit', (code) => resolve(code));
     });
 
+  const rebootRequested = () =>
+    fs.stat(path.join(paths.runDir, REBOOT_REQUEST)).then(
+      () => true,
+      () => false,
+    );
+
+  // The recovery system boots with its own root (here: the same tree). What it prints is its
+  // console, narrated line by line; the last line on stderr is the error it stopped with.
+  const runRecovery = () =>
+    new Promise<{ code: number | null; signal: NodeJS.Signals | null; lastError: string }>((resolve) => {
+      let lastError = '';
+      const proc = spawn(process.execPath, [opts.recoveryMain ?? RECOVERY_MAIN], {
+        env: { ...process.env, ...opts.env, CLGW_ROOT: paths.root },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      recoveryChild = proc;
+      const closed = Promise.all([
+        forEachLine(proc.stdout, say),
+        forEachLine(proc.stderr, (line) => {
+          lastError = line;
+          say(line);
+        }),
+      ]);
+      proc.on('exit', (code, signal) => {
+        void closed.then(() => resolve({ code, signal, lastError }));
+      });
+    });
+
   const done = (async () => {
     let crashes = 0;
     for (;;) {
@@ -111,8 +166,21 @@ export function runAppliance(opts: EmulatorOptions): {
       boots++;
       const outcome = await bootOnce(paths.root);
       if (outcome.kind === 'recovery') {
-        say(`boot ${boots}: GRUB chose the recovery system (${outcome.reason})`);
-        return `recovery requested: ${outcome.reason}`;
+        say(`boot ${boots}: GRUB chose the recovery system (${outcome.reason}); starting clgw-recovery`);
+        await fs.rm(path.join(paths.runDir, REBOOT_REQUEST), { force: true });
+        const { code, signal, lastError } = await runRecovery();
+        recoveryChild = undefined;
+        if (stopping) return 'powered off';
+        if (signal) {
+          // Killed (a power cut of the recovery system): the machine comes up again and GRUB,
+          // still seeing the request, chooses recovery once more.
+          say(`recovery killed by ${signal}; power back on`);
+          continue;
+        }
+        if (code !== 0) return `recovery failed: ${lastError || `exit ${code}`}`;
+        if (!(await rebootRequested())) return 'recovery exited without asking for a reboot';
+        say('recovery completed and requested a reboot');
+        continue;
       }
       if (outcome.kind === 'noKernel') {
         say(`boot ${boots}: slot ${outcome.slot}: ${outcome.reason}; resetting`);
@@ -123,11 +191,7 @@ export function runAppliance(opts: EmulatorOptions): {
         const code = await runAgent();
         child = undefined;
         if (stopping) return 'powered off';
-        const rebootRequested = await fs.stat(path.join(paths.runDir, REBOOT_REQUEST)).then(
-          () => true,
-          () => false,
-        );
-        if (rebootRequested) {
+        if (await rebootRequested()) {
           say('agent requested a reboot');
           break;
         }
@@ -142,9 +206,11 @@ export function runAppliance(opts: EmulatorOptions): {
     done,
     boots: () => boots,
     agentPid: () => child?.pid,
+    recoveryPid: () => recoveryChild?.pid,
     stop: async () => {
       stopping = true;
       child?.kill('SIGTERM');
+      recoveryChild?.kill('SIGTERM');
       await done;
     },
   };
