@@ -37,7 +37,7 @@ import {
 import { mbps, parseLog, settledWithoutInstall, summarise, updateTimings } from './bench/agent-log.js';
 import { type Mirror, startMirror } from './lib/mirror.js';
 import { createAppliance } from './sim/appliance.js';
-import { AGENT_MAIN, bootOnce } from './sim/boot-emulator.js';
+import { AGENT_MAIN, AGENT_NODE_OPTIONS, bootOnce } from './sim/boot-emulator.js';
 import { buildReleaseImages, type ReleaseImages } from './sim/images.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -447,7 +447,10 @@ async function main(): Promise<void> {
   const artifactMiB = envInt('BENCH_ARTIFACT_MIB', 512, 1);
   const slotMiB = artifactMiB + 8;
   settleMs = envInt('BENCH_SETTLE_MS', 3000, 0);
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeArgs = [
+    ...AGENT_NODE_OPTIONS,
+    ...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
+  ];
   await fs.stat(AGENT_MAIN).catch(() => {
     throw new BenchBroken(`${AGENT_MAIN} is missing: build first (npx tsc -b agent image)`);
   });

