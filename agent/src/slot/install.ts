@@ -20,9 +20,17 @@ export interface WriteOptions {
   activeDevices: readonly string[];
   /** Bytes already durably written (from the persisted journal). */
   resumeOffset?: number;
-  /** Every this many bytes: fsync the device, then await onCheckpoint(offset). Default 8 MiB. */
+  /**
+   * Least distance between checkpoints: once this many more bytes are written, the device is
+   * fsynced and then onCheckpoint(offset) called, in the background. Default 8 MiB.
+   */
   checkpointBytes?: number;
-  /** Persist the durable offset; the download goes on only after it resolves (persist before acting). */
+  /**
+   * Persists a durable offset. Called one at a time with increasing offsets (0 when the bytes on the
+   * device proved wrong), each only after every byte below it was written and then fsynced; the full
+   * size once the digest matched (or when an interrupted download had written every byte: a resume
+   * re-hashes the slot then). Writing goes on while it runs; a rejection fails the download.
+   */
   onCheckpoint?: (offset: number) => Promise<void>;
   /** Bytes of this artifact written so far, including a resumed prefix. */
   onProgress?: (written: number) => void;
@@ -32,21 +40,30 @@ export interface WriteOptions {
 const MIB = 1024 * 1024;
 const DEFAULT_CHECKPOINT_BYTES = 8 * MIB;
 const IO_CHUNK = MIB;
+/**
+ * Write buffers of IO_CHUNK bytes: one is written while the next fills from the network, so the
+ * receive + hash and the disk overlap. The write path holds this many buffers whatever the size.
+ */
+const WRITE_BUFFERS = 2;
 
 /**
  * Streams an artifact into a slot device: response body → SHA-256 in flight → positional writes
- * from offset 0, with back-pressure and a fixed-size write buffer, so memory does not grow with the
- * artifact. The device is opened `r+` (never created, never truncated): the same code writes a
- * block device on the appliance and a fixed-size file in the simulator.
+ * from offset 0, through a small ring of reused buffers with one write in flight while the next
+ * buffer fills, and back-pressure (the response is not read while every buffer waits for the disk),
+ * so memory does not grow with the artifact. The device is opened `r+` (never created, never
+ * truncated): the same code writes a block device on the appliance and a fixed-size file in the
+ * simulator.
  *
  * Resume: the first `resumeOffset` bytes are re-hashed from the device and only the rest is asked
- * for (Range); a server that ignores Range restarts the write from 0. Every `checkpointBytes` the
- * device is fsynced and `onCheckpoint` persists the offset before more is written; an interrupted
+ * for (Range); a server that ignores Range restarts the write from 0. At least `checkpointBytes`
+ * apart, a background checkpoint fsyncs the device and then has `onCheckpoint` persist the offset
+ * (persist before acting: the journal never claims bytes that are not durable). An interrupted
  * download (transient error, abort) records what it durably wrote before it fails, and a digest
  * mismatch records 0, so a resume never trusts bad bytes.
  *
  * Fails with SLOT_ACTIVE, NO_SPACE (before writing when the device is too small; or ENOSPC),
- * SIZE_EXCEEDED, ARTIFACT_TRUNCATED, HASH_MISMATCH, SLOT_WRITE_FAILED or the client's network codes.
+ * SIZE_EXCEEDED, ARTIFACT_TRUNCATED, HASH_MISMATCH, SLOT_WRITE_FAILED, the client's network codes,
+ * or whatever `onCheckpoint` rejected with.
  */
 export async function writeArtifact(
   http: HttpClient,
@@ -94,23 +111,19 @@ export async function writeArtifact(
       ...(signal ? { signal } : {}),
     });
     if (start !== resume) hash = createHash('sha256');
-    let lastCheckpoint = start;
     let downloadedBytes = 0;
-    const checkpoint = async (offset: number) => {
-      await writer.sync();
-      await onCheckpoint(offset);
-      lastCheckpoint = offset;
-    };
-    const writer = new PositionalWriter(
+    const writer = new SlotWriter({
       handle,
       device,
       start,
-      Math.min(IO_CHUNK, checkpointBytes),
-      async () => {
-        opts.onProgress?.(writer.flushed);
-        if (writer.flushed - lastCheckpoint >= checkpointBytes) await checkpoint(writer.flushed);
-      },
-    );
+      size,
+      bufferSize: Math.min(IO_CHUNK, checkpointBytes),
+      checkpointBytes,
+      onCheckpoint,
+      onProgress: opts.onProgress,
+      // A background write or checkpoint that failed stops the download now, not at the next chunk.
+      onFailure: (e) => stream.destroy(e instanceof Error ? e : new Error(String(e))),
+    });
 
     try {
       for await (const data of stream) {
@@ -133,18 +146,18 @@ export async function writeArtifact(
           { transient: true, details: { url, device, received: writer.position, expected: size } },
         );
       }
-    } catch (e) {
+      await writer.finish();
+    } catch (caught) {
       stream.destroy();
-      const interrupted = signal?.aborted || (e instanceof ClgwError && e.transient);
-      if (interrupted)
-        await keepProgress(e, async () => {
-          await writer.flush();
-          if (writer.flushed > lastCheckpoint) await checkpoint(writer.flushed);
-        });
+      // A failed background write or checkpoint is the cause, not the stream error it provoked.
+      const e = writer.failed ? writer.failure : caught;
+      const interrupted = !writer.failed && (signal?.aborted || (e instanceof ClgwError && e.transient));
+      // Either way nothing may still run on the handle once it is closed.
+      if (interrupted) await keepProgress(e, () => writer.record());
+      else await writer.settle();
       throw e;
     }
 
-    await writer.flush();
     await writer.sync();
     opts.onProgress?.(size);
     const actual = hash.digest('hex');
@@ -156,7 +169,7 @@ export async function writeArtifact(
         { details: { url, device, expected, actual } },
       );
     }
-    if (lastCheckpoint < size) await onCheckpoint(size);
+    if (writer.durable < size) await onCheckpoint(size);
     return { downloadedBytes };
   } finally {
     await handle.close();
@@ -232,63 +245,169 @@ export async function deviceCapacity(device: string): Promise<number> {
   return Number(bytes);
 }
 
-/** Writes whole chunks at increasing offsets through one reused buffer, so memory stays fixed. */
-class PositionalWriter {
-  /** Bytes accepted (buffered or written) — where the next chunk lands. */
-  position: number;
-  /** Bytes handed to the device. */
-  flushed: number;
-  private readonly buffer: Buffer;
-  private used = 0;
+interface SlotWriterOptions {
+  handle: fs.FileHandle;
+  device: string;
+  /** Offset of the first byte. */
+  start: number;
+  /** The artifact's size: background checkpoints stay below it (the whole is claimed once verified). */
+  size: number;
+  bufferSize: number;
+  checkpointBytes: number;
+  onCheckpoint: (offset: number) => Promise<void>;
+  onProgress: ((written: number) => void) | undefined;
+  /** Told once, of the first background write, fsync or onCheckpoint that failed. */
+  onFailure: (e: unknown) => void;
+}
 
-  constructor(
-    private readonly handle: fs.FileHandle,
-    private readonly device: string,
-    start: number,
-    bufferSize: number,
-    /** Runs after each full buffer reached the device (progress, checkpoints). */
-    private readonly afterFlush: () => Promise<void>,
-  ) {
-    this.position = start;
-    this.flushed = start;
-    this.buffer = Buffer.allocUnsafe(bufferSize);
+/**
+ * Writes chunks at increasing offsets through a ring of reused buffers: while one buffer is being
+ * written the next fills, and a caller finding every buffer busy waits (back-pressure). Writes run
+ * one after another in offset order, so "every byte below `written` is written" holds at any
+ * moment; from it, checkpoints (fsync, then onCheckpoint) run in the background, one at a time,
+ * a checkpoint due while one runs being folded into the next.
+ */
+class SlotWriter {
+  /** Bytes accepted (buffered or written): where the next chunk lands. */
+  position: number;
+  /** Every write below this offset has completed. */
+  written: number;
+  /** The last offset onCheckpoint persisted (at first: where writing started). */
+  durable: number;
+  /** Whether a background write, fsync or onCheckpoint failed; `failure` is what it threw. */
+  failed = false;
+  failure: unknown;
+  private readonly buffers: Buffer[] = [];
+  /** Each buffer's last write: the buffer may be refilled once it settled. */
+  private readonly busy: Promise<void>[] = [];
+  private index = 0;
+  private used = 0;
+  /** The last write queued; each write starts when the one before it completed. */
+  private tail: Promise<void> = Promise.resolve();
+  private checkpointing: Promise<void> | undefined;
+  /** Offset of the last checkpoint started. */
+  private checkpointed: number;
+
+  constructor(private readonly o: SlotWriterOptions) {
+    this.position = o.start;
+    this.written = o.start;
+    this.durable = o.start;
+    this.checkpointed = o.start;
+    for (let i = 0; i < WRITE_BUFFERS; i++) {
+      this.buffers.push(Buffer.allocUnsafe(o.bufferSize));
+      this.busy.push(Promise.resolve());
+    }
   }
 
-  /** Buffers a chunk, writing out (and running afterFlush for) every buffer it fills. */
+  /** Copies a chunk into the buffers, queueing a write for every buffer it fills. */
   async add(chunk: Buffer): Promise<void> {
     let offset = 0;
     while (offset < chunk.length) {
-      const n = chunk.copy(this.buffer, this.used, offset);
+      // The buffer about to be filled may still be on its way to the disk: wait for it.
+      if (this.used === 0) await this.busy[this.index];
+      if (this.failed) throw this.failure;
+      const buffer = this.buffers[this.index] as Buffer;
+      const n = chunk.copy(buffer, this.used, offset);
       this.used += n;
       offset += n;
       this.position += n;
-      if (this.used === this.buffer.length) {
-        await this.flush();
-        await this.afterFlush();
-      }
+      if (this.used === buffer.length) this.submit();
     }
   }
 
-  async flush(): Promise<void> {
-    let done = 0;
-    while (done < this.used) {
-      try {
-        const { bytesWritten } = await this.handle.write(this.buffer, done, this.used - done, this.flushed);
-        done += bytesWritten;
-        this.flushed += bytesWritten;
-      } catch (e) {
-        throw writeFailure(e, this.device, this.flushed);
-      }
-    }
-    this.used = 0;
+  /** Writes what is buffered and waits for every write and checkpoint; throws the first failure. */
+  async finish(): Promise<void> {
+    if (this.used > 0 && !this.failed) this.submit();
+    await this.settle();
+    if (this.failed) throw this.failure;
+  }
+
+  /** Waits until no write or checkpoint runs any more; failures stay in `failure`. */
+  async settle(): Promise<void> {
+    await this.tail.catch(() => undefined);
+    while (this.checkpointing) await this.checkpointing;
+  }
+
+  /** After an interruption: writes what is buffered, then persists what is durably written. */
+  async record(): Promise<void> {
+    await this.finish();
+    if (this.written > this.durable) await this.checkpoint(this.written);
   }
 
   async sync(): Promise<void> {
     try {
-      await this.handle.sync();
+      await this.o.handle.sync();
     } catch (e) {
-      throw writeFailure(e, this.device, this.flushed);
+      throw writeFailure(e, this.o.device, this.written);
     }
+  }
+
+  private submit(): void {
+    const buffer = this.buffers[this.index] as Buffer;
+    const length = this.used;
+    const at = this.position - length;
+    const write = this.tail.then(() => this.writeAt(buffer, length, at));
+    // Registered before anyone awaits `write`, so `failed` is set by the time they see the error.
+    write.catch((e: unknown) => this.fail(e));
+    this.tail = write;
+    this.busy[this.index] = write;
+    this.index = (this.index + 1) % this.buffers.length;
+    this.used = 0;
+  }
+
+  private async writeAt(buffer: Buffer, length: number, at: number): Promise<void> {
+    // After a failed checkpoint nothing more is written (the rejection also skips later writes).
+    if (this.failed) throw this.failure;
+    let done = 0;
+    while (done < length) {
+      try {
+        const { bytesWritten } = await this.o.handle.write(buffer, done, length - done, at + done);
+        done += bytesWritten;
+      } catch (e) {
+        throw writeFailure(e, this.o.device, at + done);
+      }
+    }
+    this.written = at + length;
+    this.o.onProgress?.(this.written);
+    this.maybeCheckpoint();
+  }
+
+  /**
+   * Starts a checkpoint at `written` when one is due and none runs. One that comes due meanwhile
+   * is started when the running one ends, at the `written` of that moment (coalesced).
+   */
+  private maybeCheckpoint(): void {
+    const offset = this.written;
+    if (this.checkpointing !== undefined || this.failed) return;
+    if (offset >= this.o.size || offset - this.checkpointed < this.o.checkpointBytes) return;
+    this.checkpointed = offset;
+    this.checkpointing = this.checkpoint(offset).then(
+      () => {
+        this.checkpointing = undefined;
+        this.maybeCheckpoint();
+      },
+      (e: unknown) => {
+        this.checkpointing = undefined;
+        this.fail(e);
+      },
+    );
+  }
+
+  /**
+   * Persist before acting: called when every write below `offset` has completed, so the fsync it
+   * starts covers them all, and the offset is persisted only after that fsync returned.
+   */
+  private async checkpoint(offset: number): Promise<void> {
+    await this.sync();
+    await this.o.onCheckpoint(offset);
+    this.durable = offset;
+  }
+
+  private fail(e: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.failure = e;
+    this.o.onFailure(e);
   }
 }
 

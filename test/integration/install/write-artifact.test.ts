@@ -87,17 +87,14 @@ describe('writeArtifact', () => {
   it('streams the artifact into a fixed-size slot file, checkpointing durable progress', async () => {
     const j = journal();
     const progress: number[] = [];
-    let progressDuringCheckpoint = false;
-    let checkpointPending = false;
+    let checkpointsRunning = 0;
+    let checkpointsAtOnce = 0;
     const result = await writeArtifact(http, target(), {
       activeDevices: [path.join(dir, 'root_a')],
       checkpointBytes: CHECKPOINT,
-      onProgress: (n) => {
-        if (checkpointPending) progressDuringCheckpoint = true;
-        progress.push(n);
-      },
+      onProgress: (n) => progress.push(n),
       onCheckpoint: async (offset) => {
-        checkpointPending = true;
+        checkpointsAtOnce = Math.max(checkpointsAtOnce, ++checkpointsRunning);
         // What the journal records must already be in the slot.
         const fh = await fs.open(slot, 'r');
         const head = Buffer.alloc(offset);
@@ -105,22 +102,26 @@ describe('writeArtifact', () => {
         await fh.close();
         expect(head.equals(ARTIFACT.subarray(0, offset))).toBe(true);
         await new Promise((r) => setTimeout(r, 5));
-        checkpointPending = false;
         await j.onCheckpoint(offset);
+        checkpointsRunning--;
       },
     });
     expect(result.downloadedBytes).toBe(SIZE);
     const content = await slotBytes();
     expect(content.subarray(0, SIZE).equals(ARTIFACT)).toBe(true);
     expectTailUntouched(content);
-    // One checkpoint per full 64 KiB, then the end.
-    expect(j.offsets).toEqual([
-      ...Array.from({ length: Math.floor(SIZE / CHECKPOINT) }, (_, k) => (k + 1) * CHECKPOINT),
-      SIZE,
-    ]);
+    // Checkpoints run in the background one at a time, at least 64 KiB apart (those due while one
+    // runs are folded into the next), at write boundaries, and the whole size comes last.
+    expect(checkpointsAtOnce).toBe(1);
+    expect(j.offsets.length).toBeGreaterThan(1);
     expect(j.last()).toBe(SIZE);
+    j.offsets.slice(0, -1).forEach((offset, k) => {
+      expect(offset % CHECKPOINT).toBe(0);
+      expect(offset - (j.offsets[k - 1] ?? 0)).toBeGreaterThanOrEqual(CHECKPOINT);
+      expect(offset).toBeLessThan(SIZE);
+    });
     expect(progress.at(-1)).toBe(SIZE);
-    expect(progressDuringCheckpoint).toBe(false);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
     await verifyArtifactOnDevice(slot, SIZE, DIGEST);
   });
 
@@ -276,6 +277,8 @@ describe('writeArtifact', () => {
   });
 
   it('records durable progress and rejects with the reason when aborted', async () => {
+    // Slow enough that the abort lands well before the end, whatever the scheduling.
+    mirror.setFault('/root.img', { drip: 1_000_000 });
     const ac = new AbortController();
     const reason = new Error('update cancelled');
     const offsets: number[] = [];
@@ -289,7 +292,7 @@ describe('writeArtifact', () => {
       },
     });
     await expect(p).rejects.toBe(reason);
-    expect(offsets[1]).toBe(2 * CHECKPOINT);
+    expect(offsets[1]).toBeGreaterThanOrEqual(2 * CHECKPOINT);
     expect(offsets.at(-1)).toBeLessThan(SIZE);
     const content = await slotBytes();
     expect(content.subarray(0, offsets.at(-1)).equals(ARTIFACT.subarray(0, offsets.at(-1)))).toBe(true);
