@@ -167,6 +167,23 @@ export function createUpdateMachine(effects: UpdateEffects) {
     ({ context }: { context: Context }): Journal =>
       stamp(context, { state });
 
+  /** What every settled state (idle, committed, rolledBack, failed) accepts. */
+  const settledEvents = {
+    CHECK: { target: 'checking', actions: 'acceptCheck' },
+    FACTORY_RESET: { target: 'factoryResetting', actions: 'acceptFactoryReset' },
+  } as const;
+
+  /** Hand the appliance to the recovery system; the process ends with the reboot. */
+  const handOver = (state: 'recovering' | 'factoryResetting') =>
+    ({
+      invoke: {
+        id: 'recover',
+        src: 'recover',
+        input: under(state),
+        onError: { target: 'failed', actions: 'recordFailure' },
+      },
+    }) as const;
+
   return setup({
     types: {
       context: {} as Context,
@@ -284,10 +301,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
       },
       idle: {
         invoke: { id: 'persist', src: 'persist', input: under('idle') },
-        on: {
-          CHECK: { target: 'checking', actions: 'acceptCheck' },
-          FACTORY_RESET: { target: 'factoryResetting', actions: 'acceptFactoryReset' },
-        },
+        on: settledEvents,
       },
       checking: {
         invoke: {
@@ -408,23 +422,9 @@ export function createUpdateMachine(effects: UpdateEffects) {
         },
       },
       /** Handing over to the recovery system (alarm first when it is not the user's request). */
-      recovering: {
-        invoke: {
-          id: 'recover',
-          src: 'recover',
-          input: under('recovering'),
-          onError: { target: 'failed', actions: 'recordFailure' },
-        },
-      },
+      recovering: handOver('recovering'),
       /** A technician's factory reset: the same hand-over, without an alarm. */
-      factoryResetting: {
-        invoke: {
-          id: 'recover',
-          src: 'recover',
-          input: under('factoryResetting'),
-          onError: { target: 'failed', actions: 'recordFailure' },
-        },
-      },
+      factoryResetting: handOver('factoryResetting'),
       rebooting: {
         invoke: { id: 'reboot', src: 'reboot', input: under('rebooting') },
       },
@@ -495,23 +495,16 @@ export function createUpdateMachine(effects: UpdateEffects) {
       },
       committed: {
         invoke: { id: 'persist', src: 'persist', input: under('committed') },
-        on: {
-          CHECK: { target: 'checking', actions: 'acceptCheck' },
-          FACTORY_RESET: { target: 'factoryResetting', actions: 'acceptFactoryReset' },
-        },
+        on: settledEvents,
       },
       rolledBack: {
         invoke: { id: 'persist', src: 'persist', input: under('rolledBack') },
-        on: {
-          CHECK: { target: 'checking', actions: 'acceptCheck' },
-          FACTORY_RESET: { target: 'factoryResetting', actions: 'acceptFactoryReset' },
-        },
+        on: settledEvents,
       },
       failed: {
         invoke: { id: 'persist', src: 'persist', input: under('failed') },
         on: {
-          CHECK: { target: 'checking', actions: 'acceptCheck' },
-          FACTORY_RESET: { target: 'factoryResetting', actions: 'acceptFactoryReset' },
+          ...settledEvents,
           RETRY: {
             target: 'checking',
             actions: assign(({ context }) => ({
