@@ -252,10 +252,8 @@ export function createUpdateMachine(effects: UpdateEffects) {
       /** The resume table, applied once at start-up. */
       resume: {
         always: [
-          { guard: { type: 'resumesTo', params: 'checking' }, target: 'checking' },
-          { guard: { type: 'resumesTo', params: 'downloading' }, target: 'downloading' },
-          { guard: { type: 'resumesTo', params: 'verifying' }, target: 'verifying' },
-          { guard: { type: 'resumesTo', params: 'installing' }, target: 'installing' },
+          // An update cut off before the switch runs on the source slot, which this boot must
+          // still mark good: start-up first, then the interrupted step (see startup.onDone).
           { guard: { type: 'resumesTo', params: 'criticalInterrupted' }, target: 'criticalInterrupted' },
           { guard: { type: 'resumesTo', params: 'confirming' }, target: 'confirming' },
           { guard: { type: 'resumesTo', params: 'recovering' }, target: 'recovering' },
@@ -268,7 +266,13 @@ export function createUpdateMachine(effects: UpdateEffects) {
           id: 'startup',
           src: 'startup',
           input: ({ context }) => context.journal,
-          onDone: { target: 'idle' },
+          onDone: [
+            { guard: { type: 'resumesTo', params: 'checking' }, target: 'checking' },
+            { guard: { type: 'resumesTo', params: 'downloading' }, target: 'downloading' },
+            { guard: { type: 'resumesTo', params: 'verifying' }, target: 'verifying' },
+            { guard: { type: 'resumesTo', params: 'installing' }, target: 'installing' },
+            { target: 'idle' },
+          ],
           onError: [
             {
               // A boot environment that cannot be read can neither be trusted nor repaired in

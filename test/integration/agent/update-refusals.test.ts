@@ -13,6 +13,7 @@ import {
   type RunningAgent,
   startAgent,
   testKeys,
+  until,
   type World,
 } from '../../support/appliance.js';
 import { startDnsServer } from '../../support/dns-server.js';
@@ -42,9 +43,15 @@ async function updateFails(w: World, expectedCode: string): Promise<{ code: stri
   expect(status.error?.code).toBe(expectedCode);
   expect(await fingerprint(w.paths)).toEqual(before);
   expect(status.bootedSlot).toBe('A');
-  // The persisted journal says the same as the live agent.
-  const journal = JSON.parse(await fs.readFile(w.paths.journal, 'utf8'));
-  expect(journal.state).toBe('failed');
+  // The persisted journal says the same as the live agent (a settled state is persisted on entry).
+  const journal = await until(
+    async () => {
+      const j = JSON.parse(await fs.readFile(w.paths.journal, 'utf8'));
+      return j.state === 'failed' ? j : undefined;
+    },
+    'the failed state to be persisted',
+    10_000,
+  );
   expect(journal.error.code).toBe(expectedCode);
   return status.error!;
 }

@@ -342,4 +342,16 @@ describe('update machine at run time', () => {
     await waitFor(actor, (s) => s.value === 'rebooting');
     expect(starts).toEqual([0, 8]);
   });
+
+  it('an update cut off before the switch first marks the booted slot good, then resumes its step', async () => {
+    const rec = recordingEffects();
+    const actor = start(rec.effects, {
+      ...initialJournal(NOW),
+      state: 'downloading',
+      target,
+      written: { boot: 10, root: 4 },
+    });
+    await waitFor(actor, (s) => s.value === 'rebooting');
+    expect(rec.log.slice(0, 3)).toEqual(['startup', 'persist:downloading', 'download']);
+  });
 });
