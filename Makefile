@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export npm_config_update_notifier := false
 
-.PHONY: help setup build check test test-unit test-integration demo bench clean
+.PHONY: help setup build check test test-unit test-integration demo bench powercut clean
 
 help:
 	@echo "make demo   - build a release, simulate an appliance, update A->B and roll back a broken release"
 	@echo "make test   - every test tier; ends with 'N passed, M failed[, K skipped]'"
 	@echo "make check  - typecheck + lint"
 	@echo "make bench  - install throughput, stage limits, peak RSS (prints a JSON last line)"
+	@echo "make powercut N=1000 - the power-cut torture run (not yet part of make test)"
 
 setup:
 	@scripts/setup base
@@ -37,6 +38,11 @@ demo: build
 bench: build
 	@scripts/setup bench
 	@npx tsx scripts/bench-install.ts
+
+# The power-cut torture run: N cuts (default 100) over every scenario; SEED reproduces a run.
+N ?= 100
+powercut: build
+	@npx tsx test/powercut/run.ts --cuts $(N) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf .sim .cache agent/dist console-tui/dist recovery/dist image/dist *.tsbuildinfo */tsconfig.tsbuildinfo

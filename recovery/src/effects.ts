@@ -8,6 +8,7 @@ import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ClgwError } from '@clgw/agent/errors.js';
 import { fsyncDir, writeFileAtomic, writeJsonAtomic } from '@clgw/agent/platform/atomic.js';
+import { crashpoint } from '@clgw/agent/platform/crashpoint.js';
 import { execFile } from '@clgw/agent/platform/exec.js';
 import { writeGrubenv } from '@clgw/agent/slot/grubenv-file.js';
 import { deviceCapacity, verifyArtifactOnDevice } from '@clgw/agent/slot/install.js';
@@ -148,6 +149,7 @@ export function nodeRecoveryEffects(layout: RecoveryLayout): RecoveryEffects {
           await readImage(src, source, size, async (chunk, done) => {
             hash.update(chunk);
             await writeFully(dst, device, chunk, done - chunk.length);
+            crashpoint(`recovery wrote ${file} ${done}`);
             onProgress?.(done);
           });
           await dst.sync().catch((e: NodeJS.ErrnoException) => {
@@ -156,6 +158,7 @@ export function nodeRecoveryEffects(layout: RecoveryLayout): RecoveryEffects {
               details: { device, errno: e.code },
             });
           });
+          crashpoint(`recovery synced ${path.basename(device)}`);
           // The image was verified before; bytes that differ now mean the recovery partition
           // itself cannot be read reliably — the read-back would not catch that.
           const actual = hash.digest('hex');
@@ -181,6 +184,7 @@ export function nodeRecoveryEffects(layout: RecoveryLayout): RecoveryEffects {
         for (const entry of await fs.readdir(dir)) {
           // rm does not follow symlinks: a link is removed, never what it points to.
           await fs.rm(path.join(dir, entry), { recursive: true, force: true });
+          crashpoint(`recovery erased ${entry}`);
         }
         await fsyncDir(dir);
       }
@@ -295,13 +299,16 @@ export async function copyFileAtomic(from: string, to: string): Promise<void> {
   const temp = path.join(dir, `.${path.basename(to)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await fs.copyFile(from, temp, constants.COPYFILE_EXCL);
+    crashpoint(`written ${path.basename(to)}`);
     const handle = await fs.open(temp, 'r+');
     try {
       await handle.sync();
     } finally {
       await handle.close();
     }
+    crashpoint(`synced ${path.basename(to)}`);
     await fs.rename(temp, to);
+    crashpoint(`renamed ${path.basename(to)}`);
   } catch (e) {
     await fs.rm(temp, { force: true }).catch(() => undefined);
     const err = e as NodeJS.ErrnoException;

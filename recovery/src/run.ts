@@ -5,6 +5,7 @@
  */
 import { serializeError } from '@clgw/agent/errors.js';
 import type { Clock } from '@clgw/agent/platform/clock.js';
+import { crashpoint } from '@clgw/agent/platform/crashpoint.js';
 import type { Logger } from '@clgw/agent/platform/log.js';
 import type { RecoveryEffects } from './effects.js';
 import { type FactoryManifest, parseManifest } from './manifest.js';
@@ -64,6 +65,7 @@ export async function runRecovery(deps: RecoveryDeps): Promise<RecoveryResult> {
     say(`verifying factory images (version ${manifest.version})…`);
 
     for (const step of steps) {
+      crashpoint(`recovery ${step.kind} ${'image' in step ? step.image : ''}`);
       say(describeStep(step));
       log.info('recovery step', { step: step.kind, ...stepFacts(step) });
       await runStep(step, deps, say);

@@ -105,6 +105,12 @@ export interface EmulatorOptions {
   agentMain?: string;
   /** The recovery program run when GRUB chooses recovery (default {@link RECOVERY_MAIN}). */
   recoveryMain?: string;
+  /**
+   * Told of every bootloader decision (1-based boot count) before anything is started, and
+   * awaited: an observer can check what is about to run (the power-cut test checks that every
+   * slot booted is marked good and holds a complete release).
+   */
+  onBoot?: (outcome: BootOutcome, boot: number) => void | Promise<void>;
 }
 
 /**
@@ -171,6 +177,7 @@ export function runAppliance(opts: EmulatorOptions): {
       if (boots >= (opts.maxBoots ?? 20)) return `stopped after ${boots} boots`;
       boots++;
       const outcome = await bootOnce(paths.root);
+      await opts.onBoot?.(outcome, boots);
       if (outcome.kind === 'recovery') {
         say(`boot ${boots}: GRUB chose the recovery system (${outcome.reason}); starting clgw-recovery`);
         await fs.rm(path.join(paths.runDir, REBOOT_REQUEST), { force: true });

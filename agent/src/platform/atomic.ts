@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ClgwError } from '../errors.js';
+import { crashpoint } from './crashpoint.js';
 
 /**
  * Writes a file so that after a power cut it holds either the old or the new content, never a
@@ -24,10 +25,13 @@ export async function writeFileAtomic(
       options.mode ?? 0o644,
     );
     await handle.writeFile(data);
+    crashpoint(`written ${path.basename(file)}`);
     await handle.sync();
     await handle.close();
     handle = undefined;
+    crashpoint(`synced ${path.basename(file)}`);
     await fs.rename(temp, file);
+    crashpoint(`renamed ${path.basename(file)}`);
   } catch (e) {
     await handle?.close().catch(() => undefined);
     await fs.rm(temp, { force: true }).catch(() => undefined);
@@ -49,6 +53,7 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+  crashpoint(`dirsynced ${path.basename(dir)}/`);
 }
 
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {

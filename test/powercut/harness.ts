@@ -1,0 +1,1160 @@
+/**
+ * The power-cut torture test: runs each scenario on a simulated appliance through the boot
+ * emulator, cuts the power (every process of the appliance SIGKILLed, un-synced bytes lost) at
+ * every persisted step and at random instants inside long writes, powers it on again, lets it run
+ * to the end and checks the invariants. README.md in this directory explains the model.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AgentClient } from '../../agent/src/api/client.js';
+import { isClgwError } from '../../agent/src/errors.js';
+import { readJournal } from '../../agent/src/machine/journal-file.js';
+import { writeJsonAtomic } from '../../agent/src/platform/atomic.js';
+import { execFile } from '../../agent/src/platform/exec.js';
+import { type AppliancePaths, appliancePaths, type SlotName } from '../../agent/src/platform/paths.js';
+import { describeSlots } from '../../agent/src/slot/bootchooser.js';
+import { readGrubenv } from '../../agent/src/slot/grubenv-file.js';
+import { readSlotStatus, type SlotStatus } from '../../agent/src/slot/status.js';
+import { CRITICAL_PHASE_ALARM, readAlarms } from '../../agent/src/state/alarms.js';
+import { collectStatus, type Status } from '../../agent/src/status.js';
+import { type Mirror, startMirror } from '../../scripts/lib/mirror.js';
+import { runAppliance } from '../../scripts/sim/boot-emulator.js';
+import { makeWorld, REPO, testImages, type World } from '../support/appliance.js';
+import { type ArmSpec, CrashDir, killTree, processState, signal, sleep, waitFrozen } from './crash.js';
+import { applyLoss, RecoveryWrites } from './loss.js';
+import { Rng, seedOf } from './rng.js';
+import {
+  type Outcome,
+  SCENARIO_NAMES,
+  SCENARIOS,
+  type Scenario,
+  type ScenarioName,
+  seededDigests,
+  seedUserData,
+  type TemplateName,
+  type TreeExpectation,
+  type TreeName,
+  treeDigest,
+} from './scenarios.js';
+
+/** The boot emulator's own guard against a boot loop, per power-on. */
+const MAX_BOOTS_PER_POWER_ON = 10;
+/** Invariant 5: boots from the last power-on to the end (the worst path is alarm → recovery → factory → new slot). */
+export const BOOTS_TO_FINISH = 6;
+/** Power-ons per case (the cuts plus the one that runs to the end); more means a loop. */
+const MAX_POWER_ONS = 5;
+/** One power-on must reach the end (or the next cut) within this. */
+const POWER_ON_TIMEOUT_MS = 120_000;
+/** Settled but not where it should be for this long: it will not get there by itself. */
+const STUCK_MS = 8_000;
+/** The paced mirror (random cuts inside the download): 26 MiB of artifacts take about 0.8 s. */
+const PACED_BYTES_PER_SECOND = 32 * 1024 * 1024;
+
+/** Where the cut falls. `point` counts crash points from arming (for `critical`: after its first cut). */
+export type CutSpec =
+  | { kind: 'none' }
+  | { kind: 'point'; n: number }
+  /** When the download's progress reaches `bytes` (of boot + root), then `delayMs` later. */
+  | { kind: 'offset'; bytes: number; delayMs: number }
+  /** When the recovery program reports `percent` of `file` written, then `delayMs` later. */
+  | { kind: 'recovery'; file: 'boot.img' | 'root.img'; percent: number; delayMs: number }
+  /** This long after arming (or, for `critical`, after the power-on that follows its first cut). */
+  | { kind: 'time'; ms: number };
+
+export interface CaseSpec {
+  key: string;
+  scenario: ScenarioName;
+  cut: CutSpec;
+}
+
+/** 0 is the harness itself failing; 1–5 are the invariants of README.md. */
+export interface Violation {
+  invariant: 0 | 1 | 2 | 3 | 4 | 5;
+  message: string;
+}
+
+export interface CutRecord {
+  what: string;
+  victim: 'agent' | 'recovery';
+  /** The durable journal at the cut hit the critical phase. */
+  critical: boolean;
+  journal: string;
+  grubenv: string;
+  /** What the loss model destroyed. */
+  lost: string;
+}
+
+export interface CaseResult {
+  key: string;
+  scenario: ScenarioName;
+  /** The run's seed (the case's own PRNG is derived from it and the key). */
+  seed: number;
+  cuts: CutRecord[];
+  /** The planned cut never came (the run ended first). */
+  missed: boolean;
+  violations: Violation[];
+  boots: number;
+  /** The boot emulator's narration (each line prefixed with its power-on), for failure reports. */
+  narration: string[];
+  /** Crash points counted from arming to the end (for `critical`: after its first cut). */
+  points: number;
+  /** Their labels in order, `#n label` (cut-free passes only). */
+  trace: string[];
+  /** Milliseconds from arming (as above) to the end. */
+  armedMs: number;
+  ms: number;
+}
+
+interface Release {
+  version: string;
+  bootSize: number;
+  rootSize: number;
+  bootSha: string;
+  rootSha: string;
+}
+
+/** What every case shares: mirrors, templates, the releases an appliance may legitimately boot. */
+export interface Env {
+  work: string;
+  templates: Record<TemplateName, string>;
+  /** The mirror serving `tree`; `paced` slows the artifacts down (random cuts inside the download). */
+  baseUrl(tree: TreeName, paced: boolean): string;
+  releases: Release[];
+  /** Factory image sizes by file name (the recovery program's slot writes). */
+  factorySizes: Record<string, number>;
+  /** Bytes of a release download (boot + root; every test release has the same sizes). */
+  downloadBytes: number;
+  close(): Promise<void>;
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function release(version: string, broken = false): Promise<Release> {
+  const images = await testImages(version, { brokenHealth: broken });
+  const boot = await fs.readFile(images.boot);
+  const root = await fs.readFile(images.root);
+  return {
+    version,
+    bootSize: boot.length,
+    rootSize: root.length,
+    bootSha: sha256(boot),
+    rootSha: sha256(root),
+  };
+}
+
+async function copyTree(from: string, to: string): Promise<void> {
+  await execFile('cp', ['-a', '--sparse=always', from, to]);
+}
+
+async function patchConfig(paths: AppliancePaths, patch: Record<string, unknown>): Promise<void> {
+  const config = JSON.parse(await fs.readFile(paths.config, 'utf8')) as Record<string, unknown>;
+  await writeJsonAtomic(paths.config, { ...config, ...patch });
+}
+
+/**
+ * Builds the mirrors and the template appliance roots: three release trees (1.1.0, a 1.1.0 that
+ * fails its health check, 1.2.0), each served at full speed and paced; `fresh`/`fresh-broken` are
+ * factory appliances with onboarding data and network configuration; `committed` is `fresh` after
+ * its update (run without cuts and checked like any case).
+ */
+export async function setupEnv(say: (line: string) => void = () => undefined): Promise<Env> {
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-pc-'));
+  const worlds: World[] = [];
+  const mirrors: Mirror[] = [];
+  const close = async () => {
+    for (const m of mirrors) await m.close();
+    for (const w of worlds) await w.close();
+    await fs.rm(work, { recursive: true, force: true });
+  };
+  try {
+    const tlsDir = path.join(REPO, '.cache/test/tls');
+    const mirrorOf: Record<string, string> = {};
+    const trees: [TreeName, string, boolean][] = [
+      ['good', '1.1.0', false],
+      ['broken', '1.1.0', true],
+      ['next', '1.2.0', false],
+    ];
+    const worldOf: Partial<Record<TreeName, World>> = {};
+    for (const [tree, version, isBroken] of trees) {
+      const w = await makeWorld({ boot: false, config: { updateAtBoot: true } });
+      worlds.push(w);
+      await w.publish(version, { broken: isBroken });
+      worldOf[tree] = w;
+      const paced = await startMirror({ tree: w.tree, tlsDir, rateBytesPerSecond: PACED_BYTES_PER_SECOND });
+      mirrors.push(paced);
+      mirrorOf[`${tree}`] = `${w.mirror.url}/`;
+      mirrorOf[`${tree} paced`] = `${paced.url}/`;
+    }
+    const good = worldOf.good!;
+    const broken = worldOf.broken!;
+
+    const templates = {
+      fresh: path.join(work, 't-fresh'),
+      'fresh-broken': path.join(work, 't-fresh-broken'),
+      committed: path.join(work, 't-committed'),
+    };
+    await copyTree(good.root, templates.fresh);
+    await copyTree(broken.root, templates['fresh-broken']);
+    await seedUserData(appliancePaths(templates.fresh));
+    await seedUserData(appliancePaths(templates['fresh-broken']));
+
+    const releases = [
+      await release('1.0.0'),
+      await release('1.1.0'),
+      await release('1.1.0', true),
+      await release('1.2.0'),
+    ];
+    const factory = releases[0]!;
+    const next = releases[1]!;
+    const env: Env = {
+      work,
+      templates,
+      baseUrl: (tree, isPaced) => mirrorOf[isPaced ? `${tree} paced` : tree]!,
+      releases,
+      factorySizes: { 'boot.img': factory.bootSize, 'root.img': factory.rootSize },
+      downloadBytes: next.bootSize + next.rootSize,
+      close,
+    };
+
+    say('powercut: preparing the committed template (1.1.0 on slot B)');
+    await copyTree(templates.fresh, templates.committed);
+    const prep = await runOnRoot(
+      env,
+      templates.committed,
+      { key: 'template', scenario: 'update', cut: { kind: 'none' } },
+      0,
+    );
+    if (prep.violations.length > 0) {
+      throw new Error(`the committed template did not come out right: ${describeViolations(prep)}`);
+    }
+    // What is left of that run besides the appliance's disks: its tmpfs and the crash counters.
+    await fs.rm(appliancePaths(templates.committed).runDir, { recursive: true, force: true });
+    await fs.rm(`${templates.committed}.crash`, { recursive: true, force: true });
+    return env;
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** Whether the durable state is inside the critical phase with the boot environment already switched. */
+async function criticalAndSwitched(paths: AppliancePaths): Promise<boolean> {
+  const j = await readJournal(paths.journal).catch(() => undefined);
+  if (!j?.target || j.state !== 'switching' || !j.critical?.enteredAt || j.critical.leftAt) return false;
+  const env = await readGrubenv(paths.grubenv).catch(() => undefined);
+  const slot = j.target.slot;
+  return env?.get('ORDER')?.split(' ')[0] === slot && env.get(`${slot}_OK`) === '1';
+}
+
+function describeJournal(j: Awaited<ReturnType<typeof readJournal>>): string {
+  if (!j) return 'none';
+  const parts: string[] = [j.state];
+  if (j.target) parts.push(`${j.target.version}→${j.target.slot}`);
+  if (j.written) parts.push(`written=${j.written.boot}/${j.written.root}`);
+  if (j.critical) parts.push(`critical=${j.critical.leftAt ? 'left' : 'entered'}`);
+  if (j.recovery) parts.push(`recovery=${j.recovery.reason}`);
+  if (j.rollback) parts.push('rollback');
+  return parts.join(' ');
+}
+
+/** Which release a slot holds (both partitions byte for byte), memoized by the files' size and mtime. */
+class SlotContent {
+  private readonly memo = new Map<string, string | undefined>();
+
+  constructor(private readonly releases: Release[]) {}
+
+  async held(paths: AppliancePaths, slot: SlotName): Promise<string | undefined> {
+    const files = [paths.partition('boot', slot), paths.partition('root', slot)];
+    const stats = await Promise.all(files.map((f) => fs.stat(f)));
+    const key = files.map((f, i) => `${f}:${stats[i]!.size}:${stats[i]!.mtimeMs}`).join('|');
+    if (this.memo.has(key)) return this.memo.get(key);
+    const [boot, root] = await Promise.all(files.map((f) => fs.readFile(f)));
+    const held = this.releases.find(
+      (r) =>
+        sha256(boot!.subarray(0, r.bootSize)) === r.bootSha &&
+        sha256(root!.subarray(0, r.rootSize)) === r.rootSha,
+    )?.version;
+    this.memo.set(key, held);
+    return held;
+  }
+}
+
+/**
+ * Invariant 1: the slot GRUB just chose (`chosen`) and every slot it may boot next (by GRUB's own
+ * rules: `describeSlots(...).bootable`, unless recovery is requested) is marked good and holds a
+ * complete release — boot and root of one known release, byte for byte — and slot-status, when it
+ * has a record for it, names that release. Checked at every boot and after every cut (once the
+ * un-synced bytes are gone), so a slot that is written while still bootable is caught even when
+ * nothing happens to boot it.
+ */
+async function checkBootable(
+  paths: AppliancePaths,
+  content: SlotContent,
+  when: string,
+  chosen?: SlotName,
+): Promise<string[]> {
+  const out: string[] = [];
+  const vars = await readGrubenv(paths.grubenv).catch(() => undefined);
+  if (!vars) return out; // GRUB goes to recovery; invariant 2 judges the end.
+  const d = describeSlots(vars);
+  const slots: SlotStatus = await readSlotStatus(paths.slotStatus).catch(() => ({}));
+  for (const slot of ['A', 'B'] as const) {
+    const what = slot === chosen ? `GRUB chose slot ${slot}, which` : `slot ${slot} (bootable)`;
+    if (slot === chosen && !d[slot].ok) {
+      out.push(`${when}: GRUB chose slot ${slot} without ${slot}_OK=1`);
+      continue;
+    }
+    if (slot !== chosen && (d.recovery || !d[slot].bootable)) continue;
+    const held = await content.held(paths, slot);
+    if (!held) out.push(`${when}: ${what} holds no complete release`);
+    else if (slots[slot] && slots[slot].version !== held) {
+      out.push(`${when}: ${what} holds ${held} but slot-status says ${slots[slot].version}`);
+    }
+  }
+  return out;
+}
+
+function treeMatches(
+  actual: Record<string, string>,
+  expected: TreeExpectation,
+  top: string,
+): string | undefined {
+  const want = expected === 'intact' ? seededDigests(top) : expected === 'erased' ? {} : expected.files;
+  const a = JSON.stringify(Object.entries(actual).sort());
+  const w = JSON.stringify(Object.entries(want).sort());
+  if (a === w) return undefined;
+  const names = Object.keys(actual).sort().join(', ') || 'nothing';
+  return `${top}/ should be ${typeof expected === 'string' ? expected : 'as given'} but holds ${names}${expected === 'intact' && Object.keys(actual).length === Object.keys(want).length ? ' (content differs)' : ''}`;
+}
+
+/** Invariants 2–5 on the powered-off appliance at the end of a case. */
+async function checkEnd(
+  paths: AppliancePaths,
+  sc: Scenario,
+  st: CaseState,
+  bootsAfterLastPowerOn: number,
+): Promise<Violation[]> {
+  const out: Violation[] = [];
+  const v = (invariant: Violation['invariant'], message: string) => out.push({ invariant, message });
+  const exp = sc.expect(st);
+  const status = await collectStatus(paths);
+  if (status.state !== 'idle') v(2, `the journal ends in state ${status.state}`);
+  if ((exp.slot && status.bootedSlot !== exp.slot) || status.gatewayVersion !== exp.version) {
+    v(
+      2,
+      `ends on slot ${status.bootedSlot} with ${status.gatewayVersion}, expected ${exp.slot ? `slot ${exp.slot} with ` : ''}${exp.version}`,
+    );
+  }
+  if (status.result?.outcome !== exp.result.outcome || status.result.version !== exp.result.version) {
+    v(
+      2,
+      `last result ${status.result?.outcome} ${status.result?.version}, expected ${exp.result.outcome} ${exp.result.version}`,
+    );
+  }
+  const vars = await readGrubenv(paths.grubenv).catch(() => undefined);
+  const slot = status.bootedSlot;
+  if (!vars) v(2, 'the boot environment cannot be read');
+  else if (slot && (vars.get(`${slot}_OK`) !== '1' || vars.get(`${slot}_TRY`) !== '0')) {
+    v(
+      2,
+      `grubenv has ${slot}_OK=${vars.get(`${slot}_OK`)} ${slot}_TRY=${vars.get(`${slot}_TRY`)} for the booted slot`,
+    );
+  } else if (vars.get('CLGW_RECOVERY') === '1') v(2, 'grubenv still asks for recovery');
+  // Settled, no slot is still on trial: one left `_OK=1 _TRY=1` can never be fallen back to.
+  for (const s of ['A', 'B'] as const) {
+    if (s !== slot && vars?.get(`${s}_OK`) === '1' && vars.get(`${s}_TRY`) !== '0') {
+      v(
+        2,
+        `grubenv leaves slot ${s} marked good but tried (${s}_OK=1 ${s}_TRY=${vars.get(`${s}_TRY`)}): no fallback`,
+      );
+    }
+  }
+  const slots: SlotStatus = await readSlotStatus(paths.slotStatus).catch(() => ({}));
+  const record = slot ? slots[slot] : undefined;
+  if (record?.version !== status.gatewayVersion) {
+    v(
+      2,
+      `slot-status says slot ${slot} holds ${record?.version ?? 'nothing'}, it runs ${status.gatewayVersion}`,
+    );
+  }
+
+  const onboarding = treeMatches(await treeDigest(paths.onboardingDir), exp.onboarding, 'onboarding');
+  if (onboarding) v(3, onboarding);
+  const network = treeMatches(await treeDigest(path.join(paths.dataDir, 'network')), exp.network, 'network');
+  if (network) v(3, network);
+
+  const alarms = (await readAlarms(paths.alarms).catch(() => [])).filter(
+    (a) => a.code === CRITICAL_PHASE_ALARM,
+  );
+  if (alarms.length !== st.criticalCuts) {
+    v(
+      4,
+      `${alarms.length} ${CRITICAL_PHASE_ALARM} raised, the cuts interrupted ${st.criticalCuts} switch(es)`,
+    );
+  }
+  if (alarms.some((a) => !a.recoveredAt)) v(4, `${CRITICAL_PHASE_ALARM} not marked recovered`);
+  if (alarms.some((a) => Boolean(a.clearedAt) !== exp.alarmsCleared)) {
+    v(4, `${CRITICAL_PHASE_ALARM} ${exp.alarmsCleared ? 'not cleared' : 'cleared'} at the end`);
+  }
+  const recoveryExpected = st.criticalCuts > 0 || sc.request?.takesEffect === 'recovery';
+  if (recoveryExpected !== st.recoveryBoots > 0) {
+    v(
+      4,
+      `the recovery system ran ${st.recoveryBoots} time(s), ${recoveryExpected ? 'expected' : 'not expected'}`,
+    );
+  }
+
+  if (bootsAfterLastPowerOn > BOOTS_TO_FINISH) {
+    v(5, `${bootsAfterLastPowerOn} boots from the last power-on to the end (at most ${BOOTS_TO_FINISH})`);
+  }
+  return out;
+}
+
+interface CaseState extends Outcome {
+  content: SlotContent;
+  /** `critical.enteredAt` of each interrupted switch a cut found (a later cut may find the same one). */
+  criticalEpisodes: Set<string>;
+  narration: string[];
+  cuts: CutRecord[];
+  violations: Violation[];
+  boots: number;
+  recoveryBoots: number;
+  armedAt: number | undefined;
+  /** The count of crash points at the first (critical) cut: `point` cuts count from there. */
+  base: number;
+  firstCutPending: boolean;
+  cutPending: boolean;
+  request: { issued: boolean; acked: boolean; acceptedOn: number; recoverySince: boolean };
+}
+
+type PowerOnEnd =
+  | { kind: 'cut' }
+  | { kind: 'end' }
+  | { kind: 'stopped'; why: string }
+  | { kind: 'stuck' | 'timeout'; status: Status | undefined };
+
+/** Runs one case on a fresh copy of its template; never throws (a harness failure is invariant 0). */
+export async function runCase(env: Env, spec: CaseSpec, runSeed: number): Promise<CaseResult> {
+  const started = Date.now();
+  const dir = await fs.mkdtemp(path.join(env.work, 'c'));
+  try {
+    const root = path.join(dir, 'r');
+    await copyTree(env.templates[SCENARIOS[spec.scenario].template], root);
+    return await runOnRoot(env, root, spec, runSeed);
+  } catch (e) {
+    return {
+      key: spec.key,
+      scenario: spec.scenario,
+      seed: runSeed,
+      cuts: [],
+      missed: true,
+      violations: [{ invariant: 0, message: `harness error: ${(e as Error).stack ?? String(e)}` }],
+      boots: 0,
+      narration: [],
+      points: 0,
+      trace: [],
+      armedMs: 0,
+      ms: Date.now() - started,
+    };
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number): Promise<CaseResult> {
+  const started = Date.now();
+  const sc = SCENARIOS[spec.scenario];
+  const seed = runSeed;
+  const rng = new Rng(seedOf(runSeed, spec.key));
+  const paths = appliancePaths(root);
+  const crash = new CrashDir(path.join(path.dirname(root), `${path.basename(root)}.crash`));
+  await fs.rm(crash.dir, { recursive: true, force: true });
+  await patchConfig(paths, {
+    platform: sc.platform,
+    baseUrl: env.baseUrl(sc.tree, spec.cut.kind === 'offset'),
+  });
+  const st: CaseState = {
+    content: new SlotContent(env.releases),
+    criticalCuts: 0,
+    criticalEpisodes: new Set(),
+    narration: [],
+    cuts: [],
+    violations: [],
+    boots: 0,
+    recoveryBoots: 0,
+    armedAt: undefined,
+    base: 0,
+    firstCutPending: sc.firstCut !== undefined,
+    cutPending: spec.cut.kind !== 'none',
+    request: { issued: false, acked: false, acceptedOn: -1, recoverySince: false },
+  };
+  const armSpec = (): ArmSpec =>
+    st.firstCutPending ? 'step' : st.cutPending && spec.cut.kind === 'point' ? st.base + spec.cut.n : 'count';
+
+  let endedAt = Date.now();
+  let lastPowerOnBoots = 0;
+  let result: PowerOnEnd = { kind: 'stopped', why: 'never powered on' };
+  try {
+    for (let powerOn = 0; ; powerOn++) {
+      if (powerOn >= MAX_POWER_ONS) {
+        st.violations.push({ invariant: 5, message: `still not finished after ${MAX_POWER_ONS} power-ons` });
+        break;
+      }
+      if (sc.armAt === 'power-on' && powerOn === 0) await crash.arm(armSpec());
+      if (sc.armAt === 'power-on' && (powerOn === 0 || (sc.firstCut && st.cuts.length === 1))) {
+        st.armedAt = Date.now();
+      }
+      const boots = { n: 0 };
+      result = await powerOnce(env, paths, sc, spec, st, crash, rng, armSpec, powerOn, boots);
+      lastPowerOnBoots = boots.n;
+      endedAt = Date.now();
+      if (result.kind !== 'cut') break;
+      // The next power-on: a further cut planned (after the first one of `critical`), or count only.
+      await crash.arm(armSpec());
+    }
+    if (result.kind === 'end') {
+      st.violations.push(...(await checkEnd(paths, sc, st, lastPowerOnBoots)));
+    } else if (result.kind === 'stopped') {
+      st.violations.push({
+        invariant: result.why.startsWith('stopped after') || result.why.includes('keeps failing') ? 5 : 2,
+        message: `the appliance stopped by itself: ${result.why}`,
+      });
+    } else if (result.kind === 'stuck' || result.kind === 'timeout') {
+      const s = result.status;
+      st.violations.push({
+        invariant: 2,
+        message: `${result.kind === 'stuck' ? 'settled' : 'timed out'} in state ${s?.state ?? '(agent down)'} on slot ${s?.bootedSlot} with ${s?.gatewayVersion}${s?.error ? `: ${s.error.code}: ${s.error.message}` : ''}`,
+      });
+    }
+    if (sc.firstCut && st.firstCutPending) {
+      st.violations.push({ invariant: 0, message: 'the run never reached the critical phase (first cut)' });
+    }
+  } catch (e) {
+    st.violations.push({ invariant: 0, message: `harness error: ${(e as Error).stack ?? String(e)}` });
+  }
+  return {
+    key: spec.key,
+    scenario: spec.scenario,
+    seed,
+    cuts: st.cuts,
+    missed: st.cutPending,
+    violations: st.violations,
+    boots: st.boots,
+    narration: st.narration,
+    points: (await crash.count()) - st.base,
+    trace:
+      spec.cut.kind === 'none'
+        ? (await crash.trace()).filter((p) => p.n > st.base).map((p) => `#${p.n - st.base} ${p.label}`)
+        : [],
+    armedMs: st.armedAt === undefined ? 0 : endedAt - st.armedAt,
+    ms: Date.now() - started,
+  };
+}
+
+/** One power-on of the appliance, until a cut, the end, or a failure to get there. */
+async function powerOnce(
+  env: Env,
+  paths: AppliancePaths,
+  sc: Scenario,
+  spec: CaseSpec,
+  st: CaseState,
+  crash: CrashDir,
+  rng: Rng,
+  armSpec: () => ArmSpec,
+  powerOn: number,
+  boots: { n: number },
+): Promise<PowerOnEnd> {
+  const writes = new RecoveryWrites(env.factorySizes);
+  const content = st.content;
+  const poweredOnAt = Date.now();
+  let recoveryMark: { file: string; percent: number } | undefined;
+  const appliance = runAppliance({
+    root: paths.root,
+    env: crash.env(),
+    maxBoots: MAX_BOOTS_PER_POWER_ON,
+    say: (line) => {
+      st.narration.push(`[${powerOn}] ${line}`);
+      writes.line(line);
+      const m = /^recovery: writing (\S+): (\d+)%$/.exec(line);
+      if (m) recoveryMark = { file: m[1]!, percent: Number(m[2]) };
+    },
+    onBoot: async (o, n) => {
+      boots.n = n;
+      st.boots++;
+      if (o.kind === 'recovery') {
+        st.recoveryBoots++;
+        if (st.request.issued) st.request.recoverySince = true;
+      }
+      if (o.kind === 'noKernel') {
+        st.violations.push({
+          invariant: 1,
+          message: `boot ${st.boots}: GRUB chose slot ${o.slot}, which holds no kernel`,
+        });
+      }
+      const when = `boot ${st.boots}`;
+      for (const m of await checkBootable(paths, content, when, o.kind === 'booted' ? o.slot : undefined)) {
+        st.violations.push({ invariant: 1, message: m });
+      }
+    },
+  });
+  const client = new AgentClient(paths.socket, 5000);
+  // The first watcher to claim the power-on decides how it ends; the others see it and return.
+  let claimed = false;
+  const claim = () => {
+    if (claimed) return false;
+    claimed = true;
+    return true;
+  };
+  const live = () => !claimed;
+  let settle: (end: PowerOnEnd) => void = () => undefined;
+  const ended = new Promise<PowerOnEnd>((resolve) => {
+    settle = resolve;
+  });
+  let stopped = false;
+  void appliance.done.then((why) => {
+    stopped = true;
+    if (claim()) settle({ kind: 'stopped', why });
+  });
+
+  const livePid = async (): Promise<number | undefined> => {
+    const pid = appliance.agentPid() ?? appliance.recoveryPid();
+    if (pid === undefined) return undefined;
+    const state = await processState(pid);
+    return state === undefined || state === 'Z' ? undefined : pid;
+  };
+
+  /**
+   * Power off now, at `pid` if it still runs, else at the next program the emulator starts (a
+   * stop requested while the emulator is between programs would be missed by it). The process is
+   * frozen first; the emulator is told to stop before anything can make it go on; then the process
+   * tree is killed. Returns the process that was cut.
+   */
+  const powerOff = async (
+    pid?: number,
+  ): Promise<{ pid: number; victim: 'agent' | 'recovery' } | undefined> => {
+    for (let first = pid; !stopped; first = undefined) {
+      const p = first ?? (await livePid());
+      if (p !== undefined && signal(p, 'SIGSTOP') && (await waitFrozen(p))) {
+        const victim = p === appliance.recoveryPid() ? 'recovery' : 'agent';
+        const stopping = appliance.stop();
+        await killTree(p);
+        await stopping;
+        return { pid: p, victim };
+      }
+      await sleep(5);
+    }
+    return undefined;
+  };
+
+  /** The power goes at this instant: the process tree dies, then the emulator, then un-synced bytes. */
+  const cut = async (pid: number, what: string): Promise<void> => {
+    if (!claim()) return;
+    const victim = (await powerOff(pid))?.victim ?? 'agent';
+    const journal = await readJournal(paths.journal).catch(() => undefined);
+    const critical =
+      journal?.state === 'switching' && !!journal.critical?.enteredAt && !journal.critical.leftAt;
+    // The same interrupted switch found again by a later cut is one critical-phase failure, not two.
+    if (critical) st.criticalEpisodes.add(journal.critical!.enteredAt);
+    st.criticalCuts = st.criticalEpisodes.size;
+    const grubenv = await readGrubenv(paths.grubenv).then(
+      (vars) => [...vars].map(([k, val]) => `${k}=${val}`).join(' '),
+      () => 'unreadable',
+    );
+    const loss = await applyLoss(paths, rng, victim === 'recovery' ? writes.take() : []);
+    for (const m of await checkBootable(paths, content, `after the cut at ${what}`)) {
+      st.violations.push({ invariant: 1, message: m });
+    }
+    st.cuts.push({
+      what,
+      victim,
+      critical,
+      journal: describeJournal(journal),
+      grubenv,
+      lost:
+        [
+          ...loss.ranges.map((r) => `${path.basename(r.file)}[${r.from},${r.to})`),
+          ...loss.tempFiles.map((t) => path.basename(t)),
+        ].join(' ') || 'nothing',
+    });
+    if (st.firstCutPending) st.firstCutPending = false;
+    else st.cutPending = false;
+    settle({ kind: 'cut' });
+  };
+
+  const cutWatcher = async (): Promise<void> => {
+    if (st.firstCutPending) {
+      // Step through the crash points until the durable state is inside the critical phase.
+      for (let n = (await crash.count()) + 1; live(); ) {
+        const p = await crash.point(n);
+        if (!p) {
+          await sleep(2);
+          continue;
+        }
+        if (!(await waitFrozen(p.pid))) {
+          n++;
+          continue;
+        }
+        if (await criticalAndSwitched(paths)) {
+          st.base = p.n;
+          return cut(p.pid, `first cut #${p.n} ${p.label}`);
+        }
+        signal(p.pid, 'SIGCONT');
+        n++;
+      }
+      return;
+    }
+    if (!st.cutPending) return;
+    const c = spec.cut;
+    switch (c.kind) {
+      case 'none':
+        return;
+      case 'point': {
+        const target = st.base + c.n;
+        while (live()) {
+          const p = await crash.point(target);
+          if (p) {
+            await waitFrozen(p.pid);
+            return cut(p.pid, `#${c.n} ${p.label}`);
+          }
+          await sleep(3);
+        }
+        return;
+      }
+      case 'offset': {
+        let seen = false;
+        while (live()) {
+          const s = await client.status().catch(() => undefined);
+          const bytes = s?.state === 'downloading' ? (s.progress?.bytes ?? 0) : undefined;
+          if (bytes !== undefined) seen = true;
+          if ((bytes !== undefined && bytes >= c.bytes) || (seen && s && s.state !== 'downloading')) {
+            await sleep(c.delayMs);
+            const pid = await livePid();
+            if (pid !== undefined && live()) {
+              return cut(
+                pid,
+                `download at ${bytes ?? 'its end'} bytes (target ${c.bytes}, +${c.delayMs} ms)`,
+              );
+            }
+          }
+          await sleep(5);
+        }
+        return;
+      }
+      case 'recovery': {
+        while (live()) {
+          if (recoveryMark?.file === c.file && recoveryMark.percent >= c.percent) {
+            await sleep(c.delayMs);
+            const pid = appliance.recoveryPid();
+            if (pid !== undefined && live()) {
+              return cut(pid, `recovery writing ${c.file} at ${c.percent}% +${c.delayMs} ms`);
+            }
+          }
+          await sleep(2);
+        }
+        return;
+      }
+      case 'time': {
+        while (live()) {
+          if (st.armedAt !== undefined && Date.now() >= st.armedAt + c.ms) {
+            const pid = await livePid();
+            if (pid !== undefined && live()) return cut(pid, `${c.ms} ms after arming`);
+          }
+          await sleep(2);
+        }
+        return;
+      }
+    }
+  };
+
+  const requestDone = () =>
+    !sc.request || (sc.request.takesEffect === 'ack' ? st.request.acked : st.request.recoverySince);
+
+  /**
+   * Settled after this power-on's boot-time check, durably: where the technician acts (so
+   * counting starts at a steady state) and where a case can end.
+   */
+  const settledHere = async (s: Status | undefined): Promise<boolean> => {
+    if (s?.state !== 'idle' || !s.check || Date.parse(s.check.at) < poweredOnAt) return false;
+    return (await readJournal(paths.journal).catch(() => undefined))?.state === 'idle';
+  };
+
+  const technician = async (): Promise<void> => {
+    const req = sc.request;
+    if (!req) return;
+    while (live() && !requestDone()) {
+      await sleep(50);
+      if (req.takesEffect === 'recovery' && st.request.acceptedOn === powerOn) continue;
+      const s = await client.status().catch(() => undefined);
+      const ready = (req.when === 'downloading' && s?.state === 'downloading') || (await settledHere(s));
+      if (!ready) continue;
+      if (!live()) return;
+      if (st.armedAt === undefined) {
+        await crash.arm(armSpec());
+        st.armedAt = Date.now();
+      }
+      st.request.issued = true;
+      try {
+        await client.post(req.endpoint, req.body);
+        st.request.acked = true;
+        st.request.acceptedOn = powerOn;
+      } catch (e) {
+        // Refused while busy: ask again shortly. Unreachable: the power went during the request.
+        if (isClgwError(e) && (e.code === 'BUSY' || e.code === 'NOT_ALLOWED')) await sleep(200);
+      }
+    }
+  };
+
+  const endWatcher = async (): Promise<void> => {
+    let wrongSince: number | undefined;
+    while (live()) {
+      await sleep(100);
+      const s = await client.status().catch(() => undefined);
+      if (!s || !live()) continue;
+      const exp = sc.expect(st);
+      const settled = s.state === 'idle' || s.state === 'failed';
+      const right =
+        s.state === 'idle' &&
+        (!exp.slot || s.bootedSlot === exp.slot) &&
+        s.gatewayVersion === exp.version &&
+        s.result?.outcome === exp.result.outcome &&
+        s.result.version === exp.result.version;
+      // The end is the idle after this power-on's boot-time check: the idle before it (the
+      // durable journal may be idle from before the cut) is followed by that check.
+      if (right && requestDone() && (await settledHere(s))) {
+        if (claim()) settle({ kind: 'end' });
+        return;
+      }
+      // Settled in the wrong place (failed, or idle elsewhere once nothing is left to ask for).
+      if (settled && !right && (s.state === 'failed' || requestDone())) {
+        wrongSince ??= Date.now();
+        if (Date.now() - wrongSince > STUCK_MS && claim()) settle({ kind: 'stuck', status: s });
+      } else wrongSince = undefined;
+    }
+  };
+
+  const timer = setTimeout(() => {
+    if (!claim()) return;
+    void client
+      .status()
+      .catch(() => undefined)
+      .then((status) => settle({ kind: 'timeout', status }));
+  }, POWER_ON_TIMEOUT_MS);
+  const watchers = [cutWatcher(), technician(), endWatcher()];
+  const end = await ended;
+  clearTimeout(timer);
+  // At the end the agent is idle and shuts down cleanly; otherwise (it may even be frozen at a
+  // crash point, deaf to SIGTERM) the power goes.
+  if (end.kind === 'end') await appliance.stop();
+  else if (end.kind !== 'cut') await powerOff();
+  await Promise.allSettled(watchers);
+  return end;
+}
+
+export function describeViolations(r: CaseResult): string {
+  return r.violations.map((v) => `invariant ${v.invariant}: ${v.message}`).join('; ');
+}
+
+/** One line for a failing case: what to rerun, where it was cut, what broke, the state at the cut. */
+export function failureLine(r: CaseResult): string {
+  const cuts = r.cuts.map(
+    (c) => `${c.what} [${c.victim}; journal ${c.journal}; grubenv ${c.grubenv}; lost ${c.lost}]`,
+  );
+  return `FAIL ${r.key} seed=${r.seed} cut=${cuts.join(' then ') || 'none'} :: ${describeViolations(r)}`;
+}
+
+/** Parses a case key back (`update#17`, `update@offset=123+4ms`, `factory-reset@recovery=root.img:30%+5ms`, `rollback@t=2500ms`). */
+export function parseCaseKey(key: string): CaseSpec {
+  const m =
+    /^([a-z-]+)(?:#(\d+)|@offset=(\d+)\+(\d+)ms|@recovery=(boot\.img|root\.img):(\d+)%\+(\d+)ms|@t=(\d+)ms|#none)$/.exec(
+      key,
+    );
+  if (!m || !SCENARIO_NAMES.includes(m[1] as ScenarioName)) throw new Error(`not a case key: ${key}`);
+  const scenario = m[1] as ScenarioName;
+  if (m[2]) return { key, scenario, cut: { kind: 'point', n: Number(m[2]) } };
+  if (m[3]) return { key, scenario, cut: { kind: 'offset', bytes: Number(m[3]), delayMs: Number(m[4]) } };
+  if (m[5]) {
+    return {
+      key,
+      scenario,
+      cut: {
+        kind: 'recovery',
+        file: m[5] as 'boot.img' | 'root.img',
+        percent: Number(m[6]),
+        delayMs: Number(m[7]),
+      },
+    };
+  }
+  if (m[8]) return { key, scenario, cut: { kind: 'time', ms: Number(m[8]) } };
+  return { key, scenario, cut: { kind: 'none' } };
+}
+
+/** The key of a case (inverse of {@link parseCaseKey}). */
+export function caseKey(scenario: ScenarioName, cut: CutSpec): string {
+  switch (cut.kind) {
+    case 'none':
+      return `${scenario}#none`;
+    case 'point':
+      return `${scenario}#${cut.n}`;
+    case 'offset':
+      return `${scenario}@offset=${cut.bytes}+${cut.delayMs}ms`;
+    case 'recovery':
+      return `${scenario}@recovery=${cut.file}:${cut.percent}%+${cut.delayMs}ms`;
+    case 'time':
+      return `${scenario}@t=${cut.ms}ms`;
+  }
+}
+
+/** What a cut-free pass of a scenario measured: crash points and time from arming to the end. */
+export interface Pass {
+  scenario: ScenarioName;
+  points: number;
+  armedMs: number;
+  result: CaseResult;
+}
+
+/**
+ * The cases for `cuts` cuts: every crash point of every scenario first (when there are fewer
+ * cuts than points: four fifths of them spread evenly over each scenario's points), then random
+ * cuts — at byte offsets of the download, inside the recovery program's slot writes, at random
+ * instants — in rotation over the scenarios.
+ */
+export function planCases(
+  env: Env,
+  passes: Pass[],
+  cuts: number,
+  rng: Rng,
+  taken = new Set<string>(),
+): CaseSpec[] {
+  const out: CaseSpec[] = [];
+  const add = (scenario: ScenarioName, cut: CutSpec): boolean => {
+    const key = caseKey(scenario, cut);
+    if (taken.has(key)) return false;
+    taken.add(key);
+    out.push({ key, scenario, cut });
+    return true;
+  };
+  const total = passes.reduce((s, p) => s + p.points, 0);
+  if (cuts < total) {
+    // Fewer cuts than points: four fifths spread evenly over each scenario's points, the rest
+    // random, so that every kind of cut is in every run.
+    const points = Math.ceil(cuts * 0.8);
+    let left = points;
+    passes.forEach((p, i) => {
+      const quota = i === passes.length - 1 ? left : Math.min(left, Math.round((points * p.points) / total));
+      left -= quota;
+      for (let j = 0; j < quota; j++)
+        add(p.scenario, { kind: 'point', n: 1 + Math.floor((j * p.points) / quota) });
+    });
+  } else {
+    for (const p of passes) for (let n = 1; n <= p.points; n++) add(p.scenario, { kind: 'point', n });
+  }
+  const kinds: { scenario: ScenarioName; kind: 'offset' | 'recovery' | 'time'; armedMs: number }[] = [];
+  for (const p of passes) {
+    const sc = SCENARIOS[p.scenario];
+    kinds.push({ scenario: p.scenario, kind: 'time', armedMs: p.armedMs });
+    if (sc.downloads) kinds.push({ scenario: p.scenario, kind: 'offset', armedMs: p.armedMs });
+    if (sc.recovers) kinds.push({ scenario: p.scenario, kind: 'recovery', armedMs: p.armedMs });
+  }
+  for (let i = 0, tries = 0; out.length < cuts && kinds.length > 0 && tries < cuts * 20; tries++) {
+    const k = kinds[i % kinds.length]!;
+    let cut: CutSpec;
+    if (k.kind === 'offset')
+      cut = { kind: 'offset', bytes: rng.int(0, env.downloadBytes), delayMs: rng.int(0, 25) };
+    else if (k.kind === 'recovery') {
+      cut = {
+        kind: 'recovery',
+        file: rng.next() < 0.3 ? 'boot.img' : 'root.img',
+        percent: 10 * rng.int(0, 10),
+        delayMs: rng.int(0, 15),
+      };
+    } else cut = { kind: 'time', ms: rng.int(0, Math.max(1, k.armedMs)) };
+    if (add(k.scenario, cut)) i++;
+  }
+  return out;
+}
+
+/** Runs `jobs` cases at a time; `each` sees every result as it comes. */
+export async function runPool(
+  env: Env,
+  cases: CaseSpec[],
+  seed: number,
+  jobs: number,
+  each: (r: CaseResult) => void,
+): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < cases.length) {
+      const spec = cases[next++]!;
+      const r = await runCase(env, spec, seed);
+      results.push(r);
+      each(r);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, jobs) }, worker));
+  return results;
+}
+
+export interface PowercutOptions {
+  cuts: number;
+  seed: number;
+  scenarios?: ScenarioName[];
+  /** Run exactly these case keys instead of a plan. */
+  only?: string[];
+  /** Only count: print every scenario's crash points (`<scenario> #n label`) and stop. */
+  listPoints?: boolean;
+  jobs?: number;
+  /** A failing case's line (and the summary lines). */
+  out?: (line: string) => void;
+  /** Progress for a human watching. */
+  progress?: (line: string) => void;
+}
+
+export interface PowercutSummary {
+  cuts: number;
+  survived: number;
+  missed: number;
+  failed: CaseResult[];
+  /** Cut-free passes that failed (the scenario itself does not hold). */
+  passFailures: CaseResult[];
+  seconds: number;
+  results: CaseResult[];
+  passes: Pass[];
+}
+
+/** The whole run: environment, one cut-free pass per scenario, the planned cuts, a summary. */
+export async function runPowercut(opts: PowercutOptions): Promise<PowercutSummary> {
+  const out = opts.out ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const progress = opts.progress ?? (() => undefined);
+  const jobs = opts.jobs ?? 2;
+  const started = Date.now();
+  const env = await setupEnv(progress);
+  try {
+    const names = opts.scenarios ?? SCENARIO_NAMES;
+    let cases: CaseSpec[];
+    const passes: Pass[] = [];
+    const passFailures: CaseResult[] = [];
+    if (opts.only) {
+      cases = opts.only.map(parseCaseKey);
+    } else {
+      progress(`powercut: counting the crash points of ${names.join(', ')}`);
+      const passResults = await runPool(
+        env,
+        names.map((scenario) => ({ key: `${scenario}#none`, scenario, cut: { kind: 'none' } })),
+        opts.seed,
+        jobs,
+        () => undefined,
+      );
+      for (const scenario of names) {
+        const r = passResults.find((p) => p.scenario === scenario)!;
+        if (r.violations.length > 0) {
+          passFailures.push(r);
+          out(failureLine(r));
+          continue;
+        }
+        passes.push({ scenario, points: r.points, armedMs: r.armedMs, result: r });
+        progress(`powercut: ${scenario}: ${r.points} crash points, ${r.armedMs} ms from arming to the end`);
+      }
+      if (opts.listPoints) {
+        for (const p of passes) for (const line of p.result.trace) out(`${p.scenario} ${line}`);
+        return summarize([], passes, passFailures, names, started, jobs, out);
+      }
+      cases = planCases(env, passes, opts.cuts, new Rng(opts.seed));
+    }
+
+    const results: CaseResult[] = [];
+    const taken = new Set(cases.map((c) => c.key));
+    const rng = new Rng(seedOf(opts.seed, 'top-up'));
+    let done = 0;
+    let failing = 0;
+    const report = (r: CaseResult) => {
+      done++;
+      if (r.violations.length > 0) {
+        failing++;
+        out(failureLine(r));
+      }
+      if (done % 25 === 0) {
+        progress(
+          `powercut: ${done} cases, ${failing} failing, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+        );
+      }
+    };
+    results.push(...(await runPool(env, cases, opts.seed, jobs, report)));
+    // Cuts that never came (the run ended before the planned instant) are replaced by random ones.
+    for (let round = 0; !opts.only && round < 3; round++) {
+      const cutCount = results.filter((r) => !r.missed).length;
+      if (cutCount >= opts.cuts || passes.length === 0) break;
+      const more = planCases(env, passes, opts.cuts - cutCount, rng, taken).filter(
+        (c) => c.cut.kind !== 'point',
+      );
+      results.push(...(await runPool(env, more, opts.seed, jobs, report)));
+    }
+
+    return summarize(results, passes, passFailures, names, started, jobs, out);
+  } finally {
+    await env.close();
+  }
+}
+
+/** A failing case's class: the durable journal state at its (last) cut and what broke, numbers and paths elided. */
+export function failureClass(r: CaseResult): string {
+  const state = r.cuts.at(-1)?.journal.split(' ')[0] ?? 'no cut';
+  const what = r.violations
+    .map((v) => `${v.invariant}: ${v.message.replace(/\/\S*\//g, '').replace(/\d+/g, 'N')}`)
+    .join('; ');
+  return `cut in ${state} → ${what}`;
+}
+
+/** The per-scenario and per-class summary lines, and the figures. */
+function summarize(
+  results: CaseResult[],
+  passes: Pass[],
+  passFailures: CaseResult[],
+  names: ScenarioName[],
+  started: number,
+  jobs: number,
+  out: (line: string) => void,
+): PowercutSummary {
+  const cutResults = results.filter((r) => !r.missed && r.cuts.length > 0);
+  const failed = results.filter((r) => r.violations.length > 0);
+  const seconds = (Date.now() - started) / 1000;
+  for (const scenario of names) {
+    const mine = cutResults.filter((r) => r.scenario === scenario);
+    const pass = passes.find((p) => p.scenario === scenario);
+    const critical = mine.filter((r) =>
+      r.cuts.some((c) => c.critical && !c.what.startsWith('first cut')),
+    ).length;
+    out(
+      `powercut: ${scenario}: ${pass ? `${pass.points} crash points; ` : ''}cuts=${mine.length} survived=${mine.filter((r) => r.violations.length === 0).length} (in the critical phase: ${critical})`,
+    );
+  }
+  const classes = new Map<string, CaseResult[]>();
+  for (const r of failed) classes.set(failureClass(r), [...(classes.get(failureClass(r)) ?? []), r]);
+  for (const [cls, rs] of [...classes].sort((a, b) => b[1].length - a[1].length)) {
+    out(
+      `powercut: failing ${rs.length}× ${cls} (e.g. ${rs
+        .slice(0, 3)
+        .map((r) => r.key)
+        .join(', ')})`,
+    );
+  }
+  const missed = results.filter((r) => r.missed).length;
+  const cutSecs = cutResults.reduce((s, r) => s + r.ms, 0) / 1000;
+  out(
+    `powercut: ${seconds.toFixed(0)} s wall, ${(cutSecs / Math.max(1, cutResults.length)).toFixed(2)} s per cut (${(seconds / Math.max(1, cutResults.length)).toFixed(2)} s wall per cut, ${jobs} jobs); ${missed} planned cut(s) never came (run ended first), replaced`,
+  );
+  return {
+    cuts: cutResults.length,
+    survived: cutResults.filter((r) => r.violations.length === 0).length,
+    missed,
+    failed,
+    passFailures,
+    seconds,
+    results,
+    passes,
+  };
+}

@@ -1,0 +1,294 @@
+/**
+ * The scenarios the power-cut test runs, what a technician does in each, and what the appliance
+ * must look like at the end — as a function of what the cuts hit.
+ *
+ * Extension point: a scenario is one entry of {@link SCENARIOS}. Settings changes that do not
+ * exist yet (network configuration, SSH access: a later issue) join as scenarios whose `request`
+ * is the API call that changes them and whose `expect().network` names the files the data
+ * partition must then hold ({@link TreeExpectation} with a digest map), e.g.
+ *
+ *   'network-static': { template: 'committed', armAt: 'request',
+ *     request: { endpoint: '/v1/network', body: {...}, takesEffect: 'ack' },
+ *     expect: (o) => ({ ..., network: { files: digestsOf(NEW_NETWORK_FILES) } }) }
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { AppliancePaths, SlotName } from '../../agent/src/platform/paths.js';
+
+export type ScenarioName =
+  | 'update'
+  | 'rollback'
+  | 'critical'
+  | 'factory-reset'
+  | 'data-reset'
+  | 'data-reset-during-update'
+  | 'update-again';
+
+/** Appliance roots prepared once per run and copied for every case (see harness.ts). */
+export type TemplateName =
+  /** Factory 1.0.0 on slot A, onboarded; the mirror offers 1.1.0. */
+  | 'fresh'
+  /** Factory 1.0.0 on slot A, onboarded; the mirror offers a 1.1.0 that fails its health check. */
+  | 'fresh-broken'
+  /** `fresh` after its update: 1.1.0 committed on slot B. */
+  | 'committed';
+
+/** The release the mirror offers: 1.1.0, a 1.1.0 that fails its health check, or 1.2.0. */
+export type TreeName = 'good' | 'broken' | 'next';
+
+/** Data written before the first power-on (relative to the data partition `var/clgw/`). */
+export const USER_DATA: Record<string, string | Buffer> = {
+  'onboarding/account-link.json': '{"customer":"acme","site":"hq"}\n',
+  'onboarding/pbx/settings.json': '{"type":"MiVoice Business","host":"10.0.0.5"}\n',
+  'onboarding/tokens/portal.token': Buffer.from(
+    createHash('sha256').update('clgw powercut token').digest().toString('hex'),
+  ),
+  'onboarding/advanced.json': '{"sipTls":true}\n',
+  'network/10-eth0.network': '[Match]\nName=eth0\n[Network]\nAddress=10.0.0.20/24\nGateway=10.0.0.1\n',
+  'network/hostname': 'gateway-hq\n',
+};
+
+/** Writes {@link USER_DATA} (fsynced: it was there long before the test). */
+export async function seedUserData(paths: AppliancePaths): Promise<void> {
+  for (const [rel, content] of Object.entries(USER_DATA)) {
+    const file = path.join(paths.dataDir, rel);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    const h = await fs.open(file, 'w');
+    try {
+      await h.writeFile(content);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  }
+}
+
+/** Relative path → SHA-256 of every regular file under `dir` (symlinks as their target). */
+export async function treeDigest(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (d: string) => {
+    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isSymbolicLink()) out[path.relative(dir, p)] = `-> ${await fs.readlink(p)}`;
+      else
+        out[path.relative(dir, p)] = createHash('sha256')
+          .update(await fs.readFile(p))
+          .digest('hex');
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/** The digests {@link USER_DATA} has under one top directory (`onboarding`, `network`). */
+export function seededDigests(top: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [rel, content] of Object.entries(USER_DATA)) {
+    if (!rel.startsWith(`${top}/`)) continue;
+    out[rel.slice(top.length + 1)] = createHash('sha256').update(content).digest('hex');
+  }
+  return out;
+}
+
+/** `intact`: as seeded, byte for byte; `erased`: empty or gone; or exactly these files. */
+export type TreeExpectation = 'intact' | 'erased' | { files: Record<string, string> };
+
+/** What happened during one case, as far as the expectations depend on it. */
+export interface Outcome {
+  /**
+   * Switches the cuts interrupted: a cut whose durable journal is `switching`, entered and not
+   * left; the same interrupted switch found again by a later cut counts once.
+   */
+  criticalCuts: number;
+}
+
+/** The appliance at the end of a case. */
+export interface Expected {
+  /** The slot it runs from; undefined where either is right (the newest release in whichever slot). */
+  slot: SlotName | undefined;
+  version: string;
+  /** How the last update attempt ended (journal `result`). */
+  result: { outcome: 'committed' | 'rolledBack'; version: string };
+  onboarding: TreeExpectation;
+  network: TreeExpectation;
+  /** Critical-phase alarms end cleared (the appliance runs the release it updated to again). */
+  alarmsCleared: boolean;
+}
+
+/** A technician's request through the local API, made once the appliance is idle. */
+export interface TechnicianRequest {
+  endpoint: string;
+  body: Record<string, unknown>;
+  /**
+   * When the request counts as carried out: `ack` — the API answered 2xx (the work is done by
+   * then); `recovery` — the recovery system ran after it (the answer only says "accepted").
+   * Until then the technician asks again whenever the appliance is idle on a later power-on.
+   */
+  takesEffect: 'ack' | 'recovery';
+  /**
+   * When it is first made: once the appliance is idle after its boot-time check (default), or
+   * as soon as it downloads a release. Asked again (until it takes effect) whenever idle.
+   */
+  when?: 'idle' | 'downloading';
+}
+
+export interface Scenario {
+  name: ScenarioName;
+  summary: string;
+  template: TemplateName;
+  /** What the mirror offers. */
+  tree: TreeName;
+  platform: 'physical' | 'virtual' | 'kvm';
+  /** Where the counting of crash points starts: the first power-on, or the technician's request. */
+  armAt: 'power-on' | 'request';
+  request?: TechnicianRequest;
+  /**
+   * `critical`: every case first cuts the power inside the critical phase (boot environment
+   * already switched, journal not yet out of it), then cuts once more where the case says.
+   */
+  firstCut?: 'critical';
+  /** A release is downloaded (random cuts at byte offsets of the download apply). */
+  downloads: boolean;
+  /** The recovery program runs (random cuts inside its slot writes apply). */
+  recovers: boolean;
+  expect(o: Outcome): Expected;
+}
+
+const RESET_ALL = { onboarding: 'erased', network: 'erased' } as const;
+const KEEP_ALL = { onboarding: 'intact', network: 'intact' } as const;
+
+export const SCENARIOS: Record<ScenarioName, Scenario> = {
+  update: {
+    name: 'update',
+    summary: '1.0.0 → 1.1.0: download, verify, install, switch, reboot, confirm, commit',
+    template: 'fresh',
+    tree: 'good',
+    platform: 'virtual',
+    armAt: 'power-on',
+    downloads: true,
+    recovers: false,
+    // A cut in the critical phase means alarm, factory reset (everything erased), update again.
+    expect: (o) => ({
+      slot: 'B',
+      version: '1.1.0',
+      result: { outcome: 'committed', version: '1.1.0' },
+      ...(o.criticalCuts > 0 ? RESET_ALL : KEEP_ALL),
+      alarmsCleared: true,
+    }),
+  },
+  rollback: {
+    name: 'rollback',
+    summary: '1.0.0 → broken 1.1.0: its health check fails, back to 1.0.0 on slot A',
+    template: 'fresh-broken',
+    tree: 'broken',
+    platform: 'kvm',
+    armAt: 'power-on',
+    downloads: true,
+    recovers: false,
+    // After a factory reset the broken release is tried (and rolled back) again; the alarm stays
+    // uncleared because the appliance never runs the release it was updating to.
+    expect: (o) => ({
+      slot: 'A',
+      version: '1.0.0',
+      result: { outcome: 'rolledBack', version: '1.1.0' },
+      ...(o.criticalCuts > 0 ? RESET_ALL : KEEP_ALL),
+      alarmsCleared: false,
+    }),
+  },
+  critical: {
+    name: 'critical',
+    summary:
+      'a cut inside the critical phase, then a second cut anywhere in the alarm, recovery and re-update',
+    template: 'fresh',
+    tree: 'good',
+    platform: 'virtual',
+    armAt: 'power-on',
+    firstCut: 'critical',
+    downloads: true,
+    recovers: true,
+    expect: () => ({
+      slot: 'B',
+      version: '1.1.0',
+      result: { outcome: 'committed', version: '1.1.0' },
+      ...RESET_ALL,
+      alarmsCleared: true,
+    }),
+  },
+  'factory-reset': {
+    name: 'factory-reset',
+    summary: 'on 1.1.0: factory reset (recovery system restores 1.0.0), then the update to 1.1.0 again',
+    template: 'committed',
+    tree: 'good',
+    platform: 'physical',
+    armAt: 'request',
+    request: { endpoint: '/v1/factory-reset', body: { confirm: true }, takesEffect: 'recovery' },
+    downloads: true,
+    recovers: true,
+    expect: () => ({
+      slot: 'B',
+      version: '1.1.0',
+      result: { outcome: 'committed', version: '1.1.0' },
+      ...RESET_ALL,
+      alarmsCleared: true,
+    }),
+  },
+  'data-reset': {
+    name: 'data-reset',
+    summary: 'on 1.1.0: data reset (onboarding data erased, network configuration kept)',
+    template: 'committed',
+    tree: 'good',
+    platform: 'physical',
+    armAt: 'request',
+    request: { endpoint: '/v1/data-reset', body: { confirm: true }, takesEffect: 'ack' },
+    downloads: false,
+    recovers: false,
+    expect: (o) => ({
+      slot: 'B',
+      version: '1.1.0',
+      result: { outcome: 'committed', version: '1.1.0' },
+      ...(o.criticalCuts > 0 ? RESET_ALL : { onboarding: 'erased', network: 'intact' }),
+      alarmsCleared: true,
+    }),
+  },
+  'data-reset-during-update': {
+    name: 'data-reset-during-update',
+    summary: '1.0.0 → 1.1.0 with a data reset requested while the release downloads',
+    template: 'fresh',
+    tree: 'good',
+    platform: 'physical',
+    armAt: 'power-on',
+    request: { endpoint: '/v1/data-reset', body: { confirm: true }, takesEffect: 'ack', when: 'downloading' },
+    downloads: true,
+    recovers: false,
+    expect: (o) => ({
+      slot: 'B',
+      version: '1.1.0',
+      result: { outcome: 'committed', version: '1.1.0' },
+      ...(o.criticalCuts > 0 ? RESET_ALL : { onboarding: 'erased', network: 'intact' }),
+      alarmsCleared: true,
+    }),
+  },
+  'update-again': {
+    name: 'update-again',
+    summary: '1.1.0 on B → 1.2.0 into slot A, which holds the good 1.0.0 fallback until it is overwritten',
+    template: 'committed',
+    tree: 'next',
+    platform: 'virtual',
+    armAt: 'power-on',
+    downloads: true,
+    recovers: false,
+    // 1.2.0 lands in slot A — or in slot B when the appliance came back on slot A (a factory
+    // reset, or a fallback) before it updated.
+    expect: (o) => ({
+      slot: undefined,
+      version: '1.2.0',
+      result: { outcome: 'committed', version: '1.2.0' },
+      ...(o.criticalCuts > 0 ? RESET_ALL : KEEP_ALL),
+      alarmsCleared: true,
+    }),
+  },
+};
+
+export const SCENARIO_NAMES = Object.keys(SCENARIOS) as ScenarioName[];
