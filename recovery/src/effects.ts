@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ClgwError } from '@clgw/agent/errors.js';
-import { fsyncDir, writeFileAtomic, writeJsonAtomic } from '@clgw/agent/platform/atomic.js';
+import { fsyncDir, readAtMost, writeFileAtomic, writeJsonAtomic } from '@clgw/agent/platform/atomic.js';
 import { crashpoint } from '@clgw/agent/platform/crashpoint.js';
 import { execFile } from '@clgw/agent/platform/exec.js';
 import { writeGrubenv } from '@clgw/agent/slot/grubenv-file.js';
@@ -331,22 +331,5 @@ async function isRegularFile(file: string): Promise<boolean> {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return false;
     throw e;
-  }
-}
-
-/** Reads at most `limit` bytes, so a huge or endless file cannot be read whole. */
-async function readAtMost(file: string, limit: number): Promise<Uint8Array> {
-  const handle = await fs.open(file, constants.O_RDONLY);
-  try {
-    const buf = Buffer.alloc(limit);
-    let filled = 0;
-    while (filled < limit) {
-      const { bytesRead } = await handle.read(buf, filled, limit - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return buf.subarray(0, filled);
-  } finally {
-    await handle.close();
   }
 }

@@ -81,3 +81,23 @@ export async function readJsonFile(file: string): Promise<unknown> {
     });
   }
 }
+
+/**
+ * Reads at most `limit` bytes, so a path that turns out to be a huge file or a block device
+ * cannot make the agent read it all; anything longer than a block is reported as the wrong size.
+ */
+export async function readAtMost(file: string, limit: number): Promise<Uint8Array> {
+  const handle = await fs.open(file, constants.O_RDONLY);
+  try {
+    const buf = Buffer.alloc(limit);
+    let filled = 0;
+    while (filled < limit) {
+      const { bytesRead } = await handle.read(buf, filled, limit - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return new Uint8Array(buf.buffer, buf.byteOffset, filled);
+  } finally {
+    await handle.close();
+  }
+}

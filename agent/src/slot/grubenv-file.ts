@@ -5,9 +5,8 @@
  * new block to a temp file and renames it over the old one, so a power cut leaves the old or the
  * new block. GRUB finds the file by name at every boot, so a new inode is fine for it.
  */
-import { constants, promises as fs } from 'node:fs';
 import { ClgwError } from '../errors.js';
-import { writeFileAtomic } from '../platform/atomic.js';
+import { readAtMost, writeFileAtomic } from '../platform/atomic.js';
 import { GRUBENV_SIZE, grubenvEqual, parseGrubenv, serializeGrubenv } from './grubenv.js';
 
 /**
@@ -33,26 +32,6 @@ export async function readGrubenv(file: string): Promise<Map<string, string>> {
       throw new ClgwError(e.code, e.message, { cause: e, details: { ...e.details, file } });
     }
     throw e;
-  }
-}
-
-/**
- * Reads at most `limit` bytes, so a path that turns out to be a huge file or a block device
- * cannot make the agent read it all; anything longer than a block is reported as the wrong size.
- */
-async function readAtMost(file: string, limit: number): Promise<Uint8Array> {
-  const handle = await fs.open(file, constants.O_RDONLY);
-  try {
-    const buf = Buffer.alloc(limit);
-    let filled = 0;
-    while (filled < limit) {
-      const { bytesRead } = await handle.read(buf, filled, limit - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return new Uint8Array(buf.buffer, buf.byteOffset, filled);
-  } finally {
-    await handle.close();
   }
 }
 
