@@ -121,7 +121,8 @@ export async function makeWorld(
     },
     close: async () => {
       await mirror.close();
-      await fs.rm(dir, { recursive: true, force: true });
+      // A persist the stopped agent had in flight may still land a file while this runs.
+      await fs.rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     },
   };
 }

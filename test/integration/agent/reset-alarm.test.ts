@@ -33,6 +33,8 @@ async function treeDigest(dir: string): Promise<Record<string, string>> {
     for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) await walk(p);
+      // A journal write in flight (temp file of writeFileAtomic) is not data.
+      else if (/^\..*\.tmp$/.test(e.name)) continue;
       else
         out[path.relative(dir, p)] = createHash('sha256')
           .update(await fs.readFile(p))
