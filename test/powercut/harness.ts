@@ -285,7 +285,8 @@ class SlotContent {
 
 /**
  * Invariant 1: the slot GRUB just chose (`chosen`) and every slot it may boot next (by GRUB's own
- * rules: `describeSlots(...).bootable`, unless recovery is requested) is marked good and holds a
+ * rules: `describeSlots(...).bootable` unless recovery is requested, and `next`, which includes
+ * the last resort) is marked good and holds a
  * complete release — boot and root of one known release, byte for byte — and slot-status, when it
  * has a record for it, names that release. Checked at every boot and after every cut (once the
  * un-synced bytes are gone), so a slot that is written while still bootable is caught even when
@@ -308,7 +309,8 @@ async function checkBootable(
       out.push(`${when}: GRUB chose slot ${slot} without ${slot}_OK=1`);
       continue;
     }
-    if (slot !== chosen && (d.recovery || !d[slot].bootable)) continue;
+    // Bootable untried, or GRUB's next choice (which may be the last good slot as the last resort).
+    if (slot !== chosen && (d.recovery || !d[slot].bootable) && d.next !== slot) continue;
     const held = await content.held(paths, slot);
     if (!held) out.push(`${when}: ${what} holds no complete release`);
     else if (slots[slot] && slots[slot].version !== held) {

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import type { Deps } from '../deps.js';
 import { markGood } from '../slot/bootchooser.js';
 import { readBootedSlot } from '../slot/booted.js';
+import { grubenvEqual } from '../slot/grubenv.js';
 import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 import { readSlotStatus, writeSlotRecord } from '../slot/status.js';
 import { updateAlarms } from '../state/alarms.js';
@@ -9,9 +10,10 @@ import { dataReset, dataResetPending } from '../system/data-reset.js';
 import { checkHealth } from './health.js';
 
 /**
- * Every boot: the bootloader marked the slot it started as being tried (`<slot>_TRY=1`). Once
- * the health check passes the slot is marked good again; if it fails it is left as tried, so the
- * next boot falls back to the other slot.
+ * Every boot: the bootloader marked the slot it started as being tried (`<slot>_TRY=1`, or counted
+ * a last-resort boot in `LAST_GOOD_TRIES`). Once the health check passes the slot is marked good
+ * again (and the last resort's count reset); if it fails it is left as tried, so the next boot
+ * falls back to the other slot, or — a bounded number of times — tries this one again.
  */
 export async function startup(deps: Deps): Promise<void> {
   if (await dataResetPending(deps.paths))
@@ -25,12 +27,7 @@ export async function startup(deps: Deps): Promise<void> {
   }
   const env = await readGrubenv(deps.paths.grubenv);
   const good = markGood(env, slot);
-  if (
-    good.get(`${slot}_TRY`) !== env.get(`${slot}_TRY`) ||
-    good.get(`${slot}_OK`) !== env.get(`${slot}_OK`)
-  ) {
-    await writeGrubenv(deps.paths.grubenv, good);
-  }
+  if (!grubenvEqual(good, env)) await writeGrubenv(deps.paths.grubenv, good);
 }
 
 /** After the recovery system ran: the alarms that led to it are marked recovered. */

@@ -12,6 +12,13 @@
  *   string "0" (or the variable being absent) means "not tried"; any other value counts as tried,
  *   so a garbled flag can never make a slot boot again.
  * - `CLGW_RECOVERY`: "1" = boot the recovery system (the agent asked, e.g. factory reset).
+ * - `LAST_GOOD`: the slot the agent last confirmed healthy (A or B; anything else = none), and
+ *   `LAST_GOOD_TRIES`: how many times it has been booted as the last resort since ("0" or absent,
+ *   then "1", "2", "3"). When no slot is good and untried — typically the power went off between
+ *   GRUB marking the running slot tried and the agent confirming it again — GRUB boots LAST_GOOD
+ *   once more instead of the recovery system, at most {@link LAST_RESORT_TRIES} times in a row;
+ *   the next confirmation resets the count. Without this, a power cut in the seconds after
+ *   every boot would end in a factory reset, erasing the customer's data.
  *
  * GRUB compares with `[ "$X" = "1" ]` (string equality), which these rules match exactly.
  *
@@ -30,10 +37,26 @@ export interface BootDecision {
   vars: Map<string, string>;
   /** One line for logs and the boot menu. */
   reason: string;
+  /** The variable GRUB records with `save_env` before booting the slot (undefined: recovery). */
+  saves?: string;
 }
 
 /** The variables the bootchooser reads — and the only ones `slot-select.cfg` loads (`load_env` whitelist). */
-export const BOOTCHOOSER_VARS = ['ORDER', 'A_OK', 'A_TRY', 'B_OK', 'B_TRY', 'CLGW_RECOVERY'] as const;
+export const BOOTCHOOSER_VARS = [
+  'ORDER',
+  'A_OK',
+  'A_TRY',
+  'B_OK',
+  'B_TRY',
+  'CLGW_RECOVERY',
+  'LAST_GOOD',
+  'LAST_GOOD_TRIES',
+] as const;
+
+/** How many boots in a row the last good slot gets as the last resort before recovery. */
+export const LAST_RESORT_TRIES = 3;
+/** LAST_GOOD_TRIES → its next value; a value not listed means the tries are used up. */
+const NEXT_TRY: Readonly<Record<string, string>> = { '0': '1', '1': '2', '2': '3' };
 
 const SLOTS: readonly SlotName[] = ['A', 'B'];
 const DEFAULT_ORDER = 'A B';
@@ -73,7 +96,9 @@ function showVar(vars: ReadonlyMap<string, string>, name: string): string {
  * Decides what GRUB boots. `CLGW_RECOVERY=1` → recovery, variables unchanged. Otherwise the first
  * slot in ORDER with OK "1" and TRY "0" (or unset) is booted and its TRY set to "1" — the running
  * system sets it back to "0" once healthy, so a slot that never gets there is skipped next time
- * (automatic rollback). No such slot → recovery, variables unchanged.
+ * (automatic rollback). No such slot → the last resort: LAST_GOOD, if it is OK "1" and
+ * LAST_GOOD_TRIES is "0" (or unset), "1" or "2", is booted again and LAST_GOOD_TRIES counts up.
+ * Otherwise recovery, variables unchanged.
  *
  * GRUB additionally falls back to recovery when it cannot write the TRY flag (see
  * {@link selectBootFromBlock}); a boot emulator that writes `vars` back must do the same when its
@@ -92,12 +117,29 @@ export function selectBoot(vars: ReadonlyMap<string, string>): BootDecision {
         target: token,
         vars: out,
         reason: `trying slot ${token} (${token}_OK=1, ${token}_TRY set to 1)`,
+        saves: `${token}_TRY`,
       };
     }
   }
+  const last = vars.get('LAST_GOOD');
+  const next = NEXT_TRY[vars.get('LAST_GOOD_TRIES') ?? '0'];
+  if ((last === 'A' || last === 'B') && isOk(vars, last) && next !== undefined) {
+    out.set('LAST_GOOD_TRIES', next);
+    return {
+      target: last,
+      vars: out,
+      reason: `no untried slot; booting the last good slot ${last} again (LAST_GOOD_TRIES set to ${next} of ${LAST_RESORT_TRIES})`,
+      saves: 'LAST_GOOD_TRIES',
+    };
+  }
   const order = vars.has('ORDER') ? `ORDER=${JSON.stringify(vars.get('ORDER'))}` : 'ORDER unset ("A B")';
   const state = SLOTS.map((s) => `${showVar(vars, `${s}_OK`)} ${showVar(vars, `${s}_TRY`)}`).join(', ');
-  return { target: 'recovery', vars: out, reason: `no bootable slot in ${order} (${state})` };
+  const lastGood = `${showVar(vars, 'LAST_GOOD')} ${showVar(vars, 'LAST_GOOD_TRIES')}`;
+  return {
+    target: 'recovery',
+    vars: out,
+    reason: `no bootable slot in ${order} (${state}; ${lastGood})`,
+  };
 }
 
 /** What GRUB does with the grubenv file's bytes, for the simulator's boot emulator. */
@@ -122,13 +164,14 @@ export function selectBootFromBlock(block: Uint8Array | undefined): BlockBootDec
   if (decision.target === 'recovery') {
     return { target: 'recovery', block: undefined, reason: decision.reason + unreadable };
   }
-  const flag = `${decision.target}_TRY`;
-  const written = block === undefined ? undefined : grubSetEnv(block, flag, '1');
+  const flag = decision.saves!;
+  const value = decision.vars.get(flag)!;
+  const written = block === undefined ? undefined : grubSetEnv(block, flag, value);
   if (written === undefined) {
     return {
       target: 'recovery',
       block: undefined,
-      reason: `cannot record ${flag}=1 in grubenv (broken block or no room), not booting slot ${decision.target}`,
+      reason: `cannot record ${flag}=${value} in grubenv (broken block or no room), not booting slot ${decision.target}`,
     };
   }
   return { target: decision.target, block: written, reason: decision.reason };
@@ -147,22 +190,32 @@ export function switchTo(vars: ReadonlyMap<string, string>, slot: SlotName): Map
   return out;
 }
 
-/** Confirms the running slot is healthy: `_OK=1`, `_TRY=0` (ORDER untouched). */
+/**
+ * Confirms the running slot is healthy: `_OK=1`, `_TRY=0` (ORDER untouched), and makes it the
+ * last resort with a fresh count (`LAST_GOOD=<slot>`, `LAST_GOOD_TRIES=0`). Compare with
+ * `grubenvEqual` to skip the write when the slot already was confirmed.
+ */
 export function markGood(vars: ReadonlyMap<string, string>, slot: SlotName): Map<string, string> {
   const s = checkSlot(slot);
   const out = new Map(vars);
   out.set(`${s}_OK`, '1');
   out.set(`${s}_TRY`, '0');
+  out.set('LAST_GOOD', s);
+  out.set('LAST_GOOD_TRIES', '0');
   return out;
 }
 
-/** Rejects a slot: `_OK=0`, `_TRY=0`, and the other slot first in ORDER. */
+/**
+ * Rejects a slot: `_OK=0`, `_TRY=0`, and the other slot first in ORDER; if it was the last good
+ * slot it is that no longer (`LAST_GOOD` emptied — GRUB cannot delete a variable).
+ */
 export function markBad(vars: ReadonlyMap<string, string>, slot: SlotName): Map<string, string> {
   const s = checkSlot(slot);
   const out = new Map(vars);
   out.set('ORDER', `${other(s)} ${s}`);
   out.set(`${s}_OK`, '0');
   out.set(`${s}_TRY`, '0');
+  if (out.get('LAST_GOOD') === s) out.set('LAST_GOOD', '');
   return out;
 }
 
@@ -208,6 +261,8 @@ export interface SlotsDescription {
   B: SlotFlags;
   /** `CLGW_RECOVERY` is "1". */
   recovery: boolean;
+  /** The slot last confirmed healthy, the last resort when no slot is untried. */
+  lastGood: SlotName | undefined;
   /** What GRUB would boot next with these variables. */
   next: BootTarget;
 }
@@ -224,11 +279,15 @@ export function describeSlots(vars: ReadonlyMap<string, string>): SlotsDescripti
     A: flags('A'),
     B: flags('B'),
     recovery: vars.get('CLGW_RECOVERY') === '1',
+    lastGood:
+      vars.get('LAST_GOOD') === 'A' || vars.get('LAST_GOOD') === 'B'
+        ? (vars.get('LAST_GOOD') as SlotName)
+        : undefined,
     next: selectBoot(vars).target,
   };
 }
 
-/** The grubenv of a factory-fresh appliance: slot A installed and good, B empty. */
+/** The grubenv of a factory-fresh appliance: slot A installed, good and the last resort; B empty. */
 export function defaultGrubenv(): Map<string, string> {
   return new Map([
     ['ORDER', DEFAULT_ORDER],
@@ -236,5 +295,7 @@ export function defaultGrubenv(): Map<string, string> {
     ['A_TRY', '0'],
     ['B_OK', '0'],
     ['B_TRY', '0'],
+    ['LAST_GOOD', 'A'],
+    ['LAST_GOOD_TRIES', '0'],
   ]);
 }

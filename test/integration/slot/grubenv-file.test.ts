@@ -64,6 +64,8 @@ describe('writeGrubenv → grub-editenv', () => {
       ['A_OK', '1'],
       ['B_OK', '1'],
       ['B_TRY', '0'],
+      ['LAST_GOOD', 'A'],
+      ['LAST_GOOD_TRIES', '0'],
       ['NEW', 'x\\y'],
     ]);
   });

@@ -7,6 +7,7 @@ import {
   defaultGrubenv,
   describeSlots,
   disableSlot,
+  LAST_RESORT_TRIES,
   markBad,
   markGood,
   orderTokens,
@@ -101,7 +102,16 @@ describe('selectBootFromBlock on blocks GRUB cannot use fully', () => {
   });
 
   it('reads only the bootchooser variables', () => {
-    expect(BOOTCHOOSER_VARS).toEqual(['ORDER', 'A_OK', 'A_TRY', 'B_OK', 'B_TRY', 'CLGW_RECOVERY']);
+    expect(BOOTCHOOSER_VARS).toEqual([
+      'ORDER',
+      'A_OK',
+      'A_TRY',
+      'B_OK',
+      'B_TRY',
+      'CLGW_RECOVERY',
+      'LAST_GOOD',
+      'LAST_GOOD_TRIES',
+    ]);
   });
 });
 
@@ -125,12 +135,14 @@ describe('agent-side operations', () => {
     expect(switchTo(env({ ORDER: 'C A' }), 'A').get('ORDER')).toBe('A B');
   });
 
-  it('markGood confirms the running slot without touching ORDER', () => {
-    const after = markGood(env({ ORDER: 'B A', B_OK: '1', B_TRY: '1' }), 'B');
+  it('markGood confirms the running slot without touching ORDER and makes it the last resort', () => {
+    const after = markGood(env({ ORDER: 'B A', B_OK: '1', B_TRY: '1', LAST_GOOD_TRIES: '2' }), 'B');
     expect([...after]).toEqual([
       ['ORDER', 'B A'],
       ['B_OK', '1'],
       ['B_TRY', '0'],
+      ['LAST_GOOD_TRIES', '0'],
+      ['LAST_GOOD', 'B'],
     ]);
   });
 
@@ -192,6 +204,8 @@ describe('defaultGrubenv', () => {
       ['A_TRY', '0'],
       ['B_OK', '0'],
       ['B_TRY', '0'],
+      ['LAST_GOOD', 'A'],
+      ['LAST_GOOD_TRIES', '0'],
     ]);
     expect(selectBoot(defaultGrubenv()).target).toBe('A');
     expect(parseGrubenv(serializeGrubenv(defaultGrubenv()))).toEqual(defaultGrubenv());
@@ -205,6 +219,7 @@ describe('describeSlots', () => {
       A: { ok: true, try: false, bootable: true },
       B: { ok: false, try: false, bootable: false },
       recovery: false,
+      lastGood: 'A',
       next: 'A',
     });
     expect(
@@ -216,6 +231,7 @@ describe('describeSlots', () => {
       A: { ok: true, try: true, bootable: false },
       B: { ok: true, try: true, bootable: false },
       recovery: true,
+      lastGood: undefined,
       next: 'recovery',
     });
     expect(orderTokens(new Map())).toEqual(['A', 'B']);
@@ -257,13 +273,45 @@ describe('a whole update cycle, boot by boot', () => {
       ['A_TRY', '0'],
       ['B_OK', '1'],
       ['B_TRY', '0'],
+      ['LAST_GOOD', 'B'],
+      ['LAST_GOOD_TRIES', '0'],
     ]);
   });
 
-  it('a slot that keeps failing ends in recovery, not a boot loop', () => {
+  it('a slot that keeps failing gets the last resort three times, then recovery — no boot loop', () => {
     const state = { vars: defaultGrubenv() };
     expect(boot(state)).toBe('A'); // A never confirmed
+    for (let i = 0; i < LAST_RESORT_TRIES; i++) expect(boot(state)).toBe('A');
     expect(boot(state)).toBe('recovery');
     expect(boot(state)).toBe('recovery');
+  });
+
+  it('a power cut before each confirmation costs a last-resort try; a confirmation restores them all', () => {
+    const state = { vars: defaultGrubenv() };
+    expect(boot(state)).toBe('A');
+    state.vars = markGood(state.vars, 'A');
+    for (let round = 0; round < 5; round++) {
+      expect(boot(state)).toBe('A'); // the power goes off before the agent confirms A…
+      expect(boot(state)).toBe('A'); // …the last resort boots it again, and this time it confirms
+      state.vars = markGood(state.vars, 'A');
+    }
+    expect(state.vars.get('LAST_GOOD_TRIES')).toBe('0');
+  });
+
+  it('after a cut in the rollback boot, the last good slot boots, not the unconfirmed new one', () => {
+    const state = { vars: defaultGrubenv() };
+    expect(boot(state)).toBe('A');
+    state.vars = markGood(state.vars, 'A');
+    state.vars = switchTo(disableSlot(state.vars, 'B'), 'B');
+    expect(boot(state)).toBe('B'); // cut before B is confirmed
+    expect(boot(state)).toBe('A'); // fallback; cut before A is confirmed again
+    expect(boot(state)).toBe('A'); // last resort: A, although B is first in ORDER
+    expect(state.vars.get('ORDER')).toBe('B A');
+  });
+
+  it('markBad of the last good slot withdraws it as the last resort', () => {
+    const vars = markBad(markGood(defaultGrubenv(), 'A'), 'A');
+    expect(vars.get('LAST_GOOD')).toBe('');
+    expect(selectBoot(new Map([...vars, ['A_OK', '1'], ['A_TRY', '1']])).target).toBe('recovery');
   });
 });
