@@ -1,19 +1,28 @@
 import semver from 'semver';
 import type { Deps } from '../deps.js';
 import { ClgwError, type SerializedError, serializeError } from '../errors.js';
-import type { Journal } from '../machine/journal.js';
+import type { Journal, UpdateTarget } from '../machine/journal.js';
 import type { ConfirmOutcome } from '../machine/update.machine.js';
 import { markBad, markGood } from '../slot/bootchooser.js';
 import { readBootedSlot } from '../slot/booted.js';
+import { grubenvEqual } from '../slot/grubenv.js';
 import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 import { clearRecovered, updateAlarms } from '../state/alarms.js';
 import { updateHistory } from '../state/history.js';
 import { checkHealth } from './health.js';
 
 /**
+ * How many times the new slot is booted before a fallback without a failed health check rejects
+ * the release: a power cut in its first boot must not throw the update away, a release whose
+ * kernel never comes up must not loop.
+ */
+export const TARGET_BOOTS = 3;
+
+/**
  * After the reboot: commits the new slot when it came up healthy, asks for a rollback when its
- * health check failed, and recognises a rollback that already happened (the bootloader fell back,
- * or we rebooted back on purpose). The slot that runs in the end is health-checked and marked good.
+ * health check failed, and recognises a rollback that already happened (we rebooted back on
+ * purpose, or the bootloader fell back {@link TARGET_BOOTS} times; before that a fallback switches
+ * to the new slot again). The slot that runs in the end is health-checked and marked good.
  */
 export async function confirmBoot(deps: Deps, journal: Journal): Promise<ConfirmOutcome> {
   const target = journal.target;
@@ -27,14 +36,24 @@ export async function confirmBoot(deps: Deps, journal: Journal): Promise<Confirm
   }
 
   if (booted !== target.slot) {
+    const switches = journal.switches ?? 1;
     const reason: SerializedError = {
       code: 'HEALTH_CHECK_FAILED',
-      message: `slot ${target.slot} (gateway OS ${target.version}) did not come up; the bootloader fell back to slot ${booted}`,
+      message: `slot ${target.slot} (gateway OS ${target.version}) did not come up (${switches} of ${TARGET_BOOTS} boots); the bootloader fell back to slot ${booted}`,
       transient: false,
-      details: { slot: target.slot, booted },
+      details: { slot: target.slot, booted, switches },
     };
-    const env = await readGrubenv(deps.paths.grubenv);
-    await writeGrubenv(deps.paths.grubenv, markBad(env, target.slot));
+    if (switches < TARGET_BOOTS) {
+      // No health check failed: the power may have gone off during the new slot's first boot.
+      // The source slot must be a confirmed fallback again before switching away from it.
+      await confirmSource(deps, target);
+      deps.log.warn('the bootloader fell back before the new slot confirmed itself; switching to it again', {
+        slot: target.slot,
+        version: target.version,
+        switches,
+      });
+      return { kind: 'switchAgain', reason };
+    }
     await settleOnSource(deps, journal, reason);
     return { kind: 'rolledBack', version: target.version, reason };
   }
@@ -61,7 +80,17 @@ export async function confirmBoot(deps: Deps, journal: Journal): Promise<Confirm
   return { kind: 'committed', version: target.version };
 }
 
-/** Back on the source slot: remember the release as rejected here, then check and mark the source good. */
+/** The source slot passes its health check and is marked good (the last resort again). */
+async function confirmSource(deps: Deps, target: UpdateTarget): Promise<void> {
+  await checkHealth(deps, { slot: target.sourceSlot, version: target.sourceVersion });
+  const env = await readGrubenv(deps.paths.grubenv);
+  await writeGrubenv(deps.paths.grubenv, markGood(env, target.sourceSlot));
+}
+
+/**
+ * Back on the source slot: remember the release as rejected here, make sure the target slot is
+ * marked bad, then check and mark the source good.
+ */
 async function settleOnSource(deps: Deps, journal: Journal, reason: SerializedError): Promise<void> {
   const target = journal.target!;
   await updateHistory(deps.paths.history, (h) => ({
@@ -76,8 +105,10 @@ async function settleOnSource(deps: Deps, journal: Journal, reason: SerializedEr
       },
     ],
   }));
-  await checkHealth(deps, { slot: target.sourceSlot, version: target.sourceVersion });
+  // Marked bad here too: the power may have gone off before the roll-back step could do it.
   const env = await readGrubenv(deps.paths.grubenv);
-  await writeGrubenv(deps.paths.grubenv, markGood(env, target.sourceSlot));
+  const bad = markBad(env, target.slot);
+  if (!grubenvEqual(bad, env)) await writeGrubenv(deps.paths.grubenv, bad);
+  await confirmSource(deps, target);
   deps.log.warn('rolled back', { to: target.sourceSlot, version: target.sourceVersion, reason });
 }

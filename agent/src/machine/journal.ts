@@ -86,6 +86,12 @@ export interface Journal {
    * An `enteredAt` without `leftAt` at start-up means the switch was cut off.
    */
   critical?: { enteredAt: string; leftAt?: string };
+  /**
+   * How many times the boot environment has been switched to the target slot in this update: the
+   * first switch, plus one for each retry after the bootloader fell back without the new slot
+   * having failed its health check (a power cut during its first boot looks exactly like that).
+   */
+  switches?: number;
   /** Set while rebooting back to the source slot after the new one failed its health check. */
   rollback?: { reason: SerializedError };
   /** Why the appliance is being handed to the recovery system (factory reset). */
@@ -135,6 +141,7 @@ export const journalSchema = z
       .strict()
       .optional(),
     critical: z.object({ enteredAt: z.string(), leftAt: z.string().optional() }).strict().optional(),
+    switches: z.number().int().positive().optional(),
     rollback: z.object({ reason: errorSchema }).strict().optional(),
     recovery: z
       .object({ reason: z.enum(RECOVERY_REASONS) })

@@ -21,6 +21,8 @@ export type CheckOutcome =
 /** What confirming the booted slot after a reboot decided. */
 export type ConfirmOutcome =
   | { kind: 'committed'; version: string }
+  /** The bootloader fell back with no health check failed: switch to the new slot once more. */
+  | { kind: 'switchAgain'; reason: SerializedError }
   | { kind: 'rollback'; reason: SerializedError }
   | { kind: 'rolledBack'; version: string; reason: SerializedError };
 
@@ -328,6 +330,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
                       : { boot: 0, root: 0 },
                   error: undefined,
                   critical: undefined,
+                  switches: undefined,
                   rollback: undefined,
                   check: checkResult(context, event.output),
                 }),
@@ -386,7 +389,10 @@ export function createUpdateMachine(effects: UpdateEffects) {
       /** The critical phase: entered and left with the journal marking both ends. */
       switching: {
         entry: assign(({ context }) => ({
-          journal: stamp(context, { critical: { enteredAt: new Date(context.now()).toISOString() } }),
+          journal: stamp(context, {
+            critical: { enteredAt: new Date(context.now()).toISOString() },
+            switches: (context.journal.switches ?? 0) + 1,
+          }),
         })),
         invoke: {
           id: 'switchBoot',
@@ -452,6 +458,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
                 };
               }),
             },
+            { guard: ({ event }) => event.output.kind === 'switchAgain', target: 'switching' },
             {
               guard: ({ event }) => event.output.kind === 'rollback',
               target: 'rollingBack',

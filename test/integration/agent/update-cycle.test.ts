@@ -106,25 +106,48 @@ describe('A/B update on the simulated appliance', () => {
     expect(running.reboots).toHaveLength(0);
   });
 
-  it('when the new slot never comes up, the bootloader falls back and the agent records the rollback', async () => {
+  it("a power cut during the new slot's first boot: the bootloader falls back, the agent switches again and commits", async () => {
     world = await makeWorld();
     await world.publish('1.1.0');
     running = await startAgent(world);
     await running.agent.request({ type: 'update' });
     await until(() => running!.reboots.length > 0, 'reboot');
     await running.stop();
-    // Boot B, but its agent never runs (a crash before the health check): B stays "being tried".
-    const first = await bootOnce(world.root);
-    expect(first).toMatchObject({ kind: 'booted', slot: 'B' });
+    // B boots, and the power goes off before its agent confirms it: B stays "being tried".
+    expect(await bootOnce(world.root)).toMatchObject({ kind: 'booted', slot: 'B' });
     expect(await env(world)).toMatchObject({ B_TRY: '1' });
-    // Power cycle: GRUB skips the tried slot and boots A.
-    const second = await bootOnce(world.root);
-    expect(second).toMatchObject({ kind: 'booted', slot: 'A' });
+    // Power on: GRUB skips the tried slot and boots A. No health check failed, so B gets another boot.
+    expect(await bootOnce(world.root)).toMatchObject({ kind: 'booted', slot: 'A' });
     running = await startAgent(world);
+    await until(() => running!.reboots.length > 0, 'the agent to switch to B again and reboot');
+    expect(await env(world)).toMatchObject({ ORDER: 'B A', A_OK: '1', A_TRY: '0', B_OK: '1', B_TRY: '0' });
+    expect(running.agent.journal).toMatchObject({ state: 'rebooting', switches: 2 });
+    expect(await reboot(world)).toEqual({ slot: 'B' });
+    expect(await running.agent.waitSettled()).toBe('committed');
+    expect(await running.agent.status()).toMatchObject({ bootedSlot: 'B', gatewayVersion: '1.1.0' });
+    expect(await env(world)).toMatchObject({ B_OK: '1', B_TRY: '0', LAST_GOOD: 'B', LAST_GOOD_TRIES: '0' });
+  });
+
+  it('when the new slot never comes up, the agent tries it three times, then records the rollback', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    running = await startAgent(world);
+    await running.agent.request({ type: 'update' });
+    for (let boot = 1; boot <= 3; boot++) {
+      await until(() => running!.reboots.length > 0, `reboot ${boot}`);
+      await running.stop();
+      // Boot B, but its agent never runs (a crash before the health check): B stays "being tried".
+      expect(await bootOnce(world.root)).toMatchObject({ kind: 'booted', slot: 'B' });
+      expect(await env(world)).toMatchObject({ B_TRY: '1' });
+      // Power cycle: GRUB skips the tried slot and boots A.
+      expect(await bootOnce(world.root)).toMatchObject({ kind: 'booted', slot: 'A' });
+      running = await startAgent(world);
+    }
     expect(await running.agent.waitSettled()).toBe('rolledBack');
     const status = await running.agent.status();
+    expect(status.result?.message).toContain('did not come up (3 of 3 boots)');
     expect(status.result?.message).toContain('bootloader fell back to slot A');
     expect(status).toMatchObject({ bootedSlot: 'A', gatewayVersion: '1.0.0' });
-    expect(await env(world)).toMatchObject({ A_OK: '1', A_TRY: '0', B_OK: '0' });
+    expect(await env(world)).toMatchObject({ A_OK: '1', A_TRY: '0', B_OK: '0', LAST_GOOD: 'A' });
   });
 });

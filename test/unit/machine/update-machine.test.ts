@@ -122,6 +122,7 @@ describe('update machine paths (xstate/graph)', () => {
     { type: 'xstate.done.actor.confirm', output: { kind: 'committed', version: '1.1.0' } },
     { type: 'xstate.done.actor.confirm', output: { kind: 'rollback', reason: failure } },
     { type: 'xstate.done.actor.confirm', output: { kind: 'rolledBack', version: '1.1.0', reason: failure } },
+    { type: 'xstate.done.actor.confirm', output: { kind: 'switchAgain', reason: failure } },
     { type: 'xstate.done.actor.rollBack' },
     { type: 'xstate.error.actor.check', error: failure },
     { type: 'DOWNLOAD_FAILED', error: failure },
@@ -156,7 +157,15 @@ describe('update machine paths (xstate/graph)', () => {
   it('after an update reboot it reaches confirming, committed, rollingBack and rolledBack', () => {
     const afterReboot: Journal = { ...initialJournal(NOW), state: 'rebooting', target, reboot: 'update' };
     const states = reached(afterReboot);
-    for (const s of ['confirming', 'committed', 'rollingBack', 'rebooting', 'rolledBack', 'failed']) {
+    for (const s of [
+      'confirming',
+      'committed',
+      'switching',
+      'rollingBack',
+      'rebooting',
+      'rolledBack',
+      'failed',
+    ]) {
       expect(states, s).toContain(s);
     }
   });
@@ -245,6 +254,38 @@ describe('update machine at run time', () => {
     const again = start(after.effects, last);
     await waitFor(again, (s) => s.value === 'rolledBack');
     expect(again.getSnapshot().context.journal.result?.outcome).toBe('rolledBack');
+  });
+
+  it('a fallback without a failed health check switches to the new slot again, counting the switches', async () => {
+    const reason = { code: 'HEALTH_CHECK_FAILED' as const, message: 'fell back', transient: false };
+    const rec = recordingEffects({
+      confirm: async () => {
+        rec.log.push('confirm');
+        return { kind: 'switchAgain', reason };
+      },
+    });
+    const journal: Journal = {
+      ...initialJournal(NOW),
+      state: 'rebooting',
+      target,
+      reboot: 'update',
+      switches: 1,
+    };
+    const actor = start(rec.effects, journal);
+    await waitFor(actor, (s) => s.value === 'rebooting');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(rec.log).toEqual([
+      'persist:confirming',
+      'confirm',
+      'persist:switching',
+      'switchBoot',
+      'persist:rebooting',
+      'reboot',
+    ]);
+    const switching = rec.persisted.find((j) => j.state === 'switching')!;
+    expect(switching).toMatchObject({ switches: 2, critical: { enteredAt: expect.any(String) } });
+    expect(switching.critical?.leftAt).toBeUndefined();
+    expect(rec.persisted.at(-1)).toMatchObject({ state: 'rebooting', switches: 2, reboot: 'update' });
   });
 
   it('an effect error lands in failed with its code; RETRY checks again, REBOOT reboots', async () => {
