@@ -268,7 +268,7 @@ async function agentRun(
 
     const log = await fs.readFile(paths.logFile, 'utf8').catch(() => '');
     const timings = updateTimings(parseLog(log));
-    const rebootRequested = await fs.stat(path.join(paths.runDir, 'reboot-request')).then(
+    const rebootRequested = await fs.stat(paths.rebootRequest).then(
       () => true,
       () => false,
     );

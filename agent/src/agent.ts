@@ -34,14 +34,24 @@ const SETTLED = new Set(['idle', 'committed', 'rolledBack', 'failed']);
  */
 export class Agent {
   private readonly actor: Actor<UpdateMachine>;
+  private readonly deps: Deps;
   private lastState = '';
   private dataResetRunning = false;
+  /** Journal writes under way, so stop() can let them finish. */
+  private readonly persisting = new Set<Promise<void>>();
 
-  constructor(
-    private readonly deps: Deps,
-    journal: Journal | undefined,
-  ) {
-    const machine = createUpdateMachine(updateEffects(deps));
+  constructor(deps: Deps, journal: Journal | undefined) {
+    this.deps = {
+      ...deps,
+      persistJournal: (j) => {
+        const write = deps.persistJournal(j);
+        this.persisting.add(write);
+        const done = () => void this.persisting.delete(write);
+        write.then(done, done);
+        return write;
+      },
+    };
+    const machine = createUpdateMachine(updateEffects(this.deps));
     this.actor = createActor(machine, { input: { journal, now: () => deps.clock.now() } });
     this.actor.subscribe({
       next: (snap) => {
@@ -65,8 +75,10 @@ export class Agent {
     this.actor.start();
   }
 
-  stop(): void {
+  /** Stops the machine; resolves once no journal write is left under way. */
+  async stop(): Promise<void> {
     this.actor.stop();
+    await Promise.allSettled([...this.persisting]);
   }
 
   /** The machine's current state name as the journal names it. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import path from 'node:path';
 import { Agent } from './agent.js';
 import { startApiServer } from './api/server.js';
 import { composeDeps } from './compose.js';
@@ -6,14 +7,11 @@ import type { RebootPort } from './deps.js';
 import { serializeError } from './errors.js';
 import type { Journal } from './machine/journal.js';
 import { readJournal } from './machine/journal-file.js';
-import { writeFileAtomic } from './platform/atomic.js';
+import { removeStaleTemps, writeFileAtomic } from './platform/atomic.js';
 import { systemClock } from './platform/clock.js';
 import { execFile } from './platform/exec.js';
 import { fileLogger } from './platform/log.js';
 import { type AppliancePaths, appliancePaths } from './platform/paths.js';
-
-/** In the simulator a reboot is the agent leaving this request for the boot emulator and exiting. */
-export const REBOOT_REQUEST = 'reboot-request';
 
 function rebootPort(
   kind: 'systemd' | 'simulator',
@@ -25,7 +23,8 @@ function rebootPort(
   }
   return {
     reboot: async (reason) => {
-      await writeFileAtomic(`${paths.runDir}/${REBOOT_REQUEST}`, `${reason}\n`);
+      // In the simulator a reboot is the agent leaving its request for the boot emulator and exiting.
+      await writeFileAtomic(paths.rebootRequest, `${reason}\n`);
       await shutdown();
       process.exit(0);
     },
@@ -45,7 +44,7 @@ async function main(): Promise<void> {
   let agent: Agent | undefined;
   let stopApi: () => Promise<void> = async () => undefined;
   const shutdown = async () => {
-    agent?.stop();
+    await agent?.stop();
     await stopApi();
     await log.flush();
   };
@@ -53,6 +52,12 @@ async function main(): Promise<void> {
   let port: RebootPort | undefined;
   const deps = await composeDeps({ paths, clock, log, reboot: { reboot: (reason) => port!.reboot(reason) } });
   port = rebootPort(deps.config.reboot, paths, shutdown);
+
+  // Nothing writes yet: temp files now are leftovers of writes a power cut interrupted.
+  for (const dir of [paths.dataDir, path.dirname(paths.grubenv)]) {
+    const stale = await removeStaleTemps(dir);
+    if (stale.length > 0) log.info('removed temp files of interrupted writes', { dir, files: stale });
+  }
 
   let journal: Journal | undefined;
   try {

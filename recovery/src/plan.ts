@@ -37,7 +37,7 @@ export interface RecoveryLayout {
   grubenv: string;
   /** Directories whose content the erase removes (the directories themselves stay). */
   eraseDirs: string[];
-  /** The simulator's reboot port (`<run>/clgw/reboot-request`, as the agent's). */
+  /** The simulator's reboot port (the agent's too: `AppliancePaths.rebootRequest`). */
   rebootRequest: string;
   /** A factory image's path on the recovery partition (the name comes from the validated manifest). */
   image(file: string): string;
@@ -59,7 +59,7 @@ export function recoveryLayout(paths: AppliancePaths): RecoveryLayout {
     record: paths.recoveryRecord,
     grubenv: paths.grubenv,
     eraseDirs: [paths.dataDir, paths.logDir],
-    rebootRequest: `${paths.runDir}/reboot-request`,
+    rebootRequest: paths.rebootRequest,
     image: (file) => `${part}/${file}`,
     device: (kind) => paths.partition(kind, 'A'),
   };

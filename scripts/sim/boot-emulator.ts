@@ -25,7 +25,6 @@ const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../.
 export const AGENT_NODE_OPTIONS = ['--max-semi-space-size=1'];
 export const AGENT_MAIN = path.join(REPO, 'agent/dist/main.js');
 export const RECOVERY_MAIN = path.join(REPO, 'recovery/dist/main.js');
-const REBOOT_REQUEST = 'reboot-request';
 
 export type BootOutcome =
   | { kind: 'booted'; slot: SlotName; reason: string }
@@ -72,7 +71,7 @@ export async function bootOnce(root: string): Promise<BootOutcome> {
     paths.cmdline,
     `BOOT_IMAGE=/vmlinuz root=PARTLABEL=root_${slot.toLowerCase()} ro quiet clgw.slot=${slot}\n`,
   );
-  await fs.rm(path.join(paths.runDir, REBOOT_REQUEST), { force: true });
+  await fs.rm(paths.rebootRequest, { force: true });
   return { kind: 'booted', slot, reason: choice.reason };
 }
 
@@ -143,7 +142,7 @@ export function runAppliance(opts: EmulatorOptions): {
     });
 
   const rebootRequested = () =>
-    fs.stat(path.join(paths.runDir, REBOOT_REQUEST)).then(
+    fs.stat(paths.rebootRequest).then(
       () => true,
       () => false,
     );
@@ -180,7 +179,7 @@ export function runAppliance(opts: EmulatorOptions): {
       await opts.onBoot?.(outcome, boots);
       if (outcome.kind === 'recovery') {
         say(`boot ${boots}: GRUB chose the recovery system (${outcome.reason}); starting clgw-recovery`);
-        await fs.rm(path.join(paths.runDir, REBOOT_REQUEST), { force: true });
+        await fs.rm(paths.rebootRequest, { force: true });
         const { code, signal, lastError } = await runRecovery();
         recoveryChild = undefined;
         if (stopping) return 'powered off';

@@ -121,8 +121,7 @@ export async function makeWorld(
     },
     close: async () => {
       await mirror.close();
-      // A persist the stopped agent had in flight may still land a file while this runs.
-      await fs.rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+      await fs.rm(dir, { recursive: true, force: true });
     },
   };
 }
@@ -160,7 +159,7 @@ export async function startAgent(world: World): Promise<RunningAgent> {
     deps,
     reboots,
     stop: async () => {
-      agent.stop();
+      await agent.stop();
       await log.flush();
     },
   };

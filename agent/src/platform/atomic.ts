@@ -45,6 +45,23 @@ export async function writeFileAtomic(
   await fsyncDir(dir);
 }
 
+/** The temp files writeFileAtomic creates: `.<name>.<12 hex>.tmp`. */
+const TEMP_NAME = /^\..+\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Removes the temp files a power cut left behind in `dir` (never renamed, so never part of any
+ * file's content) and returns their names. Only for start-up, before anything writes there.
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const names = await fs.readdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [];
+    throw e;
+  });
+  const stale = names.filter((n) => TEMP_NAME.test(n));
+  for (const name of stale) await fs.rm(path.join(dir, name), { force: true });
+  return stale;
+}
+
 /** Makes a directory entry change (create, rename, unlink) durable. */
 export async function fsyncDir(dir: string): Promise<void> {
   const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);

@@ -39,6 +39,11 @@ export interface AppliancePaths {
   logDir: string;
   logFile: string;
   runDir: string;
+  /**
+   * The simulator's reboot port: a program that wants the appliance restarted leaves this file
+   * (its content: why) and exits; the boot emulator reboots. On the appliance it is `systemctl reboot`.
+   */
+  rebootRequest: string;
   socket: string;
   cmdline: string;
   osRelease: string;
@@ -68,6 +73,7 @@ export function appliancePaths(root: string): AppliancePaths {
     logDir: at('var/log/clgw'),
     logFile: at('var/log/clgw/clgw.log'),
     runDir: at('run/clgw'),
+    rebootRequest: at('run/clgw/reboot-request'),
     socket: at('run/clgw/agent.sock'),
     cmdline: at('proc/cmdline'),
     osRelease: at('etc/os-release'),

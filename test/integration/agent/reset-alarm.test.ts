@@ -133,7 +133,7 @@ describe('data reset', () => {
     expect((await fs.readdir(world.paths.onboardingDir)).length).toBe(3);
     release();
     await until(() => agent.state === 'rebooting', 'the reboot');
-    agent.stop();
+    await agent.stop();
   });
 });
 

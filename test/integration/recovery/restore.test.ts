@@ -170,7 +170,7 @@ describe('refusals: nothing is written and the box stays in recovery', () => {
     expect(Buffer.from(await fs.readFile(w.paths.grubenv))).toEqual(Buffer.from(before.grubenv));
     expect(await treeDigest(w.paths.dataDir)).toEqual(data);
     await expect(fs.stat(path.join(w.paths.recoveryPartition, 'carry'))).rejects.toThrow();
-    await expect(fs.stat(path.join(w.paths.runDir, 'reboot-request'))).rejects.toThrow();
+    await expect(fs.stat(w.paths.rebootRequest)).rejects.toThrow();
   }
 
   it('a corrupt factory root image: RECOVERY_IMAGE_INVALID naming the file, expected and actual digests', async () => {

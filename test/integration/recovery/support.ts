@@ -217,6 +217,6 @@ export async function expectRestored(
   expect(Buffer.from(await fs.readFile(paths.grubenv))).toEqual(
     Buffer.from(serializeGrubenv(defaultGrubenv())),
   );
-  expect(await fs.readFile(path.join(paths.runDir, 'reboot-request'), 'utf8')).toContain('factory restore');
+  expect(await fs.readFile(paths.rebootRequest, 'utf8')).toContain('factory restore');
   await expect(fs.stat(path.join(paths.recoveryPartition, 'carry'))).rejects.toThrow();
 }
