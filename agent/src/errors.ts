@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   'RANGE_NOT_SUPPORTED',
   'PROXY_INVALID',
   'NETWORK_ERROR',
+  'NETWORK_APPLY_FAILED',
   // release (compat.yaml, signature, version rules)
   'YAML_INVALID',
   'COMPAT_INVALID',
@@ -31,6 +32,7 @@ export const ERROR_CODES = [
   'SOURCE_VERSION_TOO_OLD',
   // slots and boot environment
   'HASH_MISMATCH',
+  'IMAGE_MISMATCH',
   'READBACK_MISMATCH',
   'NO_SPACE',
   'SLOT_WRITE_FAILED',
@@ -46,8 +48,13 @@ export const ERROR_CODES = [
   'NOT_ALLOWED',
   'STATE_INVALID',
   'CONFIG_INVALID',
+  'SETTING_INVALID',
   'AGENT_UNREACHABLE',
   'INTERNAL',
+  // container engine (Podman's Docker-compatible API)
+  'ENGINE_UNAVAILABLE',
+  'ENGINE_ERROR',
+  'IMAGE_INVALID',
   // recovery system (factory reset)
   'RECOVERY_MANIFEST_INVALID',
   'RECOVERY_IMAGE_INVALID',

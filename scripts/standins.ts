@@ -1,0 +1,273 @@
+/**
+ * Stand-in images of the appliance's services (tunnel, micloud, freeswitch), built without a
+ * container engine, in TypeScript, deterministically: the same inputs give a byte-identical
+ * docker-archive tar (fixed mtimes and owners, sorted entries, canonical JSON). Each image is one
+ * layer holding Debian's static busybox and a small sh script that serves `GET /health` ("ok",
+ * unless built broken) and `GET /version` ("<service> <version>") with busybox httpd on
+ * 127.0.0.1:$PORT — enough for the container upgrade to load, start, health-check and roll back
+ * real containers.
+ *
+ * Library: `buildStandin({ service, version, broken, out })`. CLI:
+ *   npx tsx scripts/standins.ts --out DIR [--broken] [--version V] [service...]
+ * prints one JSON line per archive ({file, reference, sha256, size, imageId}).
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+export const STANDIN_SERVICES = ['tunnel', 'micloud', 'freeswitch'] as const;
+export type StandinService = (typeof STANDIN_SERVICES)[number];
+
+/** The port each stand-in serves on when the container's env has no `PORT`. */
+export const STANDIN_DEFAULT_PORTS: Record<StandinService, number> = {
+  tunnel: 8081,
+  micloud: 8082,
+  freeswitch: 8083,
+};
+
+/** Where Debian's busybox-static puts its binary (scripts/setup, group `containers`). */
+export const DEFAULT_BUSYBOX = '/bin/busybox';
+
+export interface StandinOptions {
+  service: StandinService;
+  version: string;
+  /** Built broken: starts and answers `/version`, but `/health` is 404 (env STANDIN_BROKEN=1). */
+  broken?: boolean;
+  /** Directory the archive is written to (created if missing). */
+  out: string;
+  /** The static busybox to put into the image (default /bin/busybox). */
+  busybox?: string;
+}
+
+export interface StandinArchive {
+  /** `<out>/<service>-standin-<version>[-broken].tar` */
+  file: string;
+  /** `localhost/<service>-standin:<version>` — what the engine reports after loading. */
+  reference: string;
+  /** sha256 (hex) of the archive file. */
+  sha256: string;
+  /** Size of the archive file in bytes. */
+  size: number;
+  /** `sha256:<hex>` of the image config: the ID the engine gives the loaded image. */
+  imageId: string;
+}
+
+/** A Docker tag (the part after `:`); stricter than compat.yaml versions, which allow `+`. */
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * The stand-in's program. PID 1 is this shell: it traps SIGTERM so `stop` ends the container at
+ * once instead of waiting for the kill (httpd as PID 1 would ignore SIGTERM). No symlinks in the
+ * image, so every tool is called as a busybox applet; `echo`/`printf`/`test` are shell builtins.
+ */
+const RUN_SH = `# clgw stand-in service (scripts/standins.ts): serves /health and /version on 127.0.0.1:$PORT.
+bb=/bin/busybox
+port="\${PORT:?PORT is not set}"
+$bb mkdir -p /www
+printf '%s %s' "$STANDIN_SERVICE" "$STANDIN_VERSION" > /www/version
+if [ "\${STANDIN_BROKEN:-0}" = 1 ]; then
+  $bb rm -f /www/health
+  state=broken
+else
+  printf 'ok' > /www/health
+  state=healthy
+fi
+echo "standin $STANDIN_SERVICE $STANDIN_VERSION ($state) listening on 127.0.0.1:$port"
+$bb httpd -f -vv -p "127.0.0.1:$port" -h /www 2>&1 &
+pid=$!
+trap 'echo "standin $STANDIN_SERVICE: stopping"; $bb kill $pid; exit 0' TERM INT
+wait $pid
+status=$?
+echo "standin $STANDIN_SERVICE: httpd exited with status $status"
+exit $status
+`;
+
+/** Builds one stand-in image archive; see the module comment. */
+export async function buildStandin(opts: StandinOptions): Promise<StandinArchive> {
+  const { service, version } = opts;
+  if (!(STANDIN_SERVICES as readonly string[]).includes(service)) {
+    throw new Error(`unknown stand-in service '${service}' (known: ${STANDIN_SERVICES.join(', ')})`);
+  }
+  if (!TAG.test(version)) {
+    throw new Error(`version '${version}' cannot be an image tag (expected ${TAG.source})`);
+  }
+  const busyboxFile = opts.busybox ?? DEFAULT_BUSYBOX;
+  const busybox = await fs.readFile(busyboxFile).catch((e: unknown) => {
+    throw new Error(
+      `cannot read ${busyboxFile} (install Debian's busybox-static: scripts/setup containers)`,
+      {
+        cause: e,
+      },
+    );
+  });
+  if (hasInterpreter(busybox)) {
+    throw new Error(`${busyboxFile} is dynamically linked; the stand-in needs Debian's busybox-static`);
+  }
+
+  const name = `${service}-standin`;
+  const reference = `localhost/${name}:${version}`;
+  const layer = tar([
+    { name: 'bin/', mode: 0o755 },
+    { name: 'bin/busybox', mode: 0o755, data: busybox },
+    { name: 'standin/', mode: 0o755 },
+    { name: 'standin/run.sh', mode: 0o644, data: Buffer.from(RUN_SH) },
+    { name: 'www/', mode: 0o755 },
+  ]);
+  const layerHex = sha256(layer);
+  const env = [
+    'PATH=/bin',
+    `PORT=${STANDIN_DEFAULT_PORTS[service]}`,
+    `STANDIN_SERVICE=${service}`,
+    `STANDIN_VERSION=${version}`,
+    ...(opts.broken ? ['STANDIN_BROKEN=1'] : []),
+  ];
+  const epoch = '1970-01-01T00:00:00Z';
+  const config = json({
+    architecture: goArch(process.arch),
+    os: 'linux',
+    created: epoch,
+    config: {
+      Env: env,
+      Entrypoint: ['/bin/busybox', 'sh', '/standin/run.sh'],
+      WorkingDir: '/',
+      Labels: { 'io.clgw.standin': opts.broken ? 'broken' : 'healthy' },
+    },
+    rootfs: { type: 'layers', diff_ids: [`sha256:${layerHex}`] },
+    history: [{ created: epoch, created_by: `scripts/standins.ts ${service} ${version}` }],
+  });
+  const configHex = sha256(config);
+  const manifest = json([
+    { Config: `${configHex}.json`, RepoTags: [reference], Layers: [`${layerHex}/layer.tar`] },
+  ]);
+  const archive = tar([
+    { name: `${configHex}.json`, mode: 0o644, data: config },
+    { name: `${layerHex}/`, mode: 0o755 },
+    { name: `${layerHex}/layer.tar`, mode: 0o644, data: layer },
+    { name: 'manifest.json', mode: 0o644, data: manifest },
+  ]);
+
+  await fs.mkdir(opts.out, { recursive: true });
+  const file = path.join(opts.out, `${name}-${version}${opts.broken ? '-broken' : ''}.tar`);
+  const temp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(temp, archive);
+  await fs.rename(temp, file);
+  return { file, reference, sha256: sha256(archive), size: archive.length, imageId: `sha256:${configHex}` };
+}
+
+interface TarEntry {
+  /** Relative path; a trailing `/` makes a directory. */
+  name: string;
+  mode: number;
+  data?: Buffer;
+}
+
+/**
+ * A minimal ustar writer: regular files and directories, owner 0:0, mtime 0, entries sorted by
+ * name, two zero blocks at the end. Enough for image layers and docker-archive wrappers, and
+ * deterministic by construction.
+ */
+export function tar(entries: readonly TarEntry[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const dir = e.name.endsWith('/');
+    const data = dir ? Buffer.alloc(0) : (e.data ?? Buffer.alloc(0));
+    if (Buffer.byteLength(e.name) > 100) throw new Error(`tar: name longer than 100 bytes: ${e.name}`);
+    const h = Buffer.alloc(512);
+    h.write(e.name, 0, 100, 'utf8');
+    h.write(octal(e.mode, 8), 100);
+    h.write(octal(0, 8), 108); // uid
+    h.write(octal(0, 8), 116); // gid
+    h.write(octal(data.length, 12), 124);
+    h.write(octal(0, 12), 136); // mtime
+    h.write('        ', 148); // checksum field counts as spaces while summing
+    h.write(dir ? '5' : '0', 156);
+    h.write('ustar\u000000', 257);
+    h.write('root', 265);
+    h.write('root', 297);
+    let sum = 0;
+    for (const byte of h) sum += byte;
+    h.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148);
+    blocks.push(h, data);
+    const pad = (512 - (data.length % 512)) % 512;
+    if (pad) blocks.push(Buffer.alloc(pad));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+/** A zero-padded octal number field of `width` bytes, NUL-terminated. */
+function octal(n: number, width: number): string {
+  const s = n.toString(8);
+  if (s.length > width - 1) throw new Error(`tar: ${n} does not fit a ${width}-byte field`);
+  return `${s.padStart(width - 1, '0')}\u0000`;
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function json(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value));
+}
+
+/** The OCI architecture name of Node's `process.arch`. */
+function goArch(arch: string): string {
+  return arch === 'x64' ? 'amd64' : arch === 'ia32' ? '386' : arch;
+}
+
+/** Whether an ELF file asks for a dynamic loader (has a PT_INTERP program header). */
+function hasInterpreter(elf: Buffer): boolean {
+  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46) throw new Error('busybox: not an ELF file');
+  const is64 = elf[4] === 2;
+  const le = elf[5] === 1;
+  const u16 = (o: number) => (le ? elf.readUInt16LE(o) : elf.readUInt16BE(o));
+  const u32 = (o: number) => (le ? elf.readUInt32LE(o) : elf.readUInt32BE(o));
+  const phoff = is64 ? Number(le ? elf.readBigUInt64LE(32) : elf.readBigUInt64BE(32)) : u32(28);
+  const phentsize = u16(is64 ? 54 : 42);
+  const phnum = u16(is64 ? 56 : 44);
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (at + 4 > elf.length) break;
+    if (u32(at) === 3) return true; // PT_INTERP
+  }
+  return false;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      version: { type: 'string', default: '1.0.0' },
+      broken: { type: 'boolean', default: false },
+      busybox: { type: 'string' },
+    },
+  });
+  if (!values.out) {
+    throw new Error('usage: scripts/standins.ts --out DIR [--broken] [--version V] [service...]');
+  }
+  const services = positionals.length ? positionals : [...STANDIN_SERVICES];
+  for (const s of services) {
+    if (!(STANDIN_SERVICES as readonly string[]).includes(s)) {
+      throw new Error(`unknown service '${s}' (known: ${STANDIN_SERVICES.join(', ')})`);
+    }
+    const built = await buildStandin({
+      service: s as StandinService,
+      version: values.version,
+      broken: values.broken,
+      out: values.out,
+      ...(values.busybox ? { busybox: values.busybox } : {}),
+    });
+    process.stdout.write(`${JSON.stringify(built)}\n`);
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).catch((e: unknown) => {
+    process.stderr.write(`scripts/standins.ts: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,67 @@
+/**
+ * The stand-in images are built without an engine and must be reproducible: the same inputs give
+ * a byte-identical docker-archive, whose layout a real tar reads.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { execFile } from '../../../agent/src/platform/exec.js';
+import { buildStandin } from '../../../scripts/standins.js';
+
+const work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-standins-'));
+afterAll(async () => {
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+describe('buildStandin', () => {
+  it('gives byte-identical archives for the same inputs', async () => {
+    const a = await buildStandin({ service: 'micloud', version: '2.0.1-7', out: path.join(work, 'a') });
+    const b = await buildStandin({ service: 'micloud', version: '2.0.1-7', out: path.join(work, 'b') });
+    expect(path.basename(a.file)).toBe('micloud-standin-2.0.1-7.tar');
+    expect(a.reference).toBe('localhost/micloud-standin:2.0.1-7');
+    expect(Buffer.compare(await fs.readFile(a.file), await fs.readFile(b.file))).toBe(0);
+    expect({ ...b, file: a.file }).toEqual(a);
+    expect(a.size).toBe((await fs.stat(a.file)).size);
+    expect(a.imageId).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('bakes "broken" into the image: another image, another file', async () => {
+    const ok = await buildStandin({ service: 'tunnel', version: '1.0.0', out: work });
+    const broken = await buildStandin({ service: 'tunnel', version: '1.0.0', broken: true, out: work });
+    expect(path.basename(broken.file)).toBe('tunnel-standin-1.0.0-broken.tar');
+    expect(broken.reference).toBe(ok.reference);
+    expect(broken.imageId).not.toBe(ok.imageId);
+    const config = await tarRead(broken.file, `${broken.imageId.slice('sha256:'.length)}.json`);
+    expect(JSON.parse(config).config.Env).toContain('STANDIN_BROKEN=1');
+  });
+
+  it('writes a docker-archive a real tar reads: manifest, config, one layer with busybox and the script', async () => {
+    const built = await buildStandin({ service: 'freeswitch', version: '1.10.9', out: work });
+    const manifest = JSON.parse(await tarRead(built.file, 'manifest.json')) as {
+      Config: string;
+      RepoTags: string[];
+      Layers: string[];
+    }[];
+    expect(manifest).toHaveLength(1);
+    expect(manifest[0]!.RepoTags).toEqual(['localhost/freeswitch-standin:1.10.9']);
+    expect(manifest[0]!.Layers).toHaveLength(1);
+    const config = JSON.parse(await tarRead(built.file, manifest[0]!.Config));
+    expect(config.config.Entrypoint).toEqual(['/bin/busybox', 'sh', '/standin/run.sh']);
+    expect(config.config.Env).toContain('PORT=8083');
+    const listing = (await execFile('tar', ['-tvf', built.file])).stdout;
+    expect(listing).toMatch(/root\/root .* 1970-01-01 00:00 manifest\.json/);
+    await execFile('tar', ['-xf', built.file, '-C', work, manifest[0]!.Layers[0]!]);
+    const layer = (await execFile('tar', ['-tvf', path.join(work, manifest[0]!.Layers[0]!)])).stdout;
+    expect(layer).toMatch(/^-rwxr-xr-x root\/root .* bin\/busybox$/m);
+    expect(layer).toMatch(/^-rw-r--r-- root\/root .* standin\/run\.sh$/m);
+  });
+
+  it('refuses a version that cannot be a tag', async () => {
+    await expect(buildStandin({ service: 'tunnel', version: '1.0+build', out: work })).rejects.toThrow(/tag/);
+  });
+});
+
+async function tarRead(file: string, member: string): Promise<string> {
+  return (await execFile('tar', ['-xOf', file, member])).stdout;
+}
