@@ -3,17 +3,17 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export npm_config_update_notifier := false
 
-.PHONY: help setup build check test test-unit test-integration demo bench powercut clean
+.PHONY: help setup build check test test-unit test-integration test-powercut demo bench powercut clean
 
 help:
 	@echo "make demo   - build a release, simulate an appliance, update A->B and roll back a broken release"
 	@echo "make test   - every test tier; ends with 'N passed, M failed[, K skipped]'"
 	@echo "make check  - typecheck + lint"
 	@echo "make bench  - install throughput, stage limits, peak RSS (prints a JSON last line)"
-	@echo "make powercut N=1000 - the power-cut torture run (not yet part of make test)"
+	@echo "make powercut N=1000 - the power-cut torture run (make test runs 100 cuts of it)"
 
 setup:
-	@scripts/setup base
+	@scripts/setup base containers
 
 build: setup
 	@npx tsc -b agent image recovery
@@ -31,6 +31,9 @@ test-unit: build
 
 test-integration: build
 	@node scripts/test.mjs integration
+
+test-powercut: build
+	@node scripts/test.mjs powercut
 
 demo: build
 	@scripts/demo

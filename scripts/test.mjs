@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Runs every test tier with vitest and ends with the plain line `N passed, M failed[, K skipped]`
 // summed over the tiers; the reason for each skip is printed above it.
-// Usage: node scripts/test.mjs [tier...]   tiers: unit, integration (default: all)
+// Usage: node scripts/test.mjs [tier...]   tiers: unit, integration, powercut (default: all)
+// The powercut tier is the power-cut torture run with POWERCUT_CUTS cuts (default 100).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const allTiers = ['unit', 'integration'];
+const allTiers = ['unit', 'integration', 'powercut'];
 const tiers = process.argv.slice(2).length ? process.argv.slice(2) : allTiers;
 const cache = path.join(root, '.cache/test');
 mkdirSync(cache, { recursive: true });

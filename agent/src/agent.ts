@@ -1,5 +1,8 @@
 import { type Actor, createActor } from 'xstate';
 import { updateEffects } from './actors/effects.js';
+import { runContainerUpgrade } from './containers/run.js';
+import type { ContainersState } from './containers/state.js';
+import { type ContainersView, containersView } from './containers/view.js';
 import type { Deps } from './deps.js';
 import { ClgwError } from './errors.js';
 import type { Journal, Trigger } from './machine/journal.js';
@@ -9,6 +12,8 @@ import {
   type UpdateEvent,
   type UpdateMachine,
 } from './machine/update.machine.js';
+import { changeNetwork, type NetworkView, readNetwork } from './network/network.js';
+import type { NetworkInput } from './network/settings.js';
 import { markBad, markGood } from './slot/bootchooser.js';
 import { readBootedSlot } from './slot/booted.js';
 import { readGrubenv, writeGrubenv } from './slot/grubenv-file.js';
@@ -37,6 +42,8 @@ export class Agent {
   private readonly deps: Deps;
   private lastState = '';
   private dataResetRunning = false;
+  private networkChanging = false;
+  private containerRun: Promise<ContainersState> | undefined;
   /** Journal writes under way, so stop() can let them finish. */
   private readonly persisting = new Set<Promise<void>>();
 
@@ -124,6 +131,8 @@ export class Agent {
       case 'check':
         return this.send({ type: 'CHECK', install: false, trigger: 'user' }, 'check for a release');
       case 'update':
+        if (this.containerRun)
+          throw new ClgwError('BUSY', 'cannot start an update: a container upgrade is running');
         return this.send(
           { type: 'CHECK', install: true, trigger: req.trigger ?? 'user', force: req.force ?? false },
           'start an update',
@@ -155,6 +164,51 @@ export class Agent {
           this.dataResetRunning = false;
         }
         return;
+    }
+  }
+
+  /**
+   * Starts a container upgrade (compat.yaml's containers for this platform) and returns its
+   * promise. Refused (BUSY) while one runs, and while a gateway OS update is under way: the
+   * containers follow an OS update only once its new slot is committed.
+   */
+  upgradeContainers(opts: {
+    trigger: 'boot' | 'window' | 'user';
+    force?: boolean;
+  }): Promise<ContainersState> {
+    if (this.containerRun) throw new ClgwError('BUSY', 'a container upgrade is already running');
+    if (!SETTLED.has(String(this.actor.getSnapshot().value))) {
+      throw new ClgwError(
+        'BUSY',
+        `cannot upgrade the containers while the gateway OS update is under way (state ${this.state}); they follow once it is committed`,
+        { details: { state: this.state } },
+      );
+    }
+    const run = runContainerUpgrade(this.deps, opts).finally(() => {
+      this.containerRun = undefined;
+    });
+    this.containerRun = run;
+    return run;
+  }
+
+  /** The service containers as the engine shows them, with their health and last upgrade. */
+  containers(): Promise<ContainersView> {
+    return containersView(this.deps, this.containerRun !== undefined);
+  }
+
+  /** The network settings in effect (saved, or the factory default). */
+  network(): Promise<NetworkView> {
+    return readNetwork(this.deps.paths);
+  }
+
+  /** A technician's network change: validated (SETTING_INVALID), saved, rendered, applied. */
+  async changeNetwork(input: NetworkInput): Promise<NetworkView> {
+    if (this.networkChanging) throw new ClgwError('BUSY', 'a network change is already being applied');
+    this.networkChanging = true;
+    try {
+      return await changeNetwork(this.deps, input);
+    } finally {
+      this.networkChanging = false;
     }
   }
 

@@ -1,6 +1,8 @@
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { ProgressTracker } from './actors/progress.js';
 import { configPath, loadConfig } from './config.js';
+import { createEngine } from './containers/engine.js';
 import type { Deps, RebootPort } from './deps.js';
 import { ClgwError } from './errors.js';
 import { writeJournal } from './machine/journal-file.js';
@@ -52,6 +54,9 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
     reboot: opts.reboot,
     progress: new ProgressTracker(() => clock.now()),
     trustedRootsPem,
+    engine: createEngine(
+      path.isAbsolute(config.engineSocket) ? config.engineSocket : configPath(paths, config.engineSocket),
+    ),
     persistJournal: (j) => writeJournal(paths.journal, j),
   };
 }

@@ -4,6 +4,7 @@ import { ClgwError } from './errors.js';
 import { readJsonFile } from './platform/atomic.js';
 import type { AppliancePaths } from './platform/paths.js';
 import { PLATFORMS } from './release/schema.js';
+import { DEFAULT_PROFILE, PROFILE_NAMES } from './system/profiles.js';
 
 /** The vendor's download server; a local mirror is configured in development and tests. */
 export const DEFAULT_BASE_URL = 'https://download.mitel.io/';
@@ -18,6 +19,35 @@ const configSchema = z
     dnsServers: z.array(z.string()).max(4).optional(),
     /** `systemd` on the appliance; `simulator` exits the agent so the boot emulator can "reboot". */
     reboot: z.enum(['systemd', 'simulator']).default('systemd'),
+    /** The LAN port the network settings apply to (the image names the first NIC eth0). */
+    lanInterface: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,15}$/)
+      .default('eth0'),
+    /**
+     * How changed network settings take effect: `systemd` (networkctl reload/reconfigure,
+     * hostnamectl) on the appliance; `none` where there is no interface to configure (the
+     * simulator without a network namespace) — the files are written either way.
+     */
+    networkApply: z.enum(['systemd', 'none']).default('systemd'),
+    /**
+     * The container engine's Docker-compatible API (Podman's service socket): an absolute path as
+     * it is; a relative one under the appliance root.
+     */
+    engineSocket: z.string().min(1).default('/run/podman/podman.sock'),
+    /** Health port of each service on 127.0.0.1 for a first install (later: the container's own). */
+    containerPorts: z
+      .object({
+        tunnel: z.number().int().min(1).max(65535).default(8081),
+        micloud: z.number().int().min(1).max(65535).default(8082),
+        freeswitch: z.number().int().min(1).max(65535).default(8083),
+      })
+      .strict()
+      .default({ tunnel: 8081, micloud: 8082, freeswitch: 8083 }),
+    /** How long a new container has to answer `GET /health` with 200. */
+    containerHealthTimeoutMs: z.number().int().positive().max(600_000).default(60_000),
+    /** The performance profile (until detection lands, the configured one; default small). */
+    profile: z.enum(PROFILE_NAMES).default(DEFAULT_PROFILE),
     /** Check for an update (and install it) each time the agent starts after a boot. */
     updateAtBoot: z.boolean().default(true),
     /** Deadline for each release health hook after a boot. */

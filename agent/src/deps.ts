@@ -1,5 +1,6 @@
 import type { ProgressTracker } from './actors/progress.js';
 import type { AgentConfig } from './config.js';
+import type { EnginePort } from './containers/engine-port.js';
 import type { Journal } from './machine/journal.js';
 import type { Clock } from './platform/clock.js';
 import type { HttpClient } from './platform/http.js';
@@ -22,6 +23,8 @@ export interface Deps {
   progress: ProgressTracker;
   /** PEM of the release signing root(s) pinned on this appliance. */
   trustedRootsPem: string;
+  /** The container engine (Podman's Docker-compatible API). */
+  engine: EnginePort;
   /** Persist the update journal (atomic). Effects call it at download checkpoints. */
   persistJournal(journal: Journal): Promise<void>;
 }

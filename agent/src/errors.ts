@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * One error type for the whole agent. Every failure carries a stable `code` (what scripts, the
  * console and the portal switch on), a `transient` flag (worth retrying without changing anything)
@@ -95,6 +97,16 @@ export interface SerializedError {
   transient: boolean;
   details?: Record<string, unknown>;
 }
+
+/** The schema of a persisted {@link SerializedError} (journal, container state). */
+export const serializedErrorSchema = z
+  .object({
+    code: z.enum(ERROR_CODES),
+    message: z.string(),
+    transient: z.boolean(),
+    details: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
 
 export function isClgwError(e: unknown): e is ClgwError {
   return e instanceof ClgwError;

@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   port = rebootPort(deps.config.reboot, paths, shutdown);
 
   // Nothing writes yet: temp files now are leftovers of writes a power cut interrupted.
-  for (const dir of [paths.dataDir, path.dirname(paths.grubenv)]) {
+  for (const dir of [paths.dataDir, paths.networkDir, path.dirname(paths.grubenv)]) {
     const stale = await removeStaleTemps(dir);
     if (stale.length > 0) log.info('removed temp files of interrupted writes', { dir, files: stale });
   }
@@ -85,9 +85,13 @@ async function main(): Promise<void> {
 
   const settled = await agent.waitSettled();
   if (deps.config.updateAtBoot && settled !== 'failed') {
-    agent
-      .request({ type: 'update', trigger: 'boot' })
-      .catch((e) => log.warn('boot-time update not started', { error: serializeError(e) }));
+    try {
+      await agent.request({ type: 'update', trigger: 'boot' });
+      // A gateway OS update ends in a reboot; otherwise the containers follow (SPEC §3).
+      if ((await agent.waitSettled()) !== 'failed') await agent.upgradeContainers({ trigger: 'boot' });
+    } catch (e) {
+      log.warn('boot-time update not completed', { error: serializeError(e) });
+    }
   }
 }
 

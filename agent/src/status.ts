@@ -1,8 +1,10 @@
 import { promises as fs } from 'node:fs';
 import type { Progress } from './actors/progress.js';
+import { type ContainersState, readContainersState } from './containers/state.js';
 import { type SerializedError, serializeError } from './errors.js';
 import type { CheckResult, Journal, UpdateResult, UpdateState } from './machine/journal.js';
 import { readJournal } from './machine/journal-file.js';
+import { type NetworkView, readNetwork } from './network/network.js';
 import type { AppliancePaths, SlotName } from './platform/paths.js';
 import { describeSlots } from './slot/bootchooser.js';
 import { bootedSlotFromCmdline } from './slot/cmdline.js';
@@ -43,6 +45,10 @@ export interface Status {
   order: string[];
   slots: Record<SlotName, SlotView>;
   bootEnvironment: { readable: boolean; error?: string; recoveryRequested: boolean };
+  /** Each service container's last upgrade (version, downtime); `clgw containers` has the live view. */
+  containers: ContainersState['last'];
+  /** The network settings in effect. */
+  network: NetworkView;
   /** Alarm history, newest last; an alarm without `clearedAt` is active. */
   alarms: Alarm[];
   updatedAt: string | null;
@@ -127,6 +133,8 @@ export async function collectStatus(
     order,
     slots: { A: slotView('A'), B: slotView('B') },
     bootEnvironment,
+    containers: (await readContainersState(paths.containersState).catch(() => undefined))?.last ?? {},
+    network: await readNetwork(paths),
     alarms: await readAlarms(paths.alarms).catch(() => []),
     updatedAt: journal?.updatedAt ?? null,
   };

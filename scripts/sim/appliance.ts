@@ -73,6 +73,9 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
     platform: opts.platform,
     baseUrl: opts.baseUrl,
     reboot: 'simulator',
+    // The simulated appliance has no LAN port: network changes are saved and rendered, not
+    // applied to an interface (tests that need one configure a network namespace).
+    networkApply: 'none',
     ...opts.config,
   };
   if (opts.mirrorCaPem) {

@@ -2,19 +2,61 @@
  * The scenarios the power-cut test runs, what a technician does in each, and what the appliance
  * must look like at the end — as a function of what the cuts hit.
  *
- * Extension point: a scenario is one entry of {@link SCENARIOS}. Settings changes that do not
- * exist yet (network configuration, SSH access: a later issue) join as scenarios whose `request`
- * is the API call that changes them and whose `expect().network` names the files the data
- * partition must then hold ({@link TreeExpectation} with a digest map), e.g.
- *
- *   'network-static': { template: 'committed', armAt: 'request',
- *     request: { endpoint: '/v1/network', body: {...}, takesEffect: 'ack' },
- *     expect: (o) => ({ ..., network: { files: digestsOf(NEW_NETWORK_FILES) } }) }
+ * Extension point: a scenario is one entry of {@link SCENARIOS}. A settings change joins as a
+ * scenario whose `request` is the API call that makes it and whose `expect().network` names the
+ * files the data partition must then hold ({@link TreeExpectation} with a digest map), as
+ * `network-change` does; SSH access (a later issue) joins the same way.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import {
+  type NetworkInput,
+  type NetworkSettings,
+  renderHostname,
+  renderNetworkUnit,
+  validateNetworkSettings,
+} from '../../agent/src/network/settings.js';
 import type { AppliancePaths, SlotName } from '../../agent/src/platform/paths.js';
+
+/**
+ * The files of the data partition's `network/` directory for these settings, exactly as the agent
+ * saves and renders them (the simulator's LAN port is eth0), so a seeded appliance is consistent.
+ */
+function networkFiles(settings: NetworkSettings): Record<string, string> {
+  return {
+    'network/settings.json': `${JSON.stringify(settings, null, 2)}\n`,
+    'network/10-clgw.network': renderNetworkUnit(settings, 'eth0'),
+    'network/hostname': renderHostname(settings),
+  };
+}
+
+const SEEDED_NETWORK = validateNetworkSettings({
+  hostname: 'gateway-hq',
+  mode: 'static',
+  address: '10.0.0.20',
+  netmask: '24',
+  gateway: '10.0.0.1',
+  dns: '10.0.0.53',
+});
+
+/** The technician's change in `network-change`: another address, another hostname. */
+const NEW_NETWORK_INPUT: NetworkInput = {
+  hostname: 'gateway-branch',
+  mode: 'static',
+  address: '192.168.40.7',
+  netmask: '255.255.255.0',
+  gateway: '192.168.40.1',
+  dns: '192.168.40.53, 9.9.9.9',
+};
+
+function digests(files: Record<string, string>, top: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [rel, content] of Object.entries(files)) {
+    out[rel.slice(top.length + 1)] = createHash('sha256').update(content).digest('hex');
+  }
+  return out;
+}
 
 export type ScenarioName =
   | 'update'
@@ -23,7 +65,8 @@ export type ScenarioName =
   | 'factory-reset'
   | 'data-reset'
   | 'data-reset-during-update'
-  | 'update-again';
+  | 'update-again'
+  | 'network-change';
 
 /** Appliance roots prepared once per run and copied for every case (see harness.ts). */
 export type TemplateName =
@@ -45,8 +88,7 @@ export const USER_DATA: Record<string, string | Buffer> = {
     createHash('sha256').update('clgw powercut token').digest().toString('hex'),
   ),
   'onboarding/advanced.json': '{"sipTls":true}\n',
-  'network/10-eth0.network': '[Match]\nName=eth0\n[Network]\nAddress=10.0.0.20/24\nGateway=10.0.0.1\n',
-  'network/hostname': 'gateway-hq\n',
+  ...networkFiles(SEEDED_NETWORK),
 };
 
 /** Writes {@link USER_DATA} (fsynced: it was there long before the test). */
@@ -286,6 +328,29 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
       version: '1.2.0',
       result: { outcome: 'committed', version: '1.2.0' },
       ...(o.criticalCuts > 0 ? RESET_ALL : KEEP_ALL),
+      alarmsCleared: true,
+    }),
+  },
+  'network-change': {
+    name: 'network-change',
+    summary: 'on 1.1.0: a technician sets another static address and hostname',
+    template: 'committed',
+    tree: 'good',
+    platform: 'virtual',
+    armAt: 'request',
+    request: { endpoint: '/v1/network', body: { ...NEW_NETWORK_INPUT }, takesEffect: 'ack' },
+    downloads: false,
+    recovers: false,
+    expect: (o) => ({
+      slot: 'B',
+      version: '1.1.0',
+      result: { outcome: 'committed', version: '1.1.0' },
+      ...(o.criticalCuts > 0
+        ? RESET_ALL
+        : {
+            onboarding: 'intact' as const,
+            network: { files: digests(networkFiles(validateNetworkSettings(NEW_NETWORK_INPUT)), 'network') },
+          }),
       alarmsCleared: true,
     }),
   },

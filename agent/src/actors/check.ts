@@ -5,6 +5,7 @@ import type { CheckOutcome } from '../machine/update.machine.js';
 import { otherSlot } from '../platform/paths.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '../release/parse.js';
 import { decideUpdate } from '../release/policy.js';
+import type { Compat } from '../release/schema.js';
 import { verifyCompatSignature } from '../release/signature.js';
 import { readBootedSlot } from '../slot/booted.js';
 import { clearRecovered, updateAlarms } from '../state/alarms.js';
@@ -22,17 +23,15 @@ export function compatUrl(baseUrl: string, file: string, nowMs: number): URL {
 }
 
 /**
- * Fetches compat.yaml and its signature, verifies the signature chain to the pinned root before
- * parsing anything, applies the version rules, and records the serial (replay protection).
+ * Fetches compat.yaml and its signature and verifies the signature chain to the pinned root
+ * before parsing anything. Nothing from the document may be used before this returns.
  */
-export async function checkForRelease(
-  deps: Deps,
-  journal: Journal,
+export async function fetchCompat(
+  deps: Pick<Deps, 'http' | 'config' | 'trustedRootsPem'>,
+  now: number,
   signal: AbortSignal,
-): Promise<CheckOutcome> {
-  const now = deps.clock.now();
+): Promise<{ compat: Compat; signer: string }> {
   const docUrl = compatUrl(deps.config.baseUrl, 'compat.yaml', now);
-  deps.log.info('checking for a release', { url: docUrl.toString(), trigger: journal.trigger });
   const document = await deps.http.getBuffer(docUrl.toString(), { maxBytes: MAX_COMPAT_BYTES, signal });
   let envelope: Buffer | undefined;
   try {
@@ -44,8 +43,27 @@ export async function checkForRelease(
     // A mirror without the signature is an unsigned release: say so, not "HTTP 404".
     if (!(isClgwError(e) && e.code === 'HTTP_STATUS' && e.details.status === 404)) throw e;
   }
-  const signer = verifyCompatSignature({ document, envelope, trustedRootsPem: deps.trustedRootsPem, now });
-  const compat = parseCompat(document);
+  const { signer } = verifyCompatSignature({
+    document,
+    envelope,
+    trustedRootsPem: deps.trustedRootsPem,
+    now,
+  });
+  return { compat: parseCompat(document), signer };
+}
+
+/**
+ * Fetches and verifies compat.yaml ({@link fetchCompat}), applies the version rules, and records
+ * the serial (replay protection).
+ */
+export async function checkForRelease(
+  deps: Deps,
+  journal: Journal,
+  signal: AbortSignal,
+): Promise<CheckOutcome> {
+  const now = deps.clock.now();
+  deps.log.info('checking for a release', { baseUrl: deps.config.baseUrl, trigger: journal.trigger });
+  const { compat, signer } = await fetchCompat(deps, now, signal);
 
   const [history, runningVersion, booted] = await Promise.all([
     readHistory(deps.paths.history),
@@ -64,7 +82,7 @@ export async function checkForRelease(
   }
   deps.log.info('compat.yaml verified', {
     serial: decision.serial,
-    signer: signer.signer,
+    signer,
     decision: decision.kind,
   });
 

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import type { Deps } from '../deps.js';
+import { reconcileNetwork } from '../network/network.js';
 import { markGood } from '../slot/bootchooser.js';
 import { readBootedSlot } from '../slot/booted.js';
 import { grubenvEqual } from '../slot/grubenv.js';
@@ -19,6 +20,7 @@ export async function startup(deps: Deps): Promise<void> {
   if (await dataResetPending(deps.paths))
     await dataReset(deps.paths, deps.log, 'finishing a data reset cut off by a restart');
   await noteRecovery(deps);
+  await reconcileNetwork(deps);
   const slot = await readBootedSlot(deps.paths);
   const health = await checkHealth(deps, { slot });
   // A slot nobody recorded (the factory install, or after a data reset) is recorded as found.

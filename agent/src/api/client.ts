@@ -1,5 +1,8 @@
 import http from 'node:http';
+import type { ContainersView } from '../containers/view.js';
 import { ClgwError, isErrorCode } from '../errors.js';
+import type { NetworkView } from '../network/network.js';
+import type { NetworkInput } from '../network/settings.js';
 import type { Status } from '../status.js';
 
 /** A client of the agent's local API over its unix socket. */
@@ -11,6 +14,22 @@ export class AgentClient {
 
   status(): Promise<Status> {
     return this.call('GET', '/v1/status') as Promise<Status>;
+  }
+
+  containers(): Promise<ContainersView> {
+    return this.call('GET', '/v1/containers') as Promise<ContainersView>;
+  }
+
+  upgradeContainers(force: boolean): Promise<ContainersView> {
+    return this.call('POST', '/v1/containers/update', { force }) as Promise<ContainersView>;
+  }
+
+  network(): Promise<NetworkView> {
+    return this.call('GET', '/v1/network') as Promise<NetworkView>;
+  }
+
+  changeNetwork(input: NetworkInput): Promise<NetworkView> {
+    return this.call('POST', '/v1/network', input) as Promise<NetworkView>;
   }
 
   post(endpoint: string, body: Record<string, unknown> = {}): Promise<Status> {

@@ -43,7 +43,7 @@ const ROUTES: Record<string, (body: unknown) => AgentRequest> = {
 
 function httpStatusOf(code: string): number {
   if (code === 'BUSY' || code === 'NOT_ALLOWED') return 409;
-  if (code === 'INVALID_REQUEST') return 400;
+  if (code === 'INVALID_REQUEST' || code === 'SETTING_INVALID') return 400;
   return 500;
 }
 
@@ -67,6 +67,8 @@ async function readBody(req: http.IncomingMessage): Promise<unknown> {
  * The local API: JSON over HTTP on a unix socket (root-only), for the CLI and the console.
  * `GET /v1/status`; `POST /v1/{check,update,retry,reboot,mark-good,mark-bad}`. A check answers when
  * it is done; an update answers at once (202) and is followed through the status.
+ * `GET /v1/network` the settings in effect; `POST /v1/network` changes them (answers once applied).
+ * `GET /v1/containers` the service containers; `POST /v1/containers/update` starts their upgrade (202).
  */
 export async function startApiServer(
   agent: Agent,
@@ -83,6 +85,38 @@ export async function startApiServer(
     (async () => {
       const url = new URL(req.url ?? '/', 'http://agent');
       if (req.method === 'GET' && url.pathname === '/v1/status') return reply(200, await agent.status());
+      if (url.pathname === '/v1/containers') {
+        if (req.method !== 'GET')
+          return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use GET' } });
+        return reply(200, await agent.containers());
+      }
+      if (url.pathname === '/v1/containers/update') {
+        if (req.method !== 'POST')
+          return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use POST' } });
+        let force: boolean;
+        try {
+          force = updateBody.parse(await readBody(req)).force ?? false;
+        } catch (e) {
+          throw new ClgwError(
+            'INVALID_REQUEST',
+            e instanceof z.ZodError ? `invalid request: ${e.issues[0]?.message}` : toClgwError(e).message,
+          );
+        }
+        // Answers once the run started; its progress and end are in GET /v1/containers.
+        agent
+          .upgradeContainers({ trigger: 'user', force })
+          .catch((e) => log.warn('container upgrade failed', { error: toClgwError(e).message }));
+        return reply(202, await agent.containers());
+      }
+      if (url.pathname === '/v1/network') {
+        if (req.method === 'GET') return reply(200, await agent.network());
+        if (req.method !== 'POST')
+          return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use GET or POST' } });
+        const body = await readBody(req);
+        if (typeof body !== 'object' || body === null || Array.isArray(body))
+          throw new ClgwError('INVALID_REQUEST', 'the network settings must be a JSON object');
+        return reply(200, await agent.changeNetwork(body));
+      }
       const route = ROUTES[url.pathname];
       if (!route)
         return reply(404, {
@@ -107,7 +141,9 @@ export async function startApiServer(
     })().catch((e) => {
       const err = toClgwError(e);
       log.warn('API request refused', { path: req.url, code: err.code, message: err.message });
-      reply(httpStatusOf(err.code), { error: { code: err.code, message: err.message } });
+      reply(httpStatusOf(err.code), {
+        error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) },
+      });
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { SingleBar } from 'cli-progress';
 import { AgentClient } from '../api/client.js';
+import type { ContainersView } from '../containers/view.js';
 import { ClgwError, isClgwError, toClgwError } from '../errors.js';
+import { toInput } from '../network/settings.js';
 import { appliancePaths } from '../platform/paths.js';
 import { collectStatus, type Status } from '../status.js';
 
@@ -17,6 +19,10 @@ const USAGE = `usage: clgw <command> [options]
   check                look for a new release (does not install)
   update [--force]     install the newest release and follow it to the end
                        (--force: also a release that was rolled back on this appliance)
+  update --containers [--force]
+                       upgrade only the service containers to what compat.yaml names
+  containers [--json]  the service containers: version, image, state, health, uptime,
+                       and the last upgrade with its downtime
   retry                recovery action after a failed update: try again
   reboot               recovery action after a failed update: restart the appliance
   mark-good            mark the booted slot good
@@ -26,6 +32,12 @@ const USAGE = `usage: clgw <command> [options]
                        appliance only; erases all data; refused in the critical phase)
   data-reset --confirm erase the onboarding data (account link, PBX settings, tokens,
                        advanced settings); keeps software and network configuration
+  network [--json]     the network settings in effect
+  network --dhcp [--hostname NAME]
+  network --static --address IP --netmask MASK [--gateway IP] [--dns IP,IP] [--hostname NAME]
+  network --hostname NAME
+                       change the LAN port's IPv4 settings and/or the hostname (MASK: dotted
+                       or a prefix length); the other settings stay as they are
 environment: CLGW_ROOT (appliance root, default /)`;
 
 const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, refused: 4 } as const;
@@ -34,6 +46,7 @@ function exitCodeOf(e: unknown): number {
   if (!isClgwError(e)) return EXIT.failed;
   if (e.code === 'AGENT_UNREACHABLE') return EXIT.unreachable;
   if (e.code === 'BUSY' || e.code === 'NOT_ALLOWED') return EXIT.refused;
+  if (e.code === 'SETTING_INVALID') return EXIT.usage;
   return EXIT.failed;
 }
 
@@ -69,10 +82,92 @@ export function formatStatus(s: Status): string {
       .join(', ');
     lines.push(`slot ${slot}:       ${v.version ?? '(empty)'} — ${flags}`);
   }
+  for (const [service, r] of Object.entries(s.containers)) {
+    lines.push(
+      `container:    ${service} ${r.version ?? '-'} — ${r.outcome}${r.from && r.from !== r.version ? ` from ${r.from}` : ''} at ${r.at}${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
+    );
+  }
+  lines.push(`network:      ${s.network.settings.hostname}, ${s.network.summary}`);
   lines.push(
     `boot order:   ${s.order.join(' ') || '?'}${s.bootEnvironment.readable ? '' : ` (boot environment unreadable: ${s.bootEnvironment.error})`}`,
   );
   return lines.join('\n');
+}
+
+function seconds(ms: number | undefined): string {
+  return ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function uptime(s: number | undefined): string {
+  if (s === undefined) return '-';
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.floor(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h`;
+}
+
+export function formatContainers(v: ContainersView): string {
+  const lines: string[] = [];
+  if (!v.engine.reachable) lines.push(`container engine not reachable: ${v.engine.error?.message ?? '?'}`);
+  const header = ['NAME', 'VERSION', 'IMAGE', 'STATE', 'HEALTH', 'UPTIME', 'LAST UPGRADE', 'DOWNTIME'];
+  const rows = v.containers.map((c) => [
+    c.service,
+    c.version ?? '-',
+    c.image ?? '-',
+    c.state,
+    c.health,
+    uptime(c.uptimeSeconds),
+    c.last ? `${c.last.outcome}${c.last.from ? ` from ${c.last.from}` : ''} ${c.last.at}` : '-',
+    seconds(c.last?.downtimeMs),
+  ]);
+  if (rows.length === 0) lines.push('no service containers');
+  else {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const r of [header, ...rows])
+      lines.push(
+        r
+          .map((x, i) => x.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      );
+  }
+  for (const c of v.containers) {
+    if (c.last?.outcome === 'rolledBack' && c.last.error)
+      lines.push(`${c.service}: rolled back: ${c.last.error.message}`);
+    if (c.rejected.length)
+      lines.push(
+        `${c.service}: not installed again automatically: ${c.rejected.join(', ')} (clgw update --containers --force)`,
+      );
+  }
+  if (v.running) lines.push('a container upgrade is running');
+  else if (v.lastRun?.outcome === 'failed')
+    lines.push(`last run failed: ${v.lastRun.error?.code}: ${v.lastRun.error?.message}`);
+  return lines.join('\n');
+}
+
+/** `clgw update --containers`: starts the run and follows it to its end. */
+async function updateContainers(client: AgentClient, force: boolean): Promise<number> {
+  const since = Date.now() - 1000;
+  try {
+    await client.upgradeContainers(force);
+  } catch (e) {
+    if (!(isClgwError(e) && e.code === 'BUSY' && e.message.includes('container upgrade'))) throw e;
+    process.stdout.write('a container upgrade is already running — following it\n');
+  }
+  let v: ContainersView;
+  for (;;) {
+    v = await client.containers();
+    if (!v.running && v.lastRun && Date.parse(v.lastRun.at) >= since) break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  process.stdout.write(`${formatContainers(v)}\n`);
+  if (v.lastRun?.outcome === 'failed') {
+    process.stderr.write(`clgw: ${v.lastRun.error?.code}: ${v.lastRun.error?.message}\n`);
+    return EXIT.failed;
+  }
+  const rolledBack = v.containers.filter(
+    (c) => c.last?.outcome === 'rolledBack' && Date.parse(c.last.at) >= since,
+  );
+  return rolledBack.length > 0 ? EXIT.failed : EXIT.ok;
 }
 
 async function follow(client: AgentClient, since: number, tty: boolean): Promise<Status> {
@@ -144,13 +239,55 @@ async function follow(client: AgentClient, since: number, tty: boolean): Promise
   }
 }
 
+const NETWORK_VALUES = ['--hostname', '--address', '--netmask', '--gateway', '--dns'] as const;
+
+/** `clgw network …`: shows the settings, or changes them starting from the ones in effect. */
+async function network(client: AgentClient, args: string[]): Promise<number> {
+  const values: Record<string, string> = {};
+  const flags = new Set<string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if ((NETWORK_VALUES as readonly string[]).includes(a)) {
+      const v = args[++i];
+      if (v === undefined) throw new ClgwError('INVALID_REQUEST', `${a} needs a value`);
+      values[a.slice(2)] = v;
+    } else if (a === '--dhcp' || a === '--static' || a === '--json') flags.add(a);
+    else throw new ClgwError('INVALID_REQUEST', `unknown option "${a}" for network`);
+  }
+  if (flags.has('--dhcp') && flags.has('--static'))
+    throw new ClgwError('INVALID_REQUEST', 'choose one of --dhcp and --static');
+  const current = await client.network();
+  if (Object.keys(values).length === 0 && !flags.has('--dhcp') && !flags.has('--static')) {
+    const s = current.settings;
+    process.stdout.write(
+      flags.has('--json')
+        ? `${JSON.stringify(current, null, 2)}\n`
+        : `hostname: ${s.hostname}\nIPv4:     ${current.summary}${current.source === 'default' ? ' (factory default)' : ''}\n${current.error ? `warning:  ${current.error}\n` : ''}`,
+    );
+    return EXIT.ok;
+  }
+  const staticArgs = ['address', 'netmask', 'gateway', 'dns'].filter((k) => k in values);
+  if (staticArgs.length > 0 && !flags.has('--static'))
+    throw new ClgwError('INVALID_REQUEST', `--${staticArgs[0]} needs --static`);
+  const keep = toInput(current.settings);
+  const input = flags.has('--static')
+    ? { hostname: values.hostname ?? keep.hostname, mode: 'static', ...values }
+    : flags.has('--dhcp')
+      ? { hostname: values.hostname ?? keep.hostname, mode: 'dhcp' }
+      : { ...keep, hostname: values.hostname };
+  const view = await client.changeNetwork(input);
+  process.stdout.write(`network settings applied: hostname ${view.settings.hostname}, ${view.summary}\n`);
+  return EXIT.ok;
+}
+
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const flags = new Set(rest);
   const known: Record<string, string[]> = {
     status: ['--json'],
     check: [],
-    update: ['--force'],
+    update: ['--force', '--containers'],
+    containers: ['--json'],
     retry: [],
     reboot: [],
     'mark-good': [],
@@ -162,13 +299,13 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return command ? EXIT.ok : EXIT.usage;
   }
+  const paths = appliancePaths(process.env.CLGW_ROOT ?? '/');
+  const client = new AgentClient(paths.socket);
+  if (command === 'network') return network(client, rest);
   const allowed = known[command];
   if (!allowed) throw new ClgwError('INVALID_REQUEST', `unknown command "${command}"`);
   for (const f of rest)
     if (!allowed.includes(f)) throw new ClgwError('INVALID_REQUEST', `unknown option "${f}" for ${command}`);
-
-  const paths = appliancePaths(process.env.CLGW_ROOT ?? '/');
-  const client = new AgentClient(paths.socket);
 
   switch (command) {
     case 'status': {
@@ -191,7 +328,15 @@ async function run(argv: string[]): Promise<number> {
       process.stdout.write(`${s.check?.message ?? s.state}\n`);
       return EXIT.ok;
     }
+    case 'containers': {
+      const v = await client.containers();
+      process.stdout.write(
+        flags.has('--json') ? `${JSON.stringify(v, null, 2)}\n` : `${formatContainers(v)}\n`,
+      );
+      return EXIT.ok;
+    }
     case 'update': {
+      if (flags.has('--containers')) return updateContainers(client, flags.has('--force'));
       const since = Date.now() - 1000;
       try {
         await client.post('/v1/update', { force: flags.has('--force') });

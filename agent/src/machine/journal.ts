@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CODES, type SerializedError } from '../errors.js';
+import { type SerializedError, serializedErrorSchema } from '../errors.js';
 import type { SlotName } from '../platform/paths.js';
 
 /**
@@ -108,14 +108,7 @@ const slotSchema = z.enum(['A', 'B']);
 const artifactSchema = z
   .object({ path: z.string(), size: z.number().int().nonnegative(), sha256: z.string() })
   .strict();
-const errorSchema = z
-  .object({
-    code: z.enum(ERROR_CODES),
-    message: z.string(),
-    transient: z.boolean(),
-    details: z.record(z.string(), z.unknown()).optional(),
-  })
-  .strict();
+const errorSchema = serializedErrorSchema;
 
 export const journalSchema = z
   .object({

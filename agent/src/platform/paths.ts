@@ -34,6 +34,22 @@ export interface AppliancePaths {
   onboardingDir: string;
   /** Present while a data reset is under way, so a cut in the middle is finished at the next start. */
   dataResetMarker: string;
+  /**
+   * The network settings the technician chose (one JSON file: the truth), and what the agent
+   * renders from it for systemd-networkd and the hostname. All on the data partition: they
+   * survive updates and a data reset; a factory reset erases them (back to DHCP). The image links
+   * `/etc/systemd/network/10-clgw.network` and `/etc/hostname` here.
+   */
+  networkDir: string;
+  networkSettings: string;
+  networkUnit: string;
+  hostnameFile: string;
+  /** The container upgrade's state (run under way, last results, rejected versions). */
+  containersState: string;
+  /** Downloaded image archives, kept until loaded (named by their SHA-256). */
+  containerArchives: string;
+  /** Each service container's own data, mounted at `/data` (`<dir>/<service>`). */
+  containerData: string;
   /** Written by the recovery system when it restored the factory state. */
   recoveryRecord: string;
   logDir: string;
@@ -70,6 +86,13 @@ export function appliancePaths(root: string): AppliancePaths {
     onboardingDir: path.join(dataDir, 'onboarding'),
     dataResetMarker: path.join(dataDir, 'data-reset.pending'),
     recoveryRecord: path.join(dataDir, 'recovery.json'),
+    containersState: path.join(dataDir, 'containers.json'),
+    containerArchives: path.join(dataDir, 'containers/archives'),
+    containerData: path.join(dataDir, 'containers/data'),
+    networkDir: path.join(dataDir, 'network'),
+    networkSettings: path.join(dataDir, 'network/settings.json'),
+    networkUnit: path.join(dataDir, 'network/10-clgw.network'),
+    hostnameFile: path.join(dataDir, 'network/hostname'),
     logDir: at('var/log/clgw'),
     logFile: at('var/log/clgw/clgw.log'),
     runDir: at('run/clgw'),

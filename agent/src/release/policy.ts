@@ -2,9 +2,11 @@ import semver from 'semver';
 import { ClgwError } from '../errors.js';
 import {
   type Compat,
+  type ContainerRef,
   compatPlatforms,
   isStrictSemver,
   type Platform,
+  type PlatformEntry,
   type PlatformRelease,
   parseUtcTimestamp,
 } from './schema.js';
@@ -44,7 +46,47 @@ export function decideUpdate(compat: Compat, ctx: UpdateContext): UpdateDecision
     ctx.highestVersion === undefined
       ? undefined
       : requireVersion('highest installed version', ctx.highestVersion);
+  const release = platformEntry(compat, ctx).release;
 
+  if (highest !== undefined && semver.lt(release.version, highest))
+    throw downgrade(release.version, `the highest version ever installed here, ${highest}`);
+  if (semver.lt(release.version, running)) throw downgrade(release.version, `the running version ${running}`);
+
+  if (semver.eq(release.version, running))
+    return { kind: 'up-to-date', version: running, serial: compat.serial };
+
+  if (semver.lt(running, release.minSourceVersion))
+    throw new ClgwError(
+      'SOURCE_VERSION_TOO_OLD',
+      `release ${release.version} can only be installed over ${release.minSourceVersion} or later; this appliance runs ${running}`,
+      {
+        details: {
+          version: release.version,
+          minSourceVersion: release.minSourceVersion,
+          runningVersion: running,
+        },
+      },
+    );
+
+  return { kind: 'update', release, serial: compat.serial };
+}
+
+/**
+ * The containers compat.yaml names for this platform, after the same document checks as
+ * {@link decideUpdate} (expiry, replay, platform); the gateway OS version rules do not apply.
+ */
+export function containersFor(
+  compat: Compat,
+  ctx: Pick<UpdateContext, 'platform' | 'lastSerial' | 'now'>,
+): ContainerRef[] {
+  return platformEntry(compat, ctx).containers;
+}
+
+/** The platform's entry of a document that is current and not replayed. */
+function platformEntry(
+  compat: Compat,
+  ctx: Pick<UpdateContext, 'platform' | 'lastSerial' | 'now'>,
+): PlatformEntry {
   const expires = parseUtcTimestamp(compat.expires);
   if (!(ctx.now < expires))
     throw new ClgwError(
@@ -69,29 +111,7 @@ export function decideUpdate(compat: Compat, ctx: UpdateContext): UpdateDecision
       { details: { platform: ctx.platform, present } },
     );
   }
-  const release = entry.release;
-
-  if (highest !== undefined && semver.lt(release.version, highest))
-    throw downgrade(release.version, `the highest version ever installed here, ${highest}`);
-  if (semver.lt(release.version, running)) throw downgrade(release.version, `the running version ${running}`);
-
-  if (semver.eq(release.version, running))
-    return { kind: 'up-to-date', version: running, serial: compat.serial };
-
-  if (semver.lt(running, release.minSourceVersion))
-    throw new ClgwError(
-      'SOURCE_VERSION_TOO_OLD',
-      `release ${release.version} can only be installed over ${release.minSourceVersion} or later; this appliance runs ${running}`,
-      {
-        details: {
-          version: release.version,
-          minSourceVersion: release.minSourceVersion,
-          runningVersion: running,
-        },
-      },
-    );
-
-  return { kind: 'update', release, serial: compat.serial };
+  return entry;
 }
 
 function downgrade(version: string, than: string): ClgwError {

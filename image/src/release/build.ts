@@ -9,6 +9,8 @@ import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/agent/release/parse.js';
 import {
   type Artifact,
   type Compat,
+  type ContainerName,
+  type ContainerRef,
   compareVersions,
   isPlatform,
   isStrictSemver,
@@ -130,16 +132,107 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
     compatPath,
   );
 
+  await writeSignedCompat(compat, compatPath, signaturePath, options.keys);
+  return { compat, compatPath, signaturePath, artifacts: { boot, root } };
+}
+
+/** Writes compat.yaml and then its signature (artifacts must already be in place). */
+async function writeSignedCompat(
+  compat: Compat,
+  compatPath: string,
+  signaturePath: string,
+  keys: DevKeys,
+): Promise<void> {
   const text = renderCompat(compat);
   // What we publish must be exactly what an appliance accepts.
   parseCompat(text, compatPath);
   const document = Buffer.from(text);
-  const envelope = signDocument(document, options.keys);
-
+  const envelope = signDocument(document, keys);
   // Artifacts are in place; the document that points at them goes next, the signature last.
   await writeFileAtomic(compatPath, document);
   await writeFileAtomic(signaturePath, envelope);
-  return { compat, compatPath, signaturePath, artifacts: { boot, root } };
+}
+
+/** A container image to publish: compat.yaml's entry, with the archive as a local file. */
+export interface ContainerSource {
+  name: ContainerName;
+  version: string;
+  /** The image reference the archive holds. */
+  image: string;
+  /** docker-archive or OCI tar. */
+  archive: string;
+}
+
+export interface PublishContainersOptions {
+  tree: string;
+  keys: DevKeys;
+  /** Platforms whose container list becomes `containers` (each must already have a release). */
+  platforms: Platform[];
+  /** The whole list for those platforms (FreeSWITCH only where the platform has it). */
+  containers: ContainerSource[];
+  serial?: number;
+  expiresInDays?: number;
+  now?: number;
+}
+
+/**
+ * Publishes a container set without a new gateway OS release: copies each archive to
+ * `containers/<name>/<version>.tar` (hashed while copying), replaces the platforms' container
+ * lists, and writes a new compat.yaml with the next serial, then its signature.
+ */
+export async function publishContainers(
+  options: PublishContainersOptions,
+): Promise<{ compat: Compat; compatPath: string }> {
+  const now = options.now ?? Date.now();
+  const expiresInDays = options.expiresInDays ?? 30;
+  const compatPath = path.join(options.tree, COMPAT_FILE);
+  const previous = await readExistingCompat(compatPath);
+  const bad = (message: string): ClgwError => new ClgwError('INVALID_REQUEST', message);
+  if (!previous) throw bad(`${compatPath} does not exist: publish a gateway OS release first`);
+  if (options.platforms.length === 0) throw bad('at least one platform is needed');
+  for (const p of options.platforms) {
+    if (!previous.platforms[p]) throw bad(`${compatPath} has no release for ${p}: publish one first`);
+  }
+  if (new Set(options.containers.map((c) => c.name)).size !== options.containers.length)
+    throw bad('each container may be listed once');
+  for (const c of options.containers) await statSource(c.archive);
+  const refs: ContainerRef[] = [];
+  for (const c of options.containers) {
+    const relPath = path.posix.join('containers', c.name, `${c.version}.tar`);
+    const published = Object.values(previous.platforms)
+      .flatMap((e) => e?.containers ?? [])
+      .find((x) => x.archive.path === relPath);
+    if (published) {
+      const actual = await hashFile(c.archive);
+      if (actual.sha256 !== published.archive.sha256)
+        throw bad(
+          `${relPath} is already published with other content; publish ${c.archive} under a new version`,
+        );
+    }
+    const archive = await publishArtifact(c.archive, options.tree, relPath);
+    refs.push({ name: c.name, version: c.version, image: c.image, archive });
+  }
+  const serial = options.serial ?? previous.serial + 1;
+  if (serial <= previous.serial)
+    throw bad(`serial ${serial} does not exceed serial ${previous.serial} of the published ${compatPath}`);
+  const platforms: Partial<Record<Platform, PlatformEntry>> = {};
+  for (const platform of PLATFORMS) {
+    const kept = previous.platforms[platform];
+    if (kept)
+      platforms[platform] = options.platforms.includes(platform) ? { ...kept, containers: refs } : kept;
+  }
+  const compat = validateCompat(
+    {
+      schema: 1,
+      serial,
+      published: isoSeconds(now),
+      expires: isoSeconds(now + expiresInDays * DAY_MS),
+      platforms,
+    },
+    compatPath,
+  );
+  await writeSignedCompat(compat, compatPath, path.join(options.tree, SIGNATURE_FILE), options.keys);
+  return { compat, compatPath };
 }
 
 /** compat.yaml text: a header comment, then plain YAML without anchors (the parser refuses them). */

@@ -4,8 +4,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isClgwError } from '@clgw/agent/errors.js';
 import { writeFileAtomic } from '@clgw/agent/platform/atomic.js';
-import { isPlatform, PLATFORMS, type Platform } from '@clgw/agent/release/schema.js';
-import { buildRelease } from './build.js';
+import {
+  CONTAINER_NAMES,
+  type ContainerName,
+  isPlatform,
+  PLATFORMS,
+  type Platform,
+} from '@clgw/agent/release/schema.js';
+import { buildRelease, type ContainerSource, publishContainers } from './build.js';
 import { generateDevKeys, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
 import { signDocument } from './sign.js';
 import { verifyTree } from './verify.js';
@@ -14,6 +20,9 @@ export const USAGE = `usage:
   clgw-release keys   --out DIR [--force]
   clgw-release build  --keys DIR --tree DIR --version V --platform P [--platform P ...]
                       --boot FILE --root FILE --min-source V [--serial N] [--expires-days N]
+  clgw-release containers --keys DIR --tree DIR --platform P [--platform P ...]
+                      --container NAME=VERSION,IMAGE,FILE [--container ...] [--serial N]
+                      (publishes the container set of those platforms, keeping their OS release)
   clgw-release sign   --keys DIR FILE            (writes FILE.sig)
   clgw-release verify --roots PEM --tree DIR [--skip-artifacts]
 platforms: ${PLATFORMS.join(', ')}`;
@@ -39,6 +48,9 @@ export async function main(argv: string[], io: Io = consoleIo): Promise<number> 
         return 0;
       case 'build':
         await buildCommand(rest, io);
+        return 0;
+      case 'containers':
+        await containersCommand(rest, io);
         return 0;
       case 'sign':
         await signCommand(rest, io);
@@ -108,15 +120,12 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
       'expires-days': { type: 'string' },
     },
   });
-  const platforms = values.platform ?? [];
-  if (platforms.length === 0) throw new UsageError('--platform is required (one or more)');
-  for (const p of platforms)
-    if (!isPlatform(p)) throw new UsageError(`--platform ${p}: expected one of ${PLATFORMS.join(', ')}`);
+  const platforms = platformsOf(values.platform);
   // Every usage check before any work, so a missing flag is always exit 2.
   const request = {
     tree: required(values.tree, '--tree'),
     version: required(values.version, '--version'),
-    platforms: [...new Set(platforms)] as Platform[],
+    platforms,
     boot: required(values.boot, '--boot'),
     root: required(values.root, '--root'),
     minSourceVersion: required(values['min-source'], '--min-source'),
@@ -131,6 +140,47 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
   io.out(`  ${built.signaturePath}`);
   for (const [role, a] of Object.entries(built.artifacts))
     io.out(`  ${role}: ${a.path} ${a.size} bytes sha256 ${a.sha256}`);
+}
+
+async function containersCommand(args: string[], io: Io): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      keys: { type: 'string' },
+      tree: { type: 'string' },
+      platform: { type: 'string', multiple: true },
+      container: { type: 'string', multiple: true },
+      serial: { type: 'string' },
+      'expires-days': { type: 'string' },
+    },
+  });
+  const platforms = platformsOf(values.platform);
+  const containers = (values.container ?? []).map((spec): ContainerSource => {
+    const m = /^([a-z]+)=([^,]+),([^,]+),(.+)$/.exec(spec);
+    if (!m) throw new UsageError(`--container ${spec}: expected NAME=VERSION,IMAGE,FILE`);
+    const name = m[1]!;
+    if (!(CONTAINER_NAMES as readonly string[]).includes(name))
+      throw new UsageError(`--container ${spec}: NAME is one of ${CONTAINER_NAMES.join(', ')}`);
+    return { name: name as ContainerName, version: m[2]!, image: m[3]!, archive: m[4]! };
+  });
+  const request = {
+    tree: required(values.tree, '--tree'),
+    platforms,
+    containers,
+    serial: optionalInteger(values.serial, '--serial'),
+    expiresInDays: optionalInteger(values['expires-days'], '--expires-days'),
+  };
+  const keys = await loadKeys(required(values.keys, '--keys'));
+  const { compat, compatPath } = await publishContainers({ ...request, keys });
+  io.out(`published ${containers.length} container(s) for ${request.platforms.join(', ')}`);
+  io.out(
+    `  ${compatPath}: serial ${compat.serial}, published ${compat.published}, expires ${compat.expires}`,
+  );
+  for (const c of compat.platforms[request.platforms[0]!]?.containers ?? [])
+    io.out(
+      `  ${c.name} ${c.version}: ${c.image} ${c.archive.path} ${c.archive.size} bytes sha256 ${c.archive.sha256}`,
+    );
 }
 
 async function signCommand(args: string[], io: Io): Promise<void> {
@@ -191,6 +241,15 @@ async function verifyCommand(args: string[], io: Io): Promise<void> {
       ? 'artifacts: not checked'
       : `artifacts: ${new Set(result.artifacts.map((a) => a.artifact.path)).size} files present with matching size and SHA-256`,
   );
+}
+
+/** The `--platform` values: at least one, each known, without repeats. */
+function platformsOf(values: string[] | undefined): Platform[] {
+  const platforms = values ?? [];
+  if (platforms.length === 0) throw new UsageError('--platform is required (one or more)');
+  for (const p of platforms)
+    if (!isPlatform(p)) throw new UsageError(`--platform ${p}: expected one of ${PLATFORMS.join(', ')}`);
+  return [...new Set(platforms)] as Platform[];
 }
 
 function required(value: string | undefined, flag: string): string {

@@ -1,53 +1,19 @@
 /**
  * The `clgw` CLI and the local API, against the real agent process run by the boot emulator.
  */
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import http from 'node:http';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
 import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
 import type { Status } from '../../../agent/src/status.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
-import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
-
-const CLI = path.join(REPO, 'agent/dist/cli/clgw.js');
+import { makeWorld, until, type World } from '../../support/appliance.js';
+import { CLI, rawPost, runClgw } from '../../support/cli.js';
 
 let world: World;
 let appliance: ReturnType<typeof runAppliance> | undefined;
 
-function clgw(args: string[], root = world.root): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...process.env, CLGW_ROOT: root } },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-function rawPost(
-  socketPath: string,
-  endpoint: string,
-  body: string,
-): Promise<{ status: number; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path: endpoint, method: 'POST' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()) }),
-      );
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const clgw = (args: string[], root = world.root) => runClgw(root, args);
 
 beforeAll(async () => {
   await fs.access(CLI); // built by `make test`

@@ -1,0 +1,40 @@
+import { fetchCompat } from '../actors/check.js';
+import type { Deps } from '../deps.js';
+import { containersFor } from '../release/policy.js';
+import { readHistory, updateHistory } from '../state/history.js';
+import { type ContainersState, emptyContainersState, readContainersState } from './state.js';
+import { upgradeContainers } from './upgrade.js';
+
+/**
+ * One container upgrade run: fetch and verify compat.yaml (the same signature, expiry and replay
+ * checks as a gateway OS check), take this platform's container list, and bring the engine there.
+ */
+export async function runContainerUpgrade(
+  deps: Deps,
+  opts: { trigger: 'boot' | 'window' | 'user'; force?: boolean; signal?: AbortSignal },
+): Promise<ContainersState> {
+  const now = deps.clock.now();
+  const signal = opts.signal ?? new AbortController().signal;
+  const { compat } = await fetchCompat(deps, now, signal);
+  const history = await readHistory(deps.paths.history);
+  const targets = containersFor(compat, {
+    platform: deps.config.platform,
+    lastSerial: history.lastSerial,
+    now,
+  });
+  if (history.lastSerial === undefined || compat.serial > history.lastSerial) {
+    await updateHistory(deps.paths.history, (h) => ({ ...h, lastSerial: compat.serial }));
+  }
+  const state = await readContainersState(deps.paths.containersState).catch(() => undefined);
+  if (targets.length === 0 && !state?.run && Object.keys(state?.last ?? {}).length === 0) {
+    // Nothing named and nothing of ours installed: the engine has no part in this appliance.
+    deps.log.info('compat.yaml names no containers for this platform', { serial: compat.serial });
+    return state ?? emptyContainersState();
+  }
+  deps.log.info('container upgrade', {
+    trigger: opts.trigger,
+    serial: compat.serial,
+    targets: targets.map((t) => `${t.name} ${t.version}`),
+  });
+  return upgradeContainers(deps, { trigger: opts.trigger, force: opts.force, targets, signal });
+}
