@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export npm_config_update_notifier := false
 
-.PHONY: help setup build check test test-unit test-integration test-powercut demo bench powercut clean
+.PHONY: help setup build check test test-unit test-integration test-powercut e2e-containers demo bench powercut clean
 
 help:
 	@echo "make demo   - build a release, simulate an appliance, update A->B and roll back a broken release"
@@ -34,6 +34,10 @@ test-integration: build
 
 test-powercut: build
 	@node scripts/test.mjs powercut
+
+# The container-upgrade tests alone (real Podman); they are part of make test too.
+e2e-containers: build
+	@node scripts/test.mjs containers
 
 demo: build
 	@scripts/demo

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs every test tier with vitest and ends with the plain line `N passed, M failed[, K skipped]`
 // summed over the tiers; the reason for each skip is printed above it.
-// Usage: node scripts/test.mjs [tier...]   tiers: unit, integration, powercut (default: all)
+// Usage: node scripts/test.mjs [tier...]   tiers: unit, integration, powercut (default: all);
+// containers (this issue's tests alone, for make e2e-containers)
 // The powercut tier is the power-cut torture run with POWERCUT_CUTS cuts (default 100).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +10,8 @@ import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const allTiers = ['unit', 'integration', 'powercut'];
+/** Selections run alone (`make e2e-containers`): their tests also belong to the tiers above. */
+const selections = { containers: ['test/unit/containers', 'test/integration/containers'] };
 const tiers = process.argv.slice(2).length ? process.argv.slice(2) : allTiers;
 const cache = path.join(root, '.cache/test');
 mkdirSync(cache, { recursive: true });
@@ -19,18 +22,19 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 for (const tier of tiers) {
-  if (!allTiers.includes(tier)) {
-    console.error(`scripts/test.mjs: unknown tier '${tier}' (known: ${allTiers.join(', ')})`);
+  if (!allTiers.includes(tier) && !(tier in selections)) {
+    const known = [...allTiers, ...Object.keys(selections)].join(', ');
+    console.error(`scripts/test.mjs: unknown tier '${tier}' (known: ${known})`);
     process.exit(2);
   }
-  const dir = path.join('test', tier);
-  if (!existsSync(path.join(root, dir))) continue;
+  const dirs = selections[tier] ?? [path.join('test', tier)];
+  if (!dirs.some((d) => existsSync(path.join(root, d)))) continue;
   const report = path.join(cache, `${tier}.json`);
   rmSync(report, { force: true });
   console.log(`\n=== ${tier} tests ===`);
   const run = spawnSync(
     'npx',
-    ['vitest', 'run', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
+    ['vitest', 'run', ...dirs, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
     { cwd: root, stdio: 'inherit', env: { ...process.env, CLGW_SKIP_LOG: skipLog } },
   );
   if (!existsSync(report)) {

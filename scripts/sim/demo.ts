@@ -1,13 +1,16 @@
 /**
  * `make demo`: a simulated CloudLink Gateway updates itself from a local HTTPS mirror — A → B,
- * reboot, health check, commit — and then rolls back a broken release. Run it as often as you
- * like: every run starts from a freshly made factory appliance.
+ * reboot, health check, commit — installs and upgrades its service containers on a real Podman
+ * engine (one rolled back because the new one never gets healthy), and then rolls back a broken
+ * gateway OS release. Run it as often as you like: every run starts from a freshly made factory
+ * appliance.
  */
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { AgentClient } from '../../agent/src/api/client.js';
 import type { Status } from '../../agent/src/status.js';
+import { publishContainers } from '../../image/src/release/build.js';
 import {
   buildRelease,
   type DevKeys,
@@ -15,7 +18,9 @@ import {
   loadKeys,
   saveKeys,
 } from '../../image/src/release/index.js';
+import { startEngineIn, stopEngineIn } from '../lib/engine.js';
 import { startMirror } from '../lib/mirror.js';
+import { buildStandin } from '../standins.js';
 import { createAppliance } from './appliance.js';
 import { runAppliance } from './boot-emulator.js';
 import { buildReleaseImages } from './images.js';
@@ -92,6 +97,18 @@ async function main(): Promise<void> {
   });
   process.stdout.write(`mirror: ${mirror.url}\n`);
 
+  step('Starting the container engine (Podman, private to .sim/engine) and building stand-in images');
+  const engineDir = path.join(SIM, 'engine');
+  await stopEngineIn(engineDir).catch(() => undefined); // a previous run's engine and containers
+  await fs.rm(engineDir, { recursive: true, force: true });
+  const engine = await startEngineIn(engineDir);
+  process.stdout.write(`engine: ${engine.socket}\n`);
+  const standins = path.join(SIM, 'standins');
+  const tunnel10 = await buildStandin({ service: 'tunnel', version: '1.0.0', out: standins });
+  const micloud10 = await buildStandin({ service: 'micloud', version: '1.0.0', out: standins });
+  const tunnel11 = await buildStandin({ service: 'tunnel', version: '1.1.0', out: standins });
+  const micloud11 = await buildStandin({ service: 'micloud', version: '1.1.0', out: standins, broken: true });
+
   step('Creating a factory-fresh virtual appliance in .sim/appliance (slot A: 1.0.0, slot B: empty)');
   await createAppliance({
     root: ROOT,
@@ -100,7 +117,20 @@ async function main(): Promise<void> {
     baseUrl: mirror.url,
     releaseRootPem: keys.root.certPem,
     mirrorCaPem: mirror.caPem,
+    config: { engineSocket: engine.socket, containerHealthTimeoutMs: 10_000 },
   });
+  const publish = (set: { name: 'tunnel' | 'micloud'; image: string; file: string }[]) =>
+    publishContainers({
+      tree,
+      keys,
+      platforms: ['virtual'],
+      containers: set.map((c) => ({
+        name: c.name,
+        version: c.image.split(':')[1]!,
+        image: c.image,
+        archive: c.file,
+      })),
+    });
 
   step('Powering on: the agent checks the mirror at boot and installs 1.1.0 into slot B');
   const appliance = runAppliance({ root: ROOT });
@@ -112,6 +142,27 @@ async function main(): Promise<void> {
     // After the reboot into B the agent checks again at boot; let that finish first.
     await waitForAgent((s) => s.state === 'idle' && s.check?.outcome === 'upToDate', 'the boot-time check');
     await clgw(['status']);
+
+    // The boot-time container check (nothing published yet) runs right after the OS check.
+    const client = new AgentClient(path.join(ROOT, 'run/clgw/agent.sock'));
+    for (let i = 0; i < 100 && (await client.containers()).running; i++)
+      await new Promise((r) => setTimeout(r, 200));
+
+    step('Publishing the service containers tunnel and micloud 1.0.0 (stand-ins) and installing them');
+    await publish([
+      { name: 'tunnel', image: tunnel10.reference, file: tunnel10.file },
+      { name: 'micloud', image: micloud10.reference, file: micloud10.file },
+    ]);
+    if ((await clgw(['update', '--containers'])) !== 0) throw new Error('the containers did not install');
+
+    step('Publishing tunnel 1.1.0 and a micloud 1.1.0 that never becomes healthy; upgrading');
+    await publish([
+      { name: 'tunnel', image: tunnel11.reference, file: tunnel11.file },
+      { name: 'micloud', image: micloud11.reference, file: micloud11.file },
+    ]);
+    const containers = await clgw(['update', '--containers']);
+    if (containers !== 1)
+      throw new Error(`expected micloud 1.1.0 to roll back (clgw exit 1), got exit ${containers}`);
 
     step('Publishing a broken 1.2.0 (its health check fails after boot) and updating to it');
     await buildRelease({
@@ -135,6 +186,7 @@ async function main(): Promise<void> {
   } finally {
     await appliance.stop();
     await mirror.close();
+    await stopEngineIn(engineDir); // a powered-off appliance runs no containers
   }
   step('Powered off. The state persists on the simulated data partition:');
   process.stdout.write('  CLGW_ROOT=.sim/appliance npx clgw status --json\n');

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { SingleBar } from 'cli-progress';
 import { AgentClient } from '../api/client.js';
+import type { ServiceResult } from '../containers/state.js';
 import type { ContainersView } from '../containers/view.js';
 import { ClgwError, isClgwError, toClgwError } from '../errors.js';
 import { toInput } from '../network/settings.js';
@@ -84,7 +85,7 @@ export function formatStatus(s: Status): string {
   }
   for (const [service, r] of Object.entries(s.containers)) {
     lines.push(
-      `container:    ${service} ${r.version ?? '-'} — ${r.outcome}${r.from && r.from !== r.version ? ` from ${r.from}` : ''} at ${r.at}${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
+      `container:    ${service} ${r.version ?? '-'} — ${describeResult(r)} at ${r.at}${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
     );
   }
   lines.push(`network:      ${s.network.settings.hostname}, ${s.network.summary}`);
@@ -92,6 +93,18 @@ export function formatStatus(s: Status): string {
     `boot order:   ${s.order.join(' ') || '?'}${s.bootEnvironment.readable ? '' : ` (boot environment unreadable: ${s.bootEnvironment.error})`}`,
   );
   return lines.join('\n');
+}
+
+/** `upgraded from 1.0.0`, `installed`, `rolled back 1.1.0`, `removed`. */
+function describeResult(r: ServiceResult): string {
+  switch (r.outcome) {
+    case 'upgraded':
+      return `upgraded${r.from ? ` from ${r.from}` : ''}`;
+    case 'rolledBack':
+      return `rolled back ${r.attempted ?? ''}`.trimEnd();
+    default:
+      return r.outcome;
+  }
 }
 
 function seconds(ms: number | undefined): string {
@@ -116,7 +129,7 @@ export function formatContainers(v: ContainersView): string {
     c.state,
     c.health,
     uptime(c.uptimeSeconds),
-    c.last ? `${c.last.outcome}${c.last.from ? ` from ${c.last.from}` : ''} ${c.last.at}` : '-',
+    c.last ? `${describeResult(c.last)} ${c.last.at}` : '-',
     seconds(c.last?.downtimeMs),
   ]);
   if (rows.length === 0) lines.push('no service containers');

@@ -28,8 +28,11 @@ export interface ServiceRun {
 
 export interface ServiceResult {
   outcome: 'upgraded' | 'installed' | 'rolledBack' | 'removed';
+  /** The version running after it. */
   version?: string;
   from?: string;
+  /** The version a rolled-back upgrade tried. */
+  attempted?: string;
   at: string;
   /** Old container stopped → new one healthy. */
   downtimeMs?: number;
@@ -43,7 +46,7 @@ export interface ContainersState {
     trigger: 'boot' | 'window' | 'user';
     force: boolean;
     services: Partial<Record<ContainerName, ServiceRun>>;
-    /** The step about to run (persisted before it runs). */
+    /** The step about to run (persisted before it runs); after a failed run, the step it failed at. */
     step?: Step;
   };
   last: Partial<Record<ContainerName, ServiceResult>>;
@@ -90,6 +93,7 @@ const stateSchema = z
           outcome: z.enum(['upgraded', 'installed', 'rolledBack', 'removed']),
           version: z.string().optional(),
           from: z.string().optional(),
+          attempted: z.string().optional(),
           at: z.string(),
           downtimeMs: z.number().nonnegative().optional(),
           error: errorSchema.optional(),

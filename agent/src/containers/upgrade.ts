@@ -77,7 +77,6 @@ export async function upgradeContainers(
   } catch (e) {
     const error = serializeError(e);
     state.lastRun = { at: now(), outcome: 'failed', error };
-    if (state.run) state.run.step = undefined;
     await persist().catch(() => undefined);
     deps.log.error('container upgrade stopped', { error });
     throw e;
@@ -172,7 +171,7 @@ async function finish(
     state.last[service] = {
       outcome: 'rolledBack',
       version: sr.from,
-      from: sr.from,
+      attempted: sr.to,
       at,
       ...(sr.reason ? { error: sr.reason } : {}),
     };

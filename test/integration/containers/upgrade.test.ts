@@ -147,7 +147,7 @@ describe.skipIf(skip)('container upgrades on Podman', () => {
     ]);
     const state = await running.agent.upgradeContainers({ trigger: 'user' });
     expect(state.lastRun?.outcome).toBe('done');
-    expect(state.last.tunnel).toMatchObject({ outcome: 'rolledBack', version: '1.1.0' });
+    expect(state.last.tunnel).toMatchObject({ outcome: 'rolledBack', version: '1.1.0', attempted: '1.2.0' });
     expect(state.last.tunnel?.error?.message).toContain('did not become healthy');
     expect(state.rejected.tunnel?.map((r) => r.version)).toEqual(['1.2.0']);
     expect(await version('tunnel')).toBe('tunnel 1.1.0');

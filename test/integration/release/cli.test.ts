@@ -248,4 +248,81 @@ describe('clgw-release', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('INVALID_REQUEST: version "v2" is not a strict semantic version');
   });
+
+  it('publishes a container set for a platform, keeping its OS release, and refuses bad input', async () => {
+    // The tree from the first test publishes an OS release for kvm (and more).
+    await fs.writeFile(path.join(dir, 'tunnel.tar'), Buffer.alloc(10240, 0x11));
+    await fs.writeFile(path.join(dir, 'micloud.tar'), Buffer.alloc(10240, 0x22));
+    const before = parseCompat(await fs.readFile(path.join(dir, 'tree/compat.yaml')));
+    const run = await clgwRelease(
+      [
+        'containers',
+        '--keys',
+        'keys',
+        '--tree',
+        'tree',
+        '--platform',
+        'kvm',
+        '--container',
+        'tunnel=1.1.0.01-296,registry.example/cloudlink/tunnel:1.1.0.01-296,tunnel.tar',
+        '--container',
+        'micloud=1.1.0.01-296,registry.example/cloudlink/micloud:1.1.0.01-296,micloud.tar',
+      ],
+      dir,
+    );
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('published 2 container(s) for kvm');
+    const after = parseCompat(await fs.readFile(path.join(dir, 'tree/compat.yaml')));
+    expect(after.serial).toBe(before.serial + 1);
+    expect(after.platforms.kvm?.release).toEqual(before.platforms.kvm?.release);
+    expect(after.platforms.kvm?.containers.map((c) => [c.name, c.archive.path, c.archive.size])).toEqual([
+      ['tunnel', 'containers/tunnel/1.1.0.01-296.tar', 10240],
+      ['micloud', 'containers/micloud/1.1.0.01-296.tar', 10240],
+    ]);
+    const roots = await fs.readFile(path.join(dir, 'keys/root.pem'), 'utf8');
+    verifyCompatSignature({
+      document: await fs.readFile(path.join(dir, 'tree/compat.yaml')),
+      envelope: await fs.readFile(path.join(dir, 'tree/compat.yaml.sig')),
+      trustedRootsPem: roots,
+      now: Date.now(),
+    });
+
+    // The same version with other content is refused; so is an unknown container name.
+    await fs.writeFile(path.join(dir, 'tunnel.tar'), Buffer.alloc(10240, 0x33));
+    const again = await clgwRelease(
+      [
+        'containers',
+        '--keys',
+        'keys',
+        '--tree',
+        'tree',
+        '--platform',
+        'kvm',
+        '--container',
+        'tunnel=1.1.0.01-296,r/t:1,tunnel.tar',
+      ],
+      dir,
+    );
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(
+      'containers/tunnel/1.1.0.01-296.tar is already published with other content',
+    );
+    const unknown = await clgwRelease(
+      [
+        'containers',
+        '--keys',
+        'keys',
+        '--tree',
+        'tree',
+        '--platform',
+        'kvm',
+        '--container',
+        'pbx=1,r/p:1,tunnel.tar',
+      ],
+      dir,
+    );
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('NAME is one of tunnel, micloud, freeswitch');
+  });
 });
