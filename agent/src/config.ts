@@ -34,7 +34,7 @@ const configSchema = z
      * The container engine's Docker-compatible API (Podman's service socket): an absolute path as
      * it is; a relative one under the appliance root.
      */
-    engineSocket: z.string().min(1).default('/run/podman/podman.sock'),
+    engineSocket: z.string().min(1).default('run/podman/podman.sock'),
     /** Health port of each service on 127.0.0.1 for a first install (later: the container's own). */
     containerPorts: z
       .object({

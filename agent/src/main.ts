@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Agent } from './agent.js';
 import { startApiServer } from './api/server.js';
 import { composeDeps } from './compose.js';
+import { startInstalledContainers } from './containers/run.js';
 import type { RebootPort } from './deps.js';
 import { serializeError } from './errors.js';
 import type { Journal } from './machine/journal.js';
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
     });
   }
   agent.start();
+  await startInstalledContainers(deps);
 
   const settled = await agent.waitSettled();
   if (deps.config.updateAtBoot && settled !== 'failed') {

@@ -1,9 +1,39 @@
 import { fetchCompat } from '../actors/check.js';
 import type { Deps } from '../deps.js';
+import { isClgwError, serializeError } from '../errors.js';
 import { containersFor } from '../release/policy.js';
+import { CONTAINER_NAMES } from '../release/schema.js';
 import { readHistory, updateHistory } from '../state/history.js';
+import { containerName, LABELS } from './engine-port.js';
+import { nextName } from './plan.js';
 import { type ContainersState, emptyContainersState, readContainersState } from './state.js';
 import { upgradeContainers } from './upgrade.js';
+
+/**
+ * At boot, before anything is fetched: every service container that is installed but stopped
+ * (the appliance was powered off) is started, so the services come back even when the download
+ * server cannot be reached. A `-next` container that runs (an upgrade cut off after starting it)
+ * keeps the port: the upgrade resumes when compat.yaml can be fetched. Never throws.
+ */
+export async function startInstalledContainers(deps: Pick<Deps, 'engine' | 'log'>): Promise<void> {
+  for (const service of CONTAINER_NAMES) {
+    try {
+      const [main, next] = await Promise.all([
+        deps.engine.inspectContainer(containerName(service)),
+        deps.engine.inspectContainer(nextName(service)),
+      ]);
+      if (!main || main.running || next?.running) continue;
+      await deps.engine.startContainer(main.name);
+      deps.log.info(`container ${service}: started at boot`, { version: main.labels[LABELS.version] });
+    } catch (e) {
+      if (isClgwError(e) && e.code === 'ENGINE_UNAVAILABLE') {
+        deps.log.info('container engine not reachable at boot; no containers started', { error: e.message });
+        return;
+      }
+      deps.log.warn(`container ${service}: not started at boot`, { error: serializeError(e) });
+    }
+  }
+}
 
 /**
  * One container upgrade run: fetch and verify compat.yaml (the same signature, expiry and replay

@@ -11,10 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../../agent/src/containers/engine.js';
 import { LABELS } from '../../../agent/src/containers/engine-port.js';
 import { probe } from '../../../agent/src/containers/probe.js';
+import { startInstalledContainers } from '../../../agent/src/containers/run.js';
 import type { ContainerName } from '../../../agent/src/release/schema.js';
 import { publishContainers } from '../../../image/src/release/build.js';
 import { buildStandin, type StandinArchive } from '../../../scripts/standins.js';
-import { makeWorld, type RunningAgent, startAgent, type World } from '../../support/appliance.js';
+import { makeWorld, type RunningAgent, startAgent, until, type World } from '../../support/appliance.js';
 import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
 import { recordSkip } from '../../support/skip.js';
 
@@ -237,6 +238,19 @@ describe.skipIf(skip)('container upgrades on Podman', () => {
     const state = await running.agent.upgradeContainers({ trigger: 'user' });
     expect(state.last.tunnel).toMatchObject({ outcome: 'upgraded', version: '1.3.0', from: '1.1.0' });
     expect(await version('tunnel')).toBe('tunnel 1.3.0');
+  });
+
+  it('at boot, installed containers that were stopped (power off) start again without the mirror', async () => {
+    const e = createEngine(engine.socket);
+    await e.stopContainer('clgw-tunnel', 0);
+    await e.stopContainer('clgw-micloud', 0);
+    await startInstalledContainers({ engine: e, log: running.deps.log });
+    expect((await e.inspectContainer('clgw-tunnel'))?.running).toBe(true);
+    expect((await e.inspectContainer('clgw-micloud'))?.running).toBe(true);
+    await until(
+      async () => ((await probe(ports.tunnel!, '/health')).status === 200 ? true : undefined),
+      'tunnel healthy',
+    );
   });
 
   it('with the engine not running: a clear error naming the socket, nothing half-done', async () => {
