@@ -19,6 +19,7 @@ import { readBootedSlot } from './slot/booted.js';
 import { readGrubenv, writeGrubenv } from './slot/grubenv-file.js';
 import { collectStatus, type Status } from './status.js';
 import { dataReset } from './system/data-reset.js';
+import { profileLogLine } from './system/profiles.js';
 
 /** The requests the local API (CLI, console, portal) can make. */
 export type AgentRequest =
@@ -103,6 +104,12 @@ export class Agent {
       journal: this.journal,
       progress: this.deps.progress.snapshot(),
       platform: this.deps.config.platform,
+      profile: {
+        name: this.deps.profile.name,
+        line: profileLogLine(this.deps.profile, this.deps.machine),
+        cores: this.deps.machine.cores,
+        memoryBytes: this.deps.machine.memoryBytes,
+      },
     });
   }
 

@@ -10,6 +10,8 @@ import type { Clock } from './platform/clock.js';
 import { createHttpClient } from './platform/http.js';
 import type { Logger } from './platform/log.js';
 import type { AppliancePaths } from './platform/paths.js';
+import { detectMachine } from './system/machine.js';
+import { PROFILES, profileLogLine, selectProfile } from './system/profiles.js';
 
 export interface ComposeOptions {
   paths: AppliancePaths;
@@ -45,9 +47,17 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
       });
     });
   }
+  const { shape: machine, detected } = await detectMachine(config.platform);
+  if (detected && detected !== config.platform) {
+    log.warn('the hypervisor does not match the image', { image: config.platform, detected });
+  }
+  const profile = config.profile ? PROFILES[config.profile] : selectProfile(machine);
+  log.info(profileLogLine(profile, machine), { cores: machine.cores, forced: config.profile !== undefined });
   return {
     paths,
     config,
+    profile,
+    machine,
     clock,
     log,
     http: createHttpClient({ clock, ca, dnsServers: config.dnsServers, ...config.http }),

@@ -4,7 +4,7 @@ import { ClgwError } from './errors.js';
 import { readJsonFile } from './platform/atomic.js';
 import type { AppliancePaths } from './platform/paths.js';
 import { PLATFORMS } from './release/schema.js';
-import { DEFAULT_PROFILE, PROFILE_NAMES } from './system/profiles.js';
+import { PROFILE_NAMES } from './system/profiles.js';
 
 /** The vendor's download server; a local mirror is configured in development and tests. */
 export const DEFAULT_BASE_URL = 'https://download.mitel.io/';
@@ -46,8 +46,8 @@ const configSchema = z
       .default({ tunnel: 8081, micloud: 8082, freeswitch: 8083 }),
     /** How long a new container has to answer `GET /health` with 200. */
     containerHealthTimeoutMs: z.number().int().positive().max(600_000).default(60_000),
-    /** The performance profile (until detection lands, the configured one; default small). */
-    profile: z.enum(PROFILE_NAMES).default(DEFAULT_PROFILE),
+    /** Forces a performance profile; absent: chosen from the machine at every start (SPEC §6). */
+    profile: z.enum(PROFILE_NAMES).optional(),
     /** Check for an update (and install it) each time the agent starts after a boot. */
     updateAtBoot: z.boolean().default(true),
     /** Deadline for each release health hook after a boot. */

@@ -6,6 +6,7 @@ import type { Clock } from './platform/clock.js';
 import type { HttpClient } from './platform/http.js';
 import type { Logger } from './platform/log.js';
 import type { AppliancePaths } from './platform/paths.js';
+import type { MachineShape, Profile } from './system/profiles.js';
 
 /** Restarting the appliance: `systemctl reboot` on the box, the boot emulator in the simulator. */
 export interface RebootPort {
@@ -23,6 +24,9 @@ export interface Deps {
   progress: ProgressTracker;
   /** PEM of the release signing root(s) pinned on this appliance. */
   trustedRootsPem: string;
+  /** The performance profile in effect, and the machine it was chosen for (SPEC §6). */
+  profile: Profile;
+  machine: MachineShape;
   /** The container engine (Podman's Docker-compatible API). */
   engine: EnginePort;
   /** Persist the update journal (atomic). Effects call it at download checkpoints. */

@@ -47,6 +47,8 @@ export interface Status {
   bootEnvironment: { readable: boolean; error?: string; recoveryRequested: boolean };
   /** Each service container's last upgrade (version, downtime); `clgw containers` has the live view. */
   containers: ContainersState['last'];
+  /** The performance profile in effect (live agent only). */
+  profile: { name: string; line: string; cores: number; memoryBytes: number } | null;
   /** The network settings in effect. */
   network: NetworkView;
   /** Alarm history, newest last; an alarm without `clearedAt` is active. */
@@ -64,7 +66,12 @@ async function readText(file: string): Promise<string | undefined> {
  */
 export async function collectStatus(
   paths: AppliancePaths,
-  live?: { journal: Journal; progress: Progress | undefined; platform: string },
+  live?: {
+    journal: Journal;
+    progress: Progress | undefined;
+    platform: string;
+    profile?: { name: string; line: string; cores: number; memoryBytes: number };
+  },
 ): Promise<Status> {
   const journal = live?.journal ?? (await readJournal(paths.journal).catch(() => undefined));
   const cmdline = await readText(paths.cmdline);
@@ -133,6 +140,7 @@ export async function collectStatus(
     order,
     slots: { A: slotView('A'), B: slotView('B') },
     bootEnvironment,
+    profile: live?.profile ?? null,
     containers: (await readContainersState(paths.containersState).catch(() => undefined))?.last ?? {},
     network: await readNetwork(paths),
     alarms: await readAlarms(paths.alarms).catch(() => []),

@@ -88,6 +88,7 @@ export function formatStatus(s: Status): string {
       `container:    ${service} ${r.version ?? '-'} — ${describeResult(r)} at ${r.at}${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
     );
   }
+  if (s.profile) lines.push(`profile:      ${s.profile.line.replace(/^performance profile: /, '')}`);
   lines.push(`network:      ${s.network.settings.hostname}, ${s.network.summary}`);
   lines.push(
     `boot order:   ${s.order.join(' ') || '?'}${s.bootEnvironment.readable ? '' : ` (boot environment unreadable: ${s.bootEnvironment.error})`}`,

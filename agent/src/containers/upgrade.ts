@@ -10,6 +10,7 @@ import type { HttpClient } from '../platform/http.js';
 import type { Logger } from '../platform/log.js';
 import type { AppliancePaths } from '../platform/paths.js';
 import { CONTAINER_NAMES, type ContainerName, type ContainerRef } from '../release/schema.js';
+import type { Profile } from '../system/profiles.js';
 import { type ContainerInfo, containerName, type EnginePort, LABELS } from './engine-port.js';
 import { type ArchiveRef, nextName, type Observed, planService, type Step } from './plan.js';
 import { probe } from './probe.js';
@@ -17,7 +18,9 @@ import { type ContainersState, readContainersState, type ServiceRun, writeContai
 
 export interface ContainerDeps {
   paths: AppliancePaths;
-  config: Pick<AgentConfig, 'baseUrl' | 'containerPorts' | 'containerHealthTimeoutMs' | 'profile'>;
+  config: Pick<AgentConfig, 'baseUrl' | 'containerPorts' | 'containerHealthTimeoutMs'>;
+  /** The performance profile in effect (memory limits, FreeSWITCH's RTP range). */
+  profile: Profile;
   clock: Clock;
   log: Logger;
   http: HttpClient;
@@ -104,7 +107,7 @@ async function converge(
       observed,
       target,
       intent: sr?.intent ?? 'upgrade',
-      profile: deps.config.profile,
+      profile: deps.profile.name,
       defaults,
       rejected: (state.rejected[service] ?? []).map((r) => r.version),
       force: run.force,
@@ -223,6 +226,11 @@ async function execute(deps: ContainerDeps, step: Step, sr: ServiceRun, signal?:
       await loadArchive(deps, step.archive, step.image);
       return;
     case 'create':
+      // A cut while the engine was creating it can leave a container that holds the name in the
+      // engine's storage but is not in its database (Podman: an "external" storage-only
+      // container, invisible to inspect and list); the create would then fail on every later
+      // boot. A forced remove by name evicts it (and is a 404, fine, when there is none).
+      await engine.removeContainer(step.spec.name);
       await engine.createContainer(step.spec);
       return;
     case 'stop':

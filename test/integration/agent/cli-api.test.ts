@@ -32,6 +32,17 @@ afterAll(async () => {
 });
 
 describe('clgw CLI and local API', () => {
+  it('reports the performance profile chosen from this machine, and logs its line', async () => {
+    const s = JSON.parse((await clgw(['status', '--json'])).stdout) as Status;
+    expect(s.profile?.line).toMatch(
+      /^performance profile: (small|small-plus|medium|large) \([\d.]+[GM]iB RAM\), RTP port range: \d+-65534$/,
+    );
+    expect(s.profile?.cores).toBeGreaterThan(0);
+    const log = await fs.readFile(world.paths.logFile, 'utf8');
+    expect(log).toContain(s.profile!.line);
+    expect((await clgw(['status'])).stdout).toContain(`profile:      ${s.profile!.name} (`);
+  });
+
   it('status --json comes from the running agent', async () => {
     const r = await clgw(['status', '--json']);
     expect(r.code).toBe(0);

@@ -76,6 +76,7 @@ describe.skipIf(skip)('container upgrade faults', () => {
         engineSocket: engine.socket,
         containerPorts: { tunnel: port, micloud: await freePort(), freeswitch: await freePort() },
         containerHealthTimeoutMs: 6000,
+        profile: 'small',
       },
     });
     await world.publish('1.0.0');

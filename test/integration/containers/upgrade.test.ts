@@ -74,6 +74,7 @@ describe.skipIf(skip)('container upgrades on Podman', () => {
         engineSocket: engine.socket,
         containerPorts: { tunnel: ports.tunnel, micloud: ports.micloud, freeswitch: await freePort() },
         containerHealthTimeoutMs: 6000,
+        profile: 'small',
       },
     });
     await world.publish('1.0.0');
