@@ -14,6 +14,7 @@ import {
 } from './machine/update.machine.js';
 import { changeNetwork, type NetworkView, readNetwork } from './network/network.js';
 import type { NetworkInput } from './network/settings.js';
+import { describeSchedule, readSchedule, type ScheduleView, setSchedule } from './schedule/scheduler.js';
 import { markBad, markGood } from './slot/bootchooser.js';
 import { readBootedSlot } from './slot/booted.js';
 import { readGrubenv, writeGrubenv } from './slot/grubenv-file.js';
@@ -196,6 +197,29 @@ export class Agent {
     });
     this.containerRun = run;
     return run;
+  }
+
+  /**
+   * The update window's run: a gateway OS check that installs what it finds (the appliance
+   * reboots into it), else the containers. Refused (BUSY) like any update while one runs.
+   */
+  async windowUpdate(): Promise<void> {
+    await this.request({ type: 'update', trigger: 'window' });
+    if ((await this.waitSettled()) !== 'failed') await this.upgradeContainers({ trigger: 'window' });
+  }
+
+  /** The update window setting and when it next starts. */
+  async schedule(): Promise<ScheduleView> {
+    return describeSchedule(await readSchedule(this.deps.paths.schedule), this.deps.clock.now());
+  }
+
+  /** Sets the update window (SETTING_INVALID naming the field) or turns it off. */
+  async setSchedule(
+    input: { off: true } | { at?: unknown; tz?: unknown; spreadMinutes?: unknown },
+  ): Promise<ScheduleView> {
+    const state = await setSchedule(this.deps.paths.schedule, input);
+    this.deps.log.info(state.window ? 'update window set' : 'update window off', { window: state.window });
+    return describeSchedule(state, this.deps.clock.now());
   }
 
   /** The service containers as the engine shows them, with their health and last upgrade. */

@@ -13,6 +13,7 @@ import { systemClock } from './platform/clock.js';
 import { execFile } from './platform/exec.js';
 import { fileLogger } from './platform/log.js';
 import { type AppliancePaths, appliancePaths } from './platform/paths.js';
+import { startScheduler } from './schedule/scheduler.js';
 
 function rebootPort(
   kind: 'systemd' | 'simulator',
@@ -44,7 +45,9 @@ async function main(): Promise<void> {
 
   let agent: Agent | undefined;
   let stopApi: () => Promise<void> = async () => undefined;
+  let stopScheduler = () => undefined as void;
   const shutdown = async () => {
+    stopScheduler();
     await agent?.stop();
     await stopApi();
     await log.flush();
@@ -84,6 +87,13 @@ async function main(): Promise<void> {
   }
   agent.start();
   await startInstalledContainers(deps);
+  const scheduler = startScheduler({
+    file: paths.schedule,
+    clock,
+    log,
+    run: () => agent!.windowUpdate(),
+  });
+  stopScheduler = scheduler.stop;
 
   const settled = await agent.waitSettled();
   if (deps.config.updateAtBoot && settled !== 'failed') {

@@ -3,6 +3,7 @@ import type { ContainersView } from '../containers/view.js';
 import { ClgwError, isErrorCode } from '../errors.js';
 import type { NetworkView } from '../network/network.js';
 import type { NetworkInput } from '../network/settings.js';
+import type { ScheduleView } from '../schedule/scheduler.js';
 import type { Status } from '../status.js';
 
 /** A client of the agent's local API over its unix socket. */
@@ -22,6 +23,14 @@ export class AgentClient {
 
   upgradeContainers(force: boolean): Promise<ContainersView> {
     return this.call('POST', '/v1/containers/update', { force }) as Promise<ContainersView>;
+  }
+
+  schedule(): Promise<ScheduleView> {
+    return this.call('GET', '/v1/schedule') as Promise<ScheduleView>;
+  }
+
+  setSchedule(body: Record<string, unknown>): Promise<ScheduleView> {
+    return this.call('POST', '/v1/schedule', body) as Promise<ScheduleView>;
   }
 
   network(): Promise<NetworkView> {

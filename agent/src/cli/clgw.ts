@@ -6,6 +6,7 @@ import type { ContainersView } from '../containers/view.js';
 import { ClgwError, isClgwError, toClgwError } from '../errors.js';
 import { toInput } from '../network/settings.js';
 import { appliancePaths } from '../platform/paths.js';
+import type { ScheduleView } from '../schedule/scheduler.js';
 import { collectStatus, type Status } from '../status.js';
 
 /**
@@ -33,6 +34,11 @@ const USAGE = `usage: clgw <command> [options]
                        appliance only; erases all data; refused in the critical phase)
   data-reset --confirm erase the onboarding data (account link, PBX settings, tokens,
                        advanced settings); keeps software and network configuration
+  schedule [show]      the update window and when it next starts
+  schedule set --at HH:MM --tz ZONE [--spread MINUTES]
+                       update automatically every day in that window (IANA zone, e.g.
+                       America/New_York; a fleet spreads over MINUTES, default 30)
+  schedule off         no update window (updates still run at every boot)
   network [--json]     the network settings in effect
   network --dhcp [--hostname NAME]
   network --static --address IP --netmask MASK [--gateway IP] [--dns IP,IP] [--hostname NAME]
@@ -253,6 +259,40 @@ async function follow(client: AgentClient, since: number, tty: boolean): Promise
   }
 }
 
+/** `clgw schedule [show] | off | set --at HH:MM --tz ZONE [--spread MINUTES]`. */
+async function schedule(client: AgentClient, args: string[]): Promise<number> {
+  const [sub = 'show', ...rest] = args;
+  let view: ScheduleView;
+  if (sub === 'show' && rest.length === 0) view = await client.schedule();
+  else if (sub === 'off' && rest.length === 0) view = await client.setSchedule({ off: true });
+  else if (sub === 'set') {
+    const values: Record<string, string> = {};
+    for (let i = 0; i < rest.length; i += 2) {
+      const flag = rest[i]!;
+      if (!['--at', '--tz', '--spread'].includes(flag))
+        throw new ClgwError('INVALID_REQUEST', `unknown option "${flag}" for schedule set`);
+      const v = rest[i + 1];
+      if (v === undefined) throw new ClgwError('INVALID_REQUEST', `${flag} needs a value`);
+      values[flag.slice(2)] = v;
+    }
+    if (!values.at || !values.tz)
+      throw new ClgwError('INVALID_REQUEST', 'schedule set needs --at HH:MM and --tz ZONE');
+    const spread = values.spread === undefined ? undefined : Number(values.spread);
+    view = await client.setSchedule({
+      at: values.at,
+      tz: values.tz,
+      ...(spread === undefined ? {} : { spreadMinutes: Number.isFinite(spread) ? spread : values.spread }),
+    });
+  } else throw new ClgwError('INVALID_REQUEST', `unknown schedule command "${args.join(' ')}"`);
+  if (!view.window) process.stdout.write('update window: off (updates run at every boot and on request)\n');
+  else {
+    const w = view.window;
+    process.stdout.write(`update window: ${w.at} ${w.tz}, spread over ${w.spreadMinutes} min\n`);
+    if (view.next) process.stdout.write(`next start:    ${view.next.local} (${view.next.at})\n`);
+  }
+  return EXIT.ok;
+}
+
 const NETWORK_VALUES = ['--hostname', '--address', '--netmask', '--gateway', '--dns'] as const;
 
 /** `clgw network …`: shows the settings, or changes them starting from the ones in effect. */
@@ -316,6 +356,7 @@ async function run(argv: string[]): Promise<number> {
   const paths = appliancePaths(process.env.CLGW_ROOT ?? '/');
   const client = new AgentClient(paths.socket);
   if (command === 'network') return network(client, rest);
+  if (command === 'schedule') return schedule(client, rest);
   const allowed = known[command];
   if (!allowed) throw new ClgwError('INVALID_REQUEST', `unknown command "${command}"`);
   for (const f of rest)

@@ -61,6 +61,11 @@ export class ManualClock implements Clock {
     });
   }
 
+  /** How many sleeps are pending: a test can wait until a timer loop is asleep again. */
+  waiting(): number {
+    return this.sleepers.length;
+  }
+
   advance(ms: number): void {
     this.current += ms;
     const due = this.sleepers.filter((s) => s.until <= this.current);

@@ -44,6 +44,8 @@ export interface AppliancePaths {
   networkSettings: string;
   networkUnit: string;
   hostnameFile: string;
+  /** The update window (time, zone, spread), this appliance's spread seed, the last window run. */
+  schedule: string;
   /** The container upgrade's state (run under way, last results, rejected versions). */
   containersState: string;
   /** Downloaded image archives, kept until loaded (named by their SHA-256). */
@@ -86,6 +88,7 @@ export function appliancePaths(root: string): AppliancePaths {
     onboardingDir: path.join(dataDir, 'onboarding'),
     dataResetMarker: path.join(dataDir, 'data-reset.pending'),
     recoveryRecord: path.join(dataDir, 'recovery.json'),
+    schedule: path.join(dataDir, 'schedule.json'),
     containersState: path.join(dataDir, 'containers.json'),
     containerArchives: path.join(dataDir, 'containers/archives'),
     containerData: path.join(dataDir, 'containers/data'),

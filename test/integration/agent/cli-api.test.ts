@@ -32,6 +32,30 @@ afterAll(async () => {
 });
 
 describe('clgw CLI and local API', () => {
+  it('sets, shows and turns off the update window; a bad zone is refused naming it', async () => {
+    const set = await clgw([
+      'schedule',
+      'set',
+      '--at',
+      '02:00',
+      '--tz',
+      'America/New_York',
+      '--spread',
+      '15',
+    ]);
+    expect(set.stderr).toBe('');
+    expect(set.stdout).toContain('update window: 02:00 America/New_York, spread over 15 min');
+    expect(set.stdout).toMatch(/next start: {4}\d{4}-\d\d-\d\d 02:(0\d|1[0-4]) E[SD]T \(/);
+    expect((await clgw(['schedule'])).stdout).toBe(set.stdout);
+    const saved = JSON.parse(await fs.readFile(world.paths.schedule, 'utf8')) as { window: unknown };
+    expect(saved.window).toEqual({ at: '02:00', tz: 'America/New_York', spreadMinutes: 15 });
+    const bad = await clgw(['schedule', 'set', '--at', '02:00', '--tz', 'America/Springfield']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('SETTING_INVALID: update window time zone must be an IANA time zone');
+    expect((await clgw(['schedule', 'set', '--at', '2am', '--tz', 'UTC'])).stderr).toContain('must be HH:MM');
+    expect((await clgw(['schedule', 'off'])).stdout).toContain('update window: off');
+  });
+
   it('reports the performance profile chosen from this machine, and logs its line', async () => {
     const s = JSON.parse((await clgw(['status', '--json'])).stdout) as Status;
     expect(s.profile?.line).toMatch(

@@ -150,4 +150,14 @@ describe('A/B update on the simulated appliance', () => {
     expect(status).toMatchObject({ bootedSlot: 'A', gatewayVersion: '1.0.0' });
     expect(await env(world)).toMatchObject({ A_OK: '1', A_TRY: '0', B_OK: '0', LAST_GOOD: 'A' });
   });
+
+  it("the update window's run installs the release it finds (trigger window)", async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    running = await startAgent(world);
+    void running.agent.windowUpdate();
+    expect(await reboot(world)).toEqual({ slot: 'B' });
+    expect(await running.agent.waitSettled()).toBe('committed');
+    expect(running.agent.journal).toMatchObject({ trigger: 'window', result: { outcome: 'committed' } });
+  });
 });
