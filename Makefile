@@ -13,7 +13,7 @@ help:
 	@echo "make powercut N=1000 - the power-cut torture run (make test runs 100 cuts of it)"
 
 setup:
-	@scripts/setup base containers
+	@scripts/setup base containers diagnostics portal
 
 build: setup
 	@npx tsc -b agent image recovery

@@ -4,6 +4,8 @@ import { runContainerUpgrade } from './containers/run.js';
 import type { ContainersState } from './containers/state.js';
 import { type ContainersView, containersView } from './containers/view.js';
 import type { Deps } from './deps.js';
+import type { DiagnosticsReport } from './diagnostics/checks.js';
+import { diagnose } from './diagnostics/service.js';
 import { ClgwError } from './errors.js';
 import type { Journal, Trigger } from './machine/journal.js';
 import {
@@ -13,6 +15,7 @@ import {
   type UpdateMachine,
 } from './machine/update.machine.js';
 import { changeNetwork, type NetworkView, readNetwork } from './network/network.js';
+import { describeProxy, readProxy, validateProxy, writeProxy } from './network/proxy.js';
 import type { NetworkInput } from './network/settings.js';
 import { describeSchedule, readSchedule, type ScheduleView, setSchedule } from './schedule/scheduler.js';
 import { markBad, markGood } from './slot/bootchooser.js';
@@ -225,6 +228,27 @@ export class Agent {
   /** The service containers as the engine shows them, with their health and last upgrade. */
   containers(): Promise<ContainersView> {
     return containersView(this.deps, this.containerRun !== undefined);
+  }
+
+  /** Runs the startup diagnostics now (also at every start); the report is kept and logged. */
+  diagnose(): Promise<DiagnosticsReport> {
+    return diagnose(this.deps);
+  }
+
+  /** The proxy setting (without its password). */
+  async proxy(): Promise<ReturnType<typeof describeProxy>> {
+    return describeProxy(await readProxy(this.deps.paths.proxy));
+  }
+
+  /** Sets (validated: SETTING_INVALID) or removes the proxy; used from the next request on. */
+  async setProxy(
+    input: { off: true } | { server?: unknown; port?: unknown; user?: unknown; password?: unknown },
+  ) {
+    const setting = 'off' in input ? undefined : validateProxy(input);
+    await writeProxy(this.deps.paths.proxy, setting);
+    this.deps.useProxy(setting);
+    this.deps.log.info(setting ? 'proxy set' : 'proxy off', { proxy: describeProxy(setting) });
+    return describeProxy(setting);
   }
 
   /** The network settings in effect (saved, or the factory default). */

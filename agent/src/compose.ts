@@ -4,10 +4,11 @@ import { ProgressTracker } from './actors/progress.js';
 import { configPath, loadConfig } from './config.js';
 import { createEngine } from './containers/engine.js';
 import type { Deps, RebootPort } from './deps.js';
-import { ClgwError } from './errors.js';
+import { ClgwError, serializeError } from './errors.js';
 import { writeJournal } from './machine/journal-file.js';
+import { type ProxySetting, proxyUrl, readProxy } from './network/proxy.js';
 import type { Clock } from './platform/clock.js';
-import { createHttpClient } from './platform/http.js';
+import { createHttpClient, type HttpClient } from './platform/http.js';
 import type { Logger } from './platform/log.js';
 import type { AppliancePaths } from './platform/paths.js';
 import { detectMachine } from './system/machine.js';
@@ -51,6 +52,24 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
   if (detected && detected !== config.platform) {
     log.warn('the hypervisor does not match the image', { image: config.platform, detected });
   }
+  // Every outbound request goes through one client; a proxy change replaces it for the next one.
+  const makeClient = (proxy: ProxySetting | undefined) =>
+    createHttpClient({
+      clock,
+      ca,
+      dnsServers: config.dnsServers,
+      ...config.http,
+      ...(proxy ? { proxy: { url: proxyUrl(proxy), all: true } } : {}),
+    });
+  const saved = await readProxy(paths.proxy).catch((e) => {
+    log.error('proxy setting unreadable; going direct', { error: serializeError(e) });
+    return undefined;
+  });
+  let client = makeClient(saved);
+  const http: HttpClient = {
+    getBuffer: (url, o) => client.getBuffer(url, o),
+    openStream: (url, o) => client.openStream(url, o),
+  };
   const profile = config.profile ? PROFILES[config.profile] : selectProfile(machine);
   log.info(profileLogLine(profile, machine), { cores: machine.cores, forced: config.profile !== undefined });
   return {
@@ -60,10 +79,14 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
     machine,
     clock,
     log,
-    http: createHttpClient({ clock, ca, dnsServers: config.dnsServers, ...config.http }),
+    http,
+    useProxy: (proxy) => {
+      client = makeClient(proxy);
+    },
     reboot: opts.reboot,
     progress: new ProgressTracker(() => clock.now()),
     trustedRootsPem,
+    ...(ca ? { downloadCa: ca } : {}),
     engine: createEngine(
       path.isAbsolute(config.engineSocket) ? config.engineSocket : configPath(paths, config.engineSocket),
     ),

@@ -48,6 +48,21 @@ const configSchema = z
     containerHealthTimeoutMs: z.number().int().positive().max(600_000).default(60_000),
     /** Forces a performance profile; absent: chosen from the machine at every start (SPEC §6). */
     profile: z.enum(PROFILE_NAMES).optional(),
+    /** Targets of the startup diagnostics (`clgw diagnose`); the download host is the base URL's. */
+    diagnostics: z
+      .object({
+        ntpServer: z.string().min(1).default('0.mitel.pool.ntp.org'),
+        /** The cloud's STUN server (host); absent: the STUN checks say "not configured". */
+        stunServer: z.string().min(1).optional(),
+        stunPorts: z
+          .tuple([z.number().int().min(1).max(65535), z.number().int().min(1).max(65535)])
+          .optional(),
+        /** The cloud's SIP-TLS server (`host[:port]`, port 5061); absent: "not configured". */
+        sipTlsServer: z.string().min(1).optional(),
+        timeoutMs: z.number().int().positive().max(60_000).default(3000),
+      })
+      .strict()
+      .default({ ntpServer: '0.mitel.pool.ntp.org', timeoutMs: 3000 }),
     /** Check for an update (and install it) each time the agent starts after a boot. */
     updateAtBoot: z.boolean().default(true),
     /** Deadline for each release health hook after a boot. */

@@ -2,6 +2,7 @@ import type { ProgressTracker } from './actors/progress.js';
 import type { AgentConfig } from './config.js';
 import type { EnginePort } from './containers/engine-port.js';
 import type { Journal } from './machine/journal.js';
+import type { ProxySetting } from './network/proxy.js';
 import type { Clock } from './platform/clock.js';
 import type { HttpClient } from './platform/http.js';
 import type { Logger } from './platform/log.js';
@@ -22,11 +23,15 @@ export interface Deps {
   http: HttpClient;
   reboot: RebootPort;
   progress: ProgressTracker;
+  /** PEM of the extra CA trusted for the download server (a local mirror), if configured. */
+  downloadCa?: string;
   /** PEM of the release signing root(s) pinned on this appliance. */
   trustedRootsPem: string;
   /** The performance profile in effect, and the machine it was chosen for (SPEC §6). */
   profile: Profile;
   machine: MachineShape;
+  /** Makes `http` use this proxy from the next request on (undefined: none). */
+  useProxy(proxy: ProxySetting | undefined): void;
   /** The container engine (Podman's Docker-compatible API). */
   engine: EnginePort;
   /** Persist the update journal (atomic). Effects call it at download checkpoints. */

@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'ARTIFACT_TRUNCATED',
   'RANGE_NOT_SUPPORTED',
   'PROXY_INVALID',
+  'PROXY_AUTH_FAILED',
   'NETWORK_ERROR',
   'NETWORK_APPLY_FAILED',
   // release (compat.yaml, signature, version rules)

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
 
   let agent: Agent | undefined;
   let stopApi: () => Promise<void> = async () => undefined;
-  let stopScheduler = () => undefined as void;
+  let stopScheduler: () => void = () => undefined;
   const shutdown = async () => {
     stopScheduler();
     await agent?.stop();
@@ -87,6 +87,8 @@ async function main(): Promise<void> {
   }
   agent.start();
   await startInstalledContainers(deps);
+  // At every start, beside the boot-time update (which does not wait for it).
+  void agent.diagnose().catch((e) => log.warn('startup diagnostics not run', { error: serializeError(e) }));
   const scheduler = startScheduler({
     file: paths.schedule,
     clock,

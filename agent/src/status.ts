@@ -1,6 +1,8 @@
 import { promises as fs } from 'node:fs';
 import type { Progress } from './actors/progress.js';
 import { type ContainersState, readContainersState } from './containers/state.js';
+import type { DiagnosticsReport } from './diagnostics/checks.js';
+import { readDiagnostics } from './diagnostics/service.js';
 import { type SerializedError, serializeError } from './errors.js';
 import type { CheckResult, Journal, UpdateResult, UpdateState } from './machine/journal.js';
 import { readJournal } from './machine/journal-file.js';
@@ -47,6 +49,8 @@ export interface Status {
   bootEnvironment: { readable: boolean; error?: string; recoveryRequested: boolean };
   /** Each service container's last upgrade (version, downtime); `clgw containers` has the live view. */
   containers: ContainersState['last'];
+  /** The last startup diagnostics (null: not run yet). */
+  diagnostics: DiagnosticsReport | null;
   /** The performance profile in effect (live agent only). */
   profile: { name: string; line: string; cores: number; memoryBytes: number } | null;
   /** The network settings in effect. */
@@ -141,6 +145,7 @@ export async function collectStatus(
     slots: { A: slotView('A'), B: slotView('B') },
     bootEnvironment,
     profile: live?.profile ?? null,
+    diagnostics: (await readDiagnostics(paths.diagnostics)) ?? null,
     containers: (await readContainersState(paths.containersState).catch(() => undefined))?.last ?? {},
     network: await readNetwork(paths),
     alarms: await readAlarms(paths.alarms).catch(() => []),

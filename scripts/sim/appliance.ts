@@ -76,6 +76,8 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
     // The simulated appliance has no LAN port: network changes are saved and rendered, not
     // applied to an interface (tests that need one configure a network namespace).
     networkApply: 'none',
+    // Diagnostics stay on loopback: the mirror is the download host; nobody answers NTP on port 9.
+    diagnostics: { ntpServer: '127.0.0.1:9' },
     ...opts.config,
   };
   if (opts.mirrorCaPem) {

@@ -1,9 +1,14 @@
 import http from 'node:http';
 import type { ContainersView } from '../containers/view.js';
+import type { DiagnosticsReport } from '../diagnostics/checks.js';
 import { ClgwError, isErrorCode } from '../errors.js';
 import type { NetworkView } from '../network/network.js';
+import type { describeProxy } from '../network/proxy.js';
 import type { NetworkInput } from '../network/settings.js';
 import type { ScheduleView } from '../schedule/scheduler.js';
+
+type ProxyView = ReturnType<typeof describeProxy>;
+
 import type { Status } from '../status.js';
 
 /** A client of the agent's local API over its unix socket. */
@@ -23,6 +28,18 @@ export class AgentClient {
 
   upgradeContainers(force: boolean): Promise<ContainersView> {
     return this.call('POST', '/v1/containers/update', { force }) as Promise<ContainersView>;
+  }
+
+  diagnose(): Promise<DiagnosticsReport> {
+    return this.call('POST', '/v1/diagnose', {}) as Promise<DiagnosticsReport>;
+  }
+
+  proxy(): Promise<{ proxy: ProxyView }> {
+    return this.call('GET', '/v1/proxy') as Promise<{ proxy: ProxyView }>;
+  }
+
+  setProxy(body: Record<string, unknown>): Promise<{ proxy: ProxyView }> {
+    return this.call('POST', '/v1/proxy', body) as Promise<{ proxy: ProxyView }>;
   }
 
   schedule(): Promise<ScheduleView> {

@@ -68,6 +68,8 @@ async function readBody(req: http.IncomingMessage): Promise<unknown> {
  * `GET /v1/status`; `POST /v1/{check,update,retry,reboot,mark-good,mark-bad}`. A check answers when
  * it is done; an update answers at once (202) and is followed through the status.
  * `GET /v1/network` the settings in effect; `POST /v1/network` changes them (answers once applied).
+ * `POST /v1/diagnose` runs the startup diagnostics now and answers the report (also in status).
+ * `GET /v1/proxy` the proxy (no password); `POST /v1/proxy` sets it (`{server, port, user?, password?}` or `{off: true}`).
  * `GET /v1/schedule` the update window; `POST /v1/schedule` sets it (`{at, tz, spreadMinutes}` or `{off: true}`).
  * `GET /v1/containers` the service containers; `POST /v1/containers/update` starts their upgrade (202).
  */
@@ -108,6 +110,21 @@ export async function startApiServer(
           .upgradeContainers({ trigger: 'user', force })
           .catch((e) => log.warn('container upgrade failed', { error: toClgwError(e).message }));
         return reply(202, await agent.containers());
+      }
+      if (url.pathname === '/v1/diagnose') {
+        if (req.method !== 'POST')
+          return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use POST' } });
+        return reply(200, await agent.diagnose());
+      }
+      if (url.pathname === '/v1/proxy') {
+        if (req.method === 'GET') return reply(200, { proxy: await agent.proxy() });
+        if (req.method !== 'POST')
+          return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use GET or POST' } });
+        const body = await readBody(req);
+        if (typeof body !== 'object' || body === null || Array.isArray(body))
+          throw new ClgwError('INVALID_REQUEST', 'the proxy setting must be a JSON object');
+        const b = body as Record<string, unknown>;
+        return reply(200, { proxy: await agent.setProxy(b.off === true ? { off: true } : b) });
       }
       if (url.pathname === '/v1/schedule') {
         if (req.method === 'GET') return reply(200, await agent.schedule());

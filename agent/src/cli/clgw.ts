@@ -3,6 +3,7 @@ import { SingleBar } from 'cli-progress';
 import { AgentClient } from '../api/client.js';
 import type { ServiceResult } from '../containers/state.js';
 import type { ContainersView } from '../containers/view.js';
+import { formatDiagnostics } from '../diagnostics/checks.js';
 import { ClgwError, isClgwError, toClgwError } from '../errors.js';
 import { toInput } from '../network/settings.js';
 import { appliancePaths } from '../platform/paths.js';
@@ -34,6 +35,11 @@ const USAGE = `usage: clgw <command> [options]
                        appliance only; erases all data; refused in the critical phase)
   data-reset --confirm erase the onboarding data (account link, PBX settings, tokens,
                        advanced settings); keeps software and network configuration
+  diagnose             run the startup diagnostics now (DNS, NTP, HTTPS, STUN, SIP-TLS);
+                       exit 1 when a check failed
+  proxy [show]         the HTTP(S) proxy for outbound requests (password not shown)
+  proxy set --server HOST --port N [--user USER --password PASSWORD]
+  proxy off            connect directly
   schedule [show]      the update window and when it next starts
   schedule set --at HH:MM --tz ZONE [--spread MINUTES]
                        update automatically every day in that window (IANA zone, e.g.
@@ -94,6 +100,10 @@ export function formatStatus(s: Status): string {
       `container:    ${service} ${r.version ?? '-'} — ${describeResult(r)} at ${r.at}${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
     );
   }
+  if (s.diagnostics) {
+    const [head, ...checks] = formatDiagnostics(s.diagnostics);
+    lines.push(`${head}`, ...checks);
+  } else lines.push('diagnostics:  not run');
   if (s.profile) lines.push(`profile:      ${s.profile.line.replace(/^performance profile: /, '')}`);
   lines.push(`network:      ${s.network.settings.hostname}, ${s.network.summary}`);
   lines.push(
@@ -259,6 +269,33 @@ async function follow(client: AgentClient, since: number, tty: boolean): Promise
   }
 }
 
+/** `clgw proxy [show] | off | set --server HOST --port N [--user U --password P]`. */
+async function proxy(client: AgentClient, args: string[]): Promise<number> {
+  const [sub = 'show', ...rest] = args;
+  let view: Awaited<ReturnType<AgentClient['proxy']>>;
+  if (sub === 'show' && rest.length === 0) view = await client.proxy();
+  else if (sub === 'off' && rest.length === 0) view = await client.setProxy({ off: true });
+  else if (sub === 'set') {
+    const values: Record<string, string> = {};
+    for (let i = 0; i < rest.length; i += 2) {
+      const flag = rest[i]!;
+      if (!['--server', '--port', '--user', '--password'].includes(flag))
+        throw new ClgwError('INVALID_REQUEST', `unknown option "${flag}" for proxy set`);
+      const v = rest[i + 1];
+      if (v === undefined) throw new ClgwError('INVALID_REQUEST', `${flag} needs a value`);
+      values[flag.slice(2)] = v;
+    }
+    view = await client.setProxy(values);
+  } else throw new ClgwError('INVALID_REQUEST', `unknown proxy command "${args.join(' ')}"`);
+  const p = view.proxy;
+  process.stdout.write(
+    p
+      ? `proxy: ${p.server}:${p.port}${p.user ? ` as ${p.user}${p.password ? ' (password set)' : ''}` : ''}\n`
+      : 'proxy: none (direct connections)\n',
+  );
+  return EXIT.ok;
+}
+
 /** `clgw schedule [show] | off | set --at HH:MM --tz ZONE [--spread MINUTES]`. */
 async function schedule(client: AgentClient, args: string[]): Promise<number> {
   const [sub = 'show', ...rest] = args;
@@ -357,6 +394,13 @@ async function run(argv: string[]): Promise<number> {
   const client = new AgentClient(paths.socket);
   if (command === 'network') return network(client, rest);
   if (command === 'schedule') return schedule(client, rest);
+  if (command === 'proxy') return proxy(client, rest);
+  if (command === 'diagnose') {
+    if (rest.length) throw new ClgwError('INVALID_REQUEST', `unknown option "${rest[0]}" for diagnose`);
+    const report = await client.diagnose();
+    process.stdout.write(`${formatDiagnostics(report).join('\n')}\n`);
+    return report.ok ? EXIT.ok : EXIT.failed;
+  }
   const allowed = known[command];
   if (!allowed) throw new ClgwError('INVALID_REQUEST', `unknown command "${command}"`);
   for (const f of rest)

@@ -264,6 +264,14 @@ export function mapHttpError(e: unknown, ctx: FailureContext): ClgwError {
   const proxyStatus = /^Bad response: (\d{3})$/.exec(message);
   if (proxyStatus && ctx.proxy) {
     const status = Number(proxyStatus[1]);
+    // 407 is the standard answer; some proxies (tinyproxy) answer a CONNECT with 401.
+    if (status === 407 || status === 401) {
+      return new ClgwError(
+        'PROXY_AUTH_FAILED',
+        `proxy ${ctx.proxy} refused the user and password (HTTP ${status}) for ${target} — check the proxy settings (clgw proxy)`,
+        { cause: e, details: { ...details, status } },
+      );
+    }
     return new ClgwError(
       'HTTP_STATUS',
       `proxy ${ctx.proxy} refused to open a tunnel to ${target}: HTTP ${status}${suffix}`,

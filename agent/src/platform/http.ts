@@ -29,8 +29,12 @@ export interface HttpClientOptions {
   ca?: string | Buffer;
   /** Resolve through these servers (e.g. `['127.0.0.1:5353']`); default: the system resolver. */
   dnsServers?: string[];
-  /** Default: from HTTPS_PROXY/https_proxy and NO_PROXY/no_proxy. `null`: never use a proxy. */
-  proxy?: { url: string; noProxy?: string } | null;
+  /**
+   * Default: from HTTPS_PROXY/https_proxy and NO_PROXY/no_proxy (loopback always direct, as Go
+   * does). `null`: never use a proxy. `all`: every request through it, loopback too — the
+   * appliance's own proxy setting, which covers every outbound request.
+   */
+  proxy?: { url: string; noProxy?: string; all?: boolean } | null;
   /** Limit of each connection phase (DNS, TCP, TLS); default 10 s. */
   connectTimeoutMs?: number;
   /** Time from request sent to response headers; default 30 s. */
@@ -93,7 +97,8 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const agentOptions: https.AgentOptions = { keepAlive: false, ...(secureContext ? { secureContext } : {}) };
   const directAgent = new https.Agent(agentOptions);
 
-  const proxySetting = options.proxy === undefined ? proxyFromEnv(process.env) : (options.proxy ?? undefined);
+  const proxySetting: { url: string; noProxy?: string; all?: boolean } | undefined =
+    options.proxy === undefined ? proxyFromEnv(process.env) : (options.proxy ?? undefined);
   const proxyUrl = proxySetting ? parseProxyUrl(proxySetting.url) : undefined;
   const proxyAgent = proxyUrl ? new HttpsProxyAgent({ ...agentOptions, proxy: proxyUrl }) : undefined;
   const proxyHostPort = proxyUrl ? hostPort(proxyUrl) : undefined;
@@ -122,7 +127,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     if (
       proxyAgent &&
       proxyHostPort &&
-      !bypassesProxy(url.hostname, effectivePort(url), proxySetting?.noProxy)
+      (proxySetting?.all || !bypassesProxy(url.hostname, effectivePort(url), proxySetting?.noProxy))
     ) {
       return { agent: proxyAgent, proxy: proxyHostPort };
     }

@@ -44,6 +44,10 @@ export interface AppliancePaths {
   networkSettings: string;
   networkUnit: string;
   hostnameFile: string;
+  /** The last startup diagnostics report. */
+  diagnostics: string;
+  /** The HTTP(S) proxy setting (mode 0600: it may hold a password). */
+  proxy: string;
   /** The update window (time, zone, spread), this appliance's spread seed, the last window run. */
   schedule: string;
   /** The container upgrade's state (run under way, last results, rejected versions). */
@@ -88,6 +92,8 @@ export function appliancePaths(root: string): AppliancePaths {
     onboardingDir: path.join(dataDir, 'onboarding'),
     dataResetMarker: path.join(dataDir, 'data-reset.pending'),
     recoveryRecord: path.join(dataDir, 'recovery.json'),
+    diagnostics: path.join(dataDir, 'diagnostics.json'),
+    proxy: path.join(dataDir, 'proxy.json'),
     schedule: path.join(dataDir, 'schedule.json'),
     containersState: path.join(dataDir, 'containers.json'),
     containerArchives: path.join(dataDir, 'containers/archives'),

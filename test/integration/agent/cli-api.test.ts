@@ -32,6 +32,31 @@ afterAll(async () => {
 });
 
 describe('clgw CLI and local API', () => {
+  it('runs the startup diagnostics at start and on request; the report is in status and the log', async () => {
+    // At start (the simulator's targets: the mirror for HTTPS, a closed port for NTP).
+    await until(
+      async () => ((await fs.stat(world.paths.diagnostics).catch(() => undefined)) ? true : undefined),
+      'the startup diagnostics',
+    );
+    const r = await clgw(['diagnose']);
+    expect(r.code).toBe(1); // NTP has no server here
+    expect(r.stdout).toMatch(/^diagnostics \S+: 1 failed, \d warnings?\n/);
+    expect(r.stdout).toMatch(/ {2}ok {3}https +TLS handshake with 127\.0\.0\.1:\d+/);
+    expect(r.stdout).toMatch(/ {2}FAIL ntp +.*127\.0\.0\.1:9/);
+    expect(r.stdout).toMatch(/ {2}WARN stun-3478 +not checked: no STUN server configured/);
+    const s = JSON.parse((await clgw(['status', '--json'])).stdout) as Status;
+    expect(s.diagnostics?.results.map((x) => x.name)).toEqual([
+      'dns',
+      'ntp',
+      'https',
+      'stun-3478',
+      'stun-3479',
+      'sip-tls',
+    ]);
+    expect((await clgw(['status'])).stdout).toContain('FAIL ntp');
+    expect(await fs.readFile(world.paths.logFile, 'utf8')).toContain('FAIL ntp');
+  });
+
   it('sets, shows and turns off the update window; a bad zone is refused naming it', async () => {
     const set = await clgw([
       'schedule',

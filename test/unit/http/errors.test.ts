@@ -112,11 +112,17 @@ describe('mapHttpError', () => {
   });
 
   it('explains a proxy refusing the tunnel', () => {
-    const e = mapHttpError(wrapped(new Error('Bad response: 407')), ctx({ proxy: '192.0.2.8:3128' }));
+    const e = mapHttpError(wrapped(new Error('Bad response: 403')), ctx({ proxy: '192.0.2.8:3128' }));
     expect(e.code).toBe('HTTP_STATUS');
     expect(e.message).toContain(
-      'proxy 192.0.2.8:3128 refused to open a tunnel to download.example:8443: HTTP 407',
+      'proxy 192.0.2.8:3128 refused to open a tunnel to download.example:8443: HTTP 403',
     );
+  });
+
+  it.each([407, 401])('names a proxy refusing the user and password (HTTP %i)', (status) => {
+    const e = mapHttpError(wrapped(new Error(`Bad response: ${status}`)), ctx({ proxy: '192.0.2.8:3128' }));
+    expect(e.code).toBe('PROXY_AUTH_FAILED');
+    expect(e.message).toContain(`proxy 192.0.2.8:3128 refused the user and password (HTTP ${status})`);
   });
 
   it('keeps a ClgwError raised inside the request', () => {
