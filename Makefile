@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export npm_config_update_notifier := false
 
-.PHONY: help setup build check test test-unit test-integration test-powercut e2e-containers demo bench powercut clean
+.PHONY: help setup build check test test-unit test-integration test-powercut e2e-containers e2e-portal demo bench powercut clean
 
 help:
 	@echo "make demo   - build a release, simulate an appliance, update A->B and roll back a broken release"
@@ -13,7 +13,7 @@ help:
 	@echo "make powercut N=1000 - the power-cut torture run (make test runs 100 cuts of it)"
 
 setup:
-	@scripts/setup base containers diagnostics portal
+	@scripts/setup base containers diagnostics portal console
 
 build: setup
 	@npx tsc -b agent image recovery
@@ -38,6 +38,10 @@ test-powercut: build
 # The container-upgrade tests alone (real Podman); they are part of make test too.
 e2e-containers: build
 	@node scripts/test.mjs containers
+
+# The local portal's end-to-end tests alone (headless Chromium); they are part of make test too.
+e2e-portal: build
+	@node scripts/test.mjs portal
 
 demo: build
 	@scripts/demo

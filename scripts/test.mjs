@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 // Runs every test tier with vitest and ends with the plain line `N passed, M failed[, K skipped]`
 // summed over the tiers; the reason for each skip is printed above it.
-// Usage: node scripts/test.mjs [tier...]   tiers: unit, integration, powercut (default: all);
-// containers (this issue's tests alone, for make e2e-containers)
+// Usage: node scripts/test.mjs [tier...]   tiers: unit, integration, e2e, powercut (default: all);
+// selections run alone: containers (make e2e-containers), portal (make e2e-portal: the browser
+// end-to-end tests)
 // The powercut tier is the power-cut torture run with POWERCUT_CUTS cuts (default 100).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const allTiers = ['unit', 'integration', 'powercut'];
-/** Selections run alone (`make e2e-containers`): their tests also belong to the tiers above. */
-const selections = { containers: ['test/unit/containers', 'test/integration/containers'] };
+const allTiers = ['unit', 'integration', 'e2e', 'powercut'];
+/** Selections run alone (`make e2e-containers`, `make e2e-portal`): their tests also belong to the tiers above. */
+const selections = {
+  containers: ['test/unit/containers', 'test/integration/containers'],
+  portal: ['test/e2e/portal'],
+};
 const tiers = process.argv.slice(2).length ? process.argv.slice(2) : allTiers;
 const cache = path.join(root, '.cache/test');
 mkdirSync(cache, { recursive: true });

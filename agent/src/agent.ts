@@ -21,6 +21,7 @@ import { describeSchedule, readSchedule, type ScheduleView, setSchedule } from '
 import { markBad, markGood } from './slot/bootchooser.js';
 import { readBootedSlot } from './slot/booted.js';
 import { readGrubenv, writeGrubenv } from './slot/grubenv-file.js';
+import { SshAccess } from './ssh/ssh.js';
 import { collectStatus, type Status } from './status.js';
 import { dataReset } from './system/data-reset.js';
 import { profileLogLine } from './system/profiles.js';
@@ -49,6 +50,8 @@ export class Agent {
   private dataResetRunning = false;
   private networkChanging = false;
   private containerRun: Promise<ContainersState> | undefined;
+  /** SSH access: on for 24 hours at a time. */
+  readonly ssh: SshAccess;
   /** Journal writes under way, so stop() can let them finish. */
   private readonly persisting = new Set<Promise<void>>();
 
@@ -63,6 +66,7 @@ export class Agent {
         return write;
       },
     };
+    this.ssh = new SshAccess({ paths: deps.paths, clock: deps.clock, log: deps.log, server: deps.ssh });
     const machine = createUpdateMachine(updateEffects(this.deps));
     this.actor = createActor(machine, { input: { journal, now: () => deps.clock.now() } });
     this.actor.subscribe({
@@ -89,6 +93,7 @@ export class Agent {
 
   /** Stops the machine; resolves once no journal write is left under way. */
   async stop(): Promise<void> {
+    this.ssh.stop();
     this.actor.stop();
     await Promise.allSettled([...this.persisting]);
   }
@@ -108,6 +113,7 @@ export class Agent {
       journal: this.journal,
       progress: this.deps.progress.snapshot(),
       platform: this.deps.config.platform,
+      ssh: await this.ssh.view(),
       profile: {
         name: this.deps.profile.name,
         line: profileLogLine(this.deps.profile, this.deps.machine),

@@ -11,6 +11,7 @@ import type { Clock } from './platform/clock.js';
 import { createHttpClient, type HttpClient } from './platform/http.js';
 import type { Logger } from './platform/log.js';
 import type { AppliancePaths } from './platform/paths.js';
+import { simulatorSsh, systemdSsh } from './ssh/ssh.js';
 import { detectMachine } from './system/machine.js';
 import { PROFILES, profileLogLine, selectProfile } from './system/profiles.js';
 
@@ -86,6 +87,7 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
     reboot: opts.reboot,
     progress: new ProgressTracker(() => clock.now()),
     trustedRootsPem,
+    ssh: config.ssh.server === 'simulator' ? simulatorSsh(paths, config.ssh.port) : systemdSsh(),
     ...(ca ? { downloadCa: ca } : {}),
     engine: createEngine(
       path.isAbsolute(config.engineSocket) ? config.engineSocket : configPath(paths, config.engineSocket),

@@ -48,6 +48,26 @@ const configSchema = z
     containerHealthTimeoutMs: z.number().int().positive().max(600_000).default(60_000),
     /** Forces a performance profile; absent: chosen from the machine at every start (SPEC §6). */
     profile: z.enum(PROFILE_NAMES).optional(),
+    /**
+     * The OpenSSH server behind "Enable SSH access": `systemd` (ssh.service) on the appliance;
+     * `simulator` runs `sshd -D` on 127.0.0.1:`port` with its files under the appliance root.
+     */
+    ssh: z
+      .object({
+        server: z.enum(['systemd', 'simulator']).default('systemd'),
+        port: z.number().int().min(1).max(65535).default(22),
+      })
+      .strict()
+      .default({ server: 'systemd', port: 22 }),
+    /** The local portal (`http://cloudlink.local/`, `http://<ip>/`); port 0: a free one (simulator). */
+    portal: z
+      .object({
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(80),
+      })
+      .strict()
+      .default({ enabled: true, host: '0.0.0.0', port: 80 }),
     /** Targets of the startup diagnostics (`clgw diagnose`); the download host is the base URL's. */
     diagnostics: z
       .object({

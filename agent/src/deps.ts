@@ -7,6 +7,7 @@ import type { Clock } from './platform/clock.js';
 import type { HttpClient } from './platform/http.js';
 import type { Logger } from './platform/log.js';
 import type { AppliancePaths } from './platform/paths.js';
+import type { SshServer } from './ssh/ssh.js';
 import type { MachineShape, Profile } from './system/profiles.js';
 
 /** Restarting the appliance: `systemctl reboot` on the box, the boot emulator in the simulator. */
@@ -32,6 +33,8 @@ export interface Deps {
   machine: MachineShape;
   /** Makes `http` use this proxy from the next request on (undefined: none). */
   useProxy(proxy: ProxySetting | undefined): void;
+  /** The OpenSSH server that "Enable SSH access" starts. */
+  ssh: SshServer;
   /** The container engine (Podman's Docker-compatible API). */
   engine: EnginePort;
   /** Persist the update journal (atomic). Effects call it at download checkpoints. */

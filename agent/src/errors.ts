@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   'PROXY_AUTH_FAILED',
   'NETWORK_ERROR',
   'NETWORK_APPLY_FAILED',
+  'SSH_FAILED',
   // release (compat.yaml, signature, version rules)
   'YAML_INVALID',
   'COMPAT_INVALID',

@@ -13,7 +13,10 @@ import { systemClock } from './platform/clock.js';
 import { execFile } from './platform/exec.js';
 import { fileLogger } from './platform/log.js';
 import { type AppliancePaths, appliancePaths } from './platform/paths.js';
+import { portalAgentOf } from './portal/port.js';
+import { startPortal } from './portal/server.js';
 import { startScheduler } from './schedule/scheduler.js';
+import { profileLogLine } from './system/profiles.js';
 
 function rebootPort(
   kind: 'systemd' | 'simulator',
@@ -86,6 +89,46 @@ async function main(): Promise<void> {
     });
   }
   agent.start();
+  if (deps.config.portal.enabled) {
+    try {
+      const portal = await startPortal({
+        host: deps.config.portal.host,
+        port: deps.config.portal.port,
+        log,
+        agent: portalAgentOf(agent, {
+          diagnostics: async () => {
+            const d = (await agent!.status()).diagnostics;
+            if (!d) return undefined;
+            const status = { ok: 'pass', warning: 'warn', failed: 'fail' } as const;
+            return {
+              at: d.at,
+              checks: d.results.map((r) => ({
+                name: `${r.name} ${r.target}`,
+                status: status[r.verdict],
+                message: r.summary,
+              })),
+            };
+          },
+          profile: async () => ({
+            name: deps.profile.name,
+            detail: profileLogLine(deps.profile, deps.machine),
+          }),
+        }),
+      });
+      const stopPortal = portal.close;
+      const previous = stopApi;
+      stopApi = async () => {
+        await stopPortal();
+        await previous();
+      };
+      await writeFileAtomic(paths.portalUrl, `${portal.url}\n`);
+      log.info('portal listening', { url: portal.url });
+    } catch (e) {
+      // The box must keep updating itself even when port 80 is taken.
+      log.error('portal not started', { error: serializeError(e) });
+    }
+  }
+  await agent.ssh.start().catch((e) => log.error('SSH access not restored', { error: serializeError(e) }));
   await startInstalledContainers(deps);
   // At every start, beside the boot-time update (which does not wait for it).
   void agent.diagnose().catch((e) => log.warn('startup diagnostics not run', { error: serializeError(e) }));

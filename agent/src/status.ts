@@ -12,6 +12,7 @@ import { describeSlots } from './slot/bootchooser.js';
 import { bootedSlotFromCmdline } from './slot/cmdline.js';
 import { readGrubenv } from './slot/grubenv-file.js';
 import { readSlotStatus } from './slot/status.js';
+import { describeSsh, readSsh, type SshView } from './ssh/ssh.js';
 import { type Alarm, readAlarms } from './state/alarms.js';
 import { readHistory } from './state/history.js';
 import { parseOsRelease } from './system/os-release.js';
@@ -49,6 +50,8 @@ export interface Status {
   bootEnvironment: { readable: boolean; error?: string; recoveryRequested: boolean };
   /** Each service container's last upgrade (version, downtime); `clgw containers` has the live view. */
   containers: ContainersState['last'];
+  /** SSH access (live agent: also its time left). */
+  ssh: SshView;
   /** The last startup diagnostics (null: not run yet). */
   diagnostics: DiagnosticsReport | null;
   /** The performance profile in effect (live agent only). */
@@ -74,6 +77,7 @@ export async function collectStatus(
     journal: Journal;
     progress: Progress | undefined;
     platform: string;
+    ssh?: SshView;
     profile?: { name: string; line: string; cores: number; memoryBytes: number };
   },
 ): Promise<Status> {
@@ -145,6 +149,7 @@ export async function collectStatus(
     slots: { A: slotView('A'), B: slotView('B') },
     bootEnvironment,
     profile: live?.profile ?? null,
+    ssh: live?.ssh ?? describeSsh(await readSsh(paths.sshState), Date.now()),
     diagnostics: (await readDiagnostics(paths.diagnostics)) ?? null,
     containers: (await readContainersState(paths.containersState).catch(() => undefined))?.last ?? {},
     network: await readNetwork(paths),

@@ -78,6 +78,10 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
     networkApply: 'none',
     // Diagnostics stay on loopback: the mirror is the download host; nobody answers NTP on port 9.
     diagnostics: { ntpServer: '127.0.0.1:9' },
+    // "Enable SSH access" runs a real sshd on loopback with its files under the root.
+    ssh: { server: 'simulator', port: 2222 },
+    // The portal on a free loopback port; its URL is written to run/clgw/portal-url.
+    portal: { host: '127.0.0.1', port: 0 },
     ...opts.config,
   };
   if (opts.mirrorCaPem) {

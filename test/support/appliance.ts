@@ -78,12 +78,18 @@ export async function makeWorld(
     trustMirror?: boolean;
     /** Run the first bootloader pass (for in-process agents); false when the boot emulator runs it. */
     boot?: boolean;
+    /** Pace every mirror response body to about this many bytes per second (a visible download). */
+    mirrorRate?: number;
   } = {},
 ): Promise<World> {
   const dir = await tempDir('world');
   const tree = path.join(dir, 'mirror');
   await fs.mkdir(tree, { recursive: true });
-  const mirror = await startMirror({ tree, tlsDir: path.join(CACHE, 'tls') });
+  const mirror = await startMirror({
+    tree,
+    tlsDir: path.join(CACHE, 'tls'),
+    rateBytesPerSecond: opts.mirrorRate,
+  });
   const k = testKeys();
   const root = path.join(dir, 'appliance');
   await createAppliance({

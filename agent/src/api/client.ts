@@ -9,6 +9,7 @@ import type { ScheduleView } from '../schedule/scheduler.js';
 
 type ProxyView = ReturnType<typeof describeProxy>;
 
+import type { SshView } from '../ssh/ssh.js';
 import type { Status } from '../status.js';
 
 /** A client of the agent's local API over its unix socket. */
@@ -28,6 +29,14 @@ export class AgentClient {
 
   upgradeContainers(force: boolean): Promise<ContainersView> {
     return this.call('POST', '/v1/containers/update', { force }) as Promise<ContainersView>;
+  }
+
+  ssh(): Promise<SshView> {
+    return this.call('GET', '/v1/ssh') as Promise<SshView>;
+  }
+
+  setSsh(enabled: boolean): Promise<SshView> {
+    return this.call('POST', '/v1/ssh', { enabled }) as Promise<SshView>;
   }
 
   diagnose(): Promise<DiagnosticsReport> {

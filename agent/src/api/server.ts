@@ -68,6 +68,7 @@ async function readBody(req: http.IncomingMessage): Promise<unknown> {
  * `GET /v1/status`; `POST /v1/{check,update,retry,reboot,mark-good,mark-bad}`. A check answers when
  * it is done; an update answers at once (202) and is followed through the status.
  * `GET /v1/network` the settings in effect; `POST /v1/network` changes them (answers once applied).
+ * `GET /v1/ssh` SSH access and its time left; `POST /v1/ssh` `{"enabled": true|false}` (on for 24 hours).
  * `POST /v1/diagnose` runs the startup diagnostics now and answers the report (also in status).
  * `GET /v1/proxy` the proxy (no password); `POST /v1/proxy` sets it (`{server, port, user?, password?}` or `{off: true}`).
  * `GET /v1/schedule` the update window; `POST /v1/schedule` sets it (`{at, tz, spreadMinutes}` or `{off: true}`).
@@ -110,6 +111,15 @@ export async function startApiServer(
           .upgradeContainers({ trigger: 'user', force })
           .catch((e) => log.warn('container upgrade failed', { error: toClgwError(e).message }));
         return reply(202, await agent.containers());
+      }
+      if (url.pathname === '/v1/ssh') {
+        if (req.method === 'GET') return reply(200, await agent.ssh.view());
+        if (req.method !== 'POST')
+          return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use GET or POST' } });
+        const body = (await readBody(req)) as { enabled?: unknown };
+        if (typeof body?.enabled !== 'boolean')
+          throw new ClgwError('INVALID_REQUEST', 'send {"enabled": true} or {"enabled": false}');
+        return reply(200, body.enabled ? await agent.ssh.enable() : await agent.ssh.disable());
       }
       if (url.pathname === '/v1/diagnose') {
         if (req.method !== 'POST')

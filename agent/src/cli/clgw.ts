@@ -8,6 +8,7 @@ import { ClgwError, isClgwError, toClgwError } from '../errors.js';
 import { toInput } from '../network/settings.js';
 import { appliancePaths } from '../platform/paths.js';
 import type { ScheduleView } from '../schedule/scheduler.js';
+import { sshBanner } from '../ssh/ssh.js';
 import { collectStatus, type Status } from '../status.js';
 
 /**
@@ -35,6 +36,8 @@ const USAGE = `usage: clgw <command> [options]
                        appliance only; erases all data; refused in the critical phase)
   data-reset --confirm erase the onboarding data (account link, PBX settings, tokens,
                        advanced settings); keeps software and network configuration
+  ssh [status]         whether SSH access is on, and for how long
+  ssh on | off         turn SSH access on (it turns itself off after 24 hours) or off
   diagnose             run the startup diagnostics now (DNS, NTP, HTTPS, STUN, SIP-TLS);
                        exit 1 when a check failed
   proxy [show]         the HTTP(S) proxy for outbound requests (password not shown)
@@ -100,6 +103,8 @@ export function formatStatus(s: Status): string {
       `container:    ${service} ${r.version ?? '-'} — ${describeResult(r)} at ${r.at}${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
     );
   }
+  const banner = sshBanner(s.ssh);
+  if (banner) lines.push(`ssh:          ${banner}`);
   if (s.diagnostics) {
     const [head, ...checks] = formatDiagnostics(s.diagnostics);
     lines.push(`${head}`, ...checks);
@@ -395,6 +400,14 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'network') return network(client, rest);
   if (command === 'schedule') return schedule(client, rest);
   if (command === 'proxy') return proxy(client, rest);
+  if (command === 'ssh') {
+    const [sub = 'status', ...more] = rest;
+    if (more.length || !['status', 'on', 'off'].includes(sub))
+      throw new ClgwError('INVALID_REQUEST', `unknown ssh command "${rest.join(' ')}" (status, on, off)`);
+    const view = sub === 'status' ? await client.ssh() : await client.setSsh(sub === 'on');
+    process.stdout.write(`${sshBanner(view) ?? 'SSH access is disabled'}\n`);
+    return EXIT.ok;
+  }
   if (command === 'diagnose') {
     if (rest.length) throw new ClgwError('INVALID_REQUEST', `unknown option "${rest[0]}" for diagnose`);
     const report = await client.diagnose();

@@ -44,6 +44,8 @@ export interface AppliancePaths {
   networkSettings: string;
   networkUnit: string;
   hostnameFile: string;
+  /** Present while SSH access is on: when it was turned on and when it turns itself off. */
+  sshState: string;
   /** The last startup diagnostics report. */
   diagnostics: string;
   /** The HTTP(S) proxy setting (mode 0600: it may hold a password). */
@@ -67,6 +69,8 @@ export interface AppliancePaths {
    */
   rebootRequest: string;
   socket: string;
+  /** The portal's URL once it listens (the simulator's port is chosen at start). */
+  portalUrl: string;
   cmdline: string;
   osRelease: string;
   /** Health hooks shipped by the running root filesystem. */
@@ -92,6 +96,7 @@ export function appliancePaths(root: string): AppliancePaths {
     onboardingDir: path.join(dataDir, 'onboarding'),
     dataResetMarker: path.join(dataDir, 'data-reset.pending'),
     recoveryRecord: path.join(dataDir, 'recovery.json'),
+    sshState: path.join(dataDir, 'ssh.json'),
     diagnostics: path.join(dataDir, 'diagnostics.json'),
     proxy: path.join(dataDir, 'proxy.json'),
     schedule: path.join(dataDir, 'schedule.json'),
@@ -107,6 +112,7 @@ export function appliancePaths(root: string): AppliancePaths {
     runDir: at('run/clgw'),
     rebootRequest: at('run/clgw/reboot-request'),
     socket: at('run/clgw/agent.sock'),
+    portalUrl: at('run/clgw/portal-url'),
     cmdline: at('proc/cmdline'),
     osRelease: at('etc/os-release'),
     healthHooks: at('usr/lib/clgw/health.d'),

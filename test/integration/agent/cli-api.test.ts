@@ -32,6 +32,17 @@ afterAll(async () => {
 });
 
 describe('clgw CLI and local API', () => {
+  it('serves the local portal (its URL in run/clgw/portal-url) with the strict headers', async () => {
+    const url = (await fs.readFile(world.paths.portalUrl, 'utf8')).trim();
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(await res.text()).toContain('CloudLink Gateway');
+    const api = await fetch(new URL('api/status', url));
+    expect(api.headers.get('cache-control')).toContain('no-store');
+  });
+
   it('runs the startup diagnostics at start and on request; the report is in status and the log', async () => {
     // At start (the simulator's targets: the mirror for HTTPS, a closed port for NTP).
     await until(

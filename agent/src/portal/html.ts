@@ -1,0 +1,129 @@
+/**
+ * The portal page, rendered on the server from the view model so that it is right at the first
+ * paint (and readable without JavaScript); the page's script then keeps the same elements up to
+ * date from the event stream. Every text from the appliance goes through {@link escapeHtml}.
+ * Pure: no `node:*` imports.
+ */
+import {
+  FACTORY_RESET_WORDS,
+  type FieldName,
+  type ListName,
+  type PortalView,
+  PRODUCT_NAME,
+  type SectionName,
+} from './view.js';
+
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+
+/** Text safe in HTML content and in quoted attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+export interface PageAssets {
+  /** URL path of the stylesheet and of the script (content-hashed: served as immutable). */
+  css: string;
+  js: string;
+}
+
+/** Renders the whole page for `view`, with the per-page `token` the page's POSTs carry. */
+export function renderPage(view: PortalView, token: string, assets: PageAssets): string {
+  const f = (name: FieldName, tag = 'span', attrs = '') =>
+    `<${tag} data-field="${name}"${attrs}>${escapeHtml(view.fields[name])}</${tag}>`;
+  const link = (name: FieldName) =>
+    `<a data-field="${name}" data-href href="${escapeHtml(view.fields[name])}">${escapeHtml(view.fields[name])}</a>`;
+  const shown = (name: SectionName) => ` data-show="${name}"${view.show[name] ? '' : ' hidden'}`;
+  const list = (name: ListName) =>
+    view.lists[name].map((i) => `<li class="st-${i.state}">${escapeHtml(i.text)}</li>`).join('');
+  const percent = view.percent === null ? '' : ` value="${view.percent.toFixed(1)}"`;
+  const row = (label: string, value: string) => `<dt>${label}</dt><dd>${value}</dd>`;
+
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="clgw-token" content="${escapeHtml(token)}">
+<title>${escapeHtml(view.documentTitle)}</title>
+<link rel="stylesheet" href="${assets.css}">
+<script src="${assets.js}" defer></script>
+</head>
+<body data-mode="${view.mode}" data-connection="ok">
+<header>
+<h1>${PRODUCT_NAME}</h1>
+</header>
+<main>
+<section id="lost" class="panel lost" role="alert" hidden>
+<h2>Lost Connection to Gateway</h2>
+<p>This page cannot reach the gateway. It may be restarting, or the network between this computer and the gateway is down.</p>
+<p>The page keeps trying and comes back by itself when the gateway answers. <span id="lost-next"></span></p>
+</section>
+<section id="alarm" class="panel alarm" role="alert"${shown('alarm')}>
+<h2>Alarm</h2>
+<p>${f('alarm')}</p>
+</section>
+<section id="updating" class="panel updating"${shown('updating')}>
+<h2>System update in progress</h2>
+<p class="phase">${f('updatePhase')} ${f('updateTarget')}</p>
+<div id="progress"${shown('progress')}>
+<progress max="100"${percent}>${escapeHtml(view.fields.updatePercent)}</progress>
+<p class="percent">${f('updatePercent', 'strong')}</p>
+<dl class="facts">
+${row('Downloaded', f('updateBytes'))}
+${row('Rate', f('updateRate'))}
+${row('Time left', f('updateEta'))}
+</dl>
+</div>
+<p class="note">${f('updateNote')}</p>
+</section>
+<section id="error" class="panel error"${shown('error')}>
+<h2>Update Error</h2>
+<p class="error-title">${f('errorTitle', 'strong')}</p>
+<p>${f('errorAdvice')}</p>
+<p class="detail">Details: ${f('errorDetail', 'code')}</p>
+<div class="actions">
+<button type="button" id="retry" data-action="retry"${shown('retry')}>Retry</button>
+<button type="button" id="reboot" data-action="reboot"${shown('reboot')}>Reboot</button>
+</div>
+<div id="factory-reset" class="danger"${shown('factoryReset')}>
+<h3>Factory Reset</h3>
+<p>Restores the factory release and erases all settings and data on the gateway. Type <code>${FACTORY_RESET_WORDS}</code> to confirm.</p>
+<label for="factory-reset-words">Confirmation</label>
+<input id="factory-reset-words" type="text" autocomplete="off" spellcheck="false" maxlength="40" data-confirm-words="${FACTORY_RESET_WORDS}">
+<button type="button" id="factory-reset-button" data-action="factory-reset" disabled>Factory Reset</button>
+</div>
+<p id="action-result" role="status"></p>
+</section>
+<section id="info" class="panel info">
+<h2>Gateway</h2>
+<dl class="facts">
+${row('Gateway OS release', f('gatewayOs'))}
+${row('Cloud Software', f('cloudSoftware'))}
+${row('VOIP Software', f('voipSoftware'))}
+${row('Operating System Patch Level', f('osPatchLevel'))}
+${row('Profile', f('profile'))}
+${row('IP address', f('ip'))}
+${row('Hostname', f('hostname'))}
+${row('Portal', `${link('urlLocal')} ${link('urlIp')}`)}
+${row('Network', f('network'))}
+${row('Diagnostics', `${f('diagnostics')}<ul data-list="diagnostics" class="checks"${shown('diagnosticsList')}>${list('diagnostics')}</ul>`)}
+${row('Last update', f('lastUpdate'))}
+${row('Last check', f('lastCheck'))}
+</dl>
+<div id="services"${shown('services')}>
+<h3>Services</h3>
+<ul data-list="services" class="checks">${list('services')}</ul>
+</div>
+</section>
+</main>
+<footer><p>${PRODUCT_NAME} local portal</p></footer>
+</body>
+</html>
+`;
+}

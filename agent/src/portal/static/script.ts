@@ -1,0 +1,253 @@
+/**
+ * The portal page's script, served as `/static/portal.<hash>.js` (a classic script, ES2017, no
+ * build step, kept in a TS module so `tsc -b` carries it into `dist/`). It holds no wording or
+ * formatting of its own: the server's view model (view.ts) arrives over the event stream and is
+ * copied into the elements named after its keys, always with `textContent`.
+ *
+ * The connection: an EventSource on /api/events (`hello` with a fresh token, `view`, `ping` every
+ * few seconds). An error, or silence for three ping intervals, shows "Lost Connection to Gateway";
+ * the page then probes /api/status with backoff (1 s doubling to 10 s) and, once the gateway
+ * answers, reopens the stream and hides the notice when its `hello` arrives.
+ *
+ * No backquote, dollar-brace or backslash may appear below: this is a template literal.
+ */
+export const PORTAL_JS = `(function () {
+  'use strict';
+  var tokenMeta = document.querySelector('meta[name="clgw-token"]');
+  var token = tokenMeta ? tokenMeta.getAttribute('content') : '';
+  var lostEl = document.getElementById('lost');
+  var lostNext = document.getElementById('lost-next');
+  var resultEl = document.getElementById('action-result');
+  var wordsEl = document.getElementById('factory-reset-words');
+  var resetButton = document.getElementById('factory-reset-button');
+  var es = null;
+  var lost = false;
+  var attempt = 0;
+  var probeTimer = null;
+  var countdownTimer = null;
+  var pingMs = 5000;
+  var lastSeen = Date.now();
+  var mode = document.body.getAttribute('data-mode');
+  var busy = false;
+
+  function each(selector, fn) {
+    Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
+  }
+
+  function apply(view) {
+    if (view.mode !== mode) {
+      mode = view.mode;
+      showResult('', false);
+    }
+    document.body.setAttribute('data-mode', view.mode);
+    document.title = view.documentTitle;
+    each('[data-field]', function (el) {
+      var text = view.fields[el.getAttribute('data-field')];
+      if (typeof text !== 'string') text = '';
+      if (el.textContent !== text) el.textContent = text;
+      if (el.hasAttribute('data-href')) el.setAttribute('href', text);
+    });
+    each('[data-show]', function (el) {
+      el.hidden = !view.show[el.getAttribute('data-show')];
+    });
+    each('[data-list]', function (ul) {
+      var items = view.lists[ul.getAttribute('data-list')] || [];
+      var frag = document.createDocumentFragment();
+      items.forEach(function (item) {
+        var li = document.createElement('li');
+        li.className = 'st-' + item.state;
+        li.textContent = item.text;
+        frag.appendChild(li);
+      });
+      ul.replaceChildren(frag);
+    });
+    var bar = document.querySelector('progress');
+    if (bar) {
+      if (view.percent === null) bar.removeAttribute('value');
+      else bar.value = view.percent;
+      bar.textContent = view.fields.updatePercent;
+    }
+  }
+
+  function seen() {
+    lastSeen = Date.now();
+  }
+
+  function recovered() {
+    seen();
+    attempt = 0;
+    if (!lost) return;
+    lost = false;
+    clearInterval(countdownTimer);
+    document.body.setAttribute('data-connection', 'ok');
+    lostEl.hidden = true;
+    lostNext.textContent = '';
+  }
+
+  function connect() {
+    if (es) es.close();
+    seen();
+    es = new EventSource('/api/events');
+    es.addEventListener('hello', function (e) {
+      var data = JSON.parse(e.data);
+      token = data.token;
+      if (data.pingMs > 0) pingMs = data.pingMs;
+      recovered();
+    });
+    es.addEventListener('view', function (e) {
+      apply(JSON.parse(e.data));
+      seen();
+    });
+    es.addEventListener('ping', seen);
+    es.onerror = connectionLost;
+  }
+
+  function connectionLost() {
+    if (es) {
+      es.close();
+      es = null;
+    }
+    if (!lost) {
+      lost = true;
+      document.body.setAttribute('data-connection', 'lost');
+      lostEl.hidden = false;
+    }
+    scheduleProbe();
+  }
+
+  function scheduleProbe() {
+    if (probeTimer !== null) return;
+    var delay = Math.min(10000, 1000 * Math.pow(2, attempt));
+    attempt += 1;
+    var due = Date.now() + delay;
+    clearInterval(countdownTimer);
+    var tick = function () {
+      var left = Math.max(0, Math.ceil((due - Date.now()) / 1000));
+      lostNext.textContent = 'Next try in ' + left + ' s.';
+    };
+    tick();
+    countdownTimer = setInterval(tick, 1000);
+    probeTimer = setTimeout(function () {
+      probeTimer = null;
+      probe();
+    }, delay);
+  }
+
+  function fetchStatus() {
+    var ctl = new AbortController();
+    var timer = setTimeout(function () {
+      ctl.abort();
+    }, 5000);
+    return fetch('/api/status', { cache: 'no-store', signal: ctl.signal, headers: { accept: 'application/json' } })
+      .then(function (r) {
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.json();
+      })
+      .then(
+        function (data) {
+          clearTimeout(timer);
+          token = data.token;
+          return data;
+        },
+        function (e) {
+          clearTimeout(timer);
+          throw e;
+        },
+      );
+  }
+
+  function probe() {
+    clearInterval(countdownTimer);
+    lostNext.textContent = 'Trying now…';
+    fetchStatus().then(
+      function (data) {
+        apply(data.view);
+        connect();
+      },
+      function () {
+        scheduleProbe();
+      },
+    );
+  }
+
+  function showResult(text, refused) {
+    resultEl.textContent = text;
+    resultEl.className = refused ? 'refused' : '';
+  }
+
+  function setBusy(value) {
+    busy = value;
+    each('button[data-action]', function (b) {
+      b.disabled = value || (b === resetButton && !wordsMatch());
+    });
+  }
+
+  function wordsMatch() {
+    return wordsEl.value.trim() === wordsEl.getAttribute('data-confirm-words');
+  }
+
+  function post(action, body) {
+    return fetch('/api/' + action, {
+      method: 'POST',
+      cache: 'no-store',
+      headers: { 'content-type': 'application/json', 'x-clgw-token': token },
+      body: JSON.stringify(body),
+    }).then(function (r) {
+      return r.json().then(
+        function (data) {
+          return { status: r.status, data: data, retryAfter: r.headers.get('retry-after') };
+        },
+        function () {
+          return { status: r.status, data: {}, retryAfter: r.headers.get('retry-after') };
+        },
+      );
+    });
+  }
+
+  function act(action, body, again) {
+    setBusy(true);
+    showResult('Sending…', false);
+    return post(action, body)
+      .then(function (res) {
+        var error = res.data && res.data.error;
+        if (res.status === 403 && error && error.code === 'TOKEN_INVALID' && !again) {
+          return fetchStatus().then(function () {
+            return act(action, body, true);
+          });
+        }
+        if (res.status >= 200 && res.status < 300) showResult(res.data.message || 'Done.', false);
+        else if (res.status === 429)
+          showResult('Too many requests: wait ' + (res.retryAfter || '60') + ' s, then try again.', true);
+        else showResult((error && error.message) || 'Refused (HTTP ' + res.status + ').', true);
+      })
+      .catch(function () {
+        showResult('The gateway did not answer the request.', true);
+        connectionLost();
+      })
+      .then(function () {
+        if (!again) setBusy(false);
+      });
+  }
+
+  each('button[data-action]', function (b) {
+    b.addEventListener('click', function () {
+      if (busy) return;
+      var action = b.getAttribute('data-action');
+      var body = {};
+      if (action === 'factory-reset') {
+        if (!wordsMatch()) return;
+        body = { confirm: wordsEl.value.trim() };
+      }
+      act(action, body, false);
+    });
+  });
+  wordsEl.addEventListener('input', function () {
+    resetButton.disabled = busy || !wordsMatch();
+  });
+
+  setInterval(function () {
+    if (!lost && Date.now() - lastSeen > 3 * pingMs) connectionLost();
+  }, 1000);
+  connect();
+})();
+`;

@@ -1,0 +1,454 @@
+/**
+ * The portal's view model: status → exactly what the page shows, as display-ready text. The
+ * server renders the first page from it and sends it again over the event stream; the page's
+ * script only copies these texts into the elements named after them (`data-field`, `data-show`,
+ * `data-list`), so every decision about wording and formatting lives here, once.
+ * Pure: no `node:*` imports.
+ */
+import type { SerializedError } from '../errors.js';
+import type { UpdateState } from '../machine/journal.js';
+import type { Status } from '../status.js';
+import type { PortalDiagnostics, PortalProfile, PortalVersions } from './port.js';
+
+export const PRODUCT_NAME = 'CloudLink Gateway';
+/** The mDNS name the appliance answers to (SPEC.md §5). */
+export const LOCAL_NAME = 'cloudlink.local';
+/** What a technician types to confirm a factory reset. */
+export const FACTORY_RESET_WORDS = 'FACTORY RESET';
+
+export type PortalMode = 'normal' | 'updating' | 'error';
+
+/** The page's text elements (`data-field`). */
+export const FIELD_NAMES = [
+  'gatewayOs',
+  'cloudSoftware',
+  'voipSoftware',
+  'osPatchLevel',
+  'profile',
+  'ip',
+  'hostname',
+  'urlLocal',
+  'urlIp',
+  'network',
+  'diagnostics',
+  'lastUpdate',
+  'lastCheck',
+  'updatePhase',
+  'updateTarget',
+  'updatePercent',
+  'updateBytes',
+  'updateRate',
+  'updateEta',
+  'updateNote',
+  'errorTitle',
+  'errorAdvice',
+  'errorDetail',
+  'alarm',
+] as const;
+export type FieldName = (typeof FIELD_NAMES)[number];
+
+/** The page's parts shown or hidden (`data-show`). */
+export const SECTION_NAMES = [
+  'updating',
+  'error',
+  'progress',
+  'alarm',
+  'retry',
+  'reboot',
+  'factoryReset',
+  'diagnosticsList',
+  'services',
+] as const;
+export type SectionName = (typeof SECTION_NAMES)[number];
+
+export type ItemState = 'pass' | 'fail' | 'warn' | 'info';
+export interface ListItem {
+  text: string;
+  state: ItemState;
+}
+
+export const LIST_NAMES = ['diagnostics', 'services'] as const;
+export type ListName = (typeof LIST_NAMES)[number];
+
+export interface PortalView {
+  mode: PortalMode;
+  /** The browser tab's title. */
+  documentTitle: string;
+  fields: Record<FieldName, string>;
+  show: Record<SectionName, boolean>;
+  lists: Record<ListName, ListItem[]>;
+  /** The progress bar's value (0–100); null: no bar or an indeterminate one. */
+  percent: number | null;
+}
+
+/** What the view is made from: the agent's status and the optional sources that answered. */
+export interface ViewInput {
+  status: Status;
+  versions?: PortalVersions;
+  profile?: PortalProfile;
+  diagnostics?: PortalDiagnostics;
+  addresses?: string[];
+}
+
+export interface ViewContext {
+  /** The appliance address the browser's connection arrived at (the server socket's local address). */
+  localAddress?: string;
+  /** The portal's TCP port (80 on the appliance: left out of the URLs). */
+  port: number;
+}
+
+const UNKNOWN = 'unknown';
+
+const PHASES: Partial<Record<UpdateState, string>> = {
+  checking: 'Checking for an update',
+  downloading: 'Downloading the update',
+  verifying: 'Verifying the update',
+  installing: 'Installing the update',
+  switching: 'Switching to the new release',
+  rebooting: 'Restarting the gateway',
+  confirming: 'Checking the new release after the restart',
+  rollingBack: 'Going back to the previous release',
+  recovering: 'Handing over to the recovery system',
+  factoryResetting: 'Resetting to factory defaults',
+};
+
+/** The states shown as "System update in progress". */
+export function isUpdating(state: UpdateState): boolean {
+  return PHASES[state] !== undefined;
+}
+
+export function modeOf(status: Pick<Status, 'state'>): PortalMode {
+  if (status.state === 'failed') return 'error';
+  return isUpdating(status.state) ? 'updating' : 'normal';
+}
+
+/** Bytes in binary units with three significant digits: `512 B`, `1.50 KiB`, `600 MiB`. */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return UNKNOWN;
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  if (unit === 0) return `${Math.round(value)} B`;
+  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  return `${value.toFixed(digits)} ${units[unit]}`;
+}
+
+export function formatRate(bytesPerSecond: number): string {
+  if (!Number.isFinite(bytesPerSecond) || bytesPerSecond <= 0) return '—';
+  return `${formatBytes(bytesPerSecond)}/s`;
+}
+
+/** Seconds as `45 s`, `2 min 05 s`, `1 h 20 min`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+/** Time left at the current rate; `calculating…` until there is a rate. */
+export function formatEta(bytes: number, total: number, rate: number): string {
+  if (total > 0 && bytes >= total) return 'done';
+  if (!(rate > 0) || !(total > 0)) return 'calculating…';
+  return `about ${formatDuration((total - bytes) / rate)}`;
+}
+
+/** A whole percentage that never shows 100 before the last byte: `0 %` … `99 %`, `100 %`. */
+export function formatPercent(bytes: number, total: number): string {
+  if (!(total > 0)) return '0 %';
+  if (bytes >= total) return '100 %';
+  return `${Math.min(99, Math.floor((100 * bytes) / total))} %`;
+}
+
+/** An ISO 8601 time as `2025-11-21 09:12 UTC` (the appliance's clock; the browser's may differ). */
+export function formatTime(iso: string | undefined | null): string {
+  if (!iso) return UNKNOWN;
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/.exec(iso);
+  return m ? `${m[1]} ${m[2]} UTC` : iso;
+}
+
+/** The URL of the portal at `host` (no port on 80); an IPv6 address in brackets. */
+export function portalUrl(host: string, port: number): string {
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `http://${h}${port === 80 ? '' : `:${port}`}/`;
+}
+
+/** `::ffff:192.0.2.1` (an IPv4 client on a dual-stack socket) as `192.0.2.1`. */
+export function plainAddress(address: string | undefined): string | undefined {
+  if (!address) return undefined;
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** The appliance's address: the static one, else the interfaces', else the one the browser reached. */
+export function applianceAddress(input: ViewInput, ctx: ViewContext): string | undefined {
+  const ipv4 = input.status.network.settings.ipv4;
+  if (ipv4.mode === 'static') return ipv4.address;
+  return input.addresses?.[0] ?? plainAddress(ctx.localAddress);
+}
+
+export interface PlainError {
+  /** What went wrong, in plain words. */
+  title: string;
+  /** What to do about it. */
+  advice: string;
+}
+
+const NETWORK_ADVICE =
+  'Check the network settings, the DNS server and the firewall (the gateway needs HTTPS, tcp/443, to the download server), then choose Retry.';
+
+/** An error code in plain words, with what a technician can do about it (SPEC.md §3). */
+export function plainError(error: Pick<SerializedError, 'code' | 'details'> | null | undefined): PlainError {
+  switch (error?.code) {
+    case 'DNS_LOOKUP_FAILED':
+      return {
+        title: "The gateway could not look up the download server's name (DNS lookup failed).",
+        advice:
+          'Check the DNS server in the network settings and that the gateway may reach it (udp/53), then choose Retry.',
+      };
+    case 'CONNECTION_REFUSED':
+      return {
+        title: 'The download server refused the connection.',
+        advice: `A firewall or proxy may be blocking the connection. ${NETWORK_ADVICE}`,
+      };
+    case 'CONNECTION_RESET':
+      return { title: 'The connection to the download server was cut off.', advice: NETWORK_ADVICE };
+    case 'HOST_UNREACHABLE':
+      return {
+        title: 'The download server cannot be reached (no route to it).',
+        advice: `Check the gateway address and default route. ${NETWORK_ADVICE}`,
+      };
+    case 'TIMED_OUT':
+      return { title: 'The download server did not answer in time.', advice: NETWORK_ADVICE };
+    case 'TLS_ERROR':
+      return {
+        title: 'The secure (TLS) connection to the download server failed.',
+        advice:
+          'A proxy or firewall that inspects HTTPS, or a wrong date and time on the gateway, can cause this. Fix it, then choose Retry.',
+      };
+    case 'HTTP_STATUS': {
+      const status = Number(error.details?.status);
+      if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+        return {
+          title: `The download server does not offer the update's files (HTTP ${status}).`,
+          advice: 'Choose Retry later. If it persists, check the proxy settings, or contact support.',
+        };
+      }
+      return {
+        title: 'The download server answered with an error.',
+        advice: 'This is usually temporary: choose Retry later. If it persists, check the proxy settings.',
+      };
+    }
+    case 'REDIRECT_REFUSED':
+    case 'RANGE_NOT_SUPPORTED':
+      return {
+        title: 'The download server answered with an error.',
+        advice: 'This is usually temporary: choose Retry later. If it persists, check the proxy settings.',
+      };
+    case 'PROXY_INVALID':
+      return {
+        title: 'The proxy settings are not valid.',
+        advice: 'Correct the proxy settings, then choose Retry.',
+      };
+    case 'NETWORK_ERROR':
+    case 'NETWORK_APPLY_FAILED':
+      return { title: 'A network error stopped the update.', advice: NETWORK_ADVICE };
+    case 'SIZE_EXCEEDED':
+    case 'ARTIFACT_TRUNCATED':
+    case 'HASH_MISMATCH':
+    case 'IMAGE_MISMATCH':
+      return {
+        title: 'The downloaded update was incomplete or damaged, so it was not installed.',
+        advice: 'Choose Retry to download it again. A proxy that alters downloads can cause this.',
+      };
+    case 'YAML_INVALID':
+    case 'COMPAT_INVALID':
+    case 'SIGNATURE_MISSING':
+    case 'SIGNATURE_INVALID':
+    case 'CHAIN_INVALID':
+    case 'RELEASE_EXPIRED':
+    case 'SERIAL_REPLAYED':
+      return {
+        title: 'The update could not be verified as genuine, so it was not installed.',
+        advice: 'Choose Retry later. If it persists, contact support.',
+      };
+    case 'PLATFORM_MISMATCH':
+    case 'DOWNGRADE_REFUSED':
+    case 'SOURCE_VERSION_TOO_OLD':
+      return {
+        title: 'The offered update does not apply to this gateway.',
+        advice: 'Choose Retry later, or contact support.',
+      };
+    case 'NO_SPACE':
+    case 'SLOT_WRITE_FAILED':
+    case 'READBACK_MISMATCH':
+    case 'SLOT_ACTIVE':
+    case 'SLOT_UNKNOWN':
+    case 'GRUBENV_INVALID':
+    case 'BOOTED_SLOT_UNKNOWN':
+      return {
+        title: "Writing the update to the gateway's storage failed.",
+        advice:
+          'Choose Reboot, then Retry. If it fails again, the storage may be faulty: a Factory Reset or support may be needed.',
+      };
+    case 'HEALTH_CHECK_FAILED':
+      return {
+        title: 'The new release did not start correctly; the gateway went back to the previous one.',
+        advice: 'Choose Retry later, or contact support.',
+      };
+    case 'CRITICAL_PHASE_FAILED':
+      return {
+        title: 'The update was interrupted at a critical moment.',
+        advice: 'The gateway resets itself to factory defaults and updates again.',
+      };
+    default:
+      return {
+        title: 'The update failed.',
+        advice:
+          'Choose Retry. If it fails again, choose Reboot; if the update itself is suspect, Factory Reset.',
+      };
+  }
+}
+
+const CHECK_LABEL: Record<ItemState, string> = {
+  pass: 'passed',
+  fail: 'FAILED',
+  warn: 'warning',
+  info: 'skipped',
+};
+
+function diagnosticsView(d: PortalDiagnostics | undefined): { summary: string; items: ListItem[] } {
+  if (!d || d.checks.length === 0) return { summary: 'not run', items: [] };
+  const items = d.checks.map((c): ListItem => {
+    const state: ItemState = c.status === 'skip' ? 'info' : c.status;
+    return { text: `${c.name}: ${CHECK_LABEL[state]}${c.message ? ` — ${c.message}` : ''}`, state };
+  });
+  const failed = d.checks.filter((c) => c.status === 'fail').length;
+  const warned = d.checks.filter((c) => c.status === 'warn').length;
+  const n = d.checks.length;
+  let summary =
+    failed > 0
+      ? `${failed} of ${n} checks failed`
+      : warned > 0
+        ? `${n - warned} of ${n} checks passed, ${warned} with a warning`
+        : `all ${n} checks passed`;
+  if (d.at) summary += ` (${formatTime(d.at)})`;
+  return { summary, items };
+}
+
+function lastUpdate(status: Status): string {
+  const r = status.result;
+  if (!r) return 'none yet';
+  const what =
+    r.outcome === 'committed'
+      ? `Installed ${r.version}`
+      : r.outcome === 'rolledBack'
+        ? `Rolled back from ${r.version}`
+        : `Update to ${r.version || 'a new release'} failed`;
+  const why = r.outcome === 'committed' ? '' : r.message ? `: ${r.message}` : '';
+  return `${what} on ${formatTime(r.at)}${why}`;
+}
+
+function lastCheck(status: Status): string {
+  const c = status.check;
+  if (!c) return 'not yet';
+  const what =
+    c.outcome === 'upToDate'
+      ? 'Up to date'
+      : c.outcome === 'available'
+        ? `Release ${c.version} available`
+        : `Release ${c.version} not installed: ${c.message}`;
+  return `${what} (checked ${formatTime(c.at)})`;
+}
+
+function services(status: Status): ListItem[] {
+  const out: ListItem[] = [];
+  for (const [name, r] of Object.entries(status.containers)) {
+    if (!r) continue;
+    const text =
+      r.outcome === 'rolledBack'
+        ? `${name} ${r.version ?? UNKNOWN} (upgrade to ${r.attempted ?? 'a new version'} rolled back)`
+        : r.outcome === 'removed'
+          ? `${name}: removed`
+          : `${name} ${r.version ?? UNKNOWN}`;
+    out.push({ text, state: r.outcome === 'rolledBack' ? 'warn' : 'info' });
+  }
+  return out;
+}
+
+/** The page's content for one status (and the address the browser reached). */
+export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
+  const { status } = input;
+  const mode = modeOf(status);
+  const ip = applianceAddress(input, ctx);
+  const diag = diagnosticsView(input.diagnostics);
+  const serviceItems = services(status);
+  const activeAlarm = [...status.alarms].reverse().find((a) => !a.clearedAt);
+  const p = status.progress;
+  const showProgress = mode === 'updating' && p !== null && p.total > 0;
+  const err = mode === 'error' ? status.error : null;
+  const plain = plainError(err);
+  const profile = input.profile
+    ? `${input.profile.name}${input.profile.detail ? ` (${input.profile.detail})` : ''}`
+    : UNKNOWN;
+
+  const fields: Record<FieldName, string> = {
+    gatewayOs: status.gatewayVersion ?? UNKNOWN,
+    cloudSoftware: input.versions?.cloudSoftware ?? UNKNOWN,
+    voipSoftware: input.versions?.voipSoftware ?? UNKNOWN,
+    osPatchLevel: input.versions?.osPatchLevel ?? UNKNOWN,
+    profile,
+    ip: ip ?? UNKNOWN,
+    hostname: status.network.settings.hostname,
+    urlLocal: portalUrl(LOCAL_NAME, ctx.port),
+    urlIp: ip ? portalUrl(ip, ctx.port) : '',
+    network:
+      status.network.summary +
+      (status.network.error ? ` (saved settings unusable: ${status.network.error})` : ''),
+    diagnostics: diag.summary,
+    lastUpdate: lastUpdate(status),
+    lastCheck: lastCheck(status),
+    updatePhase: mode === 'updating' ? (PHASES[status.state] ?? status.state) : '',
+    updateTarget: mode === 'updating' && status.target ? `to release ${status.target.version}` : '',
+    updatePercent: showProgress ? formatPercent(p.bytes, p.total) : '',
+    updateBytes: showProgress ? `${formatBytes(p.bytes)} of ${formatBytes(p.total)}` : '',
+    updateRate: showProgress ? formatRate(p.rate) : '',
+    updateEta: showProgress ? formatEta(p.bytes, p.total, p.rate) : '',
+    updateNote:
+      mode !== 'updating'
+        ? ''
+        : status.critical
+          ? 'Critical step: do not switch the gateway off now.'
+          : 'Do not switch the gateway off. Its services may be briefly unavailable; this page follows the update by itself.',
+    errorTitle: err || mode === 'error' ? plain.title : '',
+    errorAdvice: mode === 'error' ? plain.advice : '',
+    errorDetail: err ? `${err.message} (${err.code})` : '',
+    alarm: activeAlarm ? `${activeAlarm.code}: ${activeAlarm.message}` : '',
+  };
+  return {
+    mode,
+    documentTitle:
+      mode === 'updating'
+        ? `System update in progress — ${PRODUCT_NAME}`
+        : mode === 'error'
+          ? `Update Error — ${PRODUCT_NAME}`
+          : PRODUCT_NAME,
+    fields,
+    show: {
+      updating: mode === 'updating',
+      error: mode === 'error',
+      progress: showProgress,
+      alarm: activeAlarm !== undefined,
+      retry: mode === 'error',
+      reboot: mode === 'error',
+      factoryReset: mode === 'error' && status.platform === 'physical',
+      diagnosticsList: diag.items.length > 0,
+      services: serviceItems.length > 0,
+    },
+    lists: { diagnostics: diag.items, services: serviceItems },
+    percent: showProgress ? Math.min(100, Math.max(0, (100 * p.bytes) / p.total)) : null,
+  };
+}

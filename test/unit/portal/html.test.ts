@@ -1,0 +1,87 @@
+import vm from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import { escapeHtml, renderPage } from '../../../agent/src/portal/html.js';
+import { PORTAL_JS } from '../../../agent/src/portal/static/script.js';
+import { PORTAL_CSS } from '../../../agent/src/portal/static/style.js';
+import { FIELD_NAMES, LIST_NAMES, portalView, SECTION_NAMES } from '../../../agent/src/portal/view.js';
+import { statusOf } from './status.js';
+
+const assets = { css: '/static/portal.0123.css', js: '/static/portal.4567.js' };
+const ctx = { localAddress: '192.0.2.10', port: 80 };
+
+describe('the page', () => {
+  it('escapes every text from the appliance', () => {
+    expect(escapeHtml(`<img src=x onerror="alert('1')">&`)).toBe(
+      '&lt;img src=x onerror=&quot;alert(&#39;1&#39;)&quot;&gt;&amp;',
+    );
+    const hostile = '<script>alert(1)</script>';
+    const status = statusOf({
+      state: 'failed',
+      error: { code: 'HTTP_STATUS', message: `GET "${hostile}": 500`, transient: false },
+      network: {
+        settings: { hostname: 'gw"><b>', ipv4: { mode: 'dhcp' } },
+        source: 'default',
+        summary: hostile,
+      },
+    });
+    const html = renderPage(portalView({ status }, ctx), 'tok"en', assets);
+    expect(html).not.toContain(hostile);
+    expect(html).not.toContain('gw"><b>');
+    expect(html).toContain('GET &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;: 500 (HTTP_STATUS)');
+    expect(html).toContain('<meta name="clgw-token" content="tok&quot;en">');
+  });
+
+  it('has no inline script or style, and loads only its own assets', () => {
+    const html = renderPage(portalView({ status: statusOf() }, ctx), 't', assets);
+    expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
+    expect(html).not.toMatch(/<style/);
+    expect(html).not.toMatch(/\sstyle=/);
+    expect(html).not.toMatch(/\son[a-z]+=/);
+    expect(html).not.toMatch(/https?:\/\/(?!cloudlink\.local|192\.0\.2\.10)/);
+    expect(html).toContain(`<script src="${assets.js}" defer></script>`);
+    expect(html).toContain(`<link rel="stylesheet" href="${assets.css}">`);
+  });
+
+  it('has an element for every field, section and list of the view model', () => {
+    const html = renderPage(portalView({ status: statusOf() }, ctx), 't', assets);
+    for (const f of FIELD_NAMES) expect(html, f).toContain(`data-field="${f}"`);
+    for (const s of SECTION_NAMES) expect(html, s).toContain(`data-show="${s}"`);
+    for (const l of LIST_NAMES) expect(html, l).toContain(`data-list="${l}"`);
+    expect(html).toContain('Lost Connection to Gateway');
+  });
+
+  it('renders the state it is given: normal, in progress, error', () => {
+    const normal = renderPage(portalView({ status: statusOf() }, ctx), 't', assets);
+    expect(normal).toContain('<body data-mode="normal"');
+    expect(normal).toMatch(/<section id="updating"[^>]* hidden>/);
+    expect(normal).toMatch(/<section id="error"[^>]* hidden>/);
+    const updating = renderPage(
+      portalView(
+        {
+          status: statusOf({
+            state: 'downloading',
+            progress: { phase: 'd', bytes: 50, total: 200, rate: 10, startedAt: 0, percent: 25 },
+          }),
+        },
+        ctx,
+      ),
+      't',
+      assets,
+    );
+    expect(updating).toMatch(/<section id="updating"[^>]*data-show="updating">/);
+    expect(updating).toContain('<progress max="100" value="25.0">');
+    const failed = renderPage(
+      portalView({ status: statusOf({ state: 'failed', platform: 'physical' }) }, ctx),
+      't',
+      assets,
+    );
+    expect(failed).toMatch(/<section id="error"[^>]*data-show="error">/);
+    expect(failed).toMatch(/<div id="factory-reset"[^>]*data-show="factoryReset">/);
+  });
+
+  it('the script and stylesheet are plain text that parses', () => {
+    expect(() => new vm.Script(PORTAL_JS)).not.toThrow();
+    expect(PORTAL_JS).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
+    expect(PORTAL_CSS).not.toMatch(/@import|url\(/);
+  });
+});
