@@ -26,10 +26,15 @@ const configSchema = z
       .default('eth0'),
     /**
      * How changed network settings take effect: `systemd` (networkctl reload/reconfigure,
-     * hostnamectl) on the appliance; `none` where there is no interface to configure (the
-     * simulator without a network namespace) — the files are written either way.
+     * hostnamectl) on the appliance; `netns` configures `lanInterface` inside the network
+     * namespace `netns` with `ip` (the simulator's stand-in for a LAN port); `none` where there
+     * is no interface to configure — the files are written either way.
      */
-    networkApply: z.enum(['systemd', 'none']).default('systemd'),
+    networkApply: z.enum(['systemd', 'netns', 'none']).default('systemd'),
+    netns: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+      .optional(),
     /**
      * The container engine's Docker-compatible API (Podman's service socket): an absolute path as
      * it is; a relative one under the appliance root.

@@ -18,7 +18,7 @@ import {
 
 export interface NetworkDeps {
   paths: AppliancePaths;
-  config: Pick<AgentConfig, 'lanInterface' | 'networkApply'>;
+  config: Pick<AgentConfig, 'lanInterface' | 'networkApply' | 'netns'>;
   log: Logger;
 }
 
@@ -118,15 +118,37 @@ async function render(deps: NetworkDeps, settings: NetworkSettings): Promise<boo
   return changed;
 }
 
+/** The commands that put the settings on the interface, per `networkApply`. */
+function applySteps(deps: NetworkDeps, settings: NetworkSettings): [string, string[]][] {
+  const iface = deps.config.lanInterface;
+  if (deps.config.networkApply === 'systemd') {
+    return [
+      ['networkctl', ['reload']],
+      ['networkctl', ['reconfigure', iface]],
+      // Transient: the static name is /etc/hostname, which the image links to the rendered file.
+      ['hostnamectl', ['--transient', 'hostname', settings.hostname]],
+    ];
+  }
+  // netns: what systemd-networkd would do with the rendered unit, done with `ip` in the namespace.
+  // DHCP leaves the interface without a static address for a DHCP client (none runs here).
+  const ns = deps.config.netns;
+  if (!ns) throw new ClgwError('CONFIG_INVALID', 'networkApply "netns" needs "netns" (the namespace name)');
+  const ip = (...args: string[]): [string, string[]] => ['ip', ['-n', ns, ...args]];
+  // Flushing the addresses also drops the routes through them (the kernel removes a route whose
+  // gateway is no longer on a connected network).
+  const steps = [ip('addr', 'flush', 'dev', iface), ip('link', 'set', iface, 'up')];
+  const s = settings.ipv4;
+  if (s.mode === 'static') {
+    steps.push(ip('addr', 'add', `${s.address}/${s.prefixLength}`, 'dev', iface));
+    if (s.gateway) steps.push(ip('route', 'replace', 'default', 'via', s.gateway, 'dev', iface));
+  }
+  return steps;
+}
+
 async function apply(deps: NetworkDeps, settings: NetworkSettings): Promise<void> {
   if (deps.config.networkApply === 'none') return;
   const iface = deps.config.lanInterface;
-  const steps: [string, string[]][] = [
-    ['networkctl', ['reload']],
-    ['networkctl', ['reconfigure', iface]],
-    // Transient: the static name is /etc/hostname, which the image links to the rendered file.
-    ['hostnamectl', ['--transient', 'hostname', settings.hostname]],
-  ];
+  const steps = applySteps(deps, settings);
   for (const [cmd, args] of steps) {
     try {
       await execFile(cmd, args);
