@@ -7,6 +7,7 @@ import type { Deps } from './deps.js';
 import type { DiagnosticsReport } from './diagnostics/checks.js';
 import { diagnose } from './diagnostics/service.js';
 import { ClgwError } from './errors.js';
+import { LogDownloads, type LogLinkView } from './logs/service.js';
 import type { Journal, Trigger } from './machine/journal.js';
 import {
   createUpdateMachine,
@@ -52,6 +53,8 @@ export class Agent {
   private containerRun: Promise<ContainersState> | undefined;
   /** SSH access: on for 24 hours at a time. */
   readonly ssh: SshAccess;
+  /** "Download logs": the archive and its temporary links (the portal serves them). */
+  readonly logs: LogDownloads;
   /** Journal writes under way, so stop() can let them finish. */
   private readonly persisting = new Set<Promise<void>>();
 
@@ -67,6 +70,7 @@ export class Agent {
       },
     };
     this.ssh = new SshAccess({ paths: deps.paths, clock: deps.clock, log: deps.log, server: deps.ssh });
+    this.logs = new LogDownloads(deps);
     const machine = createUpdateMachine(updateEffects(this.deps));
     this.actor = createActor(machine, { input: { journal, now: () => deps.clock.now() } });
     this.actor.subscribe({
@@ -94,6 +98,7 @@ export class Agent {
   /** Stops the machine; resolves once no journal write is left under way. */
   async stop(): Promise<void> {
     this.ssh.stop();
+    await this.logs.stop();
     this.actor.stop();
     await Promise.allSettled([...this.persisting]);
   }
@@ -255,6 +260,16 @@ export class Agent {
     this.deps.useProxy(setting);
     this.deps.log.info(setting ? 'proxy set' : 'proxy off', { proxy: describeProxy(setting) });
     return describeProxy(setting);
+  }
+
+  /** Builds a log archive and a temporary link to it (`clgw-log-download`, console "Download logs"). */
+  createLogLink(): Promise<LogLinkView> {
+    return this.logs.create();
+  }
+
+  /** Revokes every log download link and deletes the archives. */
+  revokeLogLinks(): Promise<{ revoked: number }> {
+    return this.logs.revoke();
   }
 
   /** The network settings in effect (saved, or the factory default). */

@@ -88,6 +88,15 @@ const configSchema = z
       })
       .strict()
       .default({ ntpServer: '0.mitel.pool.ntp.org', timeoutMs: 3000 }),
+    /** "Download logs": how long a link lives, the archive's size cap, whether the journal goes in. */
+    logDownload: z
+      .object({
+        ttlMinutes: z.number().int().min(1).max(1440).default(10),
+        maxMiB: z.number().int().min(1).max(1024).default(64),
+        journal: z.boolean().default(true),
+      })
+      .strict()
+      .default({ ttlMinutes: 10, maxMiB: 64, journal: true }),
     /** Check for an update (and install it) each time the agent starts after a boot. */
     updateAtBoot: z.boolean().default(true),
     /** Deadline for each release health hook after a boot. */

@@ -55,6 +55,7 @@ export const ERROR_CODES = [
   'SETTING_INVALID',
   'AGENT_UNREACHABLE',
   'INTERNAL',
+  'LOG_ARCHIVE_FAILED',
   // container engine (Podman's Docker-compatible API)
   'ENGINE_UNAVAILABLE',
   'ENGINE_ERROR',

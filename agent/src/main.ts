@@ -95,6 +95,7 @@ async function main(): Promise<void> {
         host: deps.config.portal.host,
         port: deps.config.portal.port,
         log,
+        logs: agent.logs,
         agent: portalAgentOf(agent, {
           diagnostics: async () => {
             const d = (await agent!.status()).diagnostics;

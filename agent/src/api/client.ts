@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { ContainersView } from '../containers/view.js';
 import type { DiagnosticsReport } from '../diagnostics/checks.js';
 import { ClgwError, isErrorCode } from '../errors.js';
+import type { LogLinkView } from '../logs/service.js';
 import type { NetworkView } from '../network/network.js';
 import type { describeProxy } from '../network/proxy.js';
 import type { NetworkInput } from '../network/settings.js';
@@ -65,6 +66,15 @@ export class AgentClient {
 
   changeNetwork(input: NetworkInput): Promise<NetworkView> {
     return this.call('POST', '/v1/network', input) as Promise<NetworkView>;
+  }
+
+  /** Builds a log archive; the temporary URL it is served at and its expiry. */
+  createLogLink(): Promise<LogLinkView> {
+    return this.call('POST', '/v1/logs', {}) as Promise<LogLinkView>;
+  }
+
+  revokeLogLinks(): Promise<{ revoked: number }> {
+    return this.call('DELETE', '/v1/logs') as Promise<{ revoked: number }>;
   }
 
   post(endpoint: string, body: Record<string, unknown> = {}): Promise<Status> {

@@ -72,6 +72,7 @@ async function readBody(req: http.IncomingMessage): Promise<unknown> {
  * `POST /v1/diagnose` runs the startup diagnostics now and answers the report (also in status).
  * `GET /v1/proxy` the proxy (no password); `POST /v1/proxy` sets it (`{server, port, user?, password?}` or `{off: true}`).
  * `GET /v1/schedule` the update window; `POST /v1/schedule` sets it (`{at, tz, spreadMinutes}` or `{off: true}`).
+ * `POST /v1/logs` builds a log archive and answers `{url, expiresAt}`; `DELETE /v1/logs` revokes every link.
  * `GET /v1/containers` the service containers; `POST /v1/containers/update` starts their upgrade (202).
  */
 export async function startApiServer(
@@ -145,6 +146,15 @@ export async function startApiServer(
           throw new ClgwError('INVALID_REQUEST', 'the update window must be a JSON object');
         const b = body as Record<string, unknown>;
         return reply(200, await agent.setSchedule(b.off === true ? { off: true } : b));
+      }
+      if (url.pathname === '/v1/logs') {
+        if (req.method === 'POST') {
+          if (!emptyBody.safeParse(await readBody(req)).success)
+            throw new ClgwError('INVALID_REQUEST', 'POST /v1/logs takes no options');
+          return reply(201, await agent.createLogLink());
+        }
+        if (req.method === 'DELETE') return reply(200, await agent.revokeLogLinks());
+        return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use POST or DELETE' } });
       }
       if (url.pathname === '/v1/network') {
         if (req.method === 'GET') return reply(200, await agent.network());

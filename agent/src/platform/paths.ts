@@ -63,6 +63,8 @@ export interface AppliancePaths {
   logDir: string;
   logFile: string;
   runDir: string;
+  /** Log archives behind the temporary download links (a reboot clears them). */
+  logArchives: string;
   /**
    * The simulator's reboot port: a program that wants the appliance restarted leaves this file
    * (its content: why) and exits; the boot emulator reboots. On the appliance it is `systemctl reboot`.
@@ -110,6 +112,7 @@ export function appliancePaths(root: string): AppliancePaths {
     logDir: at('var/log/clgw'),
     logFile: at('var/log/clgw/clgw.log'),
     runDir: at('run/clgw'),
+    logArchives: at('run/clgw/logs'),
     rebootRequest: at('run/clgw/reboot-request'),
     socket: at('run/clgw/agent.sock'),
     portalUrl: at('run/clgw/portal-url'),

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -31,6 +32,8 @@ export interface PortalOptions {
   rateLimit?: { max: number; windowMs: number };
   /** Event streams open at once (default 32): each holds a socket and a little memory. */
   maxStreams?: number;
+  /** The temporary log download links (`GET /logs/<token>`); absent: every such request is 404. */
+  logs?: { lookup(token: string): Promise<{ file: string; name: string } | undefined> };
 }
 
 export interface Portal {
@@ -369,6 +372,40 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     json(res, 202, { message: act.done });
   }
 
+  /**
+   * `GET /logs/<token>`: the log archive, streamed, never cached. Every failure — unknown,
+   * expired or revoked token, a missing file, another method — is the same 404 as any unknown path.
+   */
+  async function logDownload(req: http.IncomingMessage, res: http.ServerResponse, token: string) {
+    const notFound = () => refuse(res, 404, 'NOT_FOUND', 'not found');
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || !opts.logs) return notFound();
+    const link = await opts.logs.lookup(token).catch(() => undefined);
+    const handle = link && (await fs.open(link.file, 'r').catch(() => undefined));
+    if (!link || !handle) return notFound();
+    try {
+      const { size } = await handle.stat();
+      res.writeHead(200, {
+        'content-type': 'application/gzip',
+        'content-length': String(size),
+        'content-disposition': `attachment; filename="${link.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`,
+        'cache-control': 'no-store',
+      });
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      log.info('portal: log archive downloaded', { client: req.socket.remoteAddress, name: link.name });
+      const stream = handle.createReadStream({ start: 0, end: Math.max(0, size - 1), autoClose: false });
+      await new Promise<void>((resolve) => {
+        stream.on('error', () => res.destroy());
+        res.on('close', resolve);
+        stream.pipe(res);
+      });
+    } finally {
+      await handle.close();
+    }
+  }
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse) {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     const target = req.url ?? '';
@@ -384,6 +421,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
       }
     }
     const path = new URL(target, 'http://portal.invalid').pathname;
+    if (path.startsWith('/logs/')) return logDownload(req, res, path.slice('/logs/'.length));
     if (path in ACTIONS) return action(req, res, path);
     const asset = assets.byPath.get(path);
     if (!READ_ROUTES.has(path) && !asset) {

@@ -1,0 +1,203 @@
+/**
+ * The log archive: a real `.tar.gz` of a temporary appliance tree, read back with tar(1).
+ */
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { archiveStamp, buildLogArchive } from '../../../agent/src/logs/archive.js';
+import { tarHeader } from '../../../agent/src/logs/tar.js';
+import { type AppliancePaths, appliancePaths } from '../../../agent/src/platform/paths.js';
+
+const run = promisify(execFile);
+const NOW = Date.UTC(2026, 10, 21, 9, 30, 0);
+let dir: string;
+let paths: AppliancePaths;
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-archive-'));
+  paths = appliancePaths(path.join(dir, 'appliance'));
+  await fs.mkdir(paths.logDir, { recursive: true });
+  await fs.mkdir(paths.networkDir, { recursive: true });
+  await fs.writeFile(paths.logFile, 'agent starting\n');
+  await fs.writeFile(`${paths.logFile}.1`, 'older\n');
+  await fs.writeFile(paths.history, '{"highest":"1.0.0"}\n');
+  await fs.writeFile(paths.networkSettings, '{"hostname":"gw"}\n');
+  await fs.writeFile(paths.proxy, '{"server":"p","port":3128,"user":"u","password":"hunter2"}\n');
+  await fs.mkdir(paths.onboardingDir, { recursive: true });
+  await fs.writeFile(path.join(paths.onboardingDir, 'account.json'), '{"token":"hunter2"}\n');
+  await fs.mkdir(paths.containerArchives, { recursive: true });
+  await fs.writeFile(path.join(paths.containerArchives, 'abc.tar'), 'image');
+  await fs.mkdir(path.join(paths.containerData, 'tunnel'), { recursive: true });
+  await fs.writeFile(path.join(paths.containerData, 'tunnel/tunnel.log'), 'tunnel up\n');
+});
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+const build = (over: Partial<Parameters<typeof buildLogArchive>[0]> = {}) =>
+  buildLogArchive({
+    paths,
+    outDir: paths.logArchives,
+    maxBytes: 1024 * 1024,
+    now: NOW,
+    journal: false,
+    ...over,
+  });
+
+async function list(file: string): Promise<string[]> {
+  const { stdout } = await run('tar', ['-tzf', file]);
+  return stdout.split('\n').filter(Boolean);
+}
+
+async function member(file: string, name: string): Promise<string> {
+  const { stdout } = await run('tar', ['-xzOf', file, name], { maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
+describe('log archive', () => {
+  it('holds var/clgw and var/log/clgw under relative names, with a MANIFEST, in a 0600 file', async () => {
+    const a = await build();
+    expect(a.name).toBe('clgw-logs-20261121T093000Z.tar.gz');
+    expect(a.file).toBe(path.join(paths.logArchives, a.name));
+    expect((await fs.stat(a.file)).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(paths.logArchives)).mode & 0o777).toBe(0o700);
+    const names = await list(a.file);
+    expect(names[0]).toBe('MANIFEST.txt');
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'var/clgw/',
+        'var/clgw/history.json',
+        'var/clgw/network/settings.json',
+        'var/log/clgw/',
+        'var/log/clgw/clgw.log',
+        'var/log/clgw/clgw.log.1',
+      ]),
+    );
+    for (const n of names) expect(n).not.toMatch(/^\/|(^|\/)\.\.(\/|$)/);
+    expect(await member(a.file, 'var/log/clgw/clgw.log')).toBe('agent starting\n');
+    expect(await fs.readdir(paths.logArchives)).toEqual([a.name]); // no partial or journal left
+  });
+
+  it('leaves secrets (proxy password, onboarding tokens) and image archives out, and says so', async () => {
+    const a = await build();
+    const names = await list(a.file);
+    expect(names).not.toContain('var/clgw/proxy.json');
+    expect(names.filter((n) => n.includes('onboarding') || n.includes('archives'))).toEqual([]);
+    expect(names).toContain('var/clgw/containers/data/tunnel/tunnel.log');
+    const manifest = await member(a.file, 'MANIFEST.txt');
+    expect(manifest).toContain('var/clgw/proxy.json: excluded: holds the proxy password');
+    expect(manifest).toContain('var/clgw/onboarding: excluded: onboarding data');
+    expect(manifest).toContain('var/clgw/containers/archives: excluded: downloaded container image archives');
+    const { stdout } = await run('sh', ['-c', 'gzip -dc "$1" | grep -c hunter2 || true', 'sh', a.file]);
+    expect(stdout.trim()).toBe('0');
+  });
+
+  it('stops at the size cap and lists what did not fit', async () => {
+    await fs.writeFile(path.join(paths.logDir, 'big.log'), Buffer.alloc(3000, 'a'));
+    await fs.writeFile(path.join(paths.logDir, 'small.log'), Buffer.alloc(100, 'b'));
+    const a = await build({ maxBytes: 1000 });
+    const names = await list(a.file);
+    expect(names).not.toContain('var/log/clgw/big.log');
+    expect(names).toContain('var/log/clgw/small.log');
+    expect(a.skipped).toContainEqual({
+      name: 'var/log/clgw/big.log',
+      reason: expect.stringMatching(/size cap/),
+    });
+    const manifest = await member(a.file, 'MANIFEST.txt');
+    expect(manifest).toMatch(/var\/log\/clgw\/big\.log: size cap: 3000 bytes/);
+    expect(manifest).toContain('  var/log/clgw/small.log');
+    expect(a.included.length).toBeGreaterThan(0);
+  });
+
+  it('follows no symbolic link, to a file or a directory, and lists them as skipped', async () => {
+    const secret = path.join(dir, 'outside-secret.txt');
+    await fs.writeFile(secret, 'TOP SECRET');
+    await fs.mkdir(path.join(dir, 'outside-dir'));
+    await fs.writeFile(path.join(dir, 'outside-dir/shadow'), 'TOP SECRET');
+    await fs.symlink(secret, path.join(paths.logDir, 'link.log'));
+    await fs.symlink(path.join(dir, 'outside-dir'), path.join(paths.dataDir, 'linked-dir'));
+    const a = await build();
+    const names = await list(a.file);
+    expect(names.filter((n) => n.includes('link'))).toEqual([]);
+    const { stdout: verbose } = await run('tar', ['-tvzf', a.file]);
+    for (const line of verbose.split('\n').filter(Boolean)) expect(line).toMatch(/^[-d]/); // files and dirs only
+    const manifest = await member(a.file, 'MANIFEST.txt');
+    expect(manifest).toContain('var/log/clgw/link.log: symbolic link (not followed)');
+    expect(manifest).toContain('var/clgw/linked-dir: symbolic link (not followed)');
+    const { stdout } = await run('sh', ['-c', 'gzip -dc "$1" | grep -c "TOP SECRET" || true', 'sh', a.file]);
+    expect(stdout.trim()).toBe('0');
+  });
+
+  it('adds the journal export when journalctl works, and notes it when it does not', async () => {
+    const fake = path.join(dir, 'journalctl');
+    await fs.writeFile(
+      fake,
+      '#!/bin/sh\necho "2026-11-21T09:00:00+0000 gw systemd[1]: Started clgw-agent."\n',
+      {
+        mode: 0o755,
+      },
+    );
+    // Under a simulated root only that root's own journal directory counts.
+    await fs.mkdir(path.join(paths.root, 'var/log/journal'), { recursive: true });
+    const a = await build({ journal: true, journalctl: fake });
+    expect(await member(a.file, 'journal.txt')).toContain('Started clgw-agent.');
+
+    const failing = await build({
+      journal: true,
+      journalctl: path.join(dir, 'no-such-journalctl'),
+      now: NOW + 1000,
+    });
+    expect(await list(failing.file)).not.toContain('journal.txt');
+    expect(await member(failing.file, 'MANIFEST.txt')).toMatch(/journal\.txt: journalctl not run: ENOENT/);
+  });
+
+  it('cuts a journal export at the size left under the cap', async () => {
+    const fake = path.join(dir, 'journalctl');
+    await fs.writeFile(fake, '#!/bin/sh\nyes "journal line"\n', { mode: 0o755 });
+    await fs.mkdir(path.join(paths.root, 'var/log/journal'), { recursive: true });
+    const a = await build({ journal: true, journalctl: fake, maxBytes: 4096 });
+    const journal = await member(a.file, 'journal.txt');
+    expect(journal.length).toBeLessThanOrEqual(4096);
+    expect(journal.startsWith('journal line\n')).toBe(true);
+    expect(await member(a.file, 'MANIFEST.txt')).toMatch(/journal\.txt: cut at \d+ bytes/);
+  });
+
+  it('stops a journal export that hangs at its deadline, children included', async () => {
+    const fake = path.join(dir, 'journalctl');
+    await fs.writeFile(fake, '#!/bin/sh\necho partial\nsleep 30\n', { mode: 0o755 });
+    await fs.mkdir(path.join(paths.root, 'var/log/journal'), { recursive: true });
+    const started = Date.now();
+    const a = await build({ journal: true, journalctl: fake, journalTimeoutMs: 300 });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(await list(a.file)).not.toContain('journal.txt');
+    expect(await member(a.file, 'MANIFEST.txt')).toMatch(/journal\.txt: journalctl stopped after 300 ms/);
+  });
+
+  it('writes a valid archive when a tree is missing, and says so', async () => {
+    await fs.rm(paths.logDir, { recursive: true });
+    const a = await build();
+    expect(await member(a.file, 'MANIFEST.txt')).toContain('var/log/clgw: does not exist');
+    expect(await list(a.file)).toContain('var/clgw/history.json');
+  });
+
+  it('names the archive by its time and writes standard ustar headers', () => {
+    expect(archiveStamp(NOW)).toBe('20261121T093000Z');
+    const h = tarHeader({
+      name: 'var/log/clgw/clgw.log',
+      type: 'file',
+      mode: 0o4755,
+      mtimeMs: NOW,
+      size: 10,
+    });
+    expect(h.length).toBe(512);
+    expect(h.subarray(257, 263).toString('ascii')).toBe('ustar\0');
+    expect(h.subarray(100, 107).toString('ascii')).toBe('0000755'); // setuid dropped
+    const stored = Number.parseInt(h.subarray(148, 154).toString('ascii'), 8);
+    const copy = Buffer.from(h);
+    copy.fill(0x20, 148, 156);
+    expect(stored).toBe(copy.reduce((s, b) => s + b, 0));
+  });
+});
