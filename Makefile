@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export npm_config_update_notifier := false
 
-.PHONY: help setup build check test test-unit test-integration test-powercut e2e-containers e2e-portal demo bench powercut clean
+.PHONY: help setup build check test test-unit test-integration test-powercut e2e-containers e2e-portal e2e-console demo bench powercut clean
 
 help:
 	@echo "make demo   - build a release, simulate an appliance, update A->B and roll back a broken release"
@@ -16,10 +16,10 @@ setup:
 	@scripts/setup base containers diagnostics portal console
 
 build: setup
-	@npx tsc -b agent image recovery
+	@npx tsc -b agent image recovery console-tui
 
 check: setup
-	@npx tsc -b agent image recovery
+	@npx tsc -b agent image recovery console-tui
 	@npx tsc -p tsconfig.tools.json
 	@npx biome check .
 
@@ -42,6 +42,10 @@ e2e-containers: build
 # The local portal's end-to-end tests alone (headless Chromium); they are part of make test too.
 e2e-portal: build
 	@node scripts/test.mjs portal
+
+# The local console's end-to-end tests alone (tmux, TERM=linux, 80x25); they are part of make test too.
+e2e-console: build
+	@node scripts/test.mjs console
 
 demo: build
 	@scripts/demo

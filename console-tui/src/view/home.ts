@@ -1,0 +1,135 @@
+/**
+ * The tty1 home screen's view model: the agent's status → the lines a technician reads at the
+ * appliance (product, version, addresses and portal URLs, update state with a progress bar,
+ * alarm, startup diagnostics, SSH banner). Lines are blessed markup with every outside text
+ * escaped; plain ASCII and the 8 basic colours only, so they draw on the Linux VGA console.
+ */
+import type { DiagnosticsReport } from '@clgw/agent/diagnostics/checks.js';
+import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME } from '@clgw/agent/portal/view.js';
+import type { Status } from '@clgw/agent/status.js';
+import { clip, escapeText, progressBar } from './text.js';
+
+/** The screen is 80 columns on the VGA console; lines leave one column of margin each side. */
+export const WIDTH = 78;
+
+export interface HomeInput {
+  /** The agent's last answer; null until it has answered once. */
+  status: Status | null;
+  /** Why the agent could not be asked just now (null: it answered). */
+  unreachable: string | null;
+  /** The LAN port's IPv4 addresses as the kernel has them (DHCP leases included). */
+  addresses: readonly string[];
+  /**
+   * The agent's SSH banner line while SSH access is on (`sshBanner` of the status's `ssh`), made
+   * by the caller: the agent's ssh module also runs sshd, and a view model imports no I/O.
+   */
+  sshBanner?: string;
+}
+
+const STATE_WORDS: Record<Status['state'], string> = {
+  idle: 'no update in progress',
+  checking: 'checking for an update',
+  downloading: 'downloading the update',
+  verifying: 'verifying the update',
+  installing: 'installing the update',
+  switching: 'switching to the new release (do not switch off)',
+  rebooting: 'restarting the gateway',
+  confirming: 'checking the new release after the restart',
+  rollingBack: 'going back to the previous release',
+  recovering: 'handing over to the recovery system',
+  factoryResetting: 'resetting to factory defaults',
+  committed: 'the last update was installed',
+  rolledBack: 'the last update was rolled back',
+  failed: 'the last update failed',
+};
+
+const label = (name: string): string => `${name}:`.padEnd(14);
+const row = (name: string, value: string): string => `${label(name)}${value}`;
+/** The indent of a continuation line under a row's value. */
+const INDENT = ' '.repeat(14);
+
+/** The addresses to show: the static one first, then the interfaces' (no duplicates). */
+export function displayAddresses(status: Status | null, addresses: readonly string[]): string[] {
+  const out: string[] = [];
+  const ipv4 = status?.network.settings.ipv4;
+  if (ipv4?.mode === 'static') out.push(ipv4.address);
+  for (const a of addresses) if (!out.includes(a)) out.push(a);
+  return out;
+}
+
+/** The update line (and the progress bar line while bytes move). */
+export function updateLines(status: Status): string[] {
+  const words = STATE_WORDS[status.state] ?? status.state;
+  const target = status.target ? ` ${escapeText(status.target.version)}` : '';
+  const busy = !['idle', 'committed', 'rolledBack', 'failed'].includes(status.state);
+  const lines = [
+    row(
+      'Update',
+      `${busy ? '{yellow-fg}' : ''}${escapeText(words)}${busy ? target : ''}${busy ? '{/}' : ''}`,
+    ),
+  ];
+  if (status.state === 'failed' && status.error) {
+    lines.push(`${INDENT}{red-fg}${escapeText(clip(status.error.message, WIDTH - 14))}{/}`);
+  }
+  const p = status.progress;
+  if (p && busy) {
+    const bytes = `${formatBytes(p.bytes)} of ${formatBytes(p.total)}`;
+    lines.push(`${INDENT}${progressBar(p.percent, 40)} ${escapeText(bytes)}`);
+  }
+  return lines;
+}
+
+const VERDICT: Record<string, string> = {
+  ok: '{green-fg}ok  {/}',
+  warning: '{yellow-fg}WARN{/}',
+  failed: '{red-fg}FAIL{/}',
+};
+
+/** The startup diagnostics: a summary line and one line per check; "not run" before the first run. */
+export function diagnosticsLines(report: DiagnosticsReport | null, max = 6): string[] {
+  if (!report) return [row('Diagnostics', 'not run')];
+  const failed = report.results.filter((r) => r.verdict === 'failed').length;
+  const warnings = report.results.filter((r) => r.verdict === 'warning').length;
+  const head = `${formatTime(report.at)}: ${failed ? `{red-fg}${failed} failed{/}` : 'all passed'}${
+    warnings ? `, ${warnings} warning${warnings === 1 ? '' : 's'}` : ''
+  }`;
+  const lines = [row('Diagnostics', head)];
+  for (const r of report.results.slice(0, max)) {
+    const text = clip(`${r.name.padEnd(10)} ${r.summary}`, WIDTH - 14 - 5);
+    lines.push(`${INDENT}${VERDICT[r.verdict] ?? escapeText(r.verdict)} ${escapeText(text)}`);
+  }
+  return lines;
+}
+
+/** Every line of the home screen, top to bottom (blessed markup). */
+export function homeLines(input: HomeInput): string[] {
+  const { status } = input;
+  const lines = [`{bold}${PRODUCT_NAME}{/bold}`, ''];
+  if (input.unreachable !== null) {
+    lines.push(
+      '{red-fg}The gateway agent is not reachable; retrying every second.{/}',
+      escapeText(clip(input.unreachable, WIDTH)),
+      '',
+    );
+  }
+  if (!status) return lines;
+  lines.push(row('Gateway OS', escapeText(status.gatewayVersion ?? 'unknown')));
+  const addresses = displayAddresses(status, input.addresses);
+  lines.push(row('Hostname', escapeText(clip(status.network.settings.hostname, WIDTH - 14))));
+  lines.push(
+    row('IP address', addresses.length ? escapeText(clip(addresses.join(', '), WIDTH - 14)) : 'none yet'),
+  );
+  lines.push(row('Network', escapeText(clip(status.network.summary, WIDTH - 14))));
+  const urls = [`http://${LOCAL_NAME}/`, ...addresses.map((a) => `http://${a}/`)];
+  lines.push(row('Portal', escapeText(clip(urls.join('  '), WIDTH - 14))));
+  lines.push(...updateLines(status));
+  const active = status.alarms.filter((a) => !a.clearedAt);
+  for (const a of active.slice(-1)) {
+    lines.push(row('Alarm', `{red-fg}{bold}${escapeText(clip(a.code, WIDTH - 14))}{/}`));
+    lines.push(`${INDENT}{red-fg}${escapeText(clip(a.message, WIDTH - 14))}{/}`);
+  }
+  lines.push(...diagnosticsLines(status.diagnostics));
+  const banner = input.sshBanner;
+  if (banner) lines.push('', `{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
+  return lines;
+}

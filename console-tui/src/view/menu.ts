@@ -1,0 +1,72 @@
+/**
+ * The tty2 menu's view model: which items are offered (Factory Reset only on the physical
+ * appliance), their labels, and the confirmations of the destructive ones. Pure.
+ */
+import type { Status } from '@clgw/agent/status.js';
+
+export type MenuAction = 'data-reset' | 'factory-reset' | 'ssh' | 'network';
+
+export interface MenuItem {
+  action: MenuAction;
+  label: string;
+}
+
+/** The menu for this status (null: the agent has not answered yet, so nothing platform-bound). */
+export function menuItems(status: Status | null): MenuItem[] {
+  const items: MenuItem[] = [{ action: 'data-reset', label: 'Data Reset' }];
+  // A virtual appliance is redeployed instead (SPEC §4): the item is not offered at all.
+  if (status?.platform === 'physical') items.push({ action: 'factory-reset', label: 'Factory Reset' });
+  items.push({
+    action: 'ssh',
+    label: status?.ssh.enabled ? 'Disable SSH access' : 'Enable SSH access',
+  });
+  items.push({ action: 'network', label: 'Ethernet configuration and Hostname' });
+  return items;
+}
+
+export interface Confirmation {
+  title: string;
+  /** What happens, in plain words (lines). */
+  text: string[];
+  /** What the technician must type; anything else (or Escape) cancels. */
+  word: string;
+  /** The agent's API endpoint that does it. */
+  endpoint: '/v1/data-reset' | '/v1/factory-reset';
+  /** Shown once the agent accepted. */
+  done: string;
+}
+
+export const CONFIRMATIONS: Record<'data-reset' | 'factory-reset', Confirmation> = {
+  'data-reset': {
+    title: 'Data Reset',
+    text: [
+      'Erase the data stored during onboarding: the account link,',
+      'PBX settings, tokens and advanced settings.',
+      'The installed software, the network settings and the logs are kept.',
+    ],
+    word: 'RESET',
+    endpoint: '/v1/data-reset',
+    done: 'Data reset done: the onboarding data was erased.',
+  },
+  'factory-reset': {
+    title: 'Factory Reset',
+    text: [
+      'Restart into the recovery system, which restores the gateway to its',
+      'factory state and erases ALL data.',
+      'This takes 15 to 20 minutes; do not switch the gateway off.',
+    ],
+    word: 'FACTORY',
+    endpoint: '/v1/factory-reset',
+    done: 'Factory reset started: the gateway restarts into the recovery system.',
+  },
+};
+
+/** The prompt under a confirmation's text. */
+export function confirmPrompt(c: Confirmation): string {
+  return `Type ${c.word} and press Enter to confirm; anything else or Escape cancels.`;
+}
+
+/** Whether what was typed confirms (exact word, surrounding blanks ignored). */
+export function confirms(c: Confirmation, typed: string): boolean {
+  return typed.trim() === c.word;
+}

@@ -1,0 +1,84 @@
+/**
+ * The Ethernet and hostname form's model: the fields as typed, the agent's own validation
+ * (`networkProblems`) mapped to the field it concerns for inline messages, and the request body.
+ * Pure.
+ */
+import {
+  type NetworkField,
+  type NetworkInput,
+  type NetworkSettings,
+  networkProblems,
+} from '@clgw/agent/network/settings.js';
+
+export interface FormValues {
+  mode: 'dhcp' | 'static';
+  address: string;
+  netmask: string;
+  gateway: string;
+  /** Comma-separated. */
+  dns: string;
+  hostname: string;
+}
+
+export type FormField = keyof FormValues;
+
+export const FIELD_LABELS: Record<FormField, string> = {
+  mode: 'IPv4',
+  address: 'Address',
+  netmask: 'Netmask',
+  gateway: 'Gateway',
+  dns: 'DNS servers',
+  hostname: 'Hostname',
+};
+
+/** The fields in form order; the static-only ones are left out while DHCP is chosen. */
+export function visibleFields(values: FormValues): FormField[] {
+  return values.mode === 'dhcp'
+    ? ['mode', 'hostname']
+    : ['mode', 'address', 'netmask', 'gateway', 'dns', 'hostname'];
+}
+
+/** The form filled from the settings in effect. */
+export function formFromSettings(settings: NetworkSettings): FormValues {
+  const s = settings.ipv4;
+  return s.mode === 'dhcp'
+    ? { mode: 'dhcp', address: '', netmask: '', gateway: '', dns: '', hostname: settings.hostname }
+    : {
+        mode: 'static',
+        address: s.address,
+        netmask: String(s.prefixLength),
+        gateway: s.gateway ?? '',
+        dns: s.dns.join(', '),
+        hostname: settings.hostname,
+      };
+}
+
+/** The request body for the agent (the static fields are not sent for DHCP). */
+export function formToInput(values: FormValues): NetworkInput {
+  return values.mode === 'dhcp'
+    ? { mode: 'dhcp', hostname: values.hostname }
+    : {
+        mode: 'static',
+        hostname: values.hostname,
+        address: values.address,
+        netmask: values.netmask,
+        gateway: values.gateway,
+        dns: values.dns,
+      };
+}
+
+/** The first problem of each field, worded for the line under it (`Address 10.0.0.0 is …`). */
+export function formProblems(values: FormValues): Partial<Record<FormField, string>> {
+  const out: Partial<Record<FormField, string>> = {};
+  for (const p of networkProblems(formToInput(values))) {
+    const field: FormField = p.field satisfies NetworkField as FormField;
+    out[field] ??= `${FIELD_LABELS[field]} ${p.message}`;
+  }
+  return out;
+}
+
+/** One form row: `Address       10.0.0.20`. */
+export function fieldRow(values: FormValues, field: FormField): string {
+  const value = field === 'mode' ? (values.mode === 'dhcp' ? 'DHCP' : 'static') : values[field];
+  return `${FIELD_LABELS[field].padEnd(13)} ${value || '(empty)'}`;
+}

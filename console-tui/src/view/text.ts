@@ -1,0 +1,63 @@
+/**
+ * Text for the console's screens: everything shown is plain ASCII (the Linux VGA console under
+ * `TERM=linux` has no wide or emoji glyphs), and everything that comes from outside (hostnames,
+ * error messages, diagnostics summaries) is escaped before it becomes blessed markup, where `{`
+ * starts a tag. Pure: no `node:*` imports.
+ */
+
+/**
+ * Makes outside text safe to show: control characters and anything outside printable ASCII
+ * become `?` (a terminal escape in a hostname must not reach the screen), and blessed's tag
+ * braces become the `{open}`/`{close}` tags that draw them literally.
+ */
+export function escapeText(text: string): string {
+  return plainText(text).replace(/[{}]/g, (ch) => (ch === '{' ? '{open}' : '{close}'));
+}
+
+/** Outside text as printable ASCII only (no markup escaping: for widgets that do not parse tags). */
+export function plainText(text: string): string {
+  return Array.from(text, (ch) => {
+    const c = ch.codePointAt(0) ?? 0;
+    return c >= 0x20 && c < 0x7f ? ch : (ASCII_FOR[ch] ?? '?');
+  }).join('');
+}
+
+/** Punctuation the agent's messages use, in the ASCII the VGA console can draw. */
+const ASCII_FOR: Record<string, string> = {
+  '\u2014': '-',
+  '\u2013': '-',
+  '\u2026': '...',
+  '\u2018': "'",
+  '\u2019': "'",
+  '\u201c': '"',
+  '\u201d': '"',
+  '\u00a0': ' ',
+};
+
+/** Shortens text to `width` columns (ASCII, so one character is one column), marking the cut. */
+export function clip(text: string, width: number): string {
+  if (text.length <= width) return text;
+  return width <= 3 ? text.slice(0, width) : `${text.slice(0, width - 3)}...`;
+}
+
+/** `[##########..........]  50%` — an ASCII progress bar `width` columns wide, percentage included. */
+export function progressBar(percent: number, width: number): string {
+  const p = Number.isFinite(percent) ? Math.max(0, Math.min(100, percent)) : 0;
+  const label = `${Math.floor(p).toString().padStart(3)}%`;
+  const inner = Math.max(1, width - label.length - 3);
+  const filled = Math.round((inner * p) / 100);
+  return `[${'#'.repeat(filled)}${'.'.repeat(inner - filled)}] ${label}`;
+}
+
+/** `1.2 MiB` — bytes for people. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = -1;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
+}

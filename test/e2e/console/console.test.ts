@@ -1,0 +1,271 @@
+/**
+ * The console end to end: `clgw-console home` and `clgw-console menu` in tmux (TERM=linux, 80x25,
+ * as on the VGA console) against a real agent on a simulated appliance (the boot emulator runs it),
+ * driven with the keys a technician presses. Enable SSH → a real sshd answers and the banner
+ * shows; Disable; a static address → the agent has it; a data reset erases the onboarding data
+ * and keeps the network settings; Factory Reset is not offered on a virtual appliance. A text
+ * capture of each screen goes to .cache/test/console/.
+ */
+import { execFile as execFileCb } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../../agent/src/api/client.js';
+import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
+import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
+import { recordSkip } from '../../support/skip.js';
+
+const execFile = promisify(execFileCb);
+const SHOTS = path.join(REPO, '.cache/test/console');
+const BIN = path.join(REPO, 'console-tui/bin/clgw-console.js');
+const MAIN = path.join(REPO, 'console-tui/dist/main.js');
+
+const tmuxPath = ['/usr/bin/tmux', '/bin/tmux'].find((p) => existsSync(p));
+const missing = [
+  tmuxPath ? undefined : 'tmux is not installed (scripts/setup console installs it)',
+  existsSync('/usr/sbin/sshd')
+    ? undefined
+    : 'sshd is not installed (scripts/setup console installs openssh-server)',
+].filter((m): m is string => m !== undefined);
+if (missing.length) recordSkip('test/e2e/console', missing.join('; '));
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** The first line sshd sends, or the connection error's code. */
+function greeting(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.setTimeout(3000, () => s.destroy(new Error('ETIMEDOUT')));
+    s.once('data', (d) => {
+      resolve(d.toString().split('\r\n')[0] ?? '');
+      s.destroy();
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+/** A private tmux server (its own socket), so the test never touches anyone else's sessions. */
+class Tmux {
+  private readonly socket = `clgw-console-${process.pid}`;
+  private readonly conf = path.join(os.tmpdir(), `clgw-console-${process.pid}.tmux.conf`);
+
+  private run(args: string[]): Promise<string> {
+    return execFile(tmuxPath ?? 'tmux', ['-L', this.socket, '-f', this.conf, ...args]).then((r) => r.stdout);
+  }
+
+  /** Starts `clgw-console <which>` in a detached 80x25 session named after it. */
+  async start(which: 'home' | 'menu', root: string): Promise<void> {
+    // No status line (the pane is the whole 80x25), and a crashed console stays visible.
+    await fs.writeFile(this.conf, 'set -g status off\nset -g remain-on-exit on\n');
+    await this.run([
+      'new-session',
+      '-d',
+      '-s',
+      which,
+      '-x',
+      '80',
+      '-y',
+      '25',
+      '-e',
+      'TERM=linux',
+      '--',
+      'env',
+      'TERM=linux',
+      `CLGW_ROOT=${root}`,
+      process.execPath,
+      BIN,
+      which,
+    ]);
+  }
+
+  /** Keys by tmux name (`Enter`, `Down`, `Escape`, `BSpace`); `text:` sends the rest literally. */
+  async keys(session: string, ...keys: string[]): Promise<void> {
+    for (const k of keys) {
+      if (k.startsWith('text:')) await this.run(['send-keys', '-t', session, '-l', k.slice(5)]);
+      else await this.run(['send-keys', '-t', session, k]);
+      // blessed starts reading a text box on the next tick: give each key time to land.
+      await new Promise((r) => setTimeout(r, 120));
+    }
+  }
+
+  capture(session: string): Promise<string> {
+    return this.run(['capture-pane', '-p', '-t', session]);
+  }
+
+  /** Waits until the screen shows `text`; returns the screen. */
+  async waitFor(session: string, text: string | RegExp, ms = 30_000): Promise<string> {
+    let last = '';
+    try {
+      return await until(
+        async () => {
+          last = await this.capture(session);
+          return (typeof text === 'string' ? last.includes(text) : text.test(last)) ? last : undefined;
+        },
+        `"${String(text)}" on the ${session} screen`,
+        ms,
+      );
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; the screen shows:\n${last}`);
+    }
+  }
+
+  async save(session: string, name: string): Promise<string> {
+    const text = await this.capture(session);
+    await fs.writeFile(path.join(SHOTS, `${name}.txt`), text);
+    return text;
+  }
+
+  async close(): Promise<void> {
+    await this.run(['kill-server']).catch(() => undefined);
+    await fs.rm(this.conf, { force: true });
+    // kill-server leaves its socket file behind.
+    const dir = path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`);
+    await fs.rm(path.join(dir, this.socket), { force: true });
+  }
+}
+
+let world: World | undefined;
+let appliance: ReturnType<typeof runAppliance> | undefined;
+let client: AgentClient;
+let port: number;
+const tmux = new Tmux();
+
+describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x25)', () => {
+  beforeAll(async () => {
+    await fs.access(MAIN); // built by `make test` (tsc -b console-tui)
+    await fs.mkdir(SHOTS, { recursive: true });
+    port = await freePort();
+    world = await makeWorld({ boot: false, config: { ssh: { server: 'simulator', port } } });
+    appliance = runAppliance({ root: world.root, say: () => undefined });
+    client = new AgentClient(world.paths.socket, 10_000);
+    await until(
+      async () => ((await client.status()).state === 'idle' ? true : undefined),
+      'the agent to start',
+    );
+    await tmux.start('home', world.root);
+    await tmux.start('menu', world.root);
+  });
+
+  afterAll(async () => {
+    await tmux.close();
+    await appliance?.stop();
+    await world?.close();
+  });
+
+  /** The menu's selection back at its first item. */
+  const top = () => tmux.keys('menu', 'Up', 'Up', 'Up', 'Up');
+
+  it('the home screen shows product, version, portal URLs, update state and diagnostics', async () => {
+    const screen = await tmux.waitFor('home', /Gateway OS: +1\.0\.0/);
+    expect(screen).toContain('CloudLink Gateway');
+    expect(screen).toMatch(/Update: +no update in progress/);
+    expect(screen).toContain('http://cloudlink.local/');
+    expect(screen).toMatch(/Network: +DHCP/);
+    await tmux.waitFor('home', /Diagnostics: +\d{4}-\d\d-\d\d \d\d:\d\d UTC: /); // the startup run
+    const shot = await tmux.save('home', 'home');
+    expect(shot.split('\n').every((l) => /^[\x20-\x7e]*$/.test(l))).toBe(true);
+  });
+
+  it('the menu on a virtual appliance: no Factory Reset', async () => {
+    const screen = await tmux.waitFor('menu', 'Ethernet configuration and Hostname');
+    expect(screen).toContain('Data Reset');
+    expect(screen).toContain('Enable SSH access');
+    expect(screen).not.toContain('Factory Reset');
+    await tmux.save('menu', 'menu');
+  });
+
+  it('Enable SSH access: a real sshd answers and the banner shows on both screens; Disable stops it', async () => {
+    expect(await greeting(port)).toBe('ECONNREFUSED');
+    await top();
+    await tmux.keys('menu', 'Down', 'Enter');
+    await tmux.waitFor('menu', 'SSH access is enabled: 24 h 0 min left');
+    await tmux.waitFor('menu', 'Disable SSH access');
+    expect(await greeting(port)).toMatch(/^SSH-2\.0-OpenSSH/);
+    await tmux.save('menu', 'menu-ssh-on');
+    await tmux.waitFor('home', 'SSH access is enabled:');
+    await tmux.save('home', 'home-ssh-on');
+    await tmux.keys('menu', 'Enter'); // the selection stays on the SSH item
+    await tmux.waitFor('menu', 'SSH access disabled.');
+    await tmux.waitFor('menu', 'Enable SSH access');
+    expect(await greeting(port)).toBe('ECONNREFUSED');
+    expect((await client.ssh()).enabled).toBe(false);
+    await until(
+      async () => !(await tmux.capture('home')).includes('SSH access is enabled'),
+      'the home banner to go',
+    );
+  });
+
+  it('Ethernet configuration: inline validation, then a static address the agent has', async () => {
+    await top();
+    await tmux.keys('menu', 'Down', 'Down', 'Enter');
+    await tmux.waitFor('menu', /IPv4 +DHCP/);
+    await tmux.save('menu', 'network-dhcp');
+    await tmux.keys('menu', 'Enter'); // IPv4: static
+    await tmux.waitFor('menu', 'Address is missing');
+    await tmux.keys('menu', 'Down', 'Enter', 'text:10.0.0.255', 'Enter');
+    await tmux.keys('menu', 'Down', 'Enter', 'text:255.255.255.0', 'Enter');
+    await tmux.waitFor('menu', 'Address 10.0.0.255 is the broadcast address of 10.0.0.0/24');
+    await tmux.save('menu', 'network-invalid');
+    await tmux.keys('menu', 'Up', 'Enter', 'BSpace', 'BSpace', 'BSpace', 'text:20', 'Enter');
+    await tmux.keys('menu', 'Down', 'Down', 'Enter', 'text:10.0.0.1', 'Enter');
+    await tmux.keys('menu', 'Down', 'Enter', 'text:10.0.0.53, 10.0.0.54', 'Enter');
+    const form = await tmux.waitFor('menu', /DNS servers +10\.0\.0\.53, 10\.0\.0\.54/);
+    expect(form).not.toContain('broadcast');
+    await tmux.save('menu', 'network-static');
+    await tmux.keys('menu', 'Down', 'Down', 'Enter'); // past Hostname to Save
+    await tmux.waitFor('menu', 'Saved: static 10.0.0.20/24 via 10.0.0.1');
+    await tmux.save('menu', 'network-saved');
+    const view = await client.network();
+    expect(view.settings.ipv4).toEqual({
+      mode: 'static',
+      address: '10.0.0.20',
+      prefixLength: 24,
+      gateway: '10.0.0.1',
+      dns: ['10.0.0.53', '10.0.0.54'],
+    });
+    await tmux.waitFor('home', 'http://10.0.0.20/');
+    await tmux.waitFor('home', /Network: +static 10\.0\.0\.20\/24 via 10\.0\.0\.1/);
+  });
+
+  it('Data Reset: Escape cancels; typing RESET erases the onboarding data and keeps the network settings', async () => {
+    const w = world as World;
+    await fs.mkdir(w.paths.onboardingDir, { recursive: true });
+    const token = path.join(w.paths.onboardingDir, 'account-link.json');
+    await fs.writeFile(token, '{"token":"secret"}\n');
+    await top();
+    await tmux.keys('menu', 'Enter');
+    await tmux.waitFor('menu', 'Type RESET and press Enter to confirm');
+    await tmux.save('menu', 'data-reset-confirm');
+    await tmux.keys('menu', 'Escape');
+    await tmux.waitFor('menu', 'Cancelled.');
+    expect(existsSync(token)).toBe(true);
+    await tmux.keys('menu', 'Enter', 'text:RESET', 'Enter');
+    await tmux.waitFor('menu', 'Data reset done');
+    await tmux.save('menu', 'data-reset-done');
+    expect(existsSync(token)).toBe(false);
+    expect((await client.network()).settings.ipv4).toMatchObject({ mode: 'static', address: '10.0.0.20' });
+  });
+
+  it('the agent going away is said on screen and the console keeps running; it recovers when the agent is back', async () => {
+    await appliance?.stop();
+    appliance = undefined;
+    await tmux.waitFor('home', 'The gateway agent is not reachable; retrying every second.');
+    await tmux.save('home', 'home-unreachable');
+    await tmux.waitFor('menu', 'Agent not reachable, retrying');
+    appliance = runAppliance({ root: (world as World).root, say: () => undefined });
+    await tmux.waitFor('home', /Gateway OS: +1\.0\.0/, 60_000);
+    await until(
+      async () => !(await tmux.capture('home')).includes('not reachable'),
+      'the home screen to recover',
+    );
+  });
+});

@@ -1,0 +1,38 @@
+import type { Status } from '../../../agent/src/status.js';
+
+/** A live status of an idle virtual appliance on 1.0.0 (the fields the console reads, others plain). */
+export function sampleStatus(over: Partial<Status> = {}): Status {
+  return {
+    source: 'agent',
+    state: 'idle',
+    critical: false,
+    phase: null,
+    progress: null,
+    error: null,
+    result: null,
+    check: null,
+    target: null,
+    bootedSlot: 'A',
+    gatewayVersion: '1.0.0',
+    highestVersion: '1.0.0',
+    platform: 'virtual',
+    order: ['A', 'B'],
+    slots: {
+      A: { version: '1.0.0', ok: true, try: false, booted: true },
+      B: { version: null, ok: false, try: false, booted: false },
+    },
+    bootEnvironment: { readable: true, recoveryRequested: false },
+    containers: {},
+    ssh: { enabled: false, expiresAt: null, secondsLeft: null },
+    diagnostics: null,
+    profile: null,
+    network: {
+      settings: { hostname: 'cloudlink-gateway', ipv4: { mode: 'dhcp' } },
+      source: 'default',
+      summary: 'DHCP',
+    },
+    alarms: [],
+    updatedAt: null,
+    ...over,
+  };
+}

@@ -1,0 +1,225 @@
+/** The console's view models: status → home screen lines, menu items, confirmations, the network form. */
+import { describe, expect, it } from 'vitest';
+import { sshBanner } from '../../../agent/src/ssh/ssh.js';
+import { displayAddresses, homeLines, WIDTH } from '../../../console-tui/src/view/home.js';
+import { CONFIRMATIONS, confirms, menuItems } from '../../../console-tui/src/view/menu.js';
+import {
+  fieldRow,
+  formFromSettings,
+  formProblems,
+  formToInput,
+  visibleFields,
+} from '../../../console-tui/src/view/network-form.js';
+import { progressBar } from '../../../console-tui/src/view/text.js';
+import { sampleStatus } from './status-fixture.js';
+
+/** The lines without markup (what a person reads). */
+function plain(lines: string[]): string[] {
+  return lines.map((l) =>
+    l.replace(/\{(\/?[a-z-]*)\}/g, (_, tag: string) => (tag === 'open' ? '{' : tag === 'close' ? '}' : '')),
+  );
+}
+
+const SSH_ON = { enabled: true, expiresAt: '2026-11-22T10:00:00.000Z', secondsLeft: 3 * 3600 + 90 };
+
+describe('home screen view model', () => {
+  it('an idle appliance: product, version, hostname, addresses, portal URLs, update, diagnostics "not run"', () => {
+    const lines = plain(homeLines({ status: sampleStatus(), unreachable: null, addresses: ['192.0.2.10'] }));
+    expect(lines).toEqual([
+      'CloudLink Gateway',
+      '',
+      'Gateway OS:   1.0.0',
+      'Hostname:     cloudlink-gateway',
+      'IP address:   192.0.2.10',
+      'Network:      DHCP',
+      'Portal:       http://cloudlink.local/  http://192.0.2.10/',
+      'Update:       no update in progress',
+      'Diagnostics:  not run',
+    ]);
+  });
+
+  it('a static address comes first and is not repeated; no address yet is said', () => {
+    const status = sampleStatus({
+      network: {
+        settings: {
+          hostname: 'gw',
+          ipv4: { mode: 'static', address: '10.0.0.20', prefixLength: 24, dns: [] },
+        },
+        source: 'saved',
+        summary: 'static 10.0.0.20/24',
+      },
+    });
+    expect(displayAddresses(status, ['10.0.0.20', '192.0.2.7'])).toEqual(['10.0.0.20', '192.0.2.7']);
+    const lines = plain(homeLines({ status, unreachable: null, addresses: [] }));
+    expect(lines).toContain('Portal:       http://cloudlink.local/  http://10.0.0.20/');
+    const none = plain(homeLines({ status: sampleStatus(), unreachable: null, addresses: [] }));
+    expect(none).toContain('IP address:   none yet');
+    expect(none).toContain('Portal:       http://cloudlink.local/');
+  });
+
+  it('a download in progress shows the target and an ASCII progress bar', () => {
+    const status = sampleStatus({
+      state: 'downloading',
+      target: { version: '1.1.0', slot: 'B' },
+      progress: {
+        phase: 'download',
+        bytes: 12 * 1048576,
+        total: 24 * 1048576,
+        rate: 1,
+        startedAt: 0,
+        percent: 50,
+      },
+    });
+    const lines = plain(homeLines({ status, unreachable: null, addresses: [] }));
+    expect(lines).toContain('Update:       downloading the update 1.1.0');
+    expect(lines).toContain(`${' '.repeat(14)}${progressBar(50, 40)} 12.0 MiB of 24.0 MiB`);
+  });
+
+  it('a failed update, an active alarm, diagnostics results and the SSH banner', () => {
+    const status = sampleStatus({
+      state: 'failed',
+      error: {
+        code: 'DNS_LOOKUP_FAILED',
+        message: 'DNS lookup of download.mitel.io failed',
+        transient: true,
+      },
+      alarms: [
+        { code: 'CLGW_ALARM_CRITICAL_PHASE_FAILED', message: 'old one', raisedAt: 'x', clearedAt: 'y' },
+        {
+          code: 'CLGW_ALARM_CRITICAL_PHASE_FAILED',
+          message: 'power cut in the critical phase',
+          raisedAt: 'z',
+        },
+      ],
+      diagnostics: {
+        at: '2026-11-21T09:12:00.000Z',
+        ok: false,
+        results: [
+          { name: 'dns', target: '10.0.0.53', verdict: 'ok', summary: 'resolved', durationMs: 3 },
+          { name: 'ntp', target: 'x:123', verdict: 'failed', summary: 'no answer from {ntp}', durationMs: 3 },
+          { name: 'stun-3478', target: '-', verdict: 'warning', summary: 'not checked', durationMs: 0 },
+        ],
+      },
+      ssh: SSH_ON,
+    });
+    const raw = homeLines({ status, unreachable: null, addresses: [], sshBanner: sshBanner(status.ssh) });
+    const lines = plain(raw);
+    expect(lines).toContain('Update:       the last update failed');
+    expect(lines).toContain('              DNS lookup of download.mitel.io failed');
+    expect(lines).toContain('Alarm:        CLGW_ALARM_CRITICAL_PHASE_FAILED');
+    expect(lines).toContain('              power cut in the critical phase');
+    expect(lines.filter((l) => l.startsWith('Alarm:'))).toHaveLength(1);
+    expect(lines).toContain('Diagnostics:  2026-11-21 09:12 UTC: 1 failed, 1 warning');
+    expect(lines).toContain('              ok   dns        resolved');
+    expect(lines).toContain('              FAIL ntp        no answer from {ntp}');
+    expect(lines).toContain('              WARN stun-3478  not checked');
+    expect(raw.join('\n')).toContain('{open}ntp{close}'); // escaped in the markup
+    expect(lines.at(-1)).toBe('SSH access is enabled: 3 h 2 min left (until 2026-11-22T10:00:00.000Z)');
+  });
+
+  it('the agent unreachable: said, with the reason, and nothing stale invented', () => {
+    const lines = plain(homeLines({ status: null, unreachable: 'not running {x}', addresses: [] }));
+    expect(lines).toEqual([
+      'CloudLink Gateway',
+      '',
+      'The gateway agent is not reachable; retrying every second.',
+      'not running {x}',
+      '',
+    ]);
+  });
+
+  it('outside text is escaped and every line fits the 80-column console in ASCII', () => {
+    const status = sampleStatus({
+      network: {
+        settings: { hostname: `h{bold}${'x'.repeat(200)}`, ipv4: { mode: 'dhcp' } },
+        source: 'saved',
+        summary: 'DHCP',
+      },
+      gatewayVersion: '1.0.0{/}\x1b[31m',
+    });
+    const raw = homeLines({ status, unreachable: null, addresses: ['192.0.2.1'] });
+    for (const l of plain(raw)) {
+      expect(l.length).toBeLessThanOrEqual(WIDTH);
+      expect(l).toMatch(/^[\x20-\x7e]*$/);
+    }
+    expect(raw.join('\n')).not.toContain('{bold}x');
+    expect(plain(raw)).toContain('Gateway OS:   1.0.0{/}?[31m');
+  });
+});
+
+describe('menu view model', () => {
+  it.each([
+    ['physical', ['Data Reset', 'Factory Reset', 'Enable SSH access', 'Ethernet configuration and Hostname']],
+    ['virtual', ['Data Reset', 'Enable SSH access', 'Ethernet configuration and Hostname']],
+    ['kvm', ['Data Reset', 'Enable SSH access', 'Ethernet configuration and Hostname']],
+  ])('on %s', (platform, labels) => {
+    expect(menuItems(sampleStatus({ platform })).map((i) => i.label)).toEqual(labels);
+  });
+
+  it('before the agent answered, Factory Reset is not offered (the platform is unknown)', () => {
+    expect(menuItems(null).map((i) => i.action)).toEqual(['data-reset', 'ssh', 'network']);
+  });
+
+  it('SSH on: the item disables it', () => {
+    const status = sampleStatus({ ssh: SSH_ON });
+    expect(menuItems(status).map((i) => i.label)).toContain('Disable SSH access');
+  });
+
+  it('confirmations need the exact word', () => {
+    const c = CONFIRMATIONS['data-reset'];
+    expect(c.endpoint).toBe('/v1/data-reset');
+    expect(confirms(c, 'RESET')).toBe(true);
+    expect(confirms(c, ' RESET ')).toBe(true);
+    for (const t of ['', 'reset', 'RESE', 'yes', 'RESET!']) expect(confirms(c, t)).toBe(false);
+    expect(confirms(CONFIRMATIONS['factory-reset'], 'RESET')).toBe(false);
+    expect(CONFIRMATIONS['factory-reset'].text.join(' ')).toContain('15 to 20 minutes');
+  });
+});
+
+describe('network form model', () => {
+  it('round-trips the settings in effect', () => {
+    const form = formFromSettings({
+      hostname: 'gw',
+      ipv4: {
+        mode: 'static',
+        address: '10.0.0.20',
+        prefixLength: 24,
+        gateway: '10.0.0.1',
+        dns: ['1.1.1.1', '8.8.8.8'],
+      },
+    });
+    expect(form).toEqual({
+      mode: 'static',
+      address: '10.0.0.20',
+      netmask: '24',
+      gateway: '10.0.0.1',
+      dns: '1.1.1.1, 8.8.8.8',
+      hostname: 'gw',
+    });
+    expect(formProblems(form)).toEqual({});
+    expect(formToInput(form)).toMatchObject({ mode: 'static', dns: '1.1.1.1, 8.8.8.8' });
+    expect(fieldRow(form, 'mode')).toBe('IPv4          static');
+    expect(fieldRow({ ...form, gateway: '' }, 'gateway')).toBe('Gateway       (empty)');
+  });
+
+  it('DHCP shows and sends only the mode and the hostname', () => {
+    const form = formFromSettings({ hostname: 'gw', ipv4: { mode: 'dhcp' } });
+    expect(visibleFields(form)).toEqual(['mode', 'hostname']);
+    expect(formToInput({ ...form, address: 'junk' })).toEqual({ mode: 'dhcp', hostname: 'gw' });
+    expect(formProblems({ ...form, address: 'junk' })).toEqual({});
+  });
+
+  it.each([
+    [{ address: '10.0.0.0' }, 'address', 'Address 10.0.0.0 is the network address of 10.0.0.0/24'],
+    [{ netmask: '255.0.255.0' }, 'netmask', 'Netmask 255.0.255.0 is not a contiguous netmask'],
+    [{ gateway: '10.0.1.1' }, 'gateway', 'Gateway 10.0.1.1 is outside the subnet 10.0.0.0/24'],
+    [{ dns: '1.1.1.1, 1.2.3' }, 'dns', 'DNS servers "1.2.3" is not an IPv4 address'],
+    [{ hostname: '-gw' }, 'hostname', 'Hostname label "-gw" must not start or end with a hyphen'],
+  ])('inline problem for %j', (change, field, message) => {
+    const base = formFromSettings({
+      hostname: 'gw',
+      ipv4: { mode: 'static', address: '10.0.0.20', prefixLength: 24, gateway: '10.0.0.1', dns: [] },
+    });
+    expect(formProblems({ ...base, ...change })).toEqual({ [field]: message });
+  });
+});
