@@ -42,8 +42,14 @@ function main(): void {
       // The screen matters more than the log; a full or read-only disk must not end the console.
     }
   };
+  // Status answers at once; building a log archive may take minutes with nothing sent meanwhile.
+  const quick = new AgentClient(paths.socket, 30_000);
+  const patient = new AgentClient(paths.socket, 310_000);
+  const client = Object.assign(Object.create(quick) as AgentClient, {
+    createLogLink: () => patient.createLogLink(),
+  });
   const deps: ConsoleDeps = {
-    client: new AgentClient(paths.socket, 30_000),
+    client,
     addresses: lanAddresses,
     refreshMs: 1000,
   };

@@ -1,12 +1,27 @@
 /**
  * tty2: the console menu. Every item does the real thing through the agent; the agent's refusal
  * (critical phase, virtual platform, busy) is shown in its own words. Destructive items need a
- * typed word; Escape or anything else cancels.
+ * typed word; Escape or anything else cancels. Download logs asks Yes/No (No selected), builds
+ * the archive, and shows the temporary URL, its expiry and its QR code until Close or Revoke now.
  */
+import type { LogLinkView } from '@clgw/agent/logs/service.js';
 import { sshBanner } from '@clgw/agent/ssh/ssh.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
 import { WIDTH } from '../view/home.js';
+import {
+  LOG_ACTION_DEFAULT,
+  LOG_ACTIONS,
+  LOGS_BUILDING,
+  LOGS_CHOICES,
+  LOGS_EXPLANATION,
+  LOGS_QUESTION,
+  LOGS_TITLE,
+  linkExpired,
+  linkInfoLines,
+  localTime,
+  qrLines,
+} from '../view/logs.js';
 import { CONFIRMATIONS, confirmPrompt, confirms, type MenuItem, menuItems } from '../view/menu.js';
 import {
   FIELD_LABELS,
@@ -27,11 +42,13 @@ export class MenuScreen {
   private status: Status | null = null;
   private unreachable: string | null = null;
   private items: MenuItem[] = menuItems(null);
-  private mode: 'menu' | 'confirm' | 'form' = 'menu';
+  private mode: 'menu' | 'confirm' | 'form' | 'logs-ask' | 'logs-building' | 'logs' = 'menu';
   private busy = false;
   private timer: NodeJS.Timeout | undefined;
   private form: FormValues | undefined;
   private formRows: FormRow[] = [];
+  private link: LogLinkView | undefined;
+  private buildingSince = 0;
 
   private readonly header: blessed.Widgets.BoxElement;
   private readonly section: blessed.Widgets.BoxElement;
@@ -42,6 +59,13 @@ export class MenuScreen {
   private readonly dialog: blessed.Widgets.BoxElement;
   private readonly input: blessed.Widgets.TextboxElement;
   private readonly prompt: blessed.Widgets.BoxElement;
+  /** Download logs: the Yes/No under the question, and the link screen's parts. */
+  private readonly choice: blessed.Widgets.ListElement;
+  private readonly linkUrl: blessed.Widgets.BoxElement;
+  private readonly linkQr: blessed.Widgets.BoxElement;
+  private readonly linkInfo: blessed.Widgets.BoxElement;
+  private readonly linkActions: blessed.Widgets.ListElement;
+  private readonly linkNote: blessed.Widgets.BoxElement;
 
   constructor(
     private readonly screen: blessed.Widgets.Screen,
@@ -82,6 +106,38 @@ export class MenuScreen {
       hidden: true,
       style: { bg: 'blue', fg: 'white' },
     });
+    this.choice = blessed.list({
+      parent: this.dialog,
+      top: LOGS_EXPLANATION.length + 4,
+      left: 2,
+      width: 10,
+      height: LOGS_CHOICES.length,
+      keys: true,
+      tags: true,
+      style: { selected: { inverse: true } },
+      items: LOGS_CHOICES.map((c) => ` ${c}`),
+    });
+    // The link screen, rows 3-23: the URL on one line, the QR code at the left, the rest beside it.
+    this.linkUrl = blessed.box({ parent: screen, top: 4, left: 1, width: '100%-2', height: 1, tags: true });
+    this.linkQr = blessed.box({ parent: screen, top: 5, left: 1, width: 40, height: 19, tags: false });
+    this.linkInfo = blessed.box({ parent: screen, top: 5, left: 43, width: 36, height: 9, tags: true });
+    this.linkActions = blessed.list({
+      parent: screen,
+      top: 15,
+      left: 43,
+      width: 16,
+      height: LOG_ACTIONS.length,
+      keys: true,
+      tags: true,
+      style: { selected: { inverse: true } },
+      items: LOG_ACTIONS.map((a) => ` ${a.label}`),
+    });
+    this.linkNote = blessed.box({ parent: screen, top: 18, left: 43, width: 36, height: 5, tags: true });
+    for (const el of [this.linkUrl, this.linkQr, this.linkInfo, this.linkActions, this.linkNote]) el.hide();
+    this.choice.on('select', (_item, index) => void this.answerLogs(LOGS_CHOICES[index] === 'Yes'));
+    this.choice.on('cancel', () => void this.answerLogs(false));
+    this.linkActions.on('select', (_item, index) => void this.chooseLogAction(LOG_ACTIONS[index]?.action));
+    this.linkActions.on('cancel', () => void this.chooseLogAction('close'));
     this.list.on('select', (_item, index) => void this.choose(index));
     this.drawMenu();
   }
@@ -96,6 +152,8 @@ export class MenuScreen {
     }
     this.drawHeader();
     if (this.mode === 'menu') this.drawMenu();
+    if (this.mode === 'logs-building') this.drawBuilding();
+    if (this.mode === 'logs') this.drawLinkInfo();
     this.screen.render();
   }
 
@@ -151,6 +209,7 @@ export class MenuScreen {
     if (!item) return;
     if (item.action === 'data-reset' || item.action === 'factory-reset') return this.confirm(item.action);
     if (item.action === 'ssh') return this.toggleSsh();
+    if (item.action === 'logs') return this.askLogs();
     return this.openForm();
   }
 
@@ -301,5 +360,131 @@ export class MenuScreen {
     this.mode = 'menu';
     this.drawMenu();
     this.list.select(0);
+  }
+
+  /** Download logs: the question, No selected; Escape is No. */
+  private askLogs(): void {
+    this.mode = 'logs-ask';
+    this.list.hide();
+    this.message.setContent('');
+    this.dialog.setLabel(` ${LOGS_TITLE} `);
+    this.dialog.height = LOGS_EXPLANATION.length + LOGS_CHOICES.length + 6;
+    this.dialog.setContent(
+      ['', ...LOGS_EXPLANATION.map((l) => ` ${l}`), '', ` {bold}${LOGS_QUESTION}{/bold}`].join('\n'),
+    );
+    this.choice.select(0);
+    this.choice.show();
+    this.dialog.show();
+    this.choice.focus();
+    this.help.setContent('Up/Down: choose   Enter: answer   Escape: No');
+    this.screen.render();
+  }
+
+  private async answerLogs(yes: boolean): Promise<void> {
+    if (this.mode !== 'logs-ask') return;
+    if (!yes) {
+      this.dialog.hide();
+      this.mode = 'menu';
+      this.drawMenu();
+      this.say('Cancelled.');
+      return;
+    }
+    this.mode = 'logs-building';
+    this.busy = true;
+    this.buildingSince = Date.now();
+    this.choice.hide();
+    this.dialog.focus();
+    this.help.setContent('');
+    this.drawBuilding();
+    let link: LogLinkView | undefined;
+    let error: string | undefined;
+    try {
+      link = await this.deps.client.createLogLink();
+    } catch (e) {
+      error = messageOf(e);
+    } finally {
+      this.busy = false;
+    }
+    this.dialog.hide();
+    if (!link) {
+      this.mode = 'menu';
+      this.drawMenu();
+      this.say(`Download logs: ${error ?? 'no answer'}`, 'red');
+      return;
+    }
+    this.link = link;
+    this.showLink();
+  }
+
+  private drawBuilding(): void {
+    const seconds = Math.floor((Date.now() - this.buildingSince) / 1000);
+    this.dialog.height = 5;
+    this.dialog.setContent(['', ` {yellow-fg}${LOGS_BUILDING}{/}`, ` ${seconds} s`].join('\n'));
+    this.screen.render();
+  }
+
+  /** The link screen: URL, QR code, expiry, Revoke now / Close (Close selected). */
+  private showLink(): void {
+    const link = this.link;
+    if (!link) return;
+    this.mode = 'logs';
+    this.list.hide();
+    this.message.hide();
+    this.section.setContent(`{bold}${LOGS_TITLE}{/bold}: open this URL in a browser on the LAN`);
+    this.linkUrl.setContent(`{bold}${escapeText(link.url)}{/bold}`);
+    const qr = qrLines(link.url, this.linkQr.height as number, this.linkQr.width as number);
+    this.linkQr.setContent(qr ? qr.join('\n') : '\n (the URL is too long for a QR code here)');
+    this.linkNote.setContent('');
+    this.linkActions.select(LOG_ACTION_DEFAULT);
+    for (const el of [this.linkUrl, this.linkQr, this.linkInfo, this.linkActions, this.linkNote]) el.show();
+    this.linkActions.focus();
+    this.help.setContent('Up/Down: choose   Enter: select   Escape: Close');
+    this.drawLinkInfo();
+  }
+
+  private drawLinkInfo(): void {
+    if (this.link) this.linkInfo.setContent(linkInfoLines(this.link, Date.now()).join('\n'));
+    this.screen.render();
+  }
+
+  private async chooseLogAction(action: 'revoke' | 'close' | undefined): Promise<void> {
+    const link = this.link;
+    if (this.mode !== 'logs' || this.busy || !link || !action) return;
+    if (action === 'close') {
+      this.closeLink();
+      const now = Date.now();
+      this.say(
+        linkExpired(link, now)
+          ? 'The log download URL has expired.'
+          : `The log download URL works until ${localTime(Date.parse(link.expiresAt), now)} unless revoked.`,
+      );
+      return;
+    }
+    this.busy = true;
+    this.linkNote.setContent('{yellow-fg}Revoking...{/}');
+    this.screen.render();
+    try {
+      const { revoked } = await this.deps.client.revokeLogLinks();
+      this.closeLink();
+      this.say(
+        revoked > 0
+          ? 'Revoked: the log download URL no longer works.'
+          : 'No log download URL was active (it had expired).',
+        'green',
+      );
+    } catch (e) {
+      this.linkNote.setContent(`{red-fg}${escapeText(`Not revoked: ${messageOf(e)}`)}{/}`);
+      this.screen.render();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private closeLink(): void {
+    this.link = undefined;
+    for (const el of [this.linkUrl, this.linkQr, this.linkInfo, this.linkActions, this.linkNote]) el.hide();
+    this.message.show();
+    this.mode = 'menu';
+    this.drawMenu();
   }
 }

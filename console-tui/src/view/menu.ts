@@ -1,10 +1,11 @@
 /**
  * The tty2 menu's view model: which items are offered (Factory Reset only on the physical
- * appliance), their labels, and the confirmations of the destructive ones. Pure.
+ * appliance), their labels, and the confirmations of the destructive ones. Pure. (Download logs
+ * has its own view model in `logs.ts`.)
  */
 import type { Status } from '@clgw/agent/status.js';
 
-export type MenuAction = 'data-reset' | 'factory-reset' | 'ssh' | 'network';
+export type MenuAction = 'data-reset' | 'factory-reset' | 'ssh' | 'network' | 'logs';
 
 export interface MenuItem {
   action: MenuAction;
@@ -21,6 +22,7 @@ export function menuItems(status: Status | null): MenuItem[] {
     label: status?.ssh.enabled ? 'Disable SSH access' : 'Enable SSH access',
   });
   items.push({ action: 'network', label: 'Ethernet configuration and Hostname' });
+  items.push({ action: 'logs', label: 'Download logs' });
   return items;
 }
 

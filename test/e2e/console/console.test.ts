@@ -3,7 +3,8 @@
  * as on the VGA console) against a real agent on a simulated appliance (the boot emulator runs it),
  * driven with the keys a technician presses. Enable SSH → a real sshd answers and the banner
  * shows; Disable; a static address → the agent has it; a data reset erases the onboarding data
- * and keeps the network settings; Factory Reset is not offered on a virtual appliance. A text
+ * and keeps the network settings; Download logs shows a URL that serves the archive until
+ * revoked; Factory Reset is not offered on a virtual appliance. A text
  * capture of each screen goes to .cache/test/console/.
  */
 import { execFile as execFileCb } from 'node:child_process';
@@ -31,6 +32,42 @@ const missing = [
     : 'sshd is not installed (scripts/setup console installs openssh-server)',
 ].filter((m): m is string => m !== undefined);
 if (missing.length) recordSkip('test/e2e/console', missing.join('; '));
+
+const zbarimg = ['/usr/bin/zbarimg', '/bin/zbarimg'].find((p) => existsSync(p));
+
+/**
+ * Reads the QR code on a captured screen with zbarimg, as a phone would: the code starts at row 5,
+ * column 1 (its top quiet-zone row is all `█`); each cell is two modules high (`▀` `▄` `█`
+ * light), drawn as a grey-map with the screen's dark around it.
+ */
+async function decodeScreenQr(screen: string): Promise<string> {
+  const rows = screen.split('\n').slice(5);
+  const width = /^█+/.exec(rows[0]?.slice(1) ?? '')?.[0].length ?? 0;
+  const cells = rows
+    .slice(0, Math.ceil(width / 2))
+    .map((r) => Array.from(r.slice(1, 1 + width).padEnd(width)));
+  const scale = 6;
+  const margin = 20;
+  const w = width * scale + 2 * margin;
+  const h = cells.length * 2 * scale + 2 * margin;
+  const img = Buffer.alloc(w * h); // dark
+  const light = (ch: string | undefined, half: number) => ch === '█' || ch === (half === 0 ? '▀' : '▄');
+  for (let y = 0; y < cells.length * 2 * scale; y++) {
+    const half = Math.floor(y / scale) % 2;
+    const row = cells[Math.floor(y / (2 * scale))] ?? [];
+    for (let c = 0; c < width; c++) {
+      const at = (margin + y) * w + margin + c * scale;
+      if (light(row[c], half)) img.fill(255, at, at + scale);
+    }
+  }
+  const file = path.join(os.tmpdir(), `clgw-console-qr-${process.pid}.pgm`);
+  await fs.writeFile(file, Buffer.concat([Buffer.from(`P5 ${w} ${h} 255\n`), img]));
+  try {
+    return (await execFile(zbarimg ?? 'zbarimg', ['-q', '--raw', file])).stdout.trim();
+  } finally {
+    await fs.rm(file, { force: true });
+  }
+}
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -253,6 +290,27 @@ describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x2
     await tmux.save('menu', 'data-reset-done');
     expect(existsSync(token)).toBe(false);
     expect((await client.network()).settings.ipv4).toMatchObject({ mode: 'static', address: '10.0.0.20' });
+  });
+
+  it('Download logs: Yes builds the archive, the URL on screen serves it; Revoke now ends it', async () => {
+    await top();
+    await tmux.keys('menu', 'Down', 'Down', 'Down', 'Enter');
+    await tmux.waitFor('menu', 'Create an unreproducible and temporary log archive URL?');
+    await tmux.save('menu', 'logs-question');
+    await tmux.keys('menu', 'Down', 'Enter'); // Yes
+    const screen = await tmux.waitFor('menu', /Expires at [\d: -]+ \(in \d+ min\)/, 180_000);
+    const url = /http:\/\/\S+\/logs\/\S+/.exec(screen)?.[0] ?? '';
+    expect(url).not.toBe('');
+    await tmux.save('menu', 'logs-link');
+    // The QR code on the screen is the URL (checked when zbar-tools is installed).
+    if (zbarimg) expect(await decodeScreenQr(screen)).toBe(url);
+    const got = await fetch(url);
+    expect(got.status).toBe(200);
+    expect((await got.arrayBuffer()).byteLength).toBeGreaterThan(0);
+    await tmux.keys('menu', 'Up', 'Enter'); // Revoke now (Close is selected first)
+    await tmux.waitFor('menu', 'Revoked: the log download URL no longer works.');
+    await tmux.save('menu', 'logs-revoked');
+    expect((await fetch(url)).status).toBe(404);
   });
 
   it('the agent going away is said on screen and the console keeps running; it recovers when the agent is back', async () => {

@@ -4,6 +4,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClgwError } from '../../../agent/src/errors.js';
+import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
+import type { LogLinkView } from '../../../agent/src/logs/service.js';
 import type { NetworkInput } from '../../../agent/src/network/settings.js';
 import type { Status } from '../../../agent/src/status.js';
 import type { ConsoleDeps } from '../../../console-tui/src/ui/deps.js';
@@ -17,13 +19,25 @@ interface FakeAgent extends ConsoleDeps {
   current: Status;
   down: boolean;
   refuse?: ClgwError;
+  /** What createLogLink answers (or throws); it waits for `release` when set. */
+  link: LogLinkView | ClgwError;
+  release?: Promise<void>;
 }
+
+const LINK: LogLinkView = {
+  url: 'http://192.0.2.10/logs/q3vXfRk9Yb2Lm7Zt4Wc8Hn5Pd1Js6Ga0Ue-Ko_Ri3Ty',
+  expiresAt: new Date(Date.now() + 10 * 60_000).toISOString(),
+  ttlMinutes: 10,
+  bytes: 1536,
+  skipped: 2,
+};
 
 function fakeAgent(status: Status): FakeAgent {
   const fake: FakeAgent = {
     calls: [],
     current: status,
     down: false,
+    link: LINK,
     refreshMs: 1_000_000,
     addresses: () => ['192.0.2.10'],
     client: {
@@ -60,6 +74,17 @@ function fakeAgent(status: Status): FakeAgent {
           summary: `static ${String(input.address)}/24`,
         };
         return view;
+      },
+      createLogLink: async () => {
+        fake.calls.push('create log link');
+        await fake.release;
+        if (fake.link instanceof ClgwError) throw fake.link;
+        return fake.link;
+      },
+      revokeLogLinks: async () => {
+        fake.calls.push('revoke log links');
+        if (fake.refuse) throw fake.refuse;
+        return { revoked: 1 };
       },
     },
   };
@@ -123,7 +148,8 @@ describe('menu screen (headless, 80x25)', () => {
       '   Factory Reset',
       '   Disable SSH access',
       '   Ethernet configuration and Hostname',
-      ...Array<string>(16).fill(''),
+      '   Download logs',
+      ...Array<string>(15).fill(''),
       ' Up/Down: choose   Enter: select',
     ];
     expect(h.text().split('\n')).toEqual(expected);
@@ -135,6 +161,7 @@ describe('menu screen (headless, 80x25)', () => {
     expect(virtual.h.text()).toContain('Data Reset');
     expect(virtual.h.text()).toContain('Enable SSH access');
     expect(virtual.h.text()).toContain('Ethernet configuration and Hostname');
+    expect(virtual.h.text()).toContain('Download logs');
     virtual.h.screen.destroy();
     const physical = await menu(sampleStatus({ platform: 'physical' }));
     expect(physical.h.text()).toContain('Factory Reset');
@@ -191,5 +218,80 @@ describe('menu screen (headless, 80x25)', () => {
       'network {"mode":"static","hostname":"cloudlink-gateway","address":"10.0.0.20","netmask":"24","gateway":"10.0.0.1","dns":""}',
     ]);
     expect(h.text()).toContain('Saved: static 10.0.0.20/24');
+  });
+
+  /** Down to Download logs, the last item of the virtual appliance's menu. */
+  const toLogs = [KEY.down, KEY.down, KEY.down, KEY.enter];
+
+  it('Download logs: the question defaults to No; Escape is No too', async () => {
+    const { h, agent } = await menu(sampleStatus());
+    await typeKeys(h.input, ...toLogs);
+    const text = h.text();
+    expect(text).toContain('Create an unreproducible and temporary log archive URL?');
+    const rows = text.split('\n');
+    const q = rows.findIndex((r) => r.includes('URL?'));
+    expect(rows.slice(q + 2, q + 4).map((r) => r.slice(3).replace(/\s+\S$/, ''))).toEqual([
+      '   No',
+      '   Yes',
+    ]);
+    await typeKeys(h.input, KEY.enter);
+    expect(h.text()).toContain('Cancelled.');
+    await typeKeys(h.input, KEY.enter, KEY.escape);
+    expect(h.text()).toContain('Cancelled.');
+    expect(h.text()).toContain('   Download logs');
+    expect(agent.calls).toEqual([]);
+  });
+
+  it('Download logs: Yes builds, then URL, expiry, QR code; Revoke now revokes', async () => {
+    const { h, agent } = await menu(sampleStatus());
+    let release: () => void = () => undefined;
+    agent.release = new Promise<void>((r) => {
+      release = r;
+    });
+    await typeKeys(h.input, ...toLogs, KEY.down, KEY.enter);
+    expect(h.text()).toContain('Building the log archive...');
+    await typeKeys(h.input, KEY.enter); // keys while building do nothing
+    expect(agent.calls).toEqual(['create log link']);
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    const rows = h.text().split('\n');
+    expect(rows[3]).toBe('  Download logs: open this URL in a browser on the LAN');
+    expect(rows[4]).toBe(` ${LINK.url}`);
+    expect(rows.join('\n')).toMatch(/Expires at [\d: -]+ \(in 10 min\)/);
+    expect(rows.join('\n')).toContain('Archive: 1.5 KiB');
+    expect(rows.join('\n')).toContain('2 files left out (MANIFEST.txt)');
+    // The code drawn is the URL's, level L, quiet zone 2, rows 5 onwards from column 1.
+    const qr = renderQrText(encodeQr(LINK.url, { ecLevel: 'L' }), { quiet: 2 });
+    expect(qr).toHaveLength(19);
+    expect(rows.slice(5, 5 + qr.length).map((r) => r.slice(1, 1 + qr[0]!.length))).toEqual(
+      qr.map((l) => l.padEnd(qr[0]!.length)),
+    );
+    expect(rows).toHaveLength(25);
+    expect(rows[24]).toBe(' Up/Down: choose   Enter: select   Escape: Close');
+    expect(rows.every((r) => /^[\x20-\x7e\u2580\u2584\u2588]*$/.test(r))).toBe(true);
+    await typeKeys(h.input, KEY.up, KEY.enter); // Revoke now
+    expect(agent.calls).toEqual(['create log link', 'revoke log links']);
+    expect(h.text()).toContain('Revoked: the log download URL no longer works.');
+    expect(h.text()).toContain('   Download logs');
+    expect(h.text()).not.toContain(LINK.url);
+  });
+
+  it("Download logs: the agent's refusal is shown; Close keeps the link; a failed revoke says so", async () => {
+    const { h, agent } = await menu(sampleStatus());
+    agent.link = new ClgwError('NOT_ALLOWED', 'the portal is not running {x}: no URL to serve logs at');
+    await typeKeys(h.input, ...toLogs, KEY.down, KEY.enter);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.text()).toContain('Download logs: the portal is not running {x}: no URL to serve logs at');
+    expect(h.text()).toContain('   Ethernet configuration and Hostname');
+    agent.link = LINK;
+    await typeKeys(h.input, KEY.enter, KEY.down, KEY.enter);
+    expect(h.text()).toContain(LINK.url);
+    agent.refuse = new ClgwError('INTERNAL', 'disk trouble');
+    await typeKeys(h.input, KEY.up, KEY.enter);
+    expect(h.text()).toContain('Not revoked: disk trouble');
+    expect(h.text()).toContain(LINK.url);
+    await typeKeys(h.input, KEY.down, KEY.enter); // Close
+    expect(h.text()).toMatch(/The log download URL works until \d\d:\d\d unless revoked\./);
+    expect(h.text()).not.toContain(LINK.url);
   });
 });

@@ -1,7 +1,19 @@
 /** The console's view models: status → home screen lines, menu items, confirmations, the network form. */
 import { describe, expect, it } from 'vitest';
+import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
 import { sshBanner } from '../../../agent/src/ssh/ssh.js';
 import { displayAddresses, homeLines, WIDTH } from '../../../console-tui/src/view/home.js';
+import {
+  expiryText,
+  LOG_ACTION_DEFAULT,
+  LOG_ACTIONS,
+  LOGS_CHOICES,
+  LOGS_QUESTION,
+  linkInfoLines,
+  localTime,
+  qrLines,
+  timeLeft,
+} from '../../../console-tui/src/view/logs.js';
 import { CONFIRMATIONS, confirms, menuItems } from '../../../console-tui/src/view/menu.js';
 import {
   fieldRow,
@@ -149,15 +161,24 @@ describe('home screen view model', () => {
 
 describe('menu view model', () => {
   it.each([
-    ['physical', ['Data Reset', 'Factory Reset', 'Enable SSH access', 'Ethernet configuration and Hostname']],
-    ['virtual', ['Data Reset', 'Enable SSH access', 'Ethernet configuration and Hostname']],
-    ['kvm', ['Data Reset', 'Enable SSH access', 'Ethernet configuration and Hostname']],
+    [
+      'physical',
+      [
+        'Data Reset',
+        'Factory Reset',
+        'Enable SSH access',
+        'Ethernet configuration and Hostname',
+        'Download logs',
+      ],
+    ],
+    ['virtual', ['Data Reset', 'Enable SSH access', 'Ethernet configuration and Hostname', 'Download logs']],
+    ['kvm', ['Data Reset', 'Enable SSH access', 'Ethernet configuration and Hostname', 'Download logs']],
   ])('on %s', (platform, labels) => {
     expect(menuItems(sampleStatus({ platform })).map((i) => i.label)).toEqual(labels);
   });
 
   it('before the agent answered, Factory Reset is not offered (the platform is unknown)', () => {
-    expect(menuItems(null).map((i) => i.action)).toEqual(['data-reset', 'ssh', 'network']);
+    expect(menuItems(null).map((i) => i.action)).toEqual(['data-reset', 'ssh', 'network', 'logs']);
   });
 
   it('SSH on: the item disables it', () => {
@@ -221,5 +242,70 @@ describe('network form model', () => {
       ipv4: { mode: 'static', address: '10.0.0.20', prefixLength: 24, gateway: '10.0.0.1', dns: [] },
     });
     expect(formProblems({ ...base, ...change })).toEqual({ [field]: message });
+  });
+});
+
+describe('Download logs view model', () => {
+  // Local time: the expected clock readings are made with the same local calendar.
+  const now = new Date(2026, 10, 21, 10, 22, 30).getTime();
+  const link = {
+    url: 'http://192.168.1.20/logs/q3vXfRk9Yb2Lm7Zt4Wc8Hn5Pd1Js6Ga0Ue-Ko_Ri3Ty',
+    expiresAt: new Date(now + 10 * 60_000).toISOString(),
+    ttlMinutes: 10,
+    bytes: 3 * 1048576,
+    skipped: 1,
+  };
+
+  it('is the last menu item, asks the SPEC question with No first, and selects Close first', () => {
+    expect(menuItems(sampleStatus()).at(-1)).toEqual({ action: 'logs', label: 'Download logs' });
+    expect(menuItems(null).at(-1)?.action).toBe('logs');
+    expect(LOGS_QUESTION).toBe('Create an unreproducible and temporary log archive URL?');
+    expect(LOGS_CHOICES[0]).toBe('No');
+    expect(LOG_ACTIONS.map((a) => a.label)).toEqual(['Revoke now', 'Close']);
+    expect(LOG_ACTIONS[LOG_ACTION_DEFAULT]?.action).toBe('close');
+  });
+
+  it('the expiry in local time with the time left; another day gets its date; expired is said', () => {
+    expect(expiryText(link, now)).toBe('Expires at 10:32 (in 10 min)');
+    expect(expiryText(link, now + 9 * 60_000 + 15_000)).toBe('Expires at 10:32 (in 45 s)');
+    expect(expiryText(link, now + 10 * 60_000)).toBe('Expired at 10:32');
+    expect(localTime(new Date(2026, 10, 22, 0, 5).getTime(), now)).toBe('2026-11-22 00:05');
+    expect(timeLeft(90_000)).toBe('in 2 min');
+    expect(timeLeft(0)).toBe('expired');
+    expect(expiryText({ expiresAt: 'soon {x}' }, now)).toBe('Expires at soon {x}');
+  });
+
+  it('the lines beside the code: expiry, size, files left out, what to do; red once expired', () => {
+    expect(plain(linkInfoLines(link, now))).toEqual([
+      'Expires at 10:32 (in 10 min)',
+      '',
+      'Archive: 3.0 MiB',
+      '1 file left out (MANIFEST.txt)',
+      '',
+      'Scan the code with a phone, or',
+      'type the URL in a browser on',
+      'the LAN.',
+    ]);
+    const expired = linkInfoLines({ ...link, skipped: 0 }, now + 11 * 60_000);
+    expect(expired[0]).toBe('{red-fg}{bold}Expired at 10:32{/}');
+    expect(plain(expired)).toEqual([
+      'Expired at 10:32',
+      '',
+      'Archive: 3.0 MiB',
+      '',
+      'Close, then ask for a new URL.',
+    ]);
+    expect(linkInfoLines(link, now).every((l) => plain([l])[0]!.length <= 36)).toBe(true);
+  });
+
+  it('the QR code: level L, quiet zone 2, half blocks; fits 19 rows for the longest URL; else none', () => {
+    const lines = qrLines(link.url, 19, 40);
+    expect(lines).toEqual(renderQrText(encodeQr(link.url, { ecLevel: 'L' }), { quiet: 2 }));
+    expect(lines?.every((l) => /^[ \u2580\u2584\u2588]+$/.test(l))).toBe(true);
+    const longest = `http://255.255.255.255:65535/logs/${'x'.repeat(43)}`;
+    expect(longest).toHaveLength(77);
+    expect(qrLines(longest, 19, 40)).toHaveLength(19);
+    expect(qrLines(longest, 18, 40)).toBeUndefined();
+    expect(qrLines('x'.repeat(500), 100, 100)).toBeUndefined();
   });
 });
