@@ -3,7 +3,7 @@
 // summed over the tiers; the reason for each skip is printed above it.
 // Usage: node scripts/test.mjs [tier...]   tiers: unit, integration, e2e, powercut (default: all);
 // selections run alone: containers (make e2e-containers), portal (make e2e-portal: the browser
-// end-to-end tests), console (make e2e-console: the console's end-to-end tests in tmux)
+// and the diagnostics end-to-end tests), console (make e2e-console: the console's end-to-end tests in tmux)
 // The powercut tier is the power-cut torture run with POWERCUT_CUTS cuts (default 100).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -14,7 +14,7 @@ const allTiers = ['unit', 'integration', 'e2e', 'powercut'];
 /** Selections run alone (`make e2e-containers`, `make e2e-portal`, `make e2e-console`): their tests also belong to the tiers above. */
 const selections = {
   containers: ['test/unit/containers', 'test/integration/containers'],
-  portal: ['test/e2e/portal'],
+  portal: ['test/e2e/portal', 'test/integration/diagnostics'],
   console: ['test/e2e/console'],
 };
 const tiers = process.argv.slice(2).length ? process.argv.slice(2) : allTiers;
