@@ -7,7 +7,9 @@
  * revoked; Factory Reset is not offered on a virtual appliance. A text
  * capture of each screen goes to .cache/test/console/.
  */
+
 import { execFile as execFileCb } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -173,6 +175,8 @@ class Tmux {
 let world: World | undefined;
 let appliance: ReturnType<typeof runAppliance> | undefined;
 let client: AgentClient;
+const NETNS = `clgw-c-${randomBytes(3).toString('hex')}`;
+const VETH = `clgwc${randomBytes(3).toString('hex')}`;
 let port: number;
 const tmux = new Tmux();
 
@@ -181,7 +185,18 @@ describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x2
     await fs.access(MAIN); // built by `make test` (tsc -b console-tui)
     await fs.mkdir(SHOTS, { recursive: true });
     port = await freePort();
-    world = await makeWorld({ boot: false, config: { ssh: { server: 'simulator', port } } });
+    // The LAN port: one end of a veth pair, eth0 in a network namespace of the test's own.
+    await execFile('ip', ['netns', 'add', NETNS]);
+    await execFile('ip', ['link', 'add', VETH, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NETNS]);
+    world = await makeWorld({
+      boot: false,
+      config: {
+        ssh: { server: 'simulator', port },
+        networkApply: 'netns',
+        netns: NETNS,
+        lanInterface: 'eth0',
+      },
+    });
     appliance = runAppliance({ root: world.root, say: () => undefined });
     client = new AgentClient(world.paths.socket, 10_000);
     await until(
@@ -196,6 +211,7 @@ describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x2
     await tmux.close();
     await appliance?.stop();
     await world?.close();
+    await execFile('ip', ['netns', 'del', NETNS]).catch(() => undefined);
   });
 
   /** The menu's selection back at its first item. */
@@ -271,6 +287,17 @@ describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x2
     });
     await tmux.waitFor('home', 'http://10.0.0.20/');
     await tmux.waitFor('home', /Network: +static 10\.0\.0\.20\/24 via 10\.0\.0\.1/);
+    // …and the namespace's interface carries it.
+    const { stdout } = await execFile('ip', ['-j', '-n', NETNS, 'addr', 'show', 'dev', 'eth0']);
+    const inet = (
+      JSON.parse(stdout) as { addr_info: { family: string; local: string; prefixlen: number }[] }[]
+    )
+      .flatMap((l) => l.addr_info)
+      .filter((a) => a.family === 'inet')
+      .map((a) => `${a.local}/${a.prefixlen}`);
+    expect(inet).toEqual(['10.0.0.20/24']);
+    const route = await execFile('ip', ['-j', '-n', NETNS, 'route', 'show', 'default']);
+    expect((JSON.parse(route.stdout) as { gateway?: string }[])[0]?.gateway).toBe('10.0.0.1');
   });
 
   it('Data Reset: Escape cancels; typing RESET erases the onboarding data and keeps the network settings', async () => {
