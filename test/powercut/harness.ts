@@ -9,23 +9,31 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AgentClient } from '../../agent/src/api/client.js';
+import { readContainersState } from '../../agent/src/containers/state.js';
 import { isClgwError } from '../../agent/src/errors.js';
 import { readJournal } from '../../agent/src/machine/journal-file.js';
 import { writeJsonAtomic } from '../../agent/src/platform/atomic.js';
 import { execFile } from '../../agent/src/platform/exec.js';
 import { type AppliancePaths, appliancePaths, type SlotName } from '../../agent/src/platform/paths.js';
+import type { ContainerName } from '../../agent/src/release/schema.js';
 import { describeSlots } from '../../agent/src/slot/bootchooser.js';
 import { readGrubenv } from '../../agent/src/slot/grubenv-file.js';
 import { readSlotStatus, type SlotStatus } from '../../agent/src/slot/status.js';
 import { CRITICAL_PHASE_ALARM, readAlarms } from '../../agent/src/state/alarms.js';
 import { collectStatus, type Status } from '../../agent/src/status.js';
+import { publishContainers } from '../../image/src/release/build.js';
+import { engineUnavailable } from '../../scripts/lib/engine.js';
 import { type Mirror, startMirror } from '../../scripts/lib/mirror.js';
 import { runAppliance } from '../../scripts/sim/boot-emulator.js';
+import { buildStandin, type StandinArchive } from '../../scripts/standins.js';
 import { makeWorld, REPO, testImages, type World } from '../support/appliance.js';
+import { CaseEngine, checkContainers, containerRun, engineConfig, installContainers } from './containers.js';
 import { type ArmSpec, CrashDir, killTree, processState, signal, sleep, waitFrozen } from './crash.js';
 import { applyLoss, RecoveryWrites } from './loss.js';
 import { Rng, seedOf } from './rng.js';
 import {
+  CONTAINER_TREES,
+  type ContainerTreeName,
   type Outcome,
   SCENARIO_NAMES,
   SCENARIOS,
@@ -69,9 +77,9 @@ export interface CaseSpec {
   cut: CutSpec;
 }
 
-/** 0 is the harness itself failing; 1–5 are the invariants of README.md. */
+/** 0 is the harness itself failing; 1–6 are the invariants of README.md. */
 export interface Violation {
-  invariant: 0 | 1 | 2 | 3 | 4 | 5;
+  invariant: 0 | 1 | 2 | 3 | 4 | 5 | 6;
   message: string;
 }
 
@@ -84,6 +92,8 @@ export interface CutRecord {
   grubenv: string;
   /** What the loss model destroyed. */
   lost: string;
+  /** Container scenarios: the containers the engine holds when the power comes back. */
+  engine?: string;
 }
 
 export interface CaseResult {
@@ -126,6 +136,8 @@ export interface Env {
   factorySizes: Record<string, number>;
   /** Bytes of a release download (boot + root; every test release has the same sizes). */
   downloadBytes: number;
+  /** The image reference of a service's stand-in (what compat.yaml names for that version). */
+  imageOf(service: ContainerName, version: string): string;
   close(): Promise<void>;
 }
 
@@ -157,11 +169,15 @@ async function patchConfig(paths: AppliancePaths, patch: Record<string, unknown>
 
 /**
  * Builds the mirrors and the template appliance roots: three release trees (1.1.0, a 1.1.0 that
- * fails its health check, 1.2.0), each served at full speed and paced; `fresh`/`fresh-broken` are
- * factory appliances with onboarding data and network configuration; `committed` is `fresh` after
- * its update (run without cuts and checked like any case).
+ * fails its health check, 1.2.0), each served at full speed and paced, and the container trees
+ * (the 1.1.0 tree whose compat.yaml also names the stand-in containers of `CONTAINER_TREES`);
+ * `fresh`/`fresh-broken` are factory appliances with onboarding data and network configuration;
+ * `committed` is `fresh` after its update (run without cuts and checked like any case).
  */
-export async function setupEnv(say: (line: string) => void = () => undefined): Promise<Env> {
+export async function setupEnv(
+  say: (line: string) => void = () => undefined,
+  opts: { containers?: boolean } = {},
+): Promise<Env> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-pc-'));
   const worlds: World[] = [];
   const mirrors: Mirror[] = [];
@@ -191,6 +207,10 @@ export async function setupEnv(say: (line: string) => void = () => undefined): P
     }
     const good = worldOf.good!;
     const broken = worldOf.broken!;
+    // Only when a container scenario runs (the stand-ins need Debian's busybox-static).
+    const standins = opts.containers
+      ? await containerTrees(work, good, mirrors, mirrorOf, tlsDir)
+      : new Map<string, StandinArchive>();
 
     const templates = {
       fresh: path.join(work, 't-fresh'),
@@ -217,6 +237,11 @@ export async function setupEnv(say: (line: string) => void = () => undefined): P
       releases,
       factorySizes: { 'boot.img': factory.bootSize, 'root.img': factory.rootSize },
       downloadBytes: next.bootSize + next.rootSize,
+      imageOf: (service, version) => {
+        const a = standins.get(`${service} ${version}`);
+        if (!a) throw new Error(`no stand-in for ${service} ${version} in CONTAINER_TREES`);
+        return a.reference;
+      },
       close,
     };
 
@@ -239,6 +264,57 @@ export async function setupEnv(say: (line: string) => void = () => undefined): P
     await close();
     throw e;
   }
+}
+
+/**
+ * The container trees of {@link CONTAINER_TREES}: the stand-in archives (built once per run into
+ * .cache/test/standins; deterministic, so the files are the same each run), each tree a copy of
+ * the `good` tree with the containers published into it. Serials: the base tree's above the good
+ * tree's (which the templates accepted), the offered trees' above the base tree's (which the
+ * cases accept when their containers are installed). Served at full speed only (no downloads to
+ * cut inside). Returns the archives by `service version`.
+ */
+async function containerTrees(
+  work: string,
+  good: World,
+  mirrors: Mirror[],
+  mirrorOf: Record<string, string>,
+  tlsDir: string,
+): Promise<Map<string, StandinArchive>> {
+  const out = path.join(REPO, '.cache/test/standins');
+  const standins = new Map<string, StandinArchive>();
+  let baseSerial: number | undefined;
+  // The base tree first: the others' serial follows from its.
+  const names = Object.keys(CONTAINER_TREES) as ContainerTreeName[];
+  for (const name of ['containers-base' as const, ...names.filter((n) => n !== 'containers-base')]) {
+    const offers = CONTAINER_TREES[name];
+    const tree = path.join(work, `tree-${name}`);
+    await copyTree(good.tree, tree);
+    const containers = [];
+    for (const o of offers) {
+      const archive = await buildStandin({ service: o.service, version: o.version, broken: o.broken, out });
+      standins.set(`${o.service} ${o.version}`, archive);
+      containers.push({
+        name: o.service,
+        version: o.version,
+        image: archive.reference,
+        archive: archive.file,
+      });
+    }
+    const { compat } = await publishContainers({
+      tree,
+      keys: good.keys,
+      platforms: ['physical', 'virtual', 'kvm'],
+      containers,
+      ...(baseSerial === undefined ? {} : { serial: baseSerial + 1 }),
+    });
+    baseSerial ??= compat.serial;
+    const mirror = await startMirror({ tree, tlsDir });
+    mirrors.push(mirror);
+    mirrorOf[name] = `${mirror.url}/`;
+    mirrorOf[`${name} paced`] = `${mirror.url}/`;
+  }
+  return standins;
 }
 
 /** Whether the durable state is inside the critical phase with the boot environment already switched. */
@@ -333,8 +409,9 @@ function treeMatches(
   return `${top}/ should be ${typeof expected === 'string' ? expected : 'as given'} but holds ${names}${expected === 'intact' && Object.keys(actual).length === Object.keys(want).length ? ' (content differs)' : ''}`;
 }
 
-/** Invariants 2–5 on the powered-off appliance at the end of a case. */
+/** Invariants 2–6 on the powered-off appliance (its container engine still running) at the end of a case. */
 async function checkEnd(
+  env: Env,
   paths: AppliancePaths,
   sc: Scenario,
   st: CaseState,
@@ -413,6 +490,11 @@ async function checkEnd(
   if (bootsAfterLastPowerOn > BOOTS_TO_FINISH) {
     v(5, `${bootsAfterLastPowerOn} boots from the last power-on to the end (at most ${BOOTS_TO_FINISH})`);
   }
+
+  if (exp.containers) {
+    if (!st.engine) v(0, 'a container scenario ran without its engine');
+    else for (const m of await checkContainers(paths, st.engine, exp.containers, env.imageOf)) v(6, m);
+  }
   return out;
 }
 
@@ -431,6 +513,8 @@ interface CaseState extends Outcome {
   firstCutPending: boolean;
   cutPending: boolean;
   request: { issued: boolean; acked: boolean; acceptedOn: number; recoverySince: boolean };
+  /** The case's container engine (container scenarios). */
+  engine: CaseEngine | undefined;
 }
 
 type PowerOnEnd =
@@ -493,6 +577,7 @@ async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number
     firstCutPending: sc.firstCut !== undefined,
     cutPending: spec.cut.kind !== 'none',
     request: { issued: false, acked: false, acceptedOn: -1, recoverySince: false },
+    engine: undefined,
   };
   const armSpec = (): ArmSpec =>
     st.firstCutPending ? 'step' : st.cutPending && spec.cut.kind === 'point' ? st.base + spec.cut.n : 'count';
@@ -501,10 +586,17 @@ async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number
   let lastPowerOnBoots = 0;
   let result: PowerOnEnd = { kind: 'stopped', why: 'never powered on' };
   try {
+    if (sc.containers) await setUpContainers(env, paths, sc, spec, st, `${root}.engine`);
     for (let powerOn = 0; ; powerOn++) {
       if (powerOn >= MAX_POWER_ONS) {
         st.violations.push({ invariant: 5, message: `still not finished after ${MAX_POWER_ONS} power-ons` });
         break;
+      }
+      if (st.engine && powerOn > 0) {
+        // The power comes back: the engine starts (with the appliance) before the agent does.
+        await st.engine.start();
+        const last = st.cuts.at(-1);
+        if (last) last.engine = `${last.engine}; at power-on: ${await st.engine.describe()}`;
       }
       if (sc.armAt === 'power-on' && powerOn === 0) await crash.arm(armSpec());
       if (sc.armAt === 'power-on' && (powerOn === 0 || (sc.firstCut && st.cuts.length === 1))) {
@@ -519,7 +611,7 @@ async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number
       await crash.arm(armSpec());
     }
     if (result.kind === 'end') {
-      st.violations.push(...(await checkEnd(paths, sc, st, lastPowerOnBoots)));
+      st.violations.push(...(await checkEnd(env, paths, sc, st, lastPowerOnBoots)));
     } else if (result.kind === 'stopped') {
       st.violations.push({
         invariant: result.why.startsWith('stopped after') || result.why.includes('keeps failing') ? 5 : 2,
@@ -529,7 +621,7 @@ async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number
       const s = result.status;
       st.violations.push({
         invariant: 2,
-        message: `${result.kind === 'stuck' ? 'settled' : 'timed out'} in state ${s?.state ?? '(agent down)'} on slot ${s?.bootedSlot} with ${s?.gatewayVersion}${s?.error ? `: ${s.error.code}: ${s.error.message}` : ''}`,
+        message: `${result.kind === 'stuck' ? 'settled' : 'timed out'} in state ${s?.state ?? '(agent down)'} on slot ${s?.bootedSlot} with ${s?.gatewayVersion}${s?.error ? `: ${s.error.code}: ${s.error.message}` : ''}${sc.containers ? `; ${await describeContainerRun(paths)}` : ''}`,
       });
     }
     if (sc.firstCut && st.firstCutPending) {
@@ -537,6 +629,10 @@ async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number
     }
   } catch (e) {
     st.violations.push({ invariant: 0, message: `harness error: ${(e as Error).stack ?? String(e)}` });
+  } finally {
+    await st.engine?.close().catch((e: Error) => {
+      st.violations.push({ invariant: 0, message: `harness error: closing the engine: ${e.stack ?? e}` });
+    });
   }
   return {
     key: spec.key,
@@ -555,6 +651,40 @@ async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number
     armedMs: st.armedAt === undefined ? 0 : endedAt - st.armedAt,
     ms: Date.now() - started,
   };
+}
+
+/**
+ * Before the first power-on of a container scenario: the case's engine, the appliance pointed at
+ * it (socket, health ports, a 5 s health deadline), the `containers-base` containers installed
+ * by the agent's own code from that tree's mirror, then the mirror switched to the scenario's.
+ */
+async function setUpContainers(
+  env: Env,
+  paths: AppliancePaths,
+  sc: Scenario,
+  spec: CaseSpec,
+  st: CaseState,
+  dir: string,
+): Promise<void> {
+  st.engine = await CaseEngine.create(dir);
+  await patchConfig(paths, { ...engineConfig(st.engine), baseUrl: env.baseUrl('containers-base', false) });
+  await installContainers(
+    paths,
+    CONTAINER_TREES['containers-base'].map((o) => o.service),
+  );
+  await patchConfig(paths, { baseUrl: env.baseUrl(sc.tree, spec.cut.kind === 'offset') });
+}
+
+/** containers.json's run and last run, for a report. */
+async function describeContainerRun(paths: AppliancePaths): Promise<string> {
+  const c = await readContainersState(paths.containersState).catch((e: Error) => e);
+  if (c instanceof Error) return `containers.json unreadable: ${c.message}`;
+  const step = c.run?.step as { kind?: string; service?: string } | undefined;
+  const run = c.run ? `run under way${step ? ` at ${step.kind} ${step.service}` : ''}` : 'no run under way';
+  const last = c.lastRun
+    ? `last run ${c.lastRun.outcome} at ${c.lastRun.at}${c.lastRun.error ? ` (${c.lastRun.error.code}: ${c.lastRun.error.message})` : ''}`
+    : 'no run recorded';
+  return `containers: ${run}, ${last}`;
 }
 
 /** One power-on of the appliance, until a cut, the end, or a failure to get there. */
@@ -656,6 +786,8 @@ async function powerOnce(
   const cut = async (pid: number, what: string): Promise<void> => {
     if (!claim()) return;
     const victim = (await powerOff(pid))?.victim ?? 'agent';
+    // The containers go down with the power too, before anything else is looked at.
+    const killed = st.engine ? await st.engine.cut() : undefined;
     const journal = await readJournal(paths.journal).catch(() => undefined);
     const critical =
       journal?.state === 'switching' && !!journal.critical?.enteredAt && !journal.critical.leftAt;
@@ -681,6 +813,7 @@ async function powerOnce(
           ...loss.ranges.map((r) => `${path.basename(r.file)}[${r.from},${r.to})`),
           ...loss.tempFiles.map((t) => path.basename(t)),
         ].join(' ') || 'nothing',
+      ...(killed !== undefined ? { engine: `${killed} processes killed` } : {}),
     });
     if (st.firstCutPending) st.firstCutPending = false;
     else st.cutPending = false;
@@ -817,9 +950,12 @@ async function powerOnce(
       const s = await client.status().catch(() => undefined);
       if (!s || !live()) continue;
       const exp = sc.expect(st);
-      const settled = s.state === 'idle' || s.state === 'failed';
+      // Container scenarios: idle is settled only once this power-on's container run has ended.
+      const containers = sc.containers ? await containerRun(paths, poweredOnAt) : 'done';
+      const settled = s.state === 'failed' || (s.state === 'idle' && containers !== 'running');
       const right =
         s.state === 'idle' &&
+        containers === 'done' &&
         (!exp.slot || s.bootedSlot === exp.slot) &&
         s.gatewayVersion === exp.version &&
         s.result?.outcome === exp.result.outcome &&
@@ -863,7 +999,8 @@ export function describeViolations(r: CaseResult): string {
 /** One line for a failing case: what to rerun, where it was cut, what broke, the state at the cut. */
 export function failureLine(r: CaseResult): string {
   const cuts = r.cuts.map(
-    (c) => `${c.what} [${c.victim}; journal ${c.journal}; grubenv ${c.grubenv}; lost ${c.lost}]`,
+    (c) =>
+      `${c.what} [${c.victim}; journal ${c.journal}; grubenv ${c.grubenv}; lost ${c.lost}${c.engine ? `; engine ${c.engine}` : ''}]`,
   );
   return `FAIL ${r.key} seed=${r.seed} cut=${cuts.join(' then ') || 'none'} :: ${describeViolations(r)}`;
 }
@@ -1026,6 +1163,8 @@ export interface PowercutSummary {
   seconds: number;
   results: CaseResult[];
   passes: Pass[];
+  /** Scenarios the default rotation left out, and why (a container engine truly cannot run here). */
+  leftOut?: { scenarios: ScenarioName[]; reason: string };
 }
 
 /** The whole run: environment, one cut-free pass per scenario, the planned cuts, a summary. */
@@ -1034,9 +1173,19 @@ export async function runPowercut(opts: PowercutOptions): Promise<PowercutSummar
   const progress = opts.progress ?? (() => undefined);
   const jobs = opts.jobs ?? 2;
   const started = Date.now();
-  const env = await setupEnv(progress);
+  let names = opts.scenarios ?? SCENARIO_NAMES;
+  // The container scenarios run a real Podman. Where none can run at all (not Linux, not root, no
+  // cgroups; a missing podman is no reason) the default rotation leaves them out and says why.
+  let leftOut: PowercutSummary['leftOut'];
+  const reason = opts.scenarios || opts.only ? undefined : await engineUnavailable();
+  if (reason) {
+    leftOut = { scenarios: names.filter((n) => SCENARIOS[n].containers), reason };
+    names = names.filter((n) => !SCENARIOS[n].containers);
+    out(`powercut: left out ${leftOut.scenarios.join(', ')}: ${reason}`);
+  }
+  const inRun = opts.only ? opts.only.map((k) => parseCaseKey(k).scenario) : names;
+  const env = await setupEnv(progress, { containers: inRun.some((n) => SCENARIOS[n].containers) });
   try {
-    const names = opts.scenarios ?? SCENARIO_NAMES;
     let cases: CaseSpec[];
     const passes: Pass[] = [];
     const passFailures: CaseResult[] = [];
@@ -1063,7 +1212,7 @@ export async function runPowercut(opts: PowercutOptions): Promise<PowercutSummar
       }
       if (opts.listPoints) {
         for (const p of passes) for (const line of p.result.trace) out(`${p.scenario} ${line}`);
-        return summarize([], passes, passFailures, names, started, jobs, out);
+        return { ...summarize([], passes, passFailures, names, started, jobs, out), leftOut };
       }
       cases = planCases(env, passes, opts.cuts, new Rng(opts.seed));
     }
@@ -1096,7 +1245,7 @@ export async function runPowercut(opts: PowercutOptions): Promise<PowercutSummar
       results.push(...(await runPool(env, more, opts.seed, jobs, report)));
     }
 
-    return summarize(results, passes, passFailures, names, started, jobs, out);
+    return { ...summarize(results, passes, passFailures, names, started, jobs, out), leftOut };
   } finally {
     await env.close();
   }

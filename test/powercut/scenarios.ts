@@ -18,6 +18,7 @@ import {
   validateNetworkSettings,
 } from '../../agent/src/network/settings.js';
 import type { AppliancePaths, SlotName } from '../../agent/src/platform/paths.js';
+import type { ContainerName } from '../../agent/src/release/schema.js';
 
 /**
  * The files of the data partition's `network/` directory for these settings, exactly as the agent
@@ -66,7 +67,9 @@ export type ScenarioName =
   | 'data-reset'
   | 'data-reset-during-update'
   | 'update-again'
-  | 'network-change';
+  | 'network-change'
+  | 'container-upgrade'
+  | 'container-rollback';
 
 /** Appliance roots prepared once per run and copied for every case (see harness.ts). */
 export type TemplateName =
@@ -77,8 +80,40 @@ export type TemplateName =
   /** `fresh` after its update: 1.1.0 committed on slot B. */
   | 'committed';
 
-/** The release the mirror offers: 1.1.0, a 1.1.0 that fails its health check, or 1.2.0. */
-export type TreeName = 'good' | 'broken' | 'next';
+/**
+ * What the mirror offers: 1.1.0, a 1.1.0 that fails its health check, or 1.2.0; or 1.1.0 with the
+ * service containers of {@link CONTAINER_TREES}.
+ */
+export type TreeName = 'good' | 'broken' | 'next' | ContainerTreeName;
+
+export type ContainerTreeName = 'containers-base' | 'containers' | 'containers-broken';
+
+/** One service container a tree's compat.yaml names (a stand-in image; `broken`: never healthy). */
+export interface ContainerOffer {
+  service: ContainerName;
+  version: string;
+  broken?: boolean;
+}
+
+/**
+ * The container trees: the `good` tree (gateway OS 1.1.0) whose compat.yaml also names these
+ * containers for every platform. `containers-base` is what a container scenario's appliance
+ * installs before its first power-on; the others are what its mirror then offers.
+ */
+export const CONTAINER_TREES: Record<ContainerTreeName, ContainerOffer[]> = {
+  'containers-base': [
+    { service: 'tunnel', version: '1.0.0' },
+    { service: 'micloud', version: '1.0.0' },
+  ],
+  containers: [
+    { service: 'tunnel', version: '1.1.0' },
+    { service: 'micloud', version: '1.1.0' },
+  ],
+  'containers-broken': [
+    { service: 'tunnel', version: '1.2.0', broken: true },
+    { service: 'micloud', version: '1.1.0' },
+  ],
+};
 
 /** Data written before the first power-on (relative to the data partition `var/clgw/`). */
 export const USER_DATA: Record<string, string | Buffer> = {
@@ -134,6 +169,16 @@ export function seededDigests(top: string): Record<string, string> {
   return out;
 }
 
+/** A service container at the end: `clgw-<service>` running and healthy, and containers.json. */
+export interface ContainerExpectation {
+  /** What it runs: its version label, its image (the version's stand-in) and `GET /version`. */
+  version: string;
+  /** containers.json's last result for the service (`from` checked when given). */
+  last: { outcome: 'installed' | 'upgraded' | 'rolledBack'; version: string; from?: string };
+  /** The versions containers.json remembers as failed here. */
+  rejected: string[];
+}
+
 /** `intact`: as seeded, byte for byte; `erased`: empty or gone; or exactly these files. */
 export type TreeExpectation = 'intact' | 'erased' | { files: Record<string, string> };
 
@@ -157,6 +202,8 @@ export interface Expected {
   network: TreeExpectation;
   /** Critical-phase alarms end cleared (the appliance runs the release it updated to again). */
   alarmsCleared: boolean;
+  /** The service containers (exactly these, no `-next`); undefined: the scenario has none. */
+  containers?: Partial<Record<ContainerName, ContainerExpectation>>;
 }
 
 /** A technician's request through the local API, made once the appliance is idle. */
@@ -195,11 +242,25 @@ export interface Scenario {
   downloads: boolean;
   /** The recovery program runs (random cuts inside its slot writes apply). */
   recovers: boolean;
+  /**
+   * The case has its own container engine, with the containers of the `containers-base` tree
+   * installed and running before the first power-on; every cut also takes the engine down.
+   */
+  containers?: boolean;
   expect(o: Outcome): Expected;
 }
 
 const RESET_ALL = { onboarding: 'erased', network: 'erased' } as const;
 const KEEP_ALL = { onboarding: 'intact', network: 'intact' } as const;
+
+/** The gateway OS side of the container scenarios: 1.1.0 stays committed on slot B, data intact. */
+const OS_UNCHANGED = {
+  slot: 'B',
+  version: '1.1.0',
+  result: { outcome: 'committed', version: '1.1.0' },
+  ...KEEP_ALL,
+  alarmsCleared: true,
+} as const;
 
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
   update: {
@@ -352,6 +413,60 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
             network: { files: digests(networkFiles(validateNetworkSettings(NEW_NETWORK_INPUT)), 'network') },
           }),
       alarmsCleared: true,
+    }),
+  },
+  'container-upgrade': {
+    name: 'container-upgrade',
+    summary: 'on 1.1.0 with tunnel and micloud 1.0.0 running: the boot-time container upgrade to 1.1.0',
+    template: 'committed',
+    tree: 'containers',
+    platform: 'virtual',
+    armAt: 'power-on',
+    downloads: false,
+    recovers: false,
+    containers: true,
+    // No gateway OS update, so no critical phase: the OS side ends as it started.
+    expect: () => ({
+      ...OS_UNCHANGED,
+      containers: {
+        tunnel: {
+          version: '1.1.0',
+          last: { outcome: 'upgraded', version: '1.1.0', from: '1.0.0' },
+          rejected: [],
+        },
+        micloud: {
+          version: '1.1.0',
+          last: { outcome: 'upgraded', version: '1.1.0', from: '1.0.0' },
+          rejected: [],
+        },
+      },
+    }),
+  },
+  'container-rollback': {
+    name: 'container-rollback',
+    summary:
+      'as container-upgrade, but tunnel 1.2.0 never becomes healthy: rolled back to 1.0.0, micloud to 1.1.0',
+    template: 'committed',
+    tree: 'containers-broken',
+    platform: 'physical',
+    armAt: 'power-on',
+    downloads: false,
+    recovers: false,
+    containers: true,
+    expect: () => ({
+      ...OS_UNCHANGED,
+      containers: {
+        tunnel: {
+          version: '1.0.0',
+          last: { outcome: 'rolledBack', version: '1.0.0' },
+          rejected: ['1.2.0'],
+        },
+        micloud: {
+          version: '1.1.0',
+          last: { outcome: 'upgraded', version: '1.1.0', from: '1.0.0' },
+          rejected: [],
+        },
+      },
     }),
   },
 };

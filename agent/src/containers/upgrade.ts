@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { AgentConfig } from '../config.js';
-import { ClgwError, serializeError } from '../errors.js';
+import { ClgwError, isClgwError, serializeError } from '../errors.js';
 import { fsyncDir } from '../platform/atomic.js';
 import type { Clock } from '../platform/clock.js';
 import { crashpoint } from '../platform/crashpoint.js';
@@ -11,7 +11,7 @@ import type { Logger } from '../platform/log.js';
 import type { AppliancePaths } from '../platform/paths.js';
 import { CONTAINER_NAMES, type ContainerName, type ContainerRef } from '../release/schema.js';
 import type { Profile } from '../system/profiles.js';
-import { type ContainerInfo, containerName, type EnginePort, LABELS } from './engine-port.js';
+import { type ContainerInfo, containerName, type EnginePort, type ImageInfo, LABELS } from './engine-port.js';
 import { type ArchiveRef, nextName, type Observed, planService, type Step } from './plan.js';
 import { probe } from './probe.js';
 import { type ContainersState, readContainersState, type ServiceRun, writeContainersState } from './state.js';
@@ -100,7 +100,7 @@ async function converge(
     dataDir: path.join(deps.paths.containerData, service),
   };
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const observed = await observe(deps.engine, service, target);
+    const observed = await observe(deps, service, target);
     let sr = run.services[service];
     const plan = planService({
       service,
@@ -203,16 +203,55 @@ async function finish(
 }
 
 async function observe(
-  engine: EnginePort,
+  deps: ContainerDeps,
   service: ContainerName,
   target: ContainerRef | undefined,
 ): Promise<Observed> {
   const [main, next, image] = await Promise.all([
-    engine.inspectContainer(containerName(service)),
-    engine.inspectContainer(nextName(service)),
-    target ? engine.inspectImage(target.image) : Promise.resolve(undefined),
+    inspectOrFinishRemoval(deps, containerName(service)),
+    inspectOrFinishRemoval(deps, nextName(service)),
+    target ? inspectImageOrReload(deps, target.image) : Promise.resolve(undefined),
   ]);
   return { main, next, imagePresent: image !== undefined };
+}
+
+/**
+ * An image the engine has but cannot read counts as absent, so the plan loads it again. Podman
+ * commits a loaded image in several writes; a cut in between leaves an image without its
+ * manifest, and inspecting any image that shares layers with it then fails ("locating item named
+ * manifest … consider removing the image"). The half-loaded image has no name yet, so its own
+ * plan loads it again, which completes it; meanwhile an image that cannot be read is loaded again
+ * where a plan needs it, which is harmless.
+ */
+async function inspectImageOrReload(deps: ContainerDeps, reference: string): Promise<ImageInfo | undefined> {
+  try {
+    return await deps.engine.inspectImage(reference);
+  } catch (e) {
+    if (!(isClgwError(e) && e.code === 'ENGINE_ERROR')) throw e;
+    deps.log.warn(`image ${reference} cannot be read; it will be loaded again`, { error: serializeError(e) });
+    return undefined;
+  }
+}
+
+/**
+ * The engine cannot read a container whose storage is gone while its record is still there
+ * (Podman deletes a container's storage first and its database record last, so a cut in between
+ * leaves one that inspect, list and start fail on: "container not known", "layer not known").
+ * Only a removal deletes storage, so the removal is finished (forced, by name) and the container
+ * looked at again — without this every later run would stop at the same inspect.
+ */
+async function inspectOrFinishRemoval(deps: ContainerDeps, name: string): Promise<ContainerInfo | undefined> {
+  try {
+    return await deps.engine.inspectContainer(name);
+  } catch (e) {
+    if (!(isClgwError(e) && e.code === 'ENGINE_ERROR' && /\b(container|layer) not known\b/.test(e.message)))
+      throw e;
+    deps.log.warn(`container ${name}: its storage is gone (a removal cut short); removing it`, {
+      error: serializeError(e),
+    });
+    await deps.engine.removeContainer(name);
+    return deps.engine.inspectContainer(name);
+  }
 }
 
 /** The executor table: each step is one engine call (or the fetch, or the health wait). */

@@ -20,8 +20,11 @@ describe.skipIf(skip)('mDNS configuration', () => {
   it('the portal service file is valid against avahi-service.dtd', async () => {
     const file = path.join(REPO, 'image/avahi/services/clgw-portal.service');
     const result = await new Promise<{ code: number; output: string }>((resolve) =>
-      execFile('xmllint', ['--noout', '--path', path.dirname(DTD), '--valid', file], (error, stdout, stderr) =>
-        resolve({ code: error ? Number(error.code ?? 1) : 0, output: `${stdout}${stderr}` }),
+      execFile(
+        'xmllint',
+        ['--noout', '--path', path.dirname(DTD), '--valid', file],
+        (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code ?? 1) : 0, output: `${stdout}${stderr}` }),
       ),
     );
     expect(result).toEqual({ code: 0, output: '' });
