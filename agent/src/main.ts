@@ -114,6 +114,16 @@ async function main(): Promise<void> {
             name: deps.profile.name,
             detail: profileLogLine(deps.profile, deps.machine),
           }),
+          // SPEC §7: "Cloud Software" is the CloudLink containers' version, "VOIP Software"
+          // FreeSWITCH's; the OS patch level has no source yet (shown as unknown).
+          versions: async () => {
+            const c = (await agent!.status()).containers;
+            const cloud = c.tunnel?.version ?? c.micloud?.version;
+            return {
+              ...(cloud ? { cloudSoftware: cloud } : {}),
+              ...(c.freeswitch?.version ? { voipSoftware: c.freeswitch.version } : {}),
+            };
+          },
         }),
       });
       const stopPortal = portal.close;
