@@ -129,7 +129,7 @@ function applySteps(deps: NetworkDeps, settings: NetworkSettings): [string, stri
       ['hostnamectl', ['--transient', 'hostname', settings.hostname]],
     ];
   }
-  // netns: what systemd-networkd would do with the rendered unit, done with `ip` in the namespace.
+  // netns: the rendered unit's addresses and gateway set with `ip` on the namespace's interface.
   // DHCP leaves the interface without a static address for a DHCP client (none runs here).
   const ns = deps.config.netns;
   if (!ns) throw new ClgwError('CONFIG_INVALID', 'networkApply "netns" needs "netns" (the namespace name)');

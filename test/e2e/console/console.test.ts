@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
+import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
 
 const execFile = promisify(execFileCb);
@@ -69,14 +70,6 @@ async function decodeScreenQr(screen: string): Promise<string> {
   } finally {
     await fs.rm(file, { force: true });
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 /** The first line sshd sends, or the connection error's code. */

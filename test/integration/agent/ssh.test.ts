@@ -14,6 +14,7 @@ import { readSsh, SshAccess, type SshServer, simulatorSsh } from '../../../agent
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, until, type World } from '../../support/appliance.js';
 import { runClgw } from '../../support/cli.js';
+import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
 
 const skip = await fs.access('/usr/sbin/sshd').then(
@@ -21,14 +22,6 @@ const skip = await fs.access('/usr/sbin/sshd').then(
   () => 'OpenSSH server (sshd) is not installed (scripts/setup installs openssh-server)',
 );
 if (skip) recordSkip('test/integration/agent/ssh.test.ts', skip);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** The first line sshd sends, or the connection error's code. */
 function greeting(port: number): Promise<string> {

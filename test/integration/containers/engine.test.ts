@@ -5,8 +5,6 @@
  */
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,19 +14,11 @@ import { ClgwError } from '../../../agent/src/errors.js';
 import { buildStandin, type StandinArchive } from '../../../scripts/standins.js';
 import { until } from '../../support/appliance.js';
 import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
+import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
 
 const unavailable = await engineSkipReason();
 if (unavailable) recordSkip('test/integration/containers/engine.test.ts', unavailable);
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -4,7 +4,6 @@
  * Each ends in a clear error with nothing half-done, and the next run converges.
  */
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../../agent/src/containers/engine.js';
@@ -20,6 +19,7 @@ import { enginePaths, ping, startEngineIn } from '../../../scripts/lib/engine.js
 import { buildStandin } from '../../../scripts/standins.js';
 import { makeWorld, type RunningAgent, startAgent, type World } from '../../support/appliance.js';
 import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
+import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
 
 const skip = await engineSkipReason();
@@ -29,14 +29,6 @@ let engine: TestEngine;
 let world: World;
 let running: RunningAgent;
 let port: number;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const p = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return p;
-}
 
 /** Publishes tunnel `version` and returns compat.yaml's (verified-format) container list. */
 async function publishTunnel(version: string): Promise<ContainerRef[]> {

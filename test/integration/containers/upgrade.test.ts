@@ -5,7 +5,6 @@
  * containers untouched.
  */
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../../agent/src/containers/engine.js';
@@ -17,6 +16,7 @@ import { publishContainers } from '../../../image/src/release/build.js';
 import { buildStandin, type StandinArchive } from '../../../scripts/standins.js';
 import { makeWorld, type RunningAgent, startAgent, until, type World } from '../../support/appliance.js';
 import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
+import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
 
 const skip = await engineSkipReason();
@@ -27,14 +27,6 @@ let world: World;
 let running: RunningAgent;
 const ports: Record<string, number> = {};
 const archives: Record<string, StandinArchive> = {};
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Publishes this container set for the virtual platform (a new signed compat.yaml). */
 async function publish(set: [ContainerName, string, { image?: string; file?: string }?][]): Promise<void> {

@@ -38,7 +38,7 @@ describe('page tokens', () => {
     expect(issuer.verify(token)).toBe(false);
   });
 
-  it('the same secret verifies across issuers (what a restart with a kept secret would do)', () => {
+  it('a token verifies with every issuer that holds the same secret (a restart keeping the secret)', () => {
     const secret = Buffer.alloc(32, 7);
     const a = createTokenIssuer({ now: Date.now, secret });
     const b = createTokenIssuer({ now: Date.now, secret });
