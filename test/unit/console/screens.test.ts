@@ -11,8 +11,8 @@ import type { Status } from '../../../agent/src/status.js';
 import type { ConsoleDeps } from '../../../console-tui/src/ui/deps.js';
 import { HomeScreen } from '../../../console-tui/src/ui/home.js';
 import { MenuScreen } from '../../../console-tui/src/ui/menu.js';
+import { sampleStatus } from '../../support/status.js';
 import { headlessScreen, KEY, typeKeys } from './headless.js';
-import { sampleStatus } from './status-fixture.js';
 
 interface FakeAgent extends ConsoleDeps {
   calls: string[];

@@ -23,7 +23,7 @@ import {
   visibleFields,
 } from '../../../console-tui/src/view/network-form.js';
 import { progressBar } from '../../../console-tui/src/view/text.js';
-import { sampleStatus } from './status-fixture.js';
+import { sampleStatus } from '../../support/status.js';
 
 /** The lines without markup (what a person reads). */
 function plain(lines: string[]): string[] {

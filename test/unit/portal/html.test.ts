@@ -4,7 +4,7 @@ import { escapeHtml, renderPage } from '../../../agent/src/portal/html.js';
 import { PORTAL_JS } from '../../../agent/src/portal/static/script.js';
 import { PORTAL_CSS } from '../../../agent/src/portal/static/style.js';
 import { FIELD_NAMES, LIST_NAMES, portalView, SECTION_NAMES } from '../../../agent/src/portal/view.js';
-import { statusOf } from './status.js';
+import { sampleStatus } from '../../support/status.js';
 
 const assets = { css: '/static/portal.0123.css', js: '/static/portal.4567.js' };
 const ctx = { localAddress: '192.0.2.10', port: 80 };
@@ -15,7 +15,7 @@ describe('the page', () => {
       '&lt;img src=x onerror=&quot;alert(&#39;1&#39;)&quot;&gt;&amp;',
     );
     const hostile = '<script>alert(1)</script>';
-    const status = statusOf({
+    const status = sampleStatus({
       state: 'failed',
       error: { code: 'HTTP_STATUS', message: `GET "${hostile}": 500`, transient: false },
       network: {
@@ -32,7 +32,7 @@ describe('the page', () => {
   });
 
   it('has no inline script or style, and loads only its own assets', () => {
-    const html = renderPage(portalView({ status: statusOf() }, ctx), 't', assets);
+    const html = renderPage(portalView({ status: sampleStatus() }, ctx), 't', assets);
     expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
     expect(html).not.toMatch(/<style/);
     expect(html).not.toMatch(/\sstyle=/);
@@ -43,7 +43,7 @@ describe('the page', () => {
   });
 
   it('has an element for every field, section and list of the view model', () => {
-    const html = renderPage(portalView({ status: statusOf() }, ctx), 't', assets);
+    const html = renderPage(portalView({ status: sampleStatus() }, ctx), 't', assets);
     for (const f of FIELD_NAMES) expect(html, f).toContain(`data-field="${f}"`);
     for (const s of SECTION_NAMES) expect(html, s).toContain(`data-show="${s}"`);
     for (const l of LIST_NAMES) expect(html, l).toContain(`data-list="${l}"`);
@@ -51,14 +51,14 @@ describe('the page', () => {
   });
 
   it('renders the state it is given: normal, in progress, error', () => {
-    const normal = renderPage(portalView({ status: statusOf() }, ctx), 't', assets);
+    const normal = renderPage(portalView({ status: sampleStatus() }, ctx), 't', assets);
     expect(normal).toContain('<body data-mode="normal"');
     expect(normal).toMatch(/<section id="updating"[^>]* hidden>/);
     expect(normal).toMatch(/<section id="error"[^>]* hidden>/);
     const updating = renderPage(
       portalView(
         {
-          status: statusOf({
+          status: sampleStatus({
             state: 'downloading',
             progress: { phase: 'd', bytes: 50, total: 200, rate: 10, startedAt: 0, percent: 25 },
           }),
@@ -71,7 +71,7 @@ describe('the page', () => {
     expect(updating).toMatch(/<section id="updating"[^>]*data-show="updating">/);
     expect(updating).toContain('<progress max="100" value="25.0">');
     const failed = renderPage(
-      portalView({ status: statusOf({ state: 'failed', platform: 'physical' }) }, ctx),
+      portalView({ status: sampleStatus({ state: 'failed', platform: 'physical' }) }, ctx),
       't',
       assets,
     );

@@ -13,7 +13,7 @@ import {
   portalUrl,
   portalView,
 } from '../../../agent/src/portal/view.js';
-import { statusOf } from './status.js';
+import { sampleStatus } from '../../support/status.js';
 
 const ctx = { localAddress: '192.0.2.10', port: 80 };
 
@@ -72,7 +72,7 @@ describe('the mode follows the update state', () => {
 
 describe('portalView', () => {
   it('normal: versions, address, URLs; what is not known yet says so', () => {
-    const v = portalView({ status: statusOf() }, ctx);
+    const v = portalView({ status: sampleStatus() }, ctx);
     expect(v.mode).toBe('normal');
     expect(v.documentTitle).toBe('CloudLink Gateway');
     expect(v.fields).toMatchObject({
@@ -98,7 +98,7 @@ describe('portalView', () => {
   it('the optional sources fill versions, profile and diagnostics', () => {
     const v = portalView(
       {
-        status: statusOf(),
+        status: sampleStatus(),
         versions: { cloudSoftware: '1.1.0.01-296', voipSoftware: '111', osPatchLevel: 'patch 172' },
         profile: { name: 'small', detail: '25 calls, RTP 65336-65534' },
         diagnostics: {
@@ -130,7 +130,7 @@ describe('portalView', () => {
   });
 
   it('a static address is the address shown, with the port when it is not 80', () => {
-    const status = statusOf({
+    const status = sampleStatus({
       network: {
         settings: {
           hostname: 'gw1',
@@ -158,7 +158,7 @@ describe('portalView', () => {
 
   it('an update in progress: phase, percent, bytes, rate, ETA', () => {
     const MiB = 1024 * 1024;
-    const status = statusOf({
+    const status = sampleStatus({
       state: 'downloading',
       target: { version: '1.1.0', slot: 'B' },
       progress: {
@@ -187,10 +187,10 @@ describe('portalView', () => {
   });
 
   it('checking and the critical step show no bar; the critical step warns', () => {
-    const checking = portalView({ status: statusOf({ state: 'checking' }) }, ctx);
+    const checking = portalView({ status: sampleStatus({ state: 'checking' }) }, ctx);
     expect(checking.show.progress).toBe(false);
     expect(checking.fields.updatePhase).toBe('Checking for an update');
-    const critical = portalView({ status: statusOf({ state: 'switching', critical: true }) }, ctx);
+    const critical = portalView({ status: sampleStatus({ state: 'switching', critical: true }) }, ctx);
     expect(critical.fields.updateNote).toBe('Critical step: do not switch the gateway off now.');
   });
 
@@ -200,7 +200,7 @@ describe('portalView', () => {
       message: 'lookup download.example on 10.0.0.53:53: timed out',
       transient: true,
     };
-    const virtual = portalView({ status: statusOf({ state: 'failed', error }) }, ctx);
+    const virtual = portalView({ status: sampleStatus({ state: 'failed', error }) }, ctx);
     expect(virtual.mode).toBe('error');
     expect(virtual.documentTitle).toBe('Update Error — CloudLink Gateway');
     expect(virtual.fields.errorTitle).toContain('DNS lookup failed');
@@ -209,7 +209,10 @@ describe('portalView', () => {
       'lookup download.example on 10.0.0.53:53: timed out (DNS_LOOKUP_FAILED)',
     );
     expect(virtual.show).toMatchObject({ error: true, retry: true, reboot: true, factoryReset: false });
-    const physical = portalView({ status: statusOf({ state: 'failed', error, platform: 'physical' }) }, ctx);
+    const physical = portalView(
+      { status: sampleStatus({ state: 'failed', error, platform: 'physical' }) },
+      ctx,
+    );
     expect(physical.show.factoryReset).toBe(true);
   });
 
@@ -227,7 +230,7 @@ describe('portalView', () => {
   });
 
   it('last update, last check, services and an active alarm', () => {
-    const status = statusOf({
+    const status = sampleStatus({
       result: {
         outcome: 'rolledBack',
         version: '1.2.0',
@@ -258,9 +261,9 @@ describe('portalView', () => {
   });
 
   it('is plain data: the same view serialises to the same JSON', () => {
-    const a = JSON.stringify(portalView({ status: statusOf() }, ctx));
-    const b = JSON.stringify(portalView({ status: statusOf() }, ctx));
+    const a = JSON.stringify(portalView({ status: sampleStatus() }, ctx));
+    const b = JSON.stringify(portalView({ status: sampleStatus() }, ctx));
     expect(a).toBe(b);
-    expect(JSON.parse(a)).toEqual(portalView({ status: statusOf() }, ctx));
+    expect(JSON.parse(a)).toEqual(portalView({ status: sampleStatus() }, ctx));
   });
 });

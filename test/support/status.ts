@@ -1,6 +1,6 @@
-import type { Status } from '../../../agent/src/status.js';
+import type { Status } from '../../agent/src/status.js';
 
-/** A live status of an idle virtual appliance on 1.0.0 (the fields the console reads, others plain). */
+/** A live status of an idle virtual appliance on 1.0.0 (DHCP); `over` replaces fields. Shared by the console and portal tests. */
 export function sampleStatus(over: Partial<Status> = {}): Status {
   return {
     source: 'agent',
