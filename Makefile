@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export npm_config_update_notifier := false
 
-.PHONY: help setup build check test test-unit test-integration test-powercut e2e-containers e2e-portal e2e-console demo bench powercut clean
+.PHONY: help setup build check test test-unit test-integration test-powercut e2e-containers e2e-portal e2e-console demo bench powercut image e2e clean
 
 help:
 	@echo "make demo   - build a release, simulate an appliance, update A->B and roll back a broken release"
@@ -11,6 +11,8 @@ help:
 	@echo "make check  - typecheck + lint"
 	@echo "make bench  - install throughput, stage limits, peak RSS (prints a JSON last line)"
 	@echo "make powercut N=1000 - the power-cut torture run (make test runs 100 cuts of it)"
+	@echo "make image  - the appliance's disks (raw, qcow2, OVA) and release images in out/ (root)"
+	@echo "make e2e    - boots the lab image in QEMU: OVF first boot, update, rollback, power cut, recovery"
 
 setup:
 	@scripts/setup base containers diagnostics portal console
@@ -59,5 +61,17 @@ N ?= 100
 powercut: build
 	@npx tsx test/powercut/run.ts --cuts $(N) $(if $(SEED),--seed $(SEED))
 
+# The appliance's images (debootstrap, GRUB, OVA): out/clgw-<v>.{img,qcow2,ova}, boot/root images.
+# VERSION, KEYS (release signing keys; generated for development when absent), RELEASE_TREE.
+VERSION ?= 1.0.0
+image: build
+	@scripts/setup image
+	@node image/dist/build/cli.js --out out --version $(VERSION) $(if $(KEYS),--keys $(KEYS)) $(if $(RELEASE_TREE),--release-tree $(RELEASE_TREE))
+
+# The images proven in QEMU (TCG): ends with "e2e: passed k/n steps in s s". .ci/run runs it.
+e2e: build
+	@scripts/setup image containers
+	@npx tsx test/qemu/e2e.ts
+
 clean:
-	rm -rf .sim .cache agent/dist console-tui/dist recovery/dist image/dist *.tsbuildinfo */tsconfig.tsbuildinfo
+	rm -rf .sim .cache out agent/dist console-tui/dist recovery/dist image/dist *.tsbuildinfo */tsconfig.tsbuildinfo

@@ -1,9 +1,10 @@
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ClgwError } from './errors.js';
 import { readJsonFile } from './platform/atomic.js';
 import type { AppliancePaths } from './platform/paths.js';
-import { PLATFORMS } from './release/schema.js';
+import { PLATFORMS, type Platform } from './release/schema.js';
 import { PROFILE_NAMES } from './system/profiles.js';
 
 /** The vendor's download server; a local mirror is configured in development and tests. */
@@ -11,7 +12,8 @@ export const DEFAULT_BASE_URL = 'https://download.mitel.io/';
 
 const configSchema = z
   .object({
-    platform: z.enum(PLATFORMS),
+    /** Absent on the images: the ESP's platform file says which image this is (AppliancePaths.platformFile). */
+    platform: z.enum(PLATFORMS).optional(),
     baseUrl: z.url({ protocol: /^https$/ }).default(DEFAULT_BASE_URL),
     /** Extra CA (PEM, path relative to the appliance root) trusted for the download server — a local mirror. */
     downloadCa: z.string().optional(),
@@ -115,7 +117,7 @@ const configSchema = z
   })
   .strict();
 
-export type AgentConfig = z.infer<typeof configSchema>;
+export type AgentConfig = z.infer<typeof configSchema> & { platform: Platform };
 
 /**
  * Reads `etc/clgw/agent.json`. `CLGW_BASE_URL` overrides the base URL (development only);
@@ -141,7 +143,29 @@ export async function loadConfig(
       { details: { file: paths.config } },
     );
   }
-  return parsed.data;
+  return { ...parsed.data, platform: parsed.data.platform ?? (await readPlatformFile(paths)) };
+}
+
+async function readPlatformFile(paths: AppliancePaths): Promise<Platform> {
+  const file = paths.platformFile;
+  const text = await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `agent configuration ${paths.config} has no platform and ${file} cannot be read: ${e.code ?? e.message}`,
+      { details: { file, config: paths.config } },
+    );
+  });
+  const value = text.trim();
+  if (!(PLATFORMS as readonly string[]).includes(value)) {
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `${file} says "${value.slice(0, 40)}", not one of ${PLATFORMS.join(', ')}`,
+      {
+        details: { file },
+      },
+    );
+  }
+  return value as Platform;
 }
 
 /** A path from the configuration, which is relative to the appliance root. */

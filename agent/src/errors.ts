@@ -38,6 +38,8 @@ export const ERROR_CODES = [
   'HASH_MISMATCH',
   'IMAGE_MISMATCH',
   'READBACK_MISMATCH',
+  'INDEX_INVALID',
+  'CHUNK_MISMATCH',
   'NO_SPACE',
   'SLOT_WRITE_FAILED',
   'SLOT_ACTIVE',
@@ -63,6 +65,11 @@ export const ERROR_CODES = [
   // recovery system (factory reset)
   'RECOVERY_MANIFEST_INVALID',
   'RECOVERY_IMAGE_INVALID',
+  // first boot (the OVF environment and the CD-ROM that may carry it)
+  'OVF_ENV_INVALID',
+  'ISO_INVALID',
+  // image builder (vendor side: root filesystem, disk images, OVA)
+  'IMAGE_BUILD_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -96,6 +96,7 @@ export async function collectStatus(
     } catch {
       platform = null;
     }
+    platform ??= (await readText(paths.platformFile))?.trim() || null;
   }
 
   let order: string[] = [];

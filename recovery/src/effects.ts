@@ -179,8 +179,7 @@ export function nodeRecoveryEffects(layout: RecoveryLayout): RecoveryEffects {
     verifyDevice: (device, size, sha256) => verifyArtifactOnDevice(device, size, sha256),
 
     eraseData: async () => {
-      for (const dir of layout.eraseDirs) {
-        await fs.mkdir(dir, { recursive: true });
+      for (const dir of await distinctRealDirs(layout.eraseDirs)) {
         for (const entry of await fs.readdir(dir)) {
           // rm does not follow symlinks: a link is removed, never what it points to.
           await fs.rm(path.join(dir, entry), { recursive: true, force: true });
@@ -234,6 +233,24 @@ async function openImage(file: string): Promise<fs.FileHandle> {
       details: { file, errno: err.code },
     });
   }
+}
+
+/**
+ * The directories to erase, each once, by their real paths. On the appliance the log directory is
+ * a link into the data partition (/var/log/clgw → /var/clgw/log): erased with the data directory,
+ * and never reached through the link, which that erase leaves dangling (a cut after it, too).
+ */
+async function distinctRealDirs(dirs: readonly string[]): Promise<string[]> {
+  const real: string[] = [];
+  for (const dir of dirs) {
+    await fs.mkdir(dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+      // A dangling link: what it pointed to is gone already.
+      if (e.code !== 'ENOENT' && e.code !== 'EEXIST') throw e;
+    });
+    const resolved = await fs.realpath(dir).catch(() => undefined);
+    if (resolved) real.push(resolved);
+  }
+  return real.filter((d, i) => !real.some((o, j) => (o === d && j < i) || d.startsWith(`${o}/`)));
 }
 
 /**

@@ -5,7 +5,9 @@
  * environment and reboots. Safe to cut at any instant: it runs again from the top at the next
  * boot, because the request that brought the box here is withdrawn last.
  *
- * Usage: clgw-recovery [--reboot systemd|simulator]   (CLGW_ROOT selects the root, default /)
+ * Usage: clgw-recovery [--reboot systemd|simulator] [--partition DIR]   (CLGW_ROOT selects the
+ * root, default /; `--partition` is where the recovery partition is mounted when it is not at its
+ * place under the root — in the recovery system it is the running root itself, images in /factory)
  * Exit: 0 restored (reboot requested), 1 failed (error code on stderr; the box stays in
  * recovery), 2 usage.
  *
@@ -22,19 +24,25 @@ import { nodeRecoveryEffects } from './effects.js';
 import { type RebootMode, recoveryLayout } from './plan.js';
 import { runRecovery } from './run.js';
 
-const USAGE = 'usage: clgw-recovery [--reboot systemd|simulator]\n';
+const USAGE = 'usage: clgw-recovery [--reboot systemd|simulator] [--partition DIR]\n';
 /** The recovery log is bounded: at most (1 + 1) × this many bytes on the recovery partition. */
 const LOG_MAX_BYTES = 256 * 1024;
 
-function parseArgs(argv: string[]): { reboot: RebootMode } | undefined {
+function parseArgs(argv: string[]): { reboot: RebootMode; partition?: string } | undefined {
   let reboot: RebootMode = 'simulator';
+  let partition: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (arg === '--partition') {
+      partition = argv[++i];
+      if (!partition?.startsWith('/')) return undefined;
+      continue;
+    }
     const value = arg === '--reboot' ? argv[++i] : arg.startsWith('--reboot=') ? arg.slice(9) : undefined;
     if (value === 'systemd' || value === 'simulator') reboot = value;
     else return undefined;
   }
-  return { reboot };
+  return { reboot, partition };
 }
 
 async function main(): Promise<number> {
@@ -43,7 +51,8 @@ async function main(): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
-  const layout = recoveryLayout(appliancePaths(process.env.CLGW_ROOT ?? '/'));
+  const paths = appliancePaths(process.env.CLGW_ROOT ?? '/');
+  const layout = recoveryLayout(args.partition ? { ...paths, recoveryPartition: args.partition } : paths);
   // Before anything (the log included) is created: a wrong root must not grow a recovery tree.
   const mounted = await fs.stat(layout.partition).then(
     (s) => s.isDirectory(),

@@ -1,6 +1,7 @@
 import type { Deps } from '../deps.js';
 import { ClgwError } from '../errors.js';
 import type { Journal } from '../machine/journal.js';
+import { crashpoint } from '../platform/crashpoint.js';
 import { switchTo } from '../slot/bootchooser.js';
 import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 
@@ -16,5 +17,7 @@ export async function switchBoot(deps: Deps, journal: Journal): Promise<void> {
     version: target.version,
   });
   const env = await readGrubenv(deps.paths.grubenv);
+  // The journal says the phase has begun; the boot environment is not switched yet.
+  crashpoint('critical phase entered');
   await writeGrubenv(deps.paths.grubenv, switchTo(env, target.slot));
 }

@@ -59,12 +59,17 @@ export async function readNetwork(paths: AppliancePaths): Promise<NetworkView> {
   }
 }
 
+/** What saving and rendering the settings needs (applying them needs all of {@link NetworkDeps}). */
+export type SaveNetworkDeps = Pick<NetworkDeps, 'paths' | 'log'> & {
+  config: Pick<AgentConfig, 'lanInterface'>;
+};
+
 /**
- * Applies a technician's change: validated, saved (the one atomic write that decides), rendered
- * for systemd-networkd and the hostname, then applied. A cut after the save is finished by
- * {@link reconcileNetwork} at the next start.
+ * Validates the settings, saves them (the one atomic write that decides) and renders the files
+ * for systemd-networkd and the hostname, without applying them: enough where systemd-networkd
+ * has not started yet (first boot), and the first half of {@link changeNetwork}.
  */
-export async function changeNetwork(deps: NetworkDeps, input: NetworkInput): Promise<NetworkView> {
+export async function saveNetwork(deps: SaveNetworkDeps, input: NetworkInput): Promise<NetworkView> {
   const settings = validateNetworkSettings(input);
   await writeJsonAtomic(deps.paths.networkSettings, settings);
   deps.log.info('network settings saved', {
@@ -72,8 +77,17 @@ export async function changeNetwork(deps: NetworkDeps, input: NetworkInput): Pro
     hostname: settings.hostname,
   });
   await render(deps, settings);
-  await apply(deps, settings);
   return { settings, source: 'saved', summary: describeNetwork(settings) };
+}
+
+/**
+ * Applies a technician's change: validated, saved and rendered ({@link saveNetwork}), then
+ * applied. A cut after the save is finished by {@link reconcileNetwork} at the next start.
+ */
+export async function changeNetwork(deps: NetworkDeps, input: NetworkInput): Promise<NetworkView> {
+  const view = await saveNetwork(deps, input);
+  await apply(deps, view.settings);
+  return view;
 }
 
 /**
@@ -104,7 +118,7 @@ export async function reconcileNetwork(deps: NetworkDeps): Promise<void> {
 }
 
 /** Writes the files that differ from what the settings render to; true when one did. */
-async function render(deps: NetworkDeps, settings: NetworkSettings): Promise<boolean> {
+async function render(deps: SaveNetworkDeps, settings: NetworkSettings): Promise<boolean> {
   const files: [string, string][] = [
     [deps.paths.networkUnit, renderNetworkUnit(settings, deps.config.lanInterface)],
     [deps.paths.hostnameFile, renderHostname(settings)],

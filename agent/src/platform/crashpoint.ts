@@ -10,7 +10,10 @@
  *   `<n> <pid> <label>` per call), nothing else;
  * - `step`: counted, traced, then the process freezes itself (SIGSTOP) so the test can look at
  *   what is durable at this instant and either cut here or let it go on (SIGCONT);
- * - `<n>`: counted and traced; the n-th counted call freezes the process.
+ * - `<n>`: counted and traced; the n-th counted call freezes the process;
+ * - `label:<label>`: counted and traced; the first call with exactly that label freezes the
+ *   process (the QEMU end-to-end run cuts the power inside the critical phase this way, through a
+ *   directory it shares with the guest).
  *
  * The count lives in the directory, not in the process, so "the n-th persisted step" spans every
  * process of a run (agent, recovery program, the agent again after the reboot) in the order the
@@ -57,6 +60,8 @@ function hit(dir: string, label: string): void {
   count += 1;
   // Synchronous, and before the freeze: the test reads where the process stopped from these.
   writeFileSync(countFile, String(count));
-  appendFileSync(path.join(dir, 'trace'), `${count} ${process.pid} ${label.trim().replace(/\s+/g, ' ')}\n`);
-  if (armed === 'step' || armed === String(count)) process.kill(process.pid, 'SIGSTOP');
+  const traced = label.trim().replace(/\s+/g, ' ');
+  appendFileSync(path.join(dir, 'trace'), `${count} ${process.pid} ${traced}\n`);
+  if (armed === 'step' || armed === String(count) || armed === `label:${traced}`)
+    process.kill(process.pid, 'SIGSTOP');
 }

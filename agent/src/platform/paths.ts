@@ -16,6 +16,12 @@ export interface AppliancePaths {
   trustedRoots: string;
   /** The GRUB environment block on the ESP. */
   grubenv: string;
+  /**
+   * The platform this disk was made for (`physical`, `virtual`, `kvm`), written on the ESP by the
+   * image builder: the raw, qcow2 and OVA images share one root filesystem (and so one release),
+   * and only this file tells them apart. `platform` in agent.json, when set, wins.
+   */
+  platformFile: string;
   /** Partition device (block device on the appliance, regular file in the simulator). */
   partition(kind: PartitionKind, slot: SlotName): string;
   /** The recovery partition (factory images). */
@@ -28,6 +34,8 @@ export interface AppliancePaths {
   history: string;
   /** Per-slot record of what was installed (RAUC's slot status). */
   slotStatus: string;
+  /** Chunk indexes of what the slots hold or are getting (adaptive updates), named by slot and content. */
+  chunkIndexes: string;
   /** Alarm history (survives a factory reset: the recovery system carries it over). */
   alarms: string;
   /** Data stored during onboarding (account link, PBX settings, tokens, advanced settings): what a data reset erases. */
@@ -60,6 +68,11 @@ export interface AppliancePaths {
   containerData: string;
   /** Written by the recovery system when it restored the factory state. */
   recoveryRecord: string;
+  /**
+   * What the first boot found in the OVF environment and applied (written once per data
+   * partition: its presence means first boot is done, so a factory reset runs it again).
+   */
+  firstBoot: string;
   logDir: string;
   logFile: string;
   runDir: string;
@@ -88,16 +101,19 @@ export function appliancePaths(root: string): AppliancePaths {
     config: at('etc/clgw/agent.json'),
     trustedRoots: at('etc/clgw/trust/release-roots.pem'),
     grubenv: at('boot/efi/grub/grubenv'),
+    platformFile: at('boot/efi/clgw/platform'),
     partition: (kind, slot) => at('dev/disk/by-partlabel', `${kind}_${slot.toLowerCase()}`),
     recoveryPartition: at('dev/disk/by-partlabel/recovery'),
     dataDir,
     journal: path.join(dataDir, 'update-journal.json'),
     history: path.join(dataDir, 'history.json'),
     slotStatus: path.join(dataDir, 'slot-status.json'),
+    chunkIndexes: path.join(dataDir, 'chunk-index'),
     alarms: path.join(dataDir, 'alarms.json'),
     onboardingDir: path.join(dataDir, 'onboarding'),
     dataResetMarker: path.join(dataDir, 'data-reset.pending'),
     recoveryRecord: path.join(dataDir, 'recovery.json'),
+    firstBoot: path.join(dataDir, 'firstboot.json'),
     sshState: path.join(dataDir, 'ssh.json'),
     diagnostics: path.join(dataDir, 'diagnostics.json'),
     proxy: path.join(dataDir, 'proxy.json'),

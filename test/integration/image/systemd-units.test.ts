@@ -28,11 +28,14 @@ function verify(file: string): Promise<{ code: number; output: string }> {
 describe.skipIf(skip)('systemd units', async () => {
   const units = (await fs.readdir(UNITS)).filter((f) => f.endsWith('.service'));
 
-  it('are there: the agent and the two console screens', () => {
+  it('are there: the agent, the two console screens, the first boot, the hostname and the recovery system', () => {
     expect(units.sort()).toEqual([
       'clgw-agent.service',
       'clgw-console-home.service',
       'clgw-console-menu.service',
+      'clgw-firstboot.service',
+      'clgw-hostname.service',
+      'clgw-recovery.service',
     ]);
   });
 
@@ -49,6 +52,20 @@ describe.skipIf(skip)('systemd units', async () => {
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('clgw-firstboot.service runs once per data partition, before systemd-networkd', async () => {
+    const text = await fs.readFile(path.join(UNITS, 'clgw-firstboot.service'), 'utf8');
+    for (const line of [
+      'ConditionPathExists=!/var/clgw/firstboot.json',
+      'Wants=network-pre.target',
+      'Before=network-pre.target systemd-networkd.service',
+      'Type=oneshot',
+      'ExecStart=/usr/bin/node /usr/lib/clgw/agent/dist/cli/firstboot.js',
+    ]) {
+      expect(text).toContain(`\n${line}\n`);
+    }
+    expect(text).toMatch(/\nRequiresMountsFor=\/var\/clgw( |\n)/);
   });
 
   it.each([

@@ -67,6 +67,22 @@ describe('factory restore', () => {
     await expectRestored(world.paths, await testImages('1.0.0'), { reason: 'requested' });
   });
 
+  it('the image layout, where the log directory is a link into the data partition: erased once, the link kept', async () => {
+    world = await makeWorld();
+    await useAppliance(world.paths, { reason: REASON });
+    const inData = path.join(world.paths.dataDir, 'log');
+    await fs.rm(world.paths.logDir, { recursive: true });
+    await fs.mkdir(inData);
+    await fs.writeFile(path.join(inData, 'clgw.log'), '{"msg":"old log"}\n');
+    await fs.symlink(inData, world.paths.logDir);
+
+    const run = await runRecoveryProgram(world.root);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect((await fs.lstat(world.paths.logDir)).isSymbolicLink()).toBe(true);
+    expect((await fs.readdir(world.paths.dataDir)).sort()).toEqual(['alarms.json', 'recovery.json']);
+  });
+
   it('a torn boot environment makes GRUB choose recovery, which writes a good default one', async () => {
     world = await makeWorld();
     await useAppliance(world.paths);

@@ -1,0 +1,380 @@
+/**
+ * `make e2e`: the appliance's images proven in QEMU (issue #7). Builds the lab images (the
+ * product images plus the lab hooks of image/src/build/tree.ts), serves the release tree over
+ * HTTPS on the host (the guest reaches it at 10.0.2.2), boots the raw disk with an ovf-env.xml
+ * on a CD-ROM, and asserts on the serial log, tty1's text and the portal's status API:
+ *
+ *  1. first boot applies the OVF environment (static address, hostname); tty1 shows the address
+ *  2. the agent updates 1.0.0 → 1.1.0 into slot B, reboots, commits; the containers start
+ *  3. a broken 1.2.0 (its init exits: the kernel panics) is rolled back by GRUB's try counter
+ *  4. QEMU is killed inside the critical phase of the update to 1.3.0 → the next boot raises
+ *     CLGW_ALARM_CRITICAL_PHASE_FAILED, the recovery system restores the factory release, and
+ *     the update runs again to 1.3.0
+ *
+ * Last line: `e2e: passed <k>/<n> steps in <s> s`. Work files in .cache/e2e (serial log:
+ * .cache/e2e/run/serial.log). Environment: E2E_MIRROR_PORT (default 18443, baked into the lab
+ * image's base URL), E2E_KEEP=1 keeps QEMU's disk after the run.
+ */
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFile } from '../../agent/src/platform/exec.js';
+import type { Status } from '../../agent/src/status.js';
+import {
+  buildDisks,
+  buildReleaseImages,
+  type ImageOptions,
+  type ReleaseImages,
+} from '../../image/src/build/build.js';
+import { buildRelease, publishContainers } from '../../image/src/release/build.js';
+import { type DevKeys, generateDevKeys, loadKeys, saveKeys } from '../../image/src/release/index.js';
+import { startMirror } from '../../scripts/lib/mirror.js';
+import { ensureMirrorPki, MIRROR_NAMES } from '../../scripts/lib/mirror-pki.js';
+import { buildStandin } from '../../scripts/standins.js';
+import { Machine } from './machine.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const WORK = path.join(REPO, '.cache/e2e');
+const RUN = path.join(WORK, 'run');
+const MIRROR_PORT = Number(process.env.E2E_MIRROR_PORT ?? 18443);
+/** Where QEMU's user network puts the host (the guest's gateway) and the guest's static address. */
+const HOST_FROM_GUEST = '10.0.2.2';
+const GUEST_IP = '10.0.2.20';
+const HOSTNAME = 'e2e-gateway';
+const PLATFORMS = ['physical', 'virtual', 'kvm'] as const;
+const MIN = 60_000;
+
+const started = Date.now();
+const t = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s`;
+const say = (line: string) => process.stdout.write(`[${t()}] ${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function ovfEnv(): string {
+  const prop = (k: string, v: string) => `      <Property oe:key="${k}" oe:value="${v}"/>`;
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    '<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1"',
+    '     xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"',
+    '     xmlns:ve="http://www.vmware.com/schema/ovfenv" oe:id="" ve:vCenterId="vm-e2e">',
+    '   <PlatformSection><Kind>QEMU (end-to-end run)</Kind></PlatformSection>',
+    '   <PropertySection>',
+    prop('cl.hostname', HOSTNAME),
+    prop('cl.ip0', GUEST_IP),
+    prop('cl.netmask0', '255.255.255.0'),
+    prop('cl.gateway0', HOST_FROM_GUEST),
+    prop('cl.dns0', '10.0.2.3'),
+    '   </PropertySection>',
+    '</Environment>',
+    '',
+  ].join('\n');
+}
+
+/** The portal's status (through QEMU's forwarded port), or undefined while it does not answer. */
+async function portalStatus(port: number): Promise<Status | undefined> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (value: Status | undefined) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(value);
+    };
+    // One deadline for the whole exchange: QEMU's forwarded port can stall mid-response (a reboot).
+    const timer = setTimeout(() => finish(undefined), 15_000);
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/api/status',
+        headers: { host: GUEST_IP },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', () => finish(undefined));
+        res.on('end', () => {
+          try {
+            finish(res.statusCode === 200 ? JSON.parse(Buffer.concat(chunks).toString()).status : undefined);
+          } catch {
+            finish(undefined);
+          }
+        });
+      },
+    );
+    req.on('error', () => finish(undefined));
+    req.end();
+  });
+}
+
+class StepFailed extends Error {}
+
+async function main(): Promise<number> {
+  await fs.mkdir(WORK, { recursive: true });
+  const steps: [string, () => Promise<void>][] = [];
+  const keysDir = path.join(WORK, 'keys');
+  const keys: DevKeys = await loadKeys(keysDir).catch(async () => {
+    const k = generateDevKeys();
+    await saveKeys(keysDir, k, { overwrite: true });
+    return k;
+  });
+  const tlsDir = path.join(WORK, 'tls');
+  const pki = await ensureMirrorPki(tlsDir, [...MIRROR_NAMES, HOST_FROM_GUEST]);
+
+  // --- images: the factory disk (1.0.0) and three later releases, all lab images -------------
+  const out = path.join(WORK, 'images');
+  const options: ImageOptions = {
+    repo: { dir: REPO },
+    out,
+    cache: path.join(REPO, '.cache/image'),
+    version: '1.0.0',
+    keys,
+    agentConfig: { baseUrl: `https://${HOST_FROM_GUEST}:${MIRROR_PORT}/`, containerHealthTimeoutMs: 180_000 },
+    downloadCaPem: pki.ca.certPem,
+    lab: true,
+    log: say,
+  };
+  say('building the lab images (the base is cached in .cache/image)');
+  const factory = await buildReleaseImages(options);
+  const { raw } = await buildDisks({ ...options, release: factory, formats: ['raw'] });
+  const releases: Record<string, ReleaseImages> = {};
+  for (const [version, brokenInit] of [
+    ['1.1.0', false],
+    ['1.2.0', true],
+    ['1.3.0', false],
+  ] as const) {
+    releases[version] = await buildReleaseImages({ ...options, version, brokenInit });
+    await fs.rm(releases[version]!.tree, { recursive: true, force: true });
+  }
+  await fs.rm(factory.tree, { recursive: true, force: true });
+
+  // --- the mirror ---------------------------------------------------------------------------
+  const tree = path.join(WORK, 'mirror');
+  await fs.rm(tree, { recursive: true, force: true });
+  await fs.mkdir(tree, { recursive: true });
+  const publish = (r: ReleaseImages) =>
+    buildRelease({
+      tree,
+      keys,
+      version: r.version,
+      platforms: [...PLATFORMS],
+      boot: r.boot,
+      root: r.root,
+      minSourceVersion: '1.0.0',
+    });
+  await publish(releases['1.1.0']!);
+  const standins = path.join(WORK, 'standins');
+  const tunnel = await buildStandin({ service: 'tunnel', version: '1.0.0', out: standins });
+  const micloud = await buildStandin({ service: 'micloud', version: '1.0.0', out: standins });
+  await publishContainers({
+    tree,
+    keys,
+    platforms: [...PLATFORMS],
+    containers: [tunnel, micloud].map((c) => ({
+      name: c.reference.includes('tunnel') ? ('tunnel' as const) : ('micloud' as const),
+      version: '1.0.0',
+      image: c.reference,
+      archive: c.file,
+    })),
+  });
+  const mirror = await startMirror({ tree, tlsDir, port: MIRROR_PORT, host: '127.0.0.1' });
+  say(`mirror ${mirror.url} (the guest: https://${HOST_FROM_GUEST}:${MIRROR_PORT}/)`);
+
+  // --- the machine --------------------------------------------------------------------------
+  await fs.rm(RUN, { recursive: true, force: true });
+  await fs.mkdir(RUN, { recursive: true });
+  const disk = path.join(RUN, 'disk.qcow2');
+  await execFile('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', raw!, disk]);
+  const isoDir = path.join(RUN, 'iso');
+  await fs.mkdir(isoDir);
+  await fs.writeFile(path.join(isoDir, 'ovf-env.xml'), ovfEnv());
+  const iso = path.join(RUN, 'ovf-env.iso');
+  await execFile('xorriso', ['-as', 'mkisofs', '-quiet', '-J', '-R', '-V', 'OVF ENV', '-o', iso, isoDir]);
+  const share = path.join(RUN, 'share');
+  const portalPort = MIRROR_PORT + 1;
+  const vm = new Machine({
+    disk,
+    iso,
+    share,
+    serialLog: path.join(RUN, 'serial.log'),
+    portalPort,
+    guestIp: GUEST_IP,
+  });
+
+  let last: Status | undefined;
+  const status = async () => {
+    const s = await portalStatus(portalPort);
+    if (s) last = s;
+    return s;
+  };
+  /** Polls the portal until `ok` holds (an unreachable portal counts as not yet). */
+  const until = async (what: string, ok: (s: Status) => boolean, timeoutMs: number): Promise<Status> => {
+    const deadline = Date.now() + timeoutMs;
+    let seen = '';
+    let shown = Date.now();
+    while (Date.now() < deadline) {
+      if (!vm.running) throw new StepFailed(`QEMU exited while waiting for ${what}`);
+      const s = await status();
+      if (s) {
+        const line = `${s.gatewayVersion} slot ${s.bootedSlot} ${s.state}${s.progress ? ` ${JSON.stringify(s.progress)}` : ''}`;
+        if (line !== seen || Date.now() - shown > MIN) {
+          say(`  status: ${line}`);
+          shown = Date.now();
+        }
+        seen = line;
+        if (ok(s)) return s;
+      }
+      await sleep(3000);
+    }
+    throw new StepFailed(
+      `timed out after ${timeoutMs / 1000} s waiting for ${what}; last status: ${JSON.stringify(last)}`,
+    );
+  };
+  const serialCount = async (text: string) => (await vm.serial()).split(text).length - 1;
+  /** The agent checks for a release at every boot: the technician power-cycles the box. */
+  const powerCycle = async () => {
+    await vm.powerButton();
+    await vm.start();
+  };
+
+  steps.push([
+    'first boot applies the OVF environment; tty1 shows the address',
+    async () => {
+      await vm.start();
+      const s = await until('the portal on the OVF address', () => true, 15 * MIN);
+      const net = s.network.settings;
+      if (net.hostname !== HOSTNAME || net.ipv4.mode !== 'static' || net.ipv4.address !== GUEST_IP) {
+        throw new StepFailed(`network settings are not the OVF environment's: ${JSON.stringify(s.network)}`);
+      }
+      const deadline = Date.now() + 2 * MIN;
+      let screen: string | undefined;
+      while (Date.now() < deadline) {
+        screen = await vm.tty1();
+        if (screen?.includes(GUEST_IP)) break;
+        await sleep(2000);
+      }
+      if (!screen?.includes(GUEST_IP))
+        throw new StepFailed(`tty1 does not show ${GUEST_IP}:\n${screen ?? '(nothing)'}`);
+      say(
+        `  tty1:\n${screen
+          .split('\n')
+          .slice(0, 12)
+          .map((l) => `    | ${l}`)
+          .join('\n')}`,
+      );
+    },
+  ]);
+  steps.push([
+    'the agent updates 1.0.0 → 1.1.0 into slot B, reboots, commits; the containers start',
+    async () => {
+      await until(
+        '1.1.0 committed in slot B',
+        (s) => s.bootedSlot === 'B' && s.result?.outcome === 'committed' && s.result.version === '1.1.0',
+        40 * MIN,
+      );
+      const s = await until(
+        'tunnel and micloud 1.0.0 installed',
+        (x) => x.containers.tunnel?.version === '1.0.0' && x.containers.micloud?.version === '1.0.0',
+        20 * MIN,
+      );
+      say(`  containers: ${JSON.stringify(s.containers)}`);
+    },
+  ]);
+  steps.push([
+    "a broken 1.2.0 is rolled back by GRUB's try counter",
+    async () => {
+      await publish(releases['1.2.0']!);
+      const before = await serialCount('broken on purpose');
+      await powerCycle();
+      const s = await until(
+        '1.2.0 rolled back',
+        (x) => x.result?.version === '1.2.0' && x.result.outcome === 'rolledBack',
+        60 * MIN,
+      );
+      const tries = (await serialCount('broken on purpose')) - before;
+      if (tries < 1) throw new StepFailed('the serial log never shows the broken 1.2.0 starting');
+      if (s.gatewayVersion !== '1.1.0' || s.bootedSlot !== 'B') {
+        throw new StepFailed(
+          `after the rollback the appliance runs ${s.gatewayVersion} in slot ${s.bootedSlot}`,
+        );
+      }
+      say(`  1.2.0 was started ${tries} times by GRUB and fell back to slot B each time`);
+    },
+  ]);
+  steps.push([
+    'a power cut in the critical phase → alarm, recovery to factory, the update runs again',
+    async () => {
+      await publish(releases['1.3.0']!);
+      const crash = path.join(share, 'crash');
+      await fs.mkdir(crash, { recursive: true });
+      await fs.rm(path.join(crash, 'trace'), { force: true });
+      await fs.writeFile(path.join(crash, 'armed'), 'label:critical phase entered\n');
+      await powerCycle();
+      const deadline = Date.now() + 40 * MIN;
+      for (;;) {
+        const trace = await fs.readFile(path.join(crash, 'trace'), 'utf8').catch(() => '');
+        if (trace.includes('critical phase entered')) break;
+        if (Date.now() > deadline)
+          throw new StepFailed('the update to 1.3.0 never reached the critical phase');
+        await status();
+        await sleep(500);
+      }
+      await vm.powerCut();
+      say('  power cut: the agent was frozen at "critical phase entered"');
+      await fs.rm(path.join(crash, 'armed'));
+      await vm.start();
+      await until(
+        '1.3.0 committed after the recovery',
+        (x) => x.bootedSlot === 'B' && x.result?.outcome === 'committed' && x.result.version === '1.3.0',
+        60 * MIN,
+      );
+      const s = await until(
+        'the alarm raised and recovered',
+        (x) =>
+          x.alarms.some(
+            (a) => a.code === 'CLGW_ALARM_CRITICAL_PHASE_FAILED' && (a.recoveredAt || a.clearedAt),
+          ),
+        5 * MIN,
+      );
+      const serial = await vm.serial();
+      for (const expected of ['CLGW_ALARM_CRITICAL_PHASE_FAILED', 'booting recovery']) {
+        if (!serial.includes(expected)) throw new StepFailed(`the serial log never shows "${expected}"`);
+      }
+      say(`  alarms: ${JSON.stringify(s.alarms)}`);
+    },
+  ]);
+
+  let passed = 0;
+  try {
+    for (const [name, run] of steps) {
+      say(`step ${passed + 1}/${steps.length}: ${name}`);
+      try {
+        await run();
+      } catch (e) {
+        say(`FAILED: ${(e as Error).message}`);
+        say(`serial log: ${path.join(RUN, 'serial.log')}`);
+        break;
+      }
+      passed++;
+      say(`step ${passed}/${steps.length} passed`);
+    }
+  } finally {
+    await vm.powerCut();
+    await mirror.close();
+    if (!process.env.E2E_KEEP) await fs.rm(disk, { force: true });
+  }
+  process.stdout.write(
+    `e2e: passed ${passed}/${steps.length} steps in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  );
+  return passed === steps.length ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`e2e: ${(e as Error).stack ?? e}\n`);
+    process.stdout.write(`e2e: passed 0/4 steps in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,369 @@
+/**
+ * The OVF environment parser against a table of documents (VMware's own shape, other prefixes,
+ * the default namespace, attributes outside the namespace, missing and malformed values, entity
+ * tricks), and the first-boot plan: blank `cl.ip0` → DHCP, bad values → reasons and DHCP.
+ */
+import { describe, expect, it } from 'vitest';
+import { ClgwError } from '../../../agent/src/errors.js';
+import { MAX_OVF_ENV_BYTES, parseOvfEnvironment } from '../../../agent/src/firstboot/ovf-env.js';
+import { planNetwork } from '../../../agent/src/firstboot/plan.js';
+
+const NS = 'http://schemas.dmtf.org/ovf/environment/1';
+
+/** What vSphere puts in guestinfo.ovfEnv (and on the ISO), with its own vmware-namespace extras. */
+const VMWARE = `<?xml version="1.0" encoding="UTF-8"?>
+<Environment
+     xmlns="${NS}"
+     xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+     xmlns:oe="${NS}"
+     xmlns:ve="http://www.vmware.com/schema/ovfenv"
+     oe:id=""
+     ve:vCenterId="vm-1042">
+   <PlatformSection>
+      <Kind>VMware ESXi</Kind>
+      <Version>8.0.2</Version>
+      <Vendor>VMware, Inc.</Vendor>
+      <Locale>en</Locale>
+   </PlatformSection>
+   <PropertySection>
+         <Property oe:key="cl.dns0" oe:value="10.0.2.3"/>
+         <Property oe:key="cl.gateway0" oe:value="10.0.2.2"/>
+         <Property oe:key="cl.hostname" oe:value="gw-hq"/>
+         <Property oe:key="cl.ip0" oe:value="10.0.2.15"/>
+         <Property oe:key="cl.netmask0" oe:value="24"/>
+         <Property oe:key="vm.vmname" oe:value="CloudLink Gateway"/>
+   </PropertySection>
+   <ve:EthernetAdapterSection>
+      <ve:Adapter ve:mac="00:50:56:a1:b2:c3" ve:network="LAN" ve:unitNumber="7"/>
+   </ve:EthernetAdapterSection>
+</Environment>
+`;
+
+const STATIC = {
+  hostname: 'gw-hq',
+  ip0: '10.0.2.15',
+  netmask0: '24',
+  gateway0: '10.0.2.2',
+  dns0: '10.0.2.3',
+};
+
+/** Documents that parse, and the `cl.*` values they carry. */
+const accepted: [string, string, Record<string, string>][] = [
+  ['VMware guestinfo shape', VMWARE, STATIC],
+  [
+    'ovfenv: prefix everywhere',
+    `<ovfenv:Environment xmlns:ovfenv="${NS}"><ovfenv:PropertySection>
+       <ovfenv:Property ovfenv:key="cl.ip0" ovfenv:value="192.168.1.10"/>
+       <ovfenv:Property ovfenv:key="cl.netmask0" ovfenv:value="255.255.255.0"/>
+     </ovfenv:PropertySection></ovfenv:Environment>`,
+    { ip0: '192.168.1.10', netmask0: '255.255.255.0' },
+  ],
+  [
+    'ns0: prefix (Python ElementTree writes it)',
+    `<ns0:Environment xmlns:ns0="${NS}"><ns0:PropertySection>
+       <ns0:Property ns0:key="cl.hostname" ns0:value="edge"/></ns0:PropertySection></ns0:Environment>`,
+    { hostname: 'edge' },
+  ],
+  [
+    'default namespace for elements, another prefix for attributes',
+    `<Environment xmlns="${NS}" xmlns:e="${NS}"><PropertySection>
+       <Property e:key="cl.ip0" e:value=""/></PropertySection></Environment>`,
+    { ip0: '' },
+  ],
+  [
+    'no PropertySection at all',
+    `<Environment xmlns="${NS}"><PlatformSection><Kind>KVM</Kind></PlatformSection></Environment>`,
+    {},
+  ],
+  [
+    'properties of other virtual machines (Entity) are not this one’s',
+    `<oe:Environment xmlns:oe="${NS}"><oe:Entity oe:id="peer"><oe:PropertySection>
+       <oe:Property oe:key="cl.ip0" oe:value="10.9.9.9"/></oe:PropertySection></oe:Entity>
+     <oe:PropertySection><oe:Property oe:key="cl.hostname" oe:value="me"/></oe:PropertySection></oe:Environment>`,
+    { hostname: 'me' },
+  ],
+  [
+    'values keep their text (entities and character references decoded)',
+    `<oe:Environment xmlns:oe="${NS}"><oe:PropertySection>
+       <oe:Property oe:key="cl.hostname" oe:value="a&amp;b&#x41;"/></oe:PropertySection></oe:Environment>`,
+    { hostname: 'a&bA' },
+  ],
+];
+
+describe('parseOvfEnvironment: accepted documents', () => {
+  it.each(accepted)('%s', (_name, doc, cl) => {
+    expect(parseOvfEnvironment(doc).cl).toEqual(cl);
+  });
+
+  it('keeps every property, the platform, and nothing ignored in VMware’s shape', () => {
+    const env = parseOvfEnvironment(VMWARE);
+    expect(env.properties).toEqual({
+      'cl.dns0': '10.0.2.3',
+      'cl.gateway0': '10.0.2.2',
+      'cl.hostname': 'gw-hq',
+      'cl.ip0': '10.0.2.15',
+      'cl.netmask0': '24',
+      'vm.vmname': 'CloudLink Gateway',
+    });
+    expect(env.platform).toEqual({
+      kind: 'VMware ESXi',
+      version: '8.0.2',
+      vendor: 'VMware, Inc.',
+      locale: 'en',
+    });
+    expect(env.ignored).toEqual([]);
+  });
+
+  it('the same document as bytes, with a UTF-8 byte order mark', () => {
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(VMWARE)]);
+    expect(parseOvfEnvironment(bytes).cl).toEqual(STATIC);
+  });
+
+  it('attributes without the namespace do not count: the Property is ignored and said so', () => {
+    const env = parseOvfEnvironment(
+      `<Environment xmlns="${NS}" xmlns:x="urn:other"><PropertySection>
+         <Property key="cl.ip0" value="10.0.0.5"/>
+         <Property x:key="cl.netmask0" x:value="24"/>
+       </PropertySection></Environment>`,
+    );
+    expect(env.cl).toEqual({});
+    expect(env.ignored).toEqual([
+      'Property without a key in the OVF environment namespace (line 2)',
+      'Property without a key in the OVF environment namespace (line 3)',
+    ]);
+  });
+
+  it('a key such as __proto__ stays a plain entry', () => {
+    const env = parseOvfEnvironment(
+      `<e:Environment xmlns:e="${NS}"><e:PropertySection><e:Property e:key="__proto__" e:value="x"/></e:PropertySection></e:Environment>`,
+    );
+    expect(Object.getPrototypeOf(env.properties)).toBe(Object.prototype);
+    expect(Object.entries(env.properties)).toEqual([['__proto__', 'x']]);
+  });
+});
+
+const oe = (body: string) => `<oe:Environment xmlns:oe="${NS}">${body}</oe:Environment>`;
+
+/** A valid document made larger than the cap by a comment. */
+const OVERSIZE = oe(`<!--${'x'.repeat(MAX_OVF_ENV_BYTES)}-->`);
+
+/** Documents refused as a whole, and what the message says. */
+const refused: [string, string | Uint8Array, RegExp][] = [
+  ['not XML at all', 'ip0=10.0.0.5', /not well-formed XML: .*missing root element/],
+  ['empty', '', /not well-formed XML/],
+  ['unclosed element', `<Environment xmlns="${NS}"><PropertySection></Environment>`, /not well-formed XML/],
+  [
+    'unquoted attribute (xmldom only warns)',
+    `<Environment xmlns="${NS}" xmlns:oe="${NS}"><PropertySection><Property oe:key=cl.ip0 oe:value="1"/></PropertySection></Environment>`,
+    /not well-formed XML/,
+  ],
+  ['unbound prefix', `<oe:Environment><oe:PropertySection/></oe:Environment>`, /not well-formed XML/],
+  ['two root elements', `<Environment xmlns="${NS}"/><Environment xmlns="${NS}"/>`, /not well-formed XML/],
+  [
+    'undefined entity',
+    oe(`<oe:PropertySection><oe:Property oe:key="cl.ip0" oe:value="&ip;"/></oe:PropertySection>`),
+    /not well-formed XML: .*entity not found/,
+  ],
+  [
+    'internal entity (DOCTYPE refused before anything expands)',
+    `<!DOCTYPE oe:Environment [<!ENTITY ip "10.0.0.5">]>${oe(
+      `<oe:PropertySection><oe:Property oe:key="cl.ip0" oe:value="&ip;"/></oe:PropertySection>`,
+    )}`,
+    /has a DOCTYPE \(not allowed\)/,
+  ],
+  [
+    'billion laughs',
+    `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>${oe('&lol2;')}`,
+    /has a DOCTYPE/,
+  ],
+  [
+    'external entity',
+    `<!DOCTYPE x [<!ENTITY ext SYSTEM "file:///etc/shadow">]>${oe('&ext;')}`,
+    /has a DOCTYPE/,
+  ],
+  [
+    'wrong root element',
+    `<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"/>`,
+    /root element is \{http:\/\/schemas\.dmtf\.org\/ovf\/envelope\/1\}Envelope, not \{http:\/\/schemas\.dmtf\.org\/ovf\/environment\/1\}Environment/,
+  ],
+  [
+    'Environment without a namespace',
+    '<Environment><PropertySection/></Environment>',
+    /root element is \{\}Environment/,
+  ],
+  [
+    'Environment in another namespace',
+    '<Environment xmlns="http://schemas.dmtf.org/ovf/environment/2"/>',
+    /root element is \{http:\/\/schemas\.dmtf\.org\/ovf\/environment\/2\}Environment/,
+  ],
+  [
+    'duplicate key',
+    oe(
+      `<oe:PropertySection><oe:Property oe:key="cl.ip0" oe:value="10.0.0.5"/><oe:Property oe:key="cl.ip0" oe:value="10.0.0.6"/></oe:PropertySection>`,
+    ),
+    /property cl\.ip0 is given twice/,
+  ],
+  [
+    'duplicate key across two PropertySections',
+    oe(
+      `<oe:PropertySection><oe:Property oe:key="cl.dns0" oe:value="1.1.1.1"/></oe:PropertySection><oe:PropertySection><oe:Property oe:key="cl.dns0" oe:value="8.8.8.8"/></oe:PropertySection>`,
+    ),
+    /property cl\.dns0 is given twice/,
+  ],
+  [
+    'property without a value',
+    oe(`<oe:PropertySection><oe:Property oe:key="cl.ip0"/></oe:PropertySection>`),
+    /property cl\.ip0 has no value/,
+  ],
+  ['oversize document', OVERSIZE, new RegExp(`document is ${OVERSIZE.length} bytes \\(at most 262144\\)`)],
+  ['bytes that are not UTF-8', new Uint8Array([0x3c, 0xff, 0xfe, 0x3e]), /document is not UTF-8 text/],
+];
+
+describe('parseOvfEnvironment: refused documents', () => {
+  it.each(refused)('%s', (_name, doc, message) => {
+    let error: unknown;
+    try {
+      parseOvfEnvironment(doc);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ClgwError);
+    expect((error as ClgwError).code).toBe('OVF_ENV_INVALID');
+    expect((error as ClgwError).message).toMatch(/^OVF environment: /);
+    expect((error as ClgwError).message).toMatch(message);
+  });
+});
+
+const staticSettings = {
+  hostname: 'gw-hq',
+  ipv4: { mode: 'static', address: '10.0.2.15', prefixLength: 24, gateway: '10.0.2.2', dns: ['10.0.2.3'] },
+};
+const dhcp = (hostname = 'cloudlink-gateway') => ({ hostname, ipv4: { mode: 'dhcp' } });
+
+/** `cl.*` values → the settings saved and the reasons logged. */
+const plans: [string, Record<string, string>, object, string[]][] = [
+  ['all five valid', STATIC, staticSettings, []],
+  ['nothing given: the factory default', {}, dhcp(), []],
+  ['blank ip0 → DHCP, hostname kept', { hostname: 'gw-hq', ip0: '' }, dhcp('gw-hq'), []],
+  ['ip0 of spaces is blank', { ip0: '   ' }, dhcp(), []],
+  [
+    'blank ip0 with other network values: DHCP, and they are said to be ignored',
+    { ip0: '', netmask0: '24', gateway0: '10.0.2.2' },
+    dhcp(),
+    [
+      "cl.netmask0: '24' ignored: cl.ip0 is blank, so DHCP it is",
+      "cl.gateway0: '10.0.2.2' ignored: cl.ip0 is blank, so DHCP it is",
+    ],
+  ],
+  [
+    'values are trimmed; a dotted netmask and a DNS list are fine',
+    { ip0: ' 10.0.2.15 ', netmask0: '255.255.255.0', dns0: '10.0.2.3, 9.9.9.9' },
+    {
+      hostname: 'cloudlink-gateway',
+      ipv4: { mode: 'static', address: '10.0.2.15', prefixLength: 24, dns: ['10.0.2.3', '9.9.9.9'] },
+    },
+    [],
+  ],
+  [
+    'bad address',
+    { ...STATIC, ip0: '10.0.2.300' },
+    dhcp('gw-hq'),
+    ["cl.ip0: '10.0.2.300' is not an IPv4 address; falling back to DHCP"],
+  ],
+  [
+    'the network address',
+    { ...STATIC, ip0: '10.0.2.0' },
+    dhcp('gw-hq'),
+    ["cl.ip0: '10.0.2.0' is the network address of 10.0.2.0/24; falling back to DHCP"],
+  ],
+  [
+    'netmask missing',
+    { ...STATIC, netmask0: '' },
+    dhcp('gw-hq'),
+    ['cl.netmask0 is missing; falling back to DHCP'],
+  ],
+  [
+    'netmask out of range',
+    { ...STATIC, netmask0: '33' },
+    dhcp('gw-hq'),
+    ["cl.netmask0: '33': prefix length 33 is out of range (1-32); falling back to DHCP"],
+  ],
+  [
+    'netmask not contiguous',
+    { ...STATIC, netmask0: '255.0.255.0' },
+    dhcp('gw-hq'),
+    ["cl.netmask0: '255.0.255.0' is not a contiguous netmask; falling back to DHCP"],
+  ],
+  [
+    'gateway outside the subnet',
+    { ...STATIC, gateway0: '10.0.3.1' },
+    dhcp('gw-hq'),
+    ["cl.gateway0: '10.0.3.1' is outside the subnet 10.0.2.0/24; falling back to DHCP"],
+  ],
+  [
+    'gateway not an address',
+    { ...STATIC, gateway0: 'router' },
+    dhcp('gw-hq'),
+    ["cl.gateway0: 'router' is not an IPv4 address; falling back to DHCP"],
+  ],
+  [
+    'one bad DNS server in a list',
+    { ...STATIC, dns0: '10.0.2.3,dns.example' },
+    dhcp('gw-hq'),
+    ['cl.dns0: \'10.0.2.3,dns.example\': "dns.example" is not an IPv4 address; falling back to DHCP'],
+  ],
+  [
+    'too many DNS servers',
+    { ...STATIC, dns0: '1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4' },
+    dhcp('gw-hq'),
+    ["cl.dns0: '1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4': lists 4 servers (at most 3); falling back to DHCP"],
+  ],
+  [
+    'bad hostname: default name, the static address stays',
+    { ...STATIC, hostname: 'gw_hq' },
+    { ...staticSettings, hostname: 'cloudlink-gateway' },
+    [
+      'cl.hostname: \'gw_hq\': label "gw_hq" may only hold letters, digits and hyphens; keeping the hostname cloudlink-gateway',
+    ],
+  ],
+  [
+    'an all-digit hostname with DHCP',
+    { hostname: '1234', ip0: '' },
+    dhcp(),
+    [
+      "cl.hostname: '1234': must not be all digits (it would read as an address); keeping the hostname cloudlink-gateway",
+    ],
+  ],
+  [
+    'several bad fields: one reason each',
+    { hostname: '-gw', ip0: '10.0.2.300', netmask0: 'x', gateway0: '10.0.2.2', dns0: 'y' },
+    dhcp(),
+    [
+      'cl.hostname: \'-gw\': label "-gw" must not start or end with a hyphen; keeping the hostname cloudlink-gateway',
+      "cl.ip0: '10.0.2.300' is not an IPv4 address; falling back to DHCP",
+      "cl.netmask0: 'x' is neither a dotted netmask nor a prefix length; falling back to DHCP",
+      "cl.dns0: 'y' is not an IPv4 address; falling back to DHCP",
+    ],
+  ],
+  [
+    'control characters in a value cannot break the log line',
+    { ip0: '10.0.2.15\nrm -rf /', netmask0: '24' },
+    dhcp(),
+    ["cl.ip0: '10.0.2.15?rm -rf /' is not an IPv4 address; falling back to DHCP"],
+  ],
+];
+
+describe('planNetwork', () => {
+  it.each(plans)('%s', (_name, cl, settings, reasons) => {
+    expect(planNetwork(cl)).toEqual({ settings, reasons });
+  });
+
+  it('a long value is cut in the reason', () => {
+    const [line] = planNetwork({ ip0: '1'.repeat(500), netmask0: '24' }).reasons;
+    expect(line).toBe(`cl.ip0: '${'1'.repeat(80)}…' is not an IPv4 address; falling back to DHCP`);
+  });
+
+  it('VMware’s document end to end: static', () => {
+    expect(planNetwork(parseOvfEnvironment(VMWARE).cl)).toEqual({ settings: staticSettings, reasons: [] });
+  });
+});
