@@ -9,7 +9,7 @@ help:
 	@echo "make demo   - build a release, simulate an appliance, update A->B and roll back a broken release"
 	@echo "make test   - every test tier; ends with 'N passed, M failed[, K skipped]'"
 	@echo "make check  - typecheck + lint"
-	@echo "make bench  - install throughput, stage limits, peak RSS (prints a JSON last line)"
+	@echo "make bench  - full install vs RAUC and the limit, delta bytes vs casync, peak RSS (JSON last line)"
 	@echo "make powercut N=1000 - the power-cut torture run (make test runs 100 cuts of it)"
 	@echo "make image  - the appliance's disks (raw, qcow2, OVA) and release images in out/ (root)"
 	@echo "make e2e    - boots the lab image in QEMU: OVF first boot, update, rollback, power cut, recovery"
@@ -52,9 +52,10 @@ e2e-console: build
 demo: build
 	@scripts/demo
 
+# Full install (agent vs RAUC 1.8 vs the machine's limit), delta bytes (agent vs casync), peak RSS.
 bench: build
 	@scripts/setup bench
-	@npx tsx scripts/bench-install.ts
+	@npx tsx scripts/bench.ts
 
 # The power-cut torture run: N cuts (default 100) over every scenario; SEED reproduces a run.
 N ?= 100

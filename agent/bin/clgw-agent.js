@@ -1,4 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
-// Entry shim (see clgw.js): the agent daemon is agent/dist/main.js. The V8 option keeps its
-// peak RSS near 90 MiB during a download (see AGENT_NODE_OPTIONS in scripts/sim/boot-emulator.ts).
+#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=48 --expose-gc
+// Entry shim (see clgw.js): the agent daemon is agent/dist/main.js. The V8 options keep its
+// memory down during a download (see AGENT_NODE_OPTIONS in scripts/sim/boot-emulator.ts; the
+// systemd unit also sets MALLOC_ARENA_MAX=2, which a shim cannot).
 import '../dist/main.js';

@@ -18,6 +18,7 @@ import {
 import { changeNetwork, type NetworkView, readNetwork } from './network/network.js';
 import { describeProxy, readProxy, validateProxy, writeProxy } from './network/proxy.js';
 import type { NetworkInput } from './network/settings.js';
+import { peakRssKiB } from './platform/memory.js';
 import { describeSchedule, readSchedule, type ScheduleView, setSchedule } from './schedule/scheduler.js';
 import { markBad, markGood } from './slot/bootchooser.js';
 import { readBootedSlot } from './slot/booted.js';
@@ -82,7 +83,7 @@ export class Agent {
           deps.log.info(`update state: ${state}`, {
             target: j.target?.version,
             // Peak resident memory so far: the 256 MiB budget is checked from the log.
-            maxRssKiB: process.resourceUsage().maxRSS,
+            maxRssKiB: peakRssKiB(),
             ...(state === 'failed' && j.error ? { error: j.error } : {}),
           });
         }

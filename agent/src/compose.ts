@@ -70,6 +70,7 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
   const http: HttpClient = {
     getBuffer: (url, o) => client.getBuffer(url, o),
     openStream: (url, o) => client.openStream(url, o),
+    openRange: (url, o) => client.openRange(url, o),
   };
   const profile = config.profile ? PROFILES[config.profile] : selectProfile(machine);
   log.info(profileLogLine(profile, machine), { cores: machine.cores, forced: config.profile !== undefined });

@@ -86,6 +86,31 @@ export function updateTimings(lines: LogLine[]): UpdateTimings | { missing: stri
 }
 
 /**
+ * Start and end of the first update in the log (`checking` → `rebooting`) and the largest
+ * `maxRssKiB` logged, without asking for per-artifact lines: what a delta update, whose download
+ * may log differently, is measured by.
+ */
+export function updateSpan(
+  lines: LogLine[],
+): { checking: number; rebooting: number; peakRssKiB: number } | { missing: string; failure?: string } {
+  const state = (s: string) => lines.find((l) => l.msg === `update state: ${s}`);
+  const failed = state('failed');
+  const failure = failed ? JSON.stringify(failed.fields.error ?? failed.fields) : undefined;
+  const checking = state('checking');
+  const rebooting = state('rebooting');
+  if (!checking || !rebooting) {
+    const missing = !checking ? 'update state: checking' : 'update state: rebooting';
+    return failure === undefined ? { missing } : { missing, failure };
+  }
+  let peakRssKiB = 0;
+  for (const l of lines) {
+    const rss = l.fields.maxRssKiB;
+    if (l.msg.startsWith('update state: ') && typeof rss === 'number' && rss > peakRssKiB) peakRssKiB = rss;
+  }
+  return { checking: checking.at, rebooting: rebooting.at, peakRssKiB };
+}
+
+/**
  * Why the agent will not reach `rebooting` on its own, if its log already says so: the update
  * failed, or a check ended back in idle (nothing to install, or the update was refused).
  */

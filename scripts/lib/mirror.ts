@@ -82,6 +82,10 @@ export interface Mirror {
   setFault(pathOrPrefix: string, fault: Fault | undefined): void;
   /** Counters for one URL path (e.g. `/root.img`). */
   stats(urlPath: string): PathStats;
+  /** Every URL path requested since the start or the last `resetStats`. */
+  paths(): string[];
+  /** Body bytes served for all paths since the start or the last `resetStats`. */
+  servedBytes(): number;
   resetStats(): void;
 }
 
@@ -236,6 +240,8 @@ export async function startMirror(options: MirrorOptions): Promise<Mirror> {
       const s = stats(p);
       return { ...s, ranges: [...s.ranges], urls: [...s.urls], statuses: [...s.statuses] };
     },
+    paths: () => [...counters.keys()],
+    servedBytes: () => [...counters.values()].reduce((sum, s) => sum + s.bytes, 0),
     resetStats: () => counters.clear(),
   };
 }

@@ -18,11 +18,23 @@ import { selectBootFromBlock } from '../../agent/src/slot/bootchooser.js';
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 /**
- * How the agent's Node runs, on the appliance (systemd unit, bin shim) and here alike: a 1 MiB
- * young generation lets the 16 KiB network buffers of a download be collected early, which keeps
- * the agent's peak RSS near 90 MiB instead of ~120 MiB at no measurable cost in throughput.
+ * How the agent's Node runs, on the appliance (image/systemd/clgw-agent.service, the bin shim) and
+ * here alike (test/unit/platform/agent-runtime.test.ts keeps them the same). Memory is what the
+ * box lacks (SPEC §6: 256 MiB for all of its own software):
+ *   --max-semi-space-size=1  a 1 MiB young generation, collected often;
+ *   --max-old-space-size=48  the old generation collected before it grows past ~48 MiB: the
+ *                            agent's live heap is ~15 MiB, and V8 would otherwise let garbage of
+ *                            an adaptive update's hundreds of requests grow it to 30+ MiB;
+ *   --expose-gc              lets a download collect its dead 16 KiB network buffers every 2 MiB
+ *                            (agent/src/platform/memory.ts) instead of 10–20 MiB of them.
  */
-export const AGENT_NODE_OPTIONS = ['--max-semi-space-size=1'];
+export const AGENT_NODE_OPTIONS = ['--max-semi-space-size=1', '--max-old-space-size=48', '--expose-gc'];
+/**
+ * The agent's environment on the appliance (the unit's `Environment=`): at most two glibc malloc
+ * arenas. Each thread that allocates (the libuv pool, V8's helpers) otherwise gets an arena of its
+ * own, and memory freed into one is not reused by another: ~5 MiB more at the peak of an update.
+ */
+export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 export const AGENT_MAIN = path.join(REPO, 'agent/dist/main.js');
 export const RECOVERY_MAIN = path.join(REPO, 'recovery/dist/main.js');
 
@@ -135,7 +147,7 @@ export function runAppliance(opts: EmulatorOptions): {
   const runAgent = () =>
     new Promise<number | null>((resolve) => {
       child = spawn(process.execPath, [...AGENT_NODE_OPTIONS, opts.agentMain ?? AGENT_MAIN], {
-        env: { ...process.env, ...opts.env, CLGW_ROOT: paths.root },
+        env: { ...process.env, ...AGENT_ENV, ...opts.env, CLGW_ROOT: paths.root },
         stdio: ['ignore', 'inherit', 'inherit'],
       });
       child.on('exit', (code) => resolve(code));

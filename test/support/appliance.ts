@@ -62,6 +62,8 @@ export interface World {
       keys?: DevKeys;
       now?: number;
       expiresInDays?: number;
+      /** Publish chunk indexes (adaptive updates); default true, as `clgw-release build` does. */
+      chunkIndex?: boolean;
     },
   ): Promise<void>;
   close(): Promise<void>;
@@ -80,6 +82,10 @@ export async function makeWorld(
     boot?: boolean;
     /** Pace every mirror response body to about this many bytes per second (a visible download). */
     mirrorRate?: number;
+    /** What the factory installed into slot A (default: the small test images of 1.0.0). */
+    factory?: ReleaseImages;
+    /** Size of each root partition (default 24 MiB). */
+    rootSlotMiB?: number;
   } = {},
 ): Promise<World> {
   const dir = await tempDir('world');
@@ -94,13 +100,13 @@ export async function makeWorld(
   const root = path.join(dir, 'appliance');
   await createAppliance({
     root,
-    factory: await testImages('1.0.0'),
+    factory: opts.factory ?? (await testImages('1.0.0')),
     platform: opts.platform ?? 'virtual',
     baseUrl: `${mirror.url}/`,
     releaseRootPem: k.root.certPem,
     mirrorCaPem: opts.trustMirror === false ? undefined : mirror.caPem,
     bootSlotMiB: 16,
-    rootSlotMiB: 24,
+    rootSlotMiB: opts.rootSlotMiB ?? 24,
     config: { updateAtBoot: false, ...opts.config },
   });
   if (opts.boot !== false) await bootOnce(root);
@@ -123,6 +129,7 @@ export async function makeWorld(
         minSourceVersion: p.minSourceVersion ?? '1.0.0',
         now: p.now,
         expiresInDays: p.expiresInDays,
+        chunkIndex: p.chunkIndex,
       });
     },
     close: async () => {

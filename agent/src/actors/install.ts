@@ -11,6 +11,8 @@ export async function installRelease(deps: Deps, journal: Journal): Promise<void
     version: target.version,
     bootSha256: target.artifacts.boot.sha256,
     rootSha256: target.artifacts.root.sha256,
+    bootSize: target.artifacts.boot.size,
+    rootSize: target.artifacts.root.size,
     installedAt: new Date(deps.clock.now()).toISOString(),
   });
   deps.progress.clear();

@@ -6,6 +6,12 @@ export interface Progress {
   phase: string;
   bytes: number;
   total: number;
+  /**
+   * While artifacts are written into the slot: of `bytes`, those fetched from the mirror in this
+   * attempt, and those taken locally (copied from the active slot, or already in the target slot).
+   */
+  downloaded?: number;
+  reused?: number;
   /** Bytes per second over the last few seconds. */
   rate: number;
   startedAt: number;
@@ -22,10 +28,14 @@ export class ProgressTracker {
     this.samples = [{ t: this.now(), bytes }];
   }
 
-  update(bytes: number): void {
+  update(bytes: number, sources?: { downloaded: number; reused: number }): void {
     if (!this.current) return;
     const t = this.now();
     this.current.bytes = bytes;
+    if (sources) {
+      this.current.downloaded = sources.downloaded;
+      this.current.reused = sources.reused;
+    }
     this.samples.push({ t, bytes });
     while (this.samples.length > 2 && t - this.samples[0]!.t > 5000) this.samples.shift();
     const first = this.samples[0]!;

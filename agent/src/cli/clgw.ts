@@ -70,6 +70,13 @@ function mib(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+/** `, 1.2 MiB downloaded, 40.0 MiB reused` while an update writes its slot; empty otherwise. */
+function sources(p: { downloaded?: number; reused?: number }): string {
+  return p.downloaded === undefined || p.reused === undefined
+    ? ''
+    : `, ${mib(p.downloaded)} downloaded, ${mib(p.reused)} reused`;
+}
+
 export function formatStatus(s: Status): string {
   const lines = [
     `gateway OS:   ${s.gatewayVersion ?? 'unknown'} (slot ${s.bootedSlot ?? '?'}, platform ${s.platform ?? '?'})`,
@@ -77,7 +84,7 @@ export function formatStatus(s: Status): string {
   ];
   if (s.progress) {
     lines.push(
-      `progress:     ${s.progress.phase}: ${mib(s.progress.bytes)} / ${mib(s.progress.total)} (${s.progress.percent.toFixed(0)} %)`,
+      `progress:     ${s.progress.phase}: ${mib(s.progress.bytes)} / ${mib(s.progress.total)} (${s.progress.percent.toFixed(0)} %)${sources(s.progress)}`,
     );
   }
   if (s.target && !['idle', 'committed', 'rolledBack'].includes(s.state)) {
@@ -208,7 +215,7 @@ async function updateContainers(client: AgentClient, force: boolean): Promise<nu
 async function follow(client: AgentClient, since: number, tty: boolean): Promise<Status> {
   const bar = tty
     ? new SingleBar({
-        format: ' {phase} [{bar}] {percentage}% | {done}/{all} MiB | {rate} MiB/s',
+        format: ' {phase} [{bar}] {percentage}% | {done}/{all} MiB{sources} | {rate} MiB/s',
         barCompleteChar: '#',
         barIncompleteChar: '.',
         hideCursor: true,
@@ -247,6 +254,7 @@ async function follow(client: AgentClient, since: number, tty: boolean): Promise
           phase: p.phase,
           done: (p.bytes / 1048576).toFixed(1),
           all: (p.total / 1048576).toFixed(1),
+          sources: sources(p),
           rate: (p.rate / 1048576).toFixed(1),
         };
         if (barPhase !== p.phase) {

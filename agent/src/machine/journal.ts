@@ -33,6 +33,14 @@ export interface ArtifactRef {
   path: string;
   size: number;
   sha256: string;
+  /** Its chunk index and chunk pack, when the release publishes them (adaptive update). */
+  index?: {
+    path: string;
+    chunkSize: number;
+    size: number;
+    sha256: string;
+    pack?: { path: string; size: number; sha256: string };
+  };
 }
 
 /** What an update installs, fixed when the check accepted a signed release. */
@@ -106,7 +114,24 @@ export interface Journal {
 
 const slotSchema = z.enum(['A', 'B']);
 const artifactSchema = z
-  .object({ path: z.string(), size: z.number().int().nonnegative(), sha256: z.string() })
+  .object({
+    path: z.string(),
+    size: z.number().int().nonnegative(),
+    sha256: z.string(),
+    index: z
+      .object({
+        path: z.string(),
+        chunkSize: z.number().int().positive(),
+        size: z.number().int().positive(),
+        sha256: z.string(),
+        pack: z
+          .object({ path: z.string(), size: z.number().int().positive(), sha256: z.string() })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
+  })
   .strict();
 const errorSchema = serializedErrorSchema;
 

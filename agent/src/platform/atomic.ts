@@ -14,17 +14,33 @@ export async function writeFileAtomic(
   data: string | Uint8Array,
   options: { mode?: number } = {},
 ): Promise<void> {
+  await writeFileAtomicWith(file, (handle) => handle.writeFile(data), options);
+}
+
+/**
+ * {@link writeFileAtomic} for content produced piece by piece (too large to hold in memory, or
+ * checked while it is written): `fill` writes it through the temp file's handle. When `fill` throws,
+ * the temp file is removed and its error passes through unchanged.
+ */
+export async function writeFileAtomicWith(
+  file: string,
+  fill: (handle: fs.FileHandle) => Promise<void>,
+  options: { mode?: number } = {},
+): Promise<void> {
   const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true });
   const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   let handle: fs.FileHandle | undefined;
+  let filling = false;
   try {
     handle = await fs.open(
       temp,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
       options.mode ?? 0o644,
     );
-    await handle.writeFile(data);
+    filling = true;
+    await fill(handle);
+    filling = false;
     crashpoint(`written ${path.basename(file)}`);
     await handle.sync();
     await handle.close();
@@ -36,6 +52,8 @@ export async function writeFileAtomic(
     await handle?.close().catch(() => undefined);
     await fs.rm(temp, { force: true }).catch(() => undefined);
     const err = e as NodeJS.ErrnoException;
+    // File system failures are named here; anything else `fill` threw is the caller's own error.
+    if (filling && err.syscall === undefined) throw e;
     throw new ClgwError(
       err.code === 'ENOSPC' ? 'NO_SPACE' : 'INTERNAL',
       `cannot write ${file}: ${err.message}`,

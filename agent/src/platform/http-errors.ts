@@ -1,7 +1,7 @@
 import { ClgwError } from '../errors.js';
 
 /**
- * Turns whatever the network stack threw (got's RequestError and its causes, Node's errno errors,
+ * Turns whatever the network stack threw (Node's errno errors and their causes, timeout errors,
  * TLS verification errors, our own lookup errors) into a ClgwError with a stable code and a plain
  * message that names the host, port, DNS server or URL at fault. No `node:*` imports: the mapping
  * is pure and is tested on its own.
@@ -44,7 +44,7 @@ export interface FailureContext {
   /** Body bytes received so far and expected in total (when known). */
   received?: number;
   expected?: number;
-  /** Timings from got (milliseconds since epoch); tell which phase a reset or timeout hit. */
+  /** When each phase of the request ended (milliseconds since epoch); tell which phase a reset or timeout hit. */
   timings?: { lookup?: number; connect?: number; secureConnect?: number; response?: number };
 }
 
@@ -157,7 +157,7 @@ function peer(errors: ErrnoLike[], ctx: FailureContext): string {
   return ctx.proxy ? `${target} via proxy ${ctx.proxy}` : target;
 }
 
-/** The phase a connection-level failure happened in, judged from the timings got recorded. */
+/** The phase a connection-level failure happened in, judged from the request's timings. */
 function connectionPhase(ctx: FailureContext): 'connect' | 'tls' | 'response' {
   const t = ctx.timings;
   if (!t?.connect) return 'connect';

@@ -1,10 +1,9 @@
 import dns, { type LookupAddress } from 'node:dns';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import https from 'node:https';
 import net, { type LookupFunction } from 'node:net';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import tls from 'node:tls';
-import got, { type Request as GotRequest } from 'got';
 import { HttpsProxyAgent } from 'hpagent';
 import { ClgwError } from '../errors.js';
 import type { Clock } from './clock.js';
@@ -12,6 +11,7 @@ import {
   baseDetails,
   DnsLookupError,
   displayUrl,
+  dnsFailure,
   type FailureContext,
   hostPort,
   httpStatus,
@@ -68,9 +68,20 @@ export interface HttpClient {
     url: string,
     opts: { offset?: number; expectedSize: number; signal?: AbortSignal },
   ): Promise<{ stream: Readable; start: number }>;
+  /**
+   * Body stream of bytes `start…end` (inclusive) of an artifact of `size` bytes: one single-range
+   * request (adaptive updates). RANGE_NOT_SUPPORTED when the server answers with the whole file
+   * (200) or another range; the stream fails with SIZE_EXCEEDED or ARTIFACT_TRUNCATED as above.
+   */
+  openRange(
+    url: string,
+    opts: { start: number; end: number; size: number; signal?: AbortSignal },
+  ): Promise<Readable>;
 }
 
 const MAX_REDIRECTS = 3;
+const MAX_IDLE_SOCKETS = 4;
+const IDLE_SOCKET_MS = 5000;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const USER_AGENT = 'clgw-agent';
 
@@ -94,7 +105,16 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     options.ca === undefined
       ? undefined
       : tls.createSecureContext({ ca: [...tls.rootCertificates, options.ca.toString()] });
-  const agentOptions: https.AgentOptions = { keepAlive: false, ...(secureContext ? { secureContext } : {}) };
+  // Connections are kept between requests (an adaptive update makes hundreds of Range requests in
+  // a row; a TLS handshake each would cost more than most of them fetch), at most MAX_IN_FLIGHT
+  // idle, each closed after IDLE_SOCKET_MS unused or before the server's Keep-Alive timeout.
+  const agentOptions: https.AgentOptions = {
+    keepAlive: true,
+    scheduling: 'lifo',
+    maxFreeSockets: MAX_IDLE_SOCKETS,
+    timeout: IDLE_SOCKET_MS,
+    ...(secureContext ? { secureContext } : {}),
+  };
   const directAgent = new https.Agent(agentOptions);
 
   const proxySetting: { url: string; noProxy?: string; all?: boolean } | undefined =
@@ -107,21 +127,6 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const lookup = options.dnsServers?.length
     ? resolverLookup(options.dnsServers, connectTimeoutMs)
     : systemLookup(shownDnsServers);
-
-  const client = got.extend({
-    retry: { limit: 0 },
-    followRedirect: false,
-    throwHttpErrors: false,
-    decompress: false,
-    http2: false,
-    dnsLookup: lookup,
-    timeout: {
-      lookup: connectTimeoutMs,
-      connect: connectTimeoutMs,
-      secureConnect: connectTimeoutMs,
-      response: responseTimeoutMs,
-    },
-  });
 
   function route(url: URL): { agent: https.Agent; proxy?: string } {
     if (
@@ -145,14 +150,23 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     };
   }
 
-  /** One request, up to its response headers. Errors after that are parked for the body monitor. */
+  /**
+   * One request, up to its response headers. Errors after that are parked for the body monitor.
+   * Plain `https.request` (no client library on top: each layer costs CPU per 16 KiB of body and
+   * memory for its code), with the phase limits armed on the socket's own events: DNS and TCP
+   * within connectTimeoutMs each, the TLS handshake too, and the response headers within
+   * responseTimeoutMs of the request being sent.
+   */
   function requestOnce(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
     const { agent, proxy } = route(url);
     const ctx = contextFor(url, proxy);
     if (signal.aborted) return Promise.reject(signal.reason);
-    const req = client.stream(url, {
+    const timings: NonNullable<FailureContext['timings']> = {};
+    ctx.timings = timings;
+    const req = https.request(url, {
+      agent,
+      lookup,
       headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'identity', ...headers },
-      agent: { https: agent },
     });
     const exchange: Exchange = { req, ctx, status: 0, headers: {} };
     const onAbort = () => req.destroy(asError(signal.reason));
@@ -161,24 +175,77 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
 
     return new Promise<Exchange>((resolve, reject) => {
       let settled = false;
-      // got arms its phase timers only on sockets it sees connecting; a proxy tunnel hands over an
-      // already connected one. This backstop bounds the whole way to the headers in every case.
+      /** The limit of the phase running now; one at a time. */
+      let phase: AbortController | undefined;
+      const arm = (ms: number, error: () => Error) => {
+        phase?.abort();
+        const current = new AbortController();
+        phase = current;
+        clock.sleep(ms, current.signal).then(
+          () => req.destroy(error()),
+          () => undefined,
+        );
+      };
+      const disarm = () => phase?.abort();
+      // A proxy tunnel hands over a socket that is already connected (the CONNECT ran inside the
+      // agent). This backstop bounds the whole way to the headers in every case.
       const backstop = new AbortController();
       const settle = () => {
         settled = true;
+        disarm();
         backstop.abort();
       };
       clock.sleep(connectTimeoutMs + responseTimeoutMs, backstop.signal).then(
         () => {
           if (settled) return;
-          ctx.timings = req.timings;
-          const phase = !req.timings?.connect ? 'connect' : !req.timings.secureConnect ? 'tls' : 'response';
+          const phase = !timings.connect ? 'connect' : !timings.secureConnect ? 'tls' : 'response';
           req.destroy(timedOut(phase, phase === 'response' ? responseTimeoutMs : connectTimeoutMs, ctx));
         },
         () => undefined,
       );
-      req.on('error', (e: unknown) => {
-        ctx.timings = req.timings;
+      req.once('socket', (socket: tls.TLSSocket) => {
+        // A kept-alive connection: connected and secured already, by an earlier request.
+        if (req.reusedSocket) {
+          timings.connect = clock.now();
+          timings.secureConnect = timings.connect;
+          return;
+        }
+        const tlsPhase = () => arm(connectTimeoutMs, () => timedOut('tls', connectTimeoutMs, ctx));
+        socket.once('secureConnect', () => {
+          timings.secureConnect = clock.now();
+          disarm();
+        });
+        if (!socket.connecting) {
+          timings.connect = clock.now();
+          tlsPhase();
+          return;
+        }
+        const connectPhase = () => arm(connectTimeoutMs, () => timedOut('connect', connectTimeoutMs, ctx));
+        if (net.isIP(url.hostname.replace(/^\[(.*)\]$/, '$1')) === 0 && !proxy) {
+          arm(connectTimeoutMs, () =>
+            dnsFailure(url.hostname, ctx.dnsServers, 'ETIMEOUT', ctx, connectTimeoutMs),
+          );
+          socket.once('lookup', () => {
+            timings.lookup = clock.now();
+            connectPhase();
+          });
+        } else connectPhase();
+        socket.once('connect', () => {
+          timings.connect = clock.now();
+          tlsPhase();
+        });
+      });
+      req.once('finish', () => {
+        if (settled) return;
+        // Sent: from here the server has responseTimeoutMs for its headers (the handshake, if
+        // still running, keeps its own limit until it ends).
+        const waitResponse = () => {
+          if (!settled) arm(responseTimeoutMs, () => timedOut('response', responseTimeoutMs, ctx));
+        };
+        if (timings.secureConnect) waitResponse();
+        else req.socket?.once('secureConnect', waitResponse);
+      });
+      const onError = (e: unknown) => {
         if (!settled) {
           settle();
           reject(signal.aborted ? signal.reason : mapHttpError(e, ctx));
@@ -186,20 +253,24 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         }
         if (exchange.onError) exchange.onError(e);
         else exchange.error ??= e;
+      };
+      req.on('error', onError);
+      req.once('response', (res: IncomingMessage) => {
+        res.on('error', onError);
+        if (settled) {
+          res.destroy();
+          return;
+        }
+        settle();
+        timings.response = clock.now();
+        ctx.inBody = true;
+        exchange.res = res;
+        exchange.status = res.statusCode ?? 0;
+        exchange.statusMessage = res.statusMessage;
+        exchange.headers = res.headers;
+        resolve(exchange);
       });
-      req.once(
-        'response',
-        (res: { statusCode: number; statusMessage?: string; headers: IncomingHttpHeaders }) => {
-          if (settled) return;
-          settle();
-          ctx.timings = req.timings;
-          ctx.inBody = true;
-          exchange.status = res.statusCode;
-          exchange.statusMessage = res.statusMessage;
-          exchange.headers = res.headers;
-          resolve(exchange);
-        },
-      );
+      req.end();
     });
   }
 
@@ -260,7 +331,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     monitor.once('close', () => {
       if (!ex.req.destroyed) ex.req.destroy();
     });
-    ex.req.pipe(monitor);
+    ex.res?.pipe(monitor);
     return monitor;
   }
 
@@ -346,7 +417,70 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       ctx.expected = remaining;
       return { stream, start };
     },
+
+    async openRange(url, opts) {
+      const target = parseHttpsUrl(url);
+      const { start, end, size } = opts;
+      if (
+        !Number.isSafeInteger(start) ||
+        !Number.isSafeInteger(end) ||
+        start < 0 ||
+        end < start ||
+        end >= size
+      ) {
+        throw new ClgwError(
+          'INVALID_REQUEST',
+          `cannot fetch bytes ${start}-${end} of ${displayUrl(target)}: outside 0…${size - 1}`,
+          { details: { url: displayUrl(target), start, end, expectedSize: size } },
+        );
+      }
+      const signal = opts.signal ?? new AbortController().signal;
+      const ex = await open(target, { range: `bytes=${start}-${end}` }, signal);
+      try {
+        checkRangeResponse(ex, start, end, size);
+      } catch (e) {
+        ex.req.destroy();
+        throw e;
+      }
+      const length = end - start + 1;
+      ex.ctx.expected = length;
+      return monitorBody(ex, { maxBytes: length, expected: length }, signal);
+    },
   };
+}
+
+/** Checks that a response is exactly bytes start…end of an artifact of `size` bytes. */
+function checkRangeResponse(ex: Exchange, start: number, end: number, size: number): void {
+  const ctx = ex.ctx;
+  const what = `bytes ${start}-${end} of ${displayUrl(ctx.url)}`;
+  if (ex.status === 200) {
+    throw new ClgwError(
+      'RANGE_NOT_SUPPORTED',
+      `${hostPort(ctx.url)} answered the request for ${what} with the whole file (HTTP 200): it ignores Range`,
+      { transient: false, details: { ...baseDetails(ctx), status: 200, start, end } },
+    );
+  }
+  if (ex.status !== 206) throw httpStatus(ex.status, ex.statusMessage, ctx);
+  const range = parseContentRange(ex.headers['content-range']);
+  if (!range || range.start !== start || range.end !== end) {
+    throw new ClgwError(
+      'RANGE_NOT_SUPPORTED',
+      `${hostPort(ctx.url)} answered the request for ${what} with Content-Range "${ex.headers['content-range'] ?? ''}"`,
+      {
+        transient: false,
+        details: { ...baseDetails(ctx), contentRange: ex.headers['content-range'], start, end },
+      },
+    );
+  }
+  if (range.total !== undefined && range.total !== size) throw sizeMismatch(ctx, range.total, size);
+  const declared = contentLength(ex.headers);
+  if (declared !== undefined && declared !== end - start + 1) {
+    throw new ClgwError(
+      'RANGE_NOT_SUPPORTED',
+      `${hostPort(ctx.url)} declares ${declared} bytes for ${what} (${end - start + 1} expected)`,
+      { transient: false, details: { ...baseDetails(ctx), declared, start, end } },
+    );
+  }
 }
 
 /** Where the response to an artifact request really starts, after checking it fits `size`. */
@@ -382,7 +516,9 @@ function checkArtifactResponse(ex: Exchange, offset: number, size: number): numb
 }
 
 interface Exchange {
-  req: GotRequest;
+  req: ClientRequest;
+  /** The response, once its headers arrived. */
+  res?: IncomingMessage;
   ctx: FailureContext;
   status: number;
   statusMessage?: string | undefined;

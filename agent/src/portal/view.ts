@@ -260,6 +260,8 @@ export function plainError(error: Pick<SerializedError, 'code' | 'details'> | nu
     case 'ARTIFACT_TRUNCATED':
     case 'HASH_MISMATCH':
     case 'IMAGE_MISMATCH':
+    case 'INDEX_INVALID':
+    case 'CHUNK_MISMATCH':
       return {
         title: 'The downloaded update was incomplete or damaged, so it was not installed.',
         advice: 'Choose Retry to download it again. A proxy that alters downloads can cause this.',
@@ -414,7 +416,9 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
     updatePhase: mode === 'updating' ? (PHASES[status.state] ?? status.state) : '',
     updateTarget: mode === 'updating' && status.target ? `to release ${status.target.version}` : '',
     updatePercent: showProgress ? formatPercent(p.bytes, p.total) : '',
-    updateBytes: showProgress ? `${formatBytes(p.bytes)} of ${formatBytes(p.total)}` : '',
+    updateBytes: showProgress
+      ? `${formatBytes(p.bytes)} of ${formatBytes(p.total)}${p.reused ? ` (${formatBytes(p.reused)} already on the gateway)` : ''}`
+      : '',
     updateRate: showProgress ? formatRate(p.rate) : '',
     updateEta: showProgress ? formatEta(p.bytes, p.total, p.rate) : '',
     updateNote:

@@ -1,6 +1,7 @@
 import semver from 'semver';
 import { z } from 'zod';
 import { ClgwError } from '../errors.js';
+import { chunkCount, isValidChunkSize, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, maxIndexSize } from './chunk-index.js';
 
 /**
  * compat.yaml schema v1: what the vendor publishes, per platform, as the current gateway OS
@@ -105,24 +106,80 @@ const timestamp = z.string().refine((s) => !Number.isNaN(parseUtcTimestamp(s)), 
   error: 'expected an ISO-8601 UTC timestamp such as 2026-11-20T10:00:00Z',
 });
 
+const artifactPath = z.string().superRefine((p, ctx) => {
+  const problem = artifactPathProblem(p);
+  if (problem) ctx.addIssue({ code: 'custom', message: `unsafe path: ${problem}`, input: p });
+});
+const sha256Hex = z.string().regex(SHA256_HEX, { error: 'expected 64 lowercase hex digits' });
+
 export const ArtifactSchema = z.strictObject({
-  path: z.string().superRefine((p, ctx) => {
-    const problem = artifactPathProblem(p);
-    if (problem) ctx.addIssue({ code: 'custom', message: `unsafe path: ${problem}`, input: p });
-  }),
+  path: artifactPath,
   size: z
     .number()
     .int({ error: 'expected a whole number of bytes' })
     .min(1, { error: 'expected a size of at least 1 byte' })
     .max(MAX_ARTIFACT_SIZE, { error: `expected a size of at most ${MAX_ARTIFACT_SIZE} bytes (64 GiB)` }),
-  sha256: z.string().regex(SHA256_HEX, { error: 'expected 64 lowercase hex digits' }),
+  sha256: sha256Hex,
 });
+
+/**
+ * The chunk pack published beside a boot or root artifact (see chunk-index.ts): every chunk,
+ * stored or deflated, at the offsets its index gives.
+ */
+export const ChunkPackSchema = ArtifactSchema;
+
+/** The chunk index published beside a boot or root artifact (see chunk-index.ts). */
+export const ChunkIndexSchema = z.strictObject({
+  path: artifactPath,
+  chunkSize: z.number().refine(isValidChunkSize, {
+    error: `expected a power of two from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE}`,
+  }),
+  // Bounded by its artifact's size below; this only keeps the number sane before that check.
+  size: z
+    .number()
+    .int({ error: 'expected a whole number of bytes' })
+    .min(1, { error: 'expected a size of at least 1 byte' })
+    .max(maxIndexSize(MAX_ARTIFACT_SIZE, MIN_CHUNK_SIZE), { error: 'expected the size of a chunk index' }),
+  sha256: sha256Hex,
+  /** Optional: without it (or when the mirror lacks it) chunks are fetched from the artifact itself. */
+  pack: ChunkPackSchema.optional(),
+});
+
+/**
+ * A boot or root artifact: optionally with its chunk index, whose size must fit what the
+ * artifact's size and the chunk size make, and whose pack holds at least a byte per chunk and no
+ * more than the artifact (a signed document must not describe an index that cannot belong to its
+ * artifact).
+ */
+export const SlotArtifactSchema = ArtifactSchema.extend({ index: ChunkIndexSchema.optional() }).superRefine(
+  (a, ctx) => {
+    if (!a.index || !isValidChunkSize(a.index.chunkSize)) return;
+    const chunks = `a ${a.size}-byte artifact in ${a.index.chunkSize}-byte chunks`;
+    const most = maxIndexSize(a.size, a.index.chunkSize);
+    if (a.index.size > most)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['index', 'size'],
+        message: `expected at most ${most} bytes for ${chunks}`,
+        input: a.index.size,
+      });
+    const pack = a.index.pack;
+    const least = chunkCount(a.size, a.index.chunkSize);
+    if (pack && (pack.size < least || pack.size > a.size))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['index', 'pack', 'size'],
+        message: `expected ${least} to ${a.size} bytes for ${chunks}`,
+        input: pack.size,
+      });
+  },
+);
 
 export const PlatformReleaseSchema = z
   .strictObject({
     version: semverString,
     minSourceVersion: semverString,
-    artifacts: z.strictObject({ boot: ArtifactSchema, root: ArtifactSchema }),
+    artifacts: z.strictObject({ boot: SlotArtifactSchema, root: SlotArtifactSchema }),
   })
   .superRefine((r, ctx) => {
     // Only compare once both are valid; otherwise semver throws and the field errors say enough.
@@ -200,6 +257,9 @@ export const CompatSchema = z
   });
 
 export type Artifact = z.output<typeof ArtifactSchema>;
+export type ChunkIndexRef = z.output<typeof ChunkIndexSchema>;
+export type ChunkPackRef = z.output<typeof ChunkPackSchema>;
+export type SlotArtifact = z.output<typeof SlotArtifactSchema>;
 export type PlatformRelease = z.output<typeof PlatformReleaseSchema>;
 export type ContainerRef = z.output<typeof ContainerRefSchema>;
 export type PlatformEntry = z.output<typeof PlatformEntrySchema>;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ClgwError } from '../errors.js';
 import { execFile } from '../platform/exec.js';
 import type { HttpClient } from '../platform/http.js';
+import { GarbageGauge } from '../platform/memory.js';
 
 /** One artifact of a release and the slot partition it goes into. */
 export interface ArtifactTarget {
@@ -25,6 +26,15 @@ export interface WriteOptions {
    * fsynced and then onCheckpoint(offset) called, in the background. Default 8 MiB.
    */
   checkpointBytes?: number;
+  /**
+   * And least time between the starts of two checkpoints, by `now` (default 0: by bytes alone).
+   * Each checkpoint is an fsync of the slot and an atomic journal write (three more fsyncs); at
+   * hundreds of MB/s, one every 8 MiB makes the download wait on the disk's flushes — and on every
+   * other file's dirty data — dozens of times a second, for a resume point that a second of
+   * download would redo anyway.
+   */
+  checkpointIntervalMs?: number;
+  now?: () => number;
   /**
    * Persists a durable offset. Called one at a time with increasing offsets (0 when the bytes on the
    * device proved wrong), each only after every byte below it was written and then fsynced; the full
@@ -112,6 +122,7 @@ export async function writeArtifact(
     });
     if (start !== resume) hash = createHash('sha256');
     let downloadedBytes = 0;
+    const gauge = new GarbageGauge();
     const writer = new SlotWriter({
       handle,
       device,
@@ -119,6 +130,8 @@ export async function writeArtifact(
       size,
       bufferSize: Math.min(IO_CHUNK, checkpointBytes),
       checkpointBytes,
+      checkpointIntervalMs: opts.checkpointIntervalMs ?? 0,
+      now: opts.now ?? Date.now,
       onCheckpoint,
       onProgress: opts.onProgress,
       // A background write or checkpoint that failed stops the download now, not at the next chunk.
@@ -138,6 +151,7 @@ export async function writeArtifact(
         hash.update(chunk);
         downloadedBytes += chunk.length;
         await writer.add(chunk);
+        gauge.received(chunk.length);
       }
       if (writer.position < size) {
         throw new ClgwError(
@@ -254,6 +268,8 @@ interface SlotWriterOptions {
   size: number;
   bufferSize: number;
   checkpointBytes: number;
+  checkpointIntervalMs: number;
+  now: () => number;
   onCheckpoint: (offset: number) => Promise<void>;
   onProgress: ((written: number) => void) | undefined;
   /** Told once, of the first background write, fsync or onCheckpoint that failed. */
@@ -285,8 +301,9 @@ class SlotWriter {
   /** The last write queued; each write starts when the one before it completed. */
   private tail: Promise<void> = Promise.resolve();
   private checkpointing: Promise<void> | undefined;
-  /** Offset of the last checkpoint started. */
+  /** Offset of the last checkpoint started, and when it started. */
   private checkpointed: number;
+  private checkpointedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly o: SlotWriterOptions) {
     this.position = o.start;
@@ -380,7 +397,10 @@ class SlotWriter {
     const offset = this.written;
     if (this.checkpointing !== undefined || this.failed) return;
     if (offset >= this.o.size || offset - this.checkpointed < this.o.checkpointBytes) return;
+    const now = this.o.now();
+    if (now - this.checkpointedAt < this.o.checkpointIntervalMs) return;
     this.checkpointed = offset;
+    this.checkpointedAt = now;
     this.checkpointing = this.checkpoint(offset).then(
       () => {
         this.checkpointing = undefined;
@@ -412,7 +432,7 @@ class SlotWriter {
 }
 
 /** Runs the "record what was durably written" step of a failed download without hiding the failure. */
-async function keepProgress(original: unknown, record: () => Promise<void>): Promise<void> {
+export async function keepProgress(original: unknown, record: () => Promise<void>): Promise<void> {
   try {
     await record();
   } catch (e) {
@@ -426,7 +446,8 @@ async function keepProgress(original: unknown, record: () => Promise<void>): Pro
   }
 }
 
-function writeFailure(e: unknown, device: string, offset: number): ClgwError {
+/** A failed slot write as NO_SPACE (ENOSPC, EFBIG) or SLOT_WRITE_FAILED, naming the device and offset. */
+export function writeFailure(e: unknown, device: string, offset: number): ClgwError {
   const err = e as NodeJS.ErrnoException;
   if (err.code === 'ENOSPC' || err.code === 'EFBIG') {
     return new ClgwError('NO_SPACE', `slot device ${device} is full at offset ${offset}: ${err.message}`, {
@@ -456,7 +477,8 @@ async function statDevice(device: string): Promise<Stats> {
   }
 }
 
-async function openDevice(device: string, flags: 'r' | 'r+'): Promise<fs.FileHandle> {
+/** Opens a slot device (never creating or truncating it); SLOT_WRITE_FAILED naming it when that fails. */
+export async function openDevice(device: string, flags: 'r' | 'r+'): Promise<fs.FileHandle> {
   try {
     return await fs.open(device, flags);
   } catch (e) {
@@ -517,7 +539,7 @@ async function hashDevice(
  * SLOT_ACTIVE when `device` is one of the booted slot's devices — by name, by resolved path (e.g.
  * through /dev/disk/by-partlabel links), or by identity (block device number, or inode).
  */
-async function refuseActiveDevice(device: string, active: readonly string[]): Promise<void> {
+export async function refuseActiveDevice(device: string, active: readonly string[]): Promise<void> {
   const mine = await identify(device);
   for (const other of active) {
     const theirs = await identify(other).catch(() => undefined);

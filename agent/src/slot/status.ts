@@ -10,6 +10,9 @@ const slotRecord = z
     /** Absent for a slot the agent found already installed (the factory slot). */
     bootSha256: z.string().optional(),
     rootSha256: z.string().optional(),
+    /** Bytes of each artifact in the slot (absent in records of older agents too). */
+    bootSize: z.number().int().positive().optional(),
+    rootSize: z.number().int().positive().optional(),
     installedAt: z.string().optional(),
   })
   .strict();

@@ -1,4 +1,5 @@
-import si from 'systeminformation';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import type { Platform } from '../release/schema.js';
 import type { MachineShape } from './profiles.js';
 
@@ -19,14 +20,57 @@ export function platformFromSystem(system: {
 }
 
 /**
- * The machine's shape through `systeminformation`. The platform is what the hypervisor says,
- * else the image's own (configured: the OVA, qcow2 and raw images each say what they are) — the
- * profile follows the machine actually running; which release to install follows the image.
+ * Whether the machine is virtual, and whose, from what the firmware (DMI: `sys_vendor`,
+ * `product_name`) and the CPU (the `hypervisor` flag of /proc/cpuinfo) say — the facts
+ * systeminformation's `system()` uses on Linux, without its subprocesses. Pure.
+ */
+export function systemFromFirmware(facts: {
+  sysVendor: string;
+  productName: string;
+  cpuHypervisor: boolean;
+}): { virtual: boolean; virtualHost?: string; manufacturer: string } {
+  const vendor = facts.sysVendor.trim();
+  const product = facts.productName.trim().toLowerCase();
+  const v = vendor.toLowerCase();
+  const host =
+    v.startsWith('vmware') || product.startsWith('vmware')
+      ? 'VMware'
+      : v === 'qemu' || product.includes('qemu')
+        ? 'QEMU'
+        : product === 'kvm'
+          ? 'KVM'
+          : v === 'xen' || product.includes('hvm domu')
+            ? 'Xen'
+            : product === 'virtualbox' || v.includes('innotek')
+              ? 'VirtualBox'
+              : product === 'virtual machine' && v.startsWith('microsoft')
+                ? 'Hyper-V'
+                : undefined;
+  const virtual = facts.cpuHypervisor || host !== undefined;
+  return { virtual, ...(host ? { virtualHost: host } : {}), manufacturer: vendor };
+}
+
+/**
+ * The machine's shape. The platform is what the hypervisor says, else the image's own
+ * (configured: the OVA, qcow2 and raw images each say what they are) — the profile follows the
+ * machine actually running; which release to install follows the image.
  */
 export async function detectMachine(
   configured: Platform,
 ): Promise<{ shape: MachineShape; detected: Platform | undefined }> {
-  const [system, cpu, mem] = await Promise.all([si.system(), si.cpu(), si.mem()]);
-  const detected = platformFromSystem(system);
-  return { shape: { platform: detected ?? configured, cores: cpu.cores, memoryBytes: mem.total }, detected };
+  const read = (file: string) => fs.readFile(file, 'utf8').catch(() => '');
+  const [sysVendor, productName, cpuinfo] = await Promise.all([
+    read('/sys/class/dmi/id/sys_vendor'),
+    read('/sys/class/dmi/id/product_name'),
+    read('/proc/cpuinfo'),
+  ]);
+  const cpuHypervisor = /^flags\s*:.*\bhypervisor\b/m.test(cpuinfo);
+  const detected =
+    sysVendor || productName || cpuinfo
+      ? platformFromSystem(systemFromFirmware({ sysVendor, productName, cpuHypervisor }))
+      : undefined;
+  return {
+    shape: { platform: detected ?? configured, cores: os.cpus().length, memoryBytes: os.totalmem() },
+    detected,
+  };
 }

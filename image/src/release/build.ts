@@ -3,11 +3,14 @@ import { createReadStream, createWriteStream, promises as fs, type Stats } from 
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { deflateRawSync } from 'node:zlib';
 import { ClgwError } from '@clgw/agent/errors.js';
-import { fsyncDir, writeFileAtomic } from '@clgw/agent/platform/atomic.js';
+import { fsyncDir, writeFileAtomic, writeFileAtomicWith } from '@clgw/agent/platform/atomic.js';
+import { chunkCount, DEFAULT_CHUNK_SIZE, INDEX_ENTRY_BYTES } from '@clgw/agent/release/chunk-index.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/agent/release/parse.js';
 import {
   type Artifact,
+  type ChunkIndexRef,
   type Compat,
   type ContainerName,
   type ContainerRef,
@@ -18,8 +21,11 @@ import {
   PLATFORMS,
   type Platform,
   type PlatformEntry,
+  type SlotArtifact,
   validateCompat,
 } from '@clgw/agent/release/schema.js';
+import { chunkSha256 } from '@clgw/agent/slot/chunk-hash.js';
+import { fillEntry, writeIndexFile } from '@clgw/agent/slot/index-file.js';
 import { stringify } from 'yaml';
 import type { DevKeys } from './keys.js';
 import { signDocument } from './sign.js';
@@ -47,13 +53,18 @@ export interface BuildReleaseOptions {
   expiresInDays?: number;
   /** Milliseconds since the epoch (default: the system clock). */
   now?: number;
+  /**
+   * Publish a chunk index and a chunk pack beside each image (`<image>.idx`, `<image>.pack`:
+   * adaptive updates); default true. Without them, appliances download the images whole.
+   */
+  chunkIndex?: boolean;
 }
 
 export interface BuiltRelease {
   compat: Compat;
   compatPath: string;
   signaturePath: string;
-  artifacts: { boot: Artifact; root: Artifact };
+  artifacts: { boot: SlotArtifact; root: SlotArtifact };
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -101,8 +112,10 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
       [options.root, `${dir}/root.img`],
     ]);
   }
-  const boot = await publishArtifact(options.boot, options.tree, `${dir}/boot.img`);
-  const root = await publishArtifact(options.root, options.tree, `${dir}/root.img`);
+  const withIndex = async (a: Artifact): Promise<SlotArtifact> =>
+    options.chunkIndex === false ? a : { ...a, index: await publishChunkIndex(options.tree, a) };
+  const boot = await withIndex(await publishArtifact(options.boot, options.tree, `${dir}/boot.img`));
+  const root = await withIndex(await publishArtifact(options.root, options.tree, `${dir}/root.img`));
 
   // Canonical platform order keeps successive documents diffable.
   const platforms: Partial<Record<Platform, PlatformEntry>> = {};
@@ -368,6 +381,107 @@ export async function publishArtifact(source: string, tree: string, relPath: str
   }
   await fsyncDir(dir);
   return { path: relPath, size, sha256: hash.digest('hex') };
+}
+
+/**
+ * Writes the chunk index and the chunk pack of a published artifact beside it (`<path>.idx`,
+ * `<path>.pack`; the pack first, each atomically) and returns the index entry for compat.yaml.
+ * Each chunk is deflated on its own (raw deflate, best level) and stored so when that is smaller,
+ * else stored as it is. See agent/src/release/chunk-index.ts for the formats. Memory: one chunk,
+ * 1 MiB of pack and one batch of entries at a time.
+ */
+export async function publishChunkIndex(
+  tree: string,
+  artifact: Artifact,
+  chunkSize = DEFAULT_CHUNK_SIZE,
+): Promise<ChunkIndexRef> {
+  const relPath = `${artifact.path}.idx`;
+  const packPath = `${artifact.path}.pack`;
+  const packHash = createHash('sha256');
+  let packSize = 0;
+  const header = { chunkSize, artifactSize: artifact.size };
+  await writeFileAtomicWith(path.join(tree, relPath), (indexHandle) =>
+    writeIndexFile(
+      indexHandle,
+      header,
+      async (push) => {
+        await writeFileAtomicWith(path.join(tree, packPath), async (packHandle) => {
+          const entries = Buffer.allocUnsafe(BATCH_CHUNKS * INDEX_ENTRY_BYTES);
+          let batched = 0;
+          const pending = Buffer.allocUnsafe(PACK_BUFFER_BYTES);
+          let pendingUsed = 0;
+          const flushPack = async () => {
+            for (let done = 0; done < pendingUsed; )
+              done += (await packHandle.write(pending, done, pendingUsed - done)).bytesWritten;
+            pendingUsed = 0;
+          };
+          let count = 0;
+          await forEachChunk(path.join(tree, artifact.path), chunkSize, async (chunk) => {
+            const deflated = deflateRawSync(chunk, { level: 9 });
+            const stored = deflated.length < chunk.length ? deflated : chunk;
+            fillEntry(entries, batched, chunkSha256(chunk), stored.length);
+            packHash.update(stored);
+            packSize += stored.length;
+            if (pendingUsed + stored.length > pending.length) await flushPack();
+            pendingUsed += stored.copy(pending, pendingUsed);
+            count++;
+            if (++batched === BATCH_CHUNKS) {
+              await push(entries);
+              batched = 0;
+            }
+          });
+          if (batched > 0) await push(entries.subarray(0, batched * INDEX_ENTRY_BYTES));
+          await flushPack();
+          if (count !== chunkCount(artifact.size, chunkSize))
+            throw new ClgwError(
+              'ARTIFACT_TRUNCATED',
+              `${artifact.path} changed size while its chunk index was made (${count} chunks)`,
+            );
+        });
+      },
+      9,
+    ),
+  );
+  const index = await hashFile(path.join(tree, relPath));
+  return {
+    path: relPath,
+    chunkSize,
+    size: index.size,
+    sha256: index.sha256,
+    pack: { path: packPath, size: packSize, sha256: packHash.digest('hex') },
+  };
+}
+
+/** Entries batched per write of the index; bytes of pack written at once. */
+const BATCH_CHUNKS = 2048;
+const PACK_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * Calls `onChunk` with each chunk of `file` in order (the last one short when the size is not a
+ * multiple of `chunkSize`), read as a stream; the buffer is reused after `onChunk` settles.
+ */
+export async function forEachChunk(
+  file: string,
+  chunkSize: number,
+  onChunk: (chunk: Buffer, index: number) => Promise<void> | void,
+): Promise<number> {
+  const chunk = Buffer.allocUnsafe(chunkSize);
+  let filled = 0;
+  let index = 0;
+  for await (const data of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+    const piece = data as Buffer;
+    for (let at = 0; at < piece.length; ) {
+      const n = piece.copy(chunk, filled, at);
+      filled += n;
+      at += n;
+      if (filled === chunkSize) {
+        await onChunk(chunk, index++);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) await onChunk(chunk.subarray(0, filled), index++);
+  return index;
 }
 
 async function statSource(source: string): Promise<{ size: number }> {

@@ -19,7 +19,7 @@ import { verifyTree } from './verify.js';
 export const USAGE = `usage:
   clgw-release keys   --out DIR [--force]
   clgw-release build  --keys DIR --tree DIR --version V --platform P [--platform P ...]
-                      --boot FILE --root FILE --min-source V [--serial N] [--expires-days N]
+                      --boot FILE --root FILE --min-source V [--serial N] [--expires-days N] [--no-index]
   clgw-release containers --keys DIR --tree DIR --platform P [--platform P ...]
                       --container NAME=VERSION,IMAGE,FILE [--container ...] [--serial N]
                       (publishes the container set of those platforms, keeping their OS release)
@@ -118,6 +118,7 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
       'min-source': { type: 'string' },
       serial: { type: 'string' },
       'expires-days': { type: 'string' },
+      'no-index': { type: 'boolean' },
     },
   });
   const platforms = platformsOf(values.platform);
@@ -131,6 +132,7 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
     minSourceVersion: required(values['min-source'], '--min-source'),
     serial: optionalInteger(values.serial, '--serial'),
     expiresInDays: optionalInteger(values['expires-days'], '--expires-days'),
+    chunkIndex: !(values['no-index'] ?? false),
   };
   const keys = await loadKeys(required(values.keys, '--keys'));
   const built = await buildRelease({ ...request, keys });
@@ -138,8 +140,15 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
   io.out(`published ${request.version} for ${request.platforms.join(', ')}`);
   io.out(`  ${built.compatPath}: serial ${c.serial}, published ${c.published}, expires ${c.expires}`);
   io.out(`  ${built.signaturePath}`);
-  for (const [role, a] of Object.entries(built.artifacts))
+  for (const [role, a] of Object.entries(built.artifacts)) {
     io.out(`  ${role}: ${a.path} ${a.size} bytes sha256 ${a.sha256}`);
+    if (a.index)
+      io.out(`  ${role} chunk index: ${a.index.path} ${a.index.size} bytes sha256 ${a.index.sha256}`);
+    if (a.index?.pack)
+      io.out(
+        `  ${role} chunk pack: ${a.index.pack.path} ${a.index.pack.size} bytes sha256 ${a.index.pack.sha256}`,
+      );
+  }
 }
 
 async function containersCommand(args: string[], io: Io): Promise<void> {
@@ -241,6 +250,8 @@ async function verifyCommand(args: string[], io: Io): Promise<void> {
       ? 'artifacts: not checked'
       : `artifacts: ${new Set(result.artifacts.map((a) => a.artifact.path)).size} files present with matching size and SHA-256`,
   );
+  if (!values['skip-artifacts'] && result.chunkIndexes > 0)
+    io.out(`chunk indexes: ${result.chunkIndexes} present and matching their artifacts (packs too)`);
 }
 
 /** The `--platform` values: at least one, each known, without repeats. */

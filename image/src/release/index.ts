@@ -4,8 +4,10 @@ export {
   type BuiltRelease,
   buildRelease,
   COMPAT_FILE,
+  forEachChunk,
   hashFile,
   publishArtifact,
+  publishChunkIndex,
   renderCompat,
   SIGNATURE_FILE,
 } from './build.js';

@@ -168,7 +168,8 @@ describe('malformed documents (signed by the real key)', () => {
 describe('artifacts', () => {
   it('artifact hash mismatch → HASH_MISMATCH', async () => {
     world = await makeWorld();
-    await world.publish('1.1.0');
+    // The streaming download's check (adaptive.test.ts tampers with a chunk the adaptive path fetches).
+    await world.publish('1.1.0', { chunkIndex: false });
     const file = path.join(world.tree, 'releases/1.1.0/root.img');
     const h = await fs.open(file, 'r+');
     await h.write(Buffer.from('tampered'), 0, 8, 4096);
@@ -180,14 +181,15 @@ describe('artifacts', () => {
   it('truncated artifact → ARTIFACT_TRUNCATED', async () => {
     world = await makeWorld({ config: { http: { retries: 0 } } });
     await world.publish('1.1.0');
-    world.mirror.setFault('/releases/1.1.0/root.img', { truncateAt: 100_000 });
+    // The image and the files beside it (its chunk pack: the update is adaptive).
+    world.mirror.setFault('/releases/1.1.0/root.img*', { truncateAt: 100_000 });
     await updateFails(world, 'ARTIFACT_TRUNCATED');
   });
 
   it('server sends more than the declared size → SIZE_EXCEEDED', async () => {
     world = await makeWorld();
     await world.publish('1.1.0');
-    world.mirror.setFault('/releases/1.1.0/boot.img', { extraBytes: 4096 });
+    world.mirror.setFault('/releases/1.1.0/boot.img*', { extraBytes: 4096 });
     await updateFails(world, 'SIZE_EXCEEDED');
   });
 
@@ -196,7 +198,7 @@ describe('artifacts', () => {
       config: { http: { minBytesPerSecond: 1024, minThroughputWindowMs: 2000, retries: 0 } },
     });
     await world.publish('1.1.0');
-    world.mirror.setFault('/releases/1.1.0/boot.img', { drip: 1 });
+    world.mirror.setFault('/releases/1.1.0/boot.img*', { drip: 1 });
     await updateFails(world, 'TIMED_OUT');
   });
 

@@ -1,11 +1,13 @@
 import net from 'node:net';
 import type { Readable } from 'node:stream';
+import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ClgwError } from '../../../agent/src/errors.js';
 import { systemClock } from '../../../agent/src/platform/clock.js';
 import { createHttpClient, type HttpClientOptions } from '../../../agent/src/platform/http.js';
+import { ensureMirrorPki } from '../../../scripts/lib/mirror-pki.js';
 import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
-import { artifactBytes, startTestMirror, type TestMirror } from '../../support/mirror.js';
+import { artifactBytes, startTestMirror, TEST_TLS_DIR, type TestMirror } from '../../support/mirror.js';
 import { startConnectProxy } from '../../support/proxy.js';
 import { untrustedServerCert } from '../../support/tls.js';
 
@@ -183,6 +185,49 @@ describe('getBuffer', () => {
     expect(e.transient).toBe(true);
     expect(e.message).toContain(`127.0.0.1:${port}`);
     expect(e.details.port).toBe(port);
+  });
+
+  it('names the TLS phase when the server accepts the connection but never answers the handshake', async () => {
+    const sockets: net.Socket[] = [];
+    const mute = net.createServer((socket) => sockets.push(socket));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+    const { port } = mute.address() as net.AddressInfo;
+    try {
+      const e = await failure(
+        client({ connectTimeoutMs: 400 }).getBuffer(`https://127.0.0.1:${port}/compat.yaml`, {
+          maxBytes: 1024,
+        }),
+      );
+      expect(e.code).toBe('TIMED_OUT');
+      expect(e.details.phase).toBe('tls');
+      expect(e.message).toContain(`TLS handshake with 127.0.0.1:${port} not finished within 400 ms`);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => mute.close(() => r()));
+    }
+  });
+
+  it('names the response phase when the headers never come', async () => {
+    const sockets: tls.TLSSocket[] = [];
+    const { server } = await ensureMirrorPki(TEST_TLS_DIR);
+    const silent = tls.createServer({ key: server.keyPem, cert: server.certPem }, (socket) =>
+      sockets.push(socket),
+    );
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const { port } = silent.address() as net.AddressInfo;
+    try {
+      const e = await failure(
+        client({ responseTimeoutMs: 400 }).getBuffer(`https://127.0.0.1:${port}/compat.yaml`, {
+          maxBytes: 1024,
+        }),
+      );
+      expect(e.code).toBe('TIMED_OUT');
+      expect(e.details.phase).toBe('response');
+      expect(e.message).toContain(`127.0.0.1:${port} sent no response headers within 400 ms`);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
   });
 
   it('fails with TLS_ERROR on a certificate the configured CA did not issue', async () => {

@@ -81,7 +81,16 @@ describe('clgw-release', () => {
     expect(build.code).toBe(0);
     expect(build.stdout).toContain('published 1.1.0 for virtual, physical');
     expect(build.stdout).toContain('serial 1');
-    expect(await fs.readdir(path.join(dir, 'tree/releases/1.1.0'))).toEqual(['boot.img', 'root.img']);
+    expect(build.stdout).toContain('root chunk index: releases/1.1.0/root.img.idx');
+    expect(build.stdout).toContain('root chunk pack: releases/1.1.0/root.img.pack');
+    expect((await fs.readdir(path.join(dir, 'tree/releases/1.1.0'))).sort()).toEqual([
+      'boot.img',
+      'boot.img.idx',
+      'boot.img.pack',
+      'root.img',
+      'root.img.idx',
+      'root.img.pack',
+    ]);
 
     const verify = await clgwRelease(['verify', '--roots', 'keys/root.pem', '--tree', 'tree'], dir);
     expect(verify.stderr).toBe('');
@@ -92,6 +101,7 @@ describe('clgw-release', () => {
     expect(verify.stdout).toContain('virtual: 1.1.0');
     expect(verify.stdout).toContain(`root: releases/1.1.0/root.img ${65536 * 3 + 5} bytes`);
     expect(verify.stdout).toContain('artifacts: 2 files present with matching size and SHA-256');
+    expect(verify.stdout).toContain('chunk indexes: 2 present and matching their artifacts');
 
     // The tree is what an appliance reads: check it with the agent's own code as well.
     const document = await fs.readFile(path.join(dir, 'tree/compat.yaml'));

@@ -2,11 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCompat } from '../../../agent/src/release/parse.js';
 import { decideUpdate } from '../../../agent/src/release/policy.js';
+import type { ChunkIndexRef } from '../../../agent/src/release/schema.js';
 import { verifyCompatSignature } from '../../../agent/src/release/signature.js';
-import { buildRelease } from '../../../image/src/release/build.js';
+import { buildRelease, renderCompat } from '../../../image/src/release/build.js';
 import {
   type DevKeys,
   generateDevKeys,
@@ -14,6 +16,7 @@ import {
   loadKeys,
   saveKeys,
 } from '../../../image/src/release/keys.js';
+import { signDocument } from '../../../image/src/release/sign.js';
 import { verifyTree } from '../../../image/src/release/verify.js';
 
 let dir: string;
@@ -28,8 +31,13 @@ beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-release-tool-'));
   keys = generateDevKeys({ now: NOW, bits: 2048 });
   bootBytes = randomBytes(300_000);
-  // Larger than one stream chunk (64 KiB) many times over, so hashing must follow the stream.
-  rootBytes = randomBytes(5 * 1024 * 1024 + 7);
+  // Larger than one stream chunk (64 KiB) many times over, so hashing must follow the stream; part
+  // incompressible, part zeros, part text, so the chunk pack holds both stored and deflated chunks.
+  rootBytes = Buffer.concat([
+    randomBytes(3 * 1024 * 1024),
+    Buffer.alloc(1024 * 1024),
+    Buffer.from('a line of a text file in a root filesystem\n'.repeat(24_000)).subarray(0, 1024 * 1024 + 7),
+  ]);
   boot = path.join(dir, 'boot.img');
   root = path.join(dir, 'root.img');
   await fs.writeFile(boot, bootBytes);
@@ -64,15 +72,51 @@ describe('buildRelease', () => {
     expect(built.compat.serial).toBe(1);
     expect(built.compat.published).toBe('2026-11-20T10:00:00Z');
     expect(built.compat.expires).toBe('2026-12-20T10:00:00Z');
+    const index = await fs.readFile(path.join(tree, 'releases/1.0.0/root.img.idx'));
+    const pack = await fs.readFile(path.join(tree, 'releases/1.0.0/root.img.pack'));
     expect(built.artifacts.root).toEqual({
       path: 'releases/1.0.0/root.img',
       size: rootBytes.length,
       sha256: sha(rootBytes),
+      index: {
+        path: 'releases/1.0.0/root.img.idx',
+        chunkSize: 4096,
+        size: index.length,
+        sha256: sha(index),
+        pack: { path: 'releases/1.0.0/root.img.pack', size: pack.length, sha256: sha(pack) },
+      },
     });
+    // The index: its header, then per chunk 8 bytes of SHA-256 and the stored length, deflated.
+    expect(index.subarray(0, 8).toString()).toBe('CLGWIDX2');
+    const entries = inflateRawSync(index.subarray(20));
+    const chunks = Math.ceil(rootBytes.length / 4096);
+    expect(entries.length).toBe(12 * chunks);
+    // The pack: every chunk at the offset the lengths before it make, deflated when that is smaller.
+    let at = 0;
+    const rebuilt: Buffer[] = [];
+    for (let i = 0; i < chunks; i++) {
+      const chunk = rootBytes.subarray(i * 4096, (i + 1) * 4096);
+      expect(entries.subarray(i * 12, i * 12 + 8)).toEqual(
+        createHash('sha256').update(chunk).digest().subarray(0, 8),
+      );
+      const stored = pack.subarray(at, at + entries.readUInt32BE(i * 12 + 8));
+      rebuilt.push(stored.length === chunk.length ? stored : inflateRawSync(stored));
+      at += stored.length;
+    }
+    expect(at).toBe(pack.length);
+    expect(Buffer.concat(rebuilt).equals(rootBytes)).toBe(true);
+    expect(pack.length).toBeLessThan(rootBytes.length * 0.7);
     expect(built.artifacts.boot.sha256).toBe(sha(bootBytes));
     expect(sha(await fs.readFile(path.join(tree, 'releases/1.0.0/root.img')))).toBe(sha(rootBytes));
     // No temp files left behind.
-    expect((await fs.readdir(path.join(tree, 'releases/1.0.0'))).sort()).toEqual(['boot.img', 'root.img']);
+    expect((await fs.readdir(path.join(tree, 'releases/1.0.0'))).sort()).toEqual([
+      'boot.img',
+      'boot.img.idx',
+      'boot.img.pack',
+      'root.img',
+      'root.img.idx',
+      'root.img.pack',
+    ]);
 
     const document = await fs.readFile(path.join(tree, 'compat.yaml'));
     const envelope = await fs.readFile(path.join(tree, 'compat.yaml.sig'));
@@ -243,6 +287,70 @@ describe('verifyTree', () => {
     await fs.rm(path.join(tree, 'compat.yaml.sig'));
     await expect(verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW })).rejects.toMatchObject({
       code: 'SIGNATURE_MISSING',
+    });
+  });
+});
+
+describe('verifyTree: chunk index and pack', () => {
+  /** Re-signs the tree's compat.yaml after `edit` changed the root artifact's index entry. */
+  async function resign(tree: string, edit: (index: ChunkIndexRef) => void): Promise<void> {
+    const compat = parseCompat(await fs.readFile(path.join(tree, 'compat.yaml')));
+    edit(compat.platforms.physical!.release.artifacts.root.index!);
+    const document = Buffer.from(renderCompat(compat));
+    await fs.writeFile(path.join(tree, 'compat.yaml'), document);
+    await fs.writeFile(path.join(tree, 'compat.yaml.sig'), signDocument(document, keys));
+  }
+
+  it('catches, even in a signed tree, an index or a pack that does not describe the artifact', async () => {
+    const tree = await freshTree('pack');
+    await buildRelease({
+      tree,
+      keys,
+      boot,
+      root,
+      now: NOW,
+      version: '2.0.0',
+      platforms: ['physical'],
+      minSourceVersion: '1.0.0',
+    });
+    const verify = () => verifyTree({ tree, trustedRootsPem: keys.root.certPem, now: NOW });
+    expect((await verify()).chunkIndexes).toBe(2);
+
+    // A deflated chunk of the pack (in the text part) that inflates to something else.
+    const packFile = path.join(tree, 'releases/2.0.0/root.img.pack');
+    const pack = await fs.readFile(packFile);
+    const damaged = Buffer.from(pack);
+    damaged[pack.length - 100]! ^= 0x55;
+    await fs.writeFile(packFile, damaged);
+    await resign(tree, (index) => {
+      index.pack!.sha256 = sha(damaged);
+    });
+    await expect(verify()).rejects.toMatchObject({
+      code: 'INDEX_INVALID',
+      message: expect.stringMatching(
+        /chunk pack .*root\.img\.pack does not hold chunk \d+ of releases\/2\.0\.0\/root\.img/,
+      ),
+    });
+    await fs.writeFile(packFile, pack);
+    await resign(tree, (index) => {
+      index.pack!.sha256 = sha(pack);
+    });
+    await verify();
+
+    // An index whose digest of one chunk is wrong.
+    const indexFile = path.join(tree, 'releases/2.0.0/root.img.idx');
+    const index = await fs.readFile(indexFile);
+    const entries = inflateRawSync(index.subarray(20));
+    entries[12 * 5]! ^= 1;
+    const lying = Buffer.concat([index.subarray(0, 20), deflateRawSync(entries)]);
+    await fs.writeFile(indexFile, lying);
+    await resign(tree, (ref) => {
+      ref.sha256 = sha(lying);
+      ref.size = lying.length;
+    });
+    await expect(verify()).rejects.toMatchObject({
+      code: 'INDEX_INVALID',
+      message: expect.stringContaining('root.img.idx does not describe releases/2.0.0/root.img: chunk 5'),
     });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { platformFromSystem } from '../../../agent/src/system/machine.js';
+import { platformFromSystem, systemFromFirmware } from '../../../agent/src/system/machine.js';
 import {
   formatMemory,
   type MachineShape,
@@ -73,5 +73,19 @@ describe('platformFromSystem', () => {
     [{ virtual: true, virtualHost: 'Hyper-V' }, undefined],
   ] as const)('%j → %s', (system, platform) => {
     expect(platformFromSystem(system)).toBe(platform);
+  });
+});
+
+describe('systemFromFirmware', () => {
+  it.each([
+    [{ sysVendor: 'VMware, Inc.', productName: 'VMware Virtual Platform', cpuHypervisor: true }, 'virtual'],
+    [{ sysVendor: 'QEMU', productName: 'Standard PC (Q35 + ICH9, 2009)', cpuHypervisor: true }, 'kvm'],
+    [{ sysVendor: 'Red Hat', productName: 'KVM', cpuHypervisor: true }, 'kvm'],
+    [{ sysVendor: 'Dell Inc.', productName: 'PowerEdge R240', cpuHypervisor: false }, 'physical'],
+    [{ sysVendor: 'Microsoft Corporation', productName: 'Virtual Machine', cpuHypervisor: true }, undefined],
+    // A container on a VM: no DMI, the CPU says hypervisor, whose is not known.
+    [{ sysVendor: '', productName: '', cpuHypervisor: true }, undefined],
+  ] as const)('%j → %s', (facts, platform) => {
+    expect(platformFromSystem(systemFromFirmware(facts))).toBe(platform);
   });
 });

@@ -1,0 +1,101 @@
+import crypto, { createHash, type Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { ClgwError } from '../errors.js';
+import { CHUNK_HASH_BYTES } from '../release/chunk-index.js';
+
+/**
+ * SHA-256 of one chunk. `crypto.hash` (Node ≥ 20.12) does it in one call, without a Hash object
+ * whose native state waits for the garbage collector — a slot of 131072 chunks would otherwise
+ * leave thousands of them pending at a time.
+ */
+export function chunkSha256(data: Uint8Array): Buffer {
+  return typeof crypto.hash === 'function'
+    ? crypto.hash('sha256', data, 'buffer')
+    : createHash('sha256').update(data).digest();
+}
+
+/** Whether `data` has the digest at `entries[at…at + CHUNK_HASH_BYTES)` (see chunk-index.ts). */
+export function digestMatches(data: Uint8Array, entries: Uint8Array, at: number): boolean {
+  return chunkSha256(data).compare(entries, at, at + CHUNK_HASH_BYTES, 0, CHUNK_HASH_BYTES) === 0;
+}
+
+/**
+ * Cuts a byte stream into fixed-size chunks and hashes each (SHA-256), whatever the sizes of the
+ * pieces it is fed: the chunk index of an artifact (publisher) or of a slot (appliance).
+ */
+export class ChunkHasher {
+  private hash: Hash = createHash('sha256');
+  private filled = 0;
+  private index = 0;
+
+  constructor(
+    private readonly chunkSize: number,
+    private readonly onChunk: (digest: Buffer, chunk: number) => void,
+  ) {}
+
+  update(data: Buffer): void {
+    let at = 0;
+    // Whole chunks at once when the data is aligned (reads of a slot are).
+    while (this.filled === 0 && data.length - at >= this.chunkSize) {
+      this.onChunk(chunkSha256(data.subarray(at, at + this.chunkSize)), this.index++);
+      at += this.chunkSize;
+    }
+    while (at < data.length) {
+      const n = Math.min(this.chunkSize - this.filled, data.length - at);
+      this.hash.update(data.subarray(at, at + n));
+      this.filled += n;
+      at += n;
+      if (this.filled === this.chunkSize) this.emit();
+    }
+  }
+
+  /** Emits the short last chunk, if any. */
+  end(): void {
+    if (this.filled > 0) this.emit();
+  }
+
+  private emit(): void {
+    this.onChunk(this.hash.digest(), this.index++);
+    this.hash = createHash('sha256');
+    this.filled = 0;
+  }
+}
+
+const READ_BYTES = 1024 * 1024;
+
+/**
+ * Hashes bytes [from, from + length) of an open slot device chunk by chunk (`from` on a chunk
+ * boundary); `onChunk` gets each digest and the chunk's number in the device. Reads up to 1 MiB at
+ * a time into `buffer` (one of its own when none is given). A device shorter than that range fails
+ * with SLOT_WRITE_FAILED.
+ */
+export async function hashDeviceChunks(
+  handle: FileHandle,
+  device: string,
+  range: { from: number; length: number; chunkSize: number; buffer?: Buffer },
+  onChunk: (digest: Buffer, chunk: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const first = range.from / range.chunkSize;
+  const hasher = new ChunkHasher(range.chunkSize, (digest, i) => onChunk(digest, first + i));
+  const buffer = range.buffer ?? Buffer.allocUnsafe(READ_BYTES);
+  const end = range.from + range.length;
+  for (let at = range.from; at < end; ) {
+    signal?.throwIfAborted();
+    const { bytesRead } = await handle
+      .read(buffer, 0, Math.min(buffer.length, end - at), at)
+      .catch((e: NodeJS.ErrnoException) => {
+        throw new ClgwError('SLOT_WRITE_FAILED', `cannot read ${device} at offset ${at}: ${e.message}`, {
+          cause: e,
+          details: { device, offset: at, errno: e.code },
+        });
+      });
+    if (bytesRead === 0)
+      throw new ClgwError('SLOT_WRITE_FAILED', `${device} ends at offset ${at}, before ${end}`, {
+        details: { device, offset: at, length: end },
+      });
+    hasher.update(buffer.subarray(0, bytesRead));
+    at += bytesRead;
+  }
+  hasher.end();
+}
