@@ -459,7 +459,7 @@ async function main(): Promise<void> {
       : []),
     { label: 'limit: mirror read (HTTPS, agent client)', values: mirrorMBps },
     { label: 'limit: sha256sum (coreutils)', values: shaMBps },
-    { label: 'limit: slot write (1 MiB pwrite + fsync)', values: writeMBps },
+    { label: 'limit: slot write (1 MiB O_DIRECT pwrite + fsync)', values: writeMBps },
     { label: 'info: agent read-back verify (boot+root)', values: verify },
     { label: 'info: node:crypto sha256 (agent hash)', values: nodeShaMBps },
     { label: 'info: mirror read ∥ slot write, one process', values: bothMBps },

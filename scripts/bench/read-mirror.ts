@@ -5,7 +5,7 @@
  * the mirror keeps the bench process's event loop to itself.
  *
  * With WRITE_FILE (an existing slot-sized file) it also writes SIZE bytes into that file at the same
- * time (1 MiB positional writes, one final fsync): what the machine gives the two I/O halves of an
+ * time (1 MiB positional writes, O_DIRECT where possible, one final fsync): what the machine gives the two I/O halves of an
  * install at once, without the agent's hashing and checkpoints; `seconds` is then until both end.
  *
  * Usage: node --import tsx scripts/bench/read-mirror.ts URL SIZE CA_FILE [WRITE_FILE]
@@ -14,6 +14,7 @@
 import { promises as fs } from 'node:fs';
 import { systemClock } from '@clgw/agent/platform/clock.js';
 import { createHttpClient } from '@clgw/agent/platform/http.js';
+import { alignedBuffers, openDirect } from '@clgw/agent/slot/direct-io.js';
 
 async function main(argv: string[]): Promise<void> {
   const [url, sizeText, caFile, writeFile] = argv;
@@ -38,10 +39,11 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify({ bytes, seconds })}\n`);
 }
 
-/** `size` bytes in 1 MiB positional writes into an existing file, then one fsync. */
+/** `size` bytes in 1 MiB positional writes into an existing file (O_DIRECT, as the agent), then one fsync. */
 async function writeInto(file: string, size: number): Promise<void> {
-  const buf = Buffer.alloc(1024 * 1024, 0xa5);
-  const h = await fs.open(file, 'r+');
+  const [buf] = alignedBuffers(1, 1024 * 1024) as [Buffer];
+  buf.fill(0xa5);
+  const h = (await openDirect(file)) ?? (await fs.open(file, 'r+'));
   try {
     for (let off = 0; off < size; ) {
       const { bytesWritten } = await h.write(buf, 0, Math.min(buf.length, size - off), off);

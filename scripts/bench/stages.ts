@@ -2,7 +2,8 @@
  * The physical limit of a full install, stage by stage, each alone on the same artifact:
  *   mirror read  HTTPS from the same mirror with the agent's own client (its own process)
  *   sha256sum    coreutils over the artifact file
- *   slot write   1 MiB positional writes into a fresh slot-like file on the slots' filesystem + fsync
+ *   slot write   1 MiB positional writes into a fresh slot-like file on the slots' filesystem + fsync,
+ *                with O_DIRECT where the filesystem allows it, as the agent writes (slot/direct-io.ts)
  * and for information: node:crypto SHA-256 (the agent's hash), and the mirror read and the slot
  * write at once in one process (what the machine gives both halves of an install together).
  */
@@ -10,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execFile } from '../../agent/src/platform/exec.js';
+import { alignedBuffers, openDirect } from '../../agent/src/slot/direct-io.js';
 import type { Mirror } from '../lib/mirror.js';
 import {
   BenchBroken,
@@ -77,15 +79,17 @@ export async function sha256Stage(a: StageInput): Promise<number> {
 /**
  * 1 MiB positional writes of the artifact's size into a new slot-sized file made the way the
  * simulator makes slot B (ftruncate, so sparse), in the same directory tree as the appliance
- * roots, then one fsync. Nothing is dropped from the page cache first.
+ * roots, then one fsync: O_DIRECT from aligned buffers like the agent's whole blocks, or through
+ * the page cache where the filesystem refuses O_DIRECT. Nothing is dropped from the page cache first.
  */
 export async function writeStage(run: number, a: StageInput): Promise<number> {
   const file = path.join(RUNS, `slot-write-${run}.img`);
   try {
     await settle();
     await makeSlotFile(file, a.slotBytes);
-    const buf = randomBytes(MIB);
-    const h = await fs.open(file, 'r+');
+    const [buf] = alignedBuffers(1, MIB) as [Buffer];
+    randomBytes(MIB).copy(buf);
+    const h = (await openDirect(file)) ?? (await fs.open(file, 'r+'));
     try {
       const t0 = process.hrtime.bigint();
       for (let off = 0; off < a.bytes; ) {

@@ -5,6 +5,7 @@ import { ClgwError } from '../errors.js';
 import { execFile } from '../platform/exec.js';
 import type { HttpClient } from '../platform/http.js';
 import { GarbageGauge } from '../platform/memory.js';
+import { alignedBuffers, DIRECT_ALIGN, directAligned, openDirect, roundUpToBlock } from './direct-io.js';
 
 /** One artifact of a release and the slot partition it goes into. */
 export interface ArtifactTarget {
@@ -56,13 +57,18 @@ const IO_CHUNK = MIB;
  */
 const WRITE_BUFFERS = 2;
 
+/** Write buffer size: IO_CHUNK, or less for closer checkpoints, always whole O_DIRECT blocks. */
+const writeBufferSize = (checkpointBytes: number) =>
+  Math.max(DIRECT_ALIGN, Math.floor(Math.min(IO_CHUNK, checkpointBytes) / DIRECT_ALIGN) * DIRECT_ALIGN);
+
 /**
  * Streams an artifact into a slot device: response body → SHA-256 in flight → positional writes
  * from offset 0, through a small ring of reused buffers with one write in flight while the next
  * buffer fills, and back-pressure (the response is not read while every buffer waits for the disk),
- * so memory does not grow with the artifact. The device is opened `r+` (never created, never
- * truncated): the same code writes a block device on the appliance and a fixed-size file in the
- * simulator.
+ * so memory does not grow with the artifact. Whole aligned buffers go to the device with O_DIRECT
+ * where it allows (direct-io.ts), the rest through the page cache. The device is opened `r+`
+ * (never created, never truncated): the same code writes a block device on the appliance and a
+ * fixed-size file in the simulator.
  *
  * Resume: the first `resumeOffset` bytes are re-hashed from the device and only the rest is asked
  * for (Range); a server that ignores Range restarts the write from 0. At least `checkpointBytes`
@@ -97,11 +103,12 @@ export async function writeArtifact(
   }
 
   const handle = await openDevice(device, 'r+');
+  const direct = await openDirect(device);
   try {
     let resume = Math.min(Math.max(0, Math.floor(opts.resumeOffset ?? 0)), size);
     let hash = createHash('sha256');
     if (resume > 0) {
-      await hashDevice(handle, device, resume, hash, signal);
+      await hashDevice({ handle, direct }, device, resume, hash, signal);
       if (resume === size) {
         if (hash.digest('hex') === expected) {
           opts.onProgress?.(size);
@@ -125,10 +132,11 @@ export async function writeArtifact(
     const gauge = new GarbageGauge();
     const writer = new SlotWriter({
       handle,
+      direct,
       device,
       start,
       size,
-      bufferSize: Math.min(IO_CHUNK, checkpointBytes),
+      bufferSize: writeBufferSize(checkpointBytes),
       checkpointBytes,
       checkpointIntervalMs: opts.checkpointIntervalMs ?? 0,
       now: opts.now ?? Date.now,
@@ -186,13 +194,15 @@ export async function writeArtifact(
     if (writer.durable < size) await onCheckpoint(size);
     return { downloadedBytes };
   } finally {
+    await direct?.close();
     await handle.close();
   }
 }
 
 /**
  * Reads back exactly `size` bytes of a slot device and compares their SHA-256; READBACK_MISMATCH
- * names the device, both digests, or how short the device was.
+ * names the device, both digests, or how short the device was. Read with O_DIRECT where the
+ * device allows it: the bytes come from the medium, not from pages still cached from the write.
  */
 export async function verifyArtifactOnDevice(
   device: string,
@@ -201,9 +211,10 @@ export async function verifyArtifactOnDevice(
   signal?: AbortSignal,
 ): Promise<void> {
   const handle = await openDevice(device, 'r');
+  const direct = await openDirect(device, 'r');
   try {
     const hash = createHash('sha256');
-    const read = await hashDevice(handle, device, size, hash, signal, false);
+    const read = await hashDevice({ handle, direct }, device, size, hash, signal, false);
     if (read < size) {
       throw new ClgwError(
         'READBACK_MISMATCH',
@@ -221,6 +232,7 @@ export async function verifyArtifactOnDevice(
       );
     }
   } finally {
+    await direct?.close();
     await handle.close();
   }
 }
@@ -261,9 +273,12 @@ export async function deviceCapacity(device: string): Promise<number> {
 
 interface SlotWriterOptions {
   handle: fs.FileHandle;
+  /** The same device opened with O_DIRECT, for aligned writes (absent where it cannot be). */
+  direct: fs.FileHandle | undefined;
   device: string;
   /** Offset of the first byte. */
   start: number;
+  /** A multiple of DIRECT_ALIGN. */
   /** The artifact's size: background checkpoints stay below it (the whole is claimed once verified). */
   size: number;
   bufferSize: number;
@@ -278,7 +293,9 @@ interface SlotWriterOptions {
 
 /**
  * Writes chunks at increasing offsets through a ring of reused buffers: while one buffer is being
- * written the next fills, and a caller finding every buffer busy waits (back-pressure). Writes run
+ * written the next fills, and a caller finding every buffer busy waits (back-pressure). Buffers
+ * end at multiples of their size on the device (the first one after an unaligned resume is
+ * shorter), so every write but the first and the last is an aligned O_DIRECT one. Writes run
  * one after another in offset order, so "every byte below `written` is written" holds at any
  * moment; from it, checkpoints (fsync, then onCheckpoint) run in the background, one at a time,
  * a checkpoint due while one runs being folded into the next.
@@ -293,11 +310,15 @@ class SlotWriter {
   /** Whether a background write, fsync or onCheckpoint failed; `failure` is what it threw. */
   failed = false;
   failure: unknown;
-  private readonly buffers: Buffer[] = [];
+  private readonly buffers: Buffer[];
   /** Each buffer's last write: the buffer may be refilled once it settled. */
-  private readonly busy: Promise<void>[] = [];
+  private readonly busy: Promise<void>[];
   private index = 0;
   private used = 0;
+  /** Bytes the buffer being filled takes: up to the next multiple of bufferSize on the device. */
+  private capacity: number;
+  /** Cleared when the device refuses an O_DIRECT write after all: the rest goes buffered. */
+  private direct: fs.FileHandle | undefined;
   /** The last write queued; each write starts when the one before it completed. */
   private tail: Promise<void> = Promise.resolve();
   private checkpointing: Promise<void> | undefined;
@@ -310,10 +331,10 @@ class SlotWriter {
     this.written = o.start;
     this.durable = o.start;
     this.checkpointed = o.start;
-    for (let i = 0; i < WRITE_BUFFERS; i++) {
-      this.buffers.push(Buffer.allocUnsafe(o.bufferSize));
-      this.busy.push(Promise.resolve());
-    }
+    this.direct = o.direct;
+    this.capacity = o.bufferSize - (o.start % o.bufferSize);
+    this.buffers = alignedBuffers(WRITE_BUFFERS, o.bufferSize);
+    this.busy = this.buffers.map(() => Promise.resolve());
   }
 
   /** Copies a chunk into the buffers, queueing a write for every buffer it fills. */
@@ -324,11 +345,16 @@ class SlotWriter {
       if (this.used === 0) await this.busy[this.index];
       if (this.failed) throw this.failure;
       const buffer = this.buffers[this.index] as Buffer;
-      const n = chunk.copy(buffer, this.used, offset);
+      const n = chunk.copy(
+        buffer,
+        this.used,
+        offset,
+        Math.min(chunk.length, offset + this.capacity - this.used),
+      );
       this.used += n;
       offset += n;
       this.position += n;
-      if (this.used === buffer.length) this.submit();
+      if (this.used === this.capacity) this.submit();
     }
   }
 
@@ -370,6 +396,7 @@ class SlotWriter {
     this.busy[this.index] = write;
     this.index = (this.index + 1) % this.buffers.length;
     this.used = 0;
+    this.capacity = this.o.bufferSize;
   }
 
   private async writeAt(buffer: Buffer, length: number, at: number): Promise<void> {
@@ -377,10 +404,21 @@ class SlotWriter {
     if (this.failed) throw this.failure;
     let done = 0;
     while (done < length) {
+      const direct = directAligned(at + done, length - done) ? this.direct : undefined;
       try {
-        const { bytesWritten } = await this.o.handle.write(buffer, done, length - done, at + done);
+        const { bytesWritten } = await (direct ?? this.o.handle).write(
+          buffer,
+          done,
+          length - done,
+          at + done,
+        );
         done += bytesWritten;
       } catch (e) {
+        // EINVAL from an O_DIRECT write: this device wants larger blocks than DIRECT_ALIGN.
+        if (direct && (e as NodeJS.ErrnoException).code === 'EINVAL') {
+          this.direct = undefined;
+          continue;
+        }
         throw writeFailure(e, this.o.device, at + done);
       }
     }
@@ -493,34 +531,49 @@ export async function openDevice(device: string, flags: 'r' | 'r+'): Promise<fs.
 
 /**
  * Feeds the first `length` bytes of a device to `hash`; returns how many were read (fewer only at
- * end of device). With `exact`, a short device is an error.
+ * end of device). With `exact`, a short device is an error. Two buffers: the next piece is read
+ * (O_DIRECT where it can be, in whole blocks) while the last one is hashed.
  */
 async function hashDevice(
-  handle: fs.FileHandle,
+  handles: { handle: fs.FileHandle; direct: fs.FileHandle | undefined },
   device: string,
   length: number,
   hash: Hash,
   signal?: AbortSignal,
   exact = true,
 ): Promise<number> {
-  const buffer = Buffer.allocUnsafe(Math.min(IO_CHUNK, Math.max(1, length)));
-  let offset = 0;
-  while (offset < length) {
-    signal?.throwIfAborted();
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - offset), offset));
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      throw new ClgwError(
-        'SLOT_WRITE_FAILED',
-        `cannot read slot device ${device} at offset ${offset}: ${err.message}`,
-        {
-          cause: e,
-          details: { device, offset, errno: err.code },
-        },
-      );
+  const buffers = alignedBuffers(2, Math.min(IO_CHUNK, roundUpToBlock(Math.max(1, length))));
+  let direct = handles.direct;
+  const read = async (buffer: Buffer, offset: number): Promise<number> => {
+    const want = Math.min(buffer.length, length - offset);
+    for (;;) {
+      const whole = roundUpToBlock(want);
+      const h = direct && directAligned(offset, whole) ? direct : undefined;
+      try {
+        const { bytesRead } = await (h ?? handles.handle).read(buffer, 0, h ? whole : want, offset);
+        return Math.min(bytesRead, want);
+      } catch (e) {
+        if (h && (e as NodeJS.ErrnoException).code === 'EINVAL') {
+          direct = undefined;
+          continue;
+        }
+        const err = e as NodeJS.ErrnoException;
+        throw new ClgwError(
+          'SLOT_WRITE_FAILED',
+          `cannot read slot device ${device} at offset ${offset}: ${err.message}`,
+          { cause: e, details: { device, offset, errno: err.code } },
+        );
+      }
     }
+  };
+  let offset = 0;
+  let turn = 0;
+  let pending = length > 0 ? read(buffers[0] as Buffer, 0) : undefined;
+  while (pending) {
+    const bytesRead = await pending;
+    pending = undefined;
+    // Checked with no read in flight, so nothing runs on the handles once the caller closes them.
+    signal?.throwIfAborted();
     if (bytesRead === 0) {
       if (!exact) return offset;
       throw new ClgwError(
@@ -529,8 +582,11 @@ async function hashDevice(
         { details: { device, offset, length } },
       );
     }
-    hash.update(buffer.subarray(0, bytesRead));
+    const filled = buffers[turn % 2] as Buffer;
     offset += bytesRead;
+    turn++;
+    if (offset < length) pending = read(buffers[turn % 2] as Buffer, offset);
+    hash.update(filled.subarray(0, bytesRead));
   }
   return offset;
 }
