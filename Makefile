@@ -19,9 +19,11 @@ setup:
 
 build: setup
 	@npx tsc -b agent image recovery console-tui
+	@node scripts/bundle-agent.mjs
 
 check: setup
 	@npx tsc -b agent image recovery console-tui
+	@node scripts/bundle-agent.mjs
 	@npx tsc -p tsconfig.tools.json
 	@npx biome check .
 

@@ -5,7 +5,7 @@
  * 1 Full install of a 512 MiB root image (incompressible bytes), published as `clgw-release build`
  *   publishes every release (chunk index and chunk pack beside it), onto an appliance whose active
  *   slot holds an unrelated image (the factory one):
- *     agent   fresh simulated appliance, boot pass, `node agent/dist/main.js` with updateAtBoot;
+ *     agent   fresh simulated appliance, boot pass, `node agent/dist/clgw-agent.mjs` with updateAtBoot;
  *             the root artifact's window from its log: index download, the probe of the active
  *             slot (it holds nothing the release needs), then download+hash+write+fsync
  *     RAUC    RAUC 1.8 installs a bundle of the same image from the same mirror into a raw slot
@@ -293,7 +293,7 @@ async function main(): Promise<void> {
     ...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
   ];
   await fs.stat(AGENT_MAIN).catch(() => {
-    throw new BenchBroken(`${AGENT_MAIN} is missing: build first (npx tsc -b agent image)`);
+    throw new BenchBroken(`${AGENT_MAIN} is missing: build first (make build)`);
   });
   const missing = await missingTools();
   if (missing.length)

@@ -1,7 +1,7 @@
 /**
  * One update by the real agent, as an appliance does it at boot: a fresh simulated appliance root
  * (slot A holds the factory release), one boot pass of the boot emulator, then
- * `node agent/dist/main.js` with updateAtBoot until it asks for the reboot. Measured from the
+ * `node agent/dist/clgw-agent.mjs` (the bundled daemon) with updateAtBoot until it asks for the reboot. Measured from the
  * outside: timings from its JSON-lines log, peak RSS from the log and from /proc, and the body
  * bytes the mirror served during the run, by artifact. Slot B is then checked to hold exactly the
  * new root image.

@@ -1,6 +1,6 @@
 /**
  * Benchmark stage "reading from the mirror": streams one artifact over HTTPS into nothing with the
- * agent's own compiled download client (agent/dist, exactly what `node agent/dist/main.js` runs),
+ * agent's own compiled download client (agent/dist, the code the bundled daemon runs),
  * so TLS and client costs match the agent's. It runs as its own process, like the agent does, so
  * the mirror keeps the bench process's event loop to itself.
  *

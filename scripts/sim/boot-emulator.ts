@@ -35,7 +35,8 @@ export const AGENT_NODE_OPTIONS = ['--max-semi-space-size=1', '--max-old-space-s
  * own, and memory freed into one is not reused by another: ~5 MiB more at the peak of an update.
  */
 export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
-export const AGENT_MAIN = path.join(REPO, 'agent/dist/main.js');
+/** The agent daemon as the appliance runs it: one bundled file (scripts/bundle-agent.mjs). */
+export const AGENT_MAIN = path.join(REPO, 'agent/dist/clgw-agent.mjs');
 export const RECOVERY_MAIN = path.join(REPO, 'recovery/dist/main.js');
 
 export type BootOutcome =

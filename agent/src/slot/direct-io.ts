@@ -47,22 +47,45 @@ export async function openDirect(
 const WASM_PAGE = 64 * 1024;
 
 /** The one piece of the WebAssembly API used here (the agent's TypeScript libraries omit it). */
-const { Memory } = (
-  globalThis as unknown as {
-    WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
-  }
-).WebAssembly;
+type WasmMemory = new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
 
 /**
  * `count` buffers of `size` bytes (a multiple of DIRECT_ALIGN) whose addresses are multiples of
  * DIRECT_ALIGN. Node's Buffer allocator promises no alignment (a 1 MiB buffer from malloc sits
  * 16 bytes past a page boundary); a WebAssembly memory is allocated by V8 in whole pages, so its
- * start is page-aligned, and the buffers are consecutive slices of one.
+ * start is page-aligned, and the buffers are consecutive slices of one. Without WebAssembly (node
+ * run with --jitless) they are ordinary buffers, which an O_DIRECT write refuses with EINVAL, and
+ * the writers fall back to the page cache.
  */
 export function alignedBuffers(count: number, size: number): Buffer[] {
   if (size <= 0 || size % DIRECT_ALIGN !== 0)
     throw new RangeError(`aligned buffer size ${size} is not a positive multiple of ${DIRECT_ALIGN}`);
+  const Memory = (globalThis as { WebAssembly?: { Memory: WasmMemory } }).WebAssembly?.Memory;
+  if (!Memory) return Array.from({ length: count }, () => Buffer.allocUnsafe(size));
   const pages = Math.ceil((count * size) / WASM_PAGE);
   const memory = new Memory({ initial: pages, maximum: pages });
   return Array.from({ length: count }, (_, i) => Buffer.from(memory.buffer, i * size, size));
+}
+
+/** Bytes of each buffer in the pair borrowBuffers lends. */
+export const IO_BUFFER = 1024 * 1024;
+
+let spare: [Buffer, Buffer] | undefined;
+
+/**
+ * A pair of aligned IO_BUFFER-byte buffers: one is read or written while the other is filled or
+ * hashed. The pair is kept between uses (the agent writes and verifies one artifact at a time;
+ * a second user at the same moment gets a pair of its own): a fresh WebAssembly memory per use
+ * would stay resident until the next full garbage collection, and the write's and the read-back's
+ * pairs side by side were 4 MiB of the agent's peak.
+ */
+export function borrowBuffers(): [Buffer, Buffer] {
+  const pair = spare ?? (alignedBuffers(2, IO_BUFFER) as [Buffer, Buffer]);
+  spare = undefined;
+  return pair;
+}
+
+/** Hands a pair back once no read or write on it can still be running. */
+export function returnBuffers(pair: [Buffer, Buffer]): void {
+  spare = pair;
 }

@@ -5,7 +5,15 @@ import { ClgwError } from '../errors.js';
 import { execFile } from '../platform/exec.js';
 import type { HttpClient } from '../platform/http.js';
 import { GarbageGauge } from '../platform/memory.js';
-import { alignedBuffers, DIRECT_ALIGN, directAligned, openDirect, roundUpToBlock } from './direct-io.js';
+import {
+  borrowBuffers,
+  DIRECT_ALIGN,
+  directAligned,
+  IO_BUFFER,
+  openDirect,
+  returnBuffers,
+  roundUpToBlock,
+} from './direct-io.js';
 
 /** One artifact of a release and the slot partition it goes into. */
 export interface ArtifactTarget {
@@ -50,16 +58,15 @@ export interface WriteOptions {
 
 const MIB = 1024 * 1024;
 const DEFAULT_CHECKPOINT_BYTES = 8 * MIB;
-const IO_CHUNK = MIB;
-/**
- * Write buffers of IO_CHUNK bytes: one is written while the next fills from the network, so the
- * receive + hash and the disk overlap. The write path holds this many buffers whatever the size.
- */
-const WRITE_BUFFERS = 2;
 
-/** Write buffer size: IO_CHUNK, or less for closer checkpoints, always whole O_DIRECT blocks. */
+/**
+ * Bytes of each of the two write buffers (borrowBuffers): IO_BUFFER, or less for closer
+ * checkpoints, always whole O_DIRECT blocks. One is written while the other fills from the
+ * network, so the receive + hash and the disk overlap; the write path holds no more whatever the
+ * artifact's size.
+ */
 const writeBufferSize = (checkpointBytes: number) =>
-  Math.max(DIRECT_ALIGN, Math.floor(Math.min(IO_CHUNK, checkpointBytes) / DIRECT_ALIGN) * DIRECT_ALIGN);
+  Math.max(DIRECT_ALIGN, Math.floor(Math.min(IO_BUFFER, checkpointBytes) / DIRECT_ALIGN) * DIRECT_ALIGN);
 
 /**
  * Streams an artifact into a slot device: response body → SHA-256 in flight → positional writes
@@ -104,11 +111,12 @@ export async function writeArtifact(
 
   const handle = await openDevice(device, 'r+');
   const direct = await openDirect(device);
+  const buffers = borrowBuffers();
   try {
     let resume = Math.min(Math.max(0, Math.floor(opts.resumeOffset ?? 0)), size);
     let hash = createHash('sha256');
     if (resume > 0) {
-      await hashDevice({ handle, direct }, device, resume, hash, signal);
+      await hashDevice({ handle, direct }, buffers, device, resume, hash, signal);
       if (resume === size) {
         if (hash.digest('hex') === expected) {
           opts.onProgress?.(size);
@@ -133,10 +141,10 @@ export async function writeArtifact(
     const writer = new SlotWriter({
       handle,
       direct,
+      buffers: buffers.map((b) => b.subarray(0, writeBufferSize(checkpointBytes))),
       device,
       start,
       size,
-      bufferSize: writeBufferSize(checkpointBytes),
       checkpointBytes,
       checkpointIntervalMs: opts.checkpointIntervalMs ?? 0,
       now: opts.now ?? Date.now,
@@ -194,6 +202,8 @@ export async function writeArtifact(
     if (writer.durable < size) await onCheckpoint(size);
     return { downloadedBytes };
   } finally {
+    // Every path here has waited for its writes: nothing still uses the buffers.
+    returnBuffers(buffers);
     await direct?.close();
     await handle.close();
   }
@@ -212,9 +222,10 @@ export async function verifyArtifactOnDevice(
 ): Promise<void> {
   const handle = await openDevice(device, 'r');
   const direct = await openDirect(device, 'r');
+  const buffers = borrowBuffers();
   try {
     const hash = createHash('sha256');
-    const read = await hashDevice({ handle, direct }, device, size, hash, signal, false);
+    const read = await hashDevice({ handle, direct }, buffers, device, size, hash, signal, false);
     if (read < size) {
       throw new ClgwError(
         'READBACK_MISMATCH',
@@ -232,6 +243,7 @@ export async function verifyArtifactOnDevice(
       );
     }
   } finally {
+    returnBuffers(buffers);
     await direct?.close();
     await handle.close();
   }
@@ -275,13 +287,13 @@ interface SlotWriterOptions {
   handle: fs.FileHandle;
   /** The same device opened with O_DIRECT, for aligned writes (absent where it cannot be). */
   direct: fs.FileHandle | undefined;
+  /** Two aligned buffers of the same size, a multiple of DIRECT_ALIGN. */
+  buffers: Buffer[];
   device: string;
   /** Offset of the first byte. */
   start: number;
-  /** A multiple of DIRECT_ALIGN. */
   /** The artifact's size: background checkpoints stay below it (the whole is claimed once verified). */
   size: number;
-  bufferSize: number;
   checkpointBytes: number;
   checkpointIntervalMs: number;
   now: () => number;
@@ -311,6 +323,7 @@ class SlotWriter {
   failed = false;
   failure: unknown;
   private readonly buffers: Buffer[];
+  private readonly bufferSize: number;
   /** Each buffer's last write: the buffer may be refilled once it settled. */
   private readonly busy: Promise<void>[];
   private index = 0;
@@ -332,8 +345,9 @@ class SlotWriter {
     this.durable = o.start;
     this.checkpointed = o.start;
     this.direct = o.direct;
-    this.capacity = o.bufferSize - (o.start % o.bufferSize);
-    this.buffers = alignedBuffers(WRITE_BUFFERS, o.bufferSize);
+    this.bufferSize = (o.buffers[0] as Buffer).length;
+    this.capacity = this.bufferSize - (o.start % this.bufferSize);
+    this.buffers = o.buffers;
     this.busy = this.buffers.map(() => Promise.resolve());
   }
 
@@ -396,7 +410,7 @@ class SlotWriter {
     this.busy[this.index] = write;
     this.index = (this.index + 1) % this.buffers.length;
     this.used = 0;
-    this.capacity = this.o.bufferSize;
+    this.capacity = this.bufferSize;
   }
 
   private async writeAt(buffer: Buffer, length: number, at: number): Promise<void> {
@@ -536,16 +550,17 @@ export async function openDevice(device: string, flags: 'r' | 'r+'): Promise<fs.
  */
 async function hashDevice(
   handles: { handle: fs.FileHandle; direct: fs.FileHandle | undefined },
+  buffers: readonly [Buffer, Buffer],
   device: string,
   length: number,
   hash: Hash,
   signal?: AbortSignal,
   exact = true,
 ): Promise<number> {
-  const buffers = alignedBuffers(2, Math.min(IO_CHUNK, roundUpToBlock(Math.max(1, length))));
   let direct = handles.direct;
   const read = async (buffer: Buffer, offset: number): Promise<number> => {
     const want = Math.min(buffer.length, length - offset);
+    // O_DIRECT reads whole blocks: the buffer holds IO_BUFFER, so the rounded length fits.
     for (;;) {
       const whole = roundUpToBlock(want);
       const h = direct && directAligned(offset, whole) ? direct : undefined;
@@ -568,7 +583,7 @@ async function hashDevice(
   };
   let offset = 0;
   let turn = 0;
-  let pending = length > 0 ? read(buffers[0] as Buffer, 0) : undefined;
+  let pending = length > 0 ? read(buffers[0], 0) : undefined;
   while (pending) {
     const bytesRead = await pending;
     pending = undefined;

@@ -145,6 +145,15 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
     )
       await copyInto(bin, path.join(lib, w, 'bin'));
   }
+  // The unit runs the bundled daemon, which tsc alone does not make.
+  const daemon = path.join(lib, 'agent/dist/clgw-agent.mjs');
+  if (
+    !(await fs.stat(daemon).then(
+      () => true,
+      () => false,
+    ))
+  )
+    throw new Error(`${path.join(o.repo.dir, 'agent/dist/clgw-agent.mjs')} is missing: run make build`);
   for (const [name, target] of Object.entries(COMMANDS)) {
     await replaceWithSymlink(`../lib/clgw/${target}`, at('usr/bin', name));
   }

@@ -1,0 +1,34 @@
+/**
+ * Bundles the agent daemon — agent/dist/main.js and everything it imports, its npm dependencies
+ * included — into one file, agent/dist/clgw-agent.mjs: what the appliance's unit, the simulator
+ * and the bench run. `make build` runs it after tsc.
+ *
+ * Why one file: Node keeps every loaded module's source, module record and loader bookkeeping for
+ * the life of the process, and each package brings code the agent never calls. Bundled (unused
+ * exports dropped, whitespace and dead branches removed; names kept, so stack traces in the log
+ * stay readable), the daemon starts with ~5 MiB less anonymous memory and ~4 MiB fewer pages of
+ * node's own binary touched by the ESM loader (measured on the development VM: RssAnon 21.1 → 16.1
+ * MiB, RssFile 41.3 → 37.4 MiB after loading) — a seventh of its 64 MiB peak budget (issue #8).
+ * The CLIs (clgw, clgw-firstboot, clgw-log-download) run briefly and stay unbundled.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const AGENT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../agent');
+
+await build({
+  entryPoints: [path.join(AGENT, 'dist/main.js')],
+  outfile: path.join(AGENT, 'dist/clgw-agent.mjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  // CommonJS dependencies (semver) call require() for Node's built-in modules.
+  banner: {
+    js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+});
