@@ -69,6 +69,7 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
   let client = makeClient(saved);
   const http: HttpClient = {
     getBuffer: (url, o) => client.getBuffer(url, o),
+    getIfChanged: (url, o) => client.getIfChanged(url, o),
     openStream: (url, o) => client.openStream(url, o),
     openRange: (url, o) => client.openRange(url, o),
   };
@@ -88,6 +89,7 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
     reboot: opts.reboot,
     progress: new ProgressTracker(() => clock.now()),
     trustedRootsPem,
+    compatCache: {},
     ssh: config.ssh.server === 'simulator' ? simulatorSsh(paths, config.ssh.port) : systemdSsh(),
     ...(ca ? { downloadCa: ca } : {}),
     engine: createEngine(

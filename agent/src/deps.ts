@@ -1,3 +1,4 @@
+import type { CompatCache } from './actors/check.js';
 import type { ProgressTracker } from './actors/progress.js';
 import type { AgentConfig } from './config.js';
 import type { EnginePort } from './containers/engine-port.js';
@@ -28,6 +29,8 @@ export interface Deps {
   downloadCa?: string;
   /** PEM of the release signing root(s) pinned on this appliance. */
   trustedRootsPem: string;
+  /** The last compat.yaml that verified, which the next check revalidates (actors/check.ts). */
+  compatCache: CompatCache;
   /** The performance profile in effect, and the machine it was chosen for (SPEC §6). */
   profile: Profile;
   machine: MachineShape;

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -167,6 +167,15 @@ export async function startMirror(options: MirrorOptions): Promise<Mirror> {
       return;
     }
     const size = st.size;
+    // Validators as nginx gives them for a static file (its ETag is mtime-size; the mtime here is
+    // in microseconds, so a file replaced within the same second still gets a new one), and its
+    // answer to a conditional GET.
+    const etag = `"${Math.round(st.mtimeMs * 1000).toString(16)}-${size.toString(16)}"`;
+    const lastModified = st.mtime.toUTCString();
+    if (notModified(req.headers, etag, st.mtimeMs)) {
+      reply(304, { etag, 'last-modified': lastModified, 'cache-control': 'no-cache' });
+      return;
+    }
     let start = 0;
     let end = size - 1;
     let status = 200;
@@ -188,8 +197,10 @@ export async function startMirror(options: MirrorOptions): Promise<Mirror> {
     const headers: Record<string, string | number> = {
       'content-type': contentType(file),
       'accept-ranges': 'bytes',
-      'last-modified': st.mtime.toUTCString(),
-      'cache-control': 'no-store',
+      'last-modified': lastModified,
+      etag,
+      // Clients may keep a copy, but must ask (conditionally) before using it again.
+      'cache-control': 'no-cache',
     };
     if (extra === 0 || fault.declareExtra) headers['content-length'] = length + extra;
     if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${size}`;
@@ -425,4 +436,18 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     process.stderr.write(`scripts/mirror: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   });
+}
+
+/**
+ * RFC 9110 §13.2.2: If-None-Match decides when present (a match, or `*`, means 304); otherwise
+ * If-Modified-Since does, at the one-second resolution of HTTP dates.
+ */
+function notModified(headers: IncomingHttpHeaders, etag: string, mtimeMs: number): boolean {
+  const inm = headers['if-none-match'];
+  if (inm !== undefined)
+    return inm.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === etag);
+  const ims = headers['if-modified-since'];
+  if (ims === undefined) return false;
+  const since = Date.parse(ims);
+  return Number.isFinite(since) && Math.floor(mtimeMs / 1000) * 1000 <= since;
 }

@@ -2,6 +2,7 @@ import type { Deps } from '../deps.js';
 import { ClgwError, isClgwError } from '../errors.js';
 import type { Journal } from '../machine/journal.js';
 import type { CheckOutcome } from '../machine/update.machine.js';
+import type { Validators } from '../platform/http.js';
 import { otherSlot } from '../platform/paths.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '../release/parse.js';
 import { decideUpdate } from '../release/policy.js';
@@ -23,16 +24,46 @@ export function compatUrl(baseUrl: string, file: string, nowMs: number): URL {
 }
 
 /**
+ * The last compat.yaml that verified, its signature envelope and the server's validators for it.
+ * Held in memory by the daemon: the next check sends the validators, and a server that answers
+ * 304 (nothing published since) costs one small request and no body — the nightly window's and
+ * the portal's repeated checks.
+ */
+export interface CompatCache {
+  last?: { document: Buffer; envelope: Buffer | undefined; validators: Validators };
+}
+
+/**
  * Fetches compat.yaml and its signature and verifies the signature chain to the pinned root
  * before parsing anything. Nothing from the document may be used before this returns.
+ *
+ * With a cached document, compat.yaml is asked for only if changed; unchanged, the cached
+ * document and envelope are verified again (certificates expire; `now` moves) and used. If they
+ * no longer verify, both are fetched again unconditionally: a vendor may re-sign an unchanged
+ * document.
  */
 export async function fetchCompat(
-  deps: Pick<Deps, 'http' | 'config' | 'trustedRootsPem'>,
+  deps: Pick<Deps, 'http' | 'config' | 'trustedRootsPem' | 'compatCache'>,
   now: number,
   signal: AbortSignal,
 ): Promise<{ compat: Compat; signer: string }> {
-  const docUrl = compatUrl(deps.config.baseUrl, 'compat.yaml', now);
-  const document = await deps.http.getBuffer(docUrl.toString(), { maxBytes: MAX_COMPAT_BYTES, signal });
+  const cached = deps.compatCache.last;
+  const docUrl = compatUrl(deps.config.baseUrl, 'compat.yaml', now).toString();
+  const first = await deps.http.getIfChanged(docUrl, {
+    maxBytes: MAX_COMPAT_BYTES,
+    validators: cached?.validators,
+    signal,
+  });
+  if (!first.changed && cached) {
+    try {
+      return verifiedCompat(deps, cached.document, cached.envelope, now);
+    } catch {
+      deps.compatCache.last = undefined;
+      return fetchCompat(deps, now, signal);
+    }
+  }
+  if (!first.changed) throw new Error('the server answered 304 to a request without validators');
+  const document = first.body;
   let envelope: Buffer | undefined;
   try {
     envelope = await deps.http.getBuffer(compatUrl(deps.config.baseUrl, 'compat.yaml.sig', now).toString(), {
@@ -43,6 +74,18 @@ export async function fetchCompat(
     // A mirror without the signature is an unsigned release: say so, not "HTTP 404".
     if (!(isClgwError(e) && e.code === 'HTTP_STATUS' && e.details.status === 404)) throw e;
   }
+  deps.compatCache.last = undefined;
+  const result = verifiedCompat(deps, document, envelope, now);
+  if (first.validators) deps.compatCache.last = { document, envelope, validators: first.validators };
+  return result;
+}
+
+function verifiedCompat(
+  deps: Pick<Deps, 'trustedRootsPem'>,
+  document: Buffer,
+  envelope: Buffer | undefined,
+  now: number,
+): { compat: Compat; signer: string } {
   const { signer } = verifyCompatSignature({
     document,
     envelope,

@@ -51,6 +51,12 @@ export interface HttpClientOptions {
   retryDelayMs?: number;
 }
 
+/** What the server said identifies a body's version: its ETag and Last-Modified headers. */
+export interface Validators {
+  etag?: string;
+  lastModified?: string;
+}
+
 /** The download client the agent uses for compat.yaml, its signature and the artifacts. */
 export interface HttpClient {
   /** Whole small body (compat.yaml and its signature); deadline-bound; refuses bodies over maxBytes. */
@@ -58,6 +64,15 @@ export interface HttpClient {
     url: string,
     opts: { maxBytes: number; deadlineMs?: number; signal?: AbortSignal },
   ): Promise<Buffer>;
+  /**
+   * getBuffer for a body the caller already holds: sent with its validators (If-None-Match, else
+   * If-Modified-Since), a 304 answer is `{ changed: false }` — one request, no body. Otherwise the
+   * body and the validators the server gave with it (none given: the next call asks unconditionally).
+   */
+  getIfChanged(
+    url: string,
+    opts: { maxBytes: number; validators: Validators | undefined; deadlineMs?: number; signal?: AbortSignal },
+  ): Promise<{ changed: false } | { changed: true; body: Buffer; validators: Validators | undefined }>;
   /**
    * Body stream of a large artifact from `offset` (Range request). `start` is where the stream really
    * begins: `offset` on 206, 0 when the server ignored Range (200). Validates Content-Range and
@@ -335,9 +350,26 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     return monitor;
   }
 
-  async function getOnce(url: URL, maxBytes: number, signal: AbortSignal): Promise<Buffer> {
-    const ex = await open(url, {}, signal);
+  type Fetched = { changed: false } | { changed: true; body: Buffer; validators: Validators | undefined };
+
+  async function getOnce(
+    url: URL,
+    maxBytes: number,
+    signal: AbortSignal,
+    validators?: Validators,
+  ): Promise<Fetched> {
+    const conditions: Record<string, string> = validators?.etag
+      ? { 'if-none-match': validators.etag }
+      : validators?.lastModified
+        ? { 'if-modified-since': validators.lastModified }
+        : {};
+    const ex = await open(url, conditions, signal);
     const ctx = ex.ctx;
+    if (ex.status === 304 && Object.keys(conditions).length > 0) {
+      // No body follows a 304: reading the (empty) response hands the connection back to the pool.
+      ex.res?.resume();
+      return { changed: false };
+    }
     if (ex.status !== 200) {
       ex.req.destroy();
       throw httpStatus(ex.status, ex.statusMessage, ctx);
@@ -354,40 +386,62 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     );
     const chunks: Buffer[] = [];
     for await (const chunk of body) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
+    const etag = ex.headers.etag;
+    const lastModified = ex.headers['last-modified'];
+    return {
+      changed: true,
+      body: Buffer.concat(chunks),
+      validators:
+        etag || lastModified
+          ? { ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) }
+          : undefined,
+    };
+  }
+
+  /** getOnce with getBuffer's deadline and retries of transient failures. */
+  async function fetchWithRetries(
+    url: string,
+    opts: { maxBytes: number; deadlineMs?: number; signal?: AbortSignal },
+    validators?: Validators,
+  ): Promise<Fetched> {
+    const target = parseHttpsUrl(url);
+    const stop = new AbortController();
+    const deadline = new AbortController();
+    const signals = [deadline.signal, ...(opts.signal ? [opts.signal] : [])];
+    const signal = AbortSignal.any(signals);
+    const deadlineAt = opts.deadlineMs === undefined ? undefined : clock.now() + opts.deadlineMs;
+    if (opts.deadlineMs !== undefined) {
+      const limit = opts.deadlineMs;
+      clock.sleep(limit, stop.signal).then(
+        () => deadline.abort(timedOut('deadline', limit, contextFor(target, route(target).proxy))),
+        () => undefined,
+      );
+    }
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await getOnce(target, opts.maxBytes, signal, validators);
+        } catch (e) {
+          if (signal.aborted) throw signal.reason;
+          const delay = Math.min(30_000, retryDelayMs * 2 ** attempt);
+          const retryable = e instanceof ClgwError && e.transient && attempt < retries;
+          if (!retryable || (deadlineAt !== undefined && clock.now() + delay >= deadlineAt)) throw e;
+          await clock.sleep(delay, signal);
+        }
+      }
+    } finally {
+      stop.abort();
+    }
   }
 
   return {
     async getBuffer(url, opts) {
-      const target = parseHttpsUrl(url);
-      const stop = new AbortController();
-      const deadline = new AbortController();
-      const signals = [deadline.signal, ...(opts.signal ? [opts.signal] : [])];
-      const signal = AbortSignal.any(signals);
-      const deadlineAt = opts.deadlineMs === undefined ? undefined : clock.now() + opts.deadlineMs;
-      if (opts.deadlineMs !== undefined) {
-        const limit = opts.deadlineMs;
-        clock.sleep(limit, stop.signal).then(
-          () => deadline.abort(timedOut('deadline', limit, contextFor(target, route(target).proxy))),
-          () => undefined,
-        );
-      }
-      try {
-        for (let attempt = 0; ; attempt++) {
-          try {
-            return await getOnce(target, opts.maxBytes, signal);
-          } catch (e) {
-            if (signal.aborted) throw signal.reason;
-            const delay = Math.min(30_000, retryDelayMs * 2 ** attempt);
-            const retryable = e instanceof ClgwError && e.transient && attempt < retries;
-            if (!retryable || (deadlineAt !== undefined && clock.now() + delay >= deadlineAt)) throw e;
-            await clock.sleep(delay, signal);
-          }
-        }
-      } finally {
-        stop.abort();
-      }
+      const fetched = await fetchWithRetries(url, opts);
+      // Asked without validators, the answer always carries the body.
+      return fetched.changed ? fetched.body : Buffer.alloc(0);
     },
+
+    getIfChanged: (url, opts) => fetchWithRetries(url, opts, opts.validators),
 
     async openStream(url, opts) {
       const target = parseHttpsUrl(url);

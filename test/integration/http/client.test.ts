@@ -1,4 +1,6 @@
+import { promises as fs } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -291,6 +293,56 @@ describe('getBuffer', () => {
     const p = client().getBuffer(`${mirror.url}/compat.yaml`, { maxBytes: 1024, signal: ac.signal });
     setTimeout(() => ac.abort(reason), 200);
     await expect(p).rejects.toBe(reason);
+  });
+});
+
+describe('getIfChanged', () => {
+  it('answers "unchanged" to a 304, sending the ETag, and the new body once the file changed', async () => {
+    const http = client();
+    const first = await http.getIfChanged(`${mirror.url}/compat.yaml`, {
+      maxBytes: 1024,
+      validators: undefined,
+    });
+    expect(first).toMatchObject({ changed: true, body: Buffer.from(COMPAT) });
+    const validators = first.changed ? first.validators : undefined;
+    expect(validators?.etag).toMatch(/^".+"$/);
+    expect(validators?.lastModified).toBeTruthy();
+
+    mirror.resetStats();
+    expect(await http.getIfChanged(`${mirror.url}/compat.yaml`, { maxBytes: 1024, validators })).toEqual({
+      changed: false,
+    });
+    expect(mirror.stats('/compat.yaml')).toMatchObject({ statuses: [304], bytes: 0 });
+
+    const changed = `${COMPAT}# republished\n`;
+    await fs.writeFile(path.join(mirror.tree, 'compat.yaml'), changed);
+    const again = await http.getIfChanged(`${mirror.url}/compat.yaml`, { maxBytes: 1024, validators });
+    expect(again).toMatchObject({ changed: true, body: Buffer.from(changed) });
+    expect(again.changed && again.validators?.etag).not.toBe(validators?.etag);
+    await fs.writeFile(path.join(mirror.tree, 'compat.yaml'), COMPAT);
+  });
+
+  it('falls back to If-Modified-Since when the server gave no ETag', async () => {
+    const first = await client().getIfChanged(`${mirror.url}/compat.yaml`, {
+      maxBytes: 1024,
+      validators: undefined,
+    });
+    const lastModified = first.changed ? first.validators?.lastModified : undefined;
+    expect(lastModified).toBeTruthy();
+    const result = await client().getIfChanged(`${mirror.url}/compat.yaml`, {
+      maxBytes: 1024,
+      validators: { lastModified: lastModified as string },
+    });
+    expect(result).toEqual({ changed: false });
+  });
+
+  it('still fails on an HTTP error, naming the server', async () => {
+    mirror.setFault('/compat.yaml', { status: 503 });
+    const e = await failure(
+      client().getIfChanged(`${mirror.url}/compat.yaml`, { maxBytes: 1024, validators: { etag: '"x"' } }),
+    );
+    expect(e.code).toBe('HTTP_STATUS');
+    expect(e.message).toContain(mirror.url.replace('https://', ''));
   });
 });
 

@@ -392,18 +392,32 @@ describe('adaptive update', () => {
     expect(retried?.root).toMatchObject({ mode: 'full', downloadedBytes: size });
   });
 
-  it('a check that finds nothing new costs two small requests, and no artifact bytes', async () => {
+  it('a repeated check that finds nothing new is one conditional request without a body', async () => {
     const w = await setUp();
     await publish(w, base);
     const r = await startAgent(w);
     running = r;
-    for (let i = 0; i < 2; i++) {
+    const check = async () => {
       w.mirror.resetStats();
       await r.agent.request({ type: 'check' });
       expect(await r.agent.waitSettled()).toBe('idle');
+    };
+    await check();
+    expect(r.agent.journal.check?.outcome).toBe('upToDate');
+    expect(w.mirror.paths().sort()).toEqual(['/compat.yaml', '/compat.yaml.sig']);
+    expect(w.mirror.servedBytes()).toBeLessThan(16 * 1024);
+    for (let i = 0; i < 2; i++) {
+      await check();
       expect(r.agent.journal.check?.outcome).toBe('upToDate');
-      expect(w.mirror.paths().sort()).toEqual(['/compat.yaml', '/compat.yaml.sig']);
-      expect(w.mirror.servedBytes()).toBeLessThan(16 * 1024);
+      expect(w.mirror.paths()).toEqual(['/compat.yaml']);
+      expect(w.mirror.stats('/compat.yaml').statuses).toEqual([304]);
+      expect(w.mirror.servedBytes()).toBe(0);
     }
+    // Something new is published: the document changed, so it and its signature are fetched.
+    await publish(w, scattered);
+    await check();
+    expect(w.mirror.stats('/compat.yaml').statuses).toEqual([200]);
+    expect(w.mirror.paths()).toContain('/compat.yaml.sig');
+    expect(r.agent.journal.check?.outcome).not.toBe('upToDate');
   });
 });
