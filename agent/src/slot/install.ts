@@ -428,7 +428,8 @@ class SlotWriter {
         );
         done += bytesWritten;
       } catch (e) {
-        // EINVAL from an O_DIRECT write: this device wants larger blocks than DIRECT_ALIGN.
+        // EINVAL from an O_DIRECT write: the device's blocks are larger than DIRECT_ALIGN, or the
+        // buffers are not aligned after all (no WebAssembly): the rest goes through the page cache.
         if (direct && (e as NodeJS.ErrnoException).code === 'EINVAL') {
           this.direct = undefined;
           continue;
