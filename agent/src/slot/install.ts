@@ -166,7 +166,8 @@ export async function writeArtifact(
         }
         hash.update(chunk);
         downloadedBytes += chunk.length;
-        await writer.add(chunk);
+        const wait = writer.add(chunk);
+        if (wait) await wait;
         gauge.received(chunk.length);
       }
       if (writer.position < size) {
@@ -324,8 +325,10 @@ class SlotWriter {
   failure: unknown;
   private readonly buffers: Buffer[];
   private readonly bufferSize: number;
-  /** Each buffer's last write: the buffer may be refilled once it settled. */
+  /** Each buffer's last write: the buffer may be refilled once it settled… */
   private readonly busy: Promise<void>[];
+  /** …which it has when this is false. */
+  private readonly writing: boolean[];
   private index = 0;
   private used = 0;
   /** Bytes the buffer being filled takes: up to the next multiple of bufferSize on the device. */
@@ -349,14 +352,21 @@ class SlotWriter {
     this.capacity = this.bufferSize - (o.start % this.bufferSize);
     this.buffers = o.buffers;
     this.busy = this.buffers.map(() => Promise.resolve());
+    this.writing = this.buffers.map(() => false);
   }
 
-  /** Copies a chunk into the buffers, queueing a write for every buffer it fills. */
-  async add(chunk: Buffer): Promise<void> {
+  /**
+   * Copies a chunk into the buffers, queueing a write for every buffer it fills. Returns a promise
+   * only when it has to wait for a buffer still on its way to the disk (back-pressure): the common
+   * case costs the download loop no await, ~32,000 of them per 512 MiB of 16 KiB TLS records.
+   */
+  add(chunk: Buffer): Promise<void> | undefined {
     let offset = 0;
     while (offset < chunk.length) {
-      // The buffer about to be filled may still be on its way to the disk: wait for it.
-      if (this.used === 0) await this.busy[this.index];
+      if (this.used === 0 && this.writing[this.index]) {
+        const rest = chunk.subarray(offset);
+        return (this.busy[this.index] as Promise<void>).then(() => this.add(rest));
+      }
       if (this.failed) throw this.failure;
       const buffer = this.buffers[this.index] as Buffer;
       const n = chunk.copy(
@@ -370,6 +380,7 @@ class SlotWriter {
       this.position += n;
       if (this.used === this.capacity) this.submit();
     }
+    return undefined;
   }
 
   /** Writes what is buffered and waits for every write and checkpoint; throws the first failure. */
@@ -406,8 +417,14 @@ class SlotWriter {
     const write = this.tail.then(() => this.writeAt(buffer, length, at));
     // Registered before anyone awaits `write`, so `failed` is set by the time they see the error.
     write.catch((e: unknown) => this.fail(e));
+    const index = this.index;
+    const settled = () => {
+      this.writing[index] = false;
+    };
+    write.then(settled, settled);
     this.tail = write;
-    this.busy[this.index] = write;
+    this.busy[index] = write;
+    this.writing[index] = true;
     this.index = (this.index + 1) % this.buffers.length;
     this.used = 0;
     this.capacity = this.bufferSize;
