@@ -8,14 +8,7 @@ import { digestMatches, hashDeviceChunks } from './chunk-hash.js';
 import type { ChunkTable } from './chunk-table.js';
 import { type ChunkOp, planWindow } from './delta-plan.js';
 import { IndexReader } from './index-file.js';
-import {
-  type ArtifactTarget,
-  deviceCapacity,
-  keepProgress,
-  openDevice,
-  refuseActiveDevice,
-  writeFailure,
-} from './install.js';
+import { type ArtifactTarget, checkSlotTarget, keepProgress, openDevice, writeFailure } from './install.js';
 
 export interface DeltaOptions {
   /** Devices of the booted slot: refused (SLOT_ACTIVE) as the target. */
@@ -146,15 +139,7 @@ export async function writeArtifactDelta(
   const cs = opts.chunkSize;
   const checkpointBytes = Math.max(1, opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES);
   const onCheckpoint = opts.onCheckpoint ?? (async () => undefined);
-  await refuseActiveDevice(device, opts.activeDevices);
-  const capacity = await deviceCapacity(device);
-  if (capacity < size) {
-    throw new ClgwError(
-      'NO_SPACE',
-      `artifact ${url} (${size} bytes) does not fit slot device ${device} (${capacity} bytes)`,
-      { details: { device, url, size, capacity } },
-    );
-  }
+  await checkSlotTarget(target, opts.activeDevices);
 
   const chunks = chunkCount(size, cs);
   const windowChunks = Math.max(1, Math.floor(WINDOW_BYTES / cs));

@@ -99,15 +99,7 @@ export async function writeArtifact(
   const checkpointBytes = Math.max(1, opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES);
   const onCheckpoint = opts.onCheckpoint ?? (async () => undefined);
 
-  await refuseActiveDevice(device, opts.activeDevices);
-  const capacity = await deviceCapacity(device);
-  if (capacity < size) {
-    throw new ClgwError(
-      'NO_SPACE',
-      `artifact ${url} (${size} bytes) does not fit slot device ${device} (${capacity} bytes)`,
-      { details: { device, url, size, capacity } },
-    );
-  }
+  await checkSlotTarget(target, opts.activeDevices);
 
   const handle = await openDevice(device, 'r+');
   const direct = await openDirect(device);
@@ -207,6 +199,26 @@ export async function writeArtifact(
     returnBuffers(buffers);
     await direct?.close();
     await handle.close();
+  }
+}
+
+/**
+ * Before anything is opened for writing: SLOT_ACTIVE when the target is part of the booted slot,
+ * NO_SPACE when the artifact does not fit it.
+ */
+export async function checkSlotTarget(
+  target: ArtifactTarget,
+  activeDevices: readonly string[],
+): Promise<void> {
+  const { url, size, device } = target;
+  await refuseActiveDevice(device, activeDevices);
+  const capacity = await deviceCapacity(device);
+  if (capacity < size) {
+    throw new ClgwError(
+      'NO_SPACE',
+      `artifact ${url} (${size} bytes) does not fit slot device ${device} (${capacity} bytes)`,
+      { details: { device, url, size, capacity } },
+    );
   }
 }
 
