@@ -71,6 +71,7 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
     getBuffer: (url, o) => client.getBuffer(url, o),
     getIfChanged: (url, o) => client.getIfChanged(url, o),
     openStream: (url, o) => client.openStream(url, o),
+    receive: (url, o, onStart, sink) => client.receive(url, o, onStart, sink),
     openRange: (url, o) => client.openRange(url, o),
   };
   const profile = config.profile ? PROFILES[config.profile] : selectProfile(machine);

@@ -333,6 +333,15 @@ export function dnsFailure(
   });
 }
 
+/** SIZE_EXCEEDED: a body larger than `limit`; `how` says how we know. */
+export function sizeExceeded(ctx: FailureContext, limit: number, how: string): ClgwError {
+  return new ClgwError(
+    'SIZE_EXCEEDED',
+    `${displayUrl(ctx.url)} is larger than allowed: ${how}, the limit is ${limit} bytes`,
+    { transient: false, details: { ...baseDetails(ctx), limit, received: ctx.received } },
+  );
+}
+
 /** ARTIFACT_TRUNCATED: the body ended before the declared size; resumable. */
 export function truncated(ctx: FailureContext, how: string, cause?: unknown): ClgwError {
   const got = ctx.received ?? 0;

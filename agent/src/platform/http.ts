@@ -7,6 +7,8 @@ import tls from 'node:tls';
 import { HttpsProxyAgent } from 'hpagent';
 import { ClgwError } from '../errors.js';
 import type { Clock } from './clock.js';
+import { type BodyLimits, BodyWatch } from './http-body.js';
+import { type BodySink, type DirectOptions, type DirectResponse, requestDirect } from './http-direct.js';
 import {
   baseDetails,
   DnsLookupError,
@@ -16,10 +18,13 @@ import {
   hostPort,
   httpStatus,
   mapHttpError,
+  sizeExceeded,
   timedOut,
   truncated,
 } from './http-errors.js';
+import { GarbageGauge } from './memory.js';
 
+export type { BodySink } from './http-direct.js';
 export { displayUrl } from './http-errors.js';
 
 /** Network settings of the download client. Every limit has a default that suits a 600 MB update. */
@@ -83,6 +88,20 @@ export interface HttpClient {
     url: string,
     opts: { offset?: number; expectedSize: number; signal?: AbortSignal },
   ): Promise<{ stream: Readable; start: number }>;
+  /**
+   * openStream for the one consumer that takes the body as it comes (the slot writer): the body
+   * from `offset` is handed to `sink` piece by piece, each piece valid only during the call, read on
+   * a connection of its own into one reused buffer (http-direct.ts) — or, through a proxy or from
+   * a server sending chunked encoding, from openStream's stream. `onStart(start)` is told where the
+   * body really starts before the first piece. Resolves once every piece was taken; fails as
+   * openStream and its stream do.
+   */
+  receive(
+    url: string,
+    opts: { offset?: number; expectedSize: number; signal?: AbortSignal },
+    onStart: (start: number) => void,
+    sink: BodySink,
+  ): Promise<void>;
   /**
    * Body stream of bytes `start…end` (inclusive) of an artifact of `size` bytes: one single-range
    * request (adaptive updates). RANGE_NOT_SUPPORTED when the server answers with the whole file
@@ -296,31 +315,55 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       const ex = await requestOnce(current, headers, signal);
       if (!REDIRECT_STATUSES.has(ex.status)) return ex;
       ex.req.destroy();
-      const location = ex.headers.location;
-      const ctx = contextFor(current, ex.ctx.proxy);
-      if (!location) {
-        throw new ClgwError(
-          'HTTP_STATUS',
-          `GET ${displayUrl(current)} returned HTTP ${ex.status} without a Location header`,
-          { details: { ...baseDetails(ctx), status: ex.status } },
-        );
+      current = redirectTarget(url, current, ex, hop);
+    }
+  }
+
+  /** openStream's checks of where the artifact starts, for both kinds of request. */
+  function artifactRequest(url: string, offset: number, size: number): URL {
+    const target = parseHttpsUrl(url);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) {
+      throw new ClgwError(
+        'INVALID_REQUEST',
+        `cannot fetch ${displayUrl(target)} from offset ${offset}: outside 0…${size}`,
+        { details: { url: displayUrl(target), offset, expectedSize: size } },
+      );
+    }
+    return target;
+  }
+
+  const direct: DirectOptions = {
+    clock,
+    lookup,
+    secureContext,
+    connectTimeoutMs,
+    responseTimeoutMs,
+    idleTimeoutMs,
+    minBytesPerSecond,
+    minThroughputWindowMs: windowMs,
+    userAgent: USER_AGENT,
+  };
+
+  /** requestDirect with open()'s redirects; undefined when the answer is one for Node's client. */
+  async function openDirect(
+    url: URL,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<DirectResponse | undefined> {
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      const res = await requestDirect(direct, current, headers, contextFor(current, undefined), signal);
+      if (REDIRECT_STATUSES.has(res.status)) {
+        res.close();
+        current = redirectTarget(url, current, res, hop);
+        continue;
       }
-      let next: URL;
-      try {
-        next = new URL(location, current);
-      } catch {
-        throw redirectRefused(current, location, 'the Location is not a valid URL');
+      const encoding = res.headers['transfer-encoding'];
+      if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+        res.close();
+        return undefined;
       }
-      if (next.protocol !== 'https:') {
-        throw redirectRefused(current, location, `it leaves HTTPS (${next.protocol.replace(':', '')})`);
-      }
-      if (next.hostname !== url.hostname || effectivePort(next) !== effectivePort(url)) {
-        throw redirectRefused(current, location, `it leaves the download server ${hostPort(url)}`);
-      }
-      if (hop >= MAX_REDIRECTS) {
-        throw redirectRefused(current, location, `more than ${MAX_REDIRECTS} redirects`);
-      }
-      current = next;
+      return res;
     }
   }
 
@@ -434,7 +477,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     }
   }
 
-  return {
+  const client: HttpClient = {
     async getBuffer(url, opts) {
       const fetched = await fetchWithRetries(url, opts);
       // Asked without validators, the answer always carries the body.
@@ -444,16 +487,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     getIfChanged: (url, opts) => fetchWithRetries(url, opts, opts.validators),
 
     async openStream(url, opts) {
-      const target = parseHttpsUrl(url);
       const size = opts.expectedSize;
       const offset = opts.offset ?? 0;
-      if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) {
-        throw new ClgwError(
-          'INVALID_REQUEST',
-          `cannot fetch ${displayUrl(target)} from offset ${offset}: outside 0…${size}`,
-          { details: { url: displayUrl(target), offset, expectedSize: size } },
-        );
-      }
+      const target = artifactRequest(url, offset, size);
       // Nothing left to fetch: a Range of `bytes=<size>-` would only earn a 416.
       if (offset === size) return { stream: Readable.from([]), start: size };
       const signal = opts.signal ?? new AbortController().signal;
@@ -470,6 +506,43 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       const stream = monitorBody(ex, { maxBytes: remaining, expected: remaining }, signal);
       ctx.expected = remaining;
       return { stream, start };
+    },
+
+    async receive(url, opts, onStart, sink) {
+      const size = opts.expectedSize;
+      const offset = opts.offset ?? 0;
+      const target = artifactRequest(url, offset, size);
+      const signal = opts.signal ?? new AbortController().signal;
+      // A proxy's tunnel is a socket Node's client opened: its reads cannot go to our buffer.
+      const res =
+        offset === size || route(target).proxy
+          ? undefined
+          : await openDirect(target, offset > 0 ? { range: `bytes=${offset}-` } : {}, signal);
+      if (!res) {
+        const { stream, start } = await client.openStream(url, opts);
+        onStart(start);
+        const gauge = new GarbageGauge();
+        try {
+          for await (const chunk of stream) {
+            const wait = sink.data(chunk as Buffer);
+            if (wait) await wait;
+            gauge.received((chunk as Buffer).length);
+          }
+        } finally {
+          stream.destroy();
+        }
+        return;
+      }
+      let start: number;
+      try {
+        start = checkArtifactResponse(res, offset, size);
+      } catch (e) {
+        res.close();
+        throw e;
+      }
+      onStart(start);
+      res.ctx.expected = size - start;
+      await res.body({ maxBytes: size - start, expected: size - start }, sink);
     },
 
     async openRange(url, opts) {
@@ -501,10 +574,11 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       return monitorBody(ex, { maxBytes: length, expected: length }, signal);
     },
   };
+  return client;
 }
 
 /** Checks that a response is exactly bytes start…end of an artifact of `size` bytes. */
-function checkRangeResponse(ex: Exchange, start: number, end: number, size: number): void {
+function checkRangeResponse(ex: ResponseHead, start: number, end: number, size: number): void {
   const ctx = ex.ctx;
   const what = `bytes ${start}-${end} of ${displayUrl(ctx.url)}`;
   if (ex.status === 200) {
@@ -538,7 +612,7 @@ function checkRangeResponse(ex: Exchange, start: number, end: number, size: numb
 }
 
 /** Where the response to an artifact request really starts, after checking it fits `size`. */
-function checkArtifactResponse(ex: Exchange, offset: number, size: number): number {
+function checkArtifactResponse(ex: ResponseHead, offset: number, size: number): number {
   const ctx = ex.ctx;
   let start: number;
   if (ex.status === 206) {
@@ -569,6 +643,9 @@ function checkArtifactResponse(ex: Exchange, offset: number, size: number): numb
   return start;
 }
 
+/** What the checks of a response look at, from either kind of request. */
+type ResponseHead = Pick<Exchange, 'ctx' | 'status' | 'statusMessage' | 'headers'>;
+
 interface Exchange {
   req: ClientRequest;
   /** The response, once its headers arrived. */
@@ -582,37 +659,32 @@ interface Exchange {
   onError?: (e: unknown) => void;
 }
 
-interface MonitorOptions {
-  clock: Clock;
-  ctx: FailureContext;
+interface MonitorOptions extends BodyLimits {
   /** Hard cap: a byte past it fails the stream with SIZE_EXCEEDED, and is never delivered. */
   maxBytes: number;
   /** Exact length: an end before it fails the stream with ARTIFACT_TRUNCATED. */
   expected?: number;
-  idleMs: number;
-  minBytesPerSecond: number;
-  windowMs: number;
 }
 
 /**
  * Passes body bytes through unchanged while counting them, and fails the stream when the server
- * sends too much, stops sending, or sends too slowly. Time spent waiting on a slow consumer (back-
- * pressure: our own disk) is not held against the server.
+ * sends too much, stops sending, or sends too slowly (BodyWatch).
  */
 class BodyMonitor extends Transform {
-  received = 0;
-  private readonly stopWatch = new AbortController();
-  private lastByteAt: number;
-  private windowStart: number;
-  private windowBytes = 0;
-  private windowBackpressured = false;
+  private readonly watch: BodyWatch;
 
   constructor(private readonly o: MonitorOptions) {
     super({ highWaterMark: 64 * 1024 });
-    this.lastByteAt = o.clock.now();
-    this.windowStart = this.lastByteAt;
-    this.once('close', () => this.stopWatch.abort());
-    void this.watch();
+    this.watch = new BodyWatch(
+      o,
+      () => this.readableLength >= this.readableHighWaterMark,
+      (e) => this.destroy(e),
+    );
+    this.once('close', () => this.watch.stop());
+  }
+
+  get received(): number {
+    return this.watch.received;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -626,13 +698,13 @@ class BodyMonitor extends Transform {
       );
       return;
     }
-    this.received += chunk.length;
-    this.windowBytes += chunk.length;
-    this.lastByteAt = this.o.clock.now();
+    this.watch.count(chunk.length);
     done(null, chunk);
   }
 
   override _flush(done: TransformCallback): void {
+    // The server is done: what is left to wait for is our consumer.
+    this.watch.stop();
     if (this.o.expected !== undefined && this.received < this.o.expected) {
       done(
         truncated(
@@ -644,54 +716,6 @@ class BodyMonitor extends Transform {
     }
     done();
   }
-
-  private consumerIsBehind(): boolean {
-    return this.readableLength >= this.readableHighWaterMark;
-  }
-
-  private async watch(): Promise<void> {
-    const { clock, idleMs, windowMs, minBytesPerSecond } = this.o;
-    const tick = Math.max(25, Math.min(1000, Math.floor(Math.min(idleMs, windowMs) / 4)));
-    for (;;) {
-      try {
-        await clock.sleep(tick, this.stopWatch.signal);
-      } catch {
-        return;
-      }
-      if (this.destroyed || this.writableFinished) return;
-      const now = clock.now();
-      const ctx = { ...this.o.ctx, received: this.received, expected: this.o.expected };
-      if (this.consumerIsBehind()) {
-        this.lastByteAt = now;
-        this.windowBackpressured = true;
-      }
-      if (now - this.lastByteAt >= idleMs) {
-        this.destroy(timedOut('idle', idleMs, ctx));
-        return;
-      }
-      const elapsed = now - this.windowStart;
-      if (minBytesPerSecond > 0 && elapsed >= windowMs) {
-        if (!this.windowBackpressured && this.windowBytes * 1000 < minBytesPerSecond * elapsed) {
-          const what =
-            `${hostPort(ctx.url)} sent ${this.windowBytes} bytes in ${elapsed} ms, below the minimum of ` +
-            `${minBytesPerSecond} bytes/s over ${windowMs} ms`;
-          this.destroy(timedOut('throughput', windowMs, ctx, what));
-          return;
-        }
-        this.windowStart = now;
-        this.windowBytes = 0;
-        this.windowBackpressured = false;
-      }
-    }
-  }
-}
-
-function sizeExceeded(ctx: FailureContext, limit: number, how: string): ClgwError {
-  return new ClgwError(
-    'SIZE_EXCEEDED',
-    `${displayUrl(ctx.url)} is larger than allowed: ${how}, the limit is ${limit} bytes`,
-    { transient: false, details: { ...baseDetails(ctx), limit, received: ctx.received } },
-  );
 }
 
 /** The server's idea of the artifact's size disagrees with compat.yaml's. Not worth a retry. */
@@ -702,6 +726,37 @@ function sizeMismatch(ctx: FailureContext, serverSize: number, size: number): Cl
     `${displayUrl(ctx.url)} on ${hostPort(ctx.url)} has ${serverSize} bytes, but ${size} were expected`,
     { transient: false, details: { ...baseDetails(ctx), serverSize, expected: size } },
   );
+}
+
+/**
+ * Where a redirect answer to a request for `current` (hop `hop` from `original`) leads: only
+ * HTTPS on the same host and port, at most MAX_REDIRECTS times; REDIRECT_REFUSED otherwise.
+ */
+function redirectTarget(original: URL, current: URL, answer: ResponseHead, hop: number): URL {
+  const location = answer.headers.location;
+  if (!location) {
+    throw new ClgwError(
+      'HTTP_STATUS',
+      `GET ${displayUrl(current)} returned HTTP ${answer.status} without a Location header`,
+      { details: { ...baseDetails(answer.ctx), status: answer.status } },
+    );
+  }
+  let next: URL;
+  try {
+    next = new URL(location, current);
+  } catch {
+    throw redirectRefused(current, location, 'the Location is not a valid URL');
+  }
+  if (next.protocol !== 'https:') {
+    throw redirectRefused(current, location, `it leaves HTTPS (${next.protocol.replace(':', '')})`);
+  }
+  if (next.hostname !== original.hostname || effectivePort(next) !== effectivePort(original)) {
+    throw redirectRefused(current, location, `it leaves the download server ${hostPort(original)}`);
+  }
+  if (hop >= MAX_REDIRECTS) {
+    throw redirectRefused(current, location, `more than ${MAX_REDIRECTS} redirects`);
+  }
+  return next;
 }
 
 function redirectRefused(from: URL, location: string, why: string): ClgwError {

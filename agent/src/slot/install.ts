@@ -4,7 +4,6 @@ import path from 'node:path';
 import { ClgwError } from '../errors.js';
 import { execFile } from '../platform/exec.js';
 import type { HttpClient } from '../platform/http.js';
-import { GarbageGauge } from '../platform/memory.js';
 import {
   borrowBuffers,
   DIRECT_ALIGN,
@@ -122,46 +121,55 @@ export async function writeArtifact(
     }
     signal?.throwIfAborted();
 
-    const { stream, start } = await http.openStream(url, {
-      offset: resume,
-      expectedSize: size,
-      ...(signal ? { signal } : {}),
-    });
-    if (start !== resume) hash = createHash('sha256');
     let downloadedBytes = 0;
-    const gauge = new GarbageGauge();
-    const writer = new SlotWriter({
-      handle,
-      direct,
-      buffers: buffers.map((b) => b.subarray(0, writeBufferSize(checkpointBytes))),
-      device,
-      start,
-      size,
-      checkpointBytes,
-      checkpointIntervalMs: opts.checkpointIntervalMs ?? 0,
-      now: opts.now ?? Date.now,
-      onCheckpoint,
-      onProgress: opts.onProgress,
-      // A background write or checkpoint that failed stops the download now, not at the next chunk.
-      onFailure: (e) => stream.destroy(e instanceof Error ? e : new Error(String(e))),
-    });
-
+    // A failed background write or checkpoint stops the download at once, not at the next piece.
+    const stop = new AbortController();
+    let writer: SlotWriter | undefined;
+    const startWriter = (start: number): SlotWriter => {
+      if (start !== resume) hash = createHash('sha256');
+      writer = new SlotWriter({
+        handle,
+        direct,
+        buffers: buffers.map((b) => b.subarray(0, writeBufferSize(checkpointBytes))),
+        device,
+        start,
+        size,
+        checkpointBytes,
+        checkpointIntervalMs: opts.checkpointIntervalMs ?? 0,
+        now: opts.now ?? Date.now,
+        onCheckpoint,
+        onProgress: opts.onProgress,
+        onFailure: (e) => stop.abort(e),
+      });
+      return writer;
+    };
     try {
-      for await (const data of stream) {
-        const chunk = data as Buffer;
-        if (writer.position + chunk.length > size) {
-          throw new ClgwError(
-            'SIZE_EXCEEDED',
-            `${url} sent more than the ${size} bytes expected; nothing past ${size} was written to ${device}`,
-            { details: { url, device, size } },
-          );
-        }
-        hash.update(chunk);
-        downloadedBytes += chunk.length;
-        const wait = writer.add(chunk);
-        if (wait) await wait;
-        gauge.received(chunk.length);
-      }
+      await http.receive(
+        url,
+        {
+          offset: resume,
+          expectedSize: size,
+          signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+        },
+        startWriter,
+        {
+          data: (chunk) => {
+            const w = writer as SlotWriter;
+            if (w.position + chunk.length > size) {
+              throw new ClgwError(
+                'SIZE_EXCEEDED',
+                `${url} sent more than the ${size} bytes expected; nothing past ${size} was written to ${device}`,
+                { details: { url, device, size } },
+              );
+            }
+            hash.update(chunk);
+            downloadedBytes += chunk.length;
+            return w.add(chunk);
+          },
+        },
+      );
+      // receive() names the start before it resolves, even with nothing left to fetch.
+      writer ??= startWriter(size);
       if (writer.position < size) {
         throw new ClgwError(
           'ARTIFACT_TRUNCATED',
@@ -171,13 +179,14 @@ export async function writeArtifact(
       }
       await writer.finish();
     } catch (caught) {
-      stream.destroy();
-      // A failed background write or checkpoint is the cause, not the stream error it provoked.
+      if (!writer) throw caught;
+      // A failed background write or checkpoint is the cause, not the abort it provoked.
       const e = writer.failed ? writer.failure : caught;
       const interrupted = !writer.failed && (signal?.aborted || (e instanceof ClgwError && e.transient));
       // Either way nothing may still run on the handle once it is closed.
-      if (interrupted) await keepProgress(e, () => writer.record());
-      else await writer.settle();
+      const w = writer;
+      if (interrupted) await keepProgress(e, () => w.record());
+      else await w.settle();
       throw e;
     }
 
@@ -370,13 +379,15 @@ class SlotWriter {
   /**
    * Copies a chunk into the buffers, queueing a write for every buffer it fills. Returns a promise
    * only when it has to wait for a buffer still on its way to the disk (back-pressure): the common
-   * case costs the download loop no await, ~32,000 of them per 512 MiB of 16 KiB TLS records.
+   * case costs the download no await, ~32,000 of them per 512 MiB of 16 KiB TLS records. The
+   * caller may reuse `chunk` once this returns.
    */
   add(chunk: Buffer): Promise<void> | undefined {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.used === 0 && this.writing[this.index]) {
-        const rest = chunk.subarray(offset);
+        // A copy: the chunk is only valid during this call (the client reuses its read buffer).
+        const rest = Buffer.from(chunk.subarray(offset));
         return (this.busy[this.index] as Promise<void>).then(() => this.add(rest));
       }
       if (this.failed) throw this.failure;

@@ -1,12 +1,16 @@
 import { promises as fs } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ClgwError } from '../../../agent/src/errors.js';
 import { systemClock } from '../../../agent/src/platform/clock.js';
-import { createHttpClient, type HttpClientOptions } from '../../../agent/src/platform/http.js';
+import {
+  createHttpClient,
+  type HttpClient,
+  type HttpClientOptions,
+} from '../../../agent/src/platform/http.js';
 import { ensureMirrorPki } from '../../../scripts/lib/mirror-pki.js';
 import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
 import { artifactBytes, startTestMirror, TEST_TLS_DIR, type TestMirror } from '../../support/mirror.js';
@@ -53,12 +57,6 @@ async function failure(p: Promise<unknown>): Promise<ClgwError> {
     return e as ClgwError;
   }
   throw new Error('expected the request to fail, it succeeded');
-}
-
-async function drain(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }
 
 async function closedPort(): Promise<number> {
@@ -346,23 +344,61 @@ describe('getIfChanged', () => {
   });
 });
 
-describe('openStream', () => {
+/**
+ * The artifact body both ways the client gives it: openStream's stream (container archives, the
+ * chunk index) and receive's pieces (the slot writer). `got` collects what was delivered, also
+ * when the body fails; resolves with where the body starts.
+ */
+type Transport = (
+  http: HttpClient,
+  url: string,
+  opts: { offset?: number; expectedSize: number; signal?: AbortSignal },
+  got: Buffer[],
+) => Promise<number>;
+const transports: Record<string, Transport> = {
+  openStream: async (http, url, opts, got) => {
+    const { stream, start } = await http.openStream(url, opts);
+    for await (const c of stream) got.push(c as Buffer);
+    return start;
+  },
+  receive: async (http, url, opts, got) => {
+    let start = -1;
+    await http.receive(
+      url,
+      opts,
+      (s) => {
+        start = s;
+      },
+      {
+        data: (c) => {
+          got.push(Buffer.from(c));
+          return undefined;
+        },
+      },
+    );
+    return start;
+  },
+};
+
+describe.each(Object.entries(transports))('artifact body by %s', (_name, transport) => {
   const url = () => `${mirror.url}/root.img`;
+  const fetchAll = async (http: HttpClient, opts: { offset?: number; expectedSize: number }) => {
+    const got: Buffer[] = [];
+    const start = await transport(http, url(), opts, got);
+    return { start, body: Buffer.concat(got) };
+  };
 
   it('streams the whole artifact from 0', async () => {
-    const { stream, start } = await client().openStream(url(), { expectedSize: ARTIFACT.length });
+    const { start, body } = await fetchAll(client(), { expectedSize: ARTIFACT.length });
     expect(start).toBe(0);
-    expect((await drain(stream)).equals(ARTIFACT)).toBe(true);
+    expect(body.equals(ARTIFACT)).toBe(true);
     expect(mirror.stats('/root.img').ranges).toEqual([null]);
   });
 
-  it('asks for the rest with a Range request and says where the stream starts', async () => {
-    const { stream, start } = await client().openStream(url(), {
-      offset: 150_000,
-      expectedSize: ARTIFACT.length,
-    });
+  it('asks for the rest with a Range request and says where the body starts', async () => {
+    const { start, body } = await fetchAll(client(), { offset: 150_000, expectedSize: ARTIFACT.length });
     expect(start).toBe(150_000);
-    expect((await drain(stream)).equals(ARTIFACT.subarray(150_000))).toBe(true);
+    expect(body.equals(ARTIFACT.subarray(150_000))).toBe(true);
     expect(mirror.stats('/root.img')).toMatchObject({
       ranges: ['bytes=150000-'],
       statuses: [206],
@@ -372,38 +408,37 @@ describe('openStream', () => {
 
   it('starts at 0 when the server ignores Range', async () => {
     mirror.setFault('/root.img', { ignoreRange: true });
-    const { stream, start } = await client().openStream(url(), {
-      offset: 150_000,
-      expectedSize: ARTIFACT.length,
-    });
+    const { start, body } = await fetchAll(client(), { offset: 150_000, expectedSize: ARTIFACT.length });
     expect(start).toBe(0);
-    expect((await drain(stream)).equals(ARTIFACT)).toBe(true);
+    expect(body.equals(ARTIFACT)).toBe(true);
+  });
+
+  it('follows a same-host HTTPS redirect', async () => {
+    mirror.setFault('/old/root.img', { redirect: url() });
+    const got: Buffer[] = [];
+    await transport(client(), `${mirror.url}/old/root.img`, { expectedSize: ARTIFACT.length }, got);
+    expect(Buffer.concat(got).equals(ARTIFACT)).toBe(true);
+    mirror.setFault('/old/root.img', undefined);
   });
 
   it('refuses an artifact whose server size differs from the expected size', async () => {
-    const e = await failure(client().openStream(url(), { expectedSize: ARTIFACT.length - 1 }));
+    const e = await failure(fetchAll(client(), { expectedSize: ARTIFACT.length - 1 }));
     expect(e.code).toBe('SIZE_EXCEEDED');
     expect(e.message).toContain(url());
   });
 
   it('fails with SIZE_EXCEEDED before delivering a byte past the expected size', async () => {
     mirror.setFault('/root.img', { extraBytes: 100_000 });
-    const { stream } = await client().openStream(url(), { expectedSize: ARTIFACT.length });
-    let delivered = 0;
-    const e = await failure(
-      (async () => {
-        for await (const c of stream) delivered += (c as Buffer).length;
-      })(),
-    );
+    const got: Buffer[] = [];
+    const e = await failure(transport(client(), url(), { expectedSize: ARTIFACT.length }, got));
     expect(e.code).toBe('SIZE_EXCEEDED');
     expect(e.message).toContain(url());
-    expect(delivered).toBeLessThanOrEqual(ARTIFACT.length);
+    expect(Buffer.concat(got).length).toBeLessThanOrEqual(ARTIFACT.length);
   });
 
   it('reports a body cut short as a transient ARTIFACT_TRUNCATED', async () => {
     mirror.setFault('/root.img', { truncateAt: 70_000 });
-    const { stream } = await client().openStream(url(), { expectedSize: ARTIFACT.length });
-    const e = await failure(drain(stream));
+    const e = await failure(fetchAll(client(), { expectedSize: ARTIFACT.length }));
     expect(e.code).toBe('ARTIFACT_TRUNCATED');
     expect(e.transient).toBe(true);
     expect(e.message).toContain(url());
@@ -412,8 +447,7 @@ describe('openStream', () => {
 
   it('reports a reset connection mid-body as a transient, resumable failure', async () => {
     mirror.setFault('/root.img', { dropConnectionAt: 70_000 });
-    const { stream } = await client().openStream(url(), { expectedSize: ARTIFACT.length });
-    const e = await failure(drain(stream));
+    const e = await failure(fetchAll(client(), { expectedSize: ARTIFACT.length }));
     expect(['ARTIFACT_TRUNCATED', 'CONNECTION_RESET']).toContain(e.code);
     expect(e.transient).toBe(true);
     expect(e.message).toContain(`127.0.0.1:${mirror.port}`);
@@ -422,8 +456,7 @@ describe('openStream', () => {
   it('times out a body slower than the minimum throughput', async () => {
     mirror.setFault('/root.img', { drip: 1 });
     const http = client({ minBytesPerSecond: 1000, minThroughputWindowMs: 2000, idleTimeoutMs: 10_000 });
-    const { stream } = await http.openStream(url(), { expectedSize: ARTIFACT.length });
-    const e = await failure(drain(stream));
+    const e = await failure(fetchAll(http, { expectedSize: ARTIFACT.length }));
     expect(e.code).toBe('TIMED_OUT');
     expect(e.details.phase).toBe('throughput');
     expect(e.message).toContain(`127.0.0.1:${mirror.port}`);
@@ -433,8 +466,7 @@ describe('openStream', () => {
   it('times out a body that stops sending (idle)', async () => {
     mirror.setFault('/root.img', { drip: 1 });
     const http = client({ idleTimeoutMs: 300, minBytesPerSecond: 0 });
-    const { stream } = await http.openStream(url(), { expectedSize: ARTIFACT.length });
-    const e = await failure(drain(stream));
+    const e = await failure(fetchAll(http, { expectedSize: ARTIFACT.length }));
     expect(e.code).toBe('TIMED_OUT');
     expect(e.details.phase).toBe('idle');
     expect(e.message).toContain('300 ms');
@@ -442,11 +474,104 @@ describe('openStream', () => {
   });
 
   it('maps a 416 to HTTP_STATUS', async () => {
-    const http = client();
     mirror.setFault('/root.img', { status: 416 });
-    const e = await failure(http.openStream(url(), { offset: 10, expectedSize: ARTIFACT.length }));
+    const e = await failure(fetchAll(client(), { offset: 10, expectedSize: ARTIFACT.length }));
     expect(e.code).toBe('HTTP_STATUS');
     expect(e.details.status).toBe(416);
+  });
+
+  it('names host:port when the connection is refused', async () => {
+    const port = await closedPort();
+    const got: Buffer[] = [];
+    const e = await failure(
+      transport(client(), `https://127.0.0.1:${port}/root.img`, { expectedSize: 10 }, got),
+    );
+    expect(e.code).toBe('CONNECTION_REFUSED');
+    expect(e.message).toContain(`127.0.0.1:${port}`);
+  });
+
+  it('fails with TLS_ERROR on a certificate the configured CA did not issue', async () => {
+    const e = await failure(
+      fetchAll(client({ ca: untrustedServerCert().certPem }), { expectedSize: ARTIFACT.length }),
+    );
+    expect(e.code).toBe('TLS_ERROR');
+    expect(e.message).toContain(`127.0.0.1:${mirror.port}`);
+  });
+
+  it('rejects with the abort reason when the caller aborts mid-body', async () => {
+    mirror.setFault('/root.img', { drip: 1 });
+    const stop = new AbortController();
+    const reason = new Error('the update window closed');
+    setTimeout(() => stop.abort(reason), 200);
+    const got: Buffer[] = [];
+    await expect(
+      transport(client(), url(), { expectedSize: ARTIFACT.length, signal: stop.signal }, got),
+    ).rejects.toBe(reason);
+  });
+});
+
+describe('receive', () => {
+  const url = () => `${mirror.url}/root.img`;
+
+  it('holds the body back while the sink waits, and loses no byte doing so', async () => {
+    const got: Buffer[] = [];
+    let waits = 0;
+    await client().receive(url(), { expectedSize: ARTIFACT.length }, () => undefined, {
+      data: (c) => {
+        got.push(Buffer.from(c));
+        // Every third piece the consumer is busy (its disk): the client must neither drop nor
+        // reorder what TLS hands over meanwhile, nor deliver it while told to wait.
+        if (got.length % 3 !== 0) return undefined;
+        waits++;
+        let busy = true;
+        return new Promise<void>((r) =>
+          setTimeout(() => {
+            busy = false;
+            r();
+          }, 5),
+        ).then(() => expect(busy).toBe(false));
+      },
+    });
+    expect(waits).toBeGreaterThan(0);
+    expect(Buffer.concat(got).equals(ARTIFACT)).toBe(true);
+  });
+
+  it('fails with what the sink threw, and stops reading', async () => {
+    const broken = new Error('slot write failed');
+    let pieces = 0;
+    await expect(
+      client().receive(url(), { expectedSize: ARTIFACT.length }, () => undefined, {
+        data: () => {
+          pieces++;
+          throw broken;
+        },
+      }),
+    ).rejects.toBe(broken);
+    expect(pieces).toBe(1);
+  });
+
+  it("takes a chunked body through Node's client", async () => {
+    const { server: cert } = await ensureMirrorPki(TEST_TLS_DIR);
+    const chunked = https.createServer({ key: cert.keyPem, cert: cert.certPem }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      for (let at = 0; at < ARTIFACT.length; at += 50_000) res.write(ARTIFACT.subarray(at, at + 50_000));
+      res.end();
+    });
+    await new Promise<void>((r) => chunked.listen(0, '127.0.0.1', () => r()));
+    const { port } = chunked.address() as net.AddressInfo;
+    try {
+      const got: Buffer[] = [];
+      await transports.receive!(
+        client(),
+        `https://127.0.0.1:${port}/root.img`,
+        { expectedSize: ARTIFACT.length },
+        got,
+      );
+      expect(Buffer.concat(got).equals(ARTIFACT)).toBe(true);
+    } finally {
+      chunked.closeAllConnections();
+      await new Promise<void>((r) => chunked.close(() => r()));
+    }
   });
 });
 
@@ -461,6 +586,24 @@ describe('proxy', () => {
         maxBytes: 1024,
       });
       expect(body.toString()).toBe(COMPAT);
+      expect(proxy.tunnels).toEqual([`${TEST_NAME}:${mirror.port}`]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("takes an artifact through the tunnel with Node's client", async () => {
+    const proxy = await startConnectProxy({ hosts: { [TEST_NAME]: '127.0.0.1' } });
+    try {
+      vi.stubEnv('HTTPS_PROXY', proxy.url);
+      vi.stubEnv('NO_PROXY', '');
+      const http = createHttpClient({ clock: systemClock, ca: mirror.caPem, retries: 0 });
+      const got: Buffer[] = [];
+      const url = `https://${TEST_NAME}:${mirror.port}/root.img`;
+      expect(await transports.receive!(http, url, { offset: 1000, expectedSize: ARTIFACT.length }, got)).toBe(
+        1000,
+      );
+      expect(Buffer.concat(got).equals(ARTIFACT.subarray(1000))).toBe(true);
       expect(proxy.tunnels).toEqual([`${TEST_NAME}:${mirror.port}`]);
     } finally {
       await proxy.close();
