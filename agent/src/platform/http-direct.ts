@@ -162,13 +162,13 @@ export function requestDirect(
       reject(mapped(ended?.error ?? Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })));
     };
     onRead = (chunk) => {
-      if (head.length + chunk.length > HEAD_LIMIT + HEAD_END.length) {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf(HEAD_END);
+      if (end < 0) {
+        if (head.length <= HEAD_LIMIT) return true;
         socket.destroy(protocolError(`response headers larger than ${HEAD_LIMIT} bytes`));
         return false;
       }
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf(HEAD_END);
-      if (end < 0) return true;
       let parsed: { status: number; statusMessage: string; headers: IncomingHttpHeaders };
       try {
         parsed = parseHead(head.toString('latin1', 0, end));

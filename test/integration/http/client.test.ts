@@ -550,6 +550,49 @@ describe('receive', () => {
     expect(pieces).toBe(1);
   });
 
+  /** A TLS server on loopback that answers any request by calling `answer` with the socket. */
+  async function rawServer(answer: (socket: tls.TLSSocket) => void) {
+    const { server: cert } = await ensureMirrorPki(TEST_TLS_DIR);
+    const server = tls.createServer({ key: cert.keyPem, cert: cert.certPem }, (socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => answer(socket));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as net.AddressInfo;
+    return {
+      url: `https://127.0.0.1:${port}/root.img`,
+      close: () => new Promise<void>((r) => server.close(() => r())),
+    };
+  }
+
+  it('reads a response head that arrives in pieces', async () => {
+    const server = await rawServer((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-le');
+      setTimeout(() => {
+        socket.write(`ngth: ${ARTIFACT.length}\r\n\r\n`);
+        socket.end(ARTIFACT);
+      }, 50);
+    });
+    try {
+      const got: Buffer[] = [];
+      await transports.receive!(client(), server.url, { expectedSize: ARTIFACT.length }, got);
+      expect(Buffer.concat(got).equals(ARTIFACT)).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a response that is not HTTP, naming the server', async () => {
+    const server = await rawServer((socket) => socket.end('SSH-2.0-OpenSSH_9.2\r\n\r\n'));
+    try {
+      const e = await failure(transports.receive!(client(), server.url, { expectedSize: 10 }, []));
+      expect(e.message).toContain('not an HTTP/1.x status line');
+      expect(e.message).toContain(server.url.replace('/root.img', '').replace('https://', ''));
+    } finally {
+      await server.close();
+    }
+  });
+
   it("takes a chunked body through Node's client", async () => {
     const { server: cert } = await ensureMirrorPki(TEST_TLS_DIR);
     const chunked = https.createServer({ key: cert.keyPem, cert: cert.certPem }, (_req, res) => {
