@@ -541,7 +541,6 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         throw e;
       }
       onStart(start);
-      res.ctx.expected = size - start;
       await res.body({ maxBytes: size - start, expected: size - start }, sink);
     },
 
