@@ -72,7 +72,7 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
     getIfChanged: (url, o) => client.getIfChanged(url, o),
     openStream: (url, o) => client.openStream(url, o),
     receive: (url, o, onStart, sink) => client.receive(url, o, onStart, sink),
-    openRange: (url, o) => client.openRange(url, o),
+    receiveRange: (url, o, sink) => client.receiveRange(url, o, sink),
   };
   const profile = config.profile ? PROFILES[config.profile] : selectProfile(machine);
   log.info(profileLogLine(profile, machine), { cores: machine.cores, forced: config.profile !== undefined });

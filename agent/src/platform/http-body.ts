@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js';
+import type { BodySink } from './http-direct.js';
 import { type FailureContext, hostPort, timedOut } from './http-errors.js';
 
 export interface BodyLimits {
@@ -82,4 +83,32 @@ export class BodyWatch {
       }
     }
   }
+}
+
+/**
+ * A sink that gathers the pieces of a body in `buffer` and hands it to `flush(length)` each time
+ * it is full; `end()` flushes what is left. A piece is valid only during the call, so the part of
+ * one that did not fit waits as a copy while the buffer is flushed.
+ */
+export function bufferingSink(
+  buffer: Buffer,
+  flush: (length: number) => Promise<void>,
+): BodySink & { end(): Promise<void> } {
+  let used = 0;
+  const data = (piece: Buffer): Promise<void> | undefined => {
+    const n = piece.copy(buffer, used);
+    used += n;
+    if (used < buffer.length) return undefined;
+    const rest = n < piece.length ? Buffer.from(piece.subarray(n)) : undefined;
+    used = 0;
+    return flush(buffer.length).then(() => (rest ? data(rest) : undefined));
+  };
+  return {
+    data,
+    end: async () => {
+      const length = used;
+      used = 0;
+      if (length > 0) await flush(length);
+    },
+  };
 }

@@ -8,7 +8,7 @@ import { HttpsProxyAgent } from 'hpagent';
 import { ClgwError } from '../errors.js';
 import type { Clock } from './clock.js';
 import { type BodyLimits, BodyWatch } from './http-body.js';
-import { type BodySink, type DirectOptions, type DirectResponse, requestDirect } from './http-direct.js';
+import { type BodySink, DirectClient, type DirectResponse } from './http-direct.js';
 import {
   baseDetails,
   DnsLookupError,
@@ -89,10 +89,10 @@ export interface HttpClient {
     opts: { offset?: number; expectedSize: number; signal?: AbortSignal },
   ): Promise<{ stream: Readable; start: number }>;
   /**
-   * openStream for the one consumer that takes the body as it comes (the slot writer): the body
-   * from `offset` is handed to `sink` piece by piece, each piece valid only during the call, read on
-   * a connection of its own into one reused buffer (http-direct.ts) — or, through a proxy or from
-   * a server sending chunked encoding, from openStream's stream. `onStart(start)` is told where the
+   * openStream for consumers that take the body as it comes (the slot writer, the index fetch):
+   * the body from `offset` is handed to `sink` piece by piece, each piece valid only during the
+   * call, read into the one buffer of a connection of the direct reader (http-direct.ts) — or,
+   * through a proxy or from a server sending chunked encoding, from openStream's stream. `onStart(start)` is told where the
    * body really starts before the first piece. Resolves once every piece was taken; fails as
    * openStream and its stream do.
    */
@@ -103,14 +103,17 @@ export interface HttpClient {
     sink: BodySink,
   ): Promise<void>;
   /**
-   * Body stream of bytes `start…end` (inclusive) of an artifact of `size` bytes: one single-range
-   * request (adaptive updates). RANGE_NOT_SUPPORTED when the server answers with the whole file
-   * (200) or another range; the stream fails with SIZE_EXCEEDED or ARTIFACT_TRUNCATED as above.
+   * Bytes `start…end` (inclusive) of an artifact of `size` bytes, one single-range request
+   * (adaptive updates), handed to `sink` as receive() does — on a kept-alive connection of the
+   * direct reader, so that a delta's hundreds of ranges share a few handshakes. RANGE_NOT_SUPPORTED
+   * when the server answers with the whole file (200) or another range; SIZE_EXCEEDED or
+   * ARTIFACT_TRUNCATED as above.
    */
-  openRange(
+  receiveRange(
     url: string,
     opts: { start: number; end: number; size: number; signal?: AbortSignal },
-  ): Promise<Readable>;
+    sink: BodySink,
+  ): Promise<void>;
 }
 
 const MAX_REDIRECTS = 3;
@@ -139,9 +142,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     options.ca === undefined
       ? undefined
       : tls.createSecureContext({ ca: [...tls.rootCertificates, options.ca.toString()] });
-  // Connections are kept between requests (an adaptive update makes hundreds of Range requests in
-  // a row; a TLS handshake each would cost more than most of them fetch), at most MAX_IN_FLIGHT
-  // idle, each closed after IDLE_SOCKET_MS unused or before the server's Keep-Alive timeout.
+  // Connections are kept between requests (compat.yaml and its signature, and artifacts and
+  // ranges through a proxy; the direct reader keeps its own), at most MAX_IDLE_SOCKETS idle, each
+  // closed after IDLE_SOCKET_MS unused or before the server's Keep-Alive timeout.
   const agentOptions: https.AgentOptions = {
     keepAlive: true,
     scheduling: 'lifo',
@@ -332,7 +335,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     return target;
   }
 
-  const direct: DirectOptions = {
+  const direct = new DirectClient({
     clock,
     lookup,
     secureContext,
@@ -342,24 +345,30 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     minBytesPerSecond,
     minThroughputWindowMs: windowMs,
     userAgent: USER_AGENT,
-  };
+  });
 
-  /** requestDirect with open()'s redirects; undefined when the answer is one for Node's client. */
+  /**
+   * A direct request with open()'s redirects; undefined when it is one for Node's client: through
+   * a proxy (the tunnel is a socket Node's client opened: its reads cannot go to our buffer), or
+   * answered with a chunked body.
+   */
   async function openDirect(
     url: URL,
     headers: Record<string, string>,
     signal: AbortSignal,
   ): Promise<DirectResponse | undefined> {
+    if (route(url).proxy) return undefined;
     let current = url;
     for (let hop = 0; ; hop++) {
-      const res = await requestDirect(direct, current, headers, contextFor(current, undefined), signal);
+      const res = await direct.request(current, headers, contextFor(current, undefined), signal);
       if (REDIRECT_STATUSES.has(res.status)) {
         res.close();
         current = redirectTarget(url, current, res, hop);
         continue;
       }
+      // Only a body that will be read needs the other parser: an error's is never read.
       const encoding = res.headers['transfer-encoding'];
-      if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      if (res.status < 300 && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
         res.close();
         return undefined;
       }
@@ -513,24 +522,14 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       const offset = opts.offset ?? 0;
       const target = artifactRequest(url, offset, size);
       const signal = opts.signal ?? new AbortController().signal;
-      // A proxy's tunnel is a socket Node's client opened: its reads cannot go to our buffer.
       const res =
-        offset === size || route(target).proxy
+        offset === size
           ? undefined
           : await openDirect(target, offset > 0 ? { range: `bytes=${offset}-` } : {}, signal);
       if (!res) {
         const { stream, start } = await client.openStream(url, opts);
         onStart(start);
-        const gauge = new GarbageGauge();
-        try {
-          for await (const chunk of stream) {
-            const wait = sink.data(chunk as Buffer);
-            if (wait) await wait;
-            gauge.received((chunk as Buffer).length);
-          }
-        } finally {
-          stream.destroy();
-        }
+        await feed(stream, sink);
         return;
       }
       let start: number;
@@ -544,7 +543,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       await res.body({ maxBytes: size - start, expected: size - start }, sink);
     },
 
-    async openRange(url, opts) {
+    async receiveRange(url, opts, sink) {
       const target = parseHttpsUrl(url);
       const { start, end, size } = opts;
       if (
@@ -561,19 +560,48 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         );
       }
       const signal = opts.signal ?? new AbortController().signal;
-      const ex = await open(target, { range: `bytes=${start}-${end}` }, signal);
+      const length = end - start + 1;
+      const range = { range: `bytes=${start}-${end}` };
+      const res = await openDirect(target, range, signal);
+      if (res) {
+        try {
+          checkRangeResponse(res, start, end, size);
+        } catch (e) {
+          res.close();
+          throw e;
+        }
+        await res.body({ maxBytes: length, expected: length }, sink);
+        return;
+      }
+      const ex = await open(target, range, signal);
       try {
         checkRangeResponse(ex, start, end, size);
       } catch (e) {
         ex.req.destroy();
         throw e;
       }
-      const length = end - start + 1;
       ex.ctx.expected = length;
-      return monitorBody(ex, { maxBytes: length, expected: length }, signal);
+      await feed(monitorBody(ex, { maxBytes: length, expected: length }, signal), sink);
     },
   };
   return client;
+}
+
+/**
+ * A body from Node's client handed to a sink. Its 16 KiB buffers are garbage once taken: the
+ * young generation is collected as they pile up (GarbageGauge).
+ */
+async function feed(stream: Readable, sink: BodySink): Promise<void> {
+  const gauge = new GarbageGauge();
+  try {
+    for await (const chunk of stream) {
+      const wait = sink.data(chunk as Buffer);
+      if (wait) await wait;
+      gauge.received((chunk as Buffer).length);
+    }
+  } finally {
+    stream.destroy();
+  }
 }
 
 /** Checks that a response is exactly bytes start…end of an artifact of `size` bytes. */

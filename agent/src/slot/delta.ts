@@ -2,9 +2,9 @@ import type { promises as fs } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { ClgwError, isClgwError } from '../errors.js';
 import type { HttpClient } from '../platform/http.js';
-import { GarbageGauge } from '../platform/memory.js';
-import { CHUNK_HASH_BYTES, chunkCount, INDEX_ENTRY_BYTES, storedLength } from '../release/chunk-index.js';
-import { digestMatches, hashDeviceChunks } from './chunk-hash.js';
+import { bufferingSink } from '../platform/http-body.js';
+import { chunkCount, INDEX_ENTRY_BYTES, storedLength } from '../release/chunk-index.js';
+import { digestIs, digestMatches, hashDeviceChunks } from './chunk-hash.js';
 import type { ChunkTable } from './chunk-table.js';
 import { type ChunkOp, planWindow } from './delta-plan.js';
 import { IndexReader } from './index-file.js';
@@ -97,6 +97,12 @@ interface Window {
   entries: Buffer;
   /** Pack offset of chunk `first + i`, for i from 0 to the window's count (its end). */
   packAt: Float64Array;
+}
+
+/** The buffers one request at a time uses: its chunks, and a pack chunk split across reads. */
+interface Buffers {
+  buffer: Buffer;
+  partial: Buffer;
 }
 
 /** A pack request failed in a way that says the pack, not the network, is the problem. */
@@ -266,20 +272,21 @@ export async function writeArtifactDelta(
     return bad;
   };
 
-  const gauge = new GarbageGauge();
-  /** Buffers of requests, FETCH_BYTES each, reused: at most MAX_IN_FLIGHT are ever made. */
-  const spare: Buffer[] = [];
-  const takeBuffer = () => spare.pop() ?? Buffer.allocUnsafe(Math.max(cs, Math.floor(FETCH_BYTES / cs) * cs));
+  /** Buffers of requests (FETCH_BYTES and a chunk), reused: at most MAX_IN_FLIGHT are ever made. */
+  const spare: Buffers[] = [];
+  const takeBuffers = (): Buffers =>
+    spare.pop() ?? {
+      buffer: Buffer.allocUnsafe(Math.max(cs, Math.floor(FETCH_BYTES / cs) * cs)),
+      partial: Buffer.allocUnsafe(cs),
+    };
 
   /** Chunks `first … first + count - 1` from the artifact itself; a mismatch ends the adaptive path. */
   const fetchRaw = async (first: number, count: number, win: Window, buffer: Buffer) => {
     const start = first * cs;
     const end = start + bytesOf(first, count) - 1;
-    const stream = await http.openRange(url, { start, end, size, signal });
-    let used = 0;
     let next = first;
-    const flush = async () => {
-      const n = Math.ceil(used / cs);
+    const sink = bufferingSink(buffer, async (length) => {
+      const n = Math.ceil(length / cs);
       const bad = await writeVerified(buffer, next, n, win);
       if (bad.length > 0) {
         const at = (bad[0] as number) * cs;
@@ -289,25 +296,11 @@ export async function writeArtifactDelta(
           { details: { url, offset: at, chunk: bad[0], chunkSize: cs } },
         );
       }
-      tally(used, used, 0);
+      tally(length, length, 0);
       next += n;
-      used = 0;
-    };
-    try {
-      for await (const data of stream) {
-        const piece = data as Buffer;
-        gauge.received(piece.length);
-        for (let at = 0; at < piece.length; ) {
-          const n = piece.copy(buffer, used, at);
-          used += n;
-          at += n;
-          if (used === buffer.length) await flush();
-        }
-      }
-      if (used > 0) await flush();
-    } finally {
-      stream.destroy();
-    }
+    });
+    await http.receiveRange(url, { start, end, size, signal }, sink);
+    await sink.end();
   };
 
   /**
@@ -322,7 +315,7 @@ export async function writeArtifactDelta(
     first: number,
     count: number,
     win: Window,
-    buffer: Buffer,
+    { buffer, partial }: Buffers,
     state: { next: number; refetch: number[] },
   ) => {
     const at = (chunk: number) => win.packAt[chunk - win.first] as number;
@@ -330,10 +323,6 @@ export async function writeArtifactDelta(
     const end = at(first + count) - 1;
     const unusable = (e: unknown) =>
       isClgwError(e) && !e.transient && PACK_UNUSABLE.has(e.code) ? new PackUnusable(e) : e;
-    const stream = await http.openRange(p.url, { start, end, size: p.size, signal }).catch((e: unknown) => {
-      throw unusable(e);
-    });
-    const partial = Buffer.allocUnsafe(cs);
     let partialUsed = 0;
     let chunk = first;
     let filled = 0;
@@ -368,46 +357,50 @@ export async function writeArtifactDelta(
       filled++;
       chunk++;
     };
-    try {
-      for await (const data of stream) {
-        const piece = data as Buffer;
-        gauge.received(piece.length);
-        for (let offset = 0; offset < piece.length; ) {
-          if (chunk >= first + count)
-            throw new ClgwError('SIZE_EXCEEDED', `${p.url} sent more than bytes ${start}-${end}`, {
-              details: { url: p.url, start, end },
-            });
-          const stored = storedLength(win.entries, chunk - win.first);
-          const take = Math.min(stored - partialUsed, piece.length - offset);
-          if (partialUsed === 0 && take === stored) place(piece.subarray(offset, offset + take));
-          else {
-            piece.copy(partial, partialUsed, offset, offset + take);
-            partialUsed += take;
-            if (partialUsed === stored) {
-              place(partial.subarray(0, stored));
-              partialUsed = 0;
-            }
+    /** Places the stored chunks of a piece, writing the buffer out whenever it is full. */
+    const take = (piece: Buffer): Promise<void> | undefined => {
+      for (let offset = 0; offset < piece.length; ) {
+        if (chunk >= first + count)
+          throw new ClgwError('SIZE_EXCEEDED', `${p.url} sent more than bytes ${start}-${end}`, {
+            details: { url: p.url, start, end },
+          });
+        const stored = storedLength(win.entries, chunk - win.first);
+        const n = Math.min(stored - partialUsed, piece.length - offset);
+        if (partialUsed === 0 && n === stored) place(piece.subarray(offset, offset + n));
+        else {
+          piece.copy(partial, partialUsed, offset, offset + n);
+          partialUsed += n;
+          if (partialUsed === stored) {
+            place(partial.subarray(0, stored));
+            partialUsed = 0;
           }
-          offset += take;
-          if (filled > 0 && (filled === perBuffer || chunk === first + count)) await flush();
+        }
+        offset += n;
+        if (filled > 0 && (filled === perBuffer || chunk === first + count)) {
+          // The piece is valid only during the call: what is left of it waits as a copy.
+          const rest = offset < piece.length ? Buffer.from(piece.subarray(offset)) : undefined;
+          return flush().then(() => (rest ? take(rest) : undefined));
         }
       }
+      return undefined;
+    };
+    try {
+      await http.receiveRange(p.url, { start, end, size: p.size, signal }, { data: take });
     } catch (e) {
       throw unusable(e);
-    } finally {
-      stream.destroy();
     }
     if (filled > 0) await flush();
   };
 
   /** Chunks `first … first + count - 1` from the mirror: the pack while it is usable, else the artifact. */
   const fetchRange = async (first: number, count: number, win: Window) => {
-    const buffer = takeBuffer();
+    const buffers = takeBuffers();
+    const { buffer } = buffers;
     try {
       const state = { next: first, refetch: [] as number[] };
       if (pack) {
         try {
-          await fetchPacked(pack, first, count, win, buffer, state);
+          await fetchPacked(pack, first, count, win, buffers, state);
         } catch (e) {
           if (!(e instanceof PackUnusable)) throw e;
           if (pack) opts.onPackUnusable?.(e.reason);
@@ -424,7 +417,7 @@ export async function writeArtifactDelta(
       }
       if (state.next < first + count) await fetchRaw(state.next, first + count - state.next, win, buffer);
     } finally {
-      spare.push(buffer);
+      spare.push(buffers);
     }
   };
 
@@ -485,8 +478,7 @@ export async function writeArtifactDelta(
       { from: win.first * cs, length: bytesOf(win.first, count), chunkSize: cs, buffer: copyBuffer },
       (digest, chunk) => {
         const at = (chunk - win.first) * INDEX_ENTRY_BYTES;
-        const same = digest.compare(win.entries, at, at + CHUNK_HASH_BYTES, 0, CHUNK_HASH_BYTES) === 0;
-        inPlace[chunk - win.first] = same ? 1 : 0;
+        inPlace[chunk - win.first] = digestIs(digest, win.entries, at) ? 1 : 0;
       },
       signal,
     );

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ClgwError, isClgwError } from '../errors.js';
 import { writeFileAtomicWith } from '../platform/atomic.js';
 import type { HttpClient } from '../platform/http.js';
+import { bufferingSink } from '../platform/http-body.js';
 import type { PartitionKind, SlotName } from '../platform/paths.js';
 import {
   CHUNK_HASH_BYTES,
@@ -59,16 +60,19 @@ export async function fetchChunkIndex(
 ): Promise<void> {
   if ((await fileSha256(file)) !== ref.sha256) {
     await writeFileAtomicWith(file, async (handle) => {
-      const { stream } = await http.openStream(url, {
-        expectedSize: ref.size,
-        ...(signal ? { signal } : {}),
-      });
       const hash = createHash('sha256');
-      for await (const data of stream) {
-        const chunk = data as Buffer;
-        hash.update(chunk);
-        await handle.write(chunk);
-      }
+      const buffer = Buffer.allocUnsafe(64 * 1024);
+      const sink = bufferingSink(buffer, async (length) => {
+        for (let done = 0; done < length; )
+          done += (await handle.write(buffer, done, length - done)).bytesWritten;
+      });
+      await http.receive(url, { expectedSize: ref.size, ...(signal ? { signal } : {}) }, () => undefined, {
+        data: (chunk) => {
+          hash.update(chunk);
+          return sink.data(chunk);
+        },
+      });
+      await sink.end();
       const actual = hash.digest('hex');
       if (actual !== ref.sha256)
         throw new ClgwError(

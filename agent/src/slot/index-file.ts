@@ -3,6 +3,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createDeflateRaw, createInflateRaw } from 'node:zlib';
 import { ClgwError, isClgwError } from '../errors.js';
+import { GarbageGauge } from '../platform/memory.js';
 import {
   chunkCount,
   encodeIndexHeader,
@@ -29,6 +30,7 @@ export class IndexReader {
   position = 0;
   private readonly body: AsyncIterator<Buffer>;
   private pending: Buffer = Buffer.alloc(0);
+  private readonly gauge = new GarbageGauge(256 * 1024);
 
   private constructor(
     private readonly file: string,
@@ -97,6 +99,7 @@ export class IndexReader {
       for (;;) {
         const r = await this.body.next();
         if (r.done) return undefined;
+        this.gauge.received(r.value.length);
         if (r.value.length > 0) return r.value;
       }
     } catch (e) {
@@ -159,7 +162,9 @@ export async function writeIndexFile(
 }
 
 /** Entries for chunks of an artifact nobody packed: digest, and each chunk's own length. */
-export function fillEntry(entries: Buffer, i: number, digest: Uint8Array, length: number): void {
-  entries.set(digest.subarray(0, INDEX_ENTRY_BYTES - 4), i * INDEX_ENTRY_BYTES);
-  entries.writeUInt32BE(length, i * INDEX_ENTRY_BYTES + INDEX_ENTRY_BYTES - 4);
+export function fillEntry(entries: Buffer, i: number, digest: Uint8Array | string, length: number): void {
+  const at = i * INDEX_ENTRY_BYTES;
+  if (typeof digest === 'string') entries.write(digest, at, INDEX_ENTRY_BYTES - 4, 'latin1');
+  else entries.set(digest.subarray(0, INDEX_ENTRY_BYTES - 4), at);
+  entries.writeUInt32BE(length, at + INDEX_ENTRY_BYTES - 4);
 }

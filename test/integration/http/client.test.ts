@@ -622,6 +622,119 @@ describe('receive', () => {
   });
 });
 
+describe('kept connections', () => {
+  /**
+   * A TLS server on loopback speaking just enough HTTP/1.1 for several requests per connection:
+   * `answer` gets each request head and its number on the connection (0, 1, …).
+   */
+  async function keepAliveServer(answer: (socket: tls.TLSSocket, head: string, n: number) => void) {
+    const { server: cert } = await ensureMirrorPki(TEST_TLS_DIR);
+    const sockets = new Set<tls.TLSSocket>();
+    const server = tls.createServer({ key: cert.keyPem, cert: cert.certPem }, (socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      let pending = '';
+      let n = 0;
+      socket.on('data', (d: Buffer) => {
+        pending += d.toString('latin1');
+        for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+          const head = pending.slice(0, end);
+          pending = pending.slice(end + 4);
+          answer(socket, head, n++);
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as net.AddressInfo;
+    return {
+      url: `https://127.0.0.1:${port}/root.img`,
+      /** Connections accepted so far. */
+      connections: () => sockets.size,
+      close: () =>
+        new Promise<void>((r) => {
+          server.close(() => r());
+          // The client keeps its last connection open for a while.
+          for (const socket of sockets) socket.destroy();
+        }),
+    };
+  }
+
+  /** Answers a GET of ARTIFACT, or of the one range it asks for, delimited by Content-Length. */
+  function serveArtifact(socket: tls.TLSSocket, head: string, extra = ''): void {
+    const range = /^range: bytes=(\d+)-(\d+)$/im.exec(head);
+    const [start, end] = range ? [Number(range[1]), Number(range[2])] : [0, ARTIFACT.length - 1];
+    const status = range
+      ? `206 Partial Content\r\ncontent-range: bytes ${start}-${end}/${ARTIFACT.length}`
+      : '200 OK';
+    socket.write(`HTTP/1.1 ${status}\r\ncontent-length: ${end - start + 1}\r\n${extra}\r\n`);
+    socket.write(ARTIFACT.subarray(start, end + 1));
+  }
+
+  const ranges = [
+    [0, 9_999],
+    [50_000, 50_000],
+    [150_000, 199_999],
+  ] as const;
+
+  /** Each range through receiveRange, then the whole artifact through receive; all must be right. */
+  async function fetchAll(http: HttpClient, url: string): Promise<void> {
+    for (const [start, end] of ranges) {
+      const got: Buffer[] = [];
+      await http.receiveRange(
+        url,
+        { start, end, size: ARTIFACT.length },
+        {
+          data: (c) => {
+            got.push(Buffer.from(c));
+            return undefined;
+          },
+        },
+      );
+      expect(Buffer.concat(got).equals(ARTIFACT.subarray(start, end + 1))).toBe(true);
+    }
+    const got: Buffer[] = [];
+    await transports.receive!(http, url, { expectedSize: ARTIFACT.length }, got);
+    expect(Buffer.concat(got).equals(ARTIFACT)).toBe(true);
+  }
+
+  it('sends the next request on the connection the last one left open', async () => {
+    const server = await keepAliveServer((socket, head) => serveArtifact(socket, head));
+    try {
+      await fetchAll(client(), server.url);
+      expect(server.connections()).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('sends a request again on a new connection when the server closed the kept one unseen', async () => {
+    // The server drops each connection at its second request, as one whose keep-alive timeout
+    // ran out just as the request arrived: no request may be lost or fail for it.
+    const server = await keepAliveServer((socket, head, n) => {
+      if (n === 0) serveArtifact(socket, head);
+      else socket.destroy();
+    });
+    try {
+      await fetchAll(client(), server.url);
+      expect(server.connections()).toBe(ranges.length + 1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('does not reuse a connection the server said it closes', async () => {
+    const server = await keepAliveServer((socket, head) =>
+      serveArtifact(socket, head, 'connection: close\r\n'),
+    );
+    try {
+      await fetchAll(client(), server.url);
+      expect(server.connections()).toBe(ranges.length + 1);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('proxy', () => {
   it('tunnels through HTTPS_PROXY from the environment', async () => {
     const proxy = await startConnectProxy({ hosts: { [TEST_NAME]: '127.0.0.1' } });
