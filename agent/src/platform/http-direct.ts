@@ -138,6 +138,8 @@ class Connection {
   private ended: { error?: unknown } | undefined;
   /** Requests sent on it so far. */
   private served = 0;
+  /** In the pool, between requests. */
+  private idle = false;
 
   private constructor(
     private readonly o: DirectOptions,
@@ -219,6 +221,7 @@ class Connection {
 
   /** Idle in the pool: reading on, so that the server's close is seen; `gone` when it closes. */
   sleep(gone: () => void): void {
+    this.idle = true;
     this.onRead = () => {
       // Nothing may come unasked on an HTTP/1.1 connection.
       this.socket.destroy();
@@ -230,12 +233,16 @@ class Connection {
     };
     this.socket.setTimeout(IDLE_MS);
     this.socket.unref();
-    // Kept from inside a read, whose `false` pauses the socket after this returns.
-    setImmediate(() => this.socket.resume());
+    // Kept from inside a read, whose `false` pauses the socket after this returns; taken again
+    // meanwhile, it reads for its request (which may be holding its body back).
+    setImmediate(() => {
+      if (this.idle) this.socket.resume();
+    });
   }
 
   /** Taken from the pool for a request. */
   wake(): void {
+    this.idle = false;
     this.socket.setTimeout(0);
     this.socket.ref();
   }

@@ -92,9 +92,9 @@ export interface HttpClient {
    * openStream for consumers that take the body as it comes (the slot writer, the index fetch):
    * the body from `offset` is handed to `sink` piece by piece, each piece valid only during the
    * call, read into the one buffer of a connection of the direct reader (http-direct.ts) — or,
-   * through a proxy or from a server sending chunked encoding, from openStream's stream. `onStart(start)` is told where the
-   * body really starts before the first piece. Resolves once every piece was taken; fails as
-   * openStream and its stream do.
+   * through a proxy or from a server sending chunked encoding, from openStream's stream.
+   * `onStart(start)` is told where the body really starts before the first piece. Resolves once
+   * every piece was taken; fails as openStream and its stream do.
    */
   receive(
     url: string,

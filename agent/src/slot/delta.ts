@@ -3,6 +3,7 @@ import { inflateRawSync } from 'node:zlib';
 import { ClgwError, isClgwError } from '../errors.js';
 import type { HttpClient } from '../platform/http.js';
 import { bufferingSink } from '../platform/http-body.js';
+import { collectOldGeneration } from '../platform/memory.js';
 import { chunkCount, INDEX_ENTRY_BYTES, storedLength } from '../release/chunk-index.js';
 import { digestIs, digestMatches, hashDeviceChunks } from './chunk-hash.js';
 import type { ChunkTable } from './chunk-table.js';
@@ -504,6 +505,7 @@ export async function writeArtifactDelta(
         signal.throwIfAborted();
         const count = Math.min(windowChunks, chunks - w);
         const win = await nextWindow(w, count);
+        collectOldGeneration();
         const inPlace = opts.resume ? await scanTarget(win, count) : undefined;
         const find = (h: Uint8Array, o: number) => opts.source.table.find(h, o);
         for (const op of planWindow({

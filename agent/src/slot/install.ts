@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ClgwError } from '../errors.js';
 import { execFile } from '../platform/exec.js';
 import type { HttpClient } from '../platform/http.js';
+import { collectOldGeneration } from '../platform/memory.js';
 import {
   borrowBuffers,
   DIRECT_ALIGN,
@@ -143,6 +144,7 @@ export async function writeArtifact(
       });
       return writer;
     };
+    collectOldGeneration();
     try {
       await http.receive(
         url,
