@@ -33,7 +33,11 @@ afterAll(async () => {
 
 describe('clgw CLI and local API', () => {
   it('serves the local portal (its URL in run/clgw/portal-url) with the strict headers', async () => {
-    const url = (await fs.readFile(world.paths.portalUrl, 'utf8')).trim();
+    // The agent answers on its socket first and starts the portal right after.
+    const url = await until(
+      async () => (await fs.readFile(world.paths.portalUrl, 'utf8')).trim() || undefined,
+      'the portal URL',
+    );
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     const res = await fetch(url);
     expect(res.status).toBe(200);
