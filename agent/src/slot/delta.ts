@@ -72,6 +72,8 @@ const MIB = 1024 * 1024;
 const DEFAULT_CHECKPOINT_BYTES = 8 * MIB;
 /** Target bytes planned at once: 2048 entries (24 KiB) of index for 4 KiB chunks. */
 const WINDOW_BYTES = 8 * MIB;
+/** Target bytes between two collections of the old generation (collectOldGeneration). */
+const OLD_GC_BYTES = 64 * MIB;
 /** Range requests in flight at once. */
 const MAX_IN_FLIGHT = 4;
 /** Fetches at most this far apart become one request (the bytes between are fetched too). */
@@ -501,11 +503,12 @@ export async function writeArtifactDelta(
 
   try {
     try {
-      for (let w = 0; w < chunks && !failed; w += windowChunks) {
+      const windowsPerCollection = Math.max(1, Math.round(OLD_GC_BYTES / (windowChunks * cs)));
+      for (let w = 0, n = 0; w < chunks && !failed; w += windowChunks, n++) {
         signal.throwIfAborted();
         const count = Math.min(windowChunks, chunks - w);
         const win = await nextWindow(w, count);
-        collectOldGeneration();
+        if (n % windowsPerCollection === 0) collectOldGeneration();
         const inPlace = opts.resume ? await scanTarget(win, count) : undefined;
         const find = (h: Uint8Array, o: number) => opts.source.table.find(h, o);
         for (const op of planWindow({
