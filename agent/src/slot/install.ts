@@ -4,7 +4,6 @@ import path from 'node:path';
 import { ClgwError } from '../errors.js';
 import { execFile } from '../platform/exec.js';
 import type { HttpClient } from '../platform/http.js';
-import { collectOldGeneration } from '../platform/memory.js';
 import {
   borrowBuffers,
   DIRECT_ALIGN,
@@ -144,7 +143,6 @@ export async function writeArtifact(
       });
       return writer;
     };
-    collectOldGeneration();
     try {
       await http.receive(
         url,
