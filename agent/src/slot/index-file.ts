@@ -161,10 +161,9 @@ export async function writeIndexFile(
   await writing;
 }
 
-/** Entries for chunks of an artifact nobody packed: digest, and each chunk's own length. */
-export function fillEntry(entries: Buffer, i: number, digest: Uint8Array | string, length: number): void {
+/** Entry `i`: the first bytes of a chunk's digest (chunkDigest) and its length in the pack (its own where nothing is packed). */
+export function fillEntry(entries: Buffer, i: number, digest: string, length: number): void {
   const at = i * INDEX_ENTRY_BYTES;
-  if (typeof digest === 'string') entries.write(digest, at, INDEX_ENTRY_BYTES - 4, 'latin1');
-  else entries.set(digest.subarray(0, INDEX_ENTRY_BYTES - 4), at);
+  entries.write(digest, at, INDEX_ENTRY_BYTES - 4, 'latin1');
   entries.writeUInt32BE(length, at + INDEX_ENTRY_BYTES - 4);
 }

@@ -24,7 +24,7 @@ import {
   type SlotArtifact,
   validateCompat,
 } from '@clgw/agent/release/schema.js';
-import { chunkSha256 } from '@clgw/agent/slot/chunk-hash.js';
+import { chunkDigest } from '@clgw/agent/slot/chunk-hash.js';
 import { fillEntry, writeIndexFile } from '@clgw/agent/slot/index-file.js';
 import { stringify } from 'yaml';
 import type { DevKeys } from './keys.js';
@@ -419,7 +419,7 @@ export async function publishChunkIndex(
           await forEachChunk(path.join(tree, artifact.path), chunkSize, async (chunk) => {
             const deflated = deflateRawSync(chunk, { level: 9 });
             const stored = deflated.length < chunk.length ? deflated : chunk;
-            fillEntry(entries, batched, chunkSha256(chunk), stored.length);
+            fillEntry(entries, batched, chunkDigest(chunk), stored.length);
             packHash.update(stored);
             packSize += stored.length;
             if (pendingUsed + stored.length > pending.length) await flushPack();

@@ -23,7 +23,7 @@ afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-const digest = (b: Buffer) => createHash('sha256').update(b).digest();
+const digest = (b: Buffer) => createHash('sha256').update(b).digest('binary');
 
 /** Entries for `chunks` (stored as they are). */
 function entriesOf(chunks: Buffer[]): Buffer {
