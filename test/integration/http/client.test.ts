@@ -736,39 +736,59 @@ describe('kept connections', () => {
 });
 
 describe('proxy', () => {
-  it('tunnels through HTTPS_PROXY from the environment', async () => {
+  /**
+   * Runs `use` with a client whose proxy comes from HTTPS_PROXY (a CONNECT proxy on loopback) and
+   * the mirror's URL by a name only the proxy resolves; every request must take one tunnel.
+   */
+  async function throughProxy(use: (http: HttpClient, base: string) => Promise<void>): Promise<void> {
     const proxy = await startConnectProxy({ hosts: { [TEST_NAME]: '127.0.0.1' } });
     try {
       vi.stubEnv('HTTPS_PROXY', proxy.url);
       vi.stubEnv('NO_PROXY', '');
-      const http = createHttpClient({ clock: systemClock, ca: mirror.caPem, retries: 0 });
-      const body = await http.getBuffer(`https://${TEST_NAME}:${mirror.port}/compat.yaml`, {
-        maxBytes: 1024,
-      });
-      expect(body.toString()).toBe(COMPAT);
-      expect(proxy.tunnels).toEqual([`${TEST_NAME}:${mirror.port}`]);
-    } finally {
-      await proxy.close();
-    }
-  });
-
-  it("takes an artifact through the tunnel with Node's client", async () => {
-    const proxy = await startConnectProxy({ hosts: { [TEST_NAME]: '127.0.0.1' } });
-    try {
-      vi.stubEnv('HTTPS_PROXY', proxy.url);
-      vi.stubEnv('NO_PROXY', '');
-      const http = createHttpClient({ clock: systemClock, ca: mirror.caPem, retries: 0 });
-      const got: Buffer[] = [];
-      const url = `https://${TEST_NAME}:${mirror.port}/root.img`;
-      expect(await transports.receive!(http, url, { offset: 1000, expectedSize: ARTIFACT.length }, got)).toBe(
-        1000,
+      await use(
+        createHttpClient({ clock: systemClock, ca: mirror.caPem, retries: 0 }),
+        `https://${TEST_NAME}:${mirror.port}`,
       );
-      expect(Buffer.concat(got).equals(ARTIFACT.subarray(1000))).toBe(true);
       expect(proxy.tunnels).toEqual([`${TEST_NAME}:${mirror.port}`]);
     } finally {
       await proxy.close();
     }
-  });
+  }
+
+  it('tunnels through HTTPS_PROXY from the environment', () =>
+    throughProxy(async (http, base) => {
+      const body = await http.getBuffer(`${base}/compat.yaml`, { maxBytes: 1024 });
+      expect(body.toString()).toBe(COMPAT);
+    }));
+
+  it("takes an artifact through the tunnel with Node's client", () =>
+    throughProxy(async (http, base) => {
+      const got: Buffer[] = [];
+      const opts = { offset: 1000, expectedSize: ARTIFACT.length };
+      expect(await transports.receive!(http, `${base}/root.img`, opts, got)).toBe(1000);
+      expect(Buffer.concat(got).equals(ARTIFACT.subarray(1000))).toBe(true);
+    }));
+
+  it("takes ranges through the tunnel with Node's client", () =>
+    throughProxy(async (http, base) => {
+      for (const [start, end] of [
+        [0, 4095],
+        [100_000, 150_000],
+      ] as const) {
+        const got: Buffer[] = [];
+        await http.receiveRange(
+          `${base}/root.img`,
+          { start, end, size: ARTIFACT.length },
+          {
+            data: (c) => {
+              got.push(Buffer.from(c));
+              return undefined;
+            },
+          },
+        );
+        expect(Buffer.concat(got).equals(ARTIFACT.subarray(start, end + 1))).toBe(true);
+      }
+    }));
 
   it('goes direct for a host listed in NO_PROXY', async () => {
     const proxy = await startConnectProxy({ hosts: { [TEST_NAME]: '127.0.0.1' } });
