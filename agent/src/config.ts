@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ClgwError } from './errors.js';
 import { readJsonFile } from './platform/atomic.js';
 import type { AppliancePaths } from './platform/paths.js';

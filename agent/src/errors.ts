@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * One error type for the whole agent. Every failure carries a stable `code` (what scripts, the

@@ -7,7 +7,7 @@
  * Pure: no `node:*` imports.
  */
 import { ClgwError } from '@clgw/agent/errors.js';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** File name of the manifest inside the recovery partition. */
 export const MANIFEST_FILE = 'manifest.json';

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Agent, AgentRequest } from '../agent.js';
 import { ClgwError, toClgwError } from '../errors.js';
 import type { Logger } from '../platform/log.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { type SerializedError, serializedErrorSchema } from '../errors.js';
 import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
 import { CONTAINER_NAMES, type ContainerName } from '../release/schema.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { type SerializedError, serializedErrorSchema } from '../errors.js';
 import type { SlotName } from '../platform/paths.js';
 

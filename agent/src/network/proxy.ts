@@ -1,5 +1,5 @@
 import { promises as fs } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ClgwError } from '../errors.js';
 import { readJsonFile, writeFileAtomic } from '../platform/atomic.js';
 import { hostnameProblem, parseIpv4 } from './settings.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 import { isClgwError, toClgwError } from '../errors.js';
 import type { Logger } from '../platform/log.js';
 import { crossSiteReason, isAllowedHost, SECURITY_HEADERS } from './headers.js';

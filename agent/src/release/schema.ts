@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ClgwError } from '../errors.js';
 import { chunkCount, isValidChunkSize, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, maxIndexSize } from './chunk-index.js';
 

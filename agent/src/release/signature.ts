@@ -1,5 +1,5 @@
 import { constants, verify as cryptoVerify, X509Certificate } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ClgwError } from '../errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { serializeError } from '../errors.js';
 import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
 import type { Clock } from '../platform/clock.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ClgwError } from '../errors.js';
 import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
 import type { SlotName } from '../platform/paths.js';

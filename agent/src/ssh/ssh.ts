@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ClgwError, serializeError } from '../errors.js';
 import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
 import type { Clock } from '../platform/clock.js';
