@@ -194,8 +194,10 @@ export async function probeOverlap(opts: {
   const cs = opts.chunkSize;
   const chunks = chunkCount(opts.length, cs);
   const wanted = Math.min(chunks, opts.samples ?? PROBE_SAMPLES);
-  // Samples by their first 4 digest bytes; several may share them (identical chunks, zeros).
-  const byWord = new Map<number, Buffer[]>();
+  // Distinct sample digests by their first 4 bytes, each with how many samples have it: an image's
+  // zero chunks are many, and a list of one entry per sample would compare each of the index's
+  // zero chunks with every zero sample (seconds for a 512 MiB image).
+  const byWord = new Map<number, { digest: Buffer; samples: number }[]>();
   const handle = await fs.open(opts.device, 'r').catch((e: NodeJS.ErrnoException) => {
     throw new ClgwError(
       'SLOT_WRITE_FAILED',
@@ -213,33 +215,41 @@ export async function probeOverlap(opts: {
       const chunk = Math.floor(((k + 0.5) * chunks) / wanted);
       const length = Math.min(cs, opts.length - chunk * cs);
       const { bytesRead } = await handle.read(buffer, 0, length, chunk * cs);
-      const digest = chunkSha256(buffer.subarray(0, bytesRead));
+      const digest = chunkSha256(buffer.subarray(0, bytesRead)).subarray(0, CHUNK_HASH_BYTES);
       const word = digest.readUInt32BE(0);
       const list = byWord.get(word) ?? [];
-      list.push(digest.subarray(0, CHUNK_HASH_BYTES));
+      const same = list.find((s) => s.digest.equals(digest));
+      if (same) same.samples++;
+      else list.push({ digest, samples: 1 });
       byWord.set(word, list);
     }
   } finally {
     await handle.close();
   }
   const reader = await IndexReader.open(opts.indexFile);
-  const hit = new Set<Buffer>();
+  let found = 0;
   try {
     const batch = Buffer.allocUnsafe(BATCH_CHUNKS * INDEX_ENTRY_BYTES);
-    while (reader.position < reader.chunks) {
+    while (byWord.size > 0 && reader.position < reader.chunks) {
       const n = Math.min(BATCH_CHUNKS, reader.chunks - reader.position);
       const entries = await reader.read(n, batch);
       for (let i = 0; i < n; i++) {
         const at = i * INDEX_ENTRY_BYTES;
-        const list = byWord.get(entries.readUInt32BE(at));
+        const word = entries.readUInt32BE(at);
+        const list = byWord.get(word);
         if (!list) continue;
-        for (const d of list) if (d.compare(entries, at, at + CHUNK_HASH_BYTES) === 0) hit.add(d);
+        const k = list.findIndex((s) => s.digest.compare(entries, at, at + CHUNK_HASH_BYTES) === 0);
+        if (k < 0) continue;
+        // Found once is enough: later copies in the index cost a map miss.
+        found += list[k]!.samples;
+        list.splice(k, 1);
+        if (list.length === 0) byWord.delete(word);
       }
     }
   } finally {
     reader.close();
   }
-  return { sampled: wanted, found: hit.size };
+  return { sampled: wanted, found };
 }
 
 /** Chunks of the active slot the probe hashes: 1 MiB of reads in 4 KiB chunks. */

@@ -140,4 +140,24 @@ describe("the active slot's index", () => {
     );
     expect(await probeOverlap({ ...probe, indexFile: unrelated })).toEqual({ sampled: 256, found: 0 });
   });
+
+  it('a probe counts each sample once, however often the slot and the index repeat its chunk', async () => {
+    // The first half of the slot is zeros (an image's free space): about half the samples are the
+    // same chunk, and the index lists it a thousand times.
+    const device = path.join(dir, 'slot-c');
+    const chunks = Array.from({ length: 2000 }, (_, i) =>
+      i < 1000 ? Buffer.alloc(4096) : randomBytes(4096),
+    );
+    await fs.writeFile(device, Buffer.concat(chunks));
+    const indexFile = path.join(dir, 'zeros.idx');
+    const target = chunks.map((c, i) => (i >= 1000 && i % 10 === 0 ? randomBytes(4096) : c));
+    await writeIndex(indexFile, 2000 * 4096, entriesOf(target));
+    const sampledChunks = Array.from({ length: 256 }, (_, k) => Math.floor(((k + 0.5) * 2000) / 256));
+    const kept = sampledChunks.filter((c) => c < 1000 || c % 10 !== 0).length;
+    expect(kept).toBeLessThan(256);
+    expect(await probeOverlap({ device, length: 2000 * 4096, chunkSize: 4096, indexFile })).toEqual({
+      sampled: 256,
+      found: kept,
+    });
+  });
 });
