@@ -8,6 +8,7 @@ import { chunkCount, INDEX_ENTRY_BYTES, storedLength } from '../release/chunk-in
 import { digestIs, digestMatches, hashDeviceChunks } from './chunk-hash.js';
 import type { ChunkTable } from './chunk-table.js';
 import { type ChunkOp, planWindow } from './delta-plan.js';
+import { borrowBuffers, returnBuffers, wholeChunks } from './direct-io.js';
 import { IndexReader } from './index-file.js';
 import { type ArtifactTarget, checkSlotTarget, keepProgress, openDevice, writeFailure } from './install.js';
 
@@ -78,8 +79,6 @@ const OLD_GC_BYTES = 64 * MIB;
 const MAX_IN_FLIGHT = 4;
 /** Fetches at most this far apart become one request (the bytes between are fetched too). */
 const MAX_GAP_BYTES = 16 * 1024;
-/** Buffer of a batch of copies: written to the slot when full. */
-const IO_BYTES = MIB;
 /**
  * Buffer of one request in flight: written to the slot when full. Most requests fetch a few
  * chunks; a long run (a new file) is written a quarter MiB at a time.
@@ -443,7 +442,10 @@ export async function writeArtifactDelta(
     inFlight.set(request, start);
   };
 
-  const copyBuffer = Buffer.allocUnsafe(Math.max(cs, Math.floor(IO_BYTES / cs) * cs));
+  // A batch of copies is read into the first of the aligned pair the read-back borrows next: one
+  // pair made for the update, not a buffer here and the pair beside it at the read-back.
+  const pair = borrowBuffers();
+  const copyBuffer = wholeChunks(pair[0], cs);
   const copyBatch = copyBuffer.length / cs;
   /** Copies from the active slot; chunks whose bytes there do not match are fetched instead. */
   const copy = async (op: Extract<ChunkOp, { kind: 'copy' }>, win: Window) => {
@@ -557,6 +559,7 @@ export async function writeArtifactDelta(
       packChunksRefetched,
     };
   } finally {
+    returnBuffers(pair);
     index.close();
     await Promise.all([out.close(), src.close()]);
   }

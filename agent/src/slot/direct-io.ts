@@ -77,7 +77,9 @@ let spare: [Buffer, Buffer] | undefined;
  * hashed. The pair is kept between uses (the agent writes and verifies one artifact at a time;
  * a second user at the same moment gets a pair of its own): a fresh WebAssembly memory per use
  * would stay resident until the next full garbage collection, and the write's and the read-back's
- * pairs side by side were 4 MiB of the agent's peak.
+ * pairs side by side were 4 MiB of the agent's peak. Indexing the active slot and an adaptive
+ * install's copies read into it too: buffers of their own, then this pair at the read-back, were
+ * ~2 MiB of an adaptive update's peak.
  */
 export function borrowBuffers(): [Buffer, Buffer] {
   const pair = spare ?? (alignedBuffers(2, IO_BUFFER) as [Buffer, Buffer]);
@@ -88,4 +90,13 @@ export function borrowBuffers(): [Buffer, Buffer] {
 /** Hands a pair back once no read or write on it can still be running. */
 export function returnBuffers(pair: [Buffer, Buffer]): void {
   spare = pair;
+}
+
+/**
+ * The longest start of `buffer` that holds whole chunks of `chunkSize` bytes, or a buffer of one
+ * chunk of its own when a chunk is larger than `buffer`.
+ */
+export function wholeChunks(buffer: Buffer, chunkSize: number): Buffer {
+  if (chunkSize > buffer.length) return Buffer.allocUnsafe(chunkSize);
+  return buffer.subarray(0, buffer.length - (buffer.length % chunkSize));
 }

@@ -16,6 +16,7 @@ import {
 import type { ChunkIndexRef } from '../release/schema.js';
 import { chunkSha256, hashDeviceChunks } from './chunk-hash.js';
 import { ChunkTable } from './chunk-table.js';
+import { borrowBuffers, returnBuffers, wholeChunks } from './direct-io.js';
 import { fillEntry, IndexReader, writeIndexFile } from './index-file.js';
 
 /**
@@ -129,10 +130,12 @@ export async function loadSourceTable(opts: {
         { cause: e, details: { device: opts.device, errno: e.code } },
       );
     });
+    // Read into the aligned pair the install borrows next (slot/direct-io.ts).
+    const pair = borrowBuffers();
     try {
       const window = BATCH_CHUNKS * opts.chunkSize;
       const entries = Buffer.allocUnsafe(BATCH_CHUNKS * INDEX_ENTRY_BYTES);
-      const buffer = Buffer.allocUnsafe(1024 * 1024);
+      const buffer = wholeChunks(pair[0], opts.chunkSize);
       for (let from = 0; from < opts.length; from += window) {
         const length = Math.min(window, opts.length - from);
         const first = from / opts.chunkSize;
@@ -150,6 +153,7 @@ export async function loadSourceTable(opts: {
         await push?.(entries.subarray(0, chunkCount(length, opts.chunkSize) * INDEX_ENTRY_BYTES));
       }
     } finally {
+      returnBuffers(pair);
       await handle.close();
     }
   };
