@@ -1,8 +1,8 @@
-import semver from 'semver';
 import type { Deps } from '../deps.js';
 import { ClgwError, type SerializedError, serializeError } from '../errors.js';
 import type { Journal, UpdateTarget } from '../machine/journal.js';
 import type { ConfirmOutcome } from '../machine/update.machine.js';
+import { compareVersions } from '../release/schema.js';
 import { markBad, markGood } from '../slot/bootchooser.js';
 import { readBootedSlot } from '../slot/booted.js';
 import { grubenvEqual } from '../slot/grubenv.js';
@@ -73,7 +73,9 @@ export async function confirmBoot(deps: Deps, journal: Journal): Promise<Confirm
   await updateHistory(deps.paths.history, (h) => ({
     ...h,
     highestVersion:
-      h.highestVersion && semver.gte(h.highestVersion, target.version) ? h.highestVersion : target.version,
+      h.highestVersion && compareVersions(h.highestVersion, target.version) >= 0
+        ? h.highestVersion
+        : target.version,
   }));
   await updateAlarms(deps.paths.alarms, (a) => clearRecovered(a, new Date(deps.clock.now()).toISOString()));
   deps.log.info('update committed', { slot: target.slot, version: target.version });

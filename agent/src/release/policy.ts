@@ -1,8 +1,8 @@
-import semver from 'semver';
 import { ClgwError } from '../errors.js';
 import {
   type Compat,
   type ContainerRef,
+  compareVersions,
   compatPlatforms,
   isStrictSemver,
   type Platform,
@@ -48,14 +48,15 @@ export function decideUpdate(compat: Compat, ctx: UpdateContext): UpdateDecision
       : requireVersion('highest installed version', ctx.highestVersion);
   const release = platformEntry(compat, ctx).release;
 
-  if (highest !== undefined && semver.lt(release.version, highest))
+  if (highest !== undefined && compareVersions(release.version, highest) < 0)
     throw downgrade(release.version, `the highest version ever installed here, ${highest}`);
-  if (semver.lt(release.version, running)) throw downgrade(release.version, `the running version ${running}`);
+  if (compareVersions(release.version, running) < 0)
+    throw downgrade(release.version, `the running version ${running}`);
 
-  if (semver.eq(release.version, running))
+  if (compareVersions(release.version, running) === 0)
     return { kind: 'up-to-date', version: running, serial: compat.serial };
 
-  if (semver.lt(running, release.minSourceVersion))
+  if (compareVersions(running, release.minSourceVersion) < 0)
     throw new ClgwError(
       'SOURCE_VERSION_TOO_OLD',
       `release ${release.version} can only be installed over ${release.minSourceVersion} or later; this appliance runs ${running}`,

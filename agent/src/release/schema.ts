@@ -1,4 +1,6 @@
-import semver from 'semver';
+// Only the two functions used: the package's index loads all of it (ranges, caches) at start.
+import semverCompare from 'semver/functions/compare.js';
+import semverValid from 'semver/functions/valid.js';
 import * as z from 'zod';
 import { ClgwError } from '../errors.js';
 import { chunkCount, isValidChunkSize, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, maxIndexSize } from './chunk-index.js';
@@ -63,12 +65,12 @@ export function artifactPathProblem(p: string): string | undefined {
  * "the same release" to the version rules while naming different images.
  */
 export function isStrictSemver(v: string): boolean {
-  return v.length <= MAX_VERSION_LENGTH && semver.valid(v, { loose: false }) === v;
+  return v.length <= MAX_VERSION_LENGTH && semverValid(v, { loose: false }) === v;
 }
 
 /** semver ordering of two strict versions: negative, zero or positive like a sort comparator. */
 export function compareVersions(a: string, b: string): number {
-  return semver.compare(a, b);
+  return semverCompare(a, b);
 }
 
 /** Milliseconds since the epoch of a strict `YYYY-MM-DDTHH:MM:SS[.mmm]Z` string, or NaN. */
@@ -186,7 +188,7 @@ export const PlatformReleaseSchema = z
     if (
       isStrictSemver(r.version) &&
       isStrictSemver(r.minSourceVersion) &&
-      semver.gt(r.minSourceVersion, r.version)
+      compareVersions(r.minSourceVersion, r.version) > 0
     )
       ctx.addIssue({
         code: 'custom',
