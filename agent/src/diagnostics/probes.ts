@@ -9,6 +9,7 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
 import tls from 'node:tls';
+import { contextTrusting } from '../platform/trust.js';
 import type {
   DnsObservation,
   DnsServerObservation,
@@ -369,8 +370,7 @@ export async function probeTls(
       port: target.port,
       // SNI carries names only (RFC 6066 §3).
       ...(net.isIP(target.host) ? {} : { servername: target.host }),
-      // Passing `ca` replaces the root store, so the built-in roots are added back.
-      ...(options.ca ? { ca: [...tls.rootCertificates, options.ca] } : {}),
+      ...(options.ca ? { secureContext: contextTrusting(options.ca) } : {}),
       rejectUnauthorized: false,
       // The name is checked below on its own, so that `authorized` speaks of the chain alone and
       // a wrong name is reported as such even when the chain is also untrusted.

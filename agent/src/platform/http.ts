@@ -3,7 +3,7 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:h
 import https from 'node:https';
 import net, { type LookupFunction } from 'node:net';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { HttpsProxyAgent } from 'hpagent';
 import { ClgwError } from '../errors.js';
 import type { Clock } from './clock.js';
@@ -23,6 +23,7 @@ import {
   truncated,
 } from './http-errors.js';
 import { GarbageGauge } from './memory.js';
+import { contextTrusting } from './trust.js';
 
 export type { BodySink } from './http-direct.js';
 export { displayUrl } from './http-errors.js';
@@ -136,12 +137,8 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const retries = options.retries ?? 2;
   const retryDelayMs = options.retryDelayMs ?? 1000;
 
-  // Passing `ca` to TLS replaces the root store, so the built-in roots are added back explicitly;
-  // one secure context is built once instead of re-parsing ~150 roots for every connection.
-  const secureContext =
-    options.ca === undefined
-      ? undefined
-      : tls.createSecureContext({ ca: [...tls.rootCertificates, options.ca.toString()] });
+  // One secure context for every connection, built once.
+  const secureContext = options.ca === undefined ? undefined : contextTrusting(options.ca.toString());
   // Connections are kept between requests (compat.yaml and its signature, and artifacts and
   // ranges through a proxy; the direct reader keeps its own), at most MAX_IDLE_SOCKETS idle, each
   // closed after IDLE_SOCKET_MS unused or before the server's Keep-Alive timeout.
