@@ -241,7 +241,7 @@ async function writeFull(
 
 /**
  * Active artifacts above this many chunks are downloaded whole: the table of the active slot's
- * chunks would take more than 16 MiB (4 GiB of artifact in 4 KiB chunks).
+ * chunks would take more than 16 MiB (6 GiB of artifact in 4 KiB chunks).
  */
 const MAX_TABLE_BYTES = 16 * 1024 * 1024;
 /** Below this share of the artifact found in the active slot, one streamed response beats ranges. */

@@ -36,15 +36,29 @@ describe('ChunkTable', () => {
     for (let i = 0; i < 1000; i++) expect(t.find(h(`absent ${i}`), 0)).toBe(-1);
   });
 
-  it('takes one typed array: 8 bytes a slot, at least 4/3 as many slots as chunks', () => {
-    expect(ChunkTable.bytesFor(131072)).toBe(2 * 1024 * 1024); // 512 MiB in 4 KiB chunks
-    expect(ChunkTable.bytesFor(133120)).toBe(2 * 1024 * 1024); // a 520 MiB slot: three quarters full at most
-    expect(ChunkTable.bytesFor(196609)).toBe(4 * 1024 * 1024);
+  it('takes one typed array: 8 bytes a slot, 4/3 as many slots as chunks', () => {
+    expect(ChunkTable.bytesFor(131072)).toBe(174763 * 8); // 512 MiB in 4 KiB chunks: 1.33 MiB
+    expect(ChunkTable.bytesFor(133120)).toBe(177494 * 8); // a 520 MiB slot
+    expect(ChunkTable.bytesFor(1)).toBe(16 * 8);
     expect(() => {
       const t = new ChunkTable(1);
       t.add(h('a'), 0, 0);
       t.add(h('b'), 0, 1);
     }).toThrow(RangeError);
+  });
+
+  it('probing wraps from the last slot to the first', () => {
+    // First four bytes all ones: every chunk starts probing at the last of the 16 slots.
+    const entry = (tag: number) => {
+      const b = new Uint8Array(INDEX_ENTRY_BYTES).fill(0xff);
+      new DataView(b.buffer).setUint32(4, tag);
+      return b;
+    };
+    const t = new ChunkTable(12);
+    for (let c = 0; c < 12; c++) t.add(entry(c), 0, c);
+    expect(t.size).toBe(12);
+    for (let c = 0; c < 12; c++) expect(t.find(entry(c), 0)).toBe(c);
+    expect(t.find(entry(99), 0)).toBe(-1);
   });
 });
 
