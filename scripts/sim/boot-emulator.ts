@@ -26,9 +26,22 @@ const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../.
  *                            agent's live heap is ~15 MiB, and V8 would otherwise let garbage of
  *                            an adaptive update's hundreds of requests grow it to 30+ MiB;
  *   --expose-gc              lets a download collect its dead 16 KiB network buffers every 2 MiB
- *                            (agent/src/platform/memory.ts) instead of 10–20 MiB of them.
+ *                            (agent/src/platform/memory.ts) instead of 10–20 MiB of them;
+ *   --no-opt                 no optimizing compiler (TurboFan): its code in node's binary is pages
+ *                            touched, its compilations memory besides — ~3.6 MiB of file pages and
+ *                            ~2–4 MiB anonymous at an update's peak. The update's heavy work is
+ *                            native (TLS, SHA-256, reads and writes); the JavaScript around it runs
+ *                            in the interpreter and baseline code (Sparkplug) at the same rates:
+ *                            full install and adaptive update alike (`make bench`, issue #8);
+ *   --optimize-for-size      V8's heap sized and grown for memory rather than speed: ~1 MiB less.
  */
-export const AGENT_NODE_OPTIONS = ['--max-semi-space-size=1', '--max-old-space-size=48', '--expose-gc'];
+export const AGENT_NODE_OPTIONS = [
+  '--max-semi-space-size=1',
+  '--max-old-space-size=48',
+  '--expose-gc',
+  '--no-opt',
+  '--optimize-for-size',
+];
 /**
  * The agent's environment on the appliance (the unit's `Environment=`): at most two glibc malloc
  * arenas. Each thread that allocates (the libuv pool, V8's helpers) otherwise gets an arena of its
