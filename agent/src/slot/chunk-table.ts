@@ -58,14 +58,15 @@ export class ChunkTable {
   /**
    * Where probing starts: the first 4 digest bytes scaled to the capacity (multiply and shift
    * rather than a mask, so the capacity need not be a power of two: at 512 MiB the next power of
-   * two took 2 MiB instead of 1.3). Exact in a double: a 32-bit word times < 2^21 slots.
+   * two took 2 MiB instead of 1.3). Exact in a double up to 2^21 slots (16 MiB, the most the
+   * agent builds); the bounds keep a larger table's rounding from probing past its end.
    */
   private start(hashes: Uint8Array, offset: number): number {
-    return Math.floor((word(hashes, offset) * this.capacity) / 4294967296);
+    return Math.min(this.capacity - 1, Math.floor((word(hashes, offset) * this.capacity) / 4294967296));
   }
 
   private next(i: number): number {
-    return i + 1 === this.capacity ? 0 : i + 1;
+    return i + 1 >= this.capacity ? 0 : i + 1;
   }
 }
 
