@@ -4,21 +4,12 @@ import { ClgwError } from '../errors.js';
 import { CHUNK_HASH_BYTES } from '../release/chunk-index.js';
 
 /**
- * SHA-256 of one chunk. `crypto.hash` (Node ≥ 20.12) does it in one call, without a Hash object
- * whose native state waits for the garbage collector — a slot of 131072 chunks would otherwise
- * leave thousands of them pending at a time.
- */
-export function chunkSha256(data: Uint8Array): Buffer {
-  return typeof crypto.hash === 'function'
-    ? crypto.hash('sha256', data, 'buffer')
-    : createHash('sha256').update(data).digest();
-}
-
-/**
- * chunkSha256 as a 'binary' (latin1) string, one character per byte, for where digests are made
- * by the hundred thousand (hashing a slot) and dropped at once. A string lives in the JavaScript
- * heap and goes with the next young-generation collection; a Buffer is an ArrayBuffer outside it
- * besides (2.4 MiB of them pending at the peak of an adaptive update, measured with heaptrack).
+ * SHA-256 of one chunk as a 'binary' (latin1) string, one character per byte, for where digests
+ * are made by the hundred thousand (hashing a slot) and dropped at once. `crypto.hash` (Node ≥
+ * 20.12) does it in one call, without a Hash object whose native state waits for the garbage
+ * collector. A string lives in the JavaScript heap and goes with the next young-generation
+ * collection; a Buffer is an ArrayBuffer outside it besides (2.4 MiB of them pending at the peak
+ * of an adaptive update, measured with heaptrack).
  */
 export function chunkDigest(data: Uint8Array): string {
   return typeof crypto.hash === 'function'

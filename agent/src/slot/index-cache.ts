@@ -14,7 +14,7 @@ import {
   type IndexHeader,
 } from '../release/chunk-index.js';
 import type { ChunkIndexRef } from '../release/schema.js';
-import { chunkSha256, hashDeviceChunks } from './chunk-hash.js';
+import { chunkDigest, hashDeviceChunks } from './chunk-hash.js';
 import { ChunkTable } from './chunk-table.js';
 import { borrowBuffers, returnBuffers, wholeChunks } from './direct-io.js';
 import { fillEntry, IndexReader, writeIndexFile } from './index-file.js';
@@ -198,10 +198,9 @@ export async function probeOverlap(opts: {
   const cs = opts.chunkSize;
   const chunks = chunkCount(opts.length, cs);
   const wanted = Math.min(chunks, opts.samples ?? PROBE_SAMPLES);
-  // Distinct sample digests by their first 4 bytes, each with how many samples have it: an image's
-  // zero chunks are many, and a list of one entry per sample would compare each of the index's
-  // zero chunks with every zero sample (seconds for a 512 MiB image).
-  const byWord = new Map<number, { digest: Buffer; samples: number }[]>();
+  // The samples' digests (as far as the index keeps them, chunkDigest strings) and how many samples
+  // have each: an image's zero chunks are many, and are looked up once.
+  const samples = new Map<string, number>();
   const handle = await fs.open(opts.device, 'r').catch((e: NodeJS.ErrnoException) => {
     throw new ClgwError(
       'SLOT_WRITE_FAILED',
@@ -219,13 +218,8 @@ export async function probeOverlap(opts: {
       const chunk = Math.floor(((k + 0.5) * chunks) / wanted);
       const length = Math.min(cs, opts.length - chunk * cs);
       const { bytesRead } = await handle.read(buffer, 0, length, chunk * cs);
-      const digest = chunkSha256(buffer.subarray(0, bytesRead)).subarray(0, CHUNK_HASH_BYTES);
-      const word = digest.readUInt32BE(0);
-      const list = byWord.get(word) ?? [];
-      const same = list.find((s) => s.digest.equals(digest));
-      if (same) same.samples++;
-      else list.push({ digest, samples: 1 });
-      byWord.set(word, list);
+      const digest = chunkDigest(buffer.subarray(0, bytesRead)).slice(0, CHUNK_HASH_BYTES);
+      samples.set(digest, (samples.get(digest) ?? 0) + 1);
     }
   } finally {
     await handle.close();
@@ -234,20 +228,17 @@ export async function probeOverlap(opts: {
   let found = 0;
   try {
     const batch = Buffer.allocUnsafe(BATCH_CHUNKS * INDEX_ENTRY_BYTES);
-    while (byWord.size > 0 && reader.position < reader.chunks) {
+    while (samples.size > 0 && reader.position < reader.chunks) {
       const n = Math.min(BATCH_CHUNKS, reader.chunks - reader.position);
       const entries = await reader.read(n, batch);
       for (let i = 0; i < n; i++) {
         const at = i * INDEX_ENTRY_BYTES;
-        const word = entries.readUInt32BE(at);
-        const list = byWord.get(word);
-        if (!list) continue;
-        const k = list.findIndex((s) => s.digest.compare(entries, at, at + CHUNK_HASH_BYTES) === 0);
-        if (k < 0) continue;
+        const digest = entries.toString('latin1', at, at + CHUNK_HASH_BYTES);
+        const count = samples.get(digest);
+        if (count === undefined) continue;
         // Found once is enough: later copies in the index cost a map miss.
-        found += list[k]!.samples;
-        list.splice(k, 1);
-        if (list.length === 0) byWord.delete(word);
+        found += count;
+        samples.delete(digest);
       }
     }
   } finally {
