@@ -18,12 +18,12 @@ setup:
 	@scripts/setup base containers diagnostics portal console
 
 build: setup
-	@npx tsc -b agent image recovery console-tui
-	@node scripts/bundle-agent.mjs
+	@npx tsc -b agent image recovery console-tui portal
+	@node scripts/bundle.mjs
 
 check: setup
-	@npx tsc -b agent image recovery console-tui
-	@node scripts/bundle-agent.mjs
+	@npx tsc -b agent image recovery console-tui portal
+	@node scripts/bundle.mjs
 	@npx tsc -p tsconfig.tools.json
 	@npx biome check .
 
@@ -77,4 +77,4 @@ e2e: build
 	@npx tsx test/qemu/e2e.ts
 
 clean:
-	rm -rf .sim .cache out agent/dist console-tui/dist recovery/dist image/dist *.tsbuildinfo */tsconfig.tsbuildinfo
+	rm -rf .sim .cache out agent/dist console-tui/dist portal/dist recovery/dist image/dist *.tsbuildinfo */tsconfig.tsbuildinfo

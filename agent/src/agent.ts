@@ -1,5 +1,9 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { type Actor, createActor } from 'xstate';
 import { updateEffects } from './actors/effects.js';
+import { type PortalAction, portalInput, portalOffers } from './api/portal-contract.js';
+import type { PortalSide } from './api/portal-socket.js';
+import { type SharedSnapshot, sharedSnapshot } from './api/snapshot.js';
 import { runContainerUpgrade } from './containers/run.js';
 import type { ContainersState } from './containers/state.js';
 import { type ContainersView, containersView } from './containers/view.js';
@@ -19,6 +23,7 @@ import { changeNetwork, type NetworkView, readNetwork } from './network/network.
 import { describeProxy, readProxy, validateProxy, writeProxy } from './network/proxy.js';
 import type { NetworkInput } from './network/settings.js';
 import { peakRssKiB } from './platform/memory.js';
+import { createPresence, type Presence } from './presence/presence.js';
 import { describeSchedule, readSchedule, type ScheduleView, setSchedule } from './schedule/scheduler.js';
 import { markBad, markGood } from './slot/bootchooser.js';
 import { readBootedSlot } from './slot/booted.js';
@@ -41,6 +46,15 @@ export type AgentRequest =
 
 const SETTLED = new Set(['idle', 'committed', 'rolledBack', 'failed']);
 
+/** Why the page may not do `action` now, in words a visitor understands. */
+function portalRefusal(action: PortalAction, status: { state: string; platform: string }): string {
+  if (action === 'factory-reset' && status.platform !== 'physical') {
+    return `Factory Reset is offered on the physical appliance only; this is a ${status.platform} appliance — redeploy it from its image instead`;
+  }
+  const what = { retry: 'Retry', reboot: 'Reboot', 'factory-reset': 'Factory Reset' }[action];
+  return `${what} is offered on this page only after a failed update (the gateway's update state is ${status.state}); at the gateway itself, use its console`;
+}
+
 /**
  * The running agent: the update machine's actor plus the requests that act on it. It is the one
  * owner of the journal and the boot environment while it runs.
@@ -56,6 +70,10 @@ export class Agent {
   readonly ssh: SshAccess;
   /** "Download logs": the archive and its temporary links (the portal serves them). */
   readonly logs: LogDownloads;
+  /** The code on the appliance's own screen that the portal asks for Reboot and Factory Reset. */
+  readonly presence: Presence;
+  /** The status as every poller shares it (consoles, portal, scripts): built at most every 250 ms. */
+  private readonly statusSnapshot: SharedSnapshot<Status>;
   /** Journal writes under way, so stop() can let them finish. */
   private readonly persisting = new Set<Promise<void>>();
 
@@ -72,6 +90,15 @@ export class Agent {
     };
     this.ssh = new SshAccess({ paths: deps.paths, clock: deps.clock, log: deps.log, server: deps.ssh });
     this.logs = new LogDownloads(deps);
+    this.presence = createPresence({
+      now: () => deps.clock.now(),
+      random: (n) => randomBytes(n),
+      equal: (a, b) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b)),
+    });
+    this.statusSnapshot = sharedSnapshot(() => this.status(), {
+      maxAgeMs: 250,
+      now: () => deps.clock.now(),
+    });
     const machine = createUpdateMachine(updateEffects(this.deps));
     this.actor = createActor(machine, { input: { journal, now: () => deps.clock.now() } });
     this.actor.subscribe({
@@ -79,6 +106,7 @@ export class Agent {
         const state = String(snap.value);
         if (state !== this.lastState) {
           this.lastState = state;
+          this.statusSnapshot.invalidate();
           const j = snap.context.journal;
           deps.log.info(`update state: ${state}`, {
             target: j.target?.version,
@@ -127,6 +155,60 @@ export class Agent {
         memoryBytes: this.deps.machine.memoryBytes,
       },
     });
+  }
+
+  /** The status as last built for anyone within 250 ms (a new state always builds anew). */
+  sharedStatus(): Promise<Status> {
+    return this.statusSnapshot.get();
+  }
+
+  /** What the portal socket offers, over this agent (main.ts and the tests serve it alike). */
+  portalSide(): PortalSide {
+    return {
+      view: async () => portalInput(await this.sharedStatus()),
+      act: (action, code, client) => this.portalAction(action, code, client),
+      logArchive: (token) => this.logs.lookup(token),
+    };
+  }
+
+  /**
+   * What the portal asks (SPEC.md §9): only what its page offers in the current state
+   * ({@link portalOffers}), and Reboot and Factory Reset only with the code shown on the
+   * appliance's own screen. `client` is the address the portal says the request came from (for
+   * the log only). Every attempt is logged.
+   */
+  async portalAction(action: PortalAction, code: string | undefined, client: string): Promise<void> {
+    const { log } = this.deps;
+    const status = { state: this.state as Status['state'], platform: this.deps.config.platform };
+    if (!portalOffers(status)[action]) {
+      log.warn('portal: action refused in this state', { action, client, state: status.state });
+      throw new ClgwError('NOT_ALLOWED', portalRefusal(action, status), { details: { state: status.state } });
+    }
+    if (action !== 'retry') {
+      if (code === undefined || code.trim() === '') {
+        throw new ClgwError('INVALID_REQUEST', "enter the code shown on the gateway's own screen");
+      }
+      const checked = this.presence.verify(code);
+      if (!checked.ok && checked.reason === 'locked') {
+        const until = new Date(checked.lockedUntil).toISOString();
+        log.error('portal: presence code locked after too many wrong codes', { action, client, until });
+        throw new ClgwError(
+          'PRESENCE_LOCKED',
+          `too many wrong codes: Reboot and Factory Reset from this page are locked until ${until}`,
+          { details: { lockedUntil: until } },
+        );
+      }
+      if (!checked.ok) {
+        log.warn('portal: wrong presence code', { action, client, attemptsLeft: checked.attemptsLeft });
+        throw new ClgwError(
+          'PRESENCE_CODE_INVALID',
+          `that is not the code on the gateway's screen (it changes every few minutes and after each use); ${checked.attemptsLeft} ${checked.attemptsLeft === 1 ? 'try' : 'tries'} left before a lockout`,
+          { details: { attemptsLeft: checked.attemptsLeft } },
+        );
+      }
+    }
+    log.warn('portal: action accepted', { action, client });
+    await this.request({ type: action === 'factory-reset' ? 'factoryReset' : action });
   }
 
   /** Resolves when the machine reaches a settled state (idle, committed, rolledBack, failed). */

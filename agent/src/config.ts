@@ -66,15 +66,22 @@ const configSchema = z
       })
       .strict()
       .default({ server: 'systemd', port: 22 }),
-    /** The local portal (`http://cloudlink.local/`, `http://<ip>/`); port 0: a free one (simulator). */
+    /**
+     * The local portal (`http://cloudlink.local/`, `http://<ip>/`): its own process (clgw-portal),
+     * which listens at `host`:`port` (on the appliance systemd's socket does, port 80) and reaches
+     * the agent through run/clgw/portal.sock, whose group is `group` (the portal's own user's).
+     */
     portal: z
       .object({
-        enabled: z.boolean().default(true),
         host: z.string().min(1).default('0.0.0.0'),
-        port: z.number().int().min(0).max(65535).default(80),
+        port: z.number().int().min(1).max(65535).default(80),
+        group: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+          .default('clgw-portal'),
       })
       .strict()
-      .default({ enabled: true, host: '0.0.0.0', port: 80 }),
+      .default({ host: '0.0.0.0', port: 80, group: 'clgw-portal' }),
     /** Targets of the startup diagnostics (`clgw diagnose`); the download host is the base URL's. */
     diagnostics: z
       .object({

@@ -52,6 +52,9 @@ export const ERROR_CODES = [
   'BUSY',
   'INVALID_REQUEST',
   'NOT_ALLOWED',
+  // proof of presence (the code on the appliance's own screen, asked by the portal)
+  'PRESENCE_CODE_INVALID',
+  'PRESENCE_LOCKED',
   'STATE_INVALID',
   'CONFIG_INVALID',
   'SETTING_INVALID',

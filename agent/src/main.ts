@@ -1,22 +1,22 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { Agent } from './agent.js';
+import { startPortalSocket } from './api/portal-socket.js';
 import { startApiServer } from './api/server.js';
 import { composeDeps } from './compose.js';
 import { startInstalledContainers } from './containers/run.js';
 import type { RebootPort } from './deps.js';
 import { serializeError } from './errors.js';
+import { portalUrl } from './format.js';
 import type { Journal } from './machine/journal.js';
 import { readJournal } from './machine/journal-file.js';
+import { groupId } from './platform/accounts.js';
 import { removeStaleTemps, writeFileAtomic } from './platform/atomic.js';
 import { systemClock } from './platform/clock.js';
 import { execFile } from './platform/exec.js';
 import { fileLogger } from './platform/log.js';
 import { type AppliancePaths, appliancePaths } from './platform/paths.js';
-import { portalAgentOf } from './portal/port.js';
-import { startPortal } from './portal/server.js';
 import { startScheduler } from './schedule/scheduler.js';
-import { profileLogLine } from './system/profiles.js';
 
 function rebootPort(
   kind: 'systemd' | 'simulator',
@@ -89,56 +89,32 @@ async function main(): Promise<void> {
     });
   }
   agent.start();
-  if (deps.config.portal.enabled) {
-    try {
-      const portal = await startPortal({
-        host: deps.config.portal.host,
-        port: deps.config.portal.port,
-        log,
-        logs: agent.logs,
-        agent: portalAgentOf(agent, {
-          diagnostics: async () => {
-            const d = (await agent!.status()).diagnostics;
-            if (!d) return undefined;
-            const status = { ok: 'pass', warning: 'warn', failed: 'fail' } as const;
-            return {
-              at: d.at,
-              checks: d.results.map((r) => ({
-                name: `${r.name} ${r.target}`,
-                status: status[r.verdict],
-                message: r.summary,
-              })),
-            };
-          },
-          profile: async () => ({
-            name: deps.profile.name,
-            detail: profileLogLine(deps.profile, deps.machine),
-          }),
-          // SPEC §7: "Cloud Software" is the CloudLink containers' version, "VOIP Software"
-          // FreeSWITCH's; the OS patch level has no source yet (shown as unknown).
-          versions: async () => {
-            const c = (await agent!.status()).containers;
-            const cloud = c.tunnel?.version ?? c.micloud?.version;
-            return {
-              ...(cloud ? { cloudSoftware: cloud } : {}),
-              ...(c.freeswitch?.version ? { voipSoftware: c.freeswitch.version } : {}),
-            };
-          },
-        }),
-      });
-      const stopPortal = portal.close;
-      const previous = stopApi;
-      stopApi = async () => {
-        await stopPortal();
-        await previous();
-      };
-      await writeFileAtomic(paths.portalUrl, `${portal.url}\n`);
-      log.info('portal listening', { url: portal.url });
-    } catch (e) {
-      // The box must keep updating itself even when port 80 is taken.
-      log.error('portal not started', { error: serializeError(e) });
+  // The portal is its own unprivileged process (clgw-portal); this socket is all it may reach.
+  // Without it the page cannot work, but the box must keep updating itself: logged, not fatal.
+  try {
+    const portalGroup = deps.config.portal.group;
+    const gid = await groupId(portalGroup);
+    if (gid === undefined && deps.config.reboot === 'systemd') {
+      log.error('portal socket: no such group; the portal cannot connect', { group: portalGroup });
     }
+    const portalSocket = await startPortalSocket({
+      socketPath: paths.portalSocket,
+      ...(gid === undefined ? {} : { gid }),
+      log,
+      side: agent.portalSide(),
+    });
+    const previous = stopApi;
+    stopApi = async () => {
+      await portalSocket.close();
+      await previous();
+    };
+  } catch (e) {
+    log.error('portal socket not started', { error: serializeError(e) });
   }
+  // Where the portal answers (its own unit listens there): the log download links name it.
+  const portal = deps.config.portal;
+  const shownHost = portal.host === '0.0.0.0' ? '127.0.0.1' : portal.host === '::' ? '::1' : portal.host;
+  await writeFileAtomic(paths.portalUrl, `${portalUrl(shownHost, portal.port)}\n`);
   await agent.ssh.start().catch((e) => log.error('SSH access not restored', { error: serializeError(e) }));
   await startInstalledContainers(deps);
   // At every start, beside the boot-time update (which does not wait for it).

@@ -10,6 +10,7 @@ import { appliancePaths } from '../../agent/src/platform/paths.js';
 import { defaultGrubenv } from '../../agent/src/slot/bootchooser.js';
 import { writeGrubenv } from '../../agent/src/slot/grubenv-file.js';
 import { writeFactoryManifest } from '../../recovery/src/factory.js';
+import { freePort } from '../lib/ports.js';
 import type { ReleaseImages } from './images.js';
 
 export interface ApplianceOptions {
@@ -80,8 +81,9 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
     diagnostics: { ntpServer: '127.0.0.1:9' },
     // "Enable SSH access" runs a real sshd on loopback with its files under the root.
     ssh: { server: 'simulator', port: 2222 },
-    // The portal on a free loopback port; its URL is written to run/clgw/portal-url.
-    portal: { host: '127.0.0.1', port: 0 },
+    // The portal (its own process, started by the boot emulator or a test) on a loopback port
+    // free now, so that two simulated appliances on one machine do not meet.
+    portal: { host: '127.0.0.1', port: await freePort() },
     ...opts.config,
   };
   if (opts.mirrorCaPem) {

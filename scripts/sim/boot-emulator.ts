@@ -9,7 +9,7 @@
  * restore) instead; it, too, ends in a reboot request — or in an error that keeps the box there.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { closeSync, promises as fs, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../../agent/src/platform/atomic.js';
 import { execFile } from '../../agent/src/platform/exec.js';
@@ -48,9 +48,65 @@ export const AGENT_NODE_OPTIONS = [
  * own, and memory freed into one is not reused by another: ~5 MiB more at the peak of an update.
  */
 export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
-/** The agent daemon as the appliance runs it: one bundled file (scripts/bundle-agent.mjs). */
+/** The agent daemon as the appliance runs it: one bundled file (scripts/bundle.mjs). */
 export const AGENT_MAIN = path.join(REPO, 'agent/dist/clgw-agent.mjs');
 export const RECOVERY_MAIN = path.join(REPO, 'recovery/dist/main.js');
+/** The portal daemon (image/systemd/clgw-portal.service runs it the same way). */
+export const PORTAL_MAIN = path.join(REPO, 'portal/dist/clgw-portal.mjs');
+/** The portal's Node options: its own old generation capped well inside its unit's MemoryMax. */
+export const PORTAL_NODE_OPTIONS = ['--max-old-space-size=24'];
+
+/** Where agent.json says the portal listens (`--listen HOST:PORT`), or undefined without one. */
+async function portalListen(configFile: string): Promise<string | undefined> {
+  const config = JSON.parse(await fs.readFile(configFile, 'utf8').catch(() => '{}')) as {
+    portal?: { host?: string; port?: number };
+  };
+  const { host = '0.0.0.0', port } = config.portal ?? {};
+  if (!port) return undefined;
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Starts the portal as systemd does on the appliance: its own process beside the agent, started
+ * again a second after it exits (Restart=always), its output appended to var/log/clgw/portal.log
+ * (the appliance's journal). Returns how to stop it.
+ */
+export function supervisePortal(
+  root: string,
+  say: (line: string) => void,
+): { stop(): void; pid(): number | undefined } {
+  const paths = appliancePaths(root);
+  let child: ChildProcess | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const start = async () => {
+    const listen = await portalListen(paths.config);
+    if (stopped || !listen) return;
+    mkdirSync(paths.logDir, { recursive: true });
+    const out = openSync(path.join(paths.logDir, 'portal.log'), 'a');
+    const proc = spawn(process.execPath, [...PORTAL_NODE_OPTIONS, PORTAL_MAIN, '--listen', listen], {
+      env: { ...process.env, CLGW_ROOT: paths.root },
+      stdio: ['ignore', out, out],
+    });
+    closeSync(out);
+    child = proc;
+    proc.on('exit', (code, signal) => {
+      child = undefined;
+      if (stopped) return;
+      say(`portal exited (${signal ?? `status ${code}`}); starting it again`);
+      timer = setTimeout(() => void start(), 1000);
+    });
+  };
+  void start();
+  return {
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+      child?.kill('SIGTERM');
+    },
+    pid: () => child?.pid,
+  };
+}
 
 export type BootOutcome =
   | { kind: 'booted'; slot: SlotName; reason: string }
@@ -155,6 +211,7 @@ export function runAppliance(opts: EmulatorOptions): {
   const paths = appliancePaths(opts.root);
   let child: ChildProcess | undefined;
   let recoveryChild: ChildProcess | undefined;
+  let portal: ReturnType<typeof supervisePortal> | undefined;
   let stopping = false;
   let boots = 0;
 
@@ -224,13 +281,17 @@ export function runAppliance(opts: EmulatorOptions): {
         say(`boot ${boots}: slot ${outcome.slot}: ${outcome.reason}; resetting`);
         continue;
       }
-      say(`boot ${boots}: GRUB chose slot ${outcome.slot} (${outcome.reason}); starting clgw-agent`);
+      say(
+        `boot ${boots}: GRUB chose slot ${outcome.slot} (${outcome.reason}); starting clgw-agent and clgw-portal`,
+      );
+      portal = supervisePortal(paths.root, say);
       for (;;) {
         const code = await runAgent();
         child = undefined;
         if (stopping) return 'powered off';
         if (await rebootRequested()) {
           say('agent requested a reboot');
+          portal.stop();
           break;
         }
         if (code === 0) return 'agent exited';
@@ -238,7 +299,7 @@ export function runAppliance(opts: EmulatorOptions): {
         say(`agent exited with ${code}; restarting it`);
       }
     }
-  })();
+  })().finally(() => portal?.stop());
 
   return {
     done,
@@ -247,6 +308,7 @@ export function runAppliance(opts: EmulatorOptions): {
     recoveryPid: () => recoveryChild?.pid,
     stop: async () => {
       stopping = true;
+      portal?.stop();
       child?.kill('SIGTERM');
       recoveryChild?.kill('SIGTERM');
       await done;

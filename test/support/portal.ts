@@ -1,76 +1,180 @@
 /**
- * Test harness for the local portal: a real portal on 127.0.0.1 in front of a real agent on a
- * simulated appliance (test/support/appliance.ts), a raw HTTP client that sends exactly the
- * headers a test gives (Host, Origin, Sec-Fetch-Site…), and an event-stream reader.
+ * Test harness for the local portal: the real portal process (portal/dist/clgw-portal.mjs, as the
+ * appliance's unit runs it) on 127.0.0.1, in front of a real agent on a simulated appliance
+ * (test/support/appliance.ts) serving its narrow portal socket; a raw HTTP client that sends
+ * exactly the headers a test gives (Host, Origin, Sec-Fetch-Site…), and an event-stream reader.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
-import type { Logger } from '../../agent/src/platform/log.js';
-import { type PortalExtras, portalAgentOf } from '../../agent/src/portal/port.js';
-import { type Portal, type PortalOptions, startPortal } from '../../agent/src/portal/server.js';
+import { startPortalSocket } from '../../agent/src/api/portal-socket.js';
+import type { ServiceResult } from '../../agent/src/containers/state.js';
+import type { DiagnosticResult } from '../../agent/src/diagnostics/checks.js';
+import { writeJsonAtomic } from '../../agent/src/platform/atomic.js';
+import type { AppliancePaths } from '../../agent/src/platform/paths.js';
+import { PORTAL_MAIN, PORTAL_NODE_OPTIONS } from '../../scripts/sim/boot-emulator.js';
 import { makeWorld, type RunningAgent, startAgent, type World } from './appliance.js';
 
 export interface LogLine {
   level: string;
   msg: string;
-  fields?: Record<string, unknown>;
+  [field: string]: unknown;
 }
 
-/** A logger that keeps its lines in memory. */
-export function memoryLogger(): Logger & { lines: LogLine[] } {
+/** Tuning flags of clgw-portal (its main.ts) for tests that want fast streams or other limits. */
+export interface PortalTuning {
+  updateMs?: number;
+  pingMs?: number;
+  /** POSTs a minute per client address. */
+  rateLimit?: number;
+  maxStreams?: number;
+  maxConnections?: number;
+}
+
+export interface PortalProcess {
+  url: string;
+  pid: number;
+  /** Its log (JSON lines on stdout), parsed. */
+  log: { lines: LogLine[] };
+  /** SIGTERM, and resolves when it exited. */
+  close(): Promise<void>;
+}
+
+/** Starts `clgw-portal --listen 127.0.0.1:<port>` on the appliance at `root`; resolves once it listens. */
+export async function startPortalProcess(
+  root: string,
+  opts: PortalTuning & { port?: number } = {},
+): Promise<PortalProcess> {
+  const flags: [string, number | undefined][] = [
+    ['--update-ms', opts.updateMs],
+    ['--ping-ms', opts.pingMs],
+    ['--rate-limit', opts.rateLimit],
+    ['--max-streams', opts.maxStreams],
+    ['--max-connections', opts.maxConnections],
+  ];
+  const args = [
+    ...PORTAL_NODE_OPTIONS,
+    PORTAL_MAIN,
+    '--listen',
+    `127.0.0.1:${opts.port ?? 0}`,
+    ...flags.flatMap(([f, v]) => (v === undefined ? [] : [f, String(v)])),
+  ];
+  const child: ChildProcess = spawn(process.execPath, args, {
+    env: { ...process.env, CLGW_ROOT: root },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: LogLine[] = [];
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
-    void lines.push({ level, msg, fields });
+  let stderr = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let rest = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      const parts = (rest + chunk).split('\n');
+      rest = parts.pop() ?? '';
+      for (const part of parts) {
+        if (!part.trim()) continue;
+        const line = JSON.parse(part) as LogLine;
+        lines.push(line);
+        if (line.msg === 'portal listening') resolve(String(line.url));
+      }
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    void exited.then(() => reject(new Error(`clgw-portal exited before it listened: ${stderr.trim()}`)));
+  });
   return {
-    lines,
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    flush: async () => {},
+    url,
+    pid: child.pid!,
+    log: { lines },
+    close: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
   };
 }
 
 export interface PortalWorld {
   world: World;
   running: RunningAgent;
-  portal: Portal;
-  log: ReturnType<typeof memoryLogger>;
-  /** Starts the portal again on the same port (after `portal.close()`). */
-  restartPortal(): Promise<Portal>;
+  portal: PortalProcess;
+  /** The portal's log lines (its current process's). */
+  log: { lines: LogLine[] };
+  /** Starts the portal process again on the same port (after `portal.close()`). */
+  restartPortal(): Promise<PortalProcess>;
   close(): Promise<void>;
 }
 
-/** A simulated appliance with its agent running and the portal in front of it. */
+/** A simulated appliance with its agent running, its portal socket served, and the portal process in front. */
 export async function startPortalWorld(
   opts: {
     platform?: 'physical' | 'virtual' | 'kvm';
     /** The mirror's pace in bytes per second (see makeWorld). */
     mirrorRate?: number;
-    portal?: Partial<Omit<PortalOptions, 'agent' | 'log'>>;
-    extras?: PortalExtras;
+    portal?: PortalTuning;
   } = {},
 ): Promise<PortalWorld> {
   const world = await makeWorld({ platform: opts.platform, mirrorRate: opts.mirrorRate });
   const running = await startAgent(world);
-  const log = memoryLogger();
-  const agent = portalAgentOf(running.agent, opts.extras);
-  const portalOpts: PortalOptions = { host: '127.0.0.1', port: 0, agent, log, ...opts.portal };
+  const socket = await startPortalSocket({
+    socketPath: world.paths.portalSocket,
+    log: running.deps.log,
+    side: running.agent.portalSide(),
+  });
+  const portal = await startPortalProcess(world.root, opts.portal);
   const pw: PortalWorld = {
     world,
     running,
-    portal: await startPortal(portalOpts),
-    log,
+    portal,
+    get log() {
+      return pw.portal.log;
+    },
     restartPortal: async () => {
-      pw.portal = await startPortal({ ...portalOpts, port: Number(new URL(pw.portal.url).port) });
+      pw.portal = await startPortalProcess(world.root, {
+        ...opts.portal,
+        port: Number(new URL(pw.portal.url).port),
+      });
       return pw.portal;
     },
     close: async () => {
       await pw.portal.close();
+      await socket.close();
       await running.stop();
       await world.close();
     },
   };
   return pw;
+}
+
+/**
+ * Writes the records the agent keeps of its last container upgrades and startup diagnostics, as
+ * the agent itself writes them, so that a page shows versions and checks without running them.
+ */
+export async function plantRecords(
+  paths: AppliancePaths,
+  records: {
+    containers?: Partial<Record<'tunnel' | 'micloud' | 'freeswitch', string>>;
+    diagnostics?: {
+      at: string;
+      results: Pick<DiagnosticResult, 'name' | 'target' | 'verdict' | 'summary'>[];
+    };
+  },
+): Promise<void> {
+  if (records.containers) {
+    const last: Record<string, ServiceResult> = {};
+    for (const [service, version] of Object.entries(records.containers)) {
+      last[service] = { outcome: 'installed', version, at: '2025-11-21T08:55:00.000Z' };
+    }
+    await writeJsonAtomic(paths.containersState, { schema: 1, last, rejected: {} });
+  }
+  if (records.diagnostics) {
+    const { at, results } = records.diagnostics;
+    await writeJsonAtomic(paths.diagnostics, {
+      at,
+      ok: results.every((r) => r.verdict !== 'failed'),
+      results: results.map((r) => ({ ...r, durationMs: 5 })),
+    });
+  }
 }
 
 export interface RawResponse {

@@ -6,6 +6,7 @@ import type { LogLinkView } from '../logs/service.js';
 import type { NetworkView } from '../network/network.js';
 import type { describeProxy } from '../network/proxy.js';
 import type { NetworkInput } from '../network/settings.js';
+import type { PresenceView } from '../presence/presence.js';
 import type { ScheduleView } from '../schedule/scheduler.js';
 
 type ProxyView = ReturnType<typeof describeProxy>;
@@ -22,6 +23,11 @@ export class AgentClient {
 
   status(): Promise<Status> {
     return this.call('GET', '/v1/status') as Promise<Status>;
+  }
+
+  /** The code the portal asks for Reboot and Factory Reset (root's socket only: for the console's screens). */
+  presence(): Promise<PresenceView> {
+    return this.call('GET', '/v1/presence') as Promise<PresenceView>;
   }
 
   containers(): Promise<ContainersView> {

@@ -5,6 +5,7 @@ import * as z from 'zod';
 import type { Agent, AgentRequest } from '../agent.js';
 import { ClgwError, toClgwError } from '../errors.js';
 import type { Logger } from '../platform/log.js';
+import { httpStatusOf, limitServer, readJsonBody } from './serve.js';
 
 const MAX_BODY = 16 * 1024;
 const updateBody = z.object({ force: z.boolean().optional() }).strict();
@@ -41,31 +42,12 @@ const ROUTES: Record<string, (body: unknown) => AgentRequest> = {
   '/v1/data-reset': confirmed('dataReset'),
 };
 
-function httpStatusOf(code: string): number {
-  if (code === 'BUSY' || code === 'NOT_ALLOWED') return 409;
-  if (code === 'INVALID_REQUEST' || code === 'SETTING_INVALID') return 400;
-  return 500;
-}
-
-async function readBody(req: http.IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new ClgwError('INVALID_REQUEST', `request body over ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch (e) {
-    throw new ClgwError('INVALID_REQUEST', `request body is not JSON: ${(e as Error).message}`);
-  }
-}
+const readBody = (req: http.IncomingMessage) => readJsonBody(req, MAX_BODY);
 
 /**
  * The local API: JSON over HTTP on a unix socket (root-only), for the CLI and the console.
- * `GET /v1/status`; `POST /v1/{check,update,retry,reboot,mark-good,mark-bad}`. A check answers when
+ * `GET /v1/status`; `GET /v1/presence` the code the portal asks for Reboot and Factory Reset (for the
+ * console's screens only: this socket is root's); `POST /v1/{check,update,retry,reboot,mark-good,mark-bad}`. A check answers when
  * it is done; an update answers at once (202) and is followed through the status.
  * `GET /v1/network` the settings in effect; `POST /v1/network` changes them (answers once applied).
  * `GET /v1/ssh` SSH access and its time left; `POST /v1/ssh` `{"enabled": true|false}` (on for 24 hours).
@@ -89,7 +71,14 @@ export async function startApiServer(
     };
     (async () => {
       const url = new URL(req.url ?? '/', 'http://agent');
-      if (req.method === 'GET' && url.pathname === '/v1/status') return reply(200, await agent.status());
+      // One shared snapshot for every poller (two consoles, scripts): a flood costs one build.
+      if (req.method === 'GET' && url.pathname === '/v1/status')
+        return reply(200, await agent.sharedStatus());
+      if (url.pathname === '/v1/presence') {
+        if (req.method !== 'GET')
+          return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use GET' } });
+        return reply(200, agent.presence.view());
+      }
       if (url.pathname === '/v1/containers') {
         if (req.method !== 'GET')
           return reply(405, { error: { code: 'INVALID_REQUEST', message: 'use GET' } });
@@ -194,6 +183,8 @@ export async function startApiServer(
       });
     });
   });
+  // Root's clients only (CLI, consoles): a few at once; bounded all the same.
+  limitServer(server, { maxConnections: 32 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(socketPath, () => resolve());

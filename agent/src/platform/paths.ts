@@ -83,8 +83,11 @@ export interface AppliancePaths {
    * (its content: why) and exits; the boot emulator reboots. On the appliance it is `systemctl reboot`.
    */
   rebootRequest: string;
+  /** The root-only API (CLI, consoles). */
   socket: string;
-  /** The portal's URL once it listens (the simulator's port is chosen at start). */
+  /** The narrow API the portal process may use (api/portal-contract.ts): owner root, group the portal's. */
+  portalSocket: string;
+  /** Where the portal answers (from the configuration): the log download links name it. */
   portalUrl: string;
   cmdline: string;
   osRelease: string;
@@ -131,6 +134,7 @@ export function appliancePaths(root: string): AppliancePaths {
     logArchives: at('run/clgw/logs'),
     rebootRequest: at('run/clgw/reboot-request'),
     socket: at('run/clgw/agent.sock'),
+    portalSocket: at('run/clgw/portal.sock'),
     portalUrl: at('run/clgw/portal-url'),
     cmdline: at('proc/cmdline'),
     osRelease: at('etc/os-release'),

@@ -4,7 +4,14 @@ import type { AgentClient } from '@clgw/agent/api/client.js';
 export interface ConsoleDeps {
   client: Pick<
     AgentClient,
-    'status' | 'post' | 'setSsh' | 'network' | 'changeNetwork' | 'createLogLink' | 'revokeLogLinks'
+    | 'status'
+    | 'presence'
+    | 'post'
+    | 'setSsh'
+    | 'network'
+    | 'changeNetwork'
+    | 'createLogLink'
+    | 'revokeLogLinks'
   >;
   /** The LAN's IPv4 addresses (non-loopback), read at each refresh. */
   addresses(): string[];

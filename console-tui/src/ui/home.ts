@@ -2,6 +2,7 @@
  * tty1: the home screen. Asks the agent every `refreshMs` and redraws; an unreachable agent is
  * said on screen and asked again at the next tick.
  */
+import type { PresenceView } from '@clgw/agent/presence/presence.js';
 import { sshBanner } from '@clgw/agent/ssh/ssh.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
@@ -12,6 +13,7 @@ export class HomeScreen {
   private readonly body: blessed.Widgets.BoxElement;
   private timer: NodeJS.Timeout | undefined;
   private status: Status | null = null;
+  private presence: PresenceView | null = null;
   private unreachable: string | null = null;
 
   constructor(
@@ -24,7 +26,10 @@ export class HomeScreen {
   /** Asks the agent once and redraws. Never throws. */
   async refresh(): Promise<void> {
     try {
-      this.status = await this.deps.client.status();
+      [this.status, this.presence] = await Promise.all([
+        this.deps.client.status(),
+        this.deps.client.presence(),
+      ]);
       this.unreachable = null;
     } catch (e) {
       this.unreachable = messageOf(e);
@@ -45,6 +50,8 @@ export class HomeScreen {
         status: this.status,
         unreachable: this.unreachable,
         addresses,
+        presence: this.unreachable === null ? this.presence : null,
+        now: Date.now(),
         ...(banner ? { sshBanner: banner } : {}),
       }).join('\n'),
     );

@@ -5,6 +5,7 @@
  * the archive, and shows the temporary URL, its expiry and its QR code until Close or Revoke now.
  */
 import type { LogLinkView } from '@clgw/agent/logs/service.js';
+import type { PresenceView } from '@clgw/agent/presence/presence.js';
 import { sshBanner } from '@clgw/agent/ssh/ssh.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
@@ -33,6 +34,7 @@ import {
   formToInput,
   visibleFields,
 } from '../view/network-form.js';
+import { presenceText } from '../view/presence.js';
 import { clip, escapeText } from '../view/text.js';
 import { type ConsoleDeps, messageOf } from './deps.js';
 
@@ -40,6 +42,7 @@ type FormRow = { field: FormField } | { action: 'save' | 'cancel' };
 
 export class MenuScreen {
   private status: Status | null = null;
+  private presence: PresenceView | null = null;
   private unreachable: string | null = null;
   private items: MenuItem[] = menuItems(null);
   private mode: 'menu' | 'confirm' | 'form' | 'logs-ask' | 'logs-building' | 'logs' = 'menu';
@@ -145,10 +148,14 @@ export class MenuScreen {
   /** Asks the agent once and redraws. Never throws. */
   async refresh(): Promise<void> {
     try {
-      this.status = await this.deps.client.status();
+      [this.status, this.presence] = await Promise.all([
+        this.deps.client.status(),
+        this.deps.client.presence(),
+      ]);
       this.unreachable = null;
     } catch (e) {
       this.unreachable = messageOf(e);
+      this.presence = null;
     }
     this.drawHeader();
     if (this.mode === 'menu') this.drawMenu();
@@ -177,6 +184,7 @@ export class MenuScreen {
 
   private drawHeader(): void {
     const lines = ['{bold}CloudLink Gateway - console menu{/bold}'];
+    if (this.presence) lines.push(`Portal code: ${presenceText(this.presence, Date.now())}`);
     const banner = this.status ? sshBanner(this.status.ssh) : undefined;
     if (banner) lines.push(`{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
     if (this.unreachable !== null) {

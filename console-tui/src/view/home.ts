@@ -5,8 +5,10 @@
  * escaped; plain ASCII and the 8 basic colours only, so they draw on the Linux VGA console.
  */
 import type { DiagnosticsReport } from '@clgw/agent/diagnostics/checks.js';
-import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME } from '@clgw/agent/portal/view.js';
+import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME } from '@clgw/agent/format.js';
+import type { PresenceView } from '@clgw/agent/presence/presence.js';
 import type { Status } from '@clgw/agent/status.js';
+import { presenceText } from './presence.js';
 import { clip, escapeText, progressBar } from './text.js';
 
 /** The screen is 80 columns on the VGA console; lines leave one column of margin each side. */
@@ -24,6 +26,10 @@ export interface HomeInput {
    * by the caller: the agent's ssh module also runs sshd, and a view model imports no I/O.
    */
   sshBanner?: string;
+  /** The code the web page asks for Reboot and Factory Reset (null: not known yet). */
+  presence?: PresenceView | null;
+  /** Now, for how long the code lasts (ms since the epoch). */
+  now?: number;
 }
 
 const STATE_WORDS: Record<Status['state'], string> = {
@@ -122,6 +128,7 @@ export function homeLines(input: HomeInput): string[] {
   lines.push(row('Network', escapeText(clip(status.network.summary, WIDTH - 14))));
   const urls = [`http://${LOCAL_NAME}/`, ...addresses.map((a) => `http://${a}/`)];
   lines.push(row('Portal', escapeText(clip(urls.join('  '), WIDTH - 14))));
+  if (input.presence) lines.push(row('Portal code', presenceText(input.presence, input.now ?? Date.now())));
   lines.push(...updateLines(status));
   const active = status.alarms.filter((a) => !a.clearedAt);
   for (const a of active.slice(-1)) {

@@ -21,13 +21,12 @@ import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
 import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
+import { Tmux, tmuxPath } from '../../support/tmux.js';
 
 const execFile = promisify(execFileCb);
 const SHOTS = path.join(REPO, '.cache/test/console');
-const BIN = path.join(REPO, 'console-tui/bin/clgw-console.js');
 const MAIN = path.join(REPO, 'console-tui/dist/main.js');
 
-const tmuxPath = ['/usr/bin/tmux', '/bin/tmux'].find((p) => existsSync(p));
 const missing = [
   tmuxPath ? undefined : 'tmux is not installed (scripts/setup console installs it)',
   existsSync('/usr/sbin/sshd')
@@ -85,93 +84,13 @@ function greeting(port: number): Promise<string> {
   });
 }
 
-/** A private tmux server (its own socket), so the test never touches anyone else's sessions. */
-class Tmux {
-  private readonly socket = `clgw-console-${process.pid}`;
-  private readonly conf = path.join(os.tmpdir(), `clgw-console-${process.pid}.tmux.conf`);
-
-  private run(args: string[]): Promise<string> {
-    return execFile(tmuxPath ?? 'tmux', ['-L', this.socket, '-f', this.conf, ...args]).then((r) => r.stdout);
-  }
-
-  /** Starts `clgw-console <which>` in a detached 80x25 session named after it. */
-  async start(which: 'home' | 'menu', root: string): Promise<void> {
-    // No status line (the pane is the whole 80x25), and a crashed console stays visible.
-    await fs.writeFile(this.conf, 'set -g status off\nset -g remain-on-exit on\n');
-    await this.run([
-      'new-session',
-      '-d',
-      '-s',
-      which,
-      '-x',
-      '80',
-      '-y',
-      '25',
-      '-e',
-      'TERM=linux',
-      '--',
-      'env',
-      'TERM=linux',
-      `CLGW_ROOT=${root}`,
-      process.execPath,
-      BIN,
-      which,
-    ]);
-  }
-
-  /** Keys by tmux name (`Enter`, `Down`, `Escape`, `BSpace`); `text:` sends the rest literally. */
-  async keys(session: string, ...keys: string[]): Promise<void> {
-    for (const k of keys) {
-      if (k.startsWith('text:')) await this.run(['send-keys', '-t', session, '-l', k.slice(5)]);
-      else await this.run(['send-keys', '-t', session, k]);
-      // blessed starts reading a text box on the next tick: give each key time to land.
-      await new Promise((r) => setTimeout(r, 120));
-    }
-  }
-
-  capture(session: string): Promise<string> {
-    return this.run(['capture-pane', '-p', '-t', session]);
-  }
-
-  /** Waits until the screen shows `text`; returns the screen. */
-  async waitFor(session: string, text: string | RegExp, ms = 30_000): Promise<string> {
-    let last = '';
-    try {
-      return await until(
-        async () => {
-          last = await this.capture(session);
-          return (typeof text === 'string' ? last.includes(text) : text.test(last)) ? last : undefined;
-        },
-        `"${String(text)}" on the ${session} screen`,
-        ms,
-      );
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; the screen shows:\n${last}`);
-    }
-  }
-
-  async save(session: string, name: string): Promise<string> {
-    const text = await this.capture(session);
-    await fs.writeFile(path.join(SHOTS, `${name}.txt`), text);
-    return text;
-  }
-
-  async close(): Promise<void> {
-    await this.run(['kill-server']).catch(() => undefined);
-    await fs.rm(this.conf, { force: true });
-    // kill-server leaves its socket file behind.
-    const dir = path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`);
-    await fs.rm(path.join(dir, this.socket), { force: true });
-  }
-}
-
 let world: World | undefined;
 let appliance: ReturnType<typeof runAppliance> | undefined;
 let client: AgentClient;
 const NETNS = `clgw-c-${randomBytes(3).toString('hex')}`;
 const VETH = `clgwc${randomBytes(3).toString('hex')}`;
 let port: number;
-const tmux = new Tmux();
+const tmux = new Tmux('console', SHOTS);
 
 describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x25)', () => {
   beforeAll(async () => {

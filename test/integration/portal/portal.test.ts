@@ -4,16 +4,16 @@
  * checks, the rate limit, bounded bodies, the event stream, and Retry after an update error.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startPortal } from '../../../agent/src/portal/server.js';
-import type { PortalView } from '../../../agent/src/portal/view.js';
+import type { PortalView } from '../../../portal/src/view.js';
 import { until } from '../../support/appliance.js';
 import {
-  memoryLogger,
   type PortalWorld,
   pageToken,
+  plantRecords,
   post,
   readEvents,
   request,
+  startPortalProcess,
   startPortalWorld,
 } from '../../support/portal.js';
 
@@ -32,9 +32,8 @@ describe('portal on a running agent', () => {
   let url: string;
 
   beforeAll(async () => {
-    pw = await startPortalWorld({
-      extras: { versions: async () => ({ voipSoftware: '111' }), diagnostics: async () => undefined },
-    });
+    pw = await startPortalWorld();
+    await plantRecords(pw.world.paths, { containers: { freeswitch: '111' } });
     url = pw.portal.url;
   });
   afterAll(async () => {
@@ -122,13 +121,7 @@ describe('portal on a running agent', () => {
 
   it('refuses POSTs without the page token, with a wrong one, or from another site', async () => {
     // Each refused case gets its own portal so the rate limit does not mix in.
-    const own = await startPortal({
-      host: '127.0.0.1',
-      port: 0,
-      agent: { ...pwAgent(pw) },
-      log: memoryLogger(),
-      rateLimit: { max: 100, windowMs: 60_000 },
-    });
+    const own = await startPortalProcess(pw.world.root, { rateLimit: 100 });
     try {
       const token = await pageToken(own.url);
       const refusals: [
@@ -184,17 +177,15 @@ describe('portal on a running agent', () => {
           400,
           'INVALID_REQUEST',
         ],
+        ['factory reset without the code', post(own.url, 'factory-reset', token, {}), 400, 'CODE_REQUIRED'],
+        ['reboot with a blank code', post(own.url, 'reboot', token, { code: '  ' }), 400, 'CODE_REQUIRED'],
+        ['a code that is not text', post(own.url, 'reboot', token, { code: 12345 }), 400, 'INVALID_REQUEST'],
+        ['retry with a code', post(own.url, 'retry', token, { code: 'AAAAA-AAAAA' }), 400, 'INVALID_REQUEST'],
         [
-          'factory reset unconfirmed',
-          post(own.url, 'factory-reset', token, {}),
+          'the old typed confirmation',
+          post(own.url, 'factory-reset', token, { confirm: 'FACTORY RESET' }),
           400,
-          'CONFIRMATION_REQUIRED',
-        ],
-        [
-          'factory reset mistyped',
-          post(own.url, 'factory-reset', token, { confirm: 'factory reset' }),
-          400,
-          'CONFIRMATION_REQUIRED',
+          'INVALID_REQUEST',
         ],
       ];
       for (const [what, pending, status, code] of refusals) {
@@ -207,7 +198,7 @@ describe('portal on a running agent', () => {
       const retry = await post(own.url, 'retry', token);
       expect(retry.status).toBe(409);
       expect(JSON.parse(retry.body).error.code).toBe('NOT_ALLOWED');
-      const reset = await post(own.url, 'factory-reset', token, { confirm: 'FACTORY RESET' });
+      const reset = await post(own.url, 'factory-reset', token, { code: 'AAAAA-AAAAA' });
       expect(reset.status).toBe(409);
       expect(JSON.parse(reset.body).error.message).toContain('physical appliance only');
       // Nothing changed on the appliance.
@@ -219,7 +210,7 @@ describe('portal on a running agent', () => {
   });
 
   it('rate-limits POSTs per client address: the sixth in a minute is 429 with Retry-After', async () => {
-    const own = await startPortal({ host: '127.0.0.1', port: 0, agent: pwAgent(pw), log: memoryLogger() });
+    const own = await startPortalProcess(pw.world.root);
     try {
       const token = await pageToken(own.url);
       const statuses: number[] = [];
@@ -239,16 +230,6 @@ describe('portal on a running agent', () => {
     }
   });
 });
-
-/** The agent behind the shared world's portal, for extra portals with their own limits. */
-function pwAgent(pw: PortalWorld) {
-  return {
-    status: () => pw.running.agent.status(),
-    retry: () => pw.running.agent.request({ type: 'retry' }),
-    reboot: () => pw.running.agent.request({ type: 'reboot' }),
-    factoryReset: () => pw.running.agent.request({ type: 'factoryReset' }),
-  };
-}
 
 describe('event stream and recovery options', () => {
   let pw: PortalWorld | undefined;

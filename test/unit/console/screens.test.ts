@@ -7,6 +7,7 @@ import { ClgwError } from '../../../agent/src/errors.js';
 import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
 import type { LogLinkView } from '../../../agent/src/logs/service.js';
 import type { NetworkInput } from '../../../agent/src/network/settings.js';
+import type { PresenceView } from '../../../agent/src/presence/presence.js';
 import type { Status } from '../../../agent/src/status.js';
 import type { ConsoleDeps } from '../../../console-tui/src/ui/deps.js';
 import { HomeScreen } from '../../../console-tui/src/ui/home.js';
@@ -17,6 +18,7 @@ import { headlessScreen, KEY, typeKeys } from './headless.js';
 interface FakeAgent extends ConsoleDeps {
   calls: string[];
   current: Status;
+  presence: PresenceView;
   down: boolean;
   refuse?: ClgwError;
   /** What createLogLink answers (or throws); it waits for `release` when set. */
@@ -36,6 +38,13 @@ function fakeAgent(status: Status): FakeAgent {
   const fake: FakeAgent = {
     calls: [],
     current: status,
+    presence: {
+      code: 'K7M2Q-9XRT4',
+      expiresAt: Date.now() + 4 * 60_000 - 1000,
+      lockedUntil: null,
+      failures: 0,
+      maxFailures: 5,
+    },
     down: false,
     link: LINK,
     refreshMs: 1_000_000,
@@ -49,6 +58,7 @@ function fakeAgent(status: Status): FakeAgent {
           );
         return fake.current;
       },
+      presence: async () => fake.presence,
       post: async (endpoint: string) => {
         fake.calls.push(endpoint);
         if (fake.refuse) throw fake.refuse;
@@ -108,7 +118,24 @@ describe('home screen (headless, 80x25)', () => {
     expect(text).toContain('http://cloudlink.local/  http://192.0.2.10/');
     expect(text).toMatch(/Update: +no update in progress/);
     expect(text).toMatch(/Diagnostics: +not run/);
+    // The code the web page asks for Reboot and Factory Reset: only this screen and the menu show it.
+    expect(text).toMatch(/Portal code: +K7M2Q-9XRT4 {2}\(changes in 4 min\)\n/);
     expect(text).not.toContain('SSH access');
+  });
+
+  it('shows a lockout of the portal code in place of the code, and wrong tries beside it', async () => {
+    const h = headlessScreen();
+    destroy = () => h.screen.destroy();
+    const agent = fakeAgent(sampleStatus());
+    agent.presence = { ...agent.presence, failures: 2 };
+    const home = new HomeScreen(h.screen, agent);
+    await home.refresh();
+    expect(h.text()).toMatch(/Portal code: +K7M2Q-9XRT4 {2}\(changes in 4 min\) 2 wrong tries\n/);
+    agent.presence = { ...agent.presence, lockedUntil: Date.parse('2026-12-05T10:25:00Z'), failures: 5 };
+    await home.refresh();
+    const text = h.text();
+    expect(text).toMatch(/Portal code: +locked until 10:25 UTC after 5 wrong codes on the web page\n/);
+    expect(text).not.toContain('K7M2Q');
   });
 
   it('says when the agent is not reachable, and recovers at the next refresh', async () => {
@@ -136,13 +163,13 @@ describe('menu screen (headless, 80x25)', () => {
     return { h, agent, m };
   }
 
-  it('draws the whole 80x25 screen: title, SSH banner, the items, the help line', async () => {
+  it('draws the whole 80x25 screen: title, portal code, SSH banner, the items, the help line', async () => {
     const ssh = { enabled: true, expiresAt: '2026-11-22T10:00:00.000Z', secondsLeft: 86_400 };
     const { h } = await menu(sampleStatus({ platform: 'physical', ssh }));
     const expected = [
       ' CloudLink Gateway - console menu',
+      ' Portal code: K7M2Q-9XRT4  (changes in 4 min)',
       ' SSH access is enabled: 24 h 0 min left (until 2026-11-22T10:00:00.000Z)',
-      '',
       '',
       '   Data Reset',
       '   Factory Reset',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { portalView } from '../../../agent/src/portal/view.js';
+import { portalView } from '../../../portal/src/view.js';
 import { sampleStatus } from '../../support/status.js';
 
 const MiB = 1024 * 1024;

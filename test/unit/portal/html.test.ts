@@ -1,9 +1,9 @@
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { escapeHtml, renderPage } from '../../../agent/src/portal/html.js';
-import { PORTAL_JS } from '../../../agent/src/portal/static/script.js';
-import { PORTAL_CSS } from '../../../agent/src/portal/static/style.js';
-import { FIELD_NAMES, LIST_NAMES, portalView, SECTION_NAMES } from '../../../agent/src/portal/view.js';
+import { escapeHtml, renderPage } from '../../../portal/src/html.js';
+import { PORTAL_JS } from '../../../portal/src/static/script.js';
+import { PORTAL_CSS } from '../../../portal/src/static/style.js';
+import { FIELD_NAMES, LIST_NAMES, portalView, SECTION_NAMES } from '../../../portal/src/view.js';
 import { sampleStatus } from '../../support/status.js';
 
 const assets = { css: '/static/portal.0123.css', js: '/static/portal.4567.js' };
@@ -76,7 +76,14 @@ describe('the page', () => {
       assets,
     );
     expect(failed).toMatch(/<section id="error"[^>]*data-show="error">/);
-    expect(failed).toMatch(/<div id="factory-reset"[^>]*data-show="factoryReset">/);
+    expect(failed).toMatch(
+      /<button type="button" id="factory-reset"[^>]*data-show="factoryReset">Factory Reset</,
+    );
+    // Reboot and Factory Reset open the dialog that asks for the code on the gateway's own screen.
+    expect(failed).toMatch(/<button type="button" id="reboot"[^>]*data-confirm-title="Reboot the gateway\?"/);
+    expect(failed).toContain('<dialog id="confirm"');
+    expect(failed).toContain('Enter the code shown on the gateway&#39;s own screen');
+    expect(failed).toContain('<input id="presence-code" name="code"');
   });
 
   it('the script and stylesheet are plain text that parses', () => {

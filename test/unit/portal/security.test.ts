@@ -5,9 +5,9 @@ import {
   hostName,
   isAllowedHost,
   SECURITY_HEADERS,
-} from '../../../agent/src/portal/headers.js';
-import { createRateLimiter } from '../../../agent/src/portal/rate-limit.js';
-import { createTokenIssuer } from '../../../agent/src/portal/token.js';
+} from '../../../portal/src/headers.js';
+import { createRateLimiter } from '../../../portal/src/rate-limit.js';
+import { createTokenIssuer } from '../../../portal/src/token.js';
 
 describe('page tokens', () => {
   it('a token it issued verifies; a changed, foreign or malformed one does not', () => {

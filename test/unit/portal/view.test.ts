@@ -12,7 +12,7 @@ import {
   plainError,
   portalUrl,
   portalView,
-} from '../../../agent/src/portal/view.js';
+} from '../../../portal/src/view.js';
 import { sampleStatus } from '../../support/status.js';
 
 const ctx = { localAddress: '192.0.2.10', port: 80 };

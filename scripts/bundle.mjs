@@ -1,7 +1,8 @@
 /**
- * Bundles the agent daemon — agent/dist/main.js and everything it imports, its npm dependencies
- * included — into one file, agent/dist/clgw-agent.mjs: what the appliance's unit, the simulator
- * and the bench run. `make build` runs it after tsc.
+ * Bundles the two daemons — agent/dist/main.js and portal/dist/main.js, each with everything it
+ * imports, npm dependencies included — into one file each, agent/dist/clgw-agent.mjs and
+ * portal/dist/clgw-portal.mjs: what the appliance's units, the simulator and the bench run.
+ * `make build` runs it after tsc.
  *
  * Why one file: Node keeps every loaded module's source, module record and loader bookkeeping for
  * the life of the process, and each package brings code the agent never calls. Bundled (unused
@@ -9,6 +10,7 @@
  * stay readable), the daemon starts with ~5 MiB less anonymous memory and ~4 MiB fewer pages of
  * node's own binary touched by the ESM loader (measured on the development VM: RssAnon 21.1 → 16.1
  * MiB, RssFile 41.3 → 37.4 MiB after loading) — a seventh of its 64 MiB peak budget (issue #8).
+ * The portal, which runs all the time beside the agent under its own memory cap, gains the same way.
  * The CLIs (clgw, clgw-firstboot, clgw-log-download) run briefly and stay unbundled.
  *
  * zod is imported as `import * as z from 'zod'` (biome.json refuses `import { z }`): its `z`
@@ -21,20 +23,25 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-const AGENT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../agent');
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-await build({
-  entryPoints: [path.join(AGENT, 'dist/main.js')],
-  outfile: path.join(AGENT, 'dist/clgw-agent.mjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  minifyWhitespace: true,
-  minifySyntax: true,
-  // CommonJS dependencies (semver) call require() for Node's built-in modules.
-  banner: {
-    js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-  },
-  logLevel: 'warning',
-});
+for (const [workspace, name] of [
+  ['agent', 'clgw-agent.mjs'],
+  ['portal', 'clgw-portal.mjs'],
+]) {
+  await build({
+    entryPoints: [path.join(REPO, workspace, 'dist/main.js')],
+    outfile: path.join(REPO, workspace, 'dist', name),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    minifyWhitespace: true,
+    minifySyntax: true,
+    // CommonJS dependencies (semver) call require() for Node's built-in modules.
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+}

@@ -1,24 +1,23 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as z from 'zod';
-import { isClgwError, toClgwError } from '../errors.js';
-import type { Logger } from '../platform/log.js';
+import { PORTAL_ACTIONS, type PortalAction, type PortalInput } from '@clgw/agent/api/portal-contract.js';
+import { sharedSnapshot } from '@clgw/agent/api/snapshot.js';
+import type { Logger } from '@clgw/agent/platform/log.js';
+import { AgentAnswerError, type PortalAgent } from './agent-client.js';
 import { crossSiteReason, isAllowedHost, SECURITY_HEADERS } from './headers.js';
-import { type PageAssets, renderPage } from './html.js';
-import type { PortalAgent } from './port.js';
+import { type PageAssets, renderPage, renderUnavailable } from './html.js';
 import { createRateLimiter } from './rate-limit.js';
 import { PORTAL_JS } from './static/script.js';
 import { PORTAL_CSS } from './static/style.js';
 import { createTokenIssuer } from './token.js';
-import { FACTORY_RESET_WORDS, portalUrl, portalView, type ViewInput } from './view.js';
+import { portalUrl, portalView } from './view.js';
 
 export interface PortalOptions {
-  /** Address to listen on (`0.0.0.0` on the appliance, `127.0.0.1` in the simulator and tests). */
-  host: string;
-  /** TCP port (80 on the appliance; 0: a free one). */
-  port: number;
+  /** Where to listen: a socket systemd passed (`fd`), or an address (`0.0.0.0:80`; port 0: a free one). */
+  listen: { fd: number } | { host: string; port: number };
+  /** The port the page's URLs name when the socket came from systemd (default 80). */
+  urlPort?: number;
   agent: PortalAgent;
   log: Logger;
   now?: () => number;
@@ -32,8 +31,10 @@ export interface PortalOptions {
   rateLimit?: { max: number; windowMs: number };
   /** Event streams open at once (default 32): each holds a socket and a little memory. */
   maxStreams?: number;
-  /** The temporary log download links (`GET /logs/<token>`); absent: every such request is 404. */
-  logs?: { lookup(token: string): Promise<{ file: string; name: string } | undefined> };
+  /** Connections at once (default 256); more are closed as they arrive. */
+  maxConnections?: number;
+  /** How long one answer of the agent serves every request (default 500 ms). */
+  viewMaxAgeMs?: number;
 }
 
 export interface Portal {
@@ -52,11 +53,15 @@ type PortalErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'BODY_TOO_LARGE'
   | 'INVALID_REQUEST'
-  | 'CONFIRMATION_REQUIRED'
-  | 'TOO_MANY_STREAMS';
+  | 'CODE_REQUIRED'
+  | 'TOO_MANY_STREAMS'
+  | 'BUSY';
 
 const MAX_BODY = 1024;
-const MAX_STREAM_BUFFER = 256 * 1024;
+/** What an event stream may have queued for a client that stopped reading. */
+const MAX_STREAM_BUFFER = 64 * 1024;
+/** Log archives sent at once (the agent allows as many). */
+const MAX_LOG_DOWNLOADS = 2;
 
 interface Asset {
   type: string;
@@ -78,36 +83,32 @@ function assetsOf(): { paths: PageAssets; byPath: Map<string, Asset> } {
   return { paths: { css, js }, byPath };
 }
 
-const ACTIONS: Record<string, { run: (a: PortalAgent) => Promise<void>; done: string; confirm?: string }> = {
-  '/api/retry': { run: (a) => a.retry(), done: 'Retrying: the gateway checks for the update again.' },
-  '/api/reboot': {
-    run: (a) => a.reboot(),
-    done: 'The gateway is restarting. This page reconnects by itself.',
-  },
-  '/api/factory-reset': {
-    run: (a) => a.factoryReset(),
-    done: 'Factory reset started: the gateway restarts into its recovery system. This page reconnects by itself.',
-    confirm: FACTORY_RESET_WORDS,
-  },
+const DONE: Record<PortalAction, string> = {
+  retry: 'Retrying: the gateway checks for the update again.',
+  reboot: 'The gateway is restarting. This page reconnects by itself.',
+  'factory-reset':
+    'Factory reset started: the gateway restarts into its recovery system. This page reconnects by itself.',
 };
 
 const READ_ROUTES = new Set(['/', '/api/status', '/api/events']);
-/** Retry and Reboot take no options; Factory Reset takes the typed confirmation. */
-const PLAIN_BODY = z.object({}).strict();
-const CONFIRM_BODY = z.object({ confirm: z.string().max(64).optional() }).strict();
 
 /**
- * The local portal (SPEC.md §3, §5): one page at `/` with the gateway's versions, address,
- * profile, diagnostics and last update; "System update in progress" with live progress; "Update
- * Error" with Retry, Reboot and (physical appliances) Factory Reset; the page itself shows "Lost
+ * The local portal (SPEC.md §3, §5, §9), its own unprivileged process: one page at `/` with the
+ * gateway's versions, address, profile, diagnostics and last update; "System update in progress"
+ * with live progress; "Update Error" with Retry, and Reboot and (physical appliances) Factory
+ * Reset, which ask for the code shown on the appliance's own screen; the page itself shows "Lost
  * Connection to Gateway" when it loses the appliance, and recovers by itself.
  *
- * Routes: `GET /` (rendered on the server from the view model, `no-store`), `GET /static/*`
- * (content-hashed CSS and JS, immutable), `GET /api/status` (view, status and a fresh token,
- * `no-store`), `GET /api/events` (Server-Sent Events: `hello`, `view` on every change, `ping`),
- * `POST /api/{retry,reboot,factory-reset}` (JSON body; the page's token in `X-CLGW-Token`;
- * same-origin only; 5 a minute per client address). Every response carries the strict headers of
- * headers.ts; anything else is 404 (405 for a wrong method).
+ * Routes: `GET /` (rendered from the view model, `no-store`), `GET /static/*` (content-hashed CSS
+ * and JS, immutable), `GET /api/status` (view, status and a fresh token), `GET /api/events`
+ * (Server-Sent Events: `hello`, `view` on every change, `ping`), `POST /api/retry` (`{}`), `POST
+ * /api/{reboot,factory-reset}` (`{"code": "…"}`), each with the page's token in `X-CLGW-Token`,
+ * same-origin only, 5 a minute per client address; `GET /logs/<token>` (a log archive). Every
+ * response carries the strict headers of headers.ts; anything else is 404 (405 for a wrong method).
+ *
+ * Bounded under load: at most `maxConnections` sockets, headers within 5 s and a request within
+ * 10 s; one answer of the agent serves every request for `viewMaxAgeMs` (a flood of page loads
+ * costs the agent one status build per interval); the stream cap is taken before any wait.
  */
 export async function startPortal(opts: PortalOptions): Promise<Portal> {
   const { agent, log } = opts;
@@ -119,30 +120,15 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
   const limiter = createRateLimiter(opts.rateLimit ?? { max: 5, windowMs: 60_000 });
   const assets = assetsOf();
   const extraNames = new Set((opts.hostNames ?? []).map((n) => n.toLowerCase()));
+  const snapshot = sharedSnapshot(() => agent.view(), { maxAgeMs: opts.viewMaxAgeMs ?? 500, now });
   let applianceName: string | undefined;
-  let port = opts.port;
+  let port = 'port' in opts.listen ? opts.listen.port : (opts.urlPort ?? 80);
+  let logDownloads = 0;
 
-  /** An optional source that failed counts as absent: the page shows it as unknown. */
-  const optional = async <T>(what: string, get: (() => Promise<T>) | undefined): Promise<T | undefined> => {
-    if (!get) return undefined;
-    try {
-      return await get();
-    } catch (e) {
-      log.debug('portal: optional source failed', { what, error: toClgwError(e).message });
-      return undefined;
-    }
-  };
-
-  const gather = async (): Promise<ViewInput> => {
-    const [status, versions, profile, diagnostics, addresses] = await Promise.all([
-      agent.status(),
-      optional('versions', agent.versions && (() => agent.versions!())),
-      optional('profile', agent.profile && (() => agent.profile!())),
-      optional('diagnostics', agent.diagnostics && (() => agent.diagnostics!())),
-      optional('addresses', agent.addresses && (() => agent.addresses!())),
-    ]);
-    applianceName = status.network.settings.hostname;
-    return { status, versions, profile, diagnostics, addresses };
+  const gather = async (): Promise<PortalInput> => {
+    const input = await snapshot.get();
+    applianceName = input.status.network.settings.hostname;
+    return input;
   };
 
   const hostNames = function* (): Iterable<string> {
@@ -157,6 +143,8 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     last: string;
   }
   const streams = new Set<Stream>();
+  /** Streams counted from the moment they are accepted, before their first wait. */
+  let reserved = 0;
   let tickTimer: NodeJS.Timeout | undefined;
   let pingTimer: NodeJS.Timeout | undefined;
   let ticking = false;
@@ -170,7 +158,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     }
     s.res.write(`event: ${event}\ndata: ${data}\n\n`);
   };
-  const sendView = (s: Stream, input: ViewInput) => {
+  const sendView = (s: Stream, input: PortalInput) => {
     const json = JSON.stringify(portalView(input, { localAddress: s.localAddress, port }));
     if (json === s.last) return;
     s.last = json;
@@ -183,7 +171,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
       const input = await gather();
       for (const s of streams) sendView(s, input);
     } catch (e) {
-      log.warn('portal: status unavailable', { error: toClgwError(e).message });
+      log.warn('portal: status unavailable', { error: (e as Error).message });
     } finally {
       ticking = false;
     }
@@ -217,7 +205,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
       'cache-control': 'no-store',
       ...headers,
     });
-    res.end(buf);
+    res.end(res.req.method === 'HEAD' ? undefined : buf);
   };
   const json = (res: http.ServerResponse, status: number, body: unknown, headers?: Record<string, string>) =>
     reply(res, status, 'application/json; charset=utf-8', `${JSON.stringify(body)}\n`, headers);
@@ -227,7 +215,8 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     code: PortalErrorCode | string,
     message: string,
     headers?: Record<string, string>,
-  ) => json(res, status, { error: { code, message } }, headers);
+    details?: Record<string, unknown>,
+  ) => json(res, status, { error: { code, message, ...(details ? { details } : {}) } }, headers);
 
   async function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -248,8 +237,30 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     }
   }
 
+  /** The body of an action: `{}` for Retry, `{"code": "…"}` for the others; why not, otherwise. */
+  function bodyProblem(action: PortalAction, body: unknown): string | undefined {
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      return 'the body must be a JSON object';
+    const { code, ...rest } = body as Record<string, unknown>;
+    const extra = Object.keys(rest)[0];
+    if (extra !== undefined) return `unknown option "${extra.slice(0, 32)}"`;
+    if (action === 'retry') return code === undefined ? undefined : 'Retry takes no code';
+    if (code !== undefined && (typeof code !== 'string' || code.length > 64))
+      return 'code: text of at most 64 characters';
+    return undefined;
+  }
+
   async function page(req: http.IncomingMessage, res: http.ServerResponse) {
-    const view = portalView(await gather(), { localAddress: req.socket.localAddress, port });
+    let input: PortalInput;
+    try {
+      input = await gather();
+    } catch (e) {
+      // The agent is starting or restarting: a page that says so and reloads itself.
+      reply(res, 503, 'text/html; charset=utf-8', renderUnavailable(assets.paths), { 'retry-after': '5' });
+      log.warn('portal: page without the agent', { error: (e as Error).message });
+      return;
+    }
+    const view = portalView(input, { localAddress: req.socket.localAddress, port });
     reply(res, 200, 'text/html; charset=utf-8', renderPage(view, tokens.issue(), assets.paths));
   }
 
@@ -263,20 +274,30 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
   }
 
   async function events(req: http.IncomingMessage, res: http.ServerResponse) {
-    if (streams.size >= maxStreams) {
+    // Taken before any wait: simultaneous requests cannot all pass the cap.
+    if (streams.size + reserved >= maxStreams) {
       refuse(res, 503, 'TOO_MANY_STREAMS', 'too many open event streams', { 'retry-after': '5' });
       return;
     }
-    const input = await gather();
+    reserved += 1;
+    let input: PortalInput;
+    try {
+      input = await gather();
+    } finally {
+      reserved -= 1;
+    }
+    if (req.method === 'HEAD' || res.destroyed) {
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' });
+      res.end();
+      return;
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
     });
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
+    // A stream lives as long as the page; its pings keep the socket busy.
+    req.socket.setTimeout(0);
     req.socket.setNoDelay(true);
     const s: Stream = { res, localAddress: req.socket.localAddress, last: '' };
     streams.add(s);
@@ -290,8 +311,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     startTimers();
   }
 
-  async function action(req: http.IncomingMessage, res: http.ServerResponse, path: string) {
-    const act = ACTIONS[path]!;
+  async function action(req: http.IncomingMessage, res: http.ServerResponse, act: PortalAction) {
     // Early refusals close the connection rather than drain a body nobody wants.
     const close = { connection: 'close' };
     if (req.method !== 'POST') {
@@ -302,7 +322,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     const rate = limiter.take(client, now());
     if (!rate.ok) {
       const seconds = Math.ceil(rate.retryAfterMs / 1000);
-      log.warn('portal: request rate-limited', { path, client });
+      log.warn('portal: request rate-limited', { action: act, client });
       refuse(res, 429, 'RATE_LIMITED', `too many requests; try again in ${seconds} s`, {
         'retry-after': String(seconds),
         ...close,
@@ -315,7 +335,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
       'sec-fetch-site': header(req, 'sec-fetch-site'),
     });
     if (crossSite) {
-      log.warn('portal: cross-site request refused', { path, client, reason: crossSite });
+      log.warn('portal: cross-site request refused', { action: act, client, reason: crossSite });
       refuse(res, 403, 'CROSS_SITE', `cross-site request refused (${crossSite})`, close);
       return;
     }
@@ -325,7 +345,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
       return;
     }
     if (!tokens.verify(header(req, 'x-clgw-token'))) {
-      log.warn('portal: request without a valid page token refused', { path, client });
+      log.warn('portal: request without a valid page token refused', { action: act, client });
       refuse(
         res,
         403,
@@ -343,66 +363,74 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
       refuse(res, e.status, e.code, e.message, close);
       return;
     }
-    const parsed = (act.confirm === undefined ? PLAIN_BODY : CONFIRM_BODY).safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
-      refuse(res, 400, 'INVALID_REQUEST', `invalid request body: ${where}${issue?.message ?? 'invalid'}`);
+    const problem = bodyProblem(act, body);
+    if (problem) {
+      refuse(res, 400, 'INVALID_REQUEST', `invalid request body: ${problem}`);
       return;
     }
-    if (act.confirm !== undefined && (parsed.data as { confirm?: string }).confirm !== act.confirm) {
-      refuse(res, 400, 'CONFIRMATION_REQUIRED', `type ${act.confirm} to confirm`);
+    const code = (body as { code?: string }).code;
+    if (act !== 'retry' && !code?.trim()) {
+      refuse(res, 400, 'CODE_REQUIRED', "enter the code shown on the gateway's own screen");
       return;
     }
     try {
-      await act.run(agent);
+      await agent.act(act, code, client);
     } catch (e) {
-      const err = toClgwError(e);
-      const refused = isClgwError(e) && (err.code === 'BUSY' || err.code === 'NOT_ALLOWED');
+      if (!(e instanceof AgentAnswerError)) throw e;
       log.warn('portal: request refused by the agent', {
-        path,
+        action: act,
         client,
-        code: err.code,
-        message: err.message,
+        code: e.code,
+        message: e.message,
       });
-      refuse(res, refused ? 409 : 500, err.code, err.message);
+      refuse(res, e.status, e.code, e.message, {}, e.details);
       return;
     }
-    log.info('portal: request accepted', { path, client });
-    json(res, 202, { message: act.done });
+    snapshot.invalidate();
+    log.info('portal: request accepted', { action: act, client });
+    json(res, 202, { message: DONE[act] });
   }
 
   /**
-   * `GET /logs/<token>`: the log archive, streamed, never cached. Every failure — unknown,
-   * expired or revoked token, a missing file, another method — is the same 404 as any unknown path.
+   * `GET /logs/<token>`: the log archive, streamed from the agent, never cached. Every failure —
+   * unknown, expired or revoked token, another method — is the same 404 as any unknown path.
    */
   async function logDownload(req: http.IncomingMessage, res: http.ServerResponse, token: string) {
     const notFound = () => refuse(res, 404, 'NOT_FOUND', 'not found');
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || !opts.logs) return notFound();
-    const link = await opts.logs.lookup(token).catch(() => undefined);
-    const handle = link && (await fs.open(link.file, 'r').catch(() => undefined));
-    if (!link || !handle) return notFound();
+    if (req.method !== 'GET' && req.method !== 'HEAD') return notFound();
+    if (logDownloads >= MAX_LOG_DOWNLOADS) {
+      refuse(res, 503, 'BUSY', 'log archives are being downloaded; try again in a minute', {
+        'retry-after': '30',
+      });
+      return;
+    }
+    logDownloads += 1;
     try {
-      const { size } = await handle.stat();
+      const link = await agent.openLog(token);
+      if (!link) return notFound();
       res.writeHead(200, {
         'content-type': 'application/gzip',
-        'content-length': String(size),
+        'content-length': String(link.size),
         'content-disposition': `attachment; filename="${link.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`,
         'cache-control': 'no-store',
       });
       if (req.method === 'HEAD') {
+        link.body.destroy();
         res.end();
         return;
       }
       log.info('portal: log archive downloaded', { client: req.socket.remoteAddress, name: link.name });
-      const stream = handle.createReadStream({ start: 0, end: Math.max(0, size - 1), autoClose: false });
+      req.socket.setTimeout(0);
       await new Promise<void>((resolve) => {
-        stream.on('error', () => res.destroy());
-        res.on('close', resolve);
-        stream.pipe(res);
+        link.body.on('error', () => res.destroy());
+        res.on('close', () => {
+          link.body.destroy();
+          resolve();
+        });
+        link.body.pipe(res);
       });
     } finally {
-      await handle.close();
+      logDownloads -= 1;
     }
   }
 
@@ -422,7 +450,8 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     }
     const path = new URL(target, 'http://portal.invalid').pathname;
     if (path.startsWith('/logs/')) return logDownload(req, res, path.slice('/logs/'.length));
-    if (path in ACTIONS) return action(req, res, path);
+    const act = PORTAL_ACTIONS.find((a) => path === `/api/${a}`);
+    if (act) return action(req, res, act);
     const asset = assets.byPath.get(path);
     if (!READ_ROUTES.has(path) && !asset) {
       refuse(res, 404, 'NOT_FOUND', 'not found');
@@ -441,24 +470,38 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     return events(req, res);
   }
 
-  const server = http.createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000 }, (req, res) => {
+  const server = http.createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
     handle(req, res).catch((e: unknown) => {
-      const err = toClgwError(e);
-      log.error('portal: request failed', { path: req.url, code: err.code, message: err.message });
-      if (!res.headersSent) refuse(res, 500, err.code, err.message);
+      const answer =
+        e instanceof AgentAnswerError ? e : new AgentAnswerError('INTERNAL', (e as Error).message, 500);
+      if (answer.code === 'INTERNAL') {
+        log.error('portal: request failed', { path: req.url, message: answer.message });
+      }
+      if (!res.headersSent) refuse(res, answer.status, answer.code, answer.message);
       else res.destroy();
     });
   });
-  server.headersTimeout = 10_000;
+  // Bounded: a LAN host that opens thousands of sockets or trickles its headers holds none for long.
+  server.maxConnections = opts.maxConnections ?? 256;
+  server.headersTimeout = 5_000;
+  server.requestTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  server.setTimeout(30_000, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
+    const done = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if ('fd' in opts.listen) server.listen({ fd: opts.listen.fd }, done);
+    else server.listen(opts.listen.port, opts.listen.host, done);
   });
-  port = (server.address() as AddressInfo).port;
-  const shownHost = opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host === '::' ? '::1' : opts.host;
+  let shownHost = '127.0.0.1';
+  if ('host' in opts.listen) {
+    port = (server.address() as AddressInfo).port;
+    const h = opts.listen.host;
+    shownHost = h === '0.0.0.0' ? '127.0.0.1' : h === '::' ? '::1' : h;
+  }
   const url = portalUrl(shownHost, port);
   log.info('portal listening', { url });
 

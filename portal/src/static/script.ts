@@ -1,8 +1,9 @@
 /**
  * The portal page's script, served as `/static/portal.<hash>.js` (a classic script, ES2017, no
- * build step, kept in a TS module so `tsc -b` carries it into `dist/`). It holds no wording or
- * formatting of its own: the server's view model (view.ts) arrives over the event stream and is
- * copied into the elements named after its keys, always with `textContent`.
+ * build step, kept in a TS module so `tsc -b` carries it into `dist/`). It holds no formatting of
+ * its own: the server's view model (view.ts) arrives over the event stream and is copied into the
+ * elements named after its keys, always with `textContent`; the confirmation dialog's texts come
+ * from the buttons' `data-confirm-*` attributes (html.ts), refusals in the agent's own words.
  *
  * The connection: an EventSource on /api/events (`hello` with a fresh token, `view`, `ping` every
  * few seconds). An error, or silence for three ping intervals, shows "Lost Connection to Gateway";
@@ -18,8 +19,11 @@ export const PORTAL_JS = `(function () {
   var lostEl = document.getElementById('lost');
   var lostNext = document.getElementById('lost-next');
   var resultEl = document.getElementById('action-result');
-  var wordsEl = document.getElementById('factory-reset-words');
-  var resetButton = document.getElementById('factory-reset-button');
+  var dialog = document.getElementById('confirm');
+  var codeEl = document.getElementById('presence-code');
+  var confirmError = document.getElementById('confirm-error');
+  var confirmOk = document.getElementById('confirm-ok');
+  var pending = null;
   var es = null;
   var lost = false;
   var attempt = 0;
@@ -178,12 +182,9 @@ export const PORTAL_JS = `(function () {
   function setBusy(value) {
     busy = value;
     each('button[data-action]', function (b) {
-      b.disabled = value || (b === resetButton && !wordsMatch());
+      b.disabled = value;
     });
-  }
-
-  function wordsMatch() {
-    return wordsEl.value.trim() === wordsEl.getAttribute('data-confirm-words');
+    confirmOk.disabled = value;
   }
 
   function post(action, body) {
@@ -204,45 +205,102 @@ export const PORTAL_JS = `(function () {
     });
   }
 
-  function act(action, body, again) {
+  // Sends an action; resolves with the refusal's message (null when accepted).
+  function send(action, body, again) {
+    return post(action, body).then(function (res) {
+      var error = res.data && res.data.error;
+      if (res.status === 403 && error && error.code === 'TOKEN_INVALID' && !again) {
+        return fetchStatus().then(function () {
+          return send(action, body, true);
+        });
+      }
+      if (res.status >= 200 && res.status < 300) {
+        showResult(res.data.message || 'Done.', false);
+        return null;
+      }
+      if (res.status === 429) return 'Too many requests: wait ' + (res.retryAfter || '60') + ' s, then try again.';
+      return { message: (error && error.message) || 'Refused (HTTP ' + res.status + ').', code: error && error.code };
+    });
+  }
+
+  function failed() {
+    showResult('The gateway did not answer the request.', true);
+    connectionLost();
+  }
+
+  function act(action) {
     setBusy(true);
     showResult('Sending…', false);
-    return post(action, body)
-      .then(function (res) {
-        var error = res.data && res.data.error;
-        if (res.status === 403 && error && error.code === 'TOKEN_INVALID' && !again) {
-          return fetchStatus().then(function () {
-            return act(action, body, true);
-          });
-        }
-        if (res.status >= 200 && res.status < 300) showResult(res.data.message || 'Done.', false);
-        else if (res.status === 429)
-          showResult('Too many requests: wait ' + (res.retryAfter || '60') + ' s, then try again.', true);
-        else showResult((error && error.message) || 'Refused (HTTP ' + res.status + ').', true);
-      })
-      .catch(function () {
-        showResult('The gateway did not answer the request.', true);
-        connectionLost();
-      })
+    send(action, {}, false)
+      .then(function (refusal) {
+        if (refusal) showResult(typeof refusal === 'string' ? refusal : refusal.message, true);
+      }, failed)
       .then(function () {
-        if (!again) setBusy(false);
+        setBusy(false);
       });
   }
+
+  // Reboot and Factory Reset: a dialog asks for the code shown on the gateway's own screen.
+  function openConfirm(button) {
+    pending = button.getAttribute('data-action');
+    document.getElementById('confirm-title').textContent = button.getAttribute('data-confirm-title');
+    document.getElementById('confirm-text').textContent = button.getAttribute('data-confirm-text');
+    confirmOk.textContent = button.getAttribute('data-confirm-button');
+    confirmOk.disabled = false;
+    confirmError.textContent = '';
+    codeEl.value = '';
+    dialog.showModal();
+    codeEl.focus();
+  }
+
+  function closeConfirm() {
+    pending = null;
+    if (dialog.open) dialog.close();
+  }
+
+  document.getElementById('confirm-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var action = pending;
+    var code = codeEl.value.trim();
+    if (!action || busy) return;
+    if (!code) {
+      confirmError.textContent = "Enter the code from the gateway's screen.";
+      return;
+    }
+    var stuck = false;
+    setBusy(true);
+    confirmError.textContent = 'Sending…';
+    send(action, { code: code }, false)
+      .then(function (refusal) {
+        if (!refusal) {
+          closeConfirm();
+          return;
+        }
+        confirmError.textContent = typeof refusal === 'string' ? refusal : refusal.message;
+        codeEl.value = '';
+        codeEl.focus();
+        // Locked, or no longer offered: another code would be refused as well.
+        stuck = refusal.code === 'PRESENCE_LOCKED' || refusal.code === 'NOT_ALLOWED';
+      }, function () {
+        closeConfirm();
+        failed();
+      })
+      .then(function () {
+        setBusy(false);
+        confirmOk.disabled = stuck;
+      });
+  });
+  document.getElementById('confirm-cancel').addEventListener('click', closeConfirm);
+  dialog.addEventListener('close', function () {
+    pending = null;
+  });
 
   each('button[data-action]', function (b) {
     b.addEventListener('click', function () {
       if (busy) return;
-      var action = b.getAttribute('data-action');
-      var body = {};
-      if (action === 'factory-reset') {
-        if (!wordsMatch()) return;
-        body = { confirm: wordsEl.value.trim() };
-      }
-      act(action, body, false);
+      if (b.hasAttribute('data-confirm-title')) openConfirm(b);
+      else act(b.getAttribute('data-action'));
     });
-  });
-  wordsEl.addEventListener('input', function () {
-    resetButton.disabled = busy || !wordsMatch();
   });
 
   setInterval(function () {

@@ -4,14 +4,26 @@
  * date from the event stream. Every text from the appliance goes through {@link escapeHtml}.
  * Pure: no `node:*` imports.
  */
-import {
-  FACTORY_RESET_WORDS,
-  type FieldName,
-  type ListName,
-  type PortalView,
-  PRODUCT_NAME,
-  type SectionName,
-} from './view.js';
+import { PRODUCT_NAME } from '@clgw/agent/format.js';
+import type { FieldName, ListName, PortalView, SectionName } from './view.js';
+
+/** What the confirmation dialog says for each action that needs the code from the gateway's screen. */
+export const CONFIRMATIONS = {
+  reboot: {
+    title: 'Reboot the gateway?',
+    text: 'The gateway restarts. Calls in progress are dropped and its services are unavailable for a few minutes; this page reconnects by itself.',
+    button: 'Reboot',
+  },
+  'factory-reset': {
+    title: 'Factory Reset?',
+    text: 'The gateway restarts into its recovery system, which restores the factory release and erases ALL settings and data on it: network settings, onboarding, logs. This takes 15 to 20 minutes; do not switch the gateway off.',
+    button: 'Factory Reset',
+  },
+} as const;
+
+/** Where the technician finds the code (SPEC.md §9): only the appliance's own screen shows it. */
+export const WHERE_IS_THE_CODE =
+  "Enter the code shown on the gateway's own screen: the home screen of its console (ALT+F1 on the gateway, or the VMware console of a virtual one) and the top of its menu (ALT+F2). The code changes every few minutes and after each use.";
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -43,6 +55,10 @@ export function renderPage(view: PortalView, token: string, assets: PageAssets):
     view.lists[name].map((i) => `<li class="st-${i.state}">${escapeHtml(i.text)}</li>`).join('');
   const percent = view.percent === null ? '' : ` value="${view.percent.toFixed(1)}"`;
   const row = (label: string, value: string) => `<dt>${label}</dt><dd>${value}</dd>`;
+  const confirmButton = (action: keyof typeof CONFIRMATIONS, show: string) => {
+    const c = CONFIRMATIONS[action];
+    return `<button type="button" id="${action}" class="${action === 'factory-reset' ? 'danger' : ''}" data-action="${action}" data-confirm-title="${escapeHtml(c.title)}" data-confirm-text="${escapeHtml(c.text)}" data-confirm-button="${escapeHtml(c.button)}"${show}>${escapeHtml(c.button)}</button>`;
+  };
 
   return `<!doctype html>
 <html lang="en">
@@ -89,17 +105,25 @@ ${row('Time left', f('updateEta'))}
 <p class="detail">Details: ${f('errorDetail', 'code')}</p>
 <div class="actions">
 <button type="button" id="retry" data-action="retry"${shown('retry')}>Retry</button>
-<button type="button" id="reboot" data-action="reboot"${shown('reboot')}>Reboot</button>
-</div>
-<div id="factory-reset" class="danger"${shown('factoryReset')}>
-<h3>Factory Reset</h3>
-<p>Restores the factory release and erases all settings and data on the gateway. Type <code>${FACTORY_RESET_WORDS}</code> to confirm.</p>
-<label for="factory-reset-words">Confirmation</label>
-<input id="factory-reset-words" type="text" autocomplete="off" spellcheck="false" maxlength="40" data-confirm-words="${FACTORY_RESET_WORDS}">
-<button type="button" id="factory-reset-button" data-action="factory-reset" disabled>Factory Reset</button>
+${confirmButton('reboot', shown('reboot'))}
+${confirmButton('factory-reset', shown('factoryReset'))}
 </div>
 <p id="action-result" role="status"></p>
 </section>
+<dialog id="confirm" aria-labelledby="confirm-title" aria-describedby="confirm-text">
+<form method="dialog" id="confirm-form">
+<h2 id="confirm-title"></h2>
+<p id="confirm-text"></p>
+<p class="where">${escapeHtml(WHERE_IS_THE_CODE)}</p>
+<label for="presence-code">Code from the gateway's screen</label>
+<input id="presence-code" name="code" type="text" autocomplete="off" autocapitalize="characters" spellcheck="false" maxlength="16" placeholder="XXXXX-XXXXX" required>
+<p id="confirm-error" role="alert"></p>
+<div class="actions">
+<button type="button" id="confirm-cancel">Cancel</button>
+<button type="submit" id="confirm-ok" class="danger"></button>
+</div>
+</form>
+</dialog>
 <section id="info" class="panel info">
 <h2>Gateway</h2>
 <dl class="facts">
@@ -123,6 +147,35 @@ ${row('Last check', f('lastCheck'))}
 </section>
 </main>
 <footer><p>${PRODUCT_NAME} local portal</p></footer>
+</body>
+</html>
+`;
+}
+
+/**
+ * The page while the agent does not answer (starting, restarting, updating itself): it says so
+ * and loads itself again every few seconds. No script needed.
+ */
+export function renderUnavailable(assets: PageAssets): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="5">
+<title>${PRODUCT_NAME}</title>
+<link rel="stylesheet" href="${assets.css}">
+</head>
+<body data-mode="normal" data-connection="lost">
+<header>
+<h1>${PRODUCT_NAME}</h1>
+</header>
+<main>
+<section class="panel lost" role="alert">
+<h2>The gateway is starting</h2>
+<p>The gateway's services are starting or restarting. This page loads again by itself every few seconds.</p>
+</section>
+</main>
 </body>
 </html>
 `;

@@ -5,16 +5,17 @@
  * `data-list`), so every decision about wording and formatting lives here, once.
  * Pure: no `node:*` imports.
  */
-import type { SerializedError } from '../errors.js';
-import type { UpdateState } from '../machine/journal.js';
-import type { Status } from '../status.js';
-import type { PortalDiagnostics, PortalProfile, PortalVersions } from './port.js';
+import {
+  type PortalDiagnostics,
+  type PortalInput,
+  type PortalStatus,
+  portalOffers,
+} from '@clgw/agent/api/portal-contract.js';
+import type { SerializedError } from '@clgw/agent/errors.js';
+import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME, portalUrl } from '@clgw/agent/format.js';
+import type { UpdateState } from '@clgw/agent/machine/journal.js';
 
-export const PRODUCT_NAME = 'CloudLink Gateway';
-/** The mDNS name the appliance answers to (SPEC.md §5). */
-export const LOCAL_NAME = 'cloudlink.local';
-/** What a technician types to confirm a factory reset. */
-export const FACTORY_RESET_WORDS = 'FACTORY RESET';
+export { formatBytes, formatTime, portalUrl };
 
 export type PortalMode = 'normal' | 'updating' | 'error';
 
@@ -81,14 +82,8 @@ export interface PortalView {
   percent: number | null;
 }
 
-/** What the view is made from: the agent's status and the optional sources that answered. */
-export interface ViewInput {
-  status: Status;
-  versions?: PortalVersions;
-  profile?: PortalProfile;
-  diagnostics?: PortalDiagnostics;
-  addresses?: string[];
-}
+/** What the view is made from: the agent's answer on its portal socket. */
+export type ViewInput = PortalInput;
 
 export interface ViewContext {
   /** The appliance address the browser's connection arrived at (the server socket's local address). */
@@ -117,24 +112,9 @@ export function isUpdating(state: UpdateState): boolean {
   return PHASES[state] !== undefined;
 }
 
-export function modeOf(status: Pick<Status, 'state'>): PortalMode {
+export function modeOf(status: Pick<PortalStatus, 'state'>): PortalMode {
   if (status.state === 'failed') return 'error';
   return isUpdating(status.state) ? 'updating' : 'normal';
-}
-
-/** Bytes in binary units with three significant digits: `512 B`, `1.50 KiB`, `600 MiB`. */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 0) return UNKNOWN;
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  if (unit === 0) return `${Math.round(value)} B`;
-  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${value.toFixed(digits)} ${units[unit]}`;
 }
 
 export function formatRate(bytesPerSecond: number): string {
@@ -162,19 +142,6 @@ export function formatPercent(bytes: number, total: number): string {
   if (!(total > 0)) return '0 %';
   if (bytes >= total) return '100 %';
   return `${Math.min(99, Math.floor((100 * bytes) / total))} %`;
-}
-
-/** An ISO 8601 time as `2025-11-21 09:12 UTC` (the appliance's clock; the browser's may differ). */
-export function formatTime(iso: string | undefined | null): string {
-  if (!iso) return UNKNOWN;
-  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/.exec(iso);
-  return m ? `${m[1]} ${m[2]} UTC` : iso;
-}
-
-/** The URL of the portal at `host` (no port on 80); an IPv6 address in brackets. */
-export function portalUrl(host: string, port: number): string {
-  const h = host.includes(':') ? `[${host}]` : host;
-  return `http://${h}${port === 80 ? '' : `:${port}`}/`;
 }
 
 /** `::ffff:192.0.2.1` (an IPv4 client on a dual-stack socket) as `192.0.2.1`. */
@@ -341,7 +308,7 @@ function diagnosticsView(d: PortalDiagnostics | undefined): { summary: string; i
   return { summary, items };
 }
 
-function lastUpdate(status: Status): string {
+function lastUpdate(status: PortalStatus): string {
   const r = status.result;
   if (!r) return 'none yet';
   const what =
@@ -354,7 +321,7 @@ function lastUpdate(status: Status): string {
   return `${what} on ${formatTime(r.at)}${why}`;
 }
 
-function lastCheck(status: Status): string {
+function lastCheck(status: PortalStatus): string {
   const c = status.check;
   if (!c) return 'not yet';
   const what =
@@ -366,7 +333,7 @@ function lastCheck(status: Status): string {
   return `${what} (checked ${formatTime(c.at)})`;
 }
 
-function services(status: Status): ListItem[] {
+function services(status: PortalStatus): ListItem[] {
   const out: ListItem[] = [];
   for (const [name, r] of Object.entries(status.containers)) {
     if (!r) continue;
@@ -393,6 +360,8 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
   const showProgress = mode === 'updating' && p !== null && p.total > 0;
   const err = mode === 'error' ? status.error : null;
   const plain = plainError(err);
+  // What the agent accepts from the page is what the page shows (one rule, in the agent's contract).
+  const offers = portalOffers(status);
   const profile = input.profile
     ? `${input.profile.name}${input.profile.detail ? ` (${input.profile.detail})` : ''}`
     : UNKNOWN;
@@ -446,9 +415,9 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
       error: mode === 'error',
       progress: showProgress,
       alarm: activeAlarm !== undefined,
-      retry: mode === 'error',
-      reboot: mode === 'error',
-      factoryReset: mode === 'error' && status.platform === 'physical',
+      retry: offers.retry,
+      reboot: offers.reboot,
+      factoryReset: offers['factory-reset'],
       diagnosticsList: diag.items.length > 0,
       services: serviceItems.length > 0,
     },

@@ -83,11 +83,28 @@ button {
 }
 button:disabled { opacity: 0.45; cursor: not-allowed; }
 button:focus-visible, input:focus-visible, a:focus-visible { outline: 3px solid #f2b600; outline-offset: 2px; }
-.danger { border: 1px solid var(--bad); border-radius: 6px; padding: 0.5rem 1rem 1rem; margin-top: 1rem; }
-.danger h3 { color: var(--bad); margin-top: 0.4rem; }
-.danger label { display: block; margin-bottom: 0.25rem; color: var(--muted); }
-.danger input { font: inherit; padding: 0.35rem 0.5rem; width: 14rem; max-width: 100%; margin-right: 0.5rem; }
-.danger button { background: var(--bad); border-color: var(--bad); }
+.actions button.danger { background: var(--bad); border-color: var(--bad); }
+dialog {
+  max-width: 34rem;
+  width: calc(100% - 2rem);
+  border: 1px solid var(--bad);
+  border-radius: 8px;
+  padding: 1rem 1.25rem;
+}
+dialog::backdrop { background: rgba(0, 0, 0, 0.45); }
+dialog h2 { color: var(--bad); margin-top: 0.2rem; }
+dialog .where { color: var(--muted); }
+dialog label { display: block; margin: 0.75rem 0 0.25rem; font-weight: 600; }
+dialog input {
+  font: 1.3rem ui-monospace, monospace;
+  letter-spacing: 0.08em;
+  padding: 0.35rem 0.5rem;
+  width: 12em;
+  max-width: 100%;
+  text-transform: uppercase;
+}
+#confirm-cancel { background: #fff; color: var(--accent); }
+#confirm-error { min-height: 1.4em; color: var(--bad); margin: 0.5rem 0 0; }
 #action-result { min-height: 1.4em; margin: 0.5rem 0 0; }
 #action-result.refused { color: var(--bad); }
 .alarm { border-left: 6px solid var(--bad); background: #fdf1f0; }

@@ -1,0 +1,37 @@
+/**
+ * Names and formats every view of the appliance shares (the console, the portal, the CLI): one
+ * wording for a size, a time and the portal's address wherever a person reads them.
+ * Pure: no `node:*` imports.
+ */
+
+export const PRODUCT_NAME = 'CloudLink Gateway';
+/** The mDNS name the appliance answers to (SPEC.md §5). */
+export const LOCAL_NAME = 'cloudlink.local';
+
+/** Bytes in binary units with three significant digits: `512 B`, `1.50 KiB`, `600 MiB`. */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return 'unknown';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  if (unit === 0) return `${Math.round(value)} B`;
+  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  return `${value.toFixed(digits)} ${units[unit]}`;
+}
+
+/** An ISO 8601 time as `2025-11-21 09:12 UTC` (the appliance's clock; a browser's may differ). */
+export function formatTime(iso: string | undefined | null): string {
+  if (!iso) return 'unknown';
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})/.exec(iso);
+  return m ? `${m[1]} ${m[2]} UTC` : iso;
+}
+
+/** The URL of the portal at `host` (no port on 80); an IPv6 address in brackets. */
+export function portalUrl(host: string, port: number): string {
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `http://${h}${port === 80 ? '' : `:${port}`}/`;
+}
