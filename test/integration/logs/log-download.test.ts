@@ -81,7 +81,7 @@ describe('clgw-log-download', () => {
     expect(got.headers.get('content-type')).toBe('application/gzip');
     expect(got.headers.get('cache-control')).toBe('no-store');
     expect(got.headers.get('content-disposition')).toMatch(
-      /^attachment; filename="clgw-logs-\d{8}T\d{6}Z\.tar\.gz"$/,
+      /^attachment; filename="clgw-logs-\d{8}T\d{6}Z-[0-9a-f]{6}\.tar\.gz"$/,
     );
     expect(got.headers.get('content-security-policy')).toContain("default-src 'none'");
     const file = path.join(scratch, 'logs.tar.gz');
