@@ -71,7 +71,7 @@ export class Agent {
       },
     };
     this.ssh = new SshAccess({ paths: deps.paths, clock: deps.clock, log: deps.log, server: deps.ssh });
-    this.logs = new LogDownloads(deps);
+    this.logs = new LogDownloads({ ...deps, status: () => this.status() });
     const machine = createUpdateMachine(updateEffects(this.deps));
     this.actor = createActor(machine, { input: { journal, now: () => deps.clock.now() } });
     this.actor.subscribe({

@@ -91,6 +91,9 @@ describe('clgw-log-download', () => {
     expect(list).toContain('MANIFEST.txt');
     expect(list).toContain('var/log/clgw/clgw.log');
     expect(list).toContain('var/clgw/');
+    // The agent's live status at the time the archive was made.
+    const { stdout: status } = await run('tar', ['-xzOf', file, 'status.json']);
+    expect(JSON.parse(status)).toMatchObject({ source: 'agent', state: 'idle' });
     expect(list.filter((n) => n.startsWith('/') || n.includes('..'))).toEqual([]);
     // The token is not in the agent's files, nor in its log.
     expect(await fs.readFile(world.paths.logFile, 'utf8')).not.toContain(token);
