@@ -89,7 +89,7 @@ export class Agent {
       },
     };
     this.ssh = new SshAccess({ paths: deps.paths, clock: deps.clock, log: deps.log, server: deps.ssh });
-    this.logs = new LogDownloads(deps);
+    this.logs = new LogDownloads({ ...deps, status: () => this.status() });
     this.presence = createPresence({
       now: () => deps.clock.now(),
       random: (n) => randomBytes(n),

@@ -13,8 +13,9 @@ import { appliancePaths } from '../platform/paths.js';
  * (busy: another archive is being built, or the portal is not running).
  */
 const USAGE = `usage: clgw-log-download [--qr] | --revoke
-  (no option)  build a log archive of /var/clgw and /var/log/clgw (and the system journal) and
-               print an unreproducible, temporary URL a browser on the LAN downloads it from
+  (no option)  build a log archive (the logs of /var/log/clgw, the system journal, the status
+               and state records; no keys, passwords, tokens or container data) and print an
+               unreproducible, temporary URL a browser on the LAN downloads it from
   --qr         also print the URL as a QR code (for a phone's camera)
   --revoke     revoke every log download URL now and delete the archives
 environment: CLGW_ROOT (appliance root, default /)`;

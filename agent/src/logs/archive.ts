@@ -1,16 +1,21 @@
 /**
- * The log archive behind "Download logs" (SPEC.md §4, §8): a `.tar.gz` of `/var/clgw` and
- * `/var/log/clgw`, plus the system journal where there is one, capped in total size. Regular
- * files and directories only: links are listed as skipped, never followed. Secrets stay out.
+ * The log archive behind "Download logs" (SPEC.md §4, §8, §9): a `.tar.gz` of the agent's logs,
+ * the system journal, a status snapshot and the state records named in `select.ts` — an
+ * allow-list, so keys, tokens, passwords, onboarding data, container data and the engine's
+ * storage never go in, and are never even walked. Capped in total size, newest first, logs
+ * before state. Regular files only: links are listed as skipped, never followed.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants, createWriteStream, promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { ClgwError } from '../errors.js';
 import type { AppliancePaths } from '../platform/paths.js';
+import { fitNewestFirst, neverIncluded, type Skipped, stateRecords } from './select.js';
 import { fileContent, padding, TAR_END, tarHeader, ustarNameFits } from './tar.js';
 
 export interface LogArchiveOptions {
@@ -21,6 +26,8 @@ export interface LogArchiveOptions {
   maxBytes: number;
   /** When the archive is made (its name and MANIFEST say so). */
   now: number;
+  /** The agent's live status, saved as `status.json` (absent: no snapshot). */
+  status?: () => Promise<unknown>;
   /** Export the system journal too (`journalctl`), when there is one. */
   journal?: boolean;
   /** Deadline and size bound of the journal export. */
@@ -33,35 +40,30 @@ export interface LogArchiveOptions {
 export interface LogArchive {
   /** The archive file (mode 0600). */
   file: string;
-  /** The name a browser saves it as, e.g. `clgw-logs-20261121T093000Z.tar.gz`. */
+  /** The name a browser saves it as, e.g. `clgw-logs-20261121T093000Z-3fa2c1.tar.gz`. */
   name: string;
   /** Compressed size. */
   bytes: number;
-  /** Names of the files it holds, MANIFEST.txt aside. */
+  /** Names of the files it holds in archive order, MANIFEST.txt aside. */
   included: string[];
   /** What was left out and why (also in MANIFEST.txt). */
-  skipped: { name: string; reason: string }[];
+  skipped: Skipped[];
+  /** State records this appliance does not have (also in MANIFEST.txt). */
+  absent: string[];
 }
 
-/**
- * What never goes in the archive (a file, or a directory with all it holds), by its name in the
- * archive, and why: secrets, and bulk that is not logs and would only eat the size cap.
- */
-const EXCLUDED: Record<string, string> = {
-  'var/clgw/proxy.json': 'excluded: holds the proxy password',
-  'var/clgw/onboarding': 'excluded: onboarding data (account link, PBX settings, tokens)',
-  'var/clgw/containers/archives': 'excluded: downloaded container image archives (not logs)',
-};
+/** The log directory's layout is flat; subdirectories (a service's own logs) are walked this deep. */
+const MAX_LOG_DEPTH = 4;
+/** Entries of the log directory looked at, at most (rotation keeps a handful). */
+const MAX_LOG_ENTRIES = 1000;
+const LOG_DIR_NAME = 'var/log/clgw';
+const STATUS_NAME = 'status.json';
+const JOURNAL_NAME = 'journal.txt';
 
-/** How deep the trees are walked: the data partition's layout is shallow; anything deeper is odd. */
-const MAX_DEPTH = 16;
-/** Entries listed at most: bounds the walk on a data partition full of small files. */
-const MAX_ENTRIES = 20_000;
-
+/** One file of the archive: read from disk, or made by the archive itself (the status snapshot). */
 interface Planned {
   name: string;
-  source: string;
-  type: 'file' | 'dir';
+  source: string | Buffer;
   mode: number;
   mtimeMs: number;
   size: number;
@@ -76,22 +78,167 @@ export function archiveStamp(ms: number): string {
 }
 
 /**
- * Builds the archive under `outDir`. Files are taken in walk order until the size cap; those
- * that do not fit any more are listed in MANIFEST.txt as skipped, as are links, special files,
- * secrets, names tar cannot hold, and a journal export that failed. Memory stays bounded: every
- * file is streamed in 64 KiB chunks through gzip to disk.
+ * Builds the archive under `outDir`: first the log directory's files newest first, then the
+ * journal export, then the status snapshot and state records newest first, each while the size
+ * cap has room. What does not fit, links, special files, names tar cannot hold and a journal
+ * export that failed are listed in MANIFEST.txt as skipped. Memory stays bounded: every file is
+ * streamed in 64 KiB chunks through gzip to disk. The name is the time plus 24 random bits,
+ * reserved with an exclusive create, so two archives never share a file.
  */
 export async function buildLogArchive(opts: LogArchiveOptions): Promise<LogArchive> {
   const { paths } = opts;
   await fs.mkdir(opts.outDir, { recursive: true, mode: 0o700 });
   const stamp = archiveStamp(opts.now);
-  const name = `clgw-logs-${stamp}.tar.gz`;
-  const file = path.join(opts.outDir, name);
+  const { name, file } = await reserveName(opts.outDir, stamp);
   const partial = `${file}.partial`;
-  const skipped: { name: string; reason: string }[] = [];
+  const journalOut = `${file}.journal`;
+  const skipped: Skipped[] = [];
+  const absent: string[] = [];
   const planned: Planned[] = [];
-  let budget = opts.maxBytes;
 
+  try {
+    // 1. The logs: what support reads first, so they never compete with anything else.
+    const logs = fitNewestFirst(await listLogs(paths, skipped), opts.maxBytes, opts.maxBytes);
+    planned.push(...logs.taken);
+    skipped.push(...logs.skipped);
+    let budget = logs.left;
+
+    // 2. The system journal, cut at what the cap leaves.
+    if (opts.journal !== false) {
+      const limit = Math.min(opts.journalMaxBytes ?? 16 * 1024 * 1024, budget);
+      const result = await exportJournal(opts, journalOut, limit);
+      if (result.ok) {
+        budget -= result.bytes;
+        planned.push({
+          name: JOURNAL_NAME,
+          source: journalOut,
+          mode: 0o644,
+          mtimeMs: opts.now,
+          size: result.bytes,
+        });
+        if (result.truncated)
+          skipped.push({ name: JOURNAL_NAME, reason: `cut at ${limit} bytes (size cap)` });
+      } else {
+        await fs.rm(journalOut, { force: true });
+        skipped.push({ name: JOURNAL_NAME, reason: result.reason });
+      }
+    }
+
+    // 3. The status snapshot and the state records, newest first (the snapshot is the newest).
+    const state: Planned[] = [];
+    if (opts.status) {
+      const snapshot = await statusSnapshot(opts.status);
+      if (Buffer.isBuffer(snapshot))
+        state.push({
+          name: STATUS_NAME,
+          source: snapshot,
+          mode: 0o644,
+          mtimeMs: opts.now,
+          size: snapshot.length,
+        });
+      else skipped.push(snapshot);
+    }
+    for (const record of stateRecords(paths)) {
+      const st = await fs.lstat(record.file).catch((e: NodeJS.ErrnoException) => e);
+      if (st instanceof Error) {
+        if (st.code === 'ENOENT' || st.code === 'ENOTDIR') absent.push(record.name);
+        else skipped.push({ name: record.name, reason: `not readable: ${st.code ?? st.message}` });
+      } else if (st.isSymbolicLink()) {
+        skipped.push({ name: record.name, reason: 'symbolic link (not followed)' });
+      } else if (!st.isFile()) {
+        skipped.push({ name: record.name, reason: 'not a regular file' });
+      } else {
+        state.push({
+          name: record.name,
+          source: record.file,
+          mode: 0o644,
+          mtimeMs: st.mtimeMs,
+          size: st.size,
+        });
+      }
+    }
+    const fitted = fitNewestFirst(state, budget, opts.maxBytes);
+    planned.push(...fitted.taken);
+    skipped.push(...fitted.skipped);
+
+    const included = planned.map((p) => p.name);
+    const manifest = Buffer.from(manifestText(opts, stamp, included, skipped, absent), 'utf8');
+    await pipeline(
+      Readable.from(tarStream(planned, manifest, opts.now)),
+      createGzip({ level: 6 }),
+      createWriteStream(partial, { mode: 0o600 }),
+    );
+    // Over the empty file that reserved the name.
+    await fs.rename(partial, file);
+    const { size } = await fs.stat(file);
+    return { file, name, bytes: size, included, skipped, absent };
+  } catch (e) {
+    await fs.rm(partial, { force: true });
+    await fs.rm(file, { force: true });
+    throw new ClgwError('LOG_ARCHIVE_FAILED', `log archive ${file} not written: ${(e as Error).message}`, {
+      cause: e,
+      details: { file },
+    });
+  } finally {
+    await fs.rm(journalOut, { force: true });
+  }
+}
+
+/**
+ * A fresh name, `clgw-logs-<stamp>-<6 hex>.tar.gz`, taken by creating it exclusively: two archives
+ * of the same second (or millisecond) get different files, even when built at once.
+ */
+async function reserveName(outDir: string, stamp: string): Promise<{ name: string; file: string }> {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const name = `clgw-logs-${stamp}-${randomBytes(3).toString('hex')}.tar.gz`;
+    const file = path.join(outDir, name);
+    try {
+      await (await fs.open(file, 'wx', 0o600)).close();
+      return { name, file };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw new ClgwError('LOG_ARCHIVE_FAILED', `log archive ${file} not created: ${(e as Error).message}`, {
+        cause: e,
+        details: { file },
+      });
+    }
+  }
+  throw new ClgwError(
+    'LOG_ARCHIVE_FAILED',
+    `no free log archive name in ${outDir} for ${stamp} after 8 tries`,
+    {
+      details: { file: outDir },
+    },
+  );
+}
+
+/**
+ * The log directory to read: a real directory, or — as on the appliance, where `/var` is a
+ * tmpfs — the tmpfiles.d link to the log store on the data partition, and no other link.
+ */
+async function logDirectory(paths: AppliancePaths): Promise<{ dir: string } | { reason: string }> {
+  const st = await fs.lstat(paths.logDir).catch(() => undefined);
+  if (!st) return { reason: 'does not exist' };
+  if (st.isDirectory()) return { dir: paths.logDir };
+  if (!st.isSymbolicLink()) return { reason: 'not a directory' };
+  const store = await fs.lstat(paths.logStore).catch(() => undefined);
+  const [target, real] = await Promise.all([
+    fs.realpath(paths.logDir).catch(() => undefined),
+    fs.realpath(paths.logStore).catch(() => undefined),
+  ]);
+  if (store?.isDirectory() && target !== undefined && target === real) return { dir: paths.logStore };
+  return { reason: `symbolic link, not to ${paths.logStore} (not followed)` };
+}
+
+/** Every regular file under the log directory, as candidates; anything else goes to `skipped`. */
+async function listLogs(paths: AppliancePaths, skipped: Skipped[]): Promise<Planned[]> {
+  const found: Planned[] = [];
+  const top = await logDirectory(paths);
+  if ('reason' in top) {
+    skipped.push({ name: LOG_DIR_NAME, reason: top.reason });
+    return found;
+  }
+  let seen = 0;
   const walk = async (dir: string, name: string, depth: number): Promise<void> => {
     let entries: string[];
     try {
@@ -103,104 +250,39 @@ export async function buildLogArchive(opts: LogArchiveOptions): Promise<LogArchi
     for (const entry of entries) {
       const source = path.join(dir, entry);
       const rel = `${name}/${entry}`;
-      if (source === opts.outDir || source === partial) continue;
-      if (planned.length >= MAX_ENTRIES) {
-        skipped.push({ name: rel, reason: `over ${MAX_ENTRIES} entries` });
-        continue;
-      }
-      const excluded = EXCLUDED[rel];
-      if (excluded) {
-        skipped.push({ name: rel, reason: excluded });
+      if (++seen > MAX_LOG_ENTRIES) {
+        skipped.push({ name: rel, reason: `over ${MAX_LOG_ENTRIES} entries` });
         continue;
       }
       const st = await fs.lstat(source).catch(() => undefined);
       if (!st) continue; // gone since readdir: rotated away
-      if (!ustarNameFits(rel)) {
+      if (!ustarNameFits(st.isDirectory() ? `${rel}/` : rel)) {
         skipped.push({ name: rel, reason: 'name too long for the archive' });
-        continue;
-      }
-      if (st.isSymbolicLink()) {
+      } else if (st.isSymbolicLink()) {
         skipped.push({ name: rel, reason: 'symbolic link (not followed)' });
       } else if (st.isDirectory()) {
-        if (depth >= MAX_DEPTH) {
-          skipped.push({ name: rel, reason: `deeper than ${MAX_DEPTH} levels` });
-          continue;
-        }
-        planned.push({ name: rel, source, type: 'dir', mode: 0o755, mtimeMs: st.mtimeMs, size: 0 });
-        await walk(source, rel, depth + 1);
+        if (depth >= MAX_LOG_DEPTH)
+          skipped.push({ name: rel, reason: `deeper than ${MAX_LOG_DEPTH} levels` });
+        else await walk(source, rel, depth + 1);
       } else if (st.isFile()) {
-        if (st.size > budget) {
-          skipped.push({
-            name: rel,
-            reason: `size cap: ${st.size} bytes, ${budget} of ${opts.maxBytes} left`,
-          });
-          continue;
-        }
-        budget -= st.size;
         const mode = st.mode & 0o111 ? 0o755 : 0o644;
-        planned.push({ name: rel, source, type: 'file', mode, mtimeMs: st.mtimeMs, size: st.size });
+        found.push({ name: rel, source, mode, mtimeMs: st.mtimeMs, size: st.size });
       } else {
         skipped.push({ name: rel, reason: 'not a regular file or directory' });
       }
     }
   };
+  await walk(top.dir, LOG_DIR_NAME, 1);
+  return found;
+}
 
-  const roots: [string, string][] = [
-    [paths.dataDir, 'var/clgw'],
-    [paths.logDir, 'var/log/clgw'],
-  ];
-  for (const [dir, rel] of roots) {
-    const st = await fs.lstat(dir).catch(() => undefined);
-    if (!st?.isDirectory()) {
-      skipped.push({ name: rel, reason: st ? 'not a directory' : 'does not exist' });
-      continue;
-    }
-    planned.push({ name: rel, source: dir, type: 'dir', mode: 0o755, mtimeMs: st.mtimeMs, size: 0 });
-    await walk(dir, rel, 1);
-  }
-
-  let journalFile: string | undefined;
-  if (opts.journal !== false) {
-    const out = path.join(opts.outDir, `journal-${stamp}.txt`);
-    const limit = Math.min(opts.journalMaxBytes ?? 16 * 1024 * 1024, budget);
-    const result = await exportJournal(opts, out, limit);
-    if (result.ok) {
-      journalFile = out;
-      budget -= result.bytes;
-      planned.push({
-        name: 'journal.txt',
-        source: out,
-        type: 'file',
-        mode: 0o644,
-        mtimeMs: opts.now,
-        size: result.bytes,
-      });
-      if (result.truncated) skipped.push({ name: 'journal.txt', reason: `cut at ${limit} bytes (size cap)` });
-    } else {
-      await fs.rm(out, { force: true });
-      skipped.push({ name: 'journal.txt', reason: result.reason });
-    }
-  }
-
+/** The live status as indented JSON, or why there is none. */
+async function statusSnapshot(status: () => Promise<unknown>): Promise<Buffer | Skipped> {
   try {
-    const included = planned.filter((p) => p.type === 'file').map((p) => p.name);
-    const manifest = Buffer.from(manifestText(opts, stamp, included, skipped), 'utf8');
-    await pipeline(
-      Readable.from(tarStream(planned, manifest, opts.now)),
-      createGzip({ level: 6 }),
-      createWriteStream(partial, { mode: 0o600 }),
-    );
-    await fs.rename(partial, file);
-    const { size } = await fs.stat(file);
-    return { file, name, bytes: size, included, skipped };
+    return Buffer.from(`${JSON.stringify(await status(), null, 2)}\n`, 'utf8');
   } catch (e) {
-    await fs.rm(partial, { force: true });
-    throw new ClgwError('LOG_ARCHIVE_FAILED', `log archive ${file} not written: ${(e as Error).message}`, {
-      cause: e,
-      details: { file },
-    });
-  } finally {
-    if (journalFile) await fs.rm(journalFile, { force: true });
+    const err = e as { code?: unknown; message?: unknown };
+    return { name: STATUS_NAME, reason: `status not read: ${String(err?.code ?? err?.message ?? e)}` };
   }
 }
 
@@ -208,34 +290,72 @@ function manifestText(
   opts: LogArchiveOptions,
   stamp: string,
   included: string[],
-  skipped: { name: string; reason: string }[],
+  skipped: Skipped[],
+  absent: string[],
 ): string {
+  const never = neverIncluded(opts.paths);
   const lines = [
     `CloudLink Gateway log archive ${stamp}`,
     `size cap: ${opts.maxBytes} bytes of file content`,
     '',
-    `included (${included.length}):`,
+    `included (${included.length}), logs first, then the journal, then state, each newest first:`,
     ...included.map((n) => `  ${n}`),
     '',
     `skipped (${skipped.length}):`,
     ...skipped.map((s) => `  ${s.name}: ${s.reason}`),
     '',
+    `not on this appliance (${absent.length}):`,
+    ...absent.map((n) => `  ${n}`),
+    '',
+    'never included (not looked at):',
+    ...never.map((s) => `  ${s.name}: ${s.reason}`),
+    '',
   ];
   return lines.join('\n');
+}
+
+/**
+ * Opens a file listed as regular, or undefined when it is not one any more: O_NOFOLLOW, so a file
+ * swapped for a link after it was listed is not followed; O_NONBLOCK, so one swapped for a FIFO
+ * does not hang the build (no effect on a regular file); and the handle checked to be a file.
+ */
+async function openRegular(file: string): Promise<FileHandle | undefined> {
+  const handle = await fs
+    .open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+    .catch(() => undefined);
+  if (!handle) return undefined;
+  const st = await handle.stat().catch(() => undefined);
+  if (st?.isFile()) return handle;
+  await handle.close();
+  return undefined;
+}
+
+/** `var/`, `var/clgw/` for `var/clgw/x.json`: the directories above a name, outermost first. */
+function parents(name: string): string[] {
+  const parts = name.split('/').slice(0, -1);
+  return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
 }
 
 async function* tarStream(planned: Planned[], manifest: Buffer, now: number): AsyncGenerator<Buffer> {
   yield tarHeader({ name: 'MANIFEST.txt', type: 'file', mode: 0o644, mtimeMs: now, size: manifest.length });
   yield manifest;
   yield padding(manifest.length);
+  const dirs = new Set<string>();
   for (const p of planned) {
-    if (p.type === 'dir') {
-      yield tarHeader({ name: p.name, type: 'dir', mode: p.mode, mtimeMs: p.mtimeMs, size: 0 });
+    // Each directory once, before its first file (files keep the cap's order: newest first).
+    for (const dir of parents(p.name)) {
+      if (dirs.has(dir)) continue;
+      dirs.add(dir);
+      yield tarHeader({ name: dir, type: 'dir', mode: 0o755, mtimeMs: now, size: 0 });
+    }
+    if (Buffer.isBuffer(p.source)) {
+      yield tarHeader({ name: p.name, type: 'file', mode: p.mode, mtimeMs: p.mtimeMs, size: p.size });
+      yield p.source;
+      yield padding(p.size);
       continue;
     }
-    // O_NOFOLLOW: a file swapped for a link after the walk is not followed either.
-    const handle = await fs.open(p.source, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => undefined);
-    // Gone since the walk (rotated): the MANIFEST lists it, the archive has it empty.
+    const handle = await openRegular(p.source);
+    // Gone since it was listed (rotated): the MANIFEST lists it, the archive has it empty.
     const size = handle ? p.size : 0;
     yield tarHeader({ name: p.name, type: 'file', mode: p.mode, mtimeMs: p.mtimeMs, size });
     if (handle) {

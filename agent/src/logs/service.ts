@@ -20,6 +20,8 @@ export interface LogDownloadsDeps {
   config: Pick<AgentConfig, 'logDownload' | 'portal' | 'lanInterface'>;
   clock: Clock;
   log: Logger;
+  /** The agent's live status, saved in the archive as `status.json`. */
+  status: () => Promise<unknown>;
 }
 
 /** What the API answers for a new link. */
@@ -30,7 +32,7 @@ export interface LogLinkView {
   ttlMinutes: number;
   /** Compressed size of the archive. */
   bytes: number;
-  /** Files left out (size cap, links, secrets), as MANIFEST.txt lists them. */
+  /** Files left out (size cap, links, special files), as MANIFEST.txt lists them. */
   skipped: number;
 }
 
@@ -69,6 +71,7 @@ export class LogDownloads {
         maxBytes: config.logDownload.maxMiB * 1024 * 1024,
         now: clock.now(),
         journal: config.logDownload.journal,
+        status: this.deps.status,
       });
       const { token, expiresAt } = await this.links.create({ file: archive.file, name: archive.name });
       const network = await readNetwork(paths);

@@ -54,6 +54,11 @@ export interface AppliancePaths {
   hostnameFile: string;
   /** Present while SSH access is on: when it was turned on and when it turns itself off. */
   sshState: string;
+  /**
+   * The SSH host private key, made at the first "Enable SSH" (`ssh.service`'s drop-in and
+   * `sshd_config.d/clgw.conf` name it here, so a host key survives updates).
+   */
+  sshDir: string;
   /** The last startup diagnostics report. */
   diagnostics: string;
   /** The HTTP(S) proxy setting (mode 0600: it may hold a password). */
@@ -66,6 +71,8 @@ export interface AppliancePaths {
   containerArchives: string;
   /** Each service container's own data, mounted at `/data` (`<dir>/<service>`). */
   containerData: string;
+  /** Podman's storage (images, layers, containers): `graphroot` in the image's `containers/storage.conf`. */
+  containerStorage: string;
   /** Written by the recovery system when it restored the factory state. */
   recoveryRecord: string;
   /**
@@ -74,6 +81,11 @@ export interface AppliancePaths {
    */
   firstBoot: string;
   logDir: string;
+  /**
+   * Where the logs are kept on the appliance: `/var` is a tmpfs, so tmpfiles.d links the log
+   * directory here, onto the data partition (in the simulator the log directory is a real one).
+   */
+  logStore: string;
   logFile: string;
   runDir: string;
   /** Log archives behind the temporary download links (a reboot clears them). */
@@ -118,17 +130,20 @@ export function appliancePaths(root: string): AppliancePaths {
     recoveryRecord: path.join(dataDir, 'recovery.json'),
     firstBoot: path.join(dataDir, 'firstboot.json'),
     sshState: path.join(dataDir, 'ssh.json'),
+    sshDir: path.join(dataDir, 'ssh'),
     diagnostics: path.join(dataDir, 'diagnostics.json'),
     proxy: path.join(dataDir, 'proxy.json'),
     schedule: path.join(dataDir, 'schedule.json'),
     containersState: path.join(dataDir, 'containers.json'),
     containerArchives: path.join(dataDir, 'containers/archives'),
     containerData: path.join(dataDir, 'containers/data'),
+    containerStorage: path.join(dataDir, 'containers/storage'),
     networkDir: path.join(dataDir, 'network'),
     networkSettings: path.join(dataDir, 'network/settings.json'),
     networkUnit: path.join(dataDir, 'network/10-clgw.network'),
     hostnameFile: path.join(dataDir, 'network/hostname'),
     logDir: at('var/log/clgw'),
+    logStore: path.join(dataDir, 'log'),
     logFile: at('var/log/clgw/clgw.log'),
     runDir: at('run/clgw'),
     logArchives: at('run/clgw/logs'),

@@ -81,7 +81,7 @@ describe('clgw-log-download', () => {
     expect(got.headers.get('content-type')).toBe('application/gzip');
     expect(got.headers.get('cache-control')).toBe('no-store');
     expect(got.headers.get('content-disposition')).toMatch(
-      /^attachment; filename="clgw-logs-\d{8}T\d{6}Z\.tar\.gz"$/,
+      /^attachment; filename="clgw-logs-\d{8}T\d{6}Z-[0-9a-f]{6}\.tar\.gz"$/,
     );
     expect(got.headers.get('content-security-policy')).toContain("default-src 'none'");
     const file = path.join(scratch, 'logs.tar.gz');
@@ -91,6 +91,9 @@ describe('clgw-log-download', () => {
     expect(list).toContain('MANIFEST.txt');
     expect(list).toContain('var/log/clgw/clgw.log');
     expect(list).toContain('var/clgw/');
+    // The agent's live status at the time the archive was made.
+    const { stdout: status } = await run('tar', ['-xzOf', file, 'status.json']);
+    expect(JSON.parse(status)).toMatchObject({ source: 'agent', state: 'idle' });
     expect(list.filter((n) => n.startsWith('/') || n.includes('..'))).toEqual([]);
     // The token is not in the agent's files, nor in its log.
     expect(await fs.readFile(world.paths.logFile, 'utf8')).not.toContain(token);

@@ -58,9 +58,9 @@ async function member(file: string, name: string): Promise<string> {
 }
 
 describe('log archive', () => {
-  it('holds var/clgw and var/log/clgw under relative names, with a MANIFEST, in a 0600 file', async () => {
+  it('holds the logs and the named state records under relative names, with a MANIFEST, in a 0600 file', async () => {
     const a = await build();
-    expect(a.name).toBe('clgw-logs-20261121T093000Z.tar.gz');
+    expect(a.name).toMatch(/^clgw-logs-20261121T093000Z-[0-9a-f]{6}\.tar\.gz$/);
     expect(a.file).toBe(path.join(paths.logArchives, a.name));
     expect((await fs.stat(a.file)).mode & 0o777).toBe(0o600);
     expect((await fs.stat(paths.logArchives)).mode & 0o777).toBe(0o700);
@@ -70,6 +70,7 @@ describe('log archive', () => {
       expect.arrayContaining([
         'var/clgw/',
         'var/clgw/history.json',
+        'var/clgw/network/',
         'var/clgw/network/settings.json',
         'var/log/clgw/',
         'var/log/clgw/clgw.log',
@@ -79,18 +80,65 @@ describe('log archive', () => {
     for (const n of names) expect(n).not.toMatch(/^\/|(^|\/)\.\.(\/|$)/);
     expect(await member(a.file, 'var/log/clgw/clgw.log')).toBe('agent starting\n');
     expect(await fs.readdir(paths.logArchives)).toEqual([a.name]); // no partial or journal left
+    // A record this appliance does not have is named as such, not as skipped.
+    expect(a.absent).toContain('var/clgw/recovery.json');
+    expect(a.skipped).toEqual([]);
+    expect(await member(a.file, 'MANIFEST.txt')).toMatch(
+      /not on this appliance \(\d+\):\n(.*\n)* {2}var\/clgw\/recovery\.json\n/,
+    );
   });
 
-  it('leaves secrets (proxy password, onboarding tokens) and image archives out, and says so', async () => {
+  it('takes logs newest first, then the journal, then the status snapshot and state newest first', async () => {
+    const at = (s: number) => new Date(NOW - s * 1000);
+    await fs.writeFile(path.join(paths.logDir, 'console.log'), 'console\n');
+    await fs.utimes(paths.logFile, at(10), at(10));
+    await fs.utimes(path.join(paths.logDir, 'console.log'), at(20), at(20));
+    await fs.utimes(`${paths.logFile}.1`, at(30), at(30));
+    await fs.writeFile(paths.alarms, '[]\n');
+    await fs.utimes(paths.alarms, at(5), at(5));
+    await fs.utimes(paths.history, at(50), at(50));
+    await fs.utimes(paths.networkSettings, at(40), at(40));
+    const fake = path.join(dir, 'journalctl');
+    await fs.writeFile(fake, '#!/bin/sh\necho "journal line"\n', { mode: 0o755 });
+    await fs.mkdir(path.join(paths.root, 'var/log/journal'), { recursive: true });
+    const a = await build({ journal: true, journalctl: fake, status: async () => ({ state: 'idle' }) });
+    expect(a.included).toEqual([
+      'var/log/clgw/clgw.log',
+      'var/log/clgw/console.log',
+      'var/log/clgw/clgw.log.1',
+      'journal.txt',
+      'status.json',
+      'var/clgw/alarms.json',
+      'var/clgw/network/settings.json',
+      'var/clgw/history.json',
+    ]);
+    const files = (await list(a.file)).filter((n) => !n.endsWith('/'));
+    expect(files).toEqual(['MANIFEST.txt', ...a.included]);
+    expect(JSON.parse(await member(a.file, 'status.json'))).toEqual({ state: 'idle' });
+  });
+
+  it('notes a status that could not be read, and still writes the archive', async () => {
+    const a = await build({
+      status: async () => {
+        throw Object.assign(new Error('socket gone'), { code: 'AGENT_UNREACHABLE' });
+      },
+    });
+    expect(a.skipped).toContainEqual({ name: 'status.json', reason: 'status not read: AGENT_UNREACHABLE' });
+    expect(await list(a.file)).toContain('var/log/clgw/clgw.log');
+  });
+
+  it('leaves secrets, container data and image archives out, says so by category, and walks none', async () => {
     const a = await build();
     const names = await list(a.file);
     expect(names).not.toContain('var/clgw/proxy.json');
-    expect(names.filter((n) => n.includes('onboarding') || n.includes('archives'))).toEqual([]);
-    expect(names).toContain('var/clgw/containers/data/tunnel/tunnel.log');
+    expect(names.filter((n) => /onboarding|archives|containers\//.test(n))).toEqual([]);
     const manifest = await member(a.file, 'MANIFEST.txt');
-    expect(manifest).toContain('var/clgw/proxy.json: excluded: holds the proxy password');
-    expect(manifest).toContain('var/clgw/onboarding: excluded: onboarding data');
-    expect(manifest).toContain('var/clgw/containers/archives: excluded: downloaded container image archives');
+    expect(manifest).toContain('var/clgw/proxy.json: the proxy setting (may hold a password)');
+    expect(manifest).toContain('var/clgw/onboarding/: onboarding data');
+    expect(manifest).toContain("var/clgw/containers/data/: each container's own data");
+    expect(manifest).toContain('var/clgw/containers/archives/: downloaded container image archives');
+    // Named by category only: nothing in those directories is listed.
+    expect(manifest).not.toMatch(/account\.json|abc\.tar|tunnel/);
     const { stdout } = await run('sh', ['-c', 'gzip -dc "$1" | grep -c hunter2 || true', 'sh', a.file]);
     expect(stdout.trim()).toBe('0');
   });
@@ -118,17 +166,54 @@ describe('log archive', () => {
     await fs.mkdir(path.join(dir, 'outside-dir'));
     await fs.writeFile(path.join(dir, 'outside-dir/shadow'), 'TOP SECRET');
     await fs.symlink(secret, path.join(paths.logDir, 'link.log'));
-    await fs.symlink(path.join(dir, 'outside-dir'), path.join(paths.dataDir, 'linked-dir'));
+    await fs.symlink(path.join(dir, 'outside-dir'), path.join(paths.logDir, 'linked-dir'));
+    await fs.rm(paths.history);
+    await fs.symlink(secret, paths.history);
     const a = await build();
     const names = await list(a.file);
-    expect(names.filter((n) => n.includes('link'))).toEqual([]);
+    expect(names.filter((n) => n.includes('link') || n.includes('history'))).toEqual([]);
     const { stdout: verbose } = await run('tar', ['-tvzf', a.file]);
     for (const line of verbose.split('\n').filter(Boolean)) expect(line).toMatch(/^[-d]/); // files and dirs only
     const manifest = await member(a.file, 'MANIFEST.txt');
     expect(manifest).toContain('var/log/clgw/link.log: symbolic link (not followed)');
-    expect(manifest).toContain('var/clgw/linked-dir: symbolic link (not followed)');
+    expect(manifest).toContain('var/log/clgw/linked-dir: symbolic link (not followed)');
+    expect(manifest).toContain('var/clgw/history.json: symbolic link (not followed)');
     const { stdout } = await run('sh', ['-c', 'gzip -dc "$1" | grep -c "TOP SECRET" || true', 'sh', a.file]);
     expect(stdout.trim()).toBe('0');
+  });
+
+  it("reads the log directory through the appliance's link into the data partition, and no other link", async () => {
+    // As tmpfiles.d makes it on the appliance: /var/log/clgw -> /var/clgw/log.
+    await fs.mkdir(paths.logStore, { recursive: true });
+    await fs.writeFile(path.join(paths.logStore, 'clgw.log'), 'kept on the data partition\n');
+    await fs.rm(paths.logDir, { recursive: true });
+    await fs.symlink(paths.logStore, paths.logDir);
+    const a = await build();
+    expect(await member(a.file, 'var/log/clgw/clgw.log')).toBe('kept on the data partition\n');
+    // The log store is not taken a second time under its own name.
+    expect((await list(a.file)).filter((n) => n.startsWith('var/clgw/log'))).toEqual([]);
+
+    await fs.mkdir(path.join(dir, 'elsewhere'));
+    await fs.writeFile(path.join(dir, 'elsewhere/clgw.log'), 'TOP SECRET');
+    await fs.rm(paths.logDir);
+    await fs.symlink(path.join(dir, 'elsewhere'), paths.logDir);
+    const other = await build();
+    expect(await list(other.file)).not.toContain('var/log/clgw/clgw.log');
+    expect(other.skipped).toContainEqual({
+      name: 'var/log/clgw',
+      reason: `symbolic link, not to ${paths.logStore} (not followed)`,
+    });
+  });
+
+  it('gives archives made in the same millisecond, at once or one after another, their own files', async () => {
+    const together = await Promise.all([build(), build(), build(), build()]);
+    const after = [await build(), await build()];
+    const all = [...together, ...after];
+    const names = all.map((a) => a.name);
+    expect(new Set(names).size).toBe(all.length);
+    for (const n of names) expect(n).toMatch(/^clgw-logs-20261121T093000Z-[0-9a-f]{6}\.tar\.gz$/);
+    expect((await fs.readdir(paths.logArchives)).sort()).toEqual([...names].sort());
+    for (const a of all) expect(await member(a.file, 'var/log/clgw/clgw.log')).toBe('agent starting\n');
   });
 
   it('adds the journal export when journalctl works, and notes it when it does not', async () => {
@@ -145,11 +230,7 @@ describe('log archive', () => {
     const a = await build({ journal: true, journalctl: fake });
     expect(await member(a.file, 'journal.txt')).toContain('Started clgw-agent.');
 
-    const failing = await build({
-      journal: true,
-      journalctl: path.join(dir, 'no-such-journalctl'),
-      now: NOW + 1000,
-    });
+    const failing = await build({ journal: true, journalctl: path.join(dir, 'no-such-journalctl') });
     expect(await list(failing.file)).not.toContain('journal.txt');
     expect(await member(failing.file, 'MANIFEST.txt')).toMatch(/journal\.txt: journalctl not run: ENOENT/);
   });
@@ -183,7 +264,7 @@ describe('log archive', () => {
     expect(await list(a.file)).toContain('var/clgw/history.json');
   });
 
-  it('names the archive by its time and writes standard ustar headers', () => {
+  it('stamps the archive with its time and writes standard ustar headers', () => {
     expect(archiveStamp(NOW)).toBe('20261121T093000Z');
     const h = tarHeader({
       name: 'var/log/clgw/clgw.log',
