@@ -11,6 +11,7 @@ import type { Deps } from './deps.js';
 import type { DiagnosticsReport } from './diagnostics/checks.js';
 import { diagnose } from './diagnostics/service.js';
 import { ClgwError } from './errors.js';
+import { formatTime } from './format.js';
 import { LogDownloads, type LogLinkView } from './logs/service.js';
 import type { Journal, Trigger } from './machine/journal.js';
 import {
@@ -186,7 +187,7 @@ export class Agent {
     }
     if (action !== 'retry') {
       if (code === undefined || code.trim() === '') {
-        throw new ClgwError('INVALID_REQUEST', "enter the code shown on the gateway's own screen");
+        throw new ClgwError('INVALID_REQUEST', "Enter the code shown on the gateway's own screen.");
       }
       const checked = this.presence.verify(code);
       if (!checked.ok && checked.reason === 'locked') {
@@ -194,7 +195,7 @@ export class Agent {
         log.error('portal: presence code locked after too many wrong codes', { action, client, until });
         throw new ClgwError(
           'PRESENCE_LOCKED',
-          `too many wrong codes: Reboot and Factory Reset from this page are locked until ${until}`,
+          `Too many wrong codes: Reboot and Factory Reset from this page are locked until ${formatTime(until)} (the gateway's clock).`,
           { details: { lockedUntil: until } },
         );
       }
@@ -202,7 +203,7 @@ export class Agent {
         log.warn('portal: wrong presence code', { action, client, attemptsLeft: checked.attemptsLeft });
         throw new ClgwError(
           'PRESENCE_CODE_INVALID',
-          `that is not the code on the gateway's screen (it changes every few minutes and after each use); ${checked.attemptsLeft} ${checked.attemptsLeft === 1 ? 'try' : 'tries'} left before a lockout`,
+          `That is not the code on the gateway's screen (it changes every few minutes and after each use); ${checked.attemptsLeft} ${checked.attemptsLeft === 1 ? 'try' : 'tries'} left before a lockout.`,
           { details: { attemptsLeft: checked.attemptsLeft } },
         );
       }

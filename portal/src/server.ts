@@ -370,7 +370,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     }
     const code = (body as { code?: string }).code;
     if (act !== 'retry' && !code?.trim()) {
-      refuse(res, 400, 'CODE_REQUIRED', "enter the code shown on the gateway's own screen");
+      refuse(res, 400, 'CODE_REQUIRED', "Enter the code shown on the gateway's own screen.");
       return;
     }
     try {

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import { startPortalSocket } from '../../agent/src/api/portal-socket.js';
+import { startApiServer } from '../../agent/src/api/server.js';
 import type { ServiceResult } from '../../agent/src/containers/state.js';
 import type { DiagnosticResult } from '../../agent/src/diagnostics/checks.js';
 import { writeJsonAtomic } from '../../agent/src/platform/atomic.js';
@@ -105,7 +106,10 @@ export interface PortalWorld {
   close(): Promise<void>;
 }
 
-/** A simulated appliance with its agent running, its portal socket served, and the portal process in front. */
+/**
+ * A simulated appliance with its agent running and both its sockets served as main.ts serves them
+ * (root's agent.sock for the console and CLI, the narrow portal.sock), and the portal process in front.
+ */
 export async function startPortalWorld(
   opts: {
     platform?: 'physical' | 'virtual' | 'kvm';
@@ -116,6 +120,7 @@ export async function startPortalWorld(
 ): Promise<PortalWorld> {
   const world = await makeWorld({ platform: opts.platform, mirrorRate: opts.mirrorRate });
   const running = await startAgent(world);
+  const api = await startApiServer(running.agent, world.paths.socket, running.deps.log);
   const socket = await startPortalSocket({
     socketPath: world.paths.portalSocket,
     log: running.deps.log,
@@ -139,6 +144,7 @@ export async function startPortalWorld(
     close: async () => {
       await pw.portal.close();
       await socket.close();
+      await api.close();
       await running.stop();
       await world.close();
     },
@@ -186,7 +192,14 @@ export interface RawResponse {
 /** One HTTP request with exactly these headers (Node adds only Host, unless given, and Content-Length). */
 export function request(
   url: string,
-  opts: { method?: string; path?: string; headers?: Record<string, string>; body?: string } = {},
+  opts: {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    /** The address the request comes from (127.0.0.2 …: another host on the "LAN"). */
+    from?: string;
+  } = {},
 ): Promise<RawResponse> {
   const u = new URL(opts.path ?? '/', url);
   return new Promise((resolve, reject) => {
@@ -194,6 +207,7 @@ export function request(
       {
         host: u.hostname,
         port: u.port,
+        ...(opts.from ? { localAddress: opts.from } : {}),
         path: u.pathname + u.search,
         method: opts.method ?? 'GET',
         headers: opts.headers,
@@ -224,9 +238,11 @@ export function post(
   token: string | undefined,
   body: unknown = {},
   headers: Record<string, string> = {},
+  from?: string,
 ): Promise<RawResponse> {
   const origin = new URL(url).origin;
   return request(url, {
+    ...(from ? { from } : {}),
     method: 'POST',
     path: `/api/${action}`,
     headers: {

@@ -194,16 +194,17 @@ describe.skipIf(!available)('portal in headless Chromium', () => {
       "The download server does not offer the update's files (HTTP 404).",
     );
     expect(await text(p, 'errorDetail')).toMatch(/returned HTTP 404.*\(HTTP_STATUS\)$/);
-    for (const option of ['#retry', '#reboot', '#factory-reset-button']) {
+    for (const option of ['#retry', '#reboot', '#factory-reset']) {
       expect(await visible(p, option), option).toBe(true);
     }
-    // Factory Reset needs the typed confirmation.
-    expect(await p.locator('#factory-reset-button').isDisabled()).toBe(true);
-    await p.locator('#factory-reset-words').fill('factory reset');
-    expect(await p.locator('#factory-reset-button').isDisabled()).toBe(true);
-    await p.locator('#factory-reset-words').fill('FACTORY RESET');
-    expect(await p.locator('#factory-reset-button').isEnabled()).toBe(true);
-    await p.locator('#factory-reset-words').fill('');
+    // Factory Reset asks, in a dialog, for the code on the gateway's own screen; Cancel closes it.
+    await p.locator('#factory-reset').click();
+    await p.locator('dialog#confirm').waitFor({ state: 'visible' });
+    expect(await p.locator('#confirm-title').textContent()).toBe('Factory Reset?');
+    expect(await p.locator('#confirm-ok').textContent()).toBe('Factory Reset');
+    await shot(p, 'factory-reset-dialog');
+    await p.locator('#confirm-cancel').click();
+    await p.locator('dialog#confirm').waitFor({ state: 'hidden' });
     await shot(p, 'error');
 
     // The cause is fixed; Retry: a check runs and the update starts again.
