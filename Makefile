@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export npm_config_update_notifier := false
 
-.PHONY: help setup build check test test-unit test-integration test-powercut e2e-containers e2e-portal e2e-console demo bench powercut image e2e clean
+.PHONY: help setup build check test test-unit test-integration test-powercut e2e-containers e2e-portal e2e-console demo bench bench-portal powercut image e2e clean
 
 help:
 	@echo "make demo   - build a release, simulate an appliance, update A->B and roll back a broken release"
 	@echo "make test   - every test tier; ends with 'N passed, M failed[, K skipped]'"
 	@echo "make check  - typecheck + lint"
 	@echo "make bench  - full install vs RAUC and the limit, delta bytes vs casync, peak RSS (JSON last line)"
+	@echo "make bench-portal - 2,000 connections on the portal for 60 s while an update runs (JSON last line)"
 	@echo "make powercut N=1000 - the power-cut torture run (make test runs 100 cuts of it)"
 	@echo "make image  - the appliance's disks (raw, qcow2, OVA) and release images in out/ (root)"
 	@echo "make e2e    - boots the lab image in QEMU: OVF first boot, update, rollback, power cut, recovery"
@@ -58,6 +59,10 @@ demo: build
 bench: build
 	@scripts/setup bench
 	@npx tsx scripts/bench.ts
+
+# The portal under a flood from the LAN while an update runs: req/s, p99, errors, both peak RSS.
+bench-portal: build
+	@npx tsx scripts/bench-portal.ts
 
 # The power-cut torture run: N cuts (default 100) over every scenario; SEED reproduces a run.
 N ?= 100

@@ -11,7 +11,7 @@ import { createRateLimiter } from './rate-limit.js';
 import { PORTAL_JS } from './static/script.js';
 import { PORTAL_CSS } from './static/style.js';
 import { createTokenIssuer } from './token.js';
-import { portalUrl, portalView } from './view.js';
+import { type PortalView, portalUrl, portalView } from './view.js';
 
 export interface PortalOptions {
   /** Where to listen: a socket systemd passed (`fd`), or an address (`0.0.0.0:80`; port 0: a free one). */
@@ -131,6 +131,38 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     return input;
   };
 
+  /**
+   * What an answer of the agent renders to, made once per answer and address rather than once per
+   * request: under a flood every request then costs a token and a few string joins, not a view
+   * model, two JSON encodings and a page. The address matters because the page names the one the
+   * browser reached; the appliance has few, and at most 16 are kept.
+   */
+  const TOKEN_SLOT = '\u0000token\u0000';
+  let rendered:
+    | {
+        input: PortalInput;
+        statusJson: string;
+        byAddress: Map<string, { view: PortalView; json: string; page?: [string, string] }>;
+      }
+    | undefined;
+  const renderedFor = (input: PortalInput, localAddress: string | undefined) => {
+    if (rendered?.input !== input) {
+      rendered = { input, statusJson: JSON.stringify(input.status), byAddress: new Map() };
+    }
+    const key = localAddress ?? '';
+    let one = rendered.byAddress.get(key);
+    if (!one) {
+      const view = portalView(input, { localAddress, port });
+      one = { view, json: JSON.stringify(view) };
+      if (rendered.byAddress.size < 16) rendered.byAddress.set(key, one);
+    }
+    return { ...one, statusJson: rendered.statusJson };
+  };
+  const pageWith = (one: { view: PortalView; page?: [string, string] }, token: string): string => {
+    one.page ??= renderPage(one.view, TOKEN_SLOT, assets.paths).split(TOKEN_SLOT) as [string, string];
+    return `${one.page[0]}${token}${one.page[1]}`;
+  };
+
   const hostNames = function* (): Iterable<string> {
     yield* extraNames;
     if (applianceName) yield applianceName;
@@ -159,7 +191,7 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     s.res.write(`event: ${event}\ndata: ${data}\n\n`);
   };
   const sendView = (s: Stream, input: PortalInput) => {
-    const json = JSON.stringify(portalView(input, { localAddress: s.localAddress, port }));
+    const { json } = renderedFor(input, s.localAddress);
     if (json === s.last) return;
     s.last = json;
     write(s, 'view', json);
@@ -260,17 +292,14 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
       log.warn('portal: page without the agent', { error: (e as Error).message });
       return;
     }
-    const view = portalView(input, { localAddress: req.socket.localAddress, port });
-    reply(res, 200, 'text/html; charset=utf-8', renderPage(view, tokens.issue(), assets.paths));
+    const one = renderedFor(input, req.socket.localAddress);
+    reply(res, 200, 'text/html; charset=utf-8', pageWith(one, tokens.issue()));
   }
 
   async function status(req: http.IncomingMessage, res: http.ServerResponse) {
-    const input = await gather();
-    json(res, 200, {
-      token: tokens.issue(),
-      view: portalView(input, { localAddress: req.socket.localAddress, port }),
-      status: input.status,
-    });
+    const one = renderedFor(await gather(), req.socket.localAddress);
+    const body = `{"token":${JSON.stringify(tokens.issue())},"view":${one.json},"status":${one.statusJson}}\n`;
+    reply(res, 200, 'application/json; charset=utf-8', body);
   }
 
   async function events(req: http.IncomingMessage, res: http.ServerResponse) {

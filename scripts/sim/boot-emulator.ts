@@ -54,7 +54,7 @@ export const RECOVERY_MAIN = path.join(REPO, 'recovery/dist/main.js');
 /** The portal daemon (image/systemd/clgw-portal.service runs it the same way). */
 export const PORTAL_MAIN = path.join(REPO, 'portal/dist/clgw-portal.mjs');
 /** The portal's Node options: its own old generation capped well inside its unit's MemoryMax. */
-export const PORTAL_NODE_OPTIONS = ['--max-old-space-size=24'];
+export const PORTAL_NODE_OPTIONS = ['--max-old-space-size=24', '--max-semi-space-size=1'];
 
 /** Where agent.json says the portal listens (`--listen HOST:PORT`), or undefined without one. */
 async function portalListen(configFile: string): Promise<string | undefined> {
@@ -192,6 +192,11 @@ export interface EmulatorOptions {
    * slot booted is marked good and holds a complete release).
    */
   onBoot?: (outcome: BootOutcome, boot: number) => void | Promise<void>;
+  /**
+   * Start the portal beside the agent, as the appliance does (default true). The power-cut run
+   * leaves it out: it holds no state, and a process per power-on would only slow the cuts.
+   */
+  portal?: boolean;
 }
 
 /**
@@ -204,6 +209,8 @@ export function runAppliance(opts: EmulatorOptions): {
   boots(): number;
   /** The running agent's process id (for power-cut tests). */
   agentPid(): number | undefined;
+  /** The running portal's process id (for the portal's load benchmark). */
+  portalPid(): number | undefined;
   /** The running recovery program's process id (for power-cut tests during a factory restore). */
   recoveryPid(): number | undefined;
 } {
@@ -282,16 +289,16 @@ export function runAppliance(opts: EmulatorOptions): {
         continue;
       }
       say(
-        `boot ${boots}: GRUB chose slot ${outcome.slot} (${outcome.reason}); starting clgw-agent and clgw-portal`,
+        `boot ${boots}: GRUB chose slot ${outcome.slot} (${outcome.reason}); starting clgw-agent${opts.portal === false ? '' : ' and clgw-portal'}`,
       );
-      portal = supervisePortal(paths.root, say);
+      if (opts.portal !== false) portal = supervisePortal(paths.root, say);
       for (;;) {
         const code = await runAgent();
         child = undefined;
         if (stopping) return 'powered off';
         if (await rebootRequested()) {
           say('agent requested a reboot');
-          portal.stop();
+          portal?.stop();
           break;
         }
         if (code === 0) return 'agent exited';
@@ -305,6 +312,7 @@ export function runAppliance(opts: EmulatorOptions): {
     done,
     boots: () => boots,
     agentPid: () => child?.pid,
+    portalPid: () => portal?.pid(),
     recoveryPid: () => recoveryChild?.pid,
     stop: async () => {
       stopping = true;

@@ -706,6 +706,7 @@ async function powerOnce(
   let recoveryMark: { file: string; percent: number } | undefined;
   const appliance = runAppliance({
     root: paths.root,
+    portal: false,
     env: crash.env(),
     maxBoots: MAX_BOOTS_PER_POWER_ON,
     say: (line) => {

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { ClgwError } from '@clgw/agent/errors.js';
 import { machineMirror } from './apt-sources.js';
 import { run } from './run.js';
+import { APPLIANCE_WORKSPACES } from './tree.js';
 
 export const SUITE = 'bookworm';
 
@@ -241,7 +242,7 @@ export async function productionModules(
     string,
     unknown
   >;
-  const workspaces = ['agent', 'console-tui', 'recovery'];
+  const workspaces = [...APPLIANCE_WORKSPACES];
   await fs.writeFile(
     path.join(tmp, 'package.json'),
     JSON.stringify({ ...root, workspaces, devDependencies: {}, scripts: {} }, null, 2),

@@ -1,6 +1,6 @@
 /**
  * One release's root filesystem tree: a copy of the cached base with Node.js, the built agent,
- * console and recovery, our systemd units and the configuration on top.
+ * portal, console and recovery, our systemd units and the configuration on top.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +8,7 @@ import type { Repo } from './rootfs.js';
 import { run } from './run.js';
 
 /** The workspaces that run on the appliance (image/ is vendor-side tooling). */
-export const APPLIANCE_WORKSPACES = ['agent', 'console-tui', 'recovery'] as const;
+export const APPLIANCE_WORKSPACES = ['agent', 'console-tui', 'portal', 'recovery'] as const;
 
 /** Units the image enables; ssh.service ships disabled (the technician turns it on for 24 h). */
 const ENABLED_UNITS = [
@@ -43,6 +43,7 @@ const COMMANDS: Record<string, string> = {
   'clgw-agent': 'agent/bin/clgw-agent.js',
   'clgw-log-download': 'agent/bin/clgw-log-download.js',
   'clgw-console': 'console-tui/bin/clgw-console.js',
+  'clgw-portal': 'portal/bin/clgw-portal.js',
 };
 
 export interface TreeOptions {
@@ -145,15 +146,16 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
     )
       await copyInto(bin, path.join(lib, w, 'bin'));
   }
-  // The unit runs the bundled daemon, which tsc alone does not make.
-  const daemon = path.join(lib, 'agent/dist/clgw-agent.mjs');
-  if (
-    !(await fs.stat(daemon).then(
-      () => true,
-      () => false,
-    ))
-  )
-    throw new Error(`${path.join(o.repo.dir, 'agent/dist/clgw-agent.mjs')} is missing: run make build`);
+  // The units run the bundled daemons, which tsc alone does not make.
+  for (const bundle of ['agent/dist/clgw-agent.mjs', 'portal/dist/clgw-portal.mjs']) {
+    if (
+      !(await fs.stat(path.join(lib, bundle)).then(
+        () => true,
+        () => false,
+      ))
+    )
+      throw new Error(`${path.join(o.repo.dir, bundle)} is missing: run make build`);
+  }
   for (const [name, target] of Object.entries(COMMANDS)) {
     await replaceWithSymlink(`../lib/clgw/${target}`, at('usr/bin', name));
   }
