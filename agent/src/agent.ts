@@ -70,7 +70,13 @@ export class Agent {
         return write;
       },
     };
-    this.ssh = new SshAccess({ paths: deps.paths, clock: deps.clock, log: deps.log, server: deps.ssh });
+    this.ssh = new SshAccess({
+      paths: deps.paths,
+      clock: deps.clock,
+      log: deps.log,
+      server: deps.ssh,
+      account: deps.config.ssh.account,
+    });
     this.logs = new LogDownloads(deps);
     const machine = createUpdateMachine(updateEffects(this.deps));
     this.actor = createActor(machine, { input: { journal, now: () => deps.clock.now() } });

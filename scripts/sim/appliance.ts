@@ -9,6 +9,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../agent/src/platform/atomi
 import { appliancePaths } from '../../agent/src/platform/paths.js';
 import { defaultGrubenv } from '../../agent/src/slot/bootchooser.js';
 import { writeGrubenv } from '../../agent/src/slot/grubenv-file.js';
+import { supportCaPublicKeys } from '../../image/src/release/support-ca.js';
 import { writeFactoryManifest } from '../../recovery/src/factory.js';
 import type { ReleaseImages } from './images.js';
 
@@ -21,6 +22,12 @@ export interface ApplianceOptions {
   releaseRootPem: string;
   /** PEM of the CA that signed the mirror's TLS certificate. */
   mirrorCaPem?: string;
+  /**
+   * The support CA's public key(s) (OpenSSH), put where the image has them
+   * (usr/share/clgw/trust/support-ca.pub) for the simulator's sshd; never the private key
+   * (checked). Absent: no certificate is accepted.
+   */
+  supportCaPub?: string;
   bootSlotMiB?: number;
   rootSlotMiB?: number;
   /** Extra agent configuration (timeouts, updateAtBoot…). */
@@ -69,6 +76,11 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
   await fs.mkdir(path.dirname(paths.cmdline), { recursive: true });
 
   await writeFileAtomic(paths.trustedRoots, opts.releaseRootPem);
+  if (opts.supportCaPub !== undefined)
+    await writeFileAtomic(
+      paths.supportCa,
+      supportCaPublicKeys(opts.supportCaPub, 'the support CA public key'),
+    );
   const config: Record<string, unknown> = {
     platform: opts.platform,
     baseUrl: opts.baseUrl,
@@ -78,7 +90,8 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
     networkApply: 'none',
     // Diagnostics stay on loopback: the mirror is the download host; nobody answers NTP on port 9.
     diagnostics: { ntpServer: '127.0.0.1:9' },
-    // "Enable SSH access" runs a real sshd on loopback with its files under the root.
+    // "Enable SSH access" runs a real sshd on loopback with its files under the root; support
+    // logs in as the machine's `support` user (scripts/setup console makes it).
     ssh: { server: 'simulator', port: 2222 },
     // The portal on a free loopback port; its URL is written to run/clgw/portal-url.
     portal: { host: '127.0.0.1', port: 0 },

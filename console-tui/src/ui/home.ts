@@ -2,7 +2,7 @@
  * tty1: the home screen. Asks the agent every `refreshMs` and redraws; an unreachable agent is
  * said on screen and asked again at the next tick.
  */
-import { sshBanner } from '@clgw/agent/ssh/ssh.js';
+import { sshBanner, sshSupportLine } from '@clgw/agent/ssh/view.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
 import { homeLines } from '../view/home.js';
@@ -40,12 +40,14 @@ export class HomeScreen {
       // No address readable now: the screen still shows everything else.
     }
     const banner = this.status ? sshBanner(this.status.ssh) : undefined;
+    const support = this.status ? sshSupportLine(this.status.ssh) : undefined;
     this.body.setContent(
       homeLines({
         status: this.status,
         unreachable: this.unreachable,
         addresses,
         ...(banner ? { sshBanner: banner } : {}),
+        ...(support ? { sshSupport: support } : {}),
       }).join('\n'),
     );
     this.screen.render();

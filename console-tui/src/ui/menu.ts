@@ -5,7 +5,7 @@
  * the archive, and shows the temporary URL, its expiry and its QR code until Close or Revoke now.
  */
 import type { LogLinkView } from '@clgw/agent/logs/service.js';
-import { sshBanner } from '@clgw/agent/ssh/ssh.js';
+import { sshBanner, sshSupportLine } from '@clgw/agent/ssh/view.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
 import { WIDTH } from '../view/home.js';
@@ -178,12 +178,14 @@ export class MenuScreen {
   private drawHeader(): void {
     const lines = ['{bold}CloudLink Gateway - console menu{/bold}'];
     const banner = this.status ? sshBanner(this.status.ssh) : undefined;
+    const support = this.status ? sshSupportLine(this.status.ssh) : undefined;
     if (banner) lines.push(`{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
+    // Three rows above the menu: the agent being away outranks the support line (stale then).
     if (this.unreachable !== null) {
       lines.push(
         `{red-fg}${escapeText(clip(`Agent not reachable, retrying: ${this.unreachable}`, WIDTH))}{/}`,
       );
-    }
+    } else if (support) lines.push(`{yellow-fg}${escapeText(clip(support, WIDTH))}{/}`);
     this.header.setContent(lines.join('\n'));
   }
 

@@ -24,6 +24,8 @@ export interface HomeInput {
    * by the caller: the agent's ssh module also runs sshd, and a view model imports no I/O.
    */
   sshBanner?: string;
+  /** The line under it: the account and the principal support needs (`sshSupportLine`). */
+  sshSupport?: string;
 }
 
 const STATE_WORDS: Record<Status['state'], string> = {
@@ -131,5 +133,6 @@ export function homeLines(input: HomeInput): string[] {
   lines.push(...diagnosticsLines(status.diagnostics));
   const banner = input.sshBanner;
   if (banner) lines.push('', `{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
+  if (banner && input.sshSupport) lines.push(`{yellow-fg}${escapeText(clip(input.sshSupport, WIDTH))}{/}`);
   return lines;
 }

@@ -57,8 +57,14 @@ function fakeAgent(status: Status): FakeAgent {
       setSsh: async (enabled: boolean) => {
         fake.calls.push(`ssh ${enabled}`);
         const ssh = enabled
-          ? { enabled: true, expiresAt: '2026-11-22T10:00:00.000Z', secondsLeft: 86_400 }
-          : { enabled: false, expiresAt: null, secondsLeft: null };
+          ? {
+              enabled: true,
+              expiresAt: '2026-11-22T10:00:00.000Z',
+              secondsLeft: 86_400,
+              account: 'support',
+              principal: 'appliance-k3m9x2pq7rtw',
+            }
+          : { enabled: false, expiresAt: null, secondsLeft: null, account: null, principal: null };
         fake.current = { ...fake.current, ssh };
         return ssh;
       },
@@ -136,13 +142,19 @@ describe('menu screen (headless, 80x25)', () => {
     return { h, agent, m };
   }
 
-  it('draws the whole 80x25 screen: title, SSH banner, the items, the help line', async () => {
-    const ssh = { enabled: true, expiresAt: '2026-11-22T10:00:00.000Z', secondsLeft: 86_400 };
+  it('draws the whole 80x25 screen: title, SSH banner and what support needs, the items, the help line', async () => {
+    const ssh = {
+      enabled: true,
+      expiresAt: '2026-11-22T10:00:00.000Z',
+      secondsLeft: 86_400,
+      account: 'support',
+      principal: 'appliance-k3m9x2pq7rtw',
+    };
     const { h } = await menu(sampleStatus({ platform: 'physical', ssh }));
     const expected = [
       ' CloudLink Gateway - console menu',
       ' SSH access is enabled: 24 h 0 min left (until 2026-11-22T10:00:00.000Z)',
-      '',
+      ' For support: user support, certificate principal appliance-k3m9x2pq7rtw',
       '',
       '   Data Reset',
       '   Factory Reset',
