@@ -89,7 +89,13 @@ export class Agent {
         return write;
       },
     };
-    this.ssh = new SshAccess({ paths: deps.paths, clock: deps.clock, log: deps.log, server: deps.ssh });
+    this.ssh = new SshAccess({
+      paths: deps.paths,
+      clock: deps.clock,
+      log: deps.log,
+      server: deps.ssh,
+      account: deps.config.ssh.account,
+    });
     this.logs = new LogDownloads({ ...deps, status: () => this.status() });
     this.presence = createPresence({
       now: () => deps.clock.now(),

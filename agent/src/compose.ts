@@ -91,7 +91,10 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
     progress: new ProgressTracker(() => clock.now()),
     trustedRootsPem,
     compatCache: {},
-    ssh: config.ssh.server === 'simulator' ? simulatorSsh(paths, config.ssh.port) : systemdSsh(),
+    ssh:
+      config.ssh.server === 'simulator'
+        ? simulatorSsh(paths, { port: config.ssh.port, account: config.ssh.account })
+        : systemdSsh({ port: config.ssh.port, account: config.ssh.account }),
     ...(ca ? { downloadCa: ca } : {}),
     engine: createEngine(
       path.isAbsolute(config.engineSocket) ? config.engineSocket : configPath(paths, config.engineSocket),

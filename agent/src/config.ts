@@ -58,14 +58,23 @@ const configSchema = z
     /**
      * The OpenSSH server behind "Enable SSH access": `systemd` (ssh.service) on the appliance;
      * `simulator` runs `sshd -D` on 127.0.0.1:`port` with its files under the appliance root.
+     * Either way only `account`, only with a certificate of the support CA (agent/src/ssh/).
      */
     ssh: z
       .object({
         server: z.enum(['systemd', 'simulator']).default('systemd'),
         port: z.number().int().min(1).max(65535).default(22),
+        /**
+         * The account support logs in to. The image's sshd allows `support` only (its
+         * sshd_config is part of the read-only root); the simulator's follows this setting.
+         */
+        account: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+          .default('support'),
       })
       .strict()
-      .default({ server: 'systemd', port: 22 }),
+      .default({ server: 'systemd', port: 22, account: 'support' }),
     /**
      * The local portal (`http://cloudlink.local/`, `http://<ip>/`): its own process (clgw-portal),
      * which listens at `host`:`port` (on the appliance systemd's socket does, port 80) and reaches

@@ -17,6 +17,7 @@ import { execFile } from './platform/exec.js';
 import { fileLogger } from './platform/log.js';
 import { type AppliancePaths, appliancePaths } from './platform/paths.js';
 import { startScheduler } from './schedule/scheduler.js';
+import { ensureApplianceId } from './ssh/appliance-id.js';
 
 function rebootPort(
   kind: 'systemd' | 'simulator',
@@ -64,6 +65,15 @@ async function main(): Promise<void> {
   for (const dir of [paths.dataDir, paths.networkDir, path.dirname(paths.grubenv)]) {
     const stale = await removeStaleTemps(dir);
     if (stale.length > 0) log.info('removed temp files of interrupted writes', { dir, files: stale });
+  }
+
+  // This appliance's identity for support certificates (principal appliance-<id>): made at the
+  // first start. Its failure must not keep the agent from updating: SSH access retries it.
+  try {
+    const { id, created } = await ensureApplianceId(paths.applianceId);
+    if (created) log.info('appliance ID made', { applianceId: id });
+  } catch (e) {
+    log.error('appliance ID not made', { error: serializeError(e) });
   }
 
   let journal: Journal | undefined;

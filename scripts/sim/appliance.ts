@@ -9,6 +9,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../agent/src/platform/atomi
 import { appliancePaths } from '../../agent/src/platform/paths.js';
 import { defaultGrubenv } from '../../agent/src/slot/bootchooser.js';
 import { writeGrubenv } from '../../agent/src/slot/grubenv-file.js';
+import { supportCaPublicKeys } from '../../image/src/release/support-ca.js';
 import { writeFactoryManifest } from '../../recovery/src/factory.js';
 import { freePort } from '../lib/ports.js';
 import type { ReleaseImages } from './images.js';
@@ -22,6 +23,12 @@ export interface ApplianceOptions {
   releaseRootPem: string;
   /** PEM of the CA that signed the mirror's TLS certificate. */
   mirrorCaPem?: string;
+  /**
+   * The support CA's public key(s) (OpenSSH), put where the image has them
+   * (usr/share/clgw/trust/support-ca.pub) for the simulator's sshd; never the private key
+   * (checked). Absent: no certificate is accepted.
+   */
+  supportCaPub?: string;
   bootSlotMiB?: number;
   rootSlotMiB?: number;
   /** Extra agent configuration (timeouts, updateAtBoot…). */
@@ -70,6 +77,11 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
   await fs.mkdir(path.dirname(paths.cmdline), { recursive: true });
 
   await writeFileAtomic(paths.trustedRoots, opts.releaseRootPem);
+  if (opts.supportCaPub !== undefined)
+    await writeFileAtomic(
+      paths.supportCa,
+      supportCaPublicKeys(opts.supportCaPub, 'the support CA public key'),
+    );
   const config: Record<string, unknown> = {
     platform: opts.platform,
     baseUrl: opts.baseUrl,
@@ -79,7 +91,8 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
     networkApply: 'none',
     // Diagnostics stay on loopback: the mirror is the download host; nobody answers NTP on port 9.
     diagnostics: { ntpServer: '127.0.0.1:9' },
-    // "Enable SSH access" runs a real sshd on loopback with its files under the root.
+    // "Enable SSH access" runs a real sshd on loopback with its files under the root; support
+    // logs in as the machine's `support` user (scripts/setup console makes it).
     ssh: { server: 'simulator', port: 2222 },
     // The portal (its own process, started by the boot emulator or a test) on a loopback port
     // free now, so that two simulated appliances on one machine do not meet.

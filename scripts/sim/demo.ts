@@ -14,6 +14,7 @@ import { publishContainers } from '../../image/src/release/build.js';
 import {
   buildRelease,
   type DevKeys,
+  ensureSupportCa,
   generateDevKeys,
   loadKeys,
   saveKeys,
@@ -117,6 +118,9 @@ async function main(): Promise<void> {
     baseUrl: mirror.url,
     releaseRootPem: keys.root.certPem,
     mirrorCaPem: mirror.caPem,
+    // The development support CA beside the release keys (.sim/keys/support-ca signs support
+    // certificates: clgw-release support-cert --ca .sim/keys/support-ca …).
+    supportCaPub: await ensureSupportCa(path.join(SIM, 'keys'), (line) => process.stdout.write(`${line}\n`)),
     config: { engineSocket: engine.socket, containerHealthTimeoutMs: 10_000 },
   });
   const publish = (set: { name: 'tunnel' | 'micloud'; image: string; file: string }[]) =>

@@ -28,7 +28,13 @@ import {
   type ReleaseImages,
 } from '../../image/src/build/build.js';
 import { buildRelease, publishContainers } from '../../image/src/release/build.js';
-import { type DevKeys, generateDevKeys, loadKeys, saveKeys } from '../../image/src/release/index.js';
+import {
+  type DevKeys,
+  ensureSupportCa,
+  generateDevKeys,
+  loadKeys,
+  saveKeys,
+} from '../../image/src/release/index.js';
 import { startMirror } from '../../scripts/lib/mirror.js';
 import { ensureMirrorPki, MIRROR_NAMES } from '../../scripts/lib/mirror-pki.js';
 import { buildStandin } from '../../scripts/standins.js';
@@ -130,6 +136,7 @@ async function main(): Promise<number> {
     cache: path.join(REPO, '.cache/image'),
     version: '1.0.0',
     keys,
+    supportCaPub: await ensureSupportCa(keysDir, say),
     agentConfig: { baseUrl: `https://${HOST_FROM_GUEST}:${MIRROR_PORT}/`, containerHealthTimeoutMs: 180_000 },
     downloadCaPem: pki.ca.certPem,
     lab: true,

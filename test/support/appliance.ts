@@ -86,6 +86,8 @@ export async function makeWorld(
     factory?: ReleaseImages;
     /** Size of each root partition (default 24 MiB). */
     rootSlotMiB?: number;
+    /** The support CA's public key the simulated appliance's sshd trusts (none: no certificate is). */
+    supportCaPub?: string;
   } = {},
 ): Promise<World> {
   const dir = await tempDir('world');
@@ -107,6 +109,7 @@ export async function makeWorld(
     mirrorCaPem: opts.trustMirror === false ? undefined : mirror.caPem,
     bootSlotMiB: 16,
     rootSlotMiB: opts.rootSlotMiB ?? 24,
+    supportCaPub: opts.supportCaPub,
     config: { updateAtBoot: false, ...opts.config },
   });
   if (opts.boot !== false) await bootOnce(root);

@@ -23,7 +23,7 @@ export function sampleStatus(over: Partial<Status> = {}): Status {
     },
     bootEnvironment: { readable: true, recoveryRequested: false },
     containers: {},
-    ssh: { enabled: false, expiresAt: null, secondsLeft: null },
+    ssh: { enabled: false, expiresAt: null, secondsLeft: null, account: null, principal: null },
     diagnostics: null,
     profile: null,
     network: {

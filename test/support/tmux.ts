@@ -1,7 +1,7 @@
 /**
- * tmux driving the console in tests, as a technician at the VGA console would see it: a private
- * tmux server (its own socket, never anyone else's sessions), sessions of 80x25 with TERM=linux,
- * keys by name, text captures.
+ * `clgw-console` in a private tmux server (its own socket, so a test never touches anyone else's
+ * sessions): 80x25, TERM=linux as on the VGA console, keys sent by name, the screen read back as
+ * text.
  */
 import { execFile as execFileCb } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
@@ -13,21 +13,19 @@ import { REPO, until } from './appliance.js';
 const execFile = promisify(execFileCb);
 const BIN = path.join(REPO, 'console-tui/bin/clgw-console.js');
 
-/** Where tmux is installed (scripts/setup console installs it), or undefined. */
 export const tmuxPath = ['/usr/bin/tmux', '/bin/tmux'].find((p) => existsSync(p));
 
-/** A private tmux server (its own socket), so the test never touches anyone else's sessions. */
 export class Tmux {
   private readonly socket: string;
   private readonly conf: string;
 
-  /** `name` tells this test's tmux server from others'; captures are saved under `shots`. */
+  /** `name` tells this test's server apart from other tests' on the same machine. */
   constructor(
     name: string,
     private readonly shots: string,
   ) {
     this.socket = `clgw-${name}-${process.pid}`;
-    this.conf = path.join(os.tmpdir(), `clgw-${name}-${process.pid}.tmux.conf`);
+    this.conf = path.join(os.tmpdir(), `${this.socket}.tmux.conf`);
   }
 
   private run(args: string[]): Promise<string> {
@@ -59,7 +57,7 @@ export class Tmux {
     ]);
   }
 
-  /** Keys by tmux name (`Enter`, `Down`, `Escape`, `BSpace`); `text:` sends the rest literally. */
+  /** Keys by tmux name (`Enter`, `Down`, `Escape`); `text:` sends the rest literally. */
   async keys(session: string, ...keys: string[]): Promise<void> {
     for (const k of keys) {
       if (k.startsWith('text:')) await this.run(['send-keys', '-t', session, '-l', k.slice(5)]);
@@ -90,8 +88,10 @@ export class Tmux {
     }
   }
 
+  /** Saves the screen's text as `<shots>/<name>.txt` and returns it. */
   async save(session: string, name: string): Promise<string> {
     const text = await this.capture(session);
+    await fs.mkdir(this.shots, { recursive: true });
     await fs.writeFile(path.join(this.shots, `${name}.txt`), text);
     return text;
   }

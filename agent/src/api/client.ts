@@ -11,7 +11,7 @@ import type { ScheduleView } from '../schedule/scheduler.js';
 
 type ProxyView = ReturnType<typeof describeProxy>;
 
-import type { SshView } from '../ssh/ssh.js';
+import type { SshView } from '../ssh/view.js';
 import type { Status } from '../status.js';
 
 /** A client of the agent's local API over its unix socket. */

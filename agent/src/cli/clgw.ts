@@ -8,7 +8,7 @@ import { ClgwError, isClgwError, toClgwError } from '../errors.js';
 import { toInput } from '../network/settings.js';
 import { appliancePaths } from '../platform/paths.js';
 import type { ScheduleView } from '../schedule/scheduler.js';
-import { sshBanner } from '../ssh/ssh.js';
+import { sshBanner, sshSupportLine } from '../ssh/view.js';
 import { collectStatus, type Status } from '../status.js';
 
 /**
@@ -36,8 +36,10 @@ const USAGE = `usage: clgw <command> [options]
                        appliance only; erases all data; refused in the critical phase)
   data-reset --confirm erase the onboarding data (account link, PBX settings, tokens,
                        advanced settings); keeps software and network configuration
-  ssh [status]         whether SSH access is on, and for how long
-  ssh on | off         turn SSH access on (it turns itself off after 24 hours) or off
+  ssh [status]         whether SSH access is on, for how long, and the certificate
+                       principal support needs (appliance-<id>)
+  ssh on | off         turn SSH access on (it turns itself off after 24 hours) or off;
+                       on only once sshd answers
   diagnose             run the startup diagnostics now (DNS, NTP, HTTPS, STUN, SIP-TLS);
                        exit 1 when a check failed
   proxy [show]         the HTTP(S) proxy for outbound requests (password not shown)
@@ -112,6 +114,8 @@ export function formatStatus(s: Status): string {
   }
   const banner = sshBanner(s.ssh);
   if (banner) lines.push(`ssh:          ${banner}`);
+  const support = sshSupportLine(s.ssh);
+  if (support) lines.push(`              ${support}`);
   if (s.diagnostics) {
     const [head, ...checks] = formatDiagnostics(s.diagnostics);
     lines.push(`${head}`, ...checks);
@@ -413,7 +417,8 @@ async function run(argv: string[]): Promise<number> {
     if (more.length || !['status', 'on', 'off'].includes(sub))
       throw new ClgwError('INVALID_REQUEST', `unknown ssh command "${rest.join(' ')}" (status, on, off)`);
     const view = sub === 'status' ? await client.ssh() : await client.setSsh(sub === 'on');
-    process.stdout.write(`${sshBanner(view) ?? 'SSH access is disabled'}\n`);
+    const support = sshSupportLine(view);
+    process.stdout.write(`${sshBanner(view) ?? 'SSH access is disabled'}\n${support ? `${support}\n` : ''}`);
     return EXIT.ok;
   }
   if (command === 'diagnose') {

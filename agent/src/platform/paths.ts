@@ -59,6 +59,16 @@ export interface AppliancePaths {
    * `sshd_config.d/clgw.conf` name it here, so a host key survives updates).
    */
   sshDir: string;
+  /**
+   * This appliance's ID (random, made once by the agent): a support certificate must name the
+   * principal `appliance-<id>` to be accepted here.
+   */
+  applianceId: string;
+  /**
+   * The support CA's public key(s) sshd trusts for user certificates (TrustedUserCAKeys). Part of
+   * the root filesystem, so the signed release carries it and an update can rotate it.
+   */
+  supportCa: string;
   /** The last startup diagnostics report. */
   diagnostics: string;
   /** The HTTP(S) proxy setting (mode 0600: it may hold a password). */
@@ -131,6 +141,8 @@ export function appliancePaths(root: string): AppliancePaths {
     firstBoot: path.join(dataDir, 'firstboot.json'),
     sshState: path.join(dataDir, 'ssh.json'),
     sshDir: path.join(dataDir, 'ssh'),
+    applianceId: path.join(dataDir, 'appliance-id'),
+    supportCa: at('usr/share/clgw/trust/support-ca.pub'),
     diagnostics: path.join(dataDir, 'diagnostics.json'),
     proxy: path.join(dataDir, 'proxy.json'),
     schedule: path.join(dataDir, 'schedule.json'),

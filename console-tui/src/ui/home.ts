@@ -3,7 +3,7 @@
  * said on screen and asked again at the next tick.
  */
 import type { PresenceView } from '@clgw/agent/presence/presence.js';
-import { sshBanner } from '@clgw/agent/ssh/ssh.js';
+import { sshBanner, sshSupportLine } from '@clgw/agent/ssh/view.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
 import { homeLines } from '../view/home.js';
@@ -45,6 +45,7 @@ export class HomeScreen {
       // No address readable now: the screen still shows everything else.
     }
     const banner = this.status ? sshBanner(this.status.ssh) : undefined;
+    const support = this.status ? sshSupportLine(this.status.ssh) : undefined;
     this.body.setContent(
       homeLines({
         status: this.status,
@@ -53,6 +54,7 @@ export class HomeScreen {
         presence: this.unreachable === null ? this.presence : null,
         now: Date.now(),
         ...(banner ? { sshBanner: banner } : {}),
+        ...(support ? { sshSupport: support } : {}),
       }).join('\n'),
     );
     this.screen.render();

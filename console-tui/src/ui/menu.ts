@@ -6,7 +6,7 @@
  */
 import type { LogLinkView } from '@clgw/agent/logs/service.js';
 import type { PresenceView } from '@clgw/agent/presence/presence.js';
-import { sshBanner } from '@clgw/agent/ssh/ssh.js';
+import { sshBanner, sshSupportLine } from '@clgw/agent/ssh/view.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
 import { WIDTH } from '../view/home.js';
@@ -34,8 +34,8 @@ import {
   formToInput,
   visibleFields,
 } from '../view/network-form.js';
-import { presenceText } from '../view/presence.js';
-import { clip, escapeText } from '../view/text.js';
+import { presenceShort } from '../view/presence.js';
+import { clip, escapeText, visibleLength } from '../view/text.js';
 import { type ConsoleDeps, messageOf } from './deps.js';
 
 type FormRow = { field: FormField } | { action: 'save' | 'cancel' };
@@ -183,15 +183,21 @@ export class MenuScreen {
   }
 
   private drawHeader(): void {
-    const lines = ['{bold}CloudLink Gateway - console menu{/bold}'];
-    if (this.presence) lines.push(`Portal code: ${presenceText(this.presence, Date.now())}`);
+    const title = 'CloudLink Gateway - console menu';
+    const code = this.presence ? presenceShort(this.presence, Date.now()) : '';
+    // The code at the right of the title row, so that the two rows under it stay SSH access's.
+    // (Ending a column short of the edge: blessed wraps a row whose last column follows a tag.)
+    const gap = Math.max(2, WIDTH - 1 - title.length - visibleLength(code));
+    const lines = [`{bold}${title}{/bold}${code ? ' '.repeat(gap) + code : ''}`];
     const banner = this.status ? sshBanner(this.status.ssh) : undefined;
+    const support = this.status ? sshSupportLine(this.status.ssh) : undefined;
     if (banner) lines.push(`{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
+    // Three rows above the menu: the agent being away outranks the support line (stale then).
     if (this.unreachable !== null) {
       lines.push(
         `{red-fg}${escapeText(clip(`Agent not reachable, retrying: ${this.unreachable}`, WIDTH))}{/}`,
       );
-    }
+    } else if (support) lines.push(`{yellow-fg}${escapeText(clip(support, WIDTH))}{/}`);
     this.header.setContent(lines.join('\n'));
   }
 

@@ -30,6 +30,8 @@ export interface HomeInput {
   presence?: PresenceView | null;
   /** Now, for how long the code lasts (ms since the epoch). */
   now?: number;
+  /** The line under it: the account and the principal support needs (`sshSupportLine`). */
+  sshSupport?: string;
 }
 
 const STATE_WORDS: Record<Status['state'], string> = {
@@ -138,5 +140,6 @@ export function homeLines(input: HomeInput): string[] {
   lines.push(...diagnosticsLines(status.diagnostics));
   const banner = input.sshBanner;
   if (banner) lines.push('', `{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
+  if (banner && input.sshSupport) lines.push(`{yellow-fg}${escapeText(clip(input.sshSupport, WIDTH))}{/}`);
   return lines;
 }

@@ -26,3 +26,15 @@ export function presenceText(view: PresenceView, now: number): string {
     : '';
   return `{bold}${view.code}{/bold}  (changes in ${minutes} min)${wrong}`;
 }
+
+/**
+ * The same in a few words, for the right of the menu's title row (the rows under it belong to
+ * SSH access): `Portal code K7M2Q-9XRT4 (4 min)`, or the lockout.
+ */
+export function presenceShort(view: PresenceView, now: number): string {
+  if (view.lockedUntil !== null)
+    return `{red-fg}{bold}Portal code LOCKED until ${clock(view.lockedUntil)}{/}`;
+  const minutes = Math.max(1, Math.ceil((view.expiresAt - now) / 60_000));
+  const wrong = view.failures ? ` {red-fg}${view.failures} wrong{/}` : '';
+  return `Portal code {bold}${view.code}{/bold} (${minutes} min)${wrong}`;
+}

@@ -34,6 +34,11 @@ const ASCII_FOR: Record<string, string> = {
   '\u00a0': ' ',
 };
 
+/** How many columns blessed markup takes on screen: its tags (`{bold}`, `{/}`) take none. */
+export function visibleLength(markup: string): number {
+  return markup.replace(/\{open\}|\{close\}/g, 'x').replace(/\{[^{}]*\}/g, '').length;
+}
+
 /** Shortens text to `width` columns (ASCII, so one character is one column), marking the cut. */
 export function clip(text: string, width: number): string {
   if (text.length <= width) return text;

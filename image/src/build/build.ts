@@ -44,6 +44,8 @@ export interface ImageOptions {
   cache: string;
   version: string;
   keys: DevKeys;
+  /** The support CA's public key(s), trusted by sshd for the support account (support-ca.ts). */
+  supportCaPub: string;
   /** /etc/clgw/agent.json besides the defaults (a lab mirror's base URL, say). */
   agentConfig?: Record<string, unknown>;
   downloadCaPem?: string;
@@ -79,6 +81,7 @@ export async function buildReleaseImages(o: ImageOptions & { brokenInit?: boolea
     version: o.version,
     agentConfig: { reboot: 'systemd', ...o.agentConfig },
     trustPem: o.keys.root.certPem,
+    supportCaPub: o.supportCaPub,
     downloadCaPem: o.downloadCaPem,
     brokenInit: o.brokenInit,
     lab: o.lab,

@@ -5,8 +5,9 @@
  * usage: clgw-image [--out DIR] [--version V] [--keys DIR] [--formats raw,qcow2,ova]
  *                   [--release-tree DIR] [--base-url URL] [--download-ca PEM]
  *
- * --keys names the release signing keys (`clgw-release keys`); the images trust their root.
- * Absent keys in DIR are generated there (development keys). --release-tree also publishes the
+ * --keys names the release signing keys (`clgw-release keys`); the images trust their root and
+ * the support CA's public key (support-ca.pub) there. Absent keys in DIR are generated there
+ * (development keys). --release-tree also publishes the
  * release images into that mirror tree. --base-url/--download-ca build a lab image that updates
  * from another mirror than the vendor's. Runs as root (debootstrap, chroot).
  */
@@ -14,7 +15,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { serializeError } from '@clgw/agent/errors.js';
-import { generateDevKeys, loadKeys, saveKeys } from '../release/index.js';
+import { ensureSupportCa, generateDevKeys, loadKeys, saveKeys } from '../release/index.js';
 import { buildDisks, buildReleaseImages, DISK_FORMATS, type DiskFormat, publish } from './build.js';
 
 const USAGE = `usage: clgw-image [--out DIR] [--version V] [--keys DIR] [--formats ${DISK_FORMATS.join(',')}]
@@ -53,12 +54,17 @@ async function main(): Promise<number> {
     await saveKeys(keysDir, k);
     return k;
   });
+  // Only the public key goes into the images; the private key stays in the keys directory.
+  const supportCaPub = await ensureSupportCa(keysDir, (line) =>
+    process.stdout.write(`clgw-image: ${line}\n`),
+  );
   const options = {
     repo,
     out: path.resolve(values.out!),
     cache: path.join(repo.dir, '.cache/image'),
     version: values.version!,
     keys,
+    supportCaPub,
     agentConfig: values['base-url'] ? { baseUrl: values['base-url'] } : {},
     downloadCaPem: values['download-ca'] ? await fs.readFile(values['download-ca'], 'utf8') : undefined,
     log: (line: string) => process.stdout.write(`clgw-image: ${line}\n`),

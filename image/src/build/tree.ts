@@ -4,6 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { supportCaPublicKeys } from '../release/support-ca.js';
 import type { Repo } from './rootfs.js';
 import { run } from './run.js';
 
@@ -58,6 +59,11 @@ export interface TreeOptions {
   agentConfig: Record<string, unknown>;
   /** Release signing root(s) the appliance trusts (PEM). */
   trustPem: string;
+  /**
+   * The support CA's public key(s) (OpenSSH, one a line): sshd's TrustedUserCAKeys for the
+   * `support` account. Never the private key (checked).
+   */
+  supportCaPub: string;
   /** Extra CA for the download server, written to /etc/clgw/download-ca.pem (a lab mirror). */
   downloadCaPem?: string;
   /**
@@ -117,6 +123,47 @@ async function replaceWithSymlink(target: string, at: string): Promise<void> {
   await fs.rm(at, { recursive: true, force: true });
   await fs.mkdir(path.dirname(at), { recursive: true });
   await fs.symlink(target, at);
+}
+
+/**
+ * Mitel support's account and the one sshd's principals command runs as (SPEC §9), made in the
+ * tree's own /etc/passwd (the root filesystem is read-only on the appliance):
+ *  - `support`: a system account with a shell; password field `*` (no password, none can be
+ *    set; `!` would read as locked), no authorized_keys — sshd lets it in only with a support
+ *    certificate (etc/ssh/sshd_config.d/clgw.conf); home on the volatile /var
+ *    (usr/lib/tmpfiles.d/clgw.conf makes it at boot); root through sudo (etc/sudoers.d/clgw-support);
+ *  - `clgw-sshauth`: no shell, no home; runs only AuthorizedPrincipalsCommand, so nothing else
+ *    running on the appliance shares its user.
+ */
+async function addSupportAccounts(tree: string): Promise<void> {
+  const system = ['--root', tree, '--system', '--user-group', '--no-create-home'];
+  await run('useradd', [
+    ...system,
+    '--shell',
+    '/bin/bash',
+    '--home-dir',
+    '/var/lib/clgw-support',
+    '--comment',
+    'Mitel support (SSH certificate only)',
+    '--password',
+    '*',
+    'support',
+  ]);
+  await run('useradd', [
+    ...system,
+    '--shell',
+    '/usr/sbin/nologin',
+    '--home-dir',
+    '/nonexistent',
+    '--comment',
+    'clgw sshd principals command',
+    'clgw-sshauth',
+  ]);
+  // sudo ignores a sudoers file that is not root's or is writable by others; the repository's
+  // copy has whoever checked it out as owner.
+  const sudoers = path.join(tree, 'etc/sudoers.d/clgw-support');
+  await fs.chown(sudoers, 0, 0);
+  await fs.chmod(sudoers, 0o440);
 }
 
 export async function assembleTree(o: TreeOptions): Promise<string> {
@@ -180,6 +227,12 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
   }
   await fs.writeFile(at('etc/clgw/agent.json'), `${JSON.stringify(config, null, 2)}\n`);
   await fs.writeFile(at('etc/clgw/trust/release-roots.pem'), o.trustPem);
+  await fs.mkdir(at('usr/share/clgw/trust'), { recursive: true });
+  await fs.writeFile(
+    at('usr/share/clgw/trust/support-ca.pub'),
+    supportCaPublicKeys(o.supportCaPub, 'the support CA public key'),
+  );
+  await addSupportAccounts(o.out);
   await fs.writeFile(at('usr/lib/os-release'), osRelease(o.version));
   await replaceWithSymlink('../usr/lib/os-release', at('etc/os-release'));
 

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isClgwError } from '@clgw/agent/errors.js';
@@ -14,10 +15,18 @@ import {
 import { buildRelease, type ContainerSource, publishContainers } from './build.js';
 import { generateDevKeys, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
 import { signDocument } from './sign.js';
+import {
+  generateSupportCa,
+  issueSupportCert,
+  refuseExistingSupportCa,
+  SUPPORT_CA_FILES,
+  supportCertProblem,
+} from './support-ca.js';
 import { verifyTree } from './verify.js';
 
 export const USAGE = `usage:
-  clgw-release keys   --out DIR [--force]
+  clgw-release keys   --out DIR [--force]   (release keys, and the development support CA
+                      support-ca / support-ca.pub whose public key the images trust)
   clgw-release build  --keys DIR --tree DIR --version V --platform P [--platform P ...]
                       --boot FILE --root FILE --min-source V [--serial N] [--expires-days N] [--no-index]
   clgw-release containers --keys DIR --tree DIR --platform P [--platform P ...]
@@ -25,6 +34,10 @@ export const USAGE = `usage:
                       (publishes the container set of those platforms, keeping their OS release)
   clgw-release sign   --keys DIR FILE            (writes FILE.sig)
   clgw-release verify --roots PEM --tree DIR [--skip-artifacts]
+  clgw-release support-cert --ca KEY --principal P [--principal P ...] --hours N
+                      [--identity TEXT] PUBKEY
+                      (an SSH certificate for Mitel support: principals clgw-support and P,
+                      valid N hours, 1-24; written beside PUBKEY as <name>-cert.pub)
 platforms: ${PLATFORMS.join(', ')}`;
 
 export interface Io {
@@ -57,6 +70,9 @@ export async function main(argv: string[], io: Io = consoleIo): Promise<number> 
         return 0;
       case 'verify':
         await verifyCommand(rest, io);
+        return 0;
+      case 'support-cert':
+        await supportCertCommand(rest, io);
         return 0;
       case 'help':
       case '--help':
@@ -94,14 +110,60 @@ async function keysCommand(args: string[], io: Io): Promise<void> {
   const out = required(values.out, '--out');
   const overwrite = values.force ?? false;
   // Refuse before spending a second on key generation.
-  if (!overwrite) await refuseExistingKeys(out);
+  if (!overwrite) {
+    await refuseExistingKeys(out);
+    await refuseExistingSupportCa(out);
+  }
   const keys = generateDevKeys();
   await saveKeys(out, keys, { overwrite });
+  const ca = await generateSupportCa(out, { overwrite });
   const root = new X509Certificate(keys.root.certPem);
   io.out(`release keys written to ${out}`);
   io.out(`root certificate (pin this on appliances): ${path.join(out, 'root.pem')}`);
   io.out(`  subject ${root.subject.split('\n').join(', ')}`);
   io.out(`  SHA-256 fingerprint ${root.fingerprint256}`);
+  io.out(`support CA (signs support's SSH certificates): ${path.join(out, SUPPORT_CA_FILES.key)}`);
+  io.out(`  public key (the images trust it): ${path.join(out, SUPPORT_CA_FILES.pub)}`);
+  io.out(`  fingerprint ${ca.fingerprint}`);
+}
+
+async function supportCertCommand(args: string[], io: Io): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      ca: { type: 'string' },
+      principal: { type: 'string', multiple: true },
+      hours: { type: 'string' },
+      identity: { type: 'string' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('support-cert needs exactly one PUBKEY');
+  const hoursText = required(values.hours, '--hours');
+  if (!/^[0-9]{1,6}$/.test(hoursText)) throw new UsageError(`--hours ${hoursText}: expected a whole number`);
+  const request = {
+    ca: required(values.ca, '--ca'),
+    principals: values.principal ?? [],
+    hours: Number(hoursText),
+    identity: values.identity ?? `${os.userInfo().username}@${os.hostname()}`,
+    publicKey: positionals[0]!,
+  };
+  const problem = supportCertProblem(request);
+  if (problem) throw new UsageError(problem);
+  for (const [file, what] of [
+    [request.ca, 'the CA key'],
+    [request.publicKey, 'the public key'],
+  ] as const) {
+    await fs.access(file).catch(() => {
+      throw new UsageError(`cannot read ${what} ${file}`);
+    });
+  }
+  const cert = await issueSupportCert(request);
+  io.out(`support certificate written to ${cert.file}`);
+  io.out(`  principals ${cert.principals.join(', ')}`);
+  io.out(`  valid ${cert.valid}`);
+  io.out(`  key ID "${cert.identity}", serial ${cert.serial}`);
 }
 
 async function buildCommand(args: string[], io: Io): Promise<void> {

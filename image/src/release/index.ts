@@ -23,4 +23,14 @@ export {
   saveKeys,
 } from './keys.js';
 export { type SignOptions, signDocument } from './sign.js';
+export {
+  ensureSupportCa,
+  generateSupportCa,
+  issueSupportCert,
+  loadSupportCa,
+  SUPPORT_CA_FILES,
+  type SupportCert,
+  type SupportCertRequest,
+  supportCaPublicKeys,
+} from './support-ca.js';
 export { type VerifiedArtifact, type VerifiedTree, type VerifyTreeOptions, verifyTree } from './verify.js';

@@ -67,8 +67,14 @@ function fakeAgent(status: Status): FakeAgent {
       setSsh: async (enabled: boolean) => {
         fake.calls.push(`ssh ${enabled}`);
         const ssh = enabled
-          ? { enabled: true, expiresAt: '2026-11-22T10:00:00.000Z', secondsLeft: 86_400 }
-          : { enabled: false, expiresAt: null, secondsLeft: null };
+          ? {
+              enabled: true,
+              expiresAt: '2026-11-22T10:00:00.000Z',
+              secondsLeft: 86_400,
+              account: 'support',
+              principal: 'appliance-k3m9x2pq7rtw',
+            }
+          : { enabled: false, expiresAt: null, secondsLeft: null, account: null, principal: null };
         fake.current = { ...fake.current, ssh };
         return ssh;
       },
@@ -136,6 +142,14 @@ describe('home screen (headless, 80x25)', () => {
     const text = h.text();
     expect(text).toMatch(/Portal code: +locked until 10:25 UTC after 5 wrong codes on the web page\n/);
     expect(text).not.toContain('K7M2Q');
+    // The menu's title row says it too.
+    h.screen.destroy();
+    const m = headlessScreen();
+    destroy = () => m.screen.destroy();
+    await new MenuScreen(m.screen, agent).refresh();
+    expect(m.text().split('\n')[0]).toBe(
+      ' CloudLink Gateway - console menu           Portal code LOCKED until 10:25 UTC',
+    );
   });
 
   it('says when the agent is not reachable, and recovers at the next refresh', async () => {
@@ -163,13 +177,19 @@ describe('menu screen (headless, 80x25)', () => {
     return { h, agent, m };
   }
 
-  it('draws the whole 80x25 screen: title, portal code, SSH banner, the items, the help line', async () => {
-    const ssh = { enabled: true, expiresAt: '2026-11-22T10:00:00.000Z', secondsLeft: 86_400 };
+  it('draws the whole 80x25 screen: title, portal code, SSH banner and what support needs, the items, the help line', async () => {
+    const ssh = {
+      enabled: true,
+      expiresAt: '2026-11-22T10:00:00.000Z',
+      secondsLeft: 86_400,
+      account: 'support',
+      principal: 'appliance-k3m9x2pq7rtw',
+    };
     const { h } = await menu(sampleStatus({ platform: 'physical', ssh }));
     const expected = [
-      ' CloudLink Gateway - console menu',
-      ' Portal code: K7M2Q-9XRT4  (changes in 4 min)',
+      ' CloudLink Gateway - console menu              Portal code K7M2Q-9XRT4 (4 min)',
       ' SSH access is enabled: 24 h 0 min left (until 2026-11-22T10:00:00.000Z)',
+      ' For support: user support, certificate principal appliance-k3m9x2pq7rtw',
       '',
       '   Data Reset',
       '   Factory Reset',

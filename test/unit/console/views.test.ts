@@ -1,7 +1,7 @@
 /** The console's view models: status → home screen lines, menu items, confirmations, the network form. */
 import { describe, expect, it } from 'vitest';
 import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
-import { sshBanner } from '../../../agent/src/ssh/ssh.js';
+import { sshBanner, sshSupportLine } from '../../../agent/src/ssh/view.js';
 import { displayAddresses, homeLines, WIDTH } from '../../../console-tui/src/view/home.js';
 import {
   expiryText,
@@ -32,7 +32,13 @@ function plain(lines: string[]): string[] {
   );
 }
 
-const SSH_ON = { enabled: true, expiresAt: '2026-11-22T10:00:00.000Z', secondsLeft: 3 * 3600 + 90 };
+const SSH_ON = {
+  enabled: true,
+  expiresAt: '2026-11-22T10:00:00.000Z',
+  secondsLeft: 3 * 3600 + 90,
+  account: 'support',
+  principal: 'appliance-k3m9x2pq7rtw',
+};
 
 describe('home screen view model', () => {
   it('an idle appliance: product, version, hostname, addresses, portal URLs, update, diagnostics "not run"', () => {
@@ -114,7 +120,13 @@ describe('home screen view model', () => {
       },
       ssh: SSH_ON,
     });
-    const raw = homeLines({ status, unreachable: null, addresses: [], sshBanner: sshBanner(status.ssh) });
+    const raw = homeLines({
+      status,
+      unreachable: null,
+      addresses: [],
+      sshBanner: sshBanner(status.ssh),
+      sshSupport: sshSupportLine(status.ssh),
+    });
     const lines = plain(raw);
     expect(lines).toContain('Update:       the last update failed');
     expect(lines).toContain('              DNS lookup of download.mitel.io failed');
@@ -126,7 +138,10 @@ describe('home screen view model', () => {
     expect(lines).toContain('              FAIL ntp        no answer from {ntp}');
     expect(lines).toContain('              WARN stun-3478  not checked');
     expect(raw.join('\n')).toContain('{open}ntp{close}'); // escaped in the markup
-    expect(lines.at(-1)).toBe('SSH access is enabled: 3 h 2 min left (until 2026-11-22T10:00:00.000Z)');
+    expect(lines.slice(-2)).toEqual([
+      'SSH access is enabled: 3 h 2 min left (until 2026-11-22T10:00:00.000Z)',
+      'For support: user support, certificate principal appliance-k3m9x2pq7rtw',
+    ]);
   });
 
   it('the agent unreachable: said, with the reason, and nothing stale invented', () => {

@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ClgwError } from '@clgw/agent/errors.js';
+import { execFile } from '@clgw/agent/platform/exec.js';
+import { SUPPORT_CERT_MAX_HOURS, SUPPORT_ROLE_PRINCIPAL } from '@clgw/agent/ssh/principal.js';
+
+/**
+ * The support CA: an OpenSSH key (ed25519) that signs the short-lived user certificates Mitel
+ * support logs in with (SPEC §9). Only its public key goes into the root filesystem
+ * (/usr/share/clgw/trust/support-ca.pub, sshd's TrustedUserCAKeys), so the signed release carries
+ * it and an update rotates it (ship the old and the new key, one a line, for a while). The
+ * development CA is generated beside the development release keys; a vendor keeps the private
+ * key offline and hands only the public key to the image build.
+ */
+export const SUPPORT_CA_FILES = { key: 'support-ca', pub: 'support-ca.pub' } as const;
+
+/** OpenSSH public key types sshd accepts as a CA. */
+const PUBLIC_KEY_LINE =
+  /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( [^\r\n]*)?$/;
+
+/**
+ * Checks that `text` holds OpenSSH public keys and nothing else (comments and blank lines
+ * aside) — above all never a private key, which must not reach an image or an appliance.
+ * Returns the text to ship, one key a line.
+ */
+export function supportCaPublicKeys(text: string, source: string): string {
+  if (/PRIVATE KEY/.test(text))
+    throw new ClgwError('CONFIG_INVALID', `${source} holds a private key; only the public key ships`, {
+      details: { file: source },
+    });
+  const keys: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    if (!PUBLIC_KEY_LINE.test(line))
+      throw new ClgwError('CONFIG_INVALID', `${source} line ${i + 1} is not an OpenSSH public key`, {
+        details: { file: source, line: i + 1 },
+      });
+    keys.push(line);
+  });
+  if (keys.length === 0)
+    throw new ClgwError('CONFIG_INVALID', `${source} holds no public key`, { details: { file: source } });
+  return `${keys.join('\n')}\n`;
+}
+
+/** The public key(s) in `dir/support-ca.pub`, checked; undefined when there is no such file. */
+export async function loadSupportCa(dir: string): Promise<string | undefined> {
+  const file = path.join(dir, SUPPORT_CA_FILES.pub);
+  const text = await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw new ClgwError('CONFIG_INVALID', `cannot read ${file}: ${e.message}`, {
+      cause: e,
+      details: { file },
+    });
+  });
+  return text === undefined ? undefined : supportCaPublicKeys(text, file);
+}
+
+/** Throws NOT_ALLOWED when `dir` already holds a support CA file. */
+export async function refuseExistingSupportCa(dir: string): Promise<void> {
+  for (const name of Object.values(SUPPORT_CA_FILES)) {
+    const file = path.join(dir, name);
+    if (
+      await fs.access(file).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw new ClgwError('NOT_ALLOWED', `${file} already exists; refusing to replace the support CA`, {
+        details: { file },
+      });
+  }
+}
+
+/**
+ * Generates a development support CA in `dir` (`support-ca`, 0600, and `support-ca.pub`) with
+ * ssh-keygen, made in a temporary name and renamed into place, so a cut never leaves half a CA.
+ * Returns the public key and its fingerprint.
+ */
+export async function generateSupportCa(
+  dir: string,
+  options: { overwrite?: boolean; comment?: string } = {},
+): Promise<{ publicKey: string; fingerprint: string }> {
+  if (!options.overwrite) await refuseExistingSupportCa(dir);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const temp = await fs.mkdtemp(path.join(dir, '.support-ca-'));
+  try {
+    const key = path.join(temp, SUPPORT_CA_FILES.key);
+    await execFile('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-C',
+      options.comment ?? 'clgw development support CA',
+      '-f',
+      key,
+    ]);
+    const { stdout } = await execFile('ssh-keygen', ['-l', '-f', `${key}.pub`]);
+    await fs.rename(key, path.join(dir, SUPPORT_CA_FILES.key));
+    await fs.rename(`${key}.pub`, path.join(dir, SUPPORT_CA_FILES.pub));
+    return {
+      publicKey: await fs.readFile(path.join(dir, SUPPORT_CA_FILES.pub), 'utf8'),
+      fingerprint: stdout.split(' ')[1] ?? stdout.trim(),
+    };
+  } finally {
+    await fs.rm(temp, { recursive: true, force: true });
+  }
+}
+
+/** The CA's public key in `dir`, generating a development CA there first when there is none. */
+export async function ensureSupportCa(dir: string, say: (line: string) => void): Promise<string> {
+  const existing = await loadSupportCa(dir);
+  if (existing) return existing;
+  say(`no support CA in ${dir}; generating a development support CA there`);
+  const { publicKey } = await generateSupportCa(dir);
+  return supportCaPublicKeys(publicKey, path.join(dir, SUPPORT_CA_FILES.pub));
+}
+
+const PRINCIPAL = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+export interface SupportCertRequest {
+  /** The CA's private key file. */
+  ca: string;
+  /** Principals besides `clgw-support` (which every support certificate names): `appliance-<id>`. */
+  principals: string[];
+  /** How long it is valid: whole hours, 1 to 24 (the SSH window). */
+  hours: number;
+  /** The key ID: who it is for (sshd logs it with the serial at every login). */
+  identity: string;
+  /** The support engineer's public key file (`….pub`). */
+  publicKey: string;
+}
+
+export interface SupportCert {
+  file: string;
+  principals: string[];
+  identity: string;
+  serial: string;
+  /** ssh-keygen's own words, e.g. `from 2026-11-21T09:55:00 to 2026-11-21T12:00:00`. */
+  valid: string;
+}
+
+/** Why a support certificate request cannot be issued, or undefined when it can. */
+export function supportCertProblem(
+  req: Pick<SupportCertRequest, 'principals' | 'hours' | 'identity'>,
+): string | undefined {
+  if (!Number.isInteger(req.hours) || req.hours < 1 || req.hours > SUPPORT_CERT_MAX_HOURS)
+    return `--hours ${req.hours}: a support certificate is valid for 1 to ${SUPPORT_CERT_MAX_HOURS} whole hours (the SSH window is ${SUPPORT_CERT_MAX_HOURS} h; appliances refuse longer ones)`;
+  if (req.principals.length === 0)
+    return '--principal is required: the appliance principal the technician reads off the console (appliance-<id>)';
+  for (const p of req.principals)
+    if (!PRINCIPAL.test(p))
+      return `--principal ${JSON.stringify(p)}: lowercase letters, digits, '.', '_' and '-' only`;
+  if (!req.identity || req.identity.length > 200 || /[\x00-\x1f\x7f]/.test(req.identity))
+    return '--identity: 1 to 200 printable characters';
+  return undefined;
+}
+
+/**
+ * Issues a support certificate with `ssh-keygen -s` (run without a shell): principals
+ * `clgw-support` plus the given ones, valid from 5 minutes ago (a support PC's clock a little
+ * ahead of the appliance's) for `hours`, a random serial, and only the pty and port-forwarding
+ * permissions (no agent or X11 forwarding, no ~/.ssh/rc). Written beside the public key as
+ * `<name>-cert.pub`, as ssh-keygen names it.
+ */
+export async function issueSupportCert(req: SupportCertRequest): Promise<SupportCert> {
+  const problem = supportCertProblem(req);
+  if (problem) throw new ClgwError('SETTING_INVALID', problem);
+  const principals = [...new Set([SUPPORT_ROLE_PRINCIPAL, ...req.principals])];
+  // 63 bits: unique without bookkeeping, and shown by sshd and ssh-keygen as a plain number.
+  const serial = (randomBytes(8).readBigUInt64BE() >> 1n).toString();
+  const file = `${req.publicKey.replace(/\.pub$/, '')}-cert.pub`;
+  await execFile('ssh-keygen', [
+    '-q',
+    '-s',
+    req.ca,
+    '-I',
+    req.identity,
+    '-n',
+    principals.join(','),
+    '-V',
+    `-5m:+${req.hours}h`,
+    '-z',
+    serial,
+    '-O',
+    'clear',
+    '-O',
+    'permit-pty',
+    '-O',
+    'permit-port-forwarding',
+    req.publicKey,
+  ]);
+  const { stdout } = await execFile('ssh-keygen', ['-L', '-f', file]);
+  const valid = /^\s*Valid: (.*)$/m.exec(stdout)?.[1]?.trim() ?? 'unknown';
+  return { file, principals, identity: req.identity, serial, valid };
+}
