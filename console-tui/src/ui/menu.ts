@@ -119,6 +119,8 @@ export class MenuScreen {
       tags: true,
       style: { selected: { inverse: true } },
       items: LOGS_CHOICES.map((c) => ` ${c}`),
+      // Only the log question shows it: the reset confirmations share the dialog.
+      hidden: true,
     });
     // The link screen, rows 3-23: the URL on one line, the QR code at the left, the rest beside it.
     this.linkUrl = blessed.box({ parent: screen, top: 4, left: 1, width: '100%-2', height: 1, tags: true });

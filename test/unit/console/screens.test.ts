@@ -218,6 +218,8 @@ describe('menu screen (headless, 80x25)', () => {
     const { h, agent } = await menu(sampleStatus());
     await typeKeys(h.input, KEY.enter);
     expect(h.text()).toContain('Type RESET and press Enter to confirm');
+    // The log question's No/Yes belongs to another dialog: not drawn here.
+    expect(h.text()).not.toMatch(/^ +(No|Yes) *$|─ No /m);
     await typeKeys(h.input, KEY.escape);
     expect(h.text()).toContain('Cancelled.');
     await typeKeys(h.input, KEY.enter, 'reset', KEY.enter);
