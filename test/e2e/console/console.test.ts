@@ -11,7 +11,6 @@
 import { execFile as execFileCb } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +20,7 @@ import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
 import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
+import { greeting } from '../../support/ssh.js';
 import { Tmux, tmuxPath } from '../../support/tmux.js';
 
 const execFile = promisify(execFileCb);
@@ -69,19 +69,6 @@ async function decodeScreenQr(screen: string): Promise<string> {
   } finally {
     await fs.rm(file, { force: true });
   }
-}
-
-/** The first line sshd sends, or the connection error's code. */
-function greeting(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.setTimeout(3000, () => s.destroy(new Error('ETIMEDOUT')));
-    s.once('data', (d) => {
-      resolve(d.toString().split('\r\n')[0] ?? '');
-      s.destroy();
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
 }
 
 let world: World | undefined;

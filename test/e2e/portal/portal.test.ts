@@ -6,23 +6,18 @@
  * Gateway", and the page recovers by itself when it is back. A screenshot of each state goes to
  * .cache/test/portal/.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, until } from '../../support/appliance.js';
+import { chromiumMissing, launchChromium } from '../../support/browser.js';
 import { type PortalWorld, plantRecords, startPortalWorld } from '../../support/portal.js';
 import { recordSkip } from '../../support/skip.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = path.join(REPO, '.cache/test/portal');
-const available = existsSync(CHROMIUM);
-if (!available) {
-  recordSkip(
-    'test/e2e/portal',
-    `${CHROMIUM} is not installed (scripts/setup portal installs Debian's chromium)`,
-  );
-}
+const available = chromiumMissing === undefined;
+if (chromiumMissing) recordSkip('test/e2e/portal', chromiumMissing);
 
 /** Fast stream updates and pings so that a test sees changes and a lost connection quickly. */
 const PORTAL = { updateMs: 200, pingMs: 1000 };
@@ -36,18 +31,7 @@ let problems: string[] = [];
 beforeAll(async () => {
   if (!available) return;
   await fs.mkdir(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -7,22 +7,22 @@
  * agent starts again on the factory release. Screenshots and the tty1 capture go to
  * .cache/test/portal/.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
 import type { Status } from '../../../agent/src/status.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
+import { chromiumMissing, launchChromium } from '../../support/browser.js';
 import { request } from '../../support/portal.js';
 import { recordSkip } from '../../support/skip.js';
 import { Tmux, tmuxPath } from '../../support/tmux.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = path.join(REPO, '.cache/test/portal');
 const missing = [
-  existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (scripts/setup portal installs it)`,
+  chromiumMissing,
   tmuxPath ? undefined : 'tmux is not installed (scripts/setup console installs it)',
 ].filter((m): m is string => m !== undefined);
 if (missing.length) recordSkip('test/e2e/portal/presence.test.ts', missing.join('; '));
@@ -63,18 +63,7 @@ describe.skipIf(missing.length > 0)('Factory Reset from the page with the code o
 
     const url = (await fs.readFile(world.paths.portalUrl, 'utf8')).trim();
     await until(async () => (await request(url, { path: '/api/status' })).status === 200, 'the portal');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     const page = await (await browser.newContext({ viewport: { width: 1000, height: 900 } })).newPage();
     const problems: string[] = [];
     page.on('pageerror', (e) => problems.push(e.message));
