@@ -44,7 +44,6 @@ const GUEST_IP = '10.0.2.20';
 const HOSTNAME = 'e2e-gateway';
 const PLATFORMS = ['physical', 'virtual', 'kvm'] as const;
 const MIN = 60_000;
-
 const started = Date.now();
 const t = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s`;
 const say = (line: string) => process.stdout.write(`[${t()}] ${line}\n`);
@@ -133,6 +132,8 @@ async function main(): Promise<number> {
     agentConfig: { baseUrl: `https://${HOST_FROM_GUEST}:${MIRROR_PORT}/`, containerHealthTimeoutMs: 180_000 },
     downloadCaPem: pki.ca.certPem,
     lab: true,
+    // The run's own keys (.cache/e2e/keys): development keys, and the images are named so.
+    devKeys: true,
     log: say,
   };
   say('building the lab images (the base is cached in .cache/image)');
