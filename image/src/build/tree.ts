@@ -10,13 +10,18 @@ import { run } from './run.js';
 /** The workspaces that run on the appliance (image/ is vendor-side tooling). */
 export const APPLIANCE_WORKSPACES = ['agent', 'console-tui', 'recovery'] as const;
 
-/** Units the image enables; ssh.service ships disabled (the technician turns it on for 24 h). */
+/**
+ * Units the image enables; ssh.service ships disabled (the technician turns it on for 24 h). The
+ * portal's socket, not its service: systemd listens on port 80 and starts the portal at the first
+ * connection.
+ */
 const ENABLED_UNITS = [
   'clgw-agent.service',
   'clgw-console-home.service',
   'clgw-console-menu.service',
   'clgw-firstboot.service',
   'clgw-hostname.service',
+  'clgw-portal.socket',
   'clgw-recovery.service',
   'systemd-networkd.service',
   'systemd-resolved.service',
@@ -162,6 +167,10 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
   for (const unit of await fs.readdir(path.join(o.repo.dir, 'image/systemd'))) {
     await fs.copyFile(path.join(o.repo.dir, 'image/systemd', unit), at('etc/systemd/system', unit));
   }
+  // Our system users (usr/lib/sysusers.d/clgw.conf, from the overlay): the root is read-only on
+  // the appliance, where systemd-sysusers cannot add them at boot, so they are in the image's
+  // /etc/passwd and /etc/group from the start. The image's own systemd-sysusers writes them.
+  await run('chroot', [o.out, 'systemd-sysusers', 'clgw.conf']);
   await run('systemctl', [`--root=${o.out}`, 'enable', ...ENABLED_UNITS]);
   await run('systemctl', [`--root=${o.out}`, 'disable', ...DISABLED_UNITS]);
   await copyInto(path.join(o.repo.dir, 'image/avahi/services'), at('etc/avahi/services'));

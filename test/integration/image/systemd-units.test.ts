@@ -1,6 +1,8 @@
 /**
  * The appliance's systemd units (image/systemd/) pass `systemd-analyze verify` without a single
- * warning, and the console units have what a VGA console needs (issue #5).
+ * warning, the console units have what a VGA console needs (issue #5), and the portal is its own
+ * socket-activated, unprivileged service (issue 16). Also the overlay's system users of issue 16
+ * (sysusers.d, through the real systemd-sysusers).
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -17,30 +19,56 @@ const skip = await fs.access('/usr/bin/systemd-analyze').then(
 );
 if (skip) recordSkip('test/integration/image/systemd-units.test.ts', skip);
 
-function verify(file: string): Promise<{ code: number; output: string }> {
+function run(cmd: string, args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    execFile('systemd-analyze', ['verify', file], (error, stdout, stderr) =>
+    execFile(cmd, args, (error, stdout, stderr) =>
       resolve({ code: error ? Number(error.code ?? 1) : 0, output: `${stdout}${stderr}`.trim() }),
     );
   });
 }
 
-describe.skipIf(skip)('systemd units', async () => {
-  const units = (await fs.readdir(UNITS)).filter((f) => f.endsWith('.service'));
+const verify = (file: string) => run('systemd-analyze', ['verify', file]);
 
-  it('are there: the agent, the two console screens, the first boot, the hostname and the recovery system', () => {
-    expect(units.sort()).toEqual([
+describe.skipIf(skip)('systemd units', async () => {
+  const files = (await fs.readdir(UNITS)).sort();
+
+  it('are there: the agent, the two console screens, the first boot, the hostname, the portal and its socket, the recovery system', () => {
+    expect(files).toEqual([
       'clgw-agent.service',
       'clgw-console-home.service',
       'clgw-console-menu.service',
       'clgw-firstboot.service',
       'clgw-hostname.service',
+      'clgw-portal.service',
+      'clgw-portal.socket',
       'clgw-recovery.service',
     ]);
   });
 
-  it.each(units)('%s passes systemd-analyze verify without a warning', async (unit) => {
+  it.each(files)('%s passes systemd-analyze verify without a warning', async (unit) => {
     expect(await verify(path.join(UNITS, unit))).toEqual({ code: 0, output: '' });
+  });
+
+  it('clgw-portal: started by its socket on port 80 as clgw-portal, without a capability', async () => {
+    const socket = await fs.readFile(path.join(UNITS, 'clgw-portal.socket'), 'utf8');
+    for (const line of ['ListenStream=80', 'BindIPv6Only=both', 'Accept=no', 'WantedBy=sockets.target']) {
+      expect(socket).toContain(`\n${line}\n`);
+    }
+    const service = await fs.readFile(path.join(UNITS, 'clgw-portal.service'), 'utf8');
+    for (const line of [
+      'ExecStart=/usr/bin/node --max-old-space-size=24 /usr/lib/clgw/portal/dist/main.js',
+      'Environment=CLGW_ROOT=/',
+      'User=clgw-portal',
+      'Group=clgw-portal',
+      'CapabilityBoundingSet=',
+      'AmbientCapabilities=',
+      'Restart=always',
+      'ConditionKernelCommandLine=!clgw.recovery=1',
+    ]) {
+      expect(service).toContain(`\n${line}\n`);
+    }
+    expect(service).toMatch(/\nMemoryMax=\d+M\n/);
+    expect(service).not.toMatch(/\nDynamicUser=/);
   });
 
   it('the check itself catches a misspelled key', async () => {
@@ -87,5 +115,41 @@ describe.skipIf(skip)('systemd units', async () => {
     expect(text).toMatch(
       new RegExp(`ExecStart=/usr/bin/node /usr/lib/clgw/console-tui/dist/main\\.js ${screen}\\n`),
     );
+  });
+});
+
+describe.skipIf(skip)('overlay: system users', () => {
+  const OVERLAY = path.join(REPO, 'image/rootfs/overlay');
+
+  it('sysusers.d/clgw.conf makes the portal a system user and group, without login, through systemd-sysusers', async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-sysusers-'));
+    try {
+      await fs.mkdir(path.join(root, 'etc'));
+      await fs.writeFile(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\n');
+      await fs.writeFile(path.join(root, 'etc/group'), 'root:x:0:\n');
+      await fs.mkdir(path.join(root, 'usr/lib/sysusers.d'), { recursive: true });
+      await fs.copyFile(
+        path.join(OVERLAY, 'usr/lib/sysusers.d/clgw.conf'),
+        path.join(root, 'usr/lib/sysusers.d/clgw.conf'),
+      );
+      // The image builder runs the image's own systemd-sysusers on the tree the same way.
+      const made = await run('systemd-sysusers', [`--root=${root}`, 'clgw.conf']);
+      expect(made.code, made.output).toBe(0);
+      expect(made.output).not.toMatch(/ignoring|failed|invalid/i);
+      const user = (await fs.readFile(path.join(root, 'etc/passwd'), 'utf8'))
+        .split('\n')
+        .find((l) => l.startsWith('clgw-portal:'));
+      const [, , uid, gid, , home, shell] = (user ?? '').split(':');
+      expect(Number(uid)).toBeGreaterThan(0);
+      expect(Number(uid)).toBeLessThan(1000);
+      expect(home).toBe('/');
+      expect(shell).toBe('/usr/sbin/nologin');
+      const group = (await fs.readFile(path.join(root, 'etc/group'), 'utf8'))
+        .split('\n')
+        .find((l) => l.startsWith('clgw-portal:'));
+      expect(group?.split(':')[2]).toBe(gid);
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
   });
 });
