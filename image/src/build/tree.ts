@@ -81,7 +81,7 @@ export interface TreeOptions {
 /** The lab image's additions (see TreeOptions.lab). */
 const LAB_FILES: Record<string, string> = {
   'etc/systemd/system/clgw-agent.service.d/lab.conf':
-    '# Lab image only: power-cut points armed by the end-to-end run through the shared directory.\n[Unit]\nRequiresMountsFor=/run/clgw-e2e\n[Service]\nEnvironment=CLGW_CRASH_DIR=/run/clgw-e2e/crash CLGW_LOG_ECHO=1\n',
+    "# Lab image only: power-cut points armed by the end-to-end run through the shared directory\n# (the agent's sandbox keeps the tree read-only: the share is writable for the trace).\n[Unit]\nRequiresMountsFor=/run/clgw-e2e\n[Service]\nEnvironment=CLGW_CRASH_DIR=/run/clgw-e2e/crash CLGW_LOG_ECHO=1\nReadWritePaths=-/run/clgw-e2e\n",
   'etc/systemd/system/clgw-lab-screen.service': [
     '# Lab image only: tty1 as text (/dev/vcs1, 80x25, no newlines) for the end-to-end run.',
     '[Unit]',
