@@ -2,8 +2,8 @@
  * The appliance's systemd units (image/systemd/) pass `systemd-analyze verify` without a single
  * warning, the console units have what a VGA console needs (issue #5), and every service's
  * `systemd-analyze security` exposure is printed and held under its ceiling (issue 16), with the
- * portal's under the issue's 3.0. Also the overlay's system users of issue 16 (sysusers.d, through
- * the real systemd-sysusers).
+ * portal's under the issue's 3.0. Also the overlay's systemd files of issue 16: the system users
+ * (sysusers.d, through the real systemd-sysusers) and resolved's drop-in (no LLMNR, no mDNS).
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -176,7 +176,7 @@ describe.skipIf(skip)('systemd units', async () => {
   });
 });
 
-describe.skipIf(skip)('overlay: system users', () => {
+describe.skipIf(skip)('overlay: system users and name resolution', () => {
   const OVERLAY = path.join(REPO, 'image/rootfs/overlay');
 
   it('sysusers.d/clgw.conf makes the portal a system user and group, without login, through systemd-sysusers', async () => {
@@ -209,5 +209,27 @@ describe.skipIf(skip)('overlay: system users', () => {
     } finally {
       await fs.rm(root, { recursive: true, force: true });
     }
+  });
+
+  it('resolved.conf.d/clgw.conf turns LLMNR and resolved’s mDNS off', async () => {
+    const text = await fs.readFile(path.join(OVERLAY, 'etc/systemd/resolved.conf.d/clgw.conf'), 'utf8');
+    // systemd's configuration syntax (systemd.syntax(7)): comments, [Section], Key=Value.
+    const sections: Record<string, Record<string, string>> = {};
+    let section: string | undefined;
+    for (const raw of text.split('\n')) {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+      const header = /^\[([A-Za-z]+)\]$/.exec(line);
+      if (header) {
+        section = header[1]!;
+        sections[section] ??= {};
+        continue;
+      }
+      const kv = /^([A-Za-z]+)\s*=\s*(.*)$/.exec(line);
+      expect(kv, `not Key=Value: ${line}`).not.toBeNull();
+      expect(section, `${line} outside a section`).toBeDefined();
+      sections[section!]![kv![1]!] = kv![2]!;
+    }
+    expect(sections).toEqual({ Resolve: { LLMNR: 'no', MulticastDNS: 'no' } });
   });
 });
