@@ -13,7 +13,8 @@
  *
  * Last line: `e2e: passed <k>/<n> steps in <s> s`. Work files in .cache/e2e (serial log:
  * .cache/e2e/run/serial.log). Environment: E2E_MIRROR_PORT (default 18443, baked into the lab
- * image's base URL), E2E_KEEP=1 keeps QEMU's disk after the run.
+ * image's base URL), E2E_KEEP=1 keeps QEMU's disk after the run, E2E_STEPS=N runs only the first
+ * N steps (1: the first boot alone, about a quarter of the run; the last line then counts N).
  */
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
@@ -50,6 +51,14 @@ const GUEST_IP = '10.0.2.20';
 const HOSTNAME = 'e2e-gateway';
 const PLATFORMS = ['physical', 'virtual', 'kvm'] as const;
 const MIN = 60_000;
+/** E2E_STEPS: how many of the steps to run, from the first (all when unset). */
+const STEPS = process.env.E2E_STEPS === undefined ? undefined : Number(process.env.E2E_STEPS);
+if (STEPS !== undefined && !(Number.isInteger(STEPS) && STEPS >= 1)) {
+  process.stderr.write(
+    `e2e: E2E_STEPS=${process.env.E2E_STEPS}: expected a whole number of steps, 1 or more\n`,
+  );
+  process.exit(2);
+}
 
 const started = Date.now();
 const t = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s`;
@@ -140,6 +149,8 @@ async function main(): Promise<number> {
     agentConfig: { baseUrl: `https://${HOST_FROM_GUEST}:${MIRROR_PORT}/`, containerHealthTimeoutMs: 180_000 },
     downloadCaPem: pki.ca.certPem,
     lab: true,
+    // The run's own keys (.cache/e2e/keys): development keys, and the images are named so.
+    devKeys: true,
     log: say,
   };
   say('building the lab images (the base is cached in .cache/image)');
@@ -352,6 +363,8 @@ async function main(): Promise<number> {
     },
   ]);
 
+  // E2E_STEPS: the first N steps only (each step starts from where the previous one left off).
+  steps.splice(STEPS ?? steps.length);
   let passed = 0;
   try {
     for (const [name, run] of steps) {
@@ -381,7 +394,9 @@ main().then(
   (code) => process.exit(code),
   (e) => {
     process.stderr.write(`e2e: ${(e as Error).stack ?? e}\n`);
-    process.stdout.write(`e2e: passed 0/4 steps in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    process.stdout.write(
+      `e2e: passed 0/${Math.min(STEPS ?? 4, 4)} steps in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+    );
     process.exit(1);
   },
 );

@@ -27,6 +27,28 @@ import { buildBase, kernelFiles, nodeBinary, productionModules, type Repo } from
 import { run } from './run.js';
 import { assembleTree } from './tree.js';
 
+/** The end of every output's name when the images trust development keys. */
+export const DEV_KEYS_SUFFIX = '-devkeys';
+
+/**
+ * The framed notice of a build with development keys (printed by `make image` without KEYS, at
+ * the start and at the end): such images trust a root made on the build machine and must never
+ * reach a customer.
+ */
+export function devKeysNotice(keysDir: string): string {
+  const lines = [
+    'DEVELOPMENT KEYS - NOT FOR CUSTOMERS',
+    '',
+    'These images trust a development release root made on this machine',
+    `(${keysDir}); their names end in ${DEV_KEYS_SUFFIX}.`,
+    "A customer's appliance needs images built with the vendor's keys:",
+    'make image KEYS=DIR (clgw-release keys).',
+  ];
+  const width = Math.max(...lines.map((l) => l.length));
+  const bar = '!'.repeat(width + 6);
+  return `\n${[bar, ...lines.map((l) => `!! ${l.padEnd(width)} !!`), bar].join('\n')}\n\n`;
+}
+
 export type DiskFormat = 'raw' | 'qcow2' | 'ova';
 export const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2', 'ova'];
 /** Which platform each disk format is made for (SPEC §1: physical box, KVM, VMware). */
@@ -51,6 +73,11 @@ export interface ImageOptions {
   downloadCaPem?: string;
   /** The QEMU end-to-end run's lab image (tree.ts: TreeOptions.lab). */
   lab?: boolean;
+  /**
+   * `keys` are development keys: every output's name ends in {@link DEV_KEYS_SUFFIX} (`make image`
+   * without KEYS, the end-to-end run), so such an image is never taken for a customer's.
+   */
+  devKeys?: boolean;
   log?: (line: string) => void;
 }
 
@@ -69,8 +96,9 @@ export async function buildReleaseImages(o: ImageOptions & { brokenInit?: boolea
   const app = await productionModules(o.repo, o.cache, log);
   const node = await nodeBinary();
   const tag = `${o.version}${o.brokenInit ? '-broken' : ''}`;
+  const name = `${tag}${o.devKeys ? DEV_KEYS_SUFFIX : ''}`;
   await fs.mkdir(o.out, { recursive: true });
-  const tree = path.join(o.out, `tree-${tag}`);
+  const tree = path.join(o.out, `tree-${name}`);
   log(`root tree ${tag} (Node ${node.version})`);
   await assembleTree({
     repo: o.repo,
@@ -86,8 +114,8 @@ export async function buildReleaseImages(o: ImageOptions & { brokenInit?: boolea
     brokenInit: o.brokenInit,
     lab: o.lab,
   });
-  const boot = path.join(o.out, `boot-${tag}.img`);
-  const root = path.join(o.out, `root-${tag}.img`);
+  const boot = path.join(o.out, `boot-${name}.img`);
+  const root = path.join(o.out, `root-${name}.img`);
   await buildBootImage(await kernelFiles(base), boot, tag);
   await buildRootImage(tree, root, tag);
   log(`release images ${path.basename(boot)} ${path.basename(root)}`);
@@ -118,30 +146,30 @@ export async function buildDisks(
   await mkfsExt4(empty, data, 'data', DATA_BYTES, `clgw-data-${o.version}`);
   const plan = await planFor({ boot: o.release.boot, root: o.release.root, recovery, data });
 
+  const name = `clgw-${o.version}${o.devKeys ? DEV_KEYS_SUFFIX : ''}`;
   const outputs: Partial<Record<DiskFormat, string>> = {};
   for (const format of o.formats ?? DISK_FORMATS) {
     const platform = FORMAT_PLATFORM[format];
     const esp = path.join(work, `esp-${platform}.img`);
     await buildEsp(o.repo.dir, work, esp, platform);
     const parts: DiskParts = { esp, boot: o.release.boot, root: o.release.root, recovery, data };
-    const raw =
-      format === 'raw' ? path.join(o.out, `clgw-${o.version}.img`) : path.join(work, `disk-${platform}.img`);
+    const raw = format === 'raw' ? path.join(o.out, `${name}.img`) : path.join(work, `disk-${platform}.img`);
     log(`disk ${path.basename(raw)} for ${platform}`);
     await assembleDisk(plan, parts, raw, work);
     if (format === 'raw') outputs.raw = raw;
     if (format === 'qcow2') {
-      const file = path.join(o.out, `clgw-${o.version}.qcow2`);
+      const file = path.join(o.out, `${name}.qcow2`);
       await run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, `${file}.tmp`]);
       await fs.rename(`${file}.tmp`, file);
       outputs.qcow2 = file;
     }
     if (format === 'ova') {
-      const file = path.join(o.out, `clgw-${o.version}.ova`);
+      const file = path.join(o.out, `${name}.ova`);
       await buildOva({
         rawDisk: raw,
         outFile: file,
         version: o.version,
-        name: `clgw-${o.version}`,
+        name,
         firmware: 'bios',
       });
       outputs.ova = file;

@@ -6,20 +6,38 @@
  *                   [--release-tree DIR] [--base-url URL] [--download-ca PEM]
  *
  * --keys names the release signing keys (`clgw-release keys`); the images trust their root and
- * the support CA's public key (support-ca.pub) there. Absent keys in DIR are generated there
- * (development keys). --release-tree also publishes the
- * release images into that mirror tree. --base-url/--download-ca build a lab image that updates
+ * the support CA's public key (support-ca.pub) there, and the release keys must be there. Without
+ * --keys the images get development keys (.cache/image/keys, generated there once, without the
+ * CA's private keys): a framed notice says so, and every output's name carries `-devkeys`.
+ * --release-tree also publishes the release images into that mirror tree. --base-url/--download-ca build a lab image that updates
  * from another mirror than the vendor's. Runs as root (debootstrap, chroot).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { serializeError } from '@clgw/agent/errors.js';
-import { ensureSupportCa, generateDevKeys, loadKeys, saveKeys } from '../release/index.js';
-import { buildDisks, buildReleaseImages, DISK_FORMATS, type DiskFormat, publish } from './build.js';
+import {
+  type DevKeys,
+  ensureSupportCa,
+  generateDevKeys,
+  KEY_FILES,
+  loadKeys,
+  saveKeys,
+} from '../release/index.js';
+import {
+  buildDisks,
+  buildReleaseImages,
+  DISK_FORMATS,
+  type DiskFormat,
+  devKeysNotice,
+  publish,
+} from './build.js';
 
 const USAGE = `usage: clgw-image [--out DIR] [--version V] [--keys DIR] [--formats ${DISK_FORMATS.join(',')}]
                   [--release-tree DIR] [--base-url URL] [--download-ca PEM]`;
+
+/** Where `make image` without KEYS keeps its development keys (under the repository). */
+const DEV_KEYS_DIR = '.cache/image/keys';
 
 async function main(): Promise<number> {
   let values: Record<string, string | undefined>;
@@ -28,7 +46,7 @@ async function main(): Promise<number> {
       options: {
         out: { type: 'string', default: 'out' },
         version: { type: 'string', default: '1.0.0' },
-        keys: { type: 'string', default: '.cache/image/keys' },
+        keys: { type: 'string' },
         formats: { type: 'string', default: DISK_FORMATS.join(',') },
         'release-tree': { type: 'string' },
         'base-url': { type: 'string' },
@@ -47,19 +65,39 @@ async function main(): Promise<number> {
     return 2;
   }
   const repo = { dir: path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..') };
-  const keysDir = path.resolve(values.keys!);
-  const keys = await loadKeys(keysDir).catch(async () => {
-    process.stdout.write(`clgw-image: no release keys in ${keysDir}; generating development keys there\n`);
-    const k = generateDevKeys();
-    await saveKeys(keysDir, k);
-    return k;
-  });
+  const devKeys = values.keys === undefined;
+  const keysDir = path.resolve(values.keys ?? path.join(repo.dir, DEV_KEYS_DIR));
+  let keys: DevKeys;
+  if (devKeys) {
+    const existing = await fs.stat(path.join(keysDir, KEY_FILES.signingKey)).catch(() => undefined);
+    if (existing) {
+      // Builds before issue 16 kept the CA's private keys here too: of no use for development
+      // keys, and never beside the signing key.
+      for (const name of [KEY_FILES.rootKey, KEY_FILES.intermediateKey]) {
+        const file = path.join(keysDir, name);
+        if (
+          await fs.rm(file).then(
+            () => true,
+            () => false,
+          )
+        )
+          process.stdout.write(`clgw-image: removed ${file} (a CA private key beside the signing key)\n`);
+      }
+      keys = await loadKeys(keysDir);
+    } else {
+      keys = generateDevKeys();
+      // No CA directory: nothing ever issues a certificate with development keys.
+      await saveKeys(keysDir, keys);
+    }
+    process.stdout.write(devKeysNotice(keysDir));
+  } else keys = await loadKeys(keysDir);
   // Only the public key goes into the images; the private key stays in the keys directory.
   const supportCaPub = await ensureSupportCa(keysDir, (line) =>
     process.stdout.write(`clgw-image: ${line}\n`),
   );
   const options = {
     repo,
+    devKeys,
     out: path.resolve(values.out!),
     cache: path.join(repo.dir, '.cache/image'),
     version: values.version!,
@@ -76,6 +114,8 @@ async function main(): Promise<number> {
     const { size } = await fs.stat(file);
     process.stdout.write(`${file}  ${(size / 1024 / 1024).toFixed(1)} MiB\n`);
   }
+  // Said again at the end, where whoever ran the build looks.
+  if (devKeys) process.stdout.write(devKeysNotice(keysDir));
   return 0;
 }
 

@@ -11,13 +11,18 @@ import { run } from './run.js';
 /** The workspaces that run on the appliance (image/ is vendor-side tooling). */
 export const APPLIANCE_WORKSPACES = ['agent', 'console-tui', 'portal', 'recovery'] as const;
 
-/** Units the image enables; ssh.service ships disabled (the technician turns it on for 24 h). */
+/**
+ * Units the image enables; ssh.service ships disabled (the technician turns it on for 24 h). The
+ * portal's socket, not its service: systemd listens on port 80 and starts the portal at the first
+ * connection.
+ */
 const ENABLED_UNITS = [
   'clgw-agent.service',
   'clgw-console-home.service',
   'clgw-console-menu.service',
   'clgw-firstboot.service',
   'clgw-hostname.service',
+  'clgw-portal.socket',
   'clgw-recovery.service',
   'systemd-networkd.service',
   'systemd-resolved.service',
@@ -83,7 +88,7 @@ export interface TreeOptions {
 /** The lab image's additions (see TreeOptions.lab). */
 const LAB_FILES: Record<string, string> = {
   'etc/systemd/system/clgw-agent.service.d/lab.conf':
-    '# Lab image only: power-cut points armed by the end-to-end run through the shared directory.\n[Unit]\nRequiresMountsFor=/run/clgw-e2e\n[Service]\nEnvironment=CLGW_CRASH_DIR=/run/clgw-e2e/crash CLGW_LOG_ECHO=1\n',
+    "# Lab image only: power-cut points armed by the end-to-end run through the shared directory\n# (the agent's sandbox keeps the tree read-only: the share is writable for the trace).\n[Unit]\nRequiresMountsFor=/run/clgw-e2e\n[Service]\nEnvironment=CLGW_CRASH_DIR=/run/clgw-e2e/crash CLGW_LOG_ECHO=1\nReadWritePaths=-/run/clgw-e2e\n",
   'etc/systemd/system/clgw-lab-screen.service': [
     '# Lab image only: tty1 as text (/dev/vcs1, 80x25, no newlines) for the end-to-end run.',
     '[Unit]',
@@ -211,6 +216,10 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
   for (const unit of await fs.readdir(path.join(o.repo.dir, 'image/systemd'))) {
     await fs.copyFile(path.join(o.repo.dir, 'image/systemd', unit), at('etc/systemd/system', unit));
   }
+  // Our system users (usr/lib/sysusers.d/clgw.conf, from the overlay): the root is read-only on
+  // the appliance, where systemd-sysusers cannot add them at boot, so they are in the image's
+  // /etc/passwd and /etc/group from the start. The image's own systemd-sysusers writes them.
+  await run('chroot', [o.out, 'systemd-sysusers', 'clgw.conf']);
   await run('systemctl', [`--root=${o.out}`, 'enable', ...ENABLED_UNITS]);
   await run('systemctl', [`--root=${o.out}`, 'disable', ...DISABLED_UNITS]);
   await copyInto(path.join(o.repo.dir, 'image/avahi/services'), at('etc/avahi/services'));

@@ -25,8 +25,11 @@ import {
 import { verifyTree } from './verify.js';
 
 export const USAGE = `usage:
-  clgw-release keys   --out DIR [--force]   (release keys, and the development support CA
-                      support-ca / support-ca.pub whose public key the images trust)
+  clgw-release keys   --out DIR [--ca-out DIR] [--force]
+                      (--out: certificates and the signing key, and the development support CA
+                      support-ca / support-ca.pub whose public key the images trust; --ca-out,
+                      default DIR-ca: the release CA's private keys, to be kept offline, never
+                      beside the signing key)
   clgw-release build  --keys DIR --tree DIR --version V --platform P [--platform P ...]
                       --boot FILE --root FILE --min-source V [--serial N] [--expires-days N] [--no-index]
   clgw-release containers --keys DIR --tree DIR --platform P [--platform P ...]
@@ -105,20 +108,23 @@ async function keysCommand(args: string[], io: Io): Promise<void> {
   const { values } = parseArgs({
     args,
     strict: true,
-    options: { out: { type: 'string' }, force: { type: 'boolean' } },
+    options: { out: { type: 'string' }, 'ca-out': { type: 'string' }, force: { type: 'boolean' } },
   });
   const out = required(values.out, '--out');
+  const caOut = values['ca-out'] ?? `${path.resolve(out)}-ca`;
   const overwrite = values.force ?? false;
   // Refuse before spending a second on key generation.
   if (!overwrite) {
     await refuseExistingKeys(out);
+    await refuseExistingKeys(caOut);
     await refuseExistingSupportCa(out);
   }
   const keys = generateDevKeys();
-  await saveKeys(out, keys, { overwrite });
+  await saveKeys(out, keys, { overwrite, caDir: caOut });
   const ca = await generateSupportCa(out, { overwrite });
   const root = new X509Certificate(keys.root.certPem);
-  io.out(`release keys written to ${out}`);
+  io.out(`release keys written to ${out} (certificates and the signing key)`);
+  io.out(`the CA's private keys written to ${caOut}: keep them offline, apart from ${out}`);
   io.out(`root certificate (pin this on appliances): ${path.join(out, 'root.pem')}`);
   io.out(`  subject ${root.subject.split('\n').join(', ')}`);
   io.out(`  SHA-256 fingerprint ${root.fingerprint256}`);

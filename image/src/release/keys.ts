@@ -36,7 +36,14 @@ export interface GenerateKeysOptions {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** File names inside a keys directory (certificates `.pem`, private keys `.key`). */
+/**
+ * File names of release keys (certificates `.pem`, private keys `.key`). A keys directory — what
+ * `loadKeys` reads and a release build or `clgw-release sign` is given — holds the three
+ * certificates and the signing key only. The CA's private keys (`root.key`, `intermediate.key`)
+ * are needed only to issue certificates: `saveKeys` writes them to a directory of their own (to be
+ * kept offline), never beside the signing key, and `loadKeys` refuses a directory that holds the
+ * root's. The root's key is the one that matters most: every appliance pins its certificate.
+ */
 export const KEY_FILES = {
   rootCert: 'root.pem',
   rootKey: 'root.key',
@@ -45,6 +52,9 @@ export const KEY_FILES = {
   signingCert: 'signing.pem',
   signingKey: 'signing.key',
 } as const;
+
+/** The CA's private keys: written to the CA directory, never to the keys directory. */
+const CA_KEY_FILES = [KEY_FILES.rootKey, KEY_FILES.intermediateKey] as const;
 
 /**
  * Generates a fresh root CA (10 years), intermediate CA (5 years, path length 0) and
@@ -161,35 +171,71 @@ function issue(req: IssueRequest): forge.pki.Certificate {
   return cert;
 }
 
+export interface SaveKeysOptions {
+  /** Replace key files that exist (otherwise NOT_ALLOWED, before anything is written). */
+  overwrite?: boolean;
+  /**
+   * Where the CA's private keys go (created 0700, keys 0600): a directory outside `dir`, to be
+   * moved offline. Absent: they are not written at all (development keys: nothing ever issues a
+   * certificate with them; new keys are generated instead).
+   */
+  caDir?: string;
+}
+
 /**
- * Writes keys into `dir` (created 0700; private keys 0600, certificates 0644). Refuses to replace
- * existing key files unless `overwrite` — a replaced root locks every appliance that pinned it out.
+ * Writes keys into `dir` (created 0700; the signing key 0600, certificates 0644) and the CA's
+ * private keys, if any, into `options.caDir`. Refuses (NOT_ALLOWED) a CA directory that is `dir`
+ * or inside it, and existing key files unless `overwrite` — a replaced root locks every appliance
+ * that pinned it out. With `overwrite`, a CA private key left in `dir` by an older layout is removed.
  */
-export async function saveKeys(
-  dir: string,
-  keys: DevKeys,
-  options: { overwrite?: boolean } = {},
-): Promise<void> {
-  const files: [string, string | undefined, number][] = [
-    [KEY_FILES.rootCert, keys.root.certPem, 0o644],
-    [KEY_FILES.rootKey, keys.root.keyPem, 0o600],
-    [KEY_FILES.intermediateCert, keys.intermediate.certPem, 0o644],
-    [KEY_FILES.intermediateKey, keys.intermediate.keyPem, 0o600],
-    [KEY_FILES.signingCert, keys.signing.certPem, 0o644],
-    [KEY_FILES.signingKey, keys.signing.keyPem, 0o600],
+export async function saveKeys(dir: string, keys: DevKeys, options: SaveKeysOptions = {}): Promise<void> {
+  const caDir = options.caDir;
+  if (caDir !== undefined) {
+    const rel = path.relative(path.resolve(dir), path.resolve(caDir));
+    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel)))
+      throw new ClgwError(
+        'NOT_ALLOWED',
+        `the CA's private keys go outside the keys directory ${dir}, not into ${caDir}: whatever signs releases with ${dir} must not hold them`,
+        { details: { dir, caDir } },
+      );
+  }
+  if (!options.overwrite) {
+    await refuseExistingKeys(dir);
+    if (caDir !== undefined) await refuseExistingKeys(caDir);
+  }
+  const files: [string, string, string | undefined, number][] = [
+    [dir, KEY_FILES.rootCert, keys.root.certPem, 0o644],
+    [dir, KEY_FILES.intermediateCert, keys.intermediate.certPem, 0o644],
+    [dir, KEY_FILES.signingCert, keys.signing.certPem, 0o644],
+    [dir, KEY_FILES.signingKey, keys.signing.keyPem, 0o600],
   ];
-  if (!options.overwrite) await refuseExistingKeys(dir);
+  if (caDir !== undefined) {
+    files.push([caDir, KEY_FILES.rootKey, keys.root.keyPem, 0o600]);
+    files.push([caDir, KEY_FILES.intermediateKey, keys.intermediate.keyPem, 0o600]);
+  }
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  for (const [name, content, mode] of files) {
-    if (content !== undefined) await writeFileAtomic(path.join(dir, name), content, { mode });
+  if (caDir !== undefined && files.some(([d, , content]) => d === caDir && content !== undefined))
+    await fs.mkdir(caDir, { recursive: true, mode: 0o700 });
+  for (const name of CA_KEY_FILES) await fs.rm(path.join(dir, name), { force: true });
+  for (const [at, name, content, mode] of files) {
+    if (content !== undefined) await writeFileAtomic(path.join(at, name), content, { mode });
   }
 }
 
 /**
- * Reads keys written by `saveKeys`. The root and intermediate private keys are optional (only
- * signing needs a private key); the signing key must match the signing certificate.
+ * Reads the keys directory written by `saveKeys`: the three certificates and the signing key, which
+ * must match the signing certificate. Refuses (CONFIG_INVALID) a directory that holds the root's
+ * private key beside the signing key. An intermediate's key there is read (a vendor may keep an
+ * online intermediate); nothing here uses it.
  */
 export async function loadKeys(dir: string): Promise<DevKeys> {
+  const rootKeyFile = path.join(dir, KEY_FILES.rootKey);
+  if (await exists(rootKeyFile))
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `${rootKeyFile}: the release root's private key lies beside the signing key; move it offline (it only issues certificates), then use ${dir} again`,
+      { details: { dir, file: rootKeyFile } },
+    );
   const read = async (name: string, required: boolean): Promise<string | undefined> => {
     const file = path.join(dir, name);
     try {
@@ -203,7 +249,7 @@ export async function loadKeys(dir: string): Promise<DevKeys> {
     }
   };
   const keys: DevKeys = {
-    root: { certPem: (await read(KEY_FILES.rootCert, true))!, keyPem: await read(KEY_FILES.rootKey, false) },
+    root: { certPem: (await read(KEY_FILES.rootCert, true))! },
     intermediate: {
       certPem: (await read(KEY_FILES.intermediateCert, true))!,
       keyPem: await read(KEY_FILES.intermediateKey, false),
@@ -232,7 +278,10 @@ export async function loadKeys(dir: string): Promise<DevKeys> {
   return keys;
 }
 
-/** Throws NOT_ALLOWED when `dir` already holds any release key file (checked before generating). */
+/**
+ * Throws NOT_ALLOWED when `dir` already holds any release key file, the CA's included (checked
+ * before generating).
+ */
 export async function refuseExistingKeys(dir: string): Promise<void> {
   for (const name of Object.values(KEY_FILES)) {
     const file = path.join(dir, name);

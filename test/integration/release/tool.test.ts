@@ -356,33 +356,85 @@ describe('verifyTree: chunk index and pack', () => {
 });
 
 describe('saveKeys / loadKeys', () => {
-  it('round-trips keys with private keys readable only by the owner', async () => {
+  /** What a keys directory gives back: the certificates and the signing key, no CA private key. */
+  const signer = (k: DevKeys): DevKeys => ({
+    root: { certPem: k.root.certPem },
+    intermediate: { certPem: k.intermediate.certPem },
+    signing: k.signing,
+  });
+
+  it('round-trips keys: the signing key beside the certificates, the CA private keys in their own directory', async () => {
     const keyDir = path.join(dir, 'keys');
-    await saveKeys(keyDir, keys);
-    const loaded = await loadKeys(keyDir);
-    expect(loaded).toEqual(keys);
+    const caDir = path.join(dir, 'keys-ca');
+    await saveKeys(keyDir, keys, { caDir });
+    expect(await loadKeys(keyDir)).toEqual(signer(keys));
+    expect((await fs.readdir(keyDir)).sort()).toEqual([
+      KEY_FILES.intermediateCert,
+      KEY_FILES.rootCert,
+      KEY_FILES.signingKey,
+      KEY_FILES.signingCert,
+    ]);
+    expect((await fs.readdir(caDir)).sort()).toEqual([KEY_FILES.intermediateKey, KEY_FILES.rootKey]);
+    expect(await fs.readFile(path.join(caDir, KEY_FILES.rootKey), 'utf8')).toBe(keys.root.keyPem);
+    expect(await fs.readFile(path.join(caDir, KEY_FILES.intermediateKey), 'utf8')).toBe(
+      keys.intermediate.keyPem,
+    );
     expect((await fs.stat(path.join(keyDir, KEY_FILES.signingKey))).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(path.join(caDir, KEY_FILES.rootKey))).mode & 0o777).toBe(0o600);
     expect((await fs.stat(path.join(keyDir, KEY_FILES.rootCert))).mode & 0o777).toBe(0o644);
     expect((await fs.stat(keyDir)).mode & 0o777).toBe(0o700);
+    expect((await fs.stat(caDir)).mode & 0o777).toBe(0o700);
+  });
+
+  it('without a CA directory keeps no CA private key at all (development keys)', async () => {
+    const keyDir = path.join(dir, 'keys-dev');
+    await saveKeys(keyDir, keys);
+    expect(await fs.readdir(keyDir)).not.toContain(KEY_FILES.rootKey);
+    expect(await fs.readdir(keyDir)).not.toContain(KEY_FILES.intermediateKey);
+    expect(await loadKeys(keyDir)).toEqual(signer(keys));
+  });
+
+  it('refuses a CA directory that is the keys directory or inside it', async () => {
+    for (const caDir of ['keys-same', 'keys-same/ca']) {
+      await expect(
+        saveKeys(path.join(dir, 'keys-same'), keys, { caDir: path.join(dir, caDir) }),
+      ).rejects.toMatchObject({ code: 'NOT_ALLOWED', message: expect.stringContaining('outside') });
+    }
+    await expect(fs.access(path.join(dir, 'keys-same'))).rejects.toThrow();
+  });
+
+  it("refuses to load a directory that holds the root's private key beside the signing key", async () => {
+    const keyDir = path.join(dir, 'keys-old-layout');
+    await saveKeys(keyDir, keys);
+    await fs.writeFile(path.join(keyDir, KEY_FILES.rootKey), keys.root.keyPem!, { mode: 0o600 });
+    await expect(loadKeys(keyDir)).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining("root's private key lies beside the signing key"),
+    });
+    // Saving again over it (overwrite) leaves the CA's keys out of the directory.
+    await saveKeys(keyDir, keys, { overwrite: true });
+    expect(await fs.readdir(keyDir)).not.toContain(KEY_FILES.rootKey);
+    expect(await loadKeys(keyDir)).toEqual(signer(keys));
   });
 
   it('refuses to replace existing keys unless asked', async () => {
     const keyDir = path.join(dir, 'keys-twice');
-    await saveKeys(keyDir, keys);
+    const caDir = path.join(dir, 'keys-twice-ca');
+    await saveKeys(keyDir, keys, { caDir });
     await expect(saveKeys(keyDir, generateDevKeys({ bits: 2048 }))).rejects.toMatchObject({
       code: 'NOT_ALLOWED',
     });
+    // Nor the CA's keys elsewhere.
+    await expect(
+      saveKeys(path.join(dir, 'keys-twice-2'), generateDevKeys({ bits: 2048 }), { caDir }),
+    ).rejects.toMatchObject({ code: 'NOT_ALLOWED' });
     expect((await loadKeys(keyDir)).root.certPem).toBe(keys.root.certPem);
+    expect(await fs.readFile(path.join(caDir, KEY_FILES.rootKey), 'utf8')).toBe(keys.root.keyPem);
   });
 
-  it('loads a signer-only directory (offline root key) and refuses a key that does not match', async () => {
+  it('refuses a signing key that does not belong to the signing certificate', async () => {
     const keyDir = path.join(dir, 'keys-signer');
     await saveKeys(keyDir, keys);
-    await fs.rm(path.join(keyDir, KEY_FILES.rootKey));
-    await fs.rm(path.join(keyDir, KEY_FILES.intermediateKey));
-    const loaded = await loadKeys(keyDir);
-    expect(loaded.root.keyPem).toBeUndefined();
-    expect(loaded.signing.keyPem).toBe(keys.signing.keyPem);
     await fs.writeFile(
       path.join(keyDir, KEY_FILES.signingKey),
       generateDevKeys({ bits: 2048 }).signing.keyPem,

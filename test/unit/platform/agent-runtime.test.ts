@@ -7,7 +7,13 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AGENT_ENV, AGENT_MAIN, AGENT_NODE_OPTIONS } from '../../../scripts/sim/boot-emulator.js';
+import {
+  AGENT_ENV,
+  AGENT_MAIN,
+  AGENT_NODE_OPTIONS,
+  PORTAL_MAIN,
+  PORTAL_NODE_OPTIONS,
+} from '../../../scripts/sim/boot-emulator.js';
 import { REPO } from '../../support/appliance.js';
 
 describe("the agent's runtime", () => {
@@ -24,5 +30,17 @@ describe("the agent's runtime", () => {
     const shim = await fs.readFile(path.join(REPO, 'agent/bin/clgw-agent.js'), 'utf8');
     expect(shim.split('\n')[0]).toBe(`#!/usr/bin/env -S node ${AGENT_NODE_OPTIONS.join(' ')}`);
     expect(shim).toContain(`\nimport '../${path.relative(path.join(REPO, 'agent'), AGENT_MAIN)}';\n`);
+  });
+});
+
+describe("the portal's runtime", () => {
+  it('the systemd unit, the bin shim and the simulator run the same bundle with the same options', async () => {
+    const unit = await fs.readFile(path.join(REPO, 'image/systemd/clgw-portal.service'), 'utf8');
+    const exec = /^ExecStart=\/usr\/bin\/node (.*) (\S+)$/m.exec(unit);
+    expect(exec?.[1]?.split(' ')).toEqual(PORTAL_NODE_OPTIONS);
+    expect(exec?.[2]).toBe(`/usr/lib/clgw/${path.relative(REPO, PORTAL_MAIN)}`);
+    const shim = await fs.readFile(path.join(REPO, 'portal/bin/clgw-portal.js'), 'utf8');
+    expect(shim.split('\n')[0]).toBe(`#!/usr/bin/env -S node ${PORTAL_NODE_OPTIONS.join(' ')}`);
+    expect(shim).toContain(`\nimport '../${path.relative(path.join(REPO, 'portal'), PORTAL_MAIN)}';\n`);
   });
 });
