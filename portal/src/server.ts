@@ -532,7 +532,8 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     shownHost = h === '0.0.0.0' ? '127.0.0.1' : h === '::' ? '::1' : h;
   }
   const url = portalUrl(shownHost, port);
-  log.info('portal listening', { url });
+  // A socket from systemd listens wherever its unit says (every address, port 80 on the box).
+  log.info('portal listening', 'fd' in opts.listen ? { socket: `fd ${opts.listen.fd} from systemd` } : { url });
 
   return {
     url,
