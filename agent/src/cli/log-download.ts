@@ -10,7 +10,7 @@ import { appliancePaths } from '../platform/paths.js';
  * ends every such link at once.
  *
  * Exit codes as `clgw`: 0 done; 1 failed; 2 usage error; 3 the agent is not reachable; 4 refused
- * (busy: another archive is being built, or the portal is not running).
+ * (busy: another archive is being built, or the portal's address is not known yet).
  */
 const USAGE = `usage: clgw-log-download [--qr] | --revoke
   (no option)  build a log archive (the logs of /var/log/clgw, the system journal, the status

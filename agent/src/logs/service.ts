@@ -59,7 +59,7 @@ export class LogDownloads {
       if (!portalUrl) {
         throw new ClgwError(
           'NOT_ALLOWED',
-          `the portal is not running (no ${paths.portalUrl}): no URL to serve logs at`,
+          `the portal's address is not known yet (no ${paths.portalUrl}: the agent writes it at start): no URL to serve logs at`,
           {
             details: { file: paths.portalUrl },
           },
