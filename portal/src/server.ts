@@ -533,7 +533,10 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
   }
   const url = portalUrl(shownHost, port);
   // A socket from systemd listens wherever its unit says (every address, port 80 on the box).
-  log.info('portal listening', 'fd' in opts.listen ? { socket: `fd ${opts.listen.fd} from systemd` } : { url });
+  log.info(
+    'portal listening',
+    'fd' in opts.listen ? { socket: `fd ${opts.listen.fd} from systemd` } : { url },
+  );
 
   return {
     url,
