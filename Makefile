@@ -16,7 +16,7 @@ help:
 	@echo "make e2e    - boots the lab image in QEMU: OVF first boot, update, rollback, power cut, recovery"
 
 setup:
-	@scripts/setup base containers diagnostics portal console
+	@scripts/setup base containers diagnostics portal console image-tests
 
 build: setup
 	@npx tsc -b agent image recovery console-tui portal

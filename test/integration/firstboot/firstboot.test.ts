@@ -20,7 +20,7 @@ const CLI = path.join(REPO, 'agent/dist/cli/firstboot.js');
 const NS = 'http://schemas.dmtf.org/ovf/environment/1';
 const skip = await promisify(execFile)('xorriso', ['-version']).then(
   () => undefined,
-  () => 'xorriso is not installed (Debian package xorriso; scripts/setup image)',
+  () => 'xorriso is not installed (Debian package xorriso; scripts/setup image-tests)',
 );
 if (skip) recordSkip('test/integration/firstboot/firstboot.test.ts', skip);
 

@@ -38,7 +38,7 @@ const missing = (
     ),
   )
 ).filter(Boolean);
-const skip = missing.length ? `missing ${missing.join(', ')} (scripts/setup image)` : undefined;
+const skip = missing.length ? `missing ${missing.join(', ')} (scripts/setup image-tests)` : undefined;
 if (skip) recordSkip('test/integration/image/disk.test.ts', skip);
 
 describe.skipIf(skip)('the appliance disk', () => {

@@ -32,7 +32,7 @@ for (const [bin, arg, pkg] of TOOLS) {
       () => true,
     ))
   )
-    skip = `${bin} is not installed (Debian package ${pkg}; scripts/setup image)`;
+    skip = `${bin} is not installed (Debian package ${pkg}; scripts/setup image-tests)`;
 }
 if (skip) recordSkip('test/integration/image/ova.test.ts', skip);
 

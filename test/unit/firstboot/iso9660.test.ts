@@ -23,7 +23,7 @@ import { recordSkip } from '../../support/skip.js';
 const run = promisify(execFile);
 const skip = await run('xorriso', ['-version']).then(
   () => undefined,
-  () => 'xorriso is not installed (Debian package xorriso; scripts/setup image)',
+  () => 'xorriso is not installed (Debian package xorriso; scripts/setup image-tests)',
 );
 if (skip) recordSkip('test/unit/firstboot/iso9660.test.ts', skip);
 
