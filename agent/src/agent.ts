@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { type Actor, createActor } from 'xstate';
 import { updateEffects } from './actors/effects.js';
-import { type PortalAction, portalInput, portalOffers } from './api/portal-contract.js';
+import { needsPresence, type PortalAction, portalInput, portalOffers } from './api/portal-contract.js';
 import type { PortalSide } from './api/portal-socket.js';
 import { type SharedSnapshot, sharedSnapshot } from './api/snapshot.js';
 import { runContainerUpgrade } from './containers/run.js';
@@ -191,7 +191,7 @@ export class Agent {
       log.warn('portal: action refused in this state', { action, client, state: status.state });
       throw new ClgwError('NOT_ALLOWED', portalRefusal(action, status), { details: { state: status.state } });
     }
-    if (action !== 'retry') {
+    if (needsPresence(action)) {
       if (code === undefined || code.trim() === '') {
         throw new ClgwError('INVALID_REQUEST', "Enter the code shown on the gateway's own screen.");
       }

@@ -35,3 +35,8 @@ export function portalUrl(host: string, port: number): string {
   const h = host.includes(':') ? `[${host}]` : host;
   return `http://${h}${port === 80 ? '' : `:${port}`}/`;
 }
+
+/** The portal's URL on this machine when it listens at `host` (every address: loopback's). */
+export function localPortalUrl(host: string, port: number): string {
+  return portalUrl(host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host, port);
+}

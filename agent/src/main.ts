@@ -7,7 +7,7 @@ import { composeDeps } from './compose.js';
 import { startInstalledContainers } from './containers/run.js';
 import type { RebootPort } from './deps.js';
 import { serializeError } from './errors.js';
-import { portalUrl } from './format.js';
+import { localPortalUrl } from './format.js';
 import type { Journal } from './machine/journal.js';
 import { readJournal } from './machine/journal-file.js';
 import { groupId } from './platform/accounts.js';
@@ -104,8 +104,10 @@ async function main(): Promise<void> {
   try {
     const portalGroup = deps.config.portal.group;
     const gid = await groupId(portalGroup);
-    if (gid === undefined && deps.config.reboot === 'systemd') {
-      log.error('portal socket: no such group; the portal cannot connect', { group: portalGroup });
+    if (gid === undefined) {
+      // On the appliance the image makes the group; on a development machine, where every process
+      // is the same user, there is none and none is needed.
+      log.warn('portal socket left in its owner group: no such group', { group: portalGroup });
     }
     const portalSocket = await startPortalSocket({
       socketPath: paths.portalSocket,
@@ -123,8 +125,7 @@ async function main(): Promise<void> {
   }
   // Where the portal answers (its own unit listens there): the log download links name it.
   const portal = deps.config.portal;
-  const shownHost = portal.host === '0.0.0.0' ? '127.0.0.1' : portal.host === '::' ? '::1' : portal.host;
-  await writeFileAtomic(paths.portalUrl, `${portalUrl(shownHost, portal.port)}\n`);
+  await writeFileAtomic(paths.portalUrl, `${localPortalUrl(portal.host, portal.port)}\n`);
   await agent.ssh.start().catch((e) => log.error('SSH access not restored', { error: serializeError(e) }));
   await startInstalledContainers(deps);
   // At every start, beside the boot-time update (which does not wait for it).

@@ -1,8 +1,15 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PORTAL_ACTIONS, type PortalAction, type PortalInput } from '@clgw/agent/api/portal-contract.js';
+import {
+  needsPresence,
+  PORTAL_ACTIONS,
+  type PortalAction,
+  type PortalInput,
+  portalBody,
+} from '@clgw/agent/api/portal-contract.js';
 import { sharedSnapshot } from '@clgw/agent/api/snapshot.js';
+import { localPortalUrl } from '@clgw/agent/format.js';
 import type { Logger } from '@clgw/agent/platform/log.js';
 import { AgentAnswerError, type PortalAgent } from './agent-client.js';
 import { crossSiteReason, isAllowedHost, SECURITY_HEADERS } from './headers.js';
@@ -11,7 +18,7 @@ import { createRateLimiter } from './rate-limit.js';
 import { PORTAL_JS } from './static/script.js';
 import { PORTAL_CSS } from './static/style.js';
 import { createTokenIssuer } from './token.js';
-import { type PortalView, portalUrl, portalView } from './view.js';
+import { type PortalView, portalView } from './view.js';
 
 export interface PortalOptions {
   /** Where to listen: a socket systemd passed (`fd`), or an address (`0.0.0.0:80`; port 0: a free one). */
@@ -269,19 +276,6 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     }
   }
 
-  /** The body of an action: `{}` for Retry, `{"code": "…"}` for the others; why not, otherwise. */
-  function bodyProblem(action: PortalAction, body: unknown): string | undefined {
-    if (typeof body !== 'object' || body === null || Array.isArray(body))
-      return 'the body must be a JSON object';
-    const { code, ...rest } = body as Record<string, unknown>;
-    const extra = Object.keys(rest)[0];
-    if (extra !== undefined) return `unknown option "${extra.slice(0, 32)}"`;
-    if (action === 'retry') return code === undefined ? undefined : 'Retry takes no code';
-    if (code !== undefined && (typeof code !== 'string' || code.length > 64))
-      return 'code: text of at most 64 characters';
-    return undefined;
-  }
-
   async function page(req: http.IncomingMessage, res: http.ServerResponse) {
     let input: PortalInput;
     try {
@@ -392,13 +386,13 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
       refuse(res, e.status, e.code, e.message, close);
       return;
     }
-    const problem = bodyProblem(act, body);
-    if (problem) {
-      refuse(res, 400, 'INVALID_REQUEST', `invalid request body: ${problem}`);
+    const parsed = portalBody(act, body);
+    if ('problem' in parsed) {
+      refuse(res, 400, 'INVALID_REQUEST', `invalid request body: ${parsed.problem}`);
       return;
     }
-    const code = (body as { code?: string }).code;
-    if (act !== 'retry' && !code?.trim()) {
+    const code = parsed.code;
+    if (needsPresence(act) && !code?.trim()) {
       refuse(res, 400, 'CODE_REQUIRED', "Enter the code shown on the gateway's own screen.");
       return;
     }
@@ -525,13 +519,8 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     if ('fd' in opts.listen) server.listen({ fd: opts.listen.fd }, done);
     else server.listen(opts.listen.port, opts.listen.host, done);
   });
-  let shownHost = '127.0.0.1';
-  if ('host' in opts.listen) {
-    port = (server.address() as AddressInfo).port;
-    const h = opts.listen.host;
-    shownHost = h === '0.0.0.0' ? '127.0.0.1' : h === '::' ? '::1' : h;
-  }
-  const url = portalUrl(shownHost, port);
+  if ('host' in opts.listen) port = (server.address() as AddressInfo).port;
+  const url = localPortalUrl('host' in opts.listen ? opts.listen.host : '0.0.0.0', port);
   // A socket from systemd listens wherever its unit says (every address, port 80 on the box).
   log.info(
     'portal listening',

@@ -15,8 +15,6 @@ import type { SerializedError } from '@clgw/agent/errors.js';
 import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME, portalUrl } from '@clgw/agent/format.js';
 import type { UpdateState } from '@clgw/agent/machine/journal.js';
 
-export { formatBytes, formatTime, portalUrl };
-
 export type PortalMode = 'normal' | 'updating' | 'error';
 
 /** The page's text elements (`data-field`). */

@@ -71,7 +71,7 @@ async function portalListen(configFile: string): Promise<string | undefined> {
  * again a second after it exits (Restart=always), its output appended to var/log/clgw/portal.log
  * (the appliance's journal). Returns how to stop it.
  */
-export function supervisePortal(
+function supervisePortal(
   root: string,
   say: (line: string) => void,
 ): { stop(): void; pid(): number | undefined } {

@@ -3,9 +3,32 @@
  * the real `ssh` client logging in to the simulator's sshd on loopback.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { generateSupportCa } from '../../image/src/release/support-ca.js';
+import { makeWorld, type World } from './appliance.js';
+import { freePort } from './ports.js';
+
+/**
+ * A development support CA in a fresh key directory, and a world whose appliance trusts it and
+ * runs the simulator's sshd on a free loopback port (not booted: the caller starts its agent).
+ */
+export async function supportWorld(
+  prefix: string,
+): Promise<{ keys: string; ca: string; port: number; world: World }> {
+  const keys = await fs.mkdtemp(path.join(os.tmpdir(), `clgw-${prefix}-`));
+  await generateSupportCa(keys);
+  const ca = path.join(keys, 'support-ca');
+  const port = await freePort();
+  const world = await makeWorld({
+    boot: false,
+    config: { ssh: { server: 'simulator', port } },
+    supportCaPub: await fs.readFile(`${ca}.pub`, 'utf8'),
+  });
+  return { keys, ca, port, world };
+}
 
 export interface Run {
   code: number;

@@ -68,6 +68,29 @@ export function needsPresence(action: PortalAction): boolean {
   return action !== 'retry';
 }
 
+/** The longest code either side reads (a real one is 11 characters with its dash). */
+const MAX_CODE = 64;
+
+/**
+ * A request body as `action` takes it — `{}` for Retry, `{"code": "…"}` for the others (the code
+ * may be missing: whether one is needed is the agent's to say) — or why it is not. The portal
+ * checks it to answer the browser clearly, the agent again because it trusts nobody.
+ */
+export function portalBody(action: PortalAction, body: unknown): { code?: string } | { problem: string } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { problem: 'the body must be a JSON object' };
+  }
+  const { code, ...rest } = body as Record<string, unknown>;
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined) return { problem: `unknown option "${extra.slice(0, 32)}"` };
+  if (code === undefined) return {};
+  if (!needsPresence(action)) return { problem: 'Retry takes no code' };
+  if (typeof code !== 'string' || code.length > MAX_CODE) {
+    return { problem: `code: text of at most ${MAX_CODE} characters` };
+  }
+  return { code };
+}
+
 /**
  * What the page offers, and so what the agent accepts from it: Retry and Reboot after a failed
  * update; Factory Reset too, on a physical appliance only (a virtual one is redeployed).

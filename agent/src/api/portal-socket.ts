@@ -3,7 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { ClgwError, toClgwError } from '../errors.js';
 import type { Logger } from '../platform/log.js';
-import { PORTAL_ACTIONS, type PortalAction, type PortalInput } from './portal-contract.js';
+import { PORTAL_ACTIONS, type PortalAction, type PortalInput, portalBody } from './portal-contract.js';
 import { httpStatusOf, limitServer, readJsonBody } from './serve.js';
 
 /** What the agent does for the portal (agent.ts implements it). */
@@ -108,19 +108,11 @@ export async function startPortalSocket(opts: PortalSocketOptions): Promise<{ cl
       });
     }
     if (req.method !== 'POST') throw new ClgwError('INVALID_REQUEST', 'use POST');
-    const body = await readJsonBody(req, MAX_BODY);
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new ClgwError('INVALID_REQUEST', 'the request body must be a JSON object');
-    }
-    const { code, ...rest } = body as Record<string, unknown>;
-    const extra = Object.keys(rest)[0];
-    if (extra !== undefined) throw new ClgwError('INVALID_REQUEST', `unknown option "${extra.slice(0, 32)}"`);
-    if (code !== undefined && (typeof code !== 'string' || code.length > 64)) {
-      throw new ClgwError('INVALID_REQUEST', 'the code must be text of at most 64 characters');
-    }
+    const body = portalBody(action, await readJsonBody(req, MAX_BODY));
+    if ('problem' in body) throw new ClgwError('INVALID_REQUEST', body.problem);
     const said = req.headers['x-clgw-client'];
     const client = typeof said === 'string' && CLIENT.test(said) ? said : 'unknown';
-    await side.act(action, code as string | undefined, client);
+    await side.act(action, body.code, client);
     reply(res, 202, { accepted: action });
   }
 

@@ -11,7 +11,6 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
@@ -19,8 +18,7 @@ import { readApplianceId } from '../../../agent/src/ssh/appliance-id.js';
 import { simulatorSsh } from '../../../agent/src/ssh/ssh.js';
 import { generateSupportCa } from '../../../image/src/release/support-ca.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
-import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
-import { freePort } from '../../support/ports.js';
+import { REPO, until, type World } from '../../support/appliance.js';
 import { recordSkip } from '../../support/skip.js';
 import {
   greeting,
@@ -30,6 +28,7 @@ import {
   sshArgs,
   sshLogin,
   sshToolsMissing,
+  supportWorld,
 } from '../../support/ssh.js';
 import { Tmux, tmuxPath } from '../../support/tmux.js';
 
@@ -85,15 +84,7 @@ describe.skipIf(missing.length > 0)(
   'support logs in over SSH after "Enable SSH access" on the console',
   () => {
     beforeAll(async () => {
-      keys = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-ssh-login-'));
-      await generateSupportCa(keys);
-      ca = path.join(keys, 'support-ca');
-      port = await freePort();
-      world = await makeWorld({
-        boot: false,
-        config: { ssh: { server: 'simulator', port } },
-        supportCaPub: await fs.readFile(`${ca}.pub`, 'utf8'),
-      });
+      ({ keys, ca, port, world } = await supportWorld('ssh-login'));
       appliance = runAppliance({ root: world.root, say: () => undefined });
       client = new AgentClient(world.paths.socket, 10_000);
       await until(

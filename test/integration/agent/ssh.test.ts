@@ -8,7 +8,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isClgwError } from '../../../agent/src/errors.js';
@@ -17,13 +16,20 @@ import { fileLogger } from '../../../agent/src/platform/log.js';
 import { appliancePaths } from '../../../agent/src/platform/paths.js';
 import { readApplianceId } from '../../../agent/src/ssh/appliance-id.js';
 import { readSsh, SshAccess, type SshServer, simulatorSsh } from '../../../agent/src/ssh/ssh.js';
-import { generateSupportCa, issueSupportCert } from '../../../image/src/release/support-ca.js';
+import { issueSupportCert } from '../../../image/src/release/support-ca.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
-import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
+import { REPO, until, type World } from '../../support/appliance.js';
 import { runClgw } from '../../support/cli.js';
-import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
-import { greeting, newKey, run, sshArgs, sshLogin, sshToolsMissing } from '../../support/ssh.js';
+import {
+  greeting,
+  newKey,
+  run,
+  sshArgs,
+  sshLogin,
+  sshToolsMissing,
+  supportWorld,
+} from '../../support/ssh.js';
 
 const skip =
   sshToolsMissing() ??
@@ -76,15 +82,7 @@ async function processesWith(text: string): Promise<number[]> {
 
 describe.skipIf(skip)('SSH access', () => {
   beforeAll(async () => {
-    keys = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-ssh-keys-'));
-    await generateSupportCa(keys);
-    ca = path.join(keys, 'support-ca');
-    port = await freePort();
-    world = await makeWorld({
-      boot: false,
-      config: { ssh: { server: 'simulator', port } },
-      supportCaPub: await fs.readFile(`${ca}.pub`, 'utf8'),
-    });
+    ({ keys, ca, port, world } = await supportWorld('ssh-keys'));
     server = simulatorSsh(world.paths, { port });
   });
 

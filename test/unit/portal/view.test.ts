@@ -1,16 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../../agent/src/errors.js';
+import { formatBytes, formatTime, portalUrl } from '../../../agent/src/format.js';
 import {
-  formatBytes,
   formatDuration,
   formatEta,
   formatPercent,
   formatRate,
-  formatTime,
   modeOf,
   plainAddress,
   plainError,
-  portalUrl,
   portalView,
 } from '../../../portal/src/view.js';
 import { sampleStatus } from '../../support/status.js';
