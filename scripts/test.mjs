@@ -26,6 +26,8 @@ rmSync(skipLog, { force: true });
 let passed = 0;
 let failed = 0;
 let skipped = 0;
+/** Each failed test, repeated just above the summary: CI shows only the tail of the output. */
+const failures = [];
 for (const tier of tiers) {
   if (!allTiers.includes(tier) && !(tier in selections)) {
     const known = [...allTiers, ...Object.keys(selections)].join(', ');
@@ -55,8 +57,15 @@ for (const tier of tiers) {
   skipped += json.numPendingTests + json.numTodoTests;
   // A suite that fails to load (syntax error, failing beforeAll) has no failed tests of its own.
   for (const suite of json.testResults) {
+    const file = path.relative(root, suite.name);
+    for (const a of suite.assertionResults) {
+      if (a.status !== 'failed') continue;
+      const cause = (a.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300);
+      failures.push(`  ${tier}: ${file} > ${a.fullName}\n      ${cause}`);
+    }
     if (suite.status === 'failed' && suite.assertionResults.every((a) => a.status !== 'failed')) {
-      console.error(`${tier}: ${path.relative(root, suite.name)} failed to run: ${suite.message ?? ''}`);
+      console.error(`${tier}: ${file} failed to run: ${suite.message ?? ''}`);
+      failures.push(`  ${tier}: ${file} failed to run: ${(suite.message ?? '').split('\n')[0]}`);
       failed += 1;
     }
   }
@@ -67,6 +76,7 @@ if (skipped > 0) {
   const reasons = existsSync(skipLog) ? readFileSync(skipLog, 'utf8').trim() : '';
   console.log(reasons || '  (no reason recorded)');
 }
+if (failures.length > 0) console.log(`\nfailed:\n${failures.join('\n')}`);
 console.log('');
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 ? 1 : 0);
