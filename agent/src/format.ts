@@ -40,3 +40,16 @@ export function portalUrl(host: string, port: number): string {
 export function localPortalUrl(host: string, port: number): string {
   return portalUrl(host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host, port);
 }
+
+/**
+ * Text from outside (an OVF property, another program's message) made one printable line for a
+ * log, a record or a screen: line breaks and other control characters are escaped (`\n`,
+ * `\x1b`), so a value can neither split a journal line nor move a terminal's cursor.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => {
+    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+    const code = c.charCodeAt(0);
+    return named[c] ?? (code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, '0')}`);
+  });
+}

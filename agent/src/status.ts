@@ -4,9 +4,11 @@ import { type ContainersState, readContainersState } from './containers/state.js
 import type { DiagnosticsReport } from './diagnostics/checks.js';
 import { readDiagnostics } from './diagnostics/service.js';
 import { type SerializedError, serializeError } from './errors.js';
+import { type FirstBootView, firstBootView } from './firstboot/report.js';
 import type { CheckResult, Journal, UpdateResult, UpdateState } from './machine/journal.js';
 import { readJournal } from './machine/journal-file.js';
 import { type NetworkView, readNetwork } from './network/network.js';
+import { readJsonFile } from './platform/atomic.js';
 import type { AppliancePaths, SlotName } from './platform/paths.js';
 import { describeSlots } from './slot/bootchooser.js';
 import { bootedSlotFromCmdline } from './slot/cmdline.js';
@@ -58,6 +60,8 @@ export interface Status {
   profile: { name: string; line: string; cores: number; memoryBytes: number } | null;
   /** The network settings in effect. */
   network: NetworkView;
+  /** What the first boot made of the deployment settings (null: not run yet, or unreadable). */
+  firstBoot: FirstBootView | null;
   /** Alarm history, newest last; an alarm without `clearedAt` is active. */
   alarms: Alarm[];
   updatedAt: string | null;
@@ -154,6 +158,7 @@ export async function collectStatus(
     diagnostics: (await readDiagnostics(paths.diagnostics)) ?? null,
     containers: (await readContainersState(paths.containersState).catch(() => undefined))?.last ?? {},
     network: await readNetwork(paths),
+    firstBoot: firstBootView(await readJsonFile(paths.firstBoot).catch(() => undefined)),
     alarms: await readAlarms(paths.alarms).catch(() => []),
     updatedAt: journal?.updatedAt ?? null,
   };

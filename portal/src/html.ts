@@ -136,6 +136,7 @@ ${row('IP address', f('ip'))}
 ${row('Hostname', f('hostname'))}
 ${row('Portal', `${link('urlLocal')} ${link('urlIp')}`)}
 ${row('Network', f('network'))}
+<div${shown('deployment')}>${row('Deployment', f('deployment'))}</div>
 ${row('Diagnostics', `${f('diagnostics')}<ul data-list="diagnostics" class="checks"${shown('diagnosticsList')}>${list('diagnostics')}</ul>`)}
 ${row('Last update', f('lastUpdate'))}
 ${row('Last check', f('lastCheck'))}

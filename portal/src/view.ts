@@ -29,6 +29,7 @@ export const FIELD_NAMES = [
   'urlLocal',
   'urlIp',
   'network',
+  'deployment',
   'diagnostics',
   'lastUpdate',
   'lastCheck',
@@ -57,6 +58,7 @@ export const SECTION_NAMES = [
   'factoryReset',
   'diagnosticsList',
   'services',
+  'deployment',
 ] as const;
 export type SectionName = (typeof SECTION_NAMES)[number];
 
@@ -360,6 +362,10 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
   const plain = plainError(err);
   // What the agent accepts from the page is what the page shows (one rule, in the agent's contract).
   const offers = portalOffers(status);
+  // What became of the deployment settings, where there is something to say (not on a box that
+  // was never given any and looked nowhere).
+  const first = status.firstBoot;
+  const deployment = first && (first.outcome !== 'none' || first.reasons.length > 0) ? first : null;
   const profile = input.profile
     ? `${input.profile.name}${input.profile.detail ? ` (${input.profile.detail})` : ''}`
     : UNKNOWN;
@@ -377,6 +383,7 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
     network:
       status.network.summary +
       (status.network.error ? ` (saved settings unusable: ${status.network.error})` : ''),
+    deployment: deployment ? deployment.summary : '',
     diagnostics: diag.summary,
     lastUpdate: lastUpdate(status),
     lastCheck: lastCheck(status),
@@ -418,6 +425,7 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
       factoryReset: offers['factory-reset'],
       diagnosticsList: diag.items.length > 0,
       services: serviceItems.length > 0,
+      deployment: deployment !== null,
     },
     lists: { diagnostics: diag.items, services: serviceItems },
     percent: showProgress ? Math.min(100, Math.max(0, (100 * p.bytes) / p.total)) : null,

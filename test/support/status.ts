@@ -31,6 +31,7 @@ export function sampleStatus(over: Partial<Status> = {}): Status {
       source: 'default',
       summary: 'DHCP',
     },
+    firstBoot: null,
     alarms: [],
     updatedAt: null,
     ...over,

@@ -5,6 +5,8 @@ import type { ServiceResult } from '../containers/state.js';
 import type { ContainersView } from '../containers/view.js';
 import { formatDiagnostics } from '../diagnostics/checks.js';
 import { ClgwError, isClgwError, toClgwError } from '../errors.js';
+import type { FirstBootView } from '../firstboot/report.js';
+import { formatTime } from '../format.js';
 import { toInput } from '../network/settings.js';
 import { appliancePaths } from '../platform/paths.js';
 import type { ScheduleView } from '../schedule/scheduler.js';
@@ -122,10 +124,32 @@ export function formatStatus(s: Status): string {
   } else lines.push('diagnostics:  not run');
   if (s.profile) lines.push(`profile:      ${s.profile.line.replace(/^performance profile: /, '')}`);
   lines.push(`network:      ${s.network.settings.hostname}, ${s.network.summary}`);
+  if (s.firstBoot) lines.push(...formatFirstBoot(s.firstBoot));
   lines.push(
     `boot order:   ${s.order.join(' ') || '?'}${s.bootEnvironment.readable ? '' : ` (boot environment unreadable: ${s.bootEnvironment.error})`}`,
   );
   return lines.join('\n');
+}
+
+/** The first boot: its summary; when and where from; each deployed property; each reason. */
+function formatFirstBoot(f: FirstBootView): string[] {
+  const indent = ' '.repeat(14);
+  const lines = [
+    `first boot:   ${f.summary}`,
+    `${indent}${formatTime(f.at)}${f.source ? `, from ${f.source}` : ''}`,
+  ];
+  // The properties as `key=value` words, as many to a line as fit in 80 columns.
+  let line = '';
+  for (const [k, v] of Object.entries(f.properties)) {
+    const w = `${k}=${v === '' ? "''" : v}`;
+    if (line && indent.length + line.length + 1 + w.length > 80) {
+      lines.push(indent + line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(indent + line);
+  for (const r of f.reasons) lines.push(`${indent}- ${r}`);
+  return lines;
 }
 
 /** `upgraded from 1.0.0`, `installed`, `rolled back 1.1.0`, `removed`. */

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { ClgwError, toClgwError } from '../errors.js';
 import { type FirstBootSource, runFirstBoot } from '../firstboot/run.js';
-import { CDROM_DEVICES } from '../firstboot/sources.js';
+import { CDROM_DEVICES, GUESTINFO_WAIT_MS } from '../firstboot/sources.js';
+import { oneLine } from '../format.js';
 import { systemClock } from '../platform/clock.js';
 import { execFile } from '../platform/exec.js';
 import { fileLogger, type Logger } from '../platform/log.js';
@@ -15,20 +17,50 @@ import { appliancePaths } from '../platform/paths.js';
  * Exit codes: 0 done (or done before, or nothing found); 1 failed (nothing recorded: the next
  * boot tries again); 2 usage error.
  */
-const USAGE = `usage: clgw-firstboot [--iso FILE | --env-file FILE]
-  (no option)      read the OVF environment from VMware guestinfo (vmtoolsd), else from
-                   ovf-env.xml on a CD-ROM (${CDROM_DEVICES.join(', ')}); save its network
-                   settings and record var/clgw/firstboot.json; does nothing once that exists
-  --iso FILE       read ovf-env.xml from this ISO 9660 image instead
-  --env-file FILE  read this OVF environment document instead
+const USAGE = `usage: clgw-firstboot [--cdrom FILE]... [--guestinfo-wait SECONDS] | --document FILE
+  (no option)          on the VMware image, ask VMware Tools for guestinfo.ovfEnv; then look
+                       for ovf-env.xml on the CD-ROM drives (${CDROM_DEVICES.join(', ')});
+                       guestinfo wins where both have one. Save the network settings, record
+                       var/clgw/firstboot.json; do nothing once that exists
+  --cdrom FILE         look at this drive or ISO 9660 image instead of the CD-ROM drives
+                       (repeatable: in the order given)
+  --guestinfo-wait S   keep asking guestinfo for up to S seconds while VMware Tools does not
+                       answer (default ${GUESTINFO_WAIT_MS / 1000}); "not set" is final at once
+  --document FILE      read this OVF environment document instead of guestinfo and CD-ROMs
 environment: CLGW_ROOT (appliance root, default /)`;
 
-function parseArgs(argv: string[]): FirstBootSource {
-  if (argv.length === 0) return { devices: CDROM_DEVICES };
-  const [option, file, ...rest] = argv;
-  if ((option !== '--iso' && option !== '--env-file') || !file || rest.length > 0)
-    throw new ClgwError('INVALID_REQUEST', `unexpected arguments "${argv.join(' ')}"`);
-  return option === '--iso' ? { iso: file } : { envFile: file };
+function sourceOf(argv: string[]): FirstBootSource {
+  let values: { cdrom?: string[]; document?: string; 'guestinfo-wait'?: string };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        cdrom: { type: 'string', multiple: true },
+        document: { type: 'string' },
+        'guestinfo-wait': { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    throw new ClgwError('INVALID_REQUEST', (e as Error).message);
+  }
+  if (values.document !== undefined) {
+    if (values.cdrom || values['guestinfo-wait'] !== undefined)
+      throw new ClgwError(
+        'INVALID_REQUEST',
+        '--document reads one file: no --cdrom or --guestinfo-wait with it',
+      );
+    return { document: values.document };
+  }
+  const wait = values['guestinfo-wait'];
+  const seconds = wait === undefined ? undefined : Number(wait);
+  if (seconds !== undefined && !(/^\d{1,4}$/.test(wait!) && seconds <= 600))
+    throw new ClgwError('INVALID_REQUEST', `--guestinfo-wait "${wait}": expected whole seconds, 0 to 600`);
+  return {
+    cdroms: values.cdrom ?? CDROM_DEVICES,
+    ...(seconds !== undefined ? { guestinfoWaitMs: seconds * 1000 } : {}),
+  };
 }
 
 /**
@@ -39,7 +71,7 @@ function echoing(file: Logger): Logger {
   const both =
     (level: 'info' | 'warn' | 'error') =>
     (msg: string, fields?: Record<string, unknown>): void => {
-      process.stderr.write(`clgw-firstboot: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
+      process.stderr.write(`clgw-firstboot: ${oneLine(msg)}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
       file[level](msg, fields);
     };
   return {
@@ -56,13 +88,21 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const source = parseArgs(argv);
+  const source = sourceOf(argv);
   const paths = appliancePaths(process.env.CLGW_ROOT ?? '/');
   const log = echoing(fileLogger({ file: paths.logFile, clock: systemClock }));
   try {
     const config = await loadConfig(paths);
     await runFirstBoot(
-      { paths, config, log, now: systemClock.now, execFile, searchPath: process.env.PATH ?? '' },
+      {
+        paths,
+        config,
+        log,
+        now: systemClock.now,
+        sleep: (ms) => systemClock.sleep(ms),
+        execFile,
+        searchPath: process.env.PATH ?? '',
+      },
       source,
     );
     return 0;

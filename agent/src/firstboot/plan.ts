@@ -5,6 +5,8 @@
  * hostname means the default name, without throwing away a good static address.
  * Pure: no `node:*` imports.
  */
+
+import { oneLine } from '../format.js';
 import {
   DEFAULT_NETWORK,
   hostnameProblem,
@@ -32,10 +34,9 @@ const KEY_OF: Record<NetworkField, ClKey> = {
   dns: 'dns0',
 };
 
-/** A value as it goes into a one-line reason: control characters replaced, length capped. */
+/** A value as it goes into a one-line reason: length capped, control characters escaped. */
 function shown(value: string): string {
-  const clean = value.replace(/[\u0000-\u001f\u007f]/g, '?');
-  return clean.length > 80 ? `${clean.slice(0, 80)}…` : clean;
+  return oneLine(value.length > 80 ? `${value.slice(0, 80)}…` : value);
 }
 
 /**
@@ -43,11 +44,13 @@ function shown(value: string): string {
  * itself (quoted or not) where it can; that copy is replaced by the quoted original.
  */
 function reason(key: ClKey, value: string, message: string): string {
-  if (!value) return `cl.${key} ${message}`;
+  if (!value) return `cl.${key} ${oneLine(message)}`;
   for (const lead of [`"${value}" `, `${value} `]) {
-    if (message.startsWith(lead)) return `cl.${key}: '${shown(value)}' ${message.slice(lead.length)}`;
+    if (message.startsWith(lead))
+      return `cl.${key}: '${shown(value)}' ${oneLine(message.slice(lead.length))}`;
   }
-  return `cl.${key}: '${shown(value)}': ${message}`;
+  // The message may quote the value (or a label of it) again: escaped like the value.
+  return `cl.${key}: '${shown(value)}': ${oneLine(message)}`;
 }
 
 export function planNetwork(cl: OvfEnvironment['cl']): FirstBootPlan {

@@ -7,36 +7,50 @@
 import { promises as fs } from 'node:fs';
 import type { AgentConfig } from '../config.js';
 import { isClgwError } from '../errors.js';
+import { oneLine } from '../format.js';
 import { saveNetwork } from '../network/network.js';
 import { describeNetwork, type NetworkSettings, toInput } from '../network/settings.js';
 import { readAtMost, writeJsonAtomic } from '../platform/atomic.js';
 import type { Logger } from '../platform/log.js';
 import type { AppliancePaths } from '../platform/paths.js';
-import { MAX_OVF_ENV_BYTES, type OvfEnvironment, parseOvfEnvironment } from './ovf-env.js';
+import { CL_KEYS, MAX_OVF_ENV_BYTES, type OvfEnvironment, parseOvfEnvironment } from './ovf-env.js';
 import { planNetwork } from './plan.js';
 import {
   type FoundEnvironment,
   readCdroms,
   readGuestinfo,
-  readIso,
   type SourceDeps,
   type Transport,
 } from './sources.js';
 
 export interface FirstBootDeps extends Omit<SourceDeps, 'note'> {
   paths: AppliancePaths;
-  config: Pick<AgentConfig, 'lanInterface'>;
+  config: Pick<AgentConfig, 'lanInterface' | 'platform'>;
   /** Every reason and note goes here, one line each (the CLI echoes them to the journal). */
   log: Logger;
-  now: () => number;
 }
 
-/** Where to look: guestinfo then these CD-ROM drives, or one ISO image, or one document file. */
-export type FirstBootSource = { devices: readonly string[] } | { iso: string } | { envFile: string };
+/**
+ * Where to look: VMware guestinfo (on the VMware image, for up to `guestinfoWaitMs`) and then
+ * these CD-ROM drives (block devices, or ISO images standing in for them); or one document file.
+ */
+export type FirstBootSource = { cdroms: readonly string[]; guestinfoWaitMs?: number } | { document: string };
+
+/** What became of the deployment settings (`firstboot.json`'s `outcome`). */
+export type FirstBootOutcome =
+  /** Every value given was used. */
+  | 'applied'
+  /** Used, but a value was not (a bad hostname, a netmask without an address): see the reasons. */
+  | 'partial'
+  /** A static address was asked for and could not be used, or the document was unusable: DHCP. */
+  | 'refused'
+  /** No OVF environment anywhere: the factory default (DHCP). */
+  | 'none';
 
 /** `firstboot.json`. */
 export interface FirstBootRecord {
   at: string;
+  outcome: FirstBootOutcome;
   transport: Transport | 'none';
   source?: string;
   /** The hypervisor's PlatformSection, where the environment has one. */
@@ -45,27 +59,40 @@ export interface FirstBootRecord {
   properties?: OvfEnvironment['cl'];
   /** The settings saved; absent when nothing usable was found (the factory DHCP default stays). */
   network?: NetworkSettings;
-  /** Every value or document not used, and why. */
+  /** Every value, document or source not used, and why: one line each, control characters escaped. */
   reasons: string[];
 }
 
+/**
+ * Every environment there is, most trusted first: guestinfo (what vSphere and ovftool hand over)
+ * then the first CD-ROM with `ovf-env.xml`. Off the VMware image guestinfo is not asked: there
+ * is none, and the tools would only say so.
+ */
 async function locate(
   deps: FirstBootDeps,
   source: FirstBootSource,
   note: (line: string) => void,
-): Promise<FoundEnvironment | undefined> {
-  if ('iso' in source) return readIso(source.iso);
-  if ('envFile' in source) {
+): Promise<FoundEnvironment[]> {
+  if ('document' in source) {
     // One byte over the cap is enough for the parser to say the document is too large.
-    const document = await readAtMost(source.envFile, MAX_OVF_ENV_BYTES + 1);
-    return { transport: 'file', source: source.envFile, document };
+    const document = await readAtMost(source.document, MAX_OVF_ENV_BYTES + 1);
+    return [{ transport: 'file', source: source.document, document }];
   }
-  return (await readGuestinfo({ ...deps, note })) ?? (await readCdroms({ note }, source.devices));
+  const found: FoundEnvironment[] = [];
+  if (deps.config.platform === 'virtual') {
+    const guestinfo = await readGuestinfo({ ...deps, note }, source.guestinfoWaitMs);
+    if (guestinfo) found.push(guestinfo);
+  } else {
+    deps.log.info(`guestinfo not asked: this is the ${deps.config.platform} image, not VMware's`);
+  }
+  const cdrom = await readCdroms({ note }, source.cdroms);
+  if (cdrom) found.push(cdrom);
+  return found;
 }
 
 /**
  * Runs the first boot unless `firstboot.json` says it ran; the record written, or undefined when
- * there was nothing to do. Throws only when it cannot read the given source or write its files
+ * there was nothing to do. Throws only when it cannot read the given document or write its files
  * (then nothing is recorded and the next boot tries again).
  */
 export async function runFirstBoot(
@@ -88,57 +115,88 @@ export async function runFirstBoot(
   // Sources that were there but unreadable: reasons too (why guestinfo or a CD-ROM was not used).
   const notes: string[] = [];
   const found = await locate(deps, source, (line) => {
-    notes.push(line);
-    deps.log.warn(line);
+    notes.push(oneLine(line));
+    deps.log.warn(oneLine(line));
   });
   let record: FirstBootRecord;
-  if (!found) {
-    record = { at, transport: 'none', reasons: notes };
+  if (found.length === 0) {
+    record = { at, outcome: 'none', transport: 'none', reasons: notes };
     deps.log.info('no OVF environment found: keeping the factory default (DHCP)');
   } else {
     const result = await configure(deps, found);
-    record = {
-      at,
-      transport: found.transport,
-      source: found.source,
-      ...result,
-      reasons: [...notes, ...result.reasons],
-    };
+    record = { at, ...result, reasons: [...notes, ...result.reasons].map(oneLine) };
   }
   await writeJsonAtomic(deps.paths.firstBoot, record);
   return record;
 }
 
-/** Parses, plans and saves; an unusable document leaves the factory default in place. */
+type Parsed = { found: FoundEnvironment; env: OvfEnvironment };
+
+/** The `cl.*` keys two environments give differently. */
+function disagreement(a: OvfEnvironment['cl'], b: OvfEnvironment['cl']): string[] {
+  return CL_KEYS.filter((k) => (a[k] ?? '').trim() !== (b[k] ?? '').trim()).map((k) => `cl.${k}`);
+}
+
+/**
+ * Parses every environment found, uses the first usable one (guestinfo before a CD-ROM), says
+ * why any other was not used, then plans and saves. Nothing usable leaves the factory default.
+ */
 async function configure(
   deps: FirstBootDeps,
-  found: FoundEnvironment,
-): Promise<Pick<FirstBootRecord, 'platform' | 'properties' | 'network' | 'reasons'>> {
-  const unusable = (why: string) => {
-    const reason = `${why}; keeping the factory default (DHCP)`;
-    deps.log.error(reason);
-    return { reasons: [reason] };
-  };
-  if ('error' in found) return unusable(found.error.message);
-  let env: OvfEnvironment;
-  try {
-    env = parseOvfEnvironment(found.document);
-  } catch (e) {
-    if (!isClgwError(e) || e.code !== 'OVF_ENV_INVALID') throw e;
-    return unusable(`${found.source}: ${e.message}`);
+  found: FoundEnvironment[],
+): Promise<Omit<FirstBootRecord, 'at'>> {
+  const reasons: string[] = [];
+  const parsed: Parsed[] = [];
+  for (const f of found) {
+    if ('error' in f) {
+      reasons.push(f.error.message);
+      continue;
+    }
+    try {
+      parsed.push({ found: f, env: parseOvfEnvironment(f.document) });
+    } catch (e) {
+      if (!isClgwError(e) || e.code !== 'OVF_ENV_INVALID') throw e;
+      reasons.push(`${f.source}: ${e.message}`);
+    }
   }
-  const ignored = env.ignored.map((line) => `${found.source}: ${line}`);
-  for (const line of ignored) deps.log.warn(line);
+  const chosen = parsed[0];
+  if (!chosen) {
+    const first = found[0]!;
+    const all = reasons.map((r) => `${r}; keeping the factory default (DHCP)`);
+    for (const r of all) deps.log.error(oneLine(r));
+    return { outcome: 'refused', transport: first.transport, source: first.source, reasons: all };
+  }
+  const { found: from, env } = chosen;
+  for (const other of parsed.slice(1)) {
+    const keys = disagreement(env.cl, other.env.cl);
+    if (keys.length > 0)
+      reasons.push(
+        `${from.source} and ${other.found.source} disagree on ${keys.join(', ')}: using ${from.source}`,
+      );
+  }
+  for (const r of reasons) deps.log.warn(oneLine(r));
+  const ignored = env.ignored.map((line) => `${from.source}: ${line}`);
+  for (const line of ignored) deps.log.warn(oneLine(line));
   const plan = planNetwork(env.cl);
   for (const reason of plan.reasons) deps.log.warn(reason);
   await saveNetwork(deps, toInput(plan.settings));
   deps.log.info(
-    `first boot: ${describeNetwork(plan.settings)}, hostname ${plan.settings.hostname} (from ${found.source})`,
+    `first boot: ${describeNetwork(plan.settings)}, hostname ${plan.settings.hostname} (from ${from.source})`,
   );
+  const wantedStatic = (env.cl.ip0 ?? '').trim() !== '';
+  const outcome: FirstBootOutcome =
+    wantedStatic && plan.settings.ipv4.mode === 'dhcp'
+      ? 'refused'
+      : plan.reasons.length > 0 || ignored.length > 0
+        ? 'partial'
+        : 'applied';
   return {
+    outcome,
+    transport: from.transport,
+    source: from.source,
     ...(env.platform ? { platform: env.platform } : {}),
     properties: env.cl,
     network: plan.settings,
-    reasons: [...ignored, ...plan.reasons],
+    reasons: [...reasons, ...ignored, ...plan.reasons],
   };
 }

@@ -7,6 +7,7 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ClgwError, isClgwError, toClgwError } from '../errors.js';
+import { oneLine } from '../format.js';
 import type { execFile } from '../platform/exec.js';
 import { type BlockReader, readOvfEnvFromIso } from './iso9660.js';
 import { MAX_OVF_ENV_BYTES } from './ovf-env.js';
@@ -26,10 +27,24 @@ export interface SourceDeps {
   searchPath: string;
   /** A source that was there but could not be read (a VM without the guestinfo key, a data CD). */
   note(line: string): void;
+  now(): number;
+  sleep(ms: number): Promise<void>;
 }
 
 /** The CD-ROM drives looked at, in order (a VM has one or two). */
 export const CDROM_DEVICES: readonly string[] = ['/dev/sr0', '/dev/sr1', '/dev/sr2', '/dev/sr3'];
+
+/**
+ * How long the first boot keeps asking VMware for `guestinfo.ovfEnv` while the answer is neither
+ * the document nor "not set" (the tools' channel still coming up): the bound on a first boot's
+ * delay when the tools are broken.
+ */
+export const GUESTINFO_WAIT_MS = 30_000;
+/** One call's limit: vmtoolsd answers in milliseconds, or hangs. */
+const GUESTINFO_CALL_MS = 10_000;
+const GUESTINFO_RETRY_MS = 2_000;
+/** VMware's answer when the VM has no such key (deployed without the OVF environment). */
+const NOT_SET = /No value found/i;
 
 async function findInPath(bin: string, searchPath: string): Promise<string | undefined> {
   for (const dir of searchPath.split(':').filter((d) => d !== '')) {
@@ -45,21 +60,47 @@ async function findInPath(bin: string, searchPath: string): Promise<string | und
   return undefined;
 }
 
-/** VMware guestinfo, when open-vm-tools is installed; undefined when there is nothing there. */
-export async function readGuestinfo(deps: SourceDeps): Promise<FoundEnvironment | undefined> {
+/**
+ * VMware guestinfo through open-vm-tools' `vmtoolsd` (asked only on the VMware image); undefined
+ * when there is nothing there, with a note saying why. "Not set" is final; any other failure (a
+ * hang, the tools' channel not up yet) is asked again until `waitMs` has passed.
+ */
+export async function readGuestinfo(
+  deps: SourceDeps,
+  waitMs = GUESTINFO_WAIT_MS,
+): Promise<FoundEnvironment | undefined> {
   const vmtoolsd = await findInPath('vmtoolsd', deps.searchPath);
-  if (!vmtoolsd) return undefined;
-  try {
-    // Off VMware, or without the key, vmtoolsd fails: a note, and the CD-ROM is next.
-    const { stdout } = await deps.execFile(vmtoolsd, ['--cmd', 'info-get guestinfo.ovfEnv'], {
-      timeoutMs: 15_000,
-      maxBuffer: 2 * MAX_OVF_ENV_BYTES,
-    });
-    if (stdout.trim() === '') return undefined;
-    return { transport: 'guestinfo', source: 'guestinfo.ovfEnv', document: stdout };
-  } catch (e) {
-    deps.note(`guestinfo.ovfEnv not read: ${toClgwError(e).message}`);
+  if (!vmtoolsd) {
+    deps.note('guestinfo.ovfEnv not read: VMware Tools (vmtoolsd) is not installed');
     return undefined;
+  }
+  const started = deps.now();
+  for (let attempt = 1; ; attempt++) {
+    const left = started + waitMs - deps.now();
+    try {
+      const { stdout } = await deps.execFile(vmtoolsd, ['--cmd', 'info-get guestinfo.ovfEnv'], {
+        timeoutMs: Math.max(1_000, Math.min(GUESTINFO_CALL_MS, left)),
+        maxBuffer: 2 * MAX_OVF_ENV_BYTES,
+      });
+      if (stdout.trim() !== '')
+        return { transport: 'guestinfo', source: 'guestinfo.ovfEnv', document: stdout };
+      deps.note('guestinfo.ovfEnv is empty');
+      return undefined;
+    } catch (e) {
+      const why = toClgwError(e).message;
+      if (NOT_SET.test(why)) {
+        deps.note(`guestinfo.ovfEnv is not set (deployed without the OVF environment): ${oneLine(why)}`);
+        return undefined;
+      }
+      const elapsed = deps.now() - started;
+      if (elapsed + GUESTINFO_RETRY_MS >= waitMs) {
+        deps.note(
+          `guestinfo.ovfEnv not read (${attempt} ${attempt === 1 ? 'try' : 'tries'} in ${Math.round(elapsed / 1000)} s): ${oneLine(why)}`,
+        );
+        return undefined;
+      }
+      await deps.sleep(GUESTINFO_RETRY_MS);
+    }
   }
 }
 
@@ -126,7 +167,7 @@ export async function readCdroms(
       const code = (e as NodeJS.ErrnoException).code;
       // No such drive, or a drive without a disc.
       if (code === 'ENOENT' || code === 'ENOMEDIUM' || code === 'ENXIO') continue;
-      deps.note(`${device} not read: ${toClgwError(e).message}`);
+      deps.note(`${device} not read: ${oneLine(toClgwError(e).message)}`);
     }
   }
   return undefined;

@@ -5,6 +5,7 @@
  * escaped; plain ASCII and the 8 basic colours only, so they draw on the Linux VGA console.
  */
 import type { DiagnosticsReport } from '@clgw/agent/diagnostics/checks.js';
+import type { FirstBootView } from '@clgw/agent/firstboot/report.js';
 import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME } from '@clgw/agent/format.js';
 import type { PresenceView } from '@clgw/agent/presence/presence.js';
 import type { Status } from '@clgw/agent/status.js';
@@ -109,6 +110,24 @@ export function diagnosticsLines(report: DiagnosticsReport | null, max = 6): str
   return lines;
 }
 
+const DEPLOYMENT_COLOUR: Record<FirstBootView['outcome'], string> = {
+  applied: '',
+  partial: 'yellow-fg',
+  refused: 'red-fg',
+  none: 'yellow-fg',
+};
+
+/**
+ * What became of the deployment settings (OVF properties), in one line; none on a box that was
+ * never given any and had nowhere to look (a physical appliance, a KVM guest without an ISO).
+ */
+export function deploymentLine(first: FirstBootView | null): string | undefined {
+  if (!first || (first.outcome === 'none' && first.reasons.length === 0)) return undefined;
+  const colour = DEPLOYMENT_COLOUR[first.outcome];
+  const text = escapeText(clip(first.summary, WIDTH - 14));
+  return row('Deployment', colour ? `{${colour}}${text}{/}` : text);
+}
+
 /** Every line of the home screen, top to bottom (blessed markup). */
 export function homeLines(input: HomeInput): string[] {
   const { status } = input;
@@ -128,6 +147,8 @@ export function homeLines(input: HomeInput): string[] {
     row('IP address', addresses.length ? escapeText(clip(addresses.join(', '), WIDTH - 14)) : 'none yet'),
   );
   lines.push(row('Network', escapeText(clip(status.network.summary, WIDTH - 14))));
+  const deployment = deploymentLine(status.firstBoot);
+  if (deployment) lines.push(deployment);
   const urls = [`http://${LOCAL_NAME}/`, ...addresses.map((a) => `http://${a}/`)];
   lines.push(row('Portal', escapeText(clip(urls.join('  '), WIDTH - 14))));
   if (input.presence) lines.push(row('Portal code', presenceText(input.presence, input.now ?? Date.now())));

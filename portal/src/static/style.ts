@@ -50,6 +50,7 @@ dl.facts {
   margin: 0;
 }
 dl.facts dt { color: var(--muted); }
+dl.facts > div { display: contents; }
 dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 dl.facts dd a { margin-right: 0.75rem; }
 a { color: var(--accent); }

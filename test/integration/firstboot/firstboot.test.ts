@@ -10,10 +10,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FirstBootRecord } from '../../../agent/src/firstboot/run.js';
+import { formatTime } from '../../../agent/src/format.js';
 import { readNetwork } from '../../../agent/src/network/network.js';
 import { writeJsonAtomic } from '../../../agent/src/platform/atomic.js';
 import { type AppliancePaths, appliancePaths } from '../../../agent/src/platform/paths.js';
 import { REPO, tempDir } from '../../support/appliance.js';
+import { runClgw } from '../../support/cli.js';
+import { PLANS } from '../../support/ovf-cases.js';
 import { recordSkip } from '../../support/skip.js';
 
 const CLI = path.join(REPO, 'agent/dist/cli/firstboot.js');
@@ -26,8 +29,13 @@ if (skip) recordSkip('test/integration/firstboot/firstboot.test.ts', skip);
 
 let scratch: string;
 
+/** An attribute value as XML keeps it exactly: a line break survives as a character reference. */
+const attr = (v: string) => v.replace(/[&<>"\n\r\t]/g, (c) => `&#${c.charCodeAt(0)};`);
+
 function environment(props: Record<string, string>): string {
-  const lines = Object.entries(props).map(([k, v]) => `    <Property oe:key="${k}" oe:value="${v}"/>`);
+  const lines = Object.entries(props).map(
+    ([k, v]) => `    <Property oe:key="${attr(k)}" oe:value="${attr(v)}"/>`,
+  );
   return `<?xml version="1.0" encoding="UTF-8"?>
 <Environment xmlns="${NS}" xmlns:oe="${NS}" xmlns:ve="http://www.vmware.com/schema/ovfenv" oe:id="">
   <PlatformSection><Kind>VMware ESXi</Kind><Version>8.0.2</Version><Vendor>VMware, Inc.</Vendor><Locale>en</Locale></PlatformSection>
@@ -37,6 +45,40 @@ ${lines.join('\n')}
   <ve:EthernetAdapterSection><ve:Adapter ve:mac="00:50:56:a1:b2:c3" ve:network="LAN" ve:unitNumber="7"/></ve:EthernetAdapterSection>
 </Environment>
 `;
+}
+
+/** `PATH` with `bin` first (a stand-in `vmtoolsd`). */
+const withPath = (bin: string): NodeJS.ProcessEnv => ({ PATH: `${bin}:${process.env.PATH}` });
+
+/**
+ * A stand-in `vmtoolsd` in a directory of its own: it answers only the exact call the real one
+ * is given (`--cmd` and one argument) with `env.xml` from its directory, fails with `fail` (as
+ * VMware does for a key it does not have), fails `failFirst` times first (the tools' channel not
+ * up yet), or hangs. Every call is counted in `calls`.
+ */
+async function vmtoolsd(o: { document?: boolean; fail?: string; failFirst?: number; hang?: boolean }) {
+  const bin = await fs.mkdtemp(path.join(scratch, 'bin-'));
+  const lines = [
+    '#!/bin/sh',
+    `dir='${bin}'`,
+    'echo x >> "$dir/calls"',
+    '[ "$#" = 2 ] && [ "$1" = --cmd ] && [ "$2" = "info-get guestinfo.ovfEnv" ] || { echo "bad call: $*" >&2; exit 1; }',
+  ];
+  if (o.hang) lines.push('exec sleep 600');
+  if (o.fail) lines.push(`echo '${o.fail}' >&2`, 'exit 1');
+  if (o.failFirst)
+    lines.push(
+      `[ "$(wc -l < "$dir/calls")" -le ${o.failFirst} ] && { echo "RPC channel not ready" >&2; exit 1; }`,
+    );
+  if (o.document) lines.push('exec cat "$dir/env.xml"');
+  await fs.writeFile(path.join(bin, 'vmtoolsd'), `${lines.join('\n')}\n`, { mode: 0o755 });
+  return bin;
+}
+
+/** How many times the stand-in was called. */
+async function calls(bin: string): Promise<number> {
+  const text = await fs.readFile(path.join(bin, 'calls'), 'utf8').catch(() => '');
+  return text.split('\n').filter(Boolean).length;
 }
 
 let isoCount = 0;
@@ -50,10 +92,13 @@ async function iso(files: Record<string, string>): Promise<string> {
   return out;
 }
 
-/** A factory-fresh appliance root: the agent's configuration and nothing on the data partition. */
-async function appliance(): Promise<AppliancePaths> {
+/**
+ * A factory-fresh appliance root: the agent's configuration and nothing on the data partition.
+ * The KVM image unless said otherwise: only VMware's asks guestinfo.
+ */
+async function appliance(platform: 'kvm' | 'virtual' = 'kvm'): Promise<AppliancePaths> {
   const paths = appliancePaths(await fs.mkdtemp(path.join(scratch, 'root-')));
-  await writeJsonAtomic(paths.config, { platform: 'virtual', networkApply: 'none' });
+  await writeJsonAtomic(paths.config, { platform, networkApply: 'none' });
   return paths;
 }
 
@@ -106,7 +151,7 @@ describe.skipIf(skip)('clgw-firstboot', () => {
   it('applies a static address from the ISO once; the second run does nothing', async () => {
     const paths = await appliance();
     const image = await iso({ 'ovf-env.xml': environment(STATIC) });
-    const first = await firstboot(paths, ['--iso', image]);
+    const first = await firstboot(paths, ['--cdrom', image]);
     expect(first.code).toBe(0);
 
     const settings = {
@@ -122,6 +167,7 @@ describe.skipIf(skip)('clgw-firstboot', () => {
     const rec = await record(paths);
     expect(rec).toEqual({
       at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      outcome: 'applied',
       transport: 'iso',
       source: `${image}: ovf-env.xml`,
       platform: { kind: 'VMware ESXi', version: '8.0.2', vendor: 'VMware, Inc.', locale: 'en' },
@@ -150,7 +196,7 @@ describe.skipIf(skip)('clgw-firstboot', () => {
     // Another environment later (a re-attached CD) changes nothing: first boot is done.
     const other = await iso({ 'ovf-env.xml': environment({ 'cl.ip0': '' }) });
     const recordBefore = await fs.readFile(paths.firstBoot, 'utf8');
-    const second = await firstboot(paths, ['--iso', other]);
+    const second = await firstboot(paths, ['--cdrom', other]);
     expect(second.code).toBe(0);
     expect(second.stderr).toBe(`clgw-firstboot: first boot already done (${paths.firstBoot})\n`);
     expect(await fs.readFile(paths.firstBoot, 'utf8')).toBe(recordBefore);
@@ -167,7 +213,7 @@ describe.skipIf(skip)('clgw-firstboot', () => {
         'cl.dns0': 'x',
       }),
     });
-    const r = await firstboot(paths, ['--iso', image]);
+    const r = await firstboot(paths, ['--cdrom', image]);
     expect(r.code).toBe(0);
     const reasons = [
       'cl.hostname: \'gw_hq\': label "gw_hq" may only hold letters, digits and hyphens; keeping the hostname cloudlink-gateway',
@@ -175,6 +221,7 @@ describe.skipIf(skip)('clgw-firstboot', () => {
       "cl.dns0: 'x' is not an IPv4 address; falling back to DHCP",
     ];
     expect(await record(paths)).toMatchObject({
+      outcome: 'refused',
       transport: 'iso',
       network: { hostname: 'cloudlink-gateway', ipv4: { mode: 'dhcp' } },
       reasons,
@@ -184,12 +231,24 @@ describe.skipIf(skip)('clgw-firstboot', () => {
     expect((await networkFiles(paths))['10-clgw.network']).toContain('\nDHCP=ipv4\n');
     // The log file has them too (the log download carries it).
     expect(await fs.readFile(paths.logFile, 'utf8')).toContain('is not an IPv4 address');
+    // And `clgw status` (the agent down: read from disk) says it: the summary, when and where
+    // from, the values within 80 columns, then each reason whole.
+    const status = await runClgw(paths.root, ['status']);
+    expect(status.code).toBe(0);
+    const at = status.stdout.indexOf('first boot:');
+    expect(status.stdout.slice(at).split('\n').slice(0, 7)).toEqual([
+      'first boot:   Deployed settings refused: cl.hostname, cl.ip0, cl.dns0; using DHCP',
+      `              ${formatTime((await record(paths)).at)}, from ${image}: ovf-env.xml`,
+      '              cl.hostname=gw_hq cl.ip0=10.0.2.300 cl.netmask0=24',
+      '              cl.gateway0=10.0.2.2 cl.dns0=x',
+      ...reasons.map((r) => `              - ${r}`),
+    ]);
   });
 
   it('blank cl.ip0: DHCP with the given hostname', async () => {
     const paths = await appliance();
     const r = await firstboot(paths, [
-      '--iso',
+      '--cdrom',
       await iso({ 'OVF-ENV.XML': environment({ 'cl.hostname': 'edge', 'cl.ip0': '' }) }),
     ]);
     expect(r.code).toBe(0);
@@ -201,9 +260,14 @@ describe.skipIf(skip)('clgw-firstboot', () => {
 
   it('no environment (a CD without ovf-env.xml): "none", DHCP, nothing saved', async () => {
     const paths = await appliance();
-    const r = await firstboot(paths, ['--iso', await iso({ 'README.txt': 'drivers\n' })]);
+    const r = await firstboot(paths, ['--cdrom', await iso({ 'README.txt': 'drivers\n' })]);
     expect(r.code).toBe(0);
-    expect(await record(paths)).toEqual({ at: expect.any(String), transport: 'none', reasons: [] });
+    expect(await record(paths)).toEqual({
+      at: expect.any(String),
+      outcome: 'none',
+      transport: 'none',
+      reasons: [],
+    });
     expect(await networkFiles(paths)).toEqual({});
     expect(await readNetwork(paths)).toMatchObject({ source: 'default', summary: 'DHCP' });
     expect(r.stderr).toContain('no OVF environment found: keeping the factory default (DHCP)');
@@ -212,9 +276,9 @@ describe.skipIf(skip)('clgw-firstboot', () => {
   it('a malformed document: recorded with the reason, nothing saved', async () => {
     const paths = await appliance();
     const image = await iso({ 'ovf-env.xml': environment(STATIC).replace('</Environment>', '') });
-    expect((await firstboot(paths, ['--iso', image])).code).toBe(0);
+    expect((await firstboot(paths, ['--cdrom', image])).code).toBe(0);
     const rec = await record(paths);
-    expect(rec).toMatchObject({ transport: 'iso', source: `${image}: ovf-env.xml` });
+    expect(rec).toMatchObject({ outcome: 'refused', transport: 'iso', source: `${image}: ovf-env.xml` });
     expect(rec.network).toBeUndefined();
     expect(rec.reasons).toHaveLength(1);
     expect(rec.reasons[0]).toMatch(
@@ -226,10 +290,11 @@ describe.skipIf(skip)('clgw-firstboot', () => {
   it('an ovf-env.xml over the size cap: recorded with the reason, nothing read or saved', async () => {
     const paths = await appliance();
     const image = await iso({ 'ovf-env.xml': environment(STATIC) + ' '.repeat(300 * 1024) });
-    expect((await firstboot(paths, ['--iso', image])).code).toBe(0);
+    expect((await firstboot(paths, ['--cdrom', image])).code).toBe(0);
     const size = environment(STATIC).length + 300 * 1024;
     expect(await record(paths)).toEqual({
       at: expect.any(String),
+      outcome: 'refused',
       transport: 'iso',
       source: image,
       reasons: [
@@ -239,7 +304,7 @@ describe.skipIf(skip)('clgw-firstboot', () => {
     expect(await networkFiles(paths)).toEqual({});
   });
 
-  it('--env-file: a document as a file; a Property outside the namespace is a reason', async () => {
+  it('--document: a document as a file; a Property outside the namespace is a reason', async () => {
     const paths = await appliance();
     const file = path.join(scratch, 'ovf-env.xml');
     await fs.writeFile(
@@ -249,7 +314,7 @@ describe.skipIf(skip)('clgw-firstboot', () => {
         '<Property key="cl.ip0" value="10.0.2.99"/></PropertySection>',
       ),
     );
-    expect((await firstboot(paths, ['--env-file', file])).code).toBe(0);
+    expect((await firstboot(paths, ['--document', file])).code).toBe(0);
     expect(await record(paths)).toMatchObject({
       transport: 'file',
       source: file,
@@ -258,56 +323,173 @@ describe.skipIf(skip)('clgw-firstboot', () => {
     });
   });
 
-  it('VMware guestinfo through vmtoolsd (a stand-in on PATH), asked with an argument vector', async () => {
-    const paths = await appliance();
-    const bin = await fs.mkdtemp(path.join(scratch, 'bin-'));
-    const doc = path.join(bin, 'env.xml');
-    await fs.writeFile(doc, environment({ ...STATIC, 'cl.ip0': '10.0.2.16' }));
-    // Answers only the exact call (`--cmd` and one argument), like the real one.
-    await fs.writeFile(
-      path.join(bin, 'vmtoolsd'),
-      `#!/bin/sh\n[ "$#" = 2 ] && [ "$1" = --cmd ] && [ "$2" = "info-get guestinfo.ovfEnv" ] && exec cat '${doc}'\necho "bad call: $*" >&2\nexit 1\n`,
-      { mode: 0o755 },
-    );
-    const r = await firstboot(paths, [], { PATH: `${bin}:${process.env.PATH}` });
-    expect(r.code).toBe(0);
+  it('the OVF environment of each case of the plan table, through VMware guestinfo', async () => {
+    const bin = await vmtoolsd({ document: true });
+    for (const [name, cl, settings, reasons] of PLANS) {
+      const paths = await appliance('virtual');
+      await fs.writeFile(
+        path.join(bin, 'env.xml'),
+        environment(Object.fromEntries(Object.entries(cl).map(([k, v]) => [`cl.${k}`, v]))),
+      );
+      const r = await firstboot(paths, ['--cdrom', path.join(scratch, 'no-drive')], withPath(bin));
+      expect(r.code, name).toBe(0);
+      const rec = await record(paths);
+      expect(rec, name).toMatchObject({
+        transport: 'guestinfo',
+        source: 'guestinfo.ovfEnv',
+        network: settings,
+      });
+      expect(rec.reasons, name).toEqual(reasons);
+      // Each reason is one line of the journal, whatever the value held.
+      for (const reason of reasons) expect(r.stderr, name).toContain(`clgw-firstboot: ${reason}\n`);
+    }
+  });
+
+  it('guestinfo and a CD-ROM that agree: guestinfo is used, nothing to say', async () => {
+    const paths = await appliance('virtual');
+    const bin = await vmtoolsd({ document: true });
+    await fs.writeFile(path.join(bin, 'env.xml'), environment(STATIC));
+    const image = await iso({ 'ovf-env.xml': environment(STATIC) });
+    expect((await firstboot(paths, ['--cdrom', image], withPath(bin))).code).toBe(0);
     expect(await record(paths)).toMatchObject({
+      outcome: 'applied',
       transport: 'guestinfo',
       source: 'guestinfo.ovfEnv',
-      network: { ipv4: { address: '10.0.2.16' } },
+      reasons: [],
     });
   });
 
-  it('vmtoolsd without the key (or off VMware): a reason, then the CD-ROM drives', async () => {
-    const paths = await appliance();
-    const bin = await fs.mkdtemp(path.join(scratch, 'bin-'));
-    await fs.writeFile(path.join(bin, 'vmtoolsd'), '#!/bin/sh\necho "No value found" >&2\nexit 1\n', {
-      mode: 0o755,
+  it('guestinfo and a CD-ROM that disagree: guestinfo wins, and the keys are named', async () => {
+    const paths = await appliance('virtual');
+    const bin = await vmtoolsd({ document: true });
+    await fs.writeFile(path.join(bin, 'env.xml'), environment({ ...STATIC, 'cl.ip0': '10.0.2.16' }));
+    const image = await iso({ 'ovf-env.xml': environment({ ...STATIC, 'cl.hostname': 'gw-old' }) });
+    expect((await firstboot(paths, ['--cdrom', image], withPath(bin))).code).toBe(0);
+    expect(await record(paths)).toMatchObject({
+      outcome: 'applied',
+      transport: 'guestinfo',
+      network: { hostname: 'gw-hq', ipv4: { address: '10.0.2.16' } },
+      reasons: [
+        `guestinfo.ovfEnv and ${image}: ovf-env.xml disagree on cl.hostname, cl.ip0: using guestinfo.ovfEnv`,
+      ],
     });
-    const r = await firstboot(paths, [], { PATH: `${bin}:${process.env.PATH}` });
-    expect(r.code).toBe(0);
+  });
+
+  it('an unusable guestinfo document and a good CD-ROM: the CD-ROM, and why not guestinfo', async () => {
+    const paths = await appliance('virtual');
+    const bin = await vmtoolsd({ document: true });
+    await fs.writeFile(path.join(bin, 'env.xml'), '<Environment');
+    const image = await iso({ 'ovf-env.xml': environment(STATIC) });
+    expect((await firstboot(paths, ['--cdrom', image], withPath(bin))).code).toBe(0);
     const rec = await record(paths);
-    // Whatever the drives of this machine hold, guestinfo was tried first and said why not.
-    expect(rec.reasons[0]).toMatch(
-      /^guestinfo\.ovfEnv not read: .*vmtoolsd --cmd info-get guestinfo\.ovfEnv: .*No value found$/,
-    );
+    expect(rec).toMatchObject({ outcome: 'applied', transport: 'iso', source: `${image}: ovf-env.xml` });
+    expect(rec.reasons).toEqual([
+      expect.stringMatching(/^guestinfo\.ovfEnv: OVF environment: not well-formed XML: /),
+    ]);
   });
 
-  it('usage errors exit 2; an unreadable source exits 1 and records nothing (the next boot retries)', async () => {
+  it('tools present but the key absent: asked once, then the CD-ROM', async () => {
+    const paths = await appliance('virtual');
+    const bin = await vmtoolsd({ fail: 'No value found' });
+    const image = await iso({ 'ovf-env.xml': environment(STATIC) });
+    expect((await firstboot(paths, ['--cdrom', image], withPath(bin))).code).toBe(0);
+    const rec = await record(paths);
+    expect(rec).toMatchObject({ outcome: 'applied', transport: 'iso' });
+    expect(rec.reasons).toEqual([
+      expect.stringMatching(
+        /^guestinfo\.ovfEnv is not set \(deployed without the OVF environment\): .*vmtoolsd --cmd info-get guestinfo\.ovfEnv: .*No value found$/,
+      ),
+    ]);
+    expect(await calls(bin)).toBe(1);
+  });
+
+  it('tools that do not answer yet: asked again until they do', async () => {
+    const paths = await appliance('virtual');
+    const bin = await vmtoolsd({ document: true, failFirst: 2 });
+    await fs.writeFile(path.join(bin, 'env.xml'), environment(STATIC));
+    expect((await firstboot(paths, ['--cdrom', path.join(scratch, 'no-drive')], withPath(bin))).code).toBe(0);
+    expect(await record(paths)).toMatchObject({ outcome: 'applied', transport: 'guestinfo', reasons: [] });
+    expect(await calls(bin)).toBe(3);
+  });
+
+  it('tools that hang: given up after --guestinfo-wait, one line saying so, then the CD-ROM', async () => {
+    const paths = await appliance('virtual');
+    const bin = await vmtoolsd({ hang: true });
+    const image = await iso({ 'ovf-env.xml': environment(STATIC) });
+    const started = Date.now();
+    const r = await firstboot(paths, ['--guestinfo-wait', '2', '--cdrom', image], withPath(bin));
+    expect(r.code).toBe(0);
+    // Bounded: well under the 10 s one call may take, let alone the default 30 s wait.
+    expect(Date.now() - started).toBeLessThan(8_000);
+    const rec = await record(paths);
+    expect(rec).toMatchObject({ outcome: 'applied', transport: 'iso' });
+    expect(rec.reasons).toEqual([
+      expect.stringMatching(/^guestinfo\.ovfEnv not read \(1 try in 2 s\): .*timed out after 2000 ms$/),
+    ]);
+  });
+
+  it('tools missing on the VMware image: said, then the CD-ROM; the KVM image does not ask', async () => {
+    const vmwarePaths = await appliance('virtual');
+    const image = await iso({ 'ovf-env.xml': environment(STATIC) });
+    const empty = await fs.mkdtemp(path.join(scratch, 'bin-'));
+    const noTools = { PATH: `${empty}:/usr/bin:/bin` };
+    expect((await firstboot(vmwarePaths, ['--cdrom', image], noTools)).code).toBe(0);
+    expect(await record(vmwarePaths)).toMatchObject({
+      outcome: 'applied',
+      transport: 'iso',
+      reasons: ['guestinfo.ovfEnv not read: VMware Tools (vmtoolsd) is not installed'],
+    });
+
+    const kvmPaths = await appliance('kvm');
+    const bin = await vmtoolsd({ document: true });
+    await fs.writeFile(path.join(bin, 'env.xml'), environment({ ...STATIC, 'cl.ip0': '10.0.2.16' }));
+    const r = await firstboot(kvmPaths, ['--cdrom', image], withPath(bin));
+    expect(await record(kvmPaths)).toMatchObject({ transport: 'iso', reasons: [] });
+    expect(await calls(bin)).toBe(0);
+    expect(r.stderr).toContain("guestinfo not asked: this is the kvm image, not VMware's");
+  });
+
+  it('no environment anywhere on the VMware image: "none", with why guestinfo gave nothing', async () => {
+    const paths = await appliance('virtual');
+    const bin = await vmtoolsd({ fail: 'No value found' });
+    expect((await firstboot(paths, ['--cdrom', path.join(scratch, 'no-drive')], withPath(bin))).code).toBe(0);
+    expect(await record(paths)).toMatchObject({
+      outcome: 'none',
+      transport: 'none',
+      reasons: [expect.stringMatching(/^guestinfo\.ovfEnv is not set /)],
+    });
+    expect(await networkFiles(paths)).toEqual({});
+  });
+
+  it('usage errors exit 2 (ours, not Node’s); an unreadable document exits 1 and records nothing', async () => {
     const paths = await appliance();
-    const usage = await firstboot(paths, ['--iso']);
-    expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain('usage: clgw-firstboot [--iso FILE | --env-file FILE]');
-    const missing = await firstboot(paths, ['--iso', path.join(scratch, 'nope.iso')]);
+    for (const args of [
+      // (`--env-file` is no option of ours: Node 20 takes it wherever it stands, and exits 9.)
+      ['--cdrom'],
+      ['--document', 'x.xml', '--cdrom', 'y.iso'],
+      ['--guestinfo-wait', '1e3'],
+      ['extra'],
+    ]) {
+      const usage = await firstboot(paths, args);
+      expect(usage.code, args.join(' ')).toBe(2);
+      expect(usage.stderr, args.join(' ')).toContain('usage: clgw-firstboot [--cdrom FILE]...');
+    }
+    const missing = await firstboot(paths, ['--document', path.join(scratch, 'nope.xml')]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/nope\.iso/);
+    expect(missing.stderr).toMatch(/nope\.xml/);
+    await expect(fs.access(paths.firstBoot)).rejects.toThrow();
+  });
+
+  it('a drive that is not ISO 9660 is a reason, not a failure: the next drive is read', async () => {
+    const paths = await appliance();
     const notIso = path.join(scratch, 'not.iso');
     await fs.writeFile(notIso, Buffer.alloc(64 * 1024));
-    const bad = await firstboot(paths, ['--iso', notIso]);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain(
-      `clgw-firstboot: ISO_INVALID: ${notIso}: no ISO 9660 volume descriptor at sector 16`,
-    );
-    await expect(fs.access(paths.firstBoot)).rejects.toThrow();
+    const image = await iso({ 'ovf-env.xml': environment(STATIC) });
+    expect((await firstboot(paths, ['--cdrom', notIso, '--cdrom', image])).code).toBe(0);
+    expect(await record(paths)).toMatchObject({
+      outcome: 'applied',
+      transport: 'iso',
+      reasons: [`${notIso} not read: ${notIso}: no ISO 9660 volume descriptor at sector 16 (no "CD001")`],
+    });
   });
 });

@@ -1,8 +1,9 @@
 /** The console's view models: status → home screen lines, menu items, confirmations, the network form. */
 import { describe, expect, it } from 'vitest';
+import { firstBootView } from '../../../agent/src/firstboot/report.js';
 import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
 import { sshBanner, sshSupportLine } from '../../../agent/src/ssh/view.js';
-import { displayAddresses, homeLines, WIDTH } from '../../../console-tui/src/view/home.js';
+import { deploymentLine, displayAddresses, homeLines, WIDTH } from '../../../console-tui/src/view/home.js';
 import {
   expiryText,
   LOG_ACTION_DEFAULT,
@@ -171,6 +172,35 @@ describe('home screen view model', () => {
     }
     expect(raw.join('\n')).not.toContain('{bold}x');
     expect(plain(raw)).toContain('Gateway OS:   1.0.0{/}?[31m');
+  });
+});
+
+describe('home screen: the deployment line', () => {
+  const first = (outcome: 'applied' | 'partial' | 'refused' | 'none', reasons: string[] = []) =>
+    firstBootView({ at: '2026-12-05T09:00:00Z', outcome, transport: 'guestinfo', reasons });
+
+  it('says what became of the deployed settings, coloured by outcome, under Network', () => {
+    const lines = homeLines({
+      status: sampleStatus({ firstBoot: first('refused', ["cl.gateway0: 'x' is not an IPv4 address"]) }),
+      unreachable: null,
+      addresses: [],
+    });
+    const at = lines.findIndex((l) => l.startsWith('Network:'));
+    expect(lines[at + 1]).toBe('Deployment:   {red-fg}Deployed settings refused: cl.gateway0; using DHCP{/}');
+    expect(deploymentLine(first('applied'))).toBe(
+      'Deployment:   Deployed settings applied (VMware guestinfo)',
+    );
+    expect(deploymentLine(first('partial', ['cl.hostname: …']))).toContain('{yellow-fg}');
+    expect(deploymentLine(first('none', ['guestinfo.ovfEnv is not set']))).toBe(
+      'Deployment:   {yellow-fg}No deployment settings found: using DHCP{/}',
+    );
+  });
+
+  it('is left out where there was nothing to deploy and nowhere to look', () => {
+    expect(deploymentLine(first('none'))).toBeUndefined();
+    expect(deploymentLine(null)).toBeUndefined();
+    const lines = homeLines({ status: sampleStatus(), unreachable: null, addresses: [] });
+    expect(lines.some((l) => l.startsWith('Deployment:'))).toBe(false);
   });
 });
 

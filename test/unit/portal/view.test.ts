@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../../agent/src/errors.js';
+import { firstBootView } from '../../../agent/src/firstboot/report.js';
 import { formatBytes, formatTime, portalUrl } from '../../../agent/src/format.js';
 import {
   formatDuration,
@@ -91,6 +92,29 @@ describe('portalView', () => {
     });
     expect(v.show).toMatchObject({ updating: false, error: false, retry: false, factoryReset: false });
     expect(v.percent).toBeNull();
+  });
+
+  it('the deployment row: what became of the OVF settings, hidden where there were none', () => {
+    const firstBoot = firstBootView({
+      at: '2026-12-05T09:00:00Z',
+      outcome: 'refused',
+      transport: 'guestinfo',
+      reasons: ["cl.netmask0: '33': prefix length 33 is out of range (1-32); falling back to DHCP"],
+    });
+    const v = portalView({ status: sampleStatus({ firstBoot }) }, ctx);
+    expect(v.fields.deployment).toBe('Deployed settings refused: cl.netmask0; using DHCP');
+    expect(v.show.deployment).toBe(true);
+    const none = firstBootView({
+      at: '2026-12-05T09:00:00Z',
+      outcome: 'none',
+      transport: 'none',
+      reasons: [],
+    });
+    for (const status of [sampleStatus(), sampleStatus({ firstBoot: none })]) {
+      const quiet = portalView({ status }, ctx);
+      expect(quiet.fields.deployment).toBe('');
+      expect(quiet.show.deployment).toBe(false);
+    }
   });
 
   it('the optional sources fill versions, profile and diagnostics', () => {
