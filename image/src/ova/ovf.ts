@@ -17,7 +17,9 @@ export const STREAM_OPTIMIZED = 'http://www.vmware.com/interfaces/specifications
 /** Both OVF environment transports: VMware guestinfo and a CD-ROM with `ovf-env.xml`. */
 export const OVF_TRANSPORT = 'com.vmware.guestInfo iso';
 
-export type Firmware = 'bios' | 'efi';
+/** The firmware a VMware VM can boot with (`vmw:Config` key `firmware`). */
+export const FIRMWARES = ['bios', 'efi'] as const;
+export type Firmware = (typeof FIRMWARES)[number];
 
 /**
  * vCPUs and memory of each profile (SPEC.md §6). The agent picks its profile from what the VM

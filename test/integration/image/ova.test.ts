@@ -2,7 +2,7 @@
  * The OVA packer on a small partitioned raw disk: the archive's members and ustar headers, the
  * VMDK as qemu-img sees it (streamOptimized, consistent, the same bytes back), the OVF descriptor
  * parsed namespace-aware (properties, deployment options, transport, references and sizes), the
- * manifest's digests, and xmllint's verdict.
+ * manifest's digests, and xmllint's verdict against the OVF envelope schema.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,6 +15,7 @@ import { selectProfile } from '../../../agent/src/system/profiles.js';
 import { type BuiltOva, buildOva } from '../../../image/src/ova/ova.js';
 import { OVF_NS, RASD_NS, VMW_NS, xmlEscape } from '../../../image/src/ova/ovf.js';
 import { tempDir } from '../../support/appliance.js';
+import { xmllintSchema } from '../../support/ovf-schema.js';
 import { recordSkip } from '../../support/skip.js';
 
 const run = promisify(execFile);
@@ -163,8 +164,11 @@ describe.skipIf(skip)('buildOva', () => {
     expect(sha256(await fs.readFile(back))).toBe(sha256(await fs.readFile(raw)));
   });
 
-  it('the descriptor is well-formed (xmllint) OVF 1.0', async () => {
-    await run('xmllint', ['--noout', path.join(dir, 'clgw-1.2.3.ovf')]);
+  it('the descriptor is OVF 1.0 that the DSP8023 schema accepts (xmllint)', async () => {
+    const file = path.join(dir, 'clgw-1.2.3.ovf');
+    const { code, output } = await xmllintSchema(file);
+    expect(output).toContain(`${file} validates`);
+    expect(code).toBe(0);
     expect(ovf.namespaceURI).toBe(OVF_NS);
     expect(ovf.localName).toBe('Envelope');
   });
