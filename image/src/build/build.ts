@@ -11,6 +11,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Platform } from '@clgw/agent/release/schema.js';
 import { buildOva } from '../ova/ova.js';
+import { OVA_FIRMWARE } from '../ova/ovf.js';
 import { buildRelease, type DevKeys } from '../release/index.js';
 import {
   assembleDisk,
@@ -170,7 +171,8 @@ export async function buildDisks(
         outFile: file,
         version: o.version,
         name,
-        firmware: 'bios',
+        // UEFI, Secure Boot off (the reasons are at OVA_FIRMWARE in ova/ovf.ts).
+        firmware: OVA_FIRMWARE,
       });
       outputs.ova = file;
     }

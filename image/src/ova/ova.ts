@@ -10,7 +10,7 @@ import { ClgwError, toClgwError } from '@clgw/agent/errors.js';
 import { fileContent, padding, TAR_END, tarHeader } from '@clgw/agent/logs/tar.js';
 import { fsyncDir } from '@clgw/agent/platform/atomic.js';
 import { execFile } from '@clgw/agent/platform/exec.js';
-import { type Firmware, renderOvf } from './ovf.js';
+import { type Firmware, OVA_FIRMWARE, renderOvf } from './ovf.js';
 
 export interface OvaOptions {
   /** The disk image (`clgw-<version>.img`): its size is the virtual disk's capacity. */
@@ -20,7 +20,7 @@ export interface OvaOptions {
   version: string;
   /** Base name of the members and of the VM (default `clgw-<version>`). */
   name?: string;
-  /** Default `bios`. */
+  /** Default {@link OVA_FIRMWARE} (UEFI). */
   firmware?: Firmware;
   /** Modification time of the members, ms since the epoch (default now). */
   now?: number;
@@ -153,7 +153,7 @@ export async function buildOva(options: OvaOptions): Promise<BuiltOva> {
         disk: { href: files.vmdk, size: vmdkSize },
         capacityBytes: stat.size,
         populatedBytes: await populatedBytes(at(files.vmdk)),
-        firmware: options.firmware ?? 'bios',
+        firmware: options.firmware ?? OVA_FIRMWARE,
       }),
     );
     const digests = new Map<string, string>();

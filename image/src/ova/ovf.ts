@@ -1,12 +1,23 @@
 /**
  * The OVF 1.0 descriptor of the VMware virtual appliance (SPEC.md §1, §5, §6): one
- * streamOptimized disk, one network "LAN", the hardware profiles as deployment options, and the
- * network settings as ProductSection `ovf:class="cl"` properties, so `ovftool --prop:cl.ip0=…`
- * and the vSphere wizard fill what the first boot reads back from the OVF environment.
- * OVF 1.0 (not 2.0) because that is what ovftool and vSphere take without complaint.
+ * streamOptimized disk, one network "VM Network", the hardware profiles as deployment options,
+ * and the network settings as ProductSection `ovf:class="cl"` properties, so
+ * `ovftool --prop:cl.ip0=…` and the vSphere wizard fill what the first boot reads back from the
+ * OVF environment. OVF 1.0 (not 2.0) because that is what ovftool and vSphere take without
+ * complaint; it validates against DMTF's DSP8023 1.1.1 envelope schema
+ * (test/integration/image/ovf-schema.test.ts).
+ *
+ * Laid out as VMware's own tools write it (open-vmdk's templates and ova-compose): the
+ * VirtualSystem holds OperatingSystemSection, VirtualHardwareSection, then ProductSection and
+ * AnnotationSection. The schema allows the VirtualSystem's sections in any order; the rasd
+ * elements of an Item and the ProductSection's children are sequences it does check.
+ *
+ * Minimum host: ESXi 7.0 — hardware version vmx-17 and the guest OS id debian11_64Guest are
+ * both ESXi 7.0's (README.md, "Deploying the OVA").
  * Pure: no `node:*` imports.
  */
 import type { ClKey } from '@clgw/agent/firstboot/ovf-env.js';
+import { MAX_DNS } from '@clgw/agent/network/settings.js';
 import { DEFAULT_PROFILE, PROFILE_NAMES, type ProfileName } from '@clgw/agent/system/profiles.js';
 
 export const OVF_NS = 'http://schemas.dmtf.org/ovf/envelope/1';
@@ -17,7 +28,24 @@ export const STREAM_OPTIMIZED = 'http://www.vmware.com/interfaces/specifications
 /** Both OVF environment transports: VMware guestinfo and a CD-ROM with `ovf-env.xml`. */
 export const OVF_TRANSPORT = 'com.vmware.guestInfo iso';
 
-export type Firmware = 'bios' | 'efi';
+/** The firmware a VMware VM can boot with (`vmw:Config` key `firmware`). */
+export const FIRMWARES = ['bios', 'efi'] as const;
+export type Firmware = (typeof FIRMWARES)[number];
+
+/**
+ * The OVA boots with UEFI: vSphere 7 and later make new VMs UEFI by default, and the disk is
+ * hybrid (GRUB's BIOS core in the `bios` partition and its UEFI image at EFI/BOOT/BOOTX64.EFI on
+ * the ESP, image/src/build/disk.ts), so an admin may still switch a VM to BIOS and it boots.
+ * Secure Boot stays off (`bootOptions.efiSecureBootEnabled`): our GRUB is unsigned.
+ */
+export const OVA_FIRMWARE: Firmware = 'efi';
+
+/**
+ * ESXi's default port group. Naming the OVF network after it lets
+ * `ovftool … --powerOn vi://…` deploy to a stock host without a `--net:` mapping; the vSphere
+ * wizard still offers every port group for it.
+ */
+export const NETWORK_NAME = 'VM Network';
 
 /**
  * vCPUs and memory of each profile (SPEC.md §6). The agent picks its profile from what the VM
@@ -32,24 +60,45 @@ export const DEPLOYMENT_OPTIONS: Readonly<
   large: { label: 'Large', cpus: 8, memoryMiB: 4096, calls: 125 },
 };
 
+/** The longest dotted-quad IPv4 address (`255.255.255.255`). */
+const IPV4_MAX = 15;
+
 /**
  * The ProductSection properties, in the order the deployment wizard shows them; keys as the first
- * boot reads them back (`cl.<key>`).
+ * boot reads them back (`cl.<key>`). `maxLen` goes into `ovf:qualifiers` (`MinLen(0)`: every
+ * property may stay blank), so the vSphere wizard refuses what the first boot
+ * (agent/src/firstboot/plan.ts, network/settings.ts) could never accept, and lets through every
+ * value it accepts as written without spaces (it also trims spaces around values and commas).
  */
-export const PROPERTIES: Readonly<Record<ClKey, { label: string; description: string }>> = {
-  hostname: { label: 'Host name', description: 'Host name of the gateway. Blank: cloudlink-gateway.' },
+export const PROPERTIES: Readonly<Record<ClKey, { label: string; description: string; maxLen: number }>> = {
+  hostname: {
+    label: 'Host name',
+    description:
+      'Host name or fully qualified name of the gateway (letters, digits, hyphens; labels of up to 63 characters). Blank: cloudlink-gateway.',
+    // hostnameProblem's limit for the whole name.
+    maxLen: 253,
+  },
   ip0: {
     label: 'IPv4 address',
     description: 'Static IPv4 address of the LAN port. Blank: DHCP (the other network settings are ignored).',
+    maxLen: IPV4_MAX,
   },
   netmask0: {
     label: 'Netmask',
     description: 'Prefix length (24) or dotted netmask (255.255.255.0) of the static address.',
+    // The dotted form is the longest the first boot parses.
+    maxLen: IPV4_MAX,
   },
-  gateway0: { label: 'Default gateway', description: 'IPv4 address of the default gateway.' },
+  gateway0: {
+    label: 'Default gateway',
+    description: 'IPv4 address of the default gateway. Blank: no default route.',
+    maxLen: IPV4_MAX,
+  },
   dns0: {
     label: 'DNS servers',
-    description: 'IPv4 addresses of up to three DNS servers, separated by commas.',
+    description: 'IPv4 addresses of up to three DNS servers, separated by commas (10.0.0.2,10.0.0.3).',
+    // MAX_DNS addresses and the commas between them.
+    maxLen: MAX_DNS * IPV4_MAX + (MAX_DNS - 1),
   },
 };
 
@@ -97,6 +146,33 @@ function item(rasd: Record<string, string | number>, a: Record<string, string> =
 }
 
 const indent = (lines: string[], by = 2): string[] => lines.map((l) => `${' '.repeat(by)}${l}`);
+
+/**
+ * The VM's settings beyond the hardware items (`vmw:Config`, not required: a host that does not
+ * know one still deploys). Only what the appliance needs differently from a new VM's defaults.
+ */
+function vmwConfig(firmware: Firmware): Record<string, string> {
+  return {
+    firmware,
+    // Our GRUB is not signed (no shim), so UEFI Secure Boot would refuse it; pinned off so a
+    // host or a vCenter policy that defaults new VMs to Secure Boot does not leave it unbootable.
+    ...(firmware === 'efi' ? { 'bootOptions.efiSecureBootEnabled': 'false' } : {}),
+    // The agent picks its performance profile from the vCPUs and memory seen at boot (SPEC.md
+    // §6), so hot-added ones would sit unused until a restart; and CPU hot-add turns vNUMA off.
+    // Change the deployment option (or the VM's size) with the VM powered off instead.
+    cpuHotAddEnabled: 'false',
+    memoryHotAddEnabled: 'false',
+  };
+}
+
+/** vSphere's "Notes" of the VM: what it is and where a technician goes next. */
+function annotation(version: string): string {
+  return (
+    `CloudLink Gateway ${version} (Mitel). Its console shows the gateway's address; the local ` +
+    'portal is http://<address>/ or http://cloudlink.local/. The performance profile follows ' +
+    'the vCPUs and memory the VM has at boot (deployment options Small to Large).'
+  );
+}
 
 /** The `.ovf` descriptor. */
 export function renderOvf(input: OvfInput): string {
@@ -164,8 +240,8 @@ export function renderOvf(input: OvfInput): string {
     ),
     item({
       AutomaticAllocation: 'true',
-      Connection: 'LAN',
-      Description: 'VmxNet3 ethernet adapter on "LAN"',
+      Connection: NETWORK_NAME,
+      Description: `VmxNet3 ethernet adapter on "${NETWORK_NAME}"`,
       ElementName: 'Network adapter 1',
       InstanceID: instance++,
       ResourceSubType: 'VmxNet3',
@@ -181,7 +257,13 @@ export function renderOvf(input: OvfInput): string {
     `  ${el('Version', input.version)}`,
     `  ${el('FullVersion', input.version)}`,
     ...Object.entries(PROPERTIES).flatMap(([key, p]) => [
-      `  <Property${attrs({ 'ovf:key': key, 'ovf:type': 'string', 'ovf:userConfigurable': 'true', 'ovf:value': '' })}>`,
+      `  <Property${attrs({
+        'ovf:key': key,
+        'ovf:qualifiers': `MinLen(0),MaxLen(${p.maxLen})`,
+        'ovf:type': 'string',
+        'ovf:userConfigurable': 'true',
+        'ovf:value': '',
+      })}>`,
       `    ${el('Label', p.label)}`,
       `    ${el('Description', p.description)}`,
       '  </Property>',
@@ -215,8 +297,8 @@ export function renderOvf(input: OvfInput): string {
     '  </DiskSection>',
     '  <NetworkSection>',
     `    ${el('Info', 'The logical networks')}`,
-    `    <Network${attrs({ 'ovf:name': 'LAN' })}>`,
-    `      ${el('Description', 'The LAN the PBX is on (port 1)')}`,
+    `    <Network${attrs({ 'ovf:name': NETWORK_NAME })}>`,
+    `      ${el('Description', 'The LAN the PBX is on (port 1 of the gateway)')}`,
     '    </Network>',
     '  </NetworkSection>',
     '  <DeploymentOptionSection>',
@@ -240,19 +322,31 @@ export function renderOvf(input: OvfInput): string {
     `      ${el('Info', 'The guest operating system')}`,
     `      ${el('Description', 'Debian GNU/Linux 12 (64-bit)')}`,
     '    </OperatingSystemSection>',
-    ...indent(product, 4),
     `    <VirtualHardwareSection${attrs({ 'ovf:transport': OVF_TRANSPORT })}>`,
     `      ${el('Info', 'Virtual hardware requirements')}`,
     '      <System>',
     `        ${el('vssd:ElementName', 'Virtual Hardware Family')}`,
     `        ${el('vssd:InstanceID', 0)}`,
     `        ${el('vssd:VirtualSystemIdentifier', input.name)}`,
-    // Hardware version 17: ESXi 7.0 and later, as the guest OS id.
+    // Hardware version 17: ESXi 7.0 and later, as the guest OS id. Newer versions (19: 7.0 U2,
+    // 20: 8.0) would shut out 7.0 hosts for devices the appliance does not use.
     `        ${el('vssd:VirtualSystemType', 'vmx-17')}`,
     '      </System>',
     ...indent(hardware.flat(), 6),
-    `      <vmw:Config${attrs({ 'ovf:required': 'false', 'vmw:key': 'firmware', 'vmw:value': input.firmware })}/>`,
+    ...indent(
+      Object.entries(vmwConfig(input.firmware)).map(
+        ([key, value]) =>
+          `<vmw:Config${attrs({ 'ovf:required': 'false', 'vmw:key': key, 'vmw:value': value })}/>`,
+      ),
+      6,
+    ),
     '    </VirtualHardwareSection>',
+    // After the hardware, as VMware's tools place them.
+    ...indent(product, 4),
+    '    <AnnotationSection>',
+    `      ${el('Info', 'A human-readable annotation')}`,
+    `      ${el('Annotation', annotation(input.version))}`,
+    '    </AnnotationSection>',
     '  </VirtualSystem>',
     '</Envelope>',
   ];

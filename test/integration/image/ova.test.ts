@@ -2,7 +2,7 @@
  * The OVA packer on a small partitioned raw disk: the archive's members and ustar headers, the
  * VMDK as qemu-img sees it (streamOptimized, consistent, the same bytes back), the OVF descriptor
  * parsed namespace-aware (properties, deployment options, transport, references and sizes), the
- * manifest's digests, and xmllint's verdict.
+ * manifest's digests, and xmllint's verdict against the OVF envelope schema.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -13,8 +13,9 @@ import { DOMParser, type Element } from '@xmldom/xmldom';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectProfile } from '../../../agent/src/system/profiles.js';
 import { type BuiltOva, buildOva } from '../../../image/src/ova/ova.js';
-import { OVF_NS, RASD_NS, VMW_NS, xmlEscape } from '../../../image/src/ova/ovf.js';
+import { OVF_NS, RASD_NS, VMW_NS, VSSD_NS, xmlEscape } from '../../../image/src/ova/ovf.js';
 import { tempDir } from '../../support/appliance.js';
+import { xmllintSchema } from '../../support/ovf-schema.js';
 import { recordSkip } from '../../support/skip.js';
 
 const run = promisify(execFile);
@@ -163,8 +164,11 @@ describe.skipIf(skip)('buildOva', () => {
     expect(sha256(await fs.readFile(back))).toBe(sha256(await fs.readFile(raw)));
   });
 
-  it('the descriptor is well-formed (xmllint) OVF 1.0', async () => {
-    await run('xmllint', ['--noout', path.join(dir, 'clgw-1.2.3.ovf')]);
+  it('the descriptor is OVF 1.0 that the DSP8023 schema accepts (xmllint)', async () => {
+    const file = path.join(dir, 'clgw-1.2.3.ovf');
+    const { code, output } = await xmllintSchema(file);
+    expect(output).toContain(`${file} validates`);
+    expect(code).toBe(0);
     expect(ovf.namespaceURI).toBe(OVF_NS);
     expect(ovf.localName).toBe('Envelope');
   });
@@ -200,7 +204,33 @@ describe.skipIf(skip)('buildOva', () => {
       expect(ovfAttr(p, 'userConfigurable')).toBe('true');
       expect(ovfAttr(p, 'value')).toBe('');
       expect(one(p, 'Label').textContent?.length).toBeGreaterThan(3);
+      expect(one(p, 'Description').textContent?.length).toBeGreaterThan(10);
     }
+    // The longest value the first boot accepts: an RFC 1123 name, dotted quads, three DNS servers.
+    expect(Object.fromEntries(props.map((p) => [ovfAttr(p, 'key'), ovfAttr(p, 'qualifiers')]))).toEqual({
+      hostname: 'MinLen(0),MaxLen(253)',
+      ip0: 'MinLen(0),MaxLen(15)',
+      netmask0: 'MinLen(0),MaxLen(15)',
+      gateway0: 'MinLen(0),MaxLen(15)',
+      dns0: 'MinLen(0),MaxLen(47)',
+    });
+    expect('255.255.255.255,255.255.255.255,255.255.255.255').toHaveLength(47);
+  });
+
+  it('in the VirtualSystem: OS, hardware, then product and annotation, as VMware lays it out', () => {
+    const system = one(ovf, 'VirtualSystem');
+    const sections = Array.from(system.childNodes)
+      .filter((n): n is Element => n.nodeType === n.ELEMENT_NODE)
+      .map((e) => e.localName);
+    expect(sections).toEqual([
+      'Info',
+      'Name',
+      'OperatingSystemSection',
+      'VirtualHardwareSection',
+      'ProductSection',
+      'AnnotationSection',
+    ]);
+    expect(one(system, 'Annotation').textContent).toMatch(/^CloudLink Gateway 1\.2\.3 /);
   });
 
   it('one deployment option per profile, whose CPUs and memory the agent maps back to it', () => {
@@ -225,19 +255,28 @@ describe.skipIf(skip)('buildOva', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
-  it('both OVF environment transports, a NIC on "LAN", a CD-ROM, the firmware asked for', () => {
+  it('both OVF environment transports, a NIC on "VM Network", a CD-ROM, UEFI without Secure Boot', () => {
     const hw = one(ovf, 'VirtualHardwareSection');
     expect(ovfAttr(hw, 'transport')).toBe('com.vmware.guestInfo iso');
     const items = all(hw, 'Item');
     const nic = items.find((i) => rasd(i, 'ResourceType') === '10')!;
     expect(rasd(nic, 'Connection')).toBe(ovfAttr(one(ovf, 'Network'), 'name'));
-    expect(rasd(nic, 'Connection')).toBe('LAN');
+    expect(rasd(nic, 'Connection')).toBe('VM Network');
+    expect(rasd(nic, 'Description')).toBe('VmxNet3 ethernet adapter on "VM Network"');
     expect(items.some((i) => rasd(i, 'ResourceType') === '15')).toBe(true);
-    const config = one(hw, 'Config', VMW_NS);
-    expect([config.getAttributeNS(VMW_NS, 'key'), config.getAttributeNS(VMW_NS, 'value')]).toEqual([
-      'firmware',
-      'efi',
+    const config = all(hw, 'Config', VMW_NS).map((c) => [
+      c.getAttributeNS(VMW_NS, 'key'),
+      c.getAttributeNS(VMW_NS, 'value'),
+      ovfAttr(c, 'required'),
     ]);
+    expect(config).toEqual([
+      ['firmware', 'efi', 'false'],
+      ['bootOptions.efiSecureBootEnabled', 'false', 'false'],
+      ['cpuHotAddEnabled', 'false', 'false'],
+      ['memoryHotAddEnabled', 'false', 'false'],
+    ]);
+    const system = one(hw, 'System');
+    expect(one(system, 'VirtualSystemType', VSSD_NS).textContent).toBe('vmx-17');
     expect(one(ovf, 'OperatingSystemSection').getAttributeNS(VMW_NS, 'osType')).toMatch(
       /^debian1[12]_64Guest$/,
     );
@@ -250,11 +289,28 @@ describe.skipIf(skip)('buildOva', () => {
     );
   });
 
-  it('BIOS by default; a disk that is not whole sectors is refused and nothing is written', async () => {
+  it('UEFI by default, BIOS (no Secure Boot key) on request; a disk of partial sectors is refused', async () => {
+    const byDefault = await buildOva({
+      rawDisk: raw,
+      outFile: path.join(dir, 'default', 'x.ova'),
+      version: '1.2.3',
+      name: 'x',
+    });
+    const efiText = readTar(await fs.readFile(byDefault.file))[0]!.data.toString('utf8');
+    expect(efiText).toContain('vmw:key="firmware" vmw:value="efi"');
+    expect(efiText).toContain('vmw:key="bootOptions.efiSecureBootEnabled" vmw:value="false"');
+
     const out = path.join(dir, 'bios', 'x.ova');
-    const bios = await buildOva({ rawDisk: raw, outFile: out, version: '1.2.3', name: 'x' });
+    const bios = await buildOva({
+      rawDisk: raw,
+      outFile: out,
+      version: '1.2.3',
+      name: 'x',
+      firmware: 'bios',
+    });
     const text = readTar(await fs.readFile(bios.file))[0]!.data.toString('utf8');
     expect(text).toContain('vmw:key="firmware" vmw:value="bios"');
+    expect(text).not.toContain('efiSecureBootEnabled');
 
     const odd = path.join(dir, 'odd.img');
     await fs.writeFile(odd, Buffer.alloc(1000));
