@@ -83,10 +83,15 @@ export function parseNetmask(text: string): number | string {
   return `${t} is not a contiguous netmask`;
 }
 
-/** RFC 1123 host name: labels of letters, digits and hyphens, ≤ 63 chars each, ≤ 253 in all. */
+/**
+ * RFC 1123 host name: labels of letters, digits and hyphens, ≤ 63 chars each. At most 64 in all,
+ * not DNS's 253: the kernel (HOST_NAME_MAX) and systemd-hostnamed take no longer name, and one
+ * accepted here would fail only when applied.
+ */
+export const MAX_HOSTNAME = 64;
 export function hostnameProblem(name: string): string | undefined {
   if (name.length === 0) return 'must not be empty';
-  if (name.length > 253) return `is ${name.length} characters long (at most 253)`;
+  if (name.length > MAX_HOSTNAME) return `is ${name.length} characters long (at most ${MAX_HOSTNAME})`;
   for (const label of name.split('.')) {
     if (label.length === 0) return 'has an empty label (two dots, or a dot at either end)';
     if (label.length > 63)

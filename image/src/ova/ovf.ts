@@ -17,7 +17,7 @@
  * Pure: no `node:*` imports.
  */
 import type { ClKey } from '@clgw/agent/firstboot/ovf-env.js';
-import { MAX_DNS } from '@clgw/agent/network/settings.js';
+import { MAX_DNS, MAX_HOSTNAME } from '@clgw/agent/network/settings.js';
 import { DEFAULT_PROFILE, PROFILE_NAMES, type ProfileName } from '@clgw/agent/system/profiles.js';
 
 export const OVF_NS = 'http://schemas.dmtf.org/ovf/envelope/1';
@@ -75,8 +75,8 @@ export const PROPERTIES: Readonly<Record<ClKey, { label: string; description: st
     label: 'Host name',
     description:
       'Host name or fully qualified name of the gateway (letters, digits, hyphens; labels of up to 63 characters). Blank: cloudlink-gateway.',
-    // hostnameProblem's limit for the whole name.
-    maxLen: 253,
+    // hostnameProblem's limit for the whole name (the kernel's HOST_NAME_MAX).
+    maxLen: MAX_HOSTNAME,
   },
   ip0: {
     label: 'IPv4 address',

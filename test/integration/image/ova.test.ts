@@ -208,7 +208,7 @@ describe.skipIf(skip)('buildOva', () => {
     }
     // The longest value the first boot accepts: an RFC 1123 name, dotted quads, three DNS servers.
     expect(Object.fromEntries(props.map((p) => [ovfAttr(p, 'key'), ovfAttr(p, 'qualifiers')]))).toEqual({
-      hostname: 'MinLen(0),MaxLen(253)',
+      hostname: 'MinLen(0),MaxLen(64)',
       ip0: 'MinLen(0),MaxLen(15)',
       netmask0: 'MinLen(0),MaxLen(15)',
       gateway0: 'MinLen(0),MaxLen(15)',
