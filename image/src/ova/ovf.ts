@@ -162,6 +162,14 @@ function vmwConfig(firmware: Firmware): Record<string, string> {
     // Change the deployment option (or the VM's size) with the VM powered off instead.
     cpuHotAddEnabled: 'false',
     memoryHotAddEnabled: 'false',
+    // The vSphere power buttons ask the guest (through VMware Tools) to shut down or restart
+    // cleanly rather than cutting its power: a hard power-off in the middle of an update is the
+    // power cut the agent must recover from by a factory reset.
+    'powerOpInfo.powerOffType': 'soft',
+    'powerOpInfo.resetType': 'soft',
+    // The appliance keeps time by NTP (systemd-timesyncd, SPEC.md §5); the host's clock, stepped
+    // in by the tools, would fight it.
+    'tools.syncTimeWithHost': 'false',
   };
 }
 

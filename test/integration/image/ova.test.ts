@@ -255,7 +255,7 @@ describe.skipIf(skip)('buildOva', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
-  it('both OVF environment transports, a NIC on "VM Network", a CD-ROM, UEFI without Secure Boot', () => {
+  it('both OVF environment transports, a NIC on "VM Network", a CD-ROM, UEFI without Secure Boot, soft power buttons', () => {
     const hw = one(ovf, 'VirtualHardwareSection');
     expect(ovfAttr(hw, 'transport')).toBe('com.vmware.guestInfo iso');
     const items = all(hw, 'Item');
@@ -274,6 +274,9 @@ describe.skipIf(skip)('buildOva', () => {
       ['bootOptions.efiSecureBootEnabled', 'false', 'false'],
       ['cpuHotAddEnabled', 'false', 'false'],
       ['memoryHotAddEnabled', 'false', 'false'],
+      ['powerOpInfo.powerOffType', 'soft', 'false'],
+      ['powerOpInfo.resetType', 'soft', 'false'],
+      ['tools.syncTimeWithHost', 'false', 'false'],
     ]);
     const system = one(hw, 'System');
     expect(one(system, 'VirtualSystemType', VSSD_NS).textContent).toBe('vmx-17');
