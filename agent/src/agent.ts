@@ -237,6 +237,17 @@ export class Agent {
     });
   }
 
+  /**
+   * Waits for a gateway OS run begun at `since` (ms) to settle; whether it went wrong — its update
+   * failed, or the check it began with could not be done. Either way the containers wait: their
+   * archives come from the same server.
+   */
+  async gatewayRunFailed(since: number): Promise<boolean> {
+    if ((await this.waitSettled()) === 'failed') return true;
+    const check = this.actor.getSnapshot().context.journal.check;
+    return check?.outcome === 'failed' && Date.parse(check.at) >= since;
+  }
+
   /** Carries out a request; refuses (BUSY / NOT_ALLOWED) what the current state does not allow. */
   async request(req: AgentRequest): Promise<void> {
     switch (req.type) {
@@ -308,8 +319,9 @@ export class Agent {
    * reboots into it), else the containers. Refused (BUSY) like any update while one runs.
    */
   async windowUpdate(): Promise<void> {
+    const since = this.deps.clock.now();
     await this.request({ type: 'update', trigger: 'window' });
-    if ((await this.waitSettled()) !== 'failed') await this.upgradeContainers({ trigger: 'window' });
+    if (!(await this.gatewayRunFailed(since))) await this.upgradeContainers({ trigger: 'window' });
   }
 
   /** The update window setting and when it next starts. */

@@ -141,9 +141,10 @@ async function main(): Promise<void> {
   const settled = await agent.waitSettled();
   if (deps.config.updateAtBoot && settled !== 'failed') {
     try {
+      const since = clock.now();
       await agent.request({ type: 'update', trigger: 'boot' });
       // A gateway OS update ends in a reboot; otherwise the containers follow (SPEC §3).
-      if ((await agent.waitSettled()) !== 'failed') await agent.upgradeContainers({ trigger: 'boot' });
+      if (!(await agent.gatewayRunFailed(since))) await agent.upgradeContainers({ trigger: 'boot' });
     } catch (e) {
       log.warn('boot-time update not completed', { error: serializeError(e) });
     }

@@ -10,6 +10,7 @@ import { readJournal } from './machine/journal-file.js';
 import { type NetworkView, readNetwork } from './network/network.js';
 import { readJsonFile } from './platform/atomic.js';
 import type { AppliancePaths, SlotName } from './platform/paths.js';
+import { describeSchedule, readSchedule, type ScheduleView } from './schedule/scheduler.js';
 import { describeSlots } from './slot/bootchooser.js';
 import { bootedSlotFromCmdline } from './slot/cmdline.js';
 import { readGrubenv } from './slot/grubenv-file.js';
@@ -42,6 +43,11 @@ export interface Status {
   result: UpdateResult | null;
   /** What the last check found. */
   check: CheckResult | null;
+  /**
+   * When the update window next opens, which is when the appliance checks again by itself (it
+   * also checks at every start); null without a window.
+   */
+  nextWindow: ScheduleView['next'];
   target: { version: string; slot: SlotName } | null;
   bootedSlot: SlotName | null;
   gatewayVersion: string | null;
@@ -145,6 +151,7 @@ export async function collectStatus(
     error: journal?.error ?? null,
     result: journal?.result ?? null,
     check: journal?.check ?? null,
+    nextWindow: describeSchedule(await readSchedule(paths.schedule), Date.now()).next,
     target: journal?.target ? { version: journal.target.version, slot: journal.target.slot } : null,
     bootedSlot,
     gatewayVersion,

@@ -80,6 +80,10 @@ export function renderPage(view: PortalView, token: string, assets: PageAssets):
 <p>This page cannot reach the gateway. It may be restarting, or the network between this computer and the gateway is down.</p>
 <p>The page keeps trying and comes back by itself when the gateway answers. <span id="lost-next"></span></p>
 </section>
+<section id="check-warning" class="panel warning" role="status"${shown('checkWarning')}>
+<h2>Update check</h2>
+<p>${f('checkWarning')}</p>
+</section>
 <section id="alarm" class="panel alarm" role="alert"${shown('alarm')}>
 <h2>Alarm</h2>
 <p>${f('alarm')}</p>

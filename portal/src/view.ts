@@ -11,6 +11,7 @@ import {
   type PortalStatus,
   portalOffers,
 } from '@clgw/agent/api/portal-contract.js';
+import { checkWarning, describeCheck } from '@clgw/agent/check-words.js';
 import type { SerializedError } from '@clgw/agent/errors.js';
 import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME, portalUrl } from '@clgw/agent/format.js';
 import type { UpdateState } from '@clgw/agent/machine/journal.js';
@@ -44,6 +45,7 @@ export const FIELD_NAMES = [
   'errorAdvice',
   'errorDetail',
   'alarm',
+  'checkWarning',
 ] as const;
 export type FieldName = (typeof FIELD_NAMES)[number];
 
@@ -59,6 +61,7 @@ export const SECTION_NAMES = [
   'diagnosticsList',
   'services',
   'deployment',
+  'checkWarning',
 ] as const;
 export type SectionName = (typeof SECTION_NAMES)[number];
 
@@ -322,15 +325,8 @@ function lastUpdate(status: PortalStatus): string {
 }
 
 function lastCheck(status: PortalStatus): string {
-  const c = status.check;
-  if (!c) return 'not yet';
-  const what =
-    c.outcome === 'upToDate'
-      ? 'Up to date'
-      : c.outcome === 'available'
-        ? `Release ${c.version} available`
-        : `Release ${c.version} not installed: ${c.message}`;
-  return `${what} (checked ${formatTime(c.at)})`;
+  const words = describeCheck(status);
+  return words && status.check ? `${words.text} (checked ${formatTime(status.check.at)})` : 'not yet';
 }
 
 function services(status: PortalStatus): ListItem[] {
@@ -364,6 +360,8 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
   const offers = portalOffers(status);
   // What became of the deployment settings, where there is something to say (not on a box that
   // was never given any and looked nowhere).
+  // A check that could not be done, shown apart from any update error (nothing was installed).
+  const warning = checkWarning(status);
   const first = status.firstBoot;
   const deployment = first && (first.outcome !== 'none' || first.reasons.length > 0) ? first : null;
   const profile = input.profile
@@ -405,6 +403,7 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
     errorAdvice: mode === 'error' ? plain.advice : '',
     errorDetail: err ? `${err.message} (${err.code})` : '',
     alarm: activeAlarm ? `${activeAlarm.code}: ${activeAlarm.message}` : '',
+    checkWarning: warning ? warning.text : '',
   };
   return {
     mode,
@@ -426,6 +425,7 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
       diagnosticsList: diag.items.length > 0,
       services: serviceItems.length > 0,
       deployment: deployment !== null,
+      checkWarning: warning !== null,
     },
     lists: { diagnostics: diag.items, services: serviceItems },
     percent: showProgress ? Math.min(100, Math.max(0, (100 * p.bytes) / p.total)) : null,

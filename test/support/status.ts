@@ -11,6 +11,7 @@ export function sampleStatus(over: Partial<Status> = {}): Status {
     error: null,
     result: null,
     check: null,
+    nextWindow: null,
     target: null,
     bootedSlot: 'A',
     gatewayVersion: '1.0.0',

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { SingleBar } from 'cli-progress';
 import { AgentClient } from '../api/client.js';
+import { describeCheck } from '../check-words.js';
 import type { ServiceResult } from '../containers/state.js';
 import type { ContainersView } from '../containers/view.js';
 import { formatDiagnostics } from '../diagnostics/checks.js';
@@ -101,7 +102,8 @@ export function formatStatus(s: Status): string {
     );
   }
   if (s.result) lines.push(`last update:  ${s.result.outcome}: ${s.result.message} (${s.result.at})`);
-  if (s.check) lines.push(`last check:   ${s.check.outcome}: ${s.check.message} (${s.check.at})`);
+  const check = describeCheck(s);
+  if (check && s.check) lines.push(`last check:   ${check.text} (${formatTime(s.check.at)})`);
   for (const slot of ['A', 'B'] as const) {
     const v = s.slots[slot];
     const flags = [v.booted ? 'booted' : '', v.ok ? 'good' : 'not bootable', v.try ? 'being tried' : '']
@@ -470,8 +472,10 @@ async function run(argv: string[]): Promise<number> {
     }
     case 'check': {
       const s = await client.post('/v1/check');
-      if (s.state === 'failed' && s.error) {
-        process.stderr.write(`clgw: ${s.error.code}: ${s.error.message}\n`);
+      // The check could not be done (a warning on the appliance: nothing was installed).
+      const failure = s.check?.outcome === 'failed' ? s.check.error : undefined;
+      if (failure) {
+        process.stderr.write(`clgw: ${failure.code}: ${failure.message}\n`);
         return EXIT.failed;
       }
       process.stdout.write(`${s.check?.message ?? s.state}\n`);
@@ -500,6 +504,11 @@ async function run(argv: string[]): Promise<number> {
         if (s.result.outcome === 'committed') return EXIT.ok;
         const err = s.result.error;
         if (err) process.stderr.write(`clgw: ${err.code}: ${err.message}\n`);
+        return EXIT.failed;
+      }
+      if (s.check?.outcome === 'failed') {
+        const err = s.check.error;
+        process.stderr.write(`clgw: ${err ? `${err.code}: ` : ''}${s.check.message}\n`);
         return EXIT.failed;
       }
       process.stdout.write(`${s.check?.message ?? s.state}\n`);

@@ -54,7 +54,6 @@ export interface UpdateTarget {
   artifacts: { boot: ArtifactRef; root: ArtifactRef };
 }
 
-/** How the last update attempt ended (a failed check counts as a failed attempt). */
 /**
  * Why the recovery system is asked to reset the appliance to factory default: a power cut in
  * the critical phase, a boot environment that cannot be read, or a technician's factory reset.
@@ -70,12 +69,19 @@ export interface UpdateResult {
   error?: SerializedError;
 }
 
-/** What the last check found; kept apart so a boot-time check never hides an update's result. */
+/**
+ * What the last check found; kept apart so a boot-time check never hides an update's result. A
+ * check that could not be done (the server unreachable, a document refused) is `failed`: nothing
+ * was downloaded or installed, so it is a warning, never an update error.
+ */
 export interface CheckResult {
-  outcome: 'upToDate' | 'available' | 'rejected';
+  outcome: 'upToDate' | 'available' | 'rejected' | 'failed';
+  /** The release found (`available`), or the one running; empty when the check failed. */
   version: string;
   at: string;
   message: string;
+  /** Why the check failed. */
+  error?: SerializedError;
 }
 
 export interface Journal {
@@ -179,10 +185,11 @@ export const journalSchema = z
       .optional(),
     check: z
       .object({
-        outcome: z.enum(['upToDate', 'available', 'rejected']),
+        outcome: z.enum(['upToDate', 'available', 'rejected', 'failed']),
         version: z.string(),
         at: z.string(),
         message: z.string(),
+        error: errorSchema.optional(),
       })
       .strict()
       .optional(),

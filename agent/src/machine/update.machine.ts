@@ -236,6 +236,18 @@ export function createUpdateMachine(effects: UpdateEffects) {
       acceptFactoryReset: assign(({ context }) => ({
         journal: stamp(context, { recovery: { reason: 'factory-reset' }, error: undefined }),
       })),
+      recordCheckFailure: assign(({ context, event }) => {
+        const error = errorOf(event as { error?: unknown });
+        const check: CheckResult = {
+          outcome: 'failed',
+          version: '',
+          at: new Date(context.now()).toISOString(),
+          message: error.message,
+          error,
+        };
+        return { journal: stamp(context, { check }) };
+      }),
+      forgetTarget: assign(({ context }) => ({ journal: stamp(context, { target: undefined }) })),
       recordFailure: assign(({ context, event }) => {
         const error = errorOf(event as { error?: unknown });
         return {
@@ -347,7 +359,17 @@ export function createUpdateMachine(effects: UpdateEffects) {
               })),
             },
           ],
-          onError: { target: 'failed', actions: 'recordFailure' },
+          // Nothing was downloaded or installed: a warning, and the box stays where it was. A
+          // technician's Retry of a failed update goes back to that failure (Retry and Reboot
+          // stay offered); any other check goes back to idle.
+          onError: [
+            {
+              guard: ({ context }) => context.journal.error !== undefined,
+              target: 'failed',
+              actions: 'recordCheckFailure',
+            },
+            { target: 'idle', actions: ['recordCheckFailure', 'forgetTarget'] },
+          ],
         },
       },
       downloading: {
@@ -518,8 +540,10 @@ export function createUpdateMachine(effects: UpdateEffects) {
           ...settledEvents,
           RETRY: {
             target: 'checking',
+            // The failure stays recorded until the check succeeds: a check that fails again goes
+            // back to it.
             actions: assign(({ context }) => ({
-              journal: stamp(context, { install: true, trigger: 'user', error: undefined }),
+              journal: stamp(context, { install: true, trigger: 'user' }),
             })),
           },
           REBOOT: {

@@ -4,6 +4,7 @@
  * alarm, startup diagnostics, SSH banner). Lines are blessed markup with every outside text
  * escaped; plain ASCII and the 8 basic colours only, so they draw on the Linux VGA console.
  */
+import { checkWarning } from '@clgw/agent/check-words.js';
 import type { DiagnosticsReport } from '@clgw/agent/diagnostics/checks.js';
 import type { FirstBootView } from '@clgw/agent/firstboot/report.js';
 import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME } from '@clgw/agent/format.js';
@@ -153,6 +154,9 @@ export function homeLines(input: HomeInput): string[] {
   lines.push(row('Portal', escapeText(clip(urls.join('  '), WIDTH - 14))));
   if (input.presence) lines.push(row('Portal code', presenceText(input.presence, input.now ?? Date.now())));
   lines.push(...updateLines(status));
+  // A check that could not be done: a warning apart from the update line (nothing was installed).
+  const warning = checkWarning(status);
+  if (warning) lines.push(row('Last check', `{yellow-fg}${escapeText(clip(warning.text, WIDTH - 14))}{/}`));
   const active = status.alarms.filter((a) => !a.clearedAt);
   for (const a of active.slice(-1)) {
     lines.push(row('Alarm', `{red-fg}{bold}${escapeText(clip(a.code, WIDTH - 14))}{/}`));

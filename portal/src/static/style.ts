@@ -110,6 +110,7 @@ dialog input {
 #action-result.refused { color: var(--bad); }
 .alarm { border-left: 6px solid var(--bad); background: #fdf1f0; }
 .lost { border-left: 6px solid var(--warn); background: #fff8e6; }
+.warning { border-left: 6px solid var(--warn); background: #fff8e6; }
 body[data-connection="lost"] #updating,
 body[data-connection="lost"] #error,
 body[data-connection="lost"] #alarm,

@@ -129,6 +129,28 @@ describe('clgw CLI and local API', () => {
     expect((await readGrubenv(world.paths.grubenv)).get('B_OK')).toBe('0');
   });
 
+  it('check with the server answering 404: exit 1, the cause on stderr; status says idle and warns', async () => {
+    world.mirror.setFault('/compat.yaml', { status: 404 });
+    try {
+      const r = await clgw(['check']);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^clgw: HTTP_STATUS: .*compat\.yaml.*404/);
+      const s = JSON.parse((await clgw(['status', '--json'])).stdout) as Status;
+      expect(s).toMatchObject({ state: 'idle', error: null, check: { outcome: 'failed' } });
+      const text = (await clgw(['status'])).stdout;
+      expect(text).toMatch(/^update state: idle$/m);
+      expect(text).toMatch(
+        /^last check: {3}Cannot reach the download server: .*404.* — the gateway keeps running 1\.0\.0 and will try again at .*\(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)$/m,
+      );
+    } finally {
+      world.mirror.setFault('/compat.yaml', undefined);
+    }
+    // The next good check replaces the warning.
+    expect((await clgw(['check'])).code).toBe(0);
+    expect((await clgw(['status'])).stdout).toMatch(/^last check: {3}Release 1\.1\.0 available/m);
+  });
+
   it('mark-bad and mark-good act on the booted slot', async () => {
     expect((await clgw(['mark-bad'])).code).toBe(0);
     expect(Object.fromEntries(await readGrubenv(world.paths.grubenv))).toMatchObject({

@@ -1,6 +1,8 @@
 /**
  * Every way an update can be refused or fail before the switch: each ends in a clear error code
- * and leaves the active slot and the boot environment byte-for-byte unchanged.
+ * and leaves the active slot and the boot environment byte-for-byte unchanged. A refusal at the
+ * check (the document, the server) is a failed check, a warning; a failure once the download has
+ * begun is a failed update.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -31,6 +33,36 @@ afterEach(async () => {
 beforeAll(() => {
   testKeys();
 });
+
+/**
+ * Runs one update whose check is refused (nothing is downloaded): a warning, not an update error.
+ * The appliance goes back to idle with the check's error recorded, byte-identical, and no update
+ * result; the persisted journal says the same.
+ */
+async function checkFails(w: World, expectedCode: string): Promise<{ code: string; message: string }> {
+  running = await startAgent(w);
+  const before = await fingerprint(w.paths);
+  await running.agent.request({ type: 'update' });
+  const state = await running.agent.waitSettled(AbortSignal.timeout(60_000));
+  const status = await running.agent.status();
+  expect(state, JSON.stringify(status.check)).toBe('idle');
+  expect(status.check?.outcome).toBe('failed');
+  expect(status.check?.error?.code).toBe(expectedCode);
+  expect(status.error).toBeNull();
+  expect(status.result).toBeNull();
+  expect(await fingerprint(w.paths)).toEqual(before);
+  expect(status.bootedSlot).toBe('A');
+  const journal = await until(
+    async () => {
+      const j = JSON.parse(await fs.readFile(w.paths.journal, 'utf8'));
+      return j.state === 'idle' && j.check?.outcome === 'failed' ? j : undefined;
+    },
+    'the failed check to be persisted',
+    10_000,
+  );
+  expect(journal.check.error.code).toBe(expectedCode);
+  return status.check!.error!;
+}
 
 /** Runs one update on the world's appliance and returns the error it ended with. */
 async function updateFails(w: World, expectedCode: string): Promise<{ code: string; message: string }> {
@@ -66,7 +98,7 @@ describe('signature and trust', () => {
     world = await makeWorld();
     await world.publish('1.1.0');
     await fs.rm(path.join(world.tree, 'compat.yaml.sig'));
-    await updateFails(world, 'SIGNATURE_MISSING');
+    await checkFails(world, 'SIGNATURE_MISSING');
   });
 
   it('tampered compat.yaml → SIGNATURE_INVALID', async () => {
@@ -77,13 +109,13 @@ describe('signature and trust', () => {
       file,
       (await fs.readFile(file, 'utf8')).replace('minSourceVersion: 1.0.0', 'minSourceVersion: 0.1.0'),
     );
-    await updateFails(world, 'SIGNATURE_INVALID');
+    await checkFails(world, 'SIGNATURE_INVALID');
   });
 
   it('signature by an unknown key → CHAIN_INVALID', async () => {
     world = await makeWorld();
     await world.publish('1.1.0', { keys: generateDevKeys({ bits: 2048 }) });
-    const e = await updateFails(world, 'CHAIN_INVALID');
+    const e = await checkFails(world, 'CHAIN_INVALID');
     expect(e.message).toMatch(/CN=/);
   });
 
@@ -96,7 +128,7 @@ describe('signature and trust', () => {
       path.join(world.tree, 'compat.yaml.sig'),
       signDocument(text, rogue, { chain: [rogue.root.certPem] }),
     );
-    await updateFails(world, 'CHAIN_INVALID');
+    await checkFails(world, 'CHAIN_INVALID');
   });
 });
 
@@ -104,28 +136,28 @@ describe('version rules', () => {
   it('expired compat.yaml → RELEASE_EXPIRED', async () => {
     world = await makeWorld();
     await world.publish('1.1.0', { now: Date.now() - 3 * 86_400_000, expiresInDays: 1 });
-    await updateFails(world, 'RELEASE_EXPIRED');
+    await checkFails(world, 'RELEASE_EXPIRED');
   });
 
   it('downgrade below the highest version ever installed → DOWNGRADE_REFUSED', async () => {
     world = await makeWorld();
     await writeJsonAtomic(world.paths.history, { highestVersion: '1.5.0', rejected: [] });
     await world.publish('1.1.0');
-    const e = await updateFails(world, 'DOWNGRADE_REFUSED');
+    const e = await checkFails(world, 'DOWNGRADE_REFUSED');
     expect(e.message).toContain('1.5.0');
   });
 
   it('wrong platform → PLATFORM_MISMATCH', async () => {
     world = await makeWorld();
     await world.publish('1.1.0', { platforms: ['physical'] });
-    const e = await updateFails(world, 'PLATFORM_MISMATCH');
+    const e = await checkFails(world, 'PLATFORM_MISMATCH');
     expect(e.message).toContain('virtual');
   });
 
   it('minSourceVersion not met → SOURCE_VERSION_TOO_OLD', async () => {
     world = await makeWorld();
     await world.publish('1.1.0', { minSourceVersion: '1.0.5' });
-    const e = await updateFails(world, 'SOURCE_VERSION_TOO_OLD');
+    const e = await checkFails(world, 'SOURCE_VERSION_TOO_OLD');
     expect(e.message).toContain('1.0.5');
   });
 
@@ -133,7 +165,7 @@ describe('version rules', () => {
     world = await makeWorld();
     await world.publish('1.1.0');
     await writeJsonAtomic(world.paths.history, { lastSerial: 7, rejected: [] });
-    await updateFails(world, 'SERIAL_REPLAYED');
+    await checkFails(world, 'SERIAL_REPLAYED');
   });
 });
 
@@ -141,7 +173,7 @@ describe('malformed documents (signed by the real key)', () => {
   it('malformed YAML → YAML_INVALID', async () => {
     world = await makeWorld();
     await resign(world, 'schema: 1\nserial: [1, 2\nplatforms: {\n');
-    await updateFails(world, 'YAML_INVALID');
+    await checkFails(world, 'YAML_INVALID');
   });
 
   it('YAML alias bomb → YAML_INVALID', async () => {
@@ -153,7 +185,7 @@ describe('malformed documents (signed by the real key)', () => {
       lines.push(`${cur}: &${cur} [${Array(9).fill(`*${prev}`).join(',')}]`);
     }
     await resign(world, `${lines.join('\n')}\n`);
-    await updateFails(world, 'YAML_INVALID');
+    await checkFails(world, 'YAML_INVALID');
   });
 
   it('duplicate keys → YAML_INVALID', async () => {
@@ -161,7 +193,7 @@ describe('malformed documents (signed by the real key)', () => {
     await world.publish('1.1.0');
     const text = await fs.readFile(path.join(world.tree, 'compat.yaml'), 'utf8');
     await resign(world, text.replace(/^serial: (\d+)$/m, 'serial: $1\nserial: 999'));
-    await updateFails(world, 'YAML_INVALID');
+    await checkFails(world, 'YAML_INVALID');
   });
 });
 
@@ -217,7 +249,7 @@ describe('the download server', () => {
     world = await makeWorld({ config: { http: { retries: 0 } } });
     await world.publish('1.1.0');
     world.mirror.setFault('/compat.yaml', { status });
-    const e = await updateFails(world, 'HTTP_STATUS');
+    const e = await checkFails(world, 'HTTP_STATUS');
     expect(e.message).toContain(String(status));
   });
 
@@ -225,7 +257,7 @@ describe('the download server', () => {
     world = await makeWorld();
     await world.publish('1.1.0');
     world.mirror.setFault('/compat.yaml', { redirect: 'https://other.clgw.test/compat.yaml' });
-    const e = await updateFails(world, 'REDIRECT_REFUSED');
+    const e = await checkFails(world, 'REDIRECT_REFUSED');
     expect(e.message).toContain('other.clgw.test');
   });
 
@@ -233,7 +265,7 @@ describe('the download server', () => {
     world = await makeWorld();
     await world.publish('1.1.0');
     world.mirror.setFault('/compat.yaml', { redirect: `http://127.0.0.1:${world.mirror.port}/compat.yaml` });
-    await updateFails(world, 'REDIRECT_REFUSED');
+    await checkFails(world, 'REDIRECT_REFUSED');
   });
 
   it('DNS failure → DNS_LOOKUP_FAILED naming the server', async () => {
@@ -247,7 +279,7 @@ describe('the download server', () => {
         dnsServers: [dns.address],
         http: { retries: 0 },
       });
-      const e = await updateFails(world, 'DNS_LOOKUP_FAILED');
+      const e = await checkFails(world, 'DNS_LOOKUP_FAILED');
       expect(e.message).toContain('download.clgw.test');
       expect(e.message).toContain(dns.address);
     } finally {
@@ -259,13 +291,13 @@ describe('the download server', () => {
     world = await makeWorld({ config: { http: { retries: 0 } } });
     const cfg = JSON.parse(await fs.readFile(world.paths.config, 'utf8'));
     await writeJsonAtomic(world.paths.config, { ...cfg, baseUrl: 'https://127.0.0.1:9/' });
-    const e = await updateFails(world, 'CONNECTION_REFUSED');
+    const e = await checkFails(world, 'CONNECTION_REFUSED');
     expect(e.message).toContain('127.0.0.1:9');
   });
 
   it('untrusted TLS certificate → TLS_ERROR', async () => {
     world = await makeWorld({ trustMirror: false });
     await world.publish('1.1.0');
-    await updateFails(world, 'TLS_ERROR');
+    await checkFails(world, 'TLS_ERROR');
   });
 });

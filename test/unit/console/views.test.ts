@@ -175,6 +175,31 @@ describe('home screen view model', () => {
   });
 });
 
+describe('home screen: a check that could not be done', () => {
+  it('is a yellow Last check line under Update, which still says no update is in progress', () => {
+    const check = {
+      outcome: 'failed' as const,
+      version: '',
+      at: '2026-12-05T03:00:00Z',
+      message: 'download.example: no such host',
+      error: {
+        code: 'DNS_LOOKUP_FAILED' as const,
+        message: 'download.example: no such host',
+        transient: true,
+      },
+    };
+    const lines = homeLines({ status: sampleStatus({ check }), unreachable: null, addresses: [] });
+    const at = lines.findIndex((l) => l.startsWith('Update:'));
+    expect(lines[at]).toBe('Update:       no update in progress');
+    expect(lines[at + 1]).toMatch(
+      /^Last check: {3}\{yellow-fg\}Cannot reach the download server: download\.example/,
+    );
+    expect(homeLines({ status: sampleStatus(), unreachable: null, addresses: [] }).join('\n')).not.toContain(
+      'Last check',
+    );
+  });
+});
+
 describe('home screen: the deployment line', () => {
   const first = (outcome: 'applied' | 'partial' | 'refused' | 'none', reasons: string[] = []) =>
     firstBootView({ at: '2026-12-05T09:00:00Z', outcome, transport: 'guestinfo', reasons });

@@ -307,6 +307,56 @@ describe('update machine at run time', () => {
     await waitFor(actor, (s) => s.value === 'rebooting');
   });
 
+  it('a check that cannot be done is a warning: back to idle, the last update untouched', async () => {
+    const rec = recordingEffects({
+      check: async () => {
+        throw new ClgwError('CONNECTION_REFUSED', 'connection to 10.0.0.9:443 refused');
+      },
+    });
+    const actor = start(rec.effects, {
+      ...initialJournal(NOW),
+      result: { outcome: 'committed', version: '1.1.0', at: new Date(NOW).toISOString(), message: 'ok' },
+    });
+    await waitFor(actor, (s) => s.value === 'idle');
+    actor.send({ type: 'CHECK', install: true, trigger: 'user' });
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.journal.check !== undefined);
+    const j = actor.getSnapshot().context.journal;
+    expect(j.check).toMatchObject({
+      outcome: 'failed',
+      message: 'connection to 10.0.0.9:443 refused',
+      error: { code: 'CONNECTION_REFUSED' },
+    });
+    expect(j.error).toBeUndefined();
+    expect(j.result?.outcome).toBe('committed');
+    expect(rec.persisted.map((p) => p.state)).not.toContain('failed');
+    expect(rec.persisted.at(-1)).toMatchObject({ state: 'idle', check: { outcome: 'failed' } });
+  });
+
+  it('a Retry whose check cannot be done goes back to the failed update, Retry and Reboot still offered', async () => {
+    let checks = 0;
+    const rec = recordingEffects({
+      check: async () => {
+        checks += 1;
+        if (checks === 1) return { kind: 'available', target };
+        throw new ClgwError('DNS_LOOKUP_FAILED', 'download.example: no such host');
+      },
+      download: async () => {
+        throw new ClgwError('HASH_MISMATCH', 'sha256 of root.img is wrong');
+      },
+    });
+    const actor = start(rec.effects);
+    await waitFor(actor, (s) => s.value === 'idle');
+    actor.send({ type: 'CHECK', install: true, trigger: 'user' });
+    await waitFor(actor, (s) => s.value === 'failed');
+    actor.send({ type: 'RETRY' });
+    await waitFor(actor, (s) => s.value === 'failed' && s.context.journal.check?.outcome === 'failed');
+    const j = actor.getSnapshot().context.journal;
+    expect(j.error?.code).toBe('HASH_MISMATCH');
+    expect(j.check?.error?.code).toBe('DNS_LOOKUP_FAILED');
+    expect(actor.getSnapshot().can({ type: 'RETRY' })).toBe(true);
+    expect(actor.getSnapshot().can({ type: 'REBOOT' })).toBe(true);
+  });
+
   it('a cut in the critical phase hands over to the recovery system with CRITICAL_PHASE_FAILED', async () => {
     const rec = recordingEffects();
     const actor = start(rec.effects, {

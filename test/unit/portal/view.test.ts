@@ -94,6 +94,32 @@ describe('portalView', () => {
     expect(v.percent).toBeNull();
   });
 
+  it('a check that cannot reach the server: a warning panel, not Update Error', () => {
+    const check = {
+      outcome: 'failed' as const,
+      version: '',
+      at: '2026-12-05T03:00:00Z',
+      message: 'no answer from 10.0.0.9:443 within 30 s',
+      error: {
+        code: 'TIMED_OUT' as const,
+        message: 'no answer from 10.0.0.9:443 within 30 s',
+        transient: true,
+      },
+    };
+    const v = portalView({ status: sampleStatus({ check }) }, ctx);
+    expect(v.mode).toBe('normal');
+    expect(v.show).toMatchObject({ checkWarning: true, error: false, retry: false, reboot: false });
+    expect(v.fields.checkWarning).toBe(
+      'Cannot reach the download server: no answer from 10.0.0.9:443 within 30 s — the gateway keeps running 1.0.0 and will try again at its next start',
+    );
+    expect(v.fields.lastCheck).toMatch(
+      /^Cannot reach the download server: .* \(checked 2026-12-05 03:00 UTC\)$/,
+    );
+    const quiet = portalView({ status: sampleStatus() }, ctx);
+    expect(quiet.show.checkWarning).toBe(false);
+    expect(quiet.fields.checkWarning).toBe('');
+  });
+
   it('the deployment row: what became of the OVF settings, hidden where there were none', () => {
     const firstBoot = firstBootView({
       at: '2026-12-05T09:00:00Z',

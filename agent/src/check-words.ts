@@ -1,0 +1,72 @@
+/**
+ * The last check, in the words every view uses (tty1, the portal, `clgw status`): a check that
+ * could not be done is a warning that names its cause and says what happens next — the gateway
+ * keeps running what it runs and tries again — never an update error.
+ * Pure: no `node:*` imports.
+ */
+import type { ErrorCode } from './errors.js';
+import type { Status } from './status.js';
+
+/** The errors of reaching the server (as opposed to refusing what it sent). */
+const UNREACHABLE: ReadonlySet<ErrorCode> = new Set([
+  'DNS_LOOKUP_FAILED',
+  'CONNECTION_REFUSED',
+  'CONNECTION_RESET',
+  'HOST_UNREACHABLE',
+  'TIMED_OUT',
+  'TLS_ERROR',
+  'HTTP_STATUS',
+  'REDIRECT_REFUSED',
+  'PROXY_INVALID',
+  'PROXY_AUTH_FAILED',
+  'NETWORK_ERROR',
+]);
+
+export interface CheckWords {
+  /** `ok`: nothing to worry about; `warn`: the check could not be done or its release was refused. */
+  severity: 'ok' | 'warn';
+  /** One sentence, e.g. `Cannot reach the download server: … — the gateway keeps running 1.1.0 …`. */
+  text: string;
+}
+
+/** When the appliance checks again by itself: the next update window, else its next start. */
+function nextTry(s: Pick<Status, 'nextWindow'>): string {
+  return s.nextWindow ? `at ${s.nextWindow.local}` : 'at its next start';
+}
+
+/** The last check in words, or null before the first one. */
+export function describeCheck(s: Pick<Status, 'check' | 'gatewayVersion' | 'nextWindow'>): CheckWords | null {
+  const c = s.check;
+  if (!c) return null;
+  const keeps = `the gateway keeps running ${s.gatewayVersion ?? 'its current release'}`;
+  switch (c.outcome) {
+    case 'upToDate':
+      return { severity: 'ok', text: 'Up to date' };
+    case 'available':
+      return { severity: 'ok', text: `Release ${c.version} available` };
+    case 'rejected':
+      return { severity: 'warn', text: `Release ${c.version} not installed: ${c.message}` };
+    case 'failed': {
+      const what =
+        c.error && UNREACHABLE.has(c.error.code)
+          ? 'Cannot reach the download server'
+          : "The download server's release information was refused";
+      return { severity: 'warn', text: `${what}: ${c.message} — ${keeps} and will try again ${nextTry(s)}` };
+    }
+  }
+}
+
+/**
+ * The warning to show apart from the update's own state: a check that could not be done or whose
+ * release was refused, while the appliance is settled. Beside a failed update only when it is
+ * newer (a Retry whose check failed), since the update's error says more otherwise.
+ */
+export function checkWarning(
+  s: Pick<Status, 'check' | 'gatewayVersion' | 'nextWindow' | 'state' | 'result'>,
+): CheckWords | null {
+  const words = describeCheck(s);
+  if (words?.severity !== 'warn' || !s.check) return null;
+  if (!['idle', 'committed', 'rolledBack', 'failed'].includes(s.state)) return null;
+  if (s.state === 'failed' && (!s.result || Date.parse(s.check.at) <= Date.parse(s.result.at))) return null;
+  return words;
+}

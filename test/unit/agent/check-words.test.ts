@@ -1,0 +1,75 @@
+/**
+ * The last check in words: a check that could not be done is a warning naming its cause and
+ * what happens next, told apart from a failed update, on every view.
+ */
+import { describe, expect, it } from 'vitest';
+import { checkWarning, describeCheck } from '../../../agent/src/check-words.js';
+import type { CheckResult } from '../../../agent/src/machine/journal.js';
+import { sampleStatus } from '../../support/status.js';
+
+const at = '2026-12-05T03:00:00.000Z';
+const refused: CheckResult = {
+  outcome: 'failed',
+  version: '',
+  at,
+  message: 'connection to 10.0.0.9:443 refused',
+  error: { code: 'CONNECTION_REFUSED', message: 'connection to 10.0.0.9:443 refused', transient: true },
+};
+
+describe('describeCheck', () => {
+  it('the server unreachable: the cause, what runs, when it tries again', () => {
+    const s = sampleStatus({
+      gatewayVersion: '1.1.0',
+      check: refused,
+      nextWindow: { at: '2026-12-06T02:13:00Z', local: '2026-12-06 03:13 Europe/Berlin' },
+    });
+    expect(describeCheck(s)).toEqual({
+      severity: 'warn',
+      text: 'Cannot reach the download server: connection to 10.0.0.9:443 refused — the gateway keeps running 1.1.0 and will try again at 2026-12-06 03:13 Europe/Berlin',
+    });
+    expect(describeCheck({ ...s, nextWindow: null })?.text).toMatch(/will try again at its next start$/);
+  });
+
+  it('a document refused is said so, not as an unreachable server', () => {
+    const check: CheckResult = {
+      ...refused,
+      message: 'compat.yaml.sig does not verify',
+      error: { code: 'SIGNATURE_INVALID', message: 'compat.yaml.sig does not verify', transient: false },
+    };
+    expect(describeCheck(sampleStatus({ check }))?.text).toMatch(
+      /^The download server's release information was refused: compat\.yaml\.sig does not verify — the gateway keeps running 1\.0\.0/,
+    );
+  });
+
+  it('good outcomes are not warnings', () => {
+    expect(
+      describeCheck(sampleStatus({ check: { outcome: 'upToDate', version: '1.0.0', at, message: '' } })),
+    ).toEqual({
+      severity: 'ok',
+      text: 'Up to date',
+    });
+    expect(describeCheck(sampleStatus())).toBeNull();
+  });
+});
+
+describe('checkWarning', () => {
+  const failedUpdate = {
+    outcome: 'failed' as const,
+    version: '1.1.0',
+    at: '2026-12-05T02:00:00.000Z',
+    message: 'sha256 of root.img is wrong',
+  };
+
+  it('shown while settled; not while an update runs', () => {
+    expect(checkWarning(sampleStatus({ check: refused }))).not.toBeNull();
+    expect(checkWarning(sampleStatus({ check: refused, state: 'downloading' }))).toBeNull();
+  });
+
+  it('beside a failed update only when newer (a Retry whose check failed)', () => {
+    expect(
+      checkWarning(sampleStatus({ state: 'failed', result: failedUpdate, check: refused })),
+    ).not.toBeNull();
+    const older = { ...refused, at: '2026-12-05T01:00:00.000Z' };
+    expect(checkWarning(sampleStatus({ state: 'failed', result: failedUpdate, check: older }))).toBeNull();
+  });
+});
