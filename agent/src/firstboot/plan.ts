@@ -8,6 +8,7 @@
 
 import { oneLine } from '../format.js';
 import {
+  canonicalHostname,
   DEFAULT_NETWORK,
   hostnameProblem,
   type NetworkField,
@@ -62,7 +63,7 @@ export function planNetwork(cl: OvfEnvironment['cl']): FirstBootPlan {
   if (name) {
     const why = hostnameProblem(name);
     if (why) reasons.push(`${reason('hostname', name, why)}; keeping the hostname ${hostname}`);
-    else hostname = name;
+    else hostname = canonicalHostname(name);
   }
   const dhcp: NetworkSettings = { hostname, ipv4: { mode: 'dhcp' } };
 

@@ -89,7 +89,15 @@ export function parseNetmask(text: string): number | string {
  * accepted here would fail only when applied.
  */
 export const MAX_HOSTNAME = 64;
-export function hostnameProblem(name: string): string | undefined {
+
+/** The name as kept: a fully qualified name's trailing dot (`gw.example.com.`) is dropped. */
+export function canonicalHostname(name: string): string {
+  return name.length > 1 && name.endsWith('.') ? name.slice(0, -1) : name;
+}
+
+/** What is wrong with a host name (after {@link canonicalHostname}), or undefined. */
+export function hostnameProblem(given: string): string | undefined {
+  const name = canonicalHostname(given);
   if (name.length === 0) return 'must not be empty';
   if (name.length > MAX_HOSTNAME) return `is ${name.length} characters long (at most ${MAX_HOSTNAME})`;
   for (const label of name.split('.')) {
@@ -101,6 +109,9 @@ export function hostnameProblem(name: string): string | undefined {
       return `label "${label}" must not start or end with a hyphen`;
   }
   if (/^[0-9.]+$/.test(name)) return 'must not be all digits (it would read as an address)';
+  // Every machine's name for itself: other hosts could not reach the gateway by it.
+  if (/^localhost$|\.localhost$|^localhost\./i.test(name))
+    return 'is reserved (localhost names the machine itself)';
   return undefined;
 }
 
@@ -130,10 +141,11 @@ function check(input: NetworkInput): { settings?: NetworkSettings; problems: Net
   const problems: NetworkProblem[] = [];
   const bad = (field: NetworkField, message: string) => problems.push({ field, message });
 
-  const hostname = text(input.hostname);
+  const given = text(input.hostname);
+  const hostname = given === undefined ? undefined : canonicalHostname(given);
   if (hostname === undefined) bad('hostname', 'is missing');
   else {
-    const why = hostnameProblem(hostname);
+    const why = hostnameProblem(given!);
     if (why) bad('hostname', why);
   }
 
@@ -164,6 +176,10 @@ function check(input: NetworkInput): { settings?: NetworkSettings; problems: Net
         'address',
         `${addressText} is not a usable host address (${first === 127 ? 'loopback' : first >= 224 ? 'multicast or reserved' : 'this network'})`,
       );
+    } else if (address >>> 16 === (169 << 8) + 254) {
+      // What a host gives itself without DHCP: routers do not forward it, so the cloud and the
+      // download server could never be reached from it.
+      bad('address', `${addressText} is a link-local address (169.254.0.0/16), which routers do not forward`);
     } else if (prefix <= 30) {
       const mask = maskOf(prefix);
       const network = (address & mask) >>> 0;

@@ -65,7 +65,16 @@ const refused: [string, NetworkInput, string, string][] = [
   ['hostname trailing hyphen', { hostname: 'gw-', mode: 'dhcp' }, 'hostname', 'start or end with a hyphen'],
   ['hostname 64-char label', { hostname: 'a'.repeat(64), mode: 'dhcp' }, 'hostname', 'at most 63'],
   ['hostname double dot', { hostname: 'gw..local', mode: 'dhcp' }, 'hostname', 'empty label'],
-  ['hostname trailing dot', { hostname: 'gw.', mode: 'dhcp' }, 'hostname', 'empty label'],
+  ['hostname two trailing dots', { hostname: 'gw..', mode: 'dhcp' }, 'hostname', 'empty label'],
+  ['hostname only a dot', { hostname: '.', mode: 'dhcp' }, 'hostname', 'empty label'],
+  ['hostname localhost', { hostname: 'LocalHost', mode: 'dhcp' }, 'hostname', 'reserved (localhost'],
+  ['hostname under localhost', { hostname: 'gw.localhost', mode: 'dhcp' }, 'hostname', 'reserved'],
+  [
+    'link-local address',
+    { ...ok, address: '169.254.10.20', netmask: '16', gateway: '' },
+    'address',
+    'link-local address (169.254.0.0/16), which routers do not forward',
+  ],
   [
     'hostname too long',
     { hostname: `${'a'.repeat(32)}.${'b'.repeat(32)}`, mode: 'dhcp' },
@@ -122,6 +131,13 @@ describe('network settings: accepted', () => {
     expect(s.ipv4).toMatchObject(ipv4);
     // What is saved validates again to the same settings.
     expect(validateNetworkSettings(toInput(s))).toEqual(s);
+  });
+
+  it('a fully qualified name with its trailing dot is kept without it', () => {
+    expect(hostnameProblem('gw.example.com.')).toBeUndefined();
+    expect(validateNetworkSettings({ hostname: 'gw.example.com.', mode: 'dhcp' }).hostname).toBe(
+      'gw.example.com',
+    );
   });
 });
 
