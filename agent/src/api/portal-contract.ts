@@ -114,7 +114,15 @@ export function portalInput(status: Status): PortalInput {
   return {
     status: visible,
     versions,
-    ...(status.profile ? { profile: { name: status.profile.name, detail: status.profile.line } } : {}),
+    ...(status.profile
+      ? {
+          profile: {
+            name: status.profile.name,
+            // The log line names the profile too: the page says it once.
+            detail: status.profile.line.replace(/^performance profile: \S+ \((.*?)\), /, '$1, '),
+          },
+        }
+      : {}),
     ...(status.diagnostics ? { diagnostics: portalDiagnostics(status.diagnostics) } : {}),
   };
 }
@@ -125,7 +133,7 @@ function portalDiagnostics(d: DiagnosticsReport): PortalDiagnostics {
   return {
     at: d.at,
     checks: d.results.map((r) => ({
-      name: `${r.name} ${r.target}`,
+      name: [r.name, r.target].filter((x) => x !== '').join(' '),
       status: VERDICT[r.verdict],
       message: r.summary,
     })),

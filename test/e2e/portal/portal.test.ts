@@ -100,7 +100,9 @@ describe.skipIf(!available)('portal in headless Chromium', () => {
     expect(await text(p, 'voipSoftware')).toBe('111');
     // No source of the OS patch level yet (issue 18).
     expect(await text(p, 'osPatchLevel')).toBe('unknown');
-    expect(await text(p, 'profile')).toMatch(/^(small|small-plus|medium|large) \(performance profile: /);
+    expect(await text(p, 'profile')).toMatch(
+      /^(small|small-plus|medium|large) \([\d.]+[GM]iB RAM, RTP port range: \d+-65534\)$/,
+    );
     expect(await text(p, 'ip')).toBe('127.0.0.1');
     const port = new URL(pw.portal.url).port;
     expect(await text(p, 'urlLocal')).toBe(`http://cloudlink.local:${port}/`);
