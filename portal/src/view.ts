@@ -96,6 +96,7 @@ export interface ViewContext {
 }
 
 const UNKNOWN = 'unknown';
+const NOT_INSTALLED = 'not installed yet';
 
 const PHASES: Partial<Record<UpdateState, string>> = {
   checking: 'Checking for an update',
@@ -333,9 +334,13 @@ function services(status: PortalStatus): ListItem[] {
   const out: ListItem[] = [];
   for (const [name, r] of Object.entries(status.containers)) {
     if (!r) continue;
+    // What runs now, first; then what happened to the attempt.
+    const attempted = r.attempted ?? 'a new version';
     const text =
       r.outcome === 'rolledBack'
-        ? `${name} ${r.version ?? UNKNOWN} (upgrade to ${r.attempted ?? 'a new version'} rolled back)`
+        ? r.version
+          ? `${name} ${r.version} runs (the upgrade to ${attempted} was rolled back)`
+          : `${name}: not running (installing ${attempted} failed and was undone)`
         : r.outcome === 'removed'
           ? `${name}: removed`
           : `${name} ${r.version ?? UNKNOWN}`;
@@ -370,8 +375,9 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
 
   const fields: Record<FieldName, string> = {
     gatewayOs: status.gatewayVersion ?? UNKNOWN,
-    cloudSoftware: input.versions?.cloudSoftware ?? UNKNOWN,
-    voipSoftware: input.versions?.voipSoftware ?? UNKNOWN,
+    // No version: no container of it was ever installed here (the agent knows every one it put in).
+    cloudSoftware: input.versions?.cloudSoftware ?? NOT_INSTALLED,
+    voipSoftware: input.versions?.voipSoftware ?? NOT_INSTALLED,
     osPatchLevel: input.versions?.osPatchLevel ?? UNKNOWN,
     profile,
     ip: ip ?? UNKNOWN,

@@ -76,8 +76,8 @@ describe('portalView', () => {
     expect(v.documentTitle).toBe('CloudLink Gateway');
     expect(v.fields).toMatchObject({
       gatewayOs: '1.0.0',
-      cloudSoftware: 'unknown',
-      voipSoftware: 'unknown',
+      cloudSoftware: 'not installed yet',
+      voipSoftware: 'not installed yet',
       osPatchLevel: 'unknown',
       profile: 'unknown',
       diagnostics: 'not run',
@@ -302,7 +302,19 @@ describe('portalView', () => {
     expect(v.fields.lastCheck).toBe('Up to date (checked 2025-11-21 02:00 UTC)');
     expect(v.lists.services).toEqual([
       { text: 'tunnel 2.0.0', state: 'info' },
-      { text: 'micloud 1.0.0 (upgrade to 1.1.0 rolled back)', state: 'warn' },
+      { text: 'micloud 1.0.0 runs (the upgrade to 1.1.0 was rolled back)', state: 'warn' },
+    ]);
+    // A first install rolled back leaves nothing running: said so, not 'unknown'.
+    const first = portalView(
+      {
+        status: sampleStatus({
+          containers: { tunnel: { outcome: 'rolledBack', attempted: '1.0.0', at: '2025-11-21T02:00:00Z' } },
+        }),
+      },
+      ctx,
+    );
+    expect(first.lists.services).toEqual([
+      { text: 'tunnel: not running (installing 1.0.0 failed and was undone)', state: 'warn' },
     ]);
     expect(v.show.alarm).toBe(true);
     expect(v.fields.alarm).toBe('CLGW_ALARM_CRITICAL_PHASE_FAILED: power cut while switching');
