@@ -185,3 +185,31 @@ export function renderUnavailable(assets: PageAssets): string {
 </html>
 `;
 }
+
+/**
+ * What a browser gets for a log link that is not (or no longer) valid: the same page for every
+ * reason — unknown, expired, revoked — so it tells a visitor nothing about which links exist.
+ */
+export function renderLogLinkGone(assets: PageAssets): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Log download — ${PRODUCT_NAME}</title>
+<link rel="stylesheet" href="${assets.css}">
+</head>
+<body data-mode="normal">
+<header>
+<h1>${PRODUCT_NAME}</h1>
+</header>
+<main>
+<section class="panel warning" role="alert">
+<h2>This log download link does not work (any more)</h2>
+<p>A log download link lasts 10 minutes, and ends sooner when it is revoked. Make a new one on the gateway's console: its menu (ALT+F2), Download logs.</p>
+</section>
+</main>
+</body>
+</html>
+`;
+}

@@ -13,7 +13,7 @@ import { localPortalUrl } from '@clgw/agent/format.js';
 import type { Logger } from '@clgw/agent/platform/log.js';
 import { AgentAnswerError, type PortalAgent } from './agent-client.js';
 import { crossSiteReason, isAllowedHost, SECURITY_HEADERS } from './headers.js';
-import { type PageAssets, renderPage, renderUnavailable } from './html.js';
+import { type PageAssets, renderLogLinkGone, renderPage, renderUnavailable } from './html.js';
 import { createRateLimiter } from './rate-limit.js';
 import { PORTAL_JS } from './static/script.js';
 import { PORTAL_CSS } from './static/style.js';
@@ -419,7 +419,13 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
    * unknown, expired or revoked token, another method — is the same 404 as any unknown path.
    */
   async function logDownload(req: http.IncomingMessage, res: http.ServerResponse, token: string) {
-    const notFound = () => refuse(res, 404, 'NOT_FOUND', 'not found');
+    // One answer for every failure; a browser gets it as a page a person can read.
+    const notFound = () =>
+      /\btext\/html\b/.test(req.headers.accept ?? '')
+        ? reply(res, 404, 'text/html; charset=utf-8', renderLogLinkGone(assets.paths), {
+            'cache-control': 'no-store',
+          })
+        : refuse(res, 404, 'NOT_FOUND', 'not found');
     if (req.method !== 'GET' && req.method !== 'HEAD') return notFound();
     if (logDownloads >= MAX_LOG_DOWNLOADS) {
       refuse(res, 503, 'BUSY', 'log archives are being downloaded; try again in a minute', {

@@ -32,8 +32,11 @@ function logDownload(args: string[]): Promise<{ code: number; stdout: string; st
   });
 }
 
-async function download(url: string): Promise<{ status: number; headers: Headers; body: Buffer }> {
-  const res = await fetch(url);
+async function download(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  const res = await fetch(url, { headers });
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
 }
 
@@ -115,6 +118,16 @@ describe('clgw-log-download', () => {
     expect([malformed.status, malformed.body.toString()]).toEqual([404, unknown.body.toString()]);
     const empty = await download(`${portal}logs/`);
     expect([empty.status, empty.body.toString()]).toEqual([404, unknown.body.toString()]);
+    // A browser gets one small page instead, the same for the revoked and the unknown link.
+    const browser = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' };
+    const page = await download(url!, browser);
+    expect(page.status).toBe(404);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    expect(page.body.toString()).toContain('This log download link does not work (any more)');
+    expect(page.body.toString()).not.toContain('{"error"');
+    const unknownPage = await download(`${portal}logs/${'x'.repeat(43)}`, browser);
+    expect(unknownPage.body.toString()).toBe(page.body.toString());
     // The archive itself is gone from the run directory.
     expect(await fs.readdir(world.paths.logArchives)).toEqual([]);
   });
