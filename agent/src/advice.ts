@@ -53,6 +53,22 @@ export function plainError(
   error: Pick<SerializedError, 'code' | 'details'> | null | undefined,
   a: ActionNames = PORTAL_ACTIONS,
 ): PlainError {
+  return (
+    ownWords(error, a) ?? {
+      title: 'The update failed.',
+      advice: `${cap(a.choose)} ${a.retry}. If it fails again, ${a.choose} ${a.reboot}; if the update itself is suspect, ${a.factoryReset}.`,
+    }
+  );
+}
+
+/**
+ * The words for a code that has its own; undefined for the others (the CLI then says only the
+ * error's message, which for those names the fault better than "The update failed.").
+ */
+export function ownWords(
+  error: Pick<SerializedError, 'code' | 'details'> | null | undefined,
+  a: ActionNames = PORTAL_ACTIONS,
+): PlainError | undefined {
   const retry = `${a.choose} ${a.retry}`;
   const retryLater = `${cap(retry)} later`;
   const network = `Check ${a.networkSettings}, the DNS server and the firewall (the gateway needs HTTPS, tcp/443, to the download server), then ${retry}.`;
@@ -102,6 +118,11 @@ export function plainError(
       return {
         title: 'The proxy settings are not valid.',
         advice: `Correct ${a.proxySettings}, then ${retry}.`,
+      };
+    case 'PROXY_AUTH_FAILED':
+      return {
+        title: "The proxy refused the gateway's user name and password.",
+        advice: `Correct the user and password in ${a.proxySettings}, then ${retry}.`,
       };
     case 'NETWORK_ERROR':
     case 'NETWORK_APPLY_FAILED':
@@ -156,9 +177,6 @@ export function plainError(
         advice: 'The gateway resets itself to factory defaults and updates again.',
       };
     default:
-      return {
-        title: 'The update failed.',
-        advice: `${cap(retry)}. If it fails again, ${a.choose} ${a.reboot}; if the update itself is suspect, ${a.factoryReset}.`,
-      };
+      return undefined;
   }
 }

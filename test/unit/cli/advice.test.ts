@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CLI_ACTIONS, PORTAL_ACTIONS, plainError } from '../../../agent/src/advice.js';
+import { CLI_ACTIONS, ownWords, PORTAL_ACTIONS, plainError } from '../../../agent/src/advice.js';
 import { ERROR_CODES } from '../../../agent/src/errors.js';
 import { plainError as portalPlainError } from '../../../portal/src/view.js';
 
@@ -22,6 +22,14 @@ describe('plain words for an error code, shared by the portal and the CLI', () =
     );
     expect(plainError({ code: 'NO_SPACE' }, CLI_ACTIONS).advice).toMatch(
       /^Run clgw reboot, then clgw retry\./,
+    );
+  });
+
+  it('codes without words of their own: none from ownWords, the general words from plainError', () => {
+    expect(ownWords({ code: 'INTERNAL' }, CLI_ACTIONS)).toBeUndefined();
+    expect(plainError({ code: 'INTERNAL' }).title).toBe('The update failed.');
+    expect(ownWords({ code: 'PROXY_AUTH_FAILED' })?.advice).toBe(
+      'Correct the user and password in the proxy settings, then choose Retry.',
     );
   });
 });
