@@ -5,6 +5,7 @@
  * `data-list`), so every decision about wording and formatting lives here, once.
  * Pure: no `node:*` imports.
  */
+import { plainError } from '@clgw/agent/advice.js';
 import {
   type PortalDiagnostics,
   type PortalInput,
@@ -12,7 +13,6 @@ import {
   portalOffers,
 } from '@clgw/agent/api/portal-contract.js';
 import { checkWarning, describeCheck } from '@clgw/agent/check-words.js';
-import type { SerializedError } from '@clgw/agent/errors.js';
 import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME, portalUrl } from '@clgw/agent/format.js';
 import type { UpdateState } from '@clgw/agent/machine/journal.js';
 
@@ -95,6 +95,9 @@ export interface ViewContext {
   port: number;
 }
 
+// The error page's words come from the agent's one module, shared with the CLI.
+export { type PlainError, plainError } from '@clgw/agent/advice.js';
+
 const UNKNOWN = 'unknown';
 const NOT_INSTALLED = 'not installed yet';
 
@@ -159,131 +162,6 @@ export function applianceAddress(input: ViewInput, ctx: ViewContext): string | u
   const ipv4 = input.status.network.settings.ipv4;
   if (ipv4.mode === 'static') return ipv4.address;
   return input.addresses?.[0] ?? plainAddress(ctx.localAddress);
-}
-
-export interface PlainError {
-  /** What went wrong, in plain words. */
-  title: string;
-  /** What to do about it. */
-  advice: string;
-}
-
-const NETWORK_ADVICE =
-  'Check the network settings, the DNS server and the firewall (the gateway needs HTTPS, tcp/443, to the download server), then choose Retry.';
-
-/** An error code in plain words, with what a technician can do about it (SPEC.md §3). */
-export function plainError(error: Pick<SerializedError, 'code' | 'details'> | null | undefined): PlainError {
-  switch (error?.code) {
-    case 'DNS_LOOKUP_FAILED':
-      return {
-        title: "The gateway could not look up the download server's name (DNS lookup failed).",
-        advice:
-          'Check the DNS server in the network settings and that the gateway may reach it (udp/53), then choose Retry.',
-      };
-    case 'CONNECTION_REFUSED':
-      return {
-        title: 'The download server refused the connection.',
-        advice: `A firewall or proxy may be blocking the connection. ${NETWORK_ADVICE}`,
-      };
-    case 'CONNECTION_RESET':
-      return { title: 'The connection to the download server was cut off.', advice: NETWORK_ADVICE };
-    case 'HOST_UNREACHABLE':
-      return {
-        title: 'The download server cannot be reached (no route to it).',
-        advice: `Check the gateway address and default route. ${NETWORK_ADVICE}`,
-      };
-    case 'TIMED_OUT':
-      return { title: 'The download server did not answer in time.', advice: NETWORK_ADVICE };
-    case 'TLS_ERROR':
-      return {
-        title: 'The secure (TLS) connection to the download server failed.',
-        advice:
-          'A proxy or firewall that inspects HTTPS, or a wrong date and time on the gateway, can cause this. Fix it, then choose Retry.',
-      };
-    case 'HTTP_STATUS': {
-      const status = Number(error.details?.status);
-      if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
-        return {
-          title: `The download server does not offer the update's files (HTTP ${status}).`,
-          advice: 'Choose Retry later. If it persists, check the proxy settings, or contact support.',
-        };
-      }
-      return {
-        title: 'The download server answered with an error.',
-        advice: 'This is usually temporary: choose Retry later. If it persists, check the proxy settings.',
-      };
-    }
-    case 'REDIRECT_REFUSED':
-    case 'RANGE_NOT_SUPPORTED':
-      return {
-        title: 'The download server answered with an error.',
-        advice: 'This is usually temporary: choose Retry later. If it persists, check the proxy settings.',
-      };
-    case 'PROXY_INVALID':
-      return {
-        title: 'The proxy settings are not valid.',
-        advice: 'Correct the proxy settings, then choose Retry.',
-      };
-    case 'NETWORK_ERROR':
-    case 'NETWORK_APPLY_FAILED':
-      return { title: 'A network error stopped the update.', advice: NETWORK_ADVICE };
-    case 'SIZE_EXCEEDED':
-    case 'ARTIFACT_TRUNCATED':
-    case 'HASH_MISMATCH':
-    case 'IMAGE_MISMATCH':
-    case 'INDEX_INVALID':
-    case 'CHUNK_MISMATCH':
-      return {
-        title: 'The downloaded update was incomplete or damaged, so it was not installed.',
-        advice: 'Choose Retry to download it again. A proxy that alters downloads can cause this.',
-      };
-    case 'YAML_INVALID':
-    case 'COMPAT_INVALID':
-    case 'SIGNATURE_MISSING':
-    case 'SIGNATURE_INVALID':
-    case 'CHAIN_INVALID':
-    case 'RELEASE_EXPIRED':
-    case 'SERIAL_REPLAYED':
-      return {
-        title: 'The update could not be verified as genuine, so it was not installed.',
-        advice: 'Choose Retry later. If it persists, contact support.',
-      };
-    case 'PLATFORM_MISMATCH':
-    case 'DOWNGRADE_REFUSED':
-    case 'SOURCE_VERSION_TOO_OLD':
-      return {
-        title: 'The offered update does not apply to this gateway.',
-        advice: 'Choose Retry later, or contact support.',
-      };
-    case 'NO_SPACE':
-    case 'SLOT_WRITE_FAILED':
-    case 'READBACK_MISMATCH':
-    case 'SLOT_ACTIVE':
-    case 'SLOT_UNKNOWN':
-    case 'GRUBENV_INVALID':
-    case 'BOOTED_SLOT_UNKNOWN':
-      return {
-        title: "Writing the update to the gateway's storage failed.",
-        advice:
-          'Choose Reboot, then Retry. If it fails again, the storage may be faulty: a Factory Reset or support may be needed.',
-      };
-    case 'HEALTH_CHECK_FAILED':
-      return {
-        title: 'The new release did not start correctly; the gateway went back to the previous one.',
-        advice: 'Choose Retry later, or contact support.',
-      };
-    case 'CRITICAL_PHASE_FAILED':
-      return {
-        title: 'The update was interrupted at a critical moment.',
-        advice: 'The gateway resets itself to factory defaults and updates again.',
-      };
-    default:
-      return {
-        title: 'The update failed.',
-        advice:
-          'Choose Retry. If it fails again, choose Reboot; if the update itself is suspect, Factory Reset.',
-      };
-  }
 }
 
 const CHECK_LABEL: Record<ItemState, string> = {

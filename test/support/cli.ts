@@ -45,3 +45,11 @@ export function rawPost<T = unknown>(
     req.end(body);
   });
 }
+
+/**
+ * The CLI's output with its wrapping undone (it fits 80 columns: a long line continues, indented,
+ * on the next): each line break and the indentation after it become one space.
+ */
+export function unwrap(text: string): string {
+  return text.replace(/\n +/g, ' ');
+}

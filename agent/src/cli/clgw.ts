@@ -1,75 +1,115 @@
 #!/usr/bin/env node
-import { SingleBar } from 'cli-progress';
+import { promises as fs } from 'node:fs';
+import { type ActionNames, CLI_ACTIONS, ownWords } from '../advice.js';
 import { AgentClient } from '../api/client.js';
 import { describeCheck } from '../check-words.js';
 import type { ServiceResult } from '../containers/state.js';
 import type { ContainersView } from '../containers/view.js';
 import { formatDiagnostics } from '../diagnostics/checks.js';
-import { ClgwError, isClgwError, toClgwError } from '../errors.js';
+import { ClgwError, isClgwError, type SerializedError, toClgwError } from '../errors.js';
 import type { FirstBootView } from '../firstboot/report.js';
 import { formatTime } from '../format.js';
 import { toInput } from '../network/settings.js';
-import { appliancePaths } from '../platform/paths.js';
+import { type AppliancePaths, appliancePaths } from '../platform/paths.js';
 import type { ScheduleView } from '../schedule/scheduler.js';
 import { sshBanner, sshSupportLine } from '../ssh/view.js';
 import { collectStatus, type Status } from '../status.js';
+import { parseOsRelease } from '../system/os-release.js';
+import { fitText, hasByteProgress, outputWidth, progressLine, wrapLine } from './output.js';
 
 /**
- * `clgw` — the command line of the update agent.
- *
- * Exit codes: 0 done; 1 the operation failed (update failed or rolled back: the error code is
- * printed); 2 usage error; 3 the agent is not reachable; 4 refused in the current state (busy,
- * or a recovery action outside the failed state).
+ * `clgw` — the command line of the update agent. Its exit codes are listed in USAGE (EXIT below);
+ * every failure is one message on stderr, and with `--json` stdout holds one JSON document.
  */
 const USAGE = `usage: clgw <command> [options]
-  status [--json]      state, slots, versions (from disk when the agent is down)
-  check                look for a new release (does not install)
-  update [--force]     install the newest release and follow it to the end
-                       (--force: also a release that was rolled back on this appliance)
-  update --containers [--force]
-                       upgrade only the service containers to what compat.yaml names
-  containers [--json]  the service containers: version, image, state, health, uptime,
-                       and the last upgrade with its downtime
-  retry                recovery action after a failed update: try again
-  reboot               recovery action after a failed update: restart the appliance
-  mark-good            mark the booted slot good
-  mark-bad             mark the booted slot bad (the next boot uses the other slot)
-  factory-reset --confirm
-                       reset to factory default through the recovery system (physical
-                       appliance only; erases all data; refused in the critical phase)
-  data-reset --confirm erase the onboarding data (account link, PBX settings, tokens,
-                       advanced settings); keeps software and network configuration
-  ssh [status]         whether SSH access is on, for how long, and the certificate
-                       principal support needs (appliance-<id>)
-  ssh on | off         turn SSH access on (it turns itself off after 24 hours) or off;
-                       on only once sshd answers
-  diagnose             run the startup diagnostics now (DNS, NTP, HTTPS, STUN, SIP-TLS);
-                       exit 1 when a check failed
-  proxy [show]         the HTTP(S) proxy for outbound requests (password not shown)
+
+commands:
+  status [--json]          update state, slots, versions (from disk: agent down)
+  check [--json]           look for a new release (does not install it)
+  update [--force] [--json]
+                           install the newest release, following it to the end
+                           (--force: also one rolled back on this appliance)
+  update --containers [--force] [--json]
+                           upgrade only the service containers (compat.yaml)
+  containers [--json]      the service containers and their last upgrade
+  retry                    after a failed update: start it again
+  reboot                   after a failed update: restart the appliance
+  mark-good                mark the booted slot good
+  mark-bad                 mark the booted slot bad (next boot: the other slot)
+  factory-reset --confirm  erase all data, reinstall the factory software
+                           (physical appliance; refused in the critical phase)
+  data-reset --confirm     erase the onboarding data; keep software and network
+  ssh [status] [--json]    SSH access, its time left, the support principal
+  ssh on | off             turn SSH access on (for 24 hours) or off
+  diagnose [--json]        DNS, NTP, HTTPS, STUN and SIP-TLS checks, now
+  proxy [show] [--json]    the HTTP(S) proxy for outbound requests
   proxy set --server HOST --port N [--user USER --password PASSWORD]
-  proxy off            connect directly
-  schedule [show]      the update window and when it next starts
+  proxy off                connect directly
+  schedule [show] [--json] the daily update window and its next start
   schedule set --at HH:MM --tz ZONE [--spread MINUTES]
-                       update automatically every day in that window (IANA zone, e.g.
-                       America/New_York; a fleet spreads over MINUTES, default 30)
-  schedule off         no update window (updates still run at every boot)
-  network [--json]     the network settings in effect
+                           update daily in that window (IANA zone; spread 30)
+  schedule off             no window (updates run at boot and on request)
+  network [--json]         the network settings in effect
   network --dhcp [--hostname NAME]
-  network --static --address IP --netmask MASK [--gateway IP] [--dns IP,IP] [--hostname NAME]
-  network --hostname NAME
-                       change the LAN port's IPv4 settings and/or the hostname (MASK: dotted
-                       or a prefix length); the other settings stay as they are
-environment: CLGW_ROOT (appliance root, default /)`;
+  network --static --address IP --netmask MASK [--gateway IP] [--dns IP,IP]
+          [--hostname NAME]
+  network --hostname NAME  change the LAN port's IPv4 settings or the hostname
+                           (MASK: dotted or a prefix length; the rest stays)
+  version [--json]         the CLI's version and the gateway OS release
+  help                     this text (also --help; --version: version)
+
+--json: one JSON document on stdout (check, update: the status at the end).
+
+exit codes:
+  0  done
+  1  failed: the operation, the update, or a diagnostic check
+  2  usage: unknown command or option, or a value refused
+  3  the agent is not reachable
+  4  refused now: busy, or a recovery action outside a failed update
+
+environment: CLGW_ROOT (appliance root, default /), COLUMNS (width, default 80)`;
 
 const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, refused: 4 } as const;
 
-function exitCodeOf(e: unknown): number {
-  if (!isClgwError(e)) return EXIT.failed;
+function exitCodeOf(e: ClgwError): number {
   if (e.code === 'AGENT_UNREACHABLE') return EXIT.unreachable;
   if (e.code === 'BUSY' || e.code === 'NOT_ALLOWED') return EXIT.refused;
-  if (e.code === 'SETTING_INVALID') return EXIT.usage;
+  if (e.code === 'INVALID_REQUEST' || e.code === 'SETTING_INVALID') return EXIT.usage;
   return EXIT.failed;
 }
+
+const stdoutWidth = () => outputWidth(process.stdout.columns, process.env);
+const stderrWidth = () => outputWidth(process.stderr.columns, process.env);
+
+/** Text on stdout, wrapped to the terminal (80 columns when it is not one). */
+function print(text: string): void {
+  process.stdout.write(`${fitText(text, stdoutWidth())}\n`);
+}
+
+/** One JSON document on stdout: what `--json` prints, unwrapped. */
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * A failure, once, on stderr: `clgw: CODE: message`, then — for the errors the portal explains —
+ * the portal's plain words and advice (agent/src/advice.ts) with the CLI's commands in them.
+ */
+function printFailure(
+  error: Pick<SerializedError, 'code' | 'message' | 'details'>,
+  actions?: ActionNames,
+): void {
+  const width = stderrWidth();
+  const lines = wrapLine(`clgw: ${error.code}: ${error.message}`, width, 6);
+  const plain = actions && ownWords(error, actions);
+  if (plain) lines.push(...wrapLine(plain.title, width), ...wrapLine(plain.advice, width));
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+/** After a failed check the retry is another check (`clgw retry` would also install). */
+const CHECK_ACTIONS: ActionNames = { ...CLI_ACTIONS, retry: 'clgw check' };
+/** After an update whose check failed, nothing was installed: the update itself is run again. */
+const UPDATE_CHECK_ACTIONS: ActionNames = { ...CLI_ACTIONS, retry: 'clgw update' };
 
 function mib(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
@@ -88,8 +128,11 @@ export function formatStatus(s: Status): string {
     `update state: ${s.state}${s.critical ? ' (critical phase)' : ''}${s.source === 'persisted' ? ' [agent not running: from disk]' : ''}`,
   ];
   if (s.progress) {
+    // A phase that does not count its bytes as it goes shows none (see hasByteProgress).
     lines.push(
-      `progress:     ${s.progress.phase}: ${mib(s.progress.bytes)} / ${mib(s.progress.total)} (${s.progress.percent.toFixed(0)} %)${sources(s.progress)}`,
+      hasByteProgress(s.progress)
+        ? `progress:     ${s.progress.phase}: ${mib(s.progress.bytes)} / ${mib(s.progress.total)} (${s.progress.percent.toFixed(0)} %)${sources(s.progress)}`
+        : `progress:     ${s.progress.phase}…`,
     );
   }
   if (s.target && !['idle', 'committed', 'rolledBack'].includes(s.state)) {
@@ -177,7 +220,8 @@ function uptime(s: number | undefined): string {
   return `${Math.floor(s / 3600)} h`;
 }
 
-export function formatContainers(v: ContainersView): string {
+/** The containers' table and notes; `lastRun`: with the last run's failure (not when it was just told). */
+export function formatContainers(v: ContainersView, lastRun = true): string {
   const lines: string[] = [];
   if (!v.engine.reachable) lines.push(`container engine not reachable: ${v.engine.error?.message ?? '?'}`);
   const header = ['NAME', 'VERSION', 'IMAGE', 'STATE', 'HEALTH', 'UPTIME', 'LAST UPGRADE', 'DOWNTIME'];
@@ -211,19 +255,19 @@ export function formatContainers(v: ContainersView): string {
       );
   }
   if (v.running) lines.push('a container upgrade is running');
-  else if (v.lastRun?.outcome === 'failed')
+  else if (lastRun && v.lastRun?.outcome === 'failed')
     lines.push(`last run failed: ${v.lastRun.error?.code}: ${v.lastRun.error?.message}`);
   return lines.join('\n');
 }
 
 /** `clgw update --containers`: starts the run and follows it to its end. */
-async function updateContainers(client: AgentClient, force: boolean): Promise<number> {
+async function updateContainers(client: AgentClient, force: boolean, json: boolean): Promise<number> {
   const since = Date.now() - 1000;
   try {
     await client.upgradeContainers(force);
   } catch (e) {
     if (!(isClgwError(e) && e.code === 'BUSY' && e.message.includes('container upgrade'))) throw e;
-    process.stdout.write('a container upgrade is already running — following it\n');
+    if (!json) print('a container upgrade is already running — following it');
   }
   let v: ContainersView;
   for (;;) {
@@ -231,9 +275,10 @@ async function updateContainers(client: AgentClient, force: boolean): Promise<nu
     if (!v.running && v.lastRun && Date.parse(v.lastRun.at) >= since) break;
     await new Promise((r) => setTimeout(r, 300));
   }
-  process.stdout.write(`${formatContainers(v)}\n`);
+  if (json) printJson(v);
+  else print(formatContainers(v, false));
   if (v.lastRun?.outcome === 'failed') {
-    process.stderr.write(`clgw: ${v.lastRun.error?.code}: ${v.lastRun.error?.message}\n`);
+    printFailure(v.lastRun.error ?? { code: 'INTERNAL', message: 'the container upgrade failed' });
     return EXIT.failed;
   }
   const rolledBack = v.containers.filter(
@@ -242,26 +287,28 @@ async function updateContainers(client: AgentClient, force: boolean): Promise<nu
   return rolledBack.length > 0 ? EXIT.failed : EXIT.ok;
 }
 
-async function follow(client: AgentClient, since: number, tty: boolean): Promise<Status> {
-  const bar = tty
-    ? new SingleBar({
-        format: ' {phase} [{bar}] {percentage}% | {done}/{all} MiB{sources} | {rate} MiB/s',
-        barCompleteChar: '#',
-        barIncompleteChar: '.',
-        hideCursor: true,
-      })
-    : undefined;
-  let barPhase = '';
+/**
+ * Follows an update to its end. On a terminal the progress is one line redrawn in place, fitted to
+ * the terminal's width at each redraw; elsewhere (a pipe, a log) a line per change of phase or of
+ * ten percent. `quiet` (`--json`): nothing, stdout is for the document at the end.
+ */
+async function follow(client: AgentClient, since: number, tty: boolean, quiet: boolean): Promise<Status> {
   let lastLine = '';
+  let live = false; // a progress line is on the terminal, without its newline yet
+  let livePhase = '';
   let downSince: number | undefined;
   const say = (line: string) => {
-    if (line === lastLine) return;
+    if (quiet || line === lastLine) return;
     lastLine = line;
-    if (bar && barPhase) {
-      bar.stop();
-      barPhase = '';
-    }
-    process.stdout.write(`${line}\n`);
+    if (live) process.stdout.write('\n');
+    live = false;
+    print(line);
+  };
+  const redraw = (line: string) => {
+    if (quiet) return;
+    lastLine = '';
+    live = true;
+    process.stdout.write(`\r${line}\x1b[K`);
   };
   for (;;) {
     let s: Status;
@@ -279,23 +326,14 @@ async function follow(client: AgentClient, since: number, tty: boolean): Promise
     }
     if (s.progress) {
       const p = s.progress;
-      if (bar) {
-        const payload = {
-          phase: p.phase,
-          done: (p.bytes / 1048576).toFixed(1),
-          all: (p.total / 1048576).toFixed(1),
-          sources: sources(p),
-          rate: (p.rate / 1048576).toFixed(1),
-        };
-        if (barPhase !== p.phase) {
-          if (barPhase) bar.stop();
-          bar.start(100, Math.floor(p.percent), payload);
-          barPhase = p.phase;
-          lastLine = '';
-        } else bar.update(Math.floor(p.percent), payload);
-      } else {
-        say(`${p.phase}: ${Math.floor(p.percent / 10) * 10} %`);
-      }
+      if (tty) {
+        // A new phase starts on a new line: the finished one's last line stays on the screen.
+        if (live && p.phase !== livePhase && !quiet) process.stdout.write('\n');
+        livePhase = p.phase;
+        // One column short of the width: a line that fills it exactly wraps on some terminals.
+        redraw(progressLine(p, stdoutWidth() - 1, Date.now()));
+      } else if (hasByteProgress(p)) say(`${p.phase}: ${Math.floor(p.percent / 10) * 10} %`);
+      else say(`${p.phase}…`);
     } else {
       say(
         `state: ${s.state}${s.target && s.state !== 'idle' ? ` (${s.target.version} → slot ${s.target.slot})` : ''}`,
@@ -305,7 +343,7 @@ async function follow(client: AgentClient, since: number, tty: boolean): Promise
     const newResult = s.result !== null && Date.parse(s.result.at) >= since;
     const newCheck = s.check !== null && Date.parse(s.check.at) >= since && s.check.outcome !== 'available';
     if (settled && (newResult || (newCheck && s.state === 'idle'))) {
-      if (bar && barPhase) bar.stop();
+      if (live) process.stdout.write('\n');
       return s;
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -313,7 +351,7 @@ async function follow(client: AgentClient, since: number, tty: boolean): Promise
 }
 
 /** `clgw proxy [show] | off | set --server HOST --port N [--user U --password P]`. */
-async function proxy(client: AgentClient, args: string[]): Promise<number> {
+async function proxy(client: AgentClient, args: string[], json: boolean): Promise<number> {
   const [sub = 'show', ...rest] = args;
   let view: Awaited<ReturnType<AgentClient['proxy']>>;
   if (sub === 'show' && rest.length === 0) view = await client.proxy();
@@ -331,16 +369,18 @@ async function proxy(client: AgentClient, args: string[]): Promise<number> {
     view = await client.setProxy(values);
   } else throw new ClgwError('INVALID_REQUEST', `unknown proxy command "${args.join(' ')}"`);
   const p = view.proxy;
-  process.stdout.write(
-    p
-      ? `proxy: ${p.server}:${p.port}${p.user ? ` as ${p.user}${p.password ? ' (password set)' : ''}` : ''}\n`
-      : 'proxy: none (direct connections)\n',
-  );
+  if (json) printJson(view);
+  else
+    print(
+      p
+        ? `proxy: ${p.server}:${p.port}${p.user ? ` as ${p.user}${p.password ? ' (password set)' : ''}` : ''}`
+        : 'proxy: none (direct connections)',
+    );
   return EXIT.ok;
 }
 
 /** `clgw schedule [show] | off | set --at HH:MM --tz ZONE [--spread MINUTES]`. */
-async function schedule(client: AgentClient, args: string[]): Promise<number> {
+async function schedule(client: AgentClient, args: string[], json: boolean): Promise<number> {
   const [sub = 'show', ...rest] = args;
   let view: ScheduleView;
   if (sub === 'show' && rest.length === 0) view = await client.schedule();
@@ -364,11 +404,12 @@ async function schedule(client: AgentClient, args: string[]): Promise<number> {
       ...(spread === undefined ? {} : { spreadMinutes: Number.isFinite(spread) ? spread : values.spread }),
     });
   } else throw new ClgwError('INVALID_REQUEST', `unknown schedule command "${args.join(' ')}"`);
-  if (!view.window) process.stdout.write('update window: off (updates run at every boot and on request)\n');
+  if (json) printJson(view);
+  else if (!view.window) print('update window: off (updates run at every boot and on request)');
   else {
     const w = view.window;
-    process.stdout.write(`update window: ${w.at} ${w.tz}, spread over ${w.spreadMinutes} min\n`);
-    if (view.next) process.stdout.write(`next start:    ${view.next.local} (${view.next.at})\n`);
+    print(`update window: ${w.at} ${w.tz}, spread over ${w.spreadMinutes} min`);
+    if (view.next) print(`next start:    ${view.next.local} (${view.next.at})`);
   }
   return EXIT.ok;
 }
@@ -393,11 +434,11 @@ async function network(client: AgentClient, args: string[]): Promise<number> {
   const current = await client.network();
   if (Object.keys(values).length === 0 && !flags.has('--dhcp') && !flags.has('--static')) {
     const s = current.settings;
-    process.stdout.write(
-      flags.has('--json')
-        ? `${JSON.stringify(current, null, 2)}\n`
-        : `hostname: ${s.hostname}\nIPv4:     ${current.summary}${current.source === 'default' ? ' (factory default)' : ''}\n${current.error ? `warning:  ${current.error}\n` : ''}`,
-    );
+    if (flags.has('--json')) printJson(current);
+    else
+      print(
+        `hostname: ${s.hostname}\nIPv4:     ${current.summary}${current.source === 'default' ? ' (factory default)' : ''}${current.error ? `\nwarning:  ${current.error}` : ''}`,
+      );
     return EXIT.ok;
   }
   const staticArgs = ['address', 'netmask', 'gateway', 'dns'].filter((k) => k in values);
@@ -410,55 +451,105 @@ async function network(client: AgentClient, args: string[]): Promise<number> {
       ? { hostname: values.hostname ?? keep.hostname, mode: 'dhcp' }
       : { ...keep, hostname: values.hostname };
   const view = await client.changeNetwork(input);
-  process.stdout.write(`network settings applied: hostname ${view.settings.hostname}, ${view.summary}\n`);
+  if (flags.has('--json')) printJson(view);
+  else print(`network settings applied: hostname ${view.settings.hostname}, ${view.summary}`);
   return EXIT.ok;
 }
 
+/** The CLI's own version: agent/package.json, beside dist/ here and on the appliance. */
+async function cliVersion(): Promise<string | null> {
+  try {
+    const pkg = JSON.parse(await fs.readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `clgw version`: the CLI's (and agent's: one package) version and the booted gateway OS release. */
+async function version(paths: AppliancePaths, json: boolean): Promise<number> {
+  const cli = await cliVersion();
+  let os: Record<string, string> = {};
+  let osError: string | undefined;
+  try {
+    os = parseOsRelease(await fs.readFile(paths.osRelease, 'utf8'));
+  } catch (e) {
+    osError = `cannot read ${paths.osRelease}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+  }
+  const gateway = { version: os.VERSION_ID ?? null, name: os.PRETTY_NAME ?? os.NAME ?? null };
+  if (json) printJson({ clgw: cli, gatewayOs: gateway, ...(osError ? { error: osError } : {}) });
+  else
+    print(
+      `clgw ${cli ?? 'unknown'}\ngateway OS ${gateway.version ?? 'unknown'}${gateway.name ? ` (${gateway.name})` : ''}${osError ? `\nwarning: ${osError}` : ''}`,
+    );
+  return EXIT.ok;
+}
+
+/** The commands and the options each takes (`network`, `proxy` and `schedule` parse their own). */
+const KNOWN: Record<string, string[]> = {
+  status: ['--json'],
+  check: ['--json'],
+  update: ['--force', '--containers', '--json'],
+  containers: ['--json'],
+  version: ['--json'],
+  diagnose: ['--json'],
+  retry: [],
+  reboot: [],
+  'mark-good': [],
+  'mark-bad': [],
+  'factory-reset': ['--confirm'],
+  'data-reset': ['--confirm'],
+};
+
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const flags = new Set(rest);
-  const known: Record<string, string[]> = {
-    status: ['--json'],
-    check: [],
-    update: ['--force', '--containers'],
-    containers: ['--json'],
-    retry: [],
-    reboot: [],
-    'mark-good': [],
-    'mark-bad': [],
-    'factory-reset': ['--confirm'],
-    'data-reset': ['--confirm'],
-  };
-  if (!command || command === '--help' || command === 'help') {
+  if (command === '--help' || command === 'help' || command === '-h') {
     process.stdout.write(`${USAGE}\n`);
-    return command ? EXIT.ok : EXIT.usage;
-  }
-  const paths = appliancePaths(process.env.CLGW_ROOT ?? '/');
-  const client = new AgentClient(paths.socket);
-  if (command === 'network') return network(client, rest);
-  if (command === 'schedule') return schedule(client, rest);
-  if (command === 'proxy') return proxy(client, rest);
-  if (command === 'ssh') {
-    const [sub = 'status', ...more] = rest;
-    if (more.length || !['status', 'on', 'off'].includes(sub))
-      throw new ClgwError('INVALID_REQUEST', `unknown ssh command "${rest.join(' ')}" (status, on, off)`);
-    const view = sub === 'status' ? await client.ssh() : await client.setSsh(sub === 'on');
-    const support = sshSupportLine(view);
-    process.stdout.write(`${sshBanner(view) ?? 'SSH access is disabled'}\n${support ? `${support}\n` : ''}`);
     return EXIT.ok;
   }
-  if (command === 'diagnose') {
-    if (rest.length) throw new ClgwError('INVALID_REQUEST', `unknown option "${rest[0]}" for diagnose`);
-    const report = await client.diagnose();
-    process.stdout.write(`${formatDiagnostics(report).join('\n')}\n`);
-    return report.ok ? EXIT.ok : EXIT.failed;
+  if (!command) {
+    // No command is a usage error: the text goes where errors go, so a script's stdout stays empty.
+    process.stderr.write(`${USAGE}\n`);
+    return EXIT.usage;
   }
-  const allowed = known[command];
+  const flags = new Set(rest);
+  const json = flags.has('--json');
+  const paths = appliancePaths(process.env.CLGW_ROOT ?? '/');
+  const client = new AgentClient(paths.socket);
+  const without = (args: string[]) => args.filter((a) => a !== '--json');
+  if (command === 'network') return network(client, rest);
+  if (command === 'schedule') return schedule(client, without(rest), json);
+  if (command === 'proxy') return proxy(client, without(rest), json);
+  if (command === 'ssh') {
+    const args = without(rest);
+    const [sub = 'status', ...more] = args;
+    if (more.length || !['status', 'on', 'off'].includes(sub) || (json && sub !== 'status'))
+      throw new ClgwError('INVALID_REQUEST', `unknown ssh command "${rest.join(' ')}" (status, on, off)`);
+    const view = sub === 'status' ? await client.ssh() : await client.setSsh(sub === 'on');
+    if (json) printJson(view);
+    else {
+      const support = sshSupportLine(view);
+      print(`${sshBanner(view) ?? 'SSH access is disabled'}${support ? `\n${support}` : ''}`);
+    }
+    return EXIT.ok;
+  }
+  const name = command === '--version' ? 'version' : command;
+  const allowed = KNOWN[name];
   if (!allowed) throw new ClgwError('INVALID_REQUEST', `unknown command "${command}"`);
   for (const f of rest)
-    if (!allowed.includes(f)) throw new ClgwError('INVALID_REQUEST', `unknown option "${f}" for ${command}`);
+    if (!allowed.includes(f)) throw new ClgwError('INVALID_REQUEST', `unknown option "${f}" for ${name}`);
 
-  switch (command) {
+  switch (name) {
+    case 'version':
+      return version(paths, json);
+    case 'diagnose': {
+      const report = await client.diagnose();
+      if (json) printJson(report);
+      else print(formatDiagnostics(report).join('\n'));
+      return report.ok ? EXIT.ok : EXIT.failed;
+    }
     case 'status': {
       let s: Status;
       try {
@@ -467,52 +558,65 @@ async function run(argv: string[]): Promise<number> {
         if (!(isClgwError(e) && e.code === 'AGENT_UNREACHABLE')) throw e;
         s = await collectStatus(paths);
       }
-      process.stdout.write(flags.has('--json') ? `${JSON.stringify(s, null, 2)}\n` : `${formatStatus(s)}\n`);
+      if (json) printJson(s);
+      else print(formatStatus(s));
       return EXIT.ok;
     }
     case 'check': {
       const s = await client.post('/v1/check');
       // The check could not be done (a warning on the appliance: nothing was installed).
       const failure = s.check?.outcome === 'failed' ? s.check.error : undefined;
+      if (json) printJson(s);
+      else if (!failure) print(s.check?.message ?? s.state);
       if (failure) {
-        process.stderr.write(`clgw: ${failure.code}: ${failure.message}\n`);
+        printFailure(failure, CHECK_ACTIONS);
         return EXIT.failed;
       }
-      process.stdout.write(`${s.check?.message ?? s.state}\n`);
       return EXIT.ok;
     }
     case 'containers': {
       const v = await client.containers();
-      process.stdout.write(
-        flags.has('--json') ? `${JSON.stringify(v, null, 2)}\n` : `${formatContainers(v)}\n`,
-      );
+      if (json) printJson(v);
+      else print(formatContainers(v));
       return EXIT.ok;
     }
     case 'update': {
-      if (flags.has('--containers')) return updateContainers(client, flags.has('--force'));
+      if (flags.has('--containers')) return updateContainers(client, flags.has('--force'), json);
       const since = Date.now() - 1000;
       try {
         await client.post('/v1/update', { force: flags.has('--force') });
       } catch (e) {
         if (!(isClgwError(e) && e.code === 'BUSY')) throw e;
-        process.stdout.write('an update is already in progress — following it\n');
+        if (!json) print('an update is already in progress — following it');
       }
-      const s = await follow(client, since, Boolean(process.stdout.isTTY));
-      // The update's own result if it got that far, else what its check found.
+      const s = await follow(client, since, Boolean(process.stdout.isTTY), json);
+      if (json) printJson(s);
+      // The update's own result if it got that far, else what its check found. A failure is
+      // said once, on stderr (its message is the result's message).
       if (s.result && Date.parse(s.result.at) >= since) {
-        process.stdout.write(`${s.result.message}\n`);
-        if (s.result.outcome === 'committed') return EXIT.ok;
-        const err = s.result.error;
-        if (err) process.stderr.write(`clgw: ${err.code}: ${err.message}\n`);
+        const r = s.result;
+        if (r.outcome === 'committed') {
+          if (!json) print(r.message);
+          return EXIT.ok;
+        }
+        if (r.error) printFailure(r.error, CLI_ACTIONS);
+        else
+          process.stderr.write(
+            `${wrapLine(`clgw: ${r.outcome}: ${r.message}`, stderrWidth(), 6).join('\n')}\n`,
+          );
         return EXIT.failed;
       }
       if (s.check?.outcome === 'failed') {
-        const err = s.check.error;
-        process.stderr.write(`clgw: ${err ? `${err.code}: ` : ''}${s.check.message}\n`);
+        const err = s.check.error ?? { code: 'INTERNAL' as const, message: s.check.message };
+        printFailure(err, UPDATE_CHECK_ACTIONS);
         return EXIT.failed;
       }
-      process.stdout.write(`${s.check?.message ?? s.state}\n`);
-      return s.check?.outcome === 'rejected' ? EXIT.failed : EXIT.ok;
+      if (s.check?.outcome === 'rejected') {
+        process.stderr.write(`${wrapLine(`clgw: ${s.check.message}`, stderrWidth(), 6).join('\n')}\n`);
+        return EXIT.failed;
+      }
+      if (!json) print(s.check?.message ?? s.state);
+      return EXIT.ok;
     }
     case 'factory-reset':
     case 'data-reset': {
@@ -525,19 +629,31 @@ async function run(argv: string[]): Promise<number> {
         );
       }
       const s = await client.post(`/v1/${command}`, { confirm: true });
-      process.stdout.write(
+      print(
         command === 'factory-reset'
-          ? `factory reset started: the appliance restarts into the recovery system (state ${s.state})\n`
-          : 'data reset done: onboarding data erased\n',
+          ? `factory reset started: the appliance restarts into the recovery system (state ${s.state})`
+          : 'data reset done: onboarding data erased',
       );
       return EXIT.ok;
     }
     case 'retry':
-    case 'reboot':
+    case 'reboot': {
+      // The agent answers as soon as the action has started. The CLI does not wait for its
+      // outcome: a retry is a whole update (download, install, reboot: minutes, through a restart
+      // that ends this SSH session), a reboot ends it at once. It says what has started and how
+      // to follow it; `clgw update` also follows an update already running.
+      const s = await client.post(`/v1/${command}`);
+      print(
+        command === 'retry'
+          ? `retry started (state ${s.state}): the update runs again; see clgw status`
+          : `reboot started (state ${s.state}): the appliance restarts; this session may end`,
+      );
+      return EXIT.ok;
+    }
     case 'mark-good':
     case 'mark-bad': {
       const s = await client.post(`/v1/${command}`);
-      process.stdout.write(`${command}: done (state ${s.state})\n`);
+      print(`${command}: done (state ${s.state})`);
       return EXIT.ok;
     }
   }
@@ -548,8 +664,9 @@ run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
     const err = toClgwError(e);
-    process.stderr.write(`clgw: ${err.code}: ${err.message}\n`);
-    if (err.code === 'INVALID_REQUEST') process.stderr.write(`${USAGE}\n`);
-    process.exit(err.code === 'INVALID_REQUEST' ? EXIT.usage : exitCodeOf(err));
+    const code = exitCodeOf(err);
+    printFailure(err);
+    if (code === EXIT.usage) process.stderr.write('see clgw --help\n');
+    process.exit(code);
   },
 );

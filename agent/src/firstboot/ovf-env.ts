@@ -8,6 +8,7 @@
  */
 import { DOMParser, type Element } from '@xmldom/xmldom';
 import { ClgwError } from '../errors.js';
+import { oneLine } from '../format.js';
 
 export const OVF_ENV_NS = 'http://schemas.dmtf.org/ovf/environment/1';
 
@@ -48,6 +49,32 @@ function text(parent: Element, name: string): string | undefined {
   return e ? (e.textContent ?? '').trim() : undefined;
 }
 
+/** Text from the document as a short quotation: one line, at most 60 characters. */
+function quote(text: string): string {
+  const t = oneLine(text.trim());
+  return `"${t.length > 60 ? `${t.slice(0, 59)}…` : t}"`;
+}
+
+/**
+ * xmldom's report as one statement, quoting the document where it helps. xmldom removes the
+ * spaces from text it quotes ('garbage here' becomes 'garbagehere'): text outside the root
+ * element is quoted from the document instead.
+ */
+function xmlProblem(report: string, source: string): string {
+  const why = report.split('\n')[0]!.trim();
+  const before = source.slice(0, Math.max(0, source.indexOf('<')));
+  const after = source.slice(source.lastIndexOf('>') + 1);
+  if (/^Unexpected content outside root element/i.test(why)) {
+    const outside = before.trim() || after.trim();
+    return outside ? `text outside the root element: ${quote(outside)}` : why;
+  }
+  if (/^Extra content at the end/i.test(why) && after.trim())
+    return `text after the root element: ${quote(after)}`;
+  if (/missing root element/i.test(why))
+    return source.trim() ? `no root element (the document begins ${quote(source)})` : 'the document is empty';
+  return why;
+}
+
 /** The document as bytes (a CD-ROM file) or text (guestinfo) → its properties. */
 export function parseOvfEnvironment(input: Uint8Array | string): OvfEnvironment {
   const size = typeof input === 'string' ? new TextEncoder().encode(input).length : input.length;
@@ -64,17 +91,20 @@ export function parseOvfEnvironment(input: Uint8Array | string): OvfEnvironment 
   if (/<!DOCTYPE/i.test(source)) throw invalid('document has a DOCTYPE (not allowed)');
 
   let root: Element | null;
+  let report: string | undefined;
   try {
     const parser = new DOMParser({
       // Every report — warnings too (unquoted attributes and the like) — makes the document invalid.
-      onError: (level, message) => {
-        throw new Error(`${level}: ${message}`);
+      // xmldom wraps what is thrown here in words of its own ("Reporting fatalError "x" caused
+      // Error: fatalError: x"), saying it twice: the first report's own words are kept instead.
+      onError: (_level, message) => {
+        report ??= message;
+        throw new Error(message);
       },
     });
     root = parser.parseFromString(source, 'application/xml').documentElement;
   } catch (e) {
-    const why = (e as Error).message.split('\n')[0];
-    throw invalid(`not well-formed XML: ${why}`);
+    throw invalid(`not well-formed XML: ${xmlProblem(report ?? (e as Error).message, source)}`);
   }
   if (!root) throw invalid('document has no root element');
   if (root.localName !== 'Environment' || root.namespaceURI !== OVF_ENV_NS) {

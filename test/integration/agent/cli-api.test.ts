@@ -2,13 +2,14 @@
  * The `clgw` CLI and the local API, against the real agent process run by the boot emulator.
  */
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
 import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
 import type { Status } from '../../../agent/src/status.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
-import { makeWorld, until, type World } from '../../support/appliance.js';
-import { CLI, rawPost, runClgw } from '../../support/cli.js';
+import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
+import { CLI, rawPost, runClgw, unwrap } from '../../support/cli.js';
 
 let world: World;
 let appliance: ReturnType<typeof runAppliance> | undefined;
@@ -138,7 +139,7 @@ describe('clgw CLI and local API', () => {
       expect(r.stderr).toMatch(/^clgw: HTTP_STATUS: .*compat\.yaml.*404/);
       const s = JSON.parse((await clgw(['status', '--json'])).stdout) as Status;
       expect(s).toMatchObject({ state: 'idle', error: null, check: { outcome: 'failed' } });
-      const text = (await clgw(['status'])).stdout;
+      const text = unwrap((await clgw(['status'])).stdout);
       expect(text).toMatch(/^update state: idle$/m);
       expect(text).toMatch(
         /^last check: {3}Cannot reach the download server: .*404.* — the gateway keeps running 1\.0\.0 and will try again at .*\(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)$/m,
@@ -168,6 +169,107 @@ describe('clgw CLI and local API', () => {
     const r = await clgw(['retry']);
     expect(r.code).toBe(4);
     expect(r.stderr).toContain('NOT_ALLOWED');
+  });
+
+  it("download server down: check and update say the failure once, on stderr, with the portal's advice", async () => {
+    world.mirror.setFault('/', { status: 503 });
+    try {
+      const check = await clgw(['check']);
+      expect(check.code).toBe(1);
+      expect(check.stdout).toBe('');
+      expect(check.stderr.match(/HTTP_STATUS/g)).toHaveLength(1);
+      // The portal's words for the code (agent/src/advice.ts), with the CLI's command for Retry.
+      const said = check.stderr.replace(/\n/g, ' ');
+      expect(said).toContain('The download server answered with an error.');
+      expect(said).toContain('This is usually temporary: run clgw check later.');
+      expect(said).toContain('the proxy settings (clgw proxy)');
+      for (const line of check.stderr.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
+
+      const json = await clgw(['check', '--json']);
+      expect(json.code).toBe(1);
+      expect((JSON.parse(json.stdout) as Status).check?.error?.code).toBe('HTTP_STATUS');
+
+      // An update whose check cannot be done: the same, and the thing to run again is the update.
+      const update = await clgw(['update']);
+      expect(update.code).toBe(1);
+      expect(update.stdout).not.toContain('HTTP');
+      expect(update.stderr.match(/HTTP_STATUS/g)).toHaveLength(1);
+      expect(update.stderr.replace(/\n/g, ' ')).toContain('run clgw update later');
+      // Nothing was installed: no failed update to retry.
+      expect((await clgw(['retry'])).code).toBe(4);
+    } finally {
+      world.mirror.setFault('/', undefined);
+    }
+  });
+
+  it('a failed update: said once with advice; retry says it only started', async () => {
+    const client = new AgentClient(world.paths.socket, 5000);
+    await world.publish('1.1.0');
+    world.mirror.setFault('/releases/', { status: 404 });
+    try {
+      const update = await clgw(['update']);
+      expect(update.code).toBe(1);
+      expect(update.stderr.match(/HTTP_STATUS/g)).toHaveLength(1);
+      expect(update.stderr.replace(/\n/g, ' ')).toMatch(/[Rr]un clgw retry later/);
+      // Only started: it is a whole update (checking → … → reboot); the retry fails here again.
+      const before = (await client.status()).result?.at;
+      const retry = await clgw(['retry']);
+      // (Settled before the fault goes: a retry left running would install 1.1.0 here.)
+      await until(async () => {
+        const s = await client.status();
+        return s.state === 'failed' && s.result?.at !== before ? true : undefined;
+      }, 'the retry to fail');
+      expect(retry.code).toBe(0);
+      expect(retry.stdout).toMatch(/^retry started \(state \w+\): the update runs again; see clgw status\n$/);
+      expect(retry.stdout).not.toContain('done');
+    } finally {
+      world.mirror.setFault('/releases/', undefined);
+    }
+    // A good check ends the failed state (the release is there again).
+    expect((await clgw(['check'])).code).toBe(0);
+  });
+
+  it('version, --version and --help: exit 0, within 80 columns; the exit codes are listed', async () => {
+    const pkg = JSON.parse(await fs.readFile(path.join(REPO, 'agent/package.json'), 'utf8')) as {
+      version: string;
+    };
+    for (const args of [['version'], ['--version']]) {
+      const r = await clgw(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(`clgw ${pkg.version}\ngateway OS 1.0.0 (CloudLink Gateway OS 1.0.0)\n`);
+    }
+    expect(JSON.parse((await clgw(['version', '--json'])).stdout)).toMatchObject({
+      clgw: pkg.version,
+      gatewayOs: { version: '1.0.0' },
+    });
+    const help = await clgw(['--help']);
+    expect(help.code).toBe(0);
+    for (const line of help.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
+    expect(help.stdout).toMatch(
+      /exit codes:\n {2}0 {2}done\n {2}1 {2}failed.*\n {2}2 {2}usage.*\n {2}3 .*not reachable\n {2}4 {2}refused/,
+    );
+    for (const command of ['status', 'check', 'update', 'containers', 'retry', 'version', 'network', 'ssh'])
+      expect(help.stdout).toMatch(new RegExp(`^ {2}${command}\\b`, 'm'));
+    const none = await clgw([]);
+    expect(none.code).toBe(2);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toContain('exit codes:');
+  });
+
+  it('--json: one document on stdout for the views a script reads', async () => {
+    for (const args of [
+      ['diagnose', '--json'],
+      ['ssh', '--json'],
+      ['proxy', '--json'],
+      ['schedule', '--json'],
+      ['network', '--json'],
+      ['containers', '--json'],
+    ]) {
+      const r = await clgw(args);
+      expect(r.stderr, args.join(' ')).toBe('');
+      expect(() => JSON.parse(r.stdout), args.join(' ')).not.toThrow();
+    }
+    expect((await clgw(['retry', '--json'])).code).toBe(2);
   });
 
   it('bad input: unknown command or option → exit 2; malformed API body → 400 INVALID_REQUEST', async () => {
@@ -206,6 +308,9 @@ describe('clgw CLI and local API', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('gateway OS 1.1.0 is installed and committed');
+    for (const line of r.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
+    // The read-back reports its bytes per artifact: no percentage that would stand still.
+    expect(r.stdout).not.toMatch(/verifying.*%/);
   });
 
   it('status --json works from disk when the agent is down; other commands exit 3', async () => {

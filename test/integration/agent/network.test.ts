@@ -10,7 +10,7 @@ import { AgentClient } from '../../../agent/src/api/client.js';
 import { writeJsonAtomic } from '../../../agent/src/platform/atomic.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, startAgent, until, type World } from '../../support/appliance.js';
-import { CLI, rawPost as post, runClgw } from '../../support/cli.js';
+import { CLI, rawPost as post, runClgw, unwrap } from '../../support/cli.js';
 
 let world: World;
 let appliance: ReturnType<typeof runAppliance> | undefined;
@@ -72,7 +72,9 @@ describe('network settings on the running agent', () => {
     ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('hostname gw-hq, static 10.0.0.20/24 via 10.0.0.1, DNS 10.0.0.53, 9.9.9.9');
+    expect(unwrap(r.stdout)).toContain(
+      'hostname gw-hq, static 10.0.0.20/24 via 10.0.0.1, DNS 10.0.0.53, 9.9.9.9',
+    );
     const f = await files();
     expect(Object.keys(f).sort()).toEqual(['10-clgw.network', 'hostname', 'settings.json']);
     expect(JSON.parse(f['settings.json']!)).toEqual({
@@ -107,7 +109,7 @@ describe('network settings on the running agent', () => {
       '10.0.1.1',
     ]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(
+    expect(unwrap(r.stderr)).toContain(
       'SETTING_INVALID: network setting gateway 10.0.1.1 is outside the subnet 10.0.0.0/24',
     );
     const api = await rawPost(

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, until, type World } from '../../support/appliance.js';
-import { runClgw } from '../../support/cli.js';
+import { runClgw, unwrap } from '../../support/cli.js';
 import { recordSkip } from '../../support/skip.js';
 import { startTinyproxy, type TinyProxy, tinyproxyUnavailable } from '../../support/tinyproxy.js';
 
@@ -82,7 +82,7 @@ describe.skipIf(skip)('the agent behind a proxy', () => {
     ]);
     const check = await clgw(['check']);
     expect(check.code).toBe(1);
-    expect(check.stderr).toContain(
+    expect(unwrap(check.stderr)).toContain(
       `PROXY_AUTH_FAILED: proxy 127.0.0.1:${proxy.port} refused the user and password (HTTP 40`,
     );
   });

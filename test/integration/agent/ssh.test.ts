@@ -19,7 +19,7 @@ import { readSsh, SshAccess, type SshServer, simulatorSsh } from '../../../agent
 import { issueSupportCert } from '../../../image/src/release/support-ca.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { REPO, until, type World } from '../../support/appliance.js';
-import { runClgw } from '../../support/cli.js';
+import { runClgw, unwrap } from '../../support/cli.js';
 import { recordSkip } from '../../support/skip.js';
 import {
   greeting,
@@ -272,9 +272,7 @@ describe.skipIf(skip)('SSH access', () => {
       expect(await greeting(port)).toMatch(/^SSH-2\.0-OpenSSH/);
       const status = (await clgw(['status'])).stdout;
       expect(status).toContain('ssh:          SSH access is enabled: 2');
-      expect(status).toContain(
-        `              For support: user support, certificate principal appliance-${id}\n`,
-      );
+      expect(unwrap(status)).toContain(` For support: user support, certificate principal appliance-${id}\n`);
       // A login with a certificate: the session runs as support.
       const { key, cert } = await supportCert('cli');
       const login = await sshLogin(port, key, cert, ['id', '-un']);
@@ -291,7 +289,7 @@ describe.skipIf(skip)('SSH access', () => {
       try {
         const failed = await clgw(['ssh', 'on']);
         expect(failed.code).toBe(1);
-        expect(failed.stderr).toMatch(
+        expect(unwrap(failed.stderr)).toMatch(
           new RegExp(
             `SSH_FAILED: SSH access not enabled \\(sshd on 127\\.0\\.0\\.1:${port}\\): sshd did not start: .*Address already in use`,
           ),

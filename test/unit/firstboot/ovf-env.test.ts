@@ -142,7 +142,11 @@ const OVERSIZE = oe(`<!--${'x'.repeat(MAX_OVF_ENV_BYTES)}-->`);
 
 /** Documents refused as a whole, and what the message says. */
 const refused: [string, string | Uint8Array, RegExp][] = [
-  ['not XML at all', 'ip0=10.0.0.5', /not well-formed XML: .*missing root element/],
+  [
+    'not XML at all',
+    'ip0=10.0.0.5',
+    /not well-formed XML: no root element \(the document begins "ip0=10\.0\.0\.5"\)$/,
+  ],
   ['empty', '', /not well-formed XML/],
   ['unclosed element', `<Environment xmlns="${NS}"><PropertySection></Environment>`, /not well-formed XML/],
   [
@@ -224,6 +228,49 @@ describe('parseOvfEnvironment: refused documents', () => {
     expect((error as ClgwError).code).toBe('OVF_ENV_INVALID');
     expect((error as ClgwError).message).toMatch(/^OVF environment: /);
     expect((error as ClgwError).message).toMatch(message);
+  });
+});
+
+describe('parseOvfEnvironment: what a garbled document is told', () => {
+  const messageOf = (doc: string) => {
+    try {
+      parseOvfEnvironment(doc);
+    } catch (e) {
+      return (e as ClgwError).message;
+    }
+    throw new Error('accepted');
+  };
+
+  it('states the problem once, without xmldom\u2019s wrapping', () => {
+    for (const doc of [
+      'garbage here',
+      `<Environment xmlns="${NS}"><PropertySection></Environment>`,
+      '<a b=c/>',
+    ]) {
+      const m = messageOf(doc);
+      expect(m, doc).not.toMatch(/Reporting|caused Error|fatalError|warning:/);
+      // No phrase of five words or more said twice.
+      const words = m.split(' ');
+      for (let i = 0; i + 5 <= words.length; i++)
+        expect(
+          m.indexOf(words.slice(i, i + 5).join(' '), m.indexOf(words.slice(i, i + 5).join(' ')) + 1),
+          m,
+        ).toBe(-1);
+    }
+    expect(messageOf('garbage here')).toBe(
+      'OVF environment: not well-formed XML: no root element (the document begins "garbage here")',
+    );
+    expect(messageOf('')).toBe('OVF environment: not well-formed XML: the document is empty');
+  });
+
+  it('quotes text outside the root element with its spaces (xmldom drops them)', () => {
+    expect(messageOf(`garbage here ${oe('')}`)).toBe(
+      'OVF environment: not well-formed XML: text outside the root element: "garbage here"',
+    );
+    expect(messageOf(`${oe('')}\ntrailing  text\there`)).toBe(
+      'OVF environment: not well-formed XML: text after the root element: "trailing  text\\there"',
+    );
+    expect(messageOf('x'.repeat(200))).toMatch(/begins "x{59}…"\)$/);
   });
 });
 
