@@ -52,9 +52,17 @@ function fakeAgent(status: Status): FakeAgent {
     client: {
       status: async () => {
         if (fake.down)
+          // As the agent's client throws it: its message repeats what the screens say in words.
           throw new ClgwError(
             'AGENT_UNREACHABLE',
             'the agent is not reachable on /run/clgw/agent.sock: not running',
+            {
+              cause: Object.assign(new Error('connect ECONNREFUSED /run/clgw/agent.sock'), {
+                code: 'ECONNREFUSED',
+              }),
+              transient: true,
+              details: { socket: '/run/clgw/agent.sock' },
+            },
           );
         return fake.current;
       },
@@ -127,6 +135,58 @@ describe('home screen (headless, 80x25)', () => {
     // The code the web page asks for Reboot and Factory Reset: only this screen and the menu show it.
     expect(text).toMatch(/Portal code: +K7M2Q-9XRT4 {2}\(changes in 4 min\)\n/);
     expect(text).not.toContain('SSH access');
+    // tty1 takes no commands: its last row says where the menu is.
+    expect(text.split('\n')[24]).toBe(' Menu (Data Reset, SSH, network, logs): press ALT+F2');
+  });
+
+  it('wraps a long update error under the value column, and pages what does not fit with PgDn', async () => {
+    const h = headlessScreen();
+    destroy = () => h.screen.destroy();
+    const cause =
+      'Get "https://download.mitel.io/compat.yaml?timestamp=1764940000000000000": connection to 127.0.0.1:40687 refused; while fetching https://download.mitel.io/compat.yaml (after 3 tries)';
+    const summary = (n: number) =>
+      `check ${n} failed: no answer from host-${n}.mitel.io within 3 s, tried twice`;
+    const status = sampleStatus({
+      state: 'failed',
+      error: { code: 'CONNECTION_REFUSED', message: cause, transient: true },
+      alarms: [
+        {
+          code: 'CLGW_ALARM_CRITICAL_PHASE_FAILED',
+          message: `power was lost ${'in the critical phase '.repeat(5)}END`,
+          raisedAt: 'z',
+        },
+      ],
+      diagnostics: {
+        at: '2026-11-21T09:12:00.000Z',
+        ok: false,
+        results: (['dns', 'ntp', 'https', 'stun-3478', 'stun-3479', 'sip-tls'] as const).map((name, i) => ({
+          name,
+          target: '-',
+          verdict: 'failed' as const,
+          summary: summary(i),
+          durationMs: 1,
+        })),
+      },
+    });
+    const home = new HomeScreen(h.screen, fakeAgent(status));
+    await home.refresh();
+    const first = h.text().split('\n');
+    expect(first).toHaveLength(25);
+    const at = first.findIndex((r) => r.includes('Update:       the last update failed'));
+    const under: string[] = [];
+    for (let i = at + 1; first[i]?.startsWith(' '.repeat(15)) && !first[i]?.includes('Alarm'); i++)
+      under.push(first[i]!);
+    expect(under.length).toBeGreaterThan(1);
+    expect(under.join('').replace(/ /g, '')).toBe(cause.replace(/ /g, ''));
+    expect(first.join('\n')).toContain('END');
+    expect(first[24]).toMatch(/press ALT\+F2 +PgDn: more \(\d+ lines\)$/);
+    await typeKeys(h.input, '\x1b[6~'); // PgDn
+    const second = h.text();
+    // The last check's summary, wrapped, is there in full on the next page.
+    expect(second.replace(/\s+/g, ' ')).toContain(summary(5));
+    expect(second.split('\n')[24]).toMatch(/PgUp: back to the top$/);
+    await typeKeys(h.input, '\x1b[5~'); // PgUp
+    expect(h.text()).toBe(first.join('\n'));
   });
 
   it('shows a lockout of the portal code in place of the code, and wrong tries beside it', async () => {
@@ -159,7 +219,11 @@ describe('home screen (headless, 80x25)', () => {
     agent.down = true;
     const home = new HomeScreen(h.screen, agent);
     await home.refresh();
-    expect(h.text()).toContain('The gateway agent is not reachable; retrying every second.');
+    const text = h.text();
+    expect(text).toContain('The gateway agent is not answering; trying again every second.');
+    // Said once, in plain words; the detail (the socket) once, on its own line.
+    expect(text.match(/not answering|not reachable/g)).toHaveLength(1);
+    expect(text.match(/agent\.sock/g)).toHaveLength(1);
     agent.down = false;
     await home.refresh();
     expect(h.text()).not.toContain('not reachable');
