@@ -17,12 +17,19 @@ import {
   qrLines,
   timeLeft,
 } from '../../../console-tui/src/view/logs.js';
-import { CONFIRMATIONS, confirms, menuItems } from '../../../console-tui/src/view/menu.js';
+import {
+  CONFIRMATIONS,
+  confirms,
+  factoryResetNote,
+  menuItems,
+  sshQuestion,
+} from '../../../console-tui/src/view/menu.js';
 import {
   fieldRow,
   formFromSettings,
   formProblems,
   formToInput,
+  saveQuestion,
   visibleFields,
 } from '../../../console-tui/src/view/network-form.js';
 import { duration, sshBannerText, utcTime } from '../../../console-tui/src/view/ssh.js';
@@ -313,6 +320,24 @@ describe('menu view model', () => {
     expect(confirms(CONFIRMATIONS['factory-reset'], 'RESET')).toBe(false);
     expect(CONFIRMATIONS['factory-reset'].text.join(' ')).toContain('15 to 20 minutes');
   });
+
+  it('says why Factory Reset is missing wherever it is not offered', () => {
+    expect(factoryResetNote(sampleStatus({ platform: 'physical' }))).toBeUndefined();
+    expect(factoryResetNote(sampleStatus({ platform: 'virtual' }))).toBe(
+      'Factory Reset: not on a virtual appliance - redeploy the OVA instead.',
+    );
+    expect(factoryResetNote(sampleStatus({ platform: 'kvm' }))).toContain('not on a virtual appliance');
+    expect(factoryResetNote(null)).toContain('physical appliance only');
+  });
+
+  it('SSH on and off are both asked, naming the end of the window and what off does to sessions', () => {
+    const on = sshQuestion(true, '2026-11-23 10:00 UTC');
+    expect(on.text.join(' ')).toContain('for 24 hours, until 2026-11-23 10:00 UTC');
+    expect(on.question).toBe('Enable SSH access for 24 hours?');
+    const off = sshQuestion(false, 'x');
+    expect(off.question).toBe('Disable SSH access now?');
+    expect(off.text.join(' ')).toContain('sessions');
+  });
 });
 
 describe('SSH access in words', () => {
@@ -348,6 +373,38 @@ describe('wrap', () => {
 });
 
 describe('network form model', () => {
+  it('lists the problems in the order of the fields, whatever order the agent finds them in', () => {
+    const problems = formProblems({
+      mode: 'static',
+      address: '10.0.0.20',
+      netmask: '33',
+      gateway: '',
+      dns: '1.2.3',
+      hostname: '-gw',
+    });
+    expect(Object.keys(problems)).toEqual(['netmask', 'dns', 'hostname']);
+  });
+
+  it('Save asks first, naming the new address, mode and hostname and the settings in effect', () => {
+    const q = saveQuestion(
+      { mode: 'static', address: '10.0.0.20', netmask: '24', gateway: '10.0.0.1', dns: '', hostname: 'gw1' },
+      'DHCP, hostname cloudlink-gateway',
+    );
+    const text = q.text.join('\n');
+    expect(text).toContain('IPv4:      static 10.0.0.20/24');
+    expect(text).toContain('Gateway:   10.0.0.1');
+    expect(text).toContain('DNS:       (none)');
+    expect(text).toContain('Hostname:  gw1');
+    expect(text).toContain('Now:       DHCP, hostname cloudlink-gateway');
+    expect(q.question).toBe('Apply these network settings?');
+    const dhcp = saveQuestion(
+      { mode: 'dhcp', address: '', netmask: '', gateway: '', dns: '', hostname: 'gw' },
+      'x',
+    );
+    expect(dhcp.text.join('\n')).toContain('IPv4:      DHCP');
+    expect(dhcp.text.join('\n')).not.toContain('Gateway:');
+  });
+
   it('round-trips the settings in effect', () => {
     const form = formFromSettings({
       hostname: 'gw',
