@@ -210,7 +210,12 @@ export class MenuScreen {
       this.presence = null;
     }
     this.drawHeader();
-    if (this.mode === 'menu') this.drawMenu();
+    if (this.mode === 'menu') {
+      // Where the technician has moved the cursor meanwhile: the redraw keeps it there.
+      const at = this.items[(this.list as unknown as { selected: number }).selected ?? -1];
+      if (at) this.current = at.action;
+      this.drawMenu();
+    }
     if (this.mode === 'logs-building') this.drawBuilding();
     if (this.mode === 'logs') this.drawLinkInfo();
     this.screen.render();
@@ -373,8 +378,7 @@ export class MenuScreen {
       if (!view) return;
       if (this.status) this.status = { ...this.status, ssh: view };
       this.drawMenu();
-      const banner = sshBannerText(view, Date.now());
-      this.say(on ? `${banner ?? 'SSH access is ON'}.` : 'SSH access is OFF.', 'green');
+      this.say(on ? 'SSH access enabled for 24 hours.' : 'SSH access disabled.', 'green');
     });
   }
 

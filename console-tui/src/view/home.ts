@@ -71,6 +71,9 @@ function wrapped(first: string, text: string, colour = '', width = WIDTH - first
 /** A row whose value is outside text: wrapped under the value column, never cut. */
 const textRow = (name: string, text: string, colour = ''): string[] => wrapped(label(name), text, colour);
 
+/** Under the agent being away, when it had answered before: what the rest of the screen is. */
+export const STALE = 'Below: its last answer, which may be out of date.';
+
 /** How the home screen tells where the menu is (tty1 takes no commands itself). */
 export const MENU_HINT = 'Menu (Data Reset, SSH, network, logs): press ALT+F2';
 
@@ -150,15 +153,18 @@ export function deploymentLines(first: FirstBootView | null): string[] {
 export function homeLines(input: HomeInput): string[] {
   const { status } = input;
   const lines = [`{bold}${PRODUCT_NAME}{/bold}`, ''];
-  // SSH access on is who may reach the box: right under the title, on the first page always.
+  if (input.unreachable !== null) {
+    lines.push(`{red-fg}${AGENT_AWAY}{/}`, ...wrapped('', input.unreachable));
+    if (status) lines.push(STALE);
+    lines.push('');
+  }
+  // SSH access on is who may reach the box: right under the title, on the first page always
+  // (under the agent being away, which makes everything below the last answer it gave).
   const banner = status ? input.sshBanner : undefined;
   if (banner) {
     lines.push(...wrapped('', banner, 'yellow-fg'));
     if (input.sshSupport) lines.push(...wrapped('', input.sshSupport, 'yellow-fg'));
     lines.push('');
-  }
-  if (input.unreachable !== null) {
-    lines.push(`{red-fg}${AGENT_AWAY}{/}`, ...wrapped('', input.unreachable), '');
   }
   if (!status) return lines;
   lines.push(...textRow('Gateway OS', status.gatewayVersion ?? 'unknown'));

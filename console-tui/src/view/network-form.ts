@@ -8,6 +8,7 @@ import {
   type NetworkInput,
   type NetworkSettings,
   networkProblems,
+  validateNetworkSettings,
 } from '@clgw/agent/network/settings.js';
 
 export interface FormValues {
@@ -96,13 +97,27 @@ export function saveQuestion(
   text: string[];
   question: string;
 } {
-  const ipv4 =
-    values.mode === 'dhcp'
-      ? 'DHCP (the address comes from the DHCP server)'
-      : `static ${values.address}/${values.netmask}`;
-  const text = [`IPv4:      ${ipv4}`];
+  // As the agent will take it (a dotted netmask as its prefix length); Save only asks once valid.
+  let settings: NetworkSettings | undefined;
+  try {
+    settings = validateNetworkSettings(formToInput(values));
+  } catch {
+    settings = undefined;
+  }
+  const s = settings?.ipv4;
+  const text = [
+    `IPv4:      ${
+      s?.mode === 'static'
+        ? `static ${s.address}/${s.prefixLength}`
+        : values.mode === 'dhcp'
+          ? 'DHCP (the address comes from the DHCP server)'
+          : `static ${values.address}, netmask ${values.netmask}`
+    }`,
+  ];
   if (values.mode === 'static') {
-    text.push(`Gateway:   ${values.gateway || '(none)'}`, `DNS:       ${values.dns || '(none)'}`);
+    const gateway = s?.mode === 'static' ? s.gateway : values.gateway;
+    const dns = s?.mode === 'static' ? s.dns.join(', ') : values.dns;
+    text.push(`Gateway:   ${gateway || '(none)'}`, `DNS:       ${dns || '(none)'}`);
   }
   text.push(`Hostname:  ${values.hostname}`, `Now:       ${current}`, '');
   text.push(

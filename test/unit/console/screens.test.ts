@@ -229,6 +229,15 @@ describe('home screen (headless, 80x25)', () => {
     expect(text.match(/agent\.sock/g)).toHaveLength(1);
     agent.down = false;
     await home.refresh();
+    // Away after it had answered: what is still shown is said to be its last answer.
+    agent.down = true;
+    await home.refresh();
+    expect(h.text()).toMatch(
+      /trying again every second\.\n.*agent\.sock: ECONNREFUSED\n Below: its last answer, which may be out of date\.\n/,
+    );
+    expect(h.text()).toMatch(/Gateway OS: +1\.0\.0/);
+    agent.down = false;
+    await home.refresh();
     expect(h.text()).not.toContain('not reachable');
     expect(h.text()).toMatch(/Gateway OS: +1\.0\.0/);
   });
@@ -332,7 +341,7 @@ describe('menu screen (headless, 80x25)', () => {
     expect(h.text()).toContain('Disable SSH access now?');
     await typeKeys(h.input, KEY.down, KEY.enter);
     expect(agent.calls).toEqual(['ssh true', 'ssh false']);
-    expect(h.text()).toContain('SSH access is OFF.');
+    expect(h.text()).toContain('SSH access disabled.');
   });
 
   it("a long refusal is shown whole, wrapped above the help line (sshd's failure as the agent says it)", async () => {
@@ -407,6 +416,19 @@ describe('menu screen (headless, 80x25)', () => {
     expect(order.filter((i) => i >= 0)).toEqual([...order.filter((i) => i >= 0)].sort((a, b) => a - b));
     expect(order.filter((i) => i >= 0).length).toBeGreaterThanOrEqual(3);
     for (const r of rows) expect(r.length).toBeLessThanOrEqual(79);
+    expect(agent.calls).toEqual([]);
+  });
+
+  it('the refresh every second keeps the cursor where the technician moved it', async () => {
+    const { h, m, agent } = await menu(sampleStatus());
+    await typeKeys(h.input, KEY.down, KEY.down); // Ethernet configuration
+    await m.refresh();
+    await typeKeys(h.input, KEY.enter);
+    expect(h.text()).toMatch(/IPv4 +DHCP/);
+    await typeKeys(h.input, KEY.escape, KEY.up); // back on the menu, then up to SSH
+    await m.refresh();
+    await typeKeys(h.input, KEY.enter);
+    expect(h.text()).toContain('Enable SSH access for 24 hours?');
     expect(agent.calls).toEqual([]);
   });
 

@@ -397,6 +397,20 @@ describe('network form model', () => {
     expect(text).toContain('Hostname:  gw1');
     expect(text).toContain('Now:       DHCP, hostname cloudlink-gateway');
     expect(q.question).toBe('Apply these network settings?');
+    // A dotted netmask is named as the prefix length the agent makes of it.
+    const dotted = saveQuestion(
+      {
+        mode: 'static',
+        address: '10.0.0.20',
+        netmask: '255.255.255.0',
+        gateway: '',
+        dns: '10.0.0.53,10.0.0.54',
+        hostname: 'gw1',
+      },
+      'x',
+    );
+    expect(dotted.text).toContain('IPv4:      static 10.0.0.20/24');
+    expect(dotted.text).toContain('DNS:       10.0.0.53, 10.0.0.54');
     const dhcp = saveQuestion(
       { mode: 'dhcp', address: '', netmask: '', gateway: '', dns: '', hostname: 'gw' },
       'x',
