@@ -1,14 +1,20 @@
 /**
  * tty2: the console menu. Every item does the real thing through the agent; the agent's refusal
- * (critical phase, virtual platform, busy) is shown in its own words. Destructive items need a
- * typed word; Escape or anything else cancels. Download logs asks Yes/No (No selected), builds
- * the archive, and shows the temporary URL, its expiry and its QR code until Close or Revoke now.
+ * (critical phase, virtual platform, busy) is shown in its own words, wrapped, never cut.
+ * Destructive items need a typed word; what changes the network or SSH access asks Yes/No (No
+ * selected); Escape cancels either. Download logs asks Yes/No, builds the archive, and shows the
+ * temporary URL, its expiry and its QR code until Close or Revoke now. After each action the
+ * cursor is back on the item that started it.
+ *
+ * One dialog box serves every question; {@link MenuScreen.closeDialog} is the one way out of it,
+ * so that nothing of one dialog (its Yes/No list, its text) shows through the next or the menu.
  */
 import type { LogLinkView } from '@clgw/agent/logs/service.js';
 import type { PresenceView } from '@clgw/agent/presence/presence.js';
-import { sshBanner, sshSupportLine } from '@clgw/agent/ssh/view.js';
+import { sshSupportLine } from '@clgw/agent/ssh/view.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
+import { AGENT_AWAY, agentAwayDetail } from '../view/agent.js';
 import { WIDTH } from '../view/home.js';
 import {
   LOG_ACTION_DEFAULT,
@@ -23,7 +29,17 @@ import {
   localTime,
   qrLines,
 } from '../view/logs.js';
-import { CONFIRMATIONS, confirmPrompt, confirms, type MenuItem, menuItems } from '../view/menu.js';
+import {
+  CONFIRMATIONS,
+  confirmPrompt,
+  confirms,
+  factoryResetNote,
+  type MenuAction,
+  type MenuItem,
+  menuItems,
+  type Question,
+  sshQuestion,
+} from '../view/menu.js';
 import {
   FIELD_LABELS,
   type FormField,
@@ -32,37 +48,53 @@ import {
   formFromSettings,
   formProblems,
   formToInput,
+  saveQuestion,
   visibleFields,
 } from '../view/network-form.js';
 import { presenceShort } from '../view/presence.js';
-import { clip, escapeText, visibleLength } from '../view/text.js';
+import { sshBannerText, utcTime } from '../view/ssh.js';
+import { clip, escapeText, visibleLength, wrapEscaped } from '../view/text.js';
 import { type ConsoleDeps, messageOf } from './deps.js';
 
 type FormRow = { field: FormField } | { action: 'save' | 'cancel' };
+
+/** The rows the message box may take, upwards from the row above the help line. */
+const MESSAGE_ROWS = 10;
+/** The rows under the form for its problems. */
+const PROBLEM_ROWS = 6;
+/** Columns of text inside the dialog (its border and a blank each side taken off). */
+const DIALOG_TEXT = WIDTH - 2 - 4;
 
 export class MenuScreen {
   private status: Status | null = null;
   private presence: PresenceView | null = null;
   private unreachable: string | null = null;
   private items: MenuItem[] = menuItems(null);
-  private mode: 'menu' | 'confirm' | 'form' | 'logs-ask' | 'logs-building' | 'logs' = 'menu';
+  private mode: 'menu' | 'confirm' | 'question' | 'form' | 'logs-building' | 'logs' = 'menu';
   private busy = false;
   private timer: NodeJS.Timeout | undefined;
   private form: FormValues | undefined;
+  /** The network settings in effect when the form opened, in words (for the Save question). */
+  private formWas = '';
   private formRows: FormRow[] = [];
   private link: LogLinkView | undefined;
   private buildingSince = 0;
+  /** The item the cursor is on: kept across every action, form and dialog. */
+  private current: MenuAction = 'data-reset';
+  /** What Yes or No to the open question does. */
+  private answer: ((yes: boolean) => void | Promise<void>) | undefined;
 
   private readonly header: blessed.Widgets.BoxElement;
   private readonly section: blessed.Widgets.BoxElement;
   private readonly list: blessed.Widgets.ListElement;
+  private readonly note: blessed.Widgets.BoxElement;
   private readonly problems: blessed.Widgets.BoxElement;
   private readonly message: blessed.Widgets.BoxElement;
   private readonly help: blessed.Widgets.BoxElement;
   private readonly dialog: blessed.Widgets.BoxElement;
   private readonly input: blessed.Widgets.TextboxElement;
   private readonly prompt: blessed.Widgets.BoxElement;
-  /** Download logs: the Yes/No under the question, and the link screen's parts. */
+  /** The No/Yes under a dialog's question. */
   private readonly choice: blessed.Widgets.ListElement;
   private readonly linkUrl: blessed.Widgets.BoxElement;
   private readonly linkQr: blessed.Widgets.BoxElement;
@@ -81,13 +113,21 @@ export class MenuScreen {
       top: 4,
       left: 2,
       width: '100%-4',
-      height: 9,
+      height: 8,
       keys: true,
       tags: true,
       style: { selected: { inverse: true } },
     });
-    this.problems = blessed.box({ parent: screen, top: 14, left: 2, width: '100%-4', height: 5, tags: true });
-    this.message = blessed.box({ parent: screen, top: 21, left: 1, width: '100%-2', height: 2, tags: true });
+    this.note = blessed.box({ parent: screen, top: 10, left: 2, width: '100%-4', height: 2, tags: true });
+    this.problems = blessed.box({
+      parent: screen,
+      top: 13,
+      left: 2,
+      width: '100%-4',
+      height: PROBLEM_ROWS,
+      tags: true,
+    });
+    this.message = blessed.box({ parent: screen, top: 22, left: 1, width: '100%-2', height: 2, tags: true });
     this.help = blessed.box({ parent: screen, top: 24, left: 1, width: '100%-2', height: 1, tags: true });
     this.dialog = blessed.box({
       parent: screen,
@@ -104,14 +144,19 @@ export class MenuScreen {
       parent: screen,
       top: 20,
       left: 3,
-      width: 40,
+      // Wide enough for the longest value (a 64-character hostname) to be seen whole while typed.
+      width: 70,
       height: 1,
       hidden: true,
       style: { bg: 'blue', fg: 'white' },
     });
+    // Ctrl-U clears the field, as in a shell (the textbox itself ignores control characters).
+    this.input.key('C-u', () => {
+      this.input.setValue('');
+      this.screen.render();
+    });
     this.choice = blessed.list({
       parent: this.dialog,
-      top: LOGS_EXPLANATION.length + 4,
       left: 2,
       width: 10,
       height: LOGS_CHOICES.length,
@@ -119,7 +164,6 @@ export class MenuScreen {
       tags: true,
       style: { selected: { inverse: true } },
       items: LOGS_CHOICES.map((c) => ` ${c}`),
-      // Only the log question shows it: the reset confirmations share the dialog.
       hidden: true,
     });
     // The link screen, rows 3-23: the URL on one line, the QR code at the left, the rest beside it.
@@ -139,11 +183,17 @@ export class MenuScreen {
     });
     this.linkNote = blessed.box({ parent: screen, top: 18, left: 43, width: 36, height: 5, tags: true });
     for (const el of [this.linkUrl, this.linkQr, this.linkInfo, this.linkActions, this.linkNote]) el.hide();
-    this.choice.on('select', (_item, index) => void this.answerLogs(LOGS_CHOICES[index] === 'Yes'));
-    this.choice.on('cancel', () => void this.answerLogs(false));
+    this.choice.on('select', (_item, index) => void this.answered(LOGS_CHOICES[index] === 'Yes'));
+    this.choice.on('cancel', () => void this.answered(false));
     this.linkActions.on('select', (_item, index) => void this.chooseLogAction(LOG_ACTIONS[index]?.action));
     this.linkActions.on('cancel', () => void this.chooseLogAction('close'));
     this.list.on('select', (_item, index) => void this.choose(index));
+    // Escape in the form is its Cancel (in the menu itself it does nothing).
+    this.list.on('cancel', () => {
+      if (this.mode !== 'form' || this.busy) return;
+      this.backToMenu();
+      this.say('Network settings unchanged.');
+    });
     this.drawMenu();
   }
 
@@ -156,11 +206,16 @@ export class MenuScreen {
       ]);
       this.unreachable = null;
     } catch (e) {
-      this.unreachable = messageOf(e);
+      this.unreachable = agentAwayDetail(e);
       this.presence = null;
     }
     this.drawHeader();
-    if (this.mode === 'menu') this.drawMenu();
+    if (this.mode === 'menu') {
+      // Where the technician has moved the cursor meanwhile: the redraw keeps it there.
+      const at = this.items[(this.list as unknown as { selected: number }).selected ?? -1];
+      if (at) this.current = at.action;
+      this.drawMenu();
+    }
     if (this.mode === 'logs-building') this.drawBuilding();
     if (this.mode === 'logs') this.drawLinkInfo();
     this.screen.render();
@@ -178,9 +233,15 @@ export class MenuScreen {
     if (this.timer) clearTimeout(this.timer);
   }
 
+  /**
+   * A message above the help line, wrapped (never cut): as many rows as it needs, upwards, up to
+   * {@link MESSAGE_ROWS}.
+   */
   private say(text: string, colour: 'green' | 'red' | 'yellow' | null = null): void {
-    const t = escapeText(text);
-    this.message.setContent(colour ? `{${colour}-fg}${t}{/}` : t);
+    const lines = wrapEscaped(text, WIDTH).slice(0, MESSAGE_ROWS);
+    this.message.top = 24 - Math.max(1, lines.length);
+    this.message.height = Math.max(1, lines.length);
+    this.message.setContent(lines.map((l) => (colour && l ? `{${colour}-fg}${l}{/}` : l)).join('\n'));
     this.screen.render();
   }
 
@@ -191,23 +252,26 @@ export class MenuScreen {
     // (Ending a column short of the edge: blessed wraps a row whose last column follows a tag.)
     const gap = Math.max(2, WIDTH - 1 - title.length - visibleLength(code));
     const lines = [`{bold}${title}{/bold}${code ? ' '.repeat(gap) + code : ''}`];
-    const banner = this.status ? sshBanner(this.status.ssh) : undefined;
-    const support = this.status ? sshSupportLine(this.status.ssh) : undefined;
-    if (banner) lines.push(`{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
-    // Three rows above the menu: the agent being away outranks the support line (stale then).
     if (this.unreachable !== null) {
-      lines.push(
-        `{red-fg}${escapeText(clip(`Agent not reachable, retrying: ${this.unreachable}`, WIDTH))}{/}`,
-      );
-    } else if (support) lines.push(`{yellow-fg}${escapeText(clip(support, WIDTH))}{/}`);
+      // Two rows under the title: the agent being away outranks SSH access (stale then).
+      lines.push(`{red-fg}${AGENT_AWAY}{/}`, `{red-fg}${escapeText(clip(this.unreachable, WIDTH))}{/}`);
+    } else {
+      const banner = this.status ? sshBannerText(this.status.ssh, Date.now()) : undefined;
+      const support = this.status ? sshSupportLine(this.status.ssh) : undefined;
+      if (banner) lines.push(`{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
+      if (banner && support) lines.push(`{yellow-fg}${escapeText(clip(support, WIDTH))}{/}`);
+    }
     this.header.setContent(lines.join('\n'));
   }
 
   private drawMenu(): void {
-    const selected = (this.list as unknown as { selected: number }).selected ?? 0;
     this.items = menuItems(this.status);
+    const at = this.items.findIndex((i) => i.action === this.current);
     this.list.setItems(this.items.map((i) => ` ${i.label}`) as unknown as blessed.Widgets.BlessedElement[]);
-    this.list.select(Math.min(selected, this.items.length - 1));
+    this.list.select(Math.max(0, at));
+    const note = factoryResetNote(this.status);
+    this.note.setContent(note ? wrapEscaped(note, WIDTH - 2).join('\n') : '');
+    this.note.show();
     this.problems.setContent('');
     this.section.setContent('');
     this.help.setContent('Up/Down: choose   Enter: select');
@@ -217,14 +281,23 @@ export class MenuScreen {
     this.screen.render();
   }
 
+  /** Back to the menu from anywhere, the cursor on the item that was chosen. */
+  private backToMenu(): void {
+    this.closeDialog();
+    this.form = undefined;
+    this.mode = 'menu';
+    this.drawMenu();
+  }
+
   private async choose(index: number): Promise<void> {
     if (this.busy) return;
     if (this.mode === 'form') return this.chooseFormRow(index);
     if (this.mode !== 'menu') return;
     const item = this.items[index];
     if (!item) return;
+    this.current = item.action;
     if (item.action === 'data-reset' || item.action === 'factory-reset') return this.confirm(item.action);
-    if (item.action === 'ssh') return this.toggleSsh();
+    if (item.action === 'ssh') return this.askSsh();
     if (item.action === 'logs') return this.askLogs();
     return this.openForm();
   }
@@ -243,32 +316,79 @@ export class MenuScreen {
     }
   }
 
-  private async toggleSsh(): Promise<void> {
+  /**
+   * Opens the dialog: a title, lines of text (wrapped to it) and, for a question, No/Yes under
+   * it with No selected. Whatever an earlier dialog left is replaced.
+   */
+  private openDialog(title: string, text: string[], question?: string): void {
+    this.closeDialog();
+    this.list.hide();
+    this.note.hide();
+    this.say('');
+    const lines = ['', ...text.flatMap((l) => (l ? wrapEscaped(l, DIALOG_TEXT) : ['']))];
+    if (question) lines.push('', `{bold}${escapeText(question)}{/bold}`);
+    this.dialog.setLabel(` ${escapeText(title)} `);
+    this.dialog.setContent(lines.map((l) => (l ? ` ${l}` : '')).join('\n'));
+    this.dialog.height = lines.length + 3 + (question ? LOGS_CHOICES.length : 0);
+    if (question) {
+      this.choice.top = lines.length + 1;
+      this.choice.select(0);
+      this.choice.show();
+    }
+    this.dialog.show();
+    if (question) this.choice.focus();
+    this.screen.render();
+  }
+
+  /** The one way out of the dialog: hidden with its Yes/No, its text and title gone. */
+  private closeDialog(): void {
+    this.answer = undefined;
+    this.choice.hide();
+    this.dialog.setContent('');
+    this.dialog.setLabel('');
+    this.dialog.hide();
+  }
+
+  /** A Yes/No question; `then` runs with the answer after the dialog closed. */
+  private ask(q: Question, then: (yes: boolean) => void | Promise<void>): void {
+    this.mode = 'question';
+    this.openDialog(q.title, q.text, q.question);
+    this.answer = then;
+    this.help.setContent('Up/Down: choose   Enter: answer   Escape: No');
+    this.screen.render();
+  }
+
+  private async answered(yes: boolean): Promise<void> {
+    const then = this.answer;
+    if (this.mode !== 'question' || !then) return;
+    this.closeDialog();
+    await then(yes);
+  }
+
+  /** Enabling and disabling SSH access both ask first: either changes who can reach the box. */
+  private askSsh(): void {
     const on = !this.status?.ssh.enabled;
-    const view = await this.run(on ? 'Enabling SSH access' : 'Disabling SSH access', () =>
-      this.deps.client.setSsh(on),
-    );
-    if (!view) return;
-    if (this.status) this.status = { ...this.status, ssh: view };
-    this.drawMenu();
-    this.say(on ? 'SSH access enabled for 24 hours.' : 'SSH access disabled.', 'green');
+    const now = Date.now();
+    this.ask(sshQuestion(on, utcTime(now + 24 * 3_600_000, now)), async (yes) => {
+      this.backToMenu();
+      if (!yes) return this.say('Cancelled: SSH access unchanged.');
+      const view = await this.run(on ? 'Enabling SSH access' : 'Disabling SSH access', () =>
+        this.deps.client.setSsh(on),
+      );
+      if (!view) return;
+      if (this.status) this.status = { ...this.status, ssh: view };
+      this.drawMenu();
+      this.say(on ? 'SSH access enabled for 24 hours.' : 'SSH access disabled.', 'green');
+    });
   }
 
   private confirm(action: 'data-reset' | 'factory-reset'): void {
     const c = CONFIRMATIONS[action];
     this.mode = 'confirm';
-    this.list.hide();
-    this.dialog.setLabel(` ${c.title} `);
-    this.dialog.height = c.text.length + 6;
-    this.dialog.setContent(
-      ['', ...c.text.map((l) => ` ${escapeText(l)}`), '', ` ${confirmPrompt(c)}`].join('\n'),
-    );
-    this.dialog.show();
+    this.openDialog(c.title, [...c.text, '', confirmPrompt(c)]);
     this.help.setContent('Enter: confirm (only with the word typed)   Escape: Cancel');
-    this.ask(`Type ${c.word}:`, '', async (typed) => {
-      this.dialog.hide();
-      this.mode = 'menu';
-      this.drawMenu();
+    this.readLine(`Type ${c.word}:`, '', async (typed) => {
+      this.backToMenu();
       if (typed === null || !confirms(c, typed)) {
         this.say('Cancelled.');
         return;
@@ -278,10 +398,13 @@ export class MenuScreen {
     });
   }
 
-  /** Reads one line in the input box under the screen; null when cancelled with Escape. */
-  private ask(label: string, value: string, then: (typed: string | null) => void | Promise<void>): void {
-    this.message.setContent('');
-    this.prompt.setContent(label);
+  /**
+   * Reads one line in the input box under the screen; null when cancelled with Escape. Ctrl-U
+   * clears it.
+   */
+  private readLine(label: string, value: string, then: (typed: string | null) => void | Promise<void>): void {
+    this.say('');
+    this.prompt.setContent(`${label}   (Enter: done   Ctrl-U: clear   Escape: cancel)`);
     this.prompt.show();
     this.input.show();
     this.input.setValue(value);
@@ -302,7 +425,9 @@ export class MenuScreen {
     if (!view) return;
     this.say('');
     this.form = formFromSettings(view.settings);
+    this.formWas = `${view.summary}, hostname ${view.settings.hostname}`;
     this.mode = 'form';
+    this.note.hide();
     this.drawForm(0);
   }
 
@@ -324,13 +449,15 @@ export class MenuScreen {
     );
     this.list.setItems(rows as unknown as blessed.Widgets.BlessedElement[]);
     this.list.select(Math.min(select, rows.length - 1));
-    this.problems.setContent(
-      Object.values(problems)
-        .map((p) => `{red-fg}${escapeText(clip(p ?? '', WIDTH - 4))}{/}`)
-        .join('\n'),
-    );
+    // In the order of the fields, each wrapped; what does not fit is said to be there.
+    const lines = Object.values(problems).flatMap((p) => wrapEscaped(p ?? '', WIDTH - 4));
+    const shown =
+      lines.length <= PROBLEM_ROWS
+        ? lines
+        : [...lines.slice(0, PROBLEM_ROWS - 1), '... more: see the fields marked *'];
+    this.problems.setContent(shown.map((l) => `{red-fg}${l}{/}`).join('\n'));
     this.section.setContent('{bold}Ethernet configuration and Hostname{/bold}');
-    this.help.setContent('Enter: edit a field (IPv4: switch DHCP/static)   Save / Cancel at the end');
+    this.help.setContent('Enter: edit (IPv4: DHCP/static)   Save / Cancel at the end   Escape: Cancel');
     this.list.show();
     this.list.focus();
     this.screen.render();
@@ -347,68 +474,61 @@ export class MenuScreen {
         return;
       }
       const field = row.field;
-      this.ask(`${FIELD_LABELS[field]}:`, form[field], (typed) => {
+      this.readLine(`${FIELD_LABELS[field]}:`, form[field], (typed) => {
         if (typed !== null) form[field] = typed.trim();
         this.drawForm(index);
       });
       return;
     }
     if (row.action === 'cancel') {
-      this.closeForm();
+      this.backToMenu();
       this.say('Network settings unchanged.');
       return;
     }
-    const problems = Object.values(formProblems(form));
-    if (problems.length) {
+    if (Object.keys(formProblems(form)).length) {
       this.say('Not saved: correct the fields marked * first.', 'red');
       return;
     }
-    const saved = await this.run('Saving the network settings', () =>
-      this.deps.client.changeNetwork(formToInput(form)),
-    );
-    if (!saved) return;
-    this.closeForm();
-    this.say(`Saved: ${saved.summary}, hostname ${saved.settings.hostname}`, 'green');
-  }
-
-  private closeForm(): void {
-    this.form = undefined;
-    this.mode = 'menu';
-    this.drawMenu();
-    this.list.select(0);
+    // A wrong address cuts the technician off: the new settings are named and asked about first.
+    this.list.hide();
+    this.problems.setContent('');
+    this.ask(saveQuestion(form, this.formWas), async (yes) => {
+      if (!yes) {
+        this.mode = 'form';
+        this.drawForm(index);
+        this.say('Not saved: the network settings are unchanged.');
+        return;
+      }
+      const saved = await this.run('Saving the network settings', () =>
+        this.deps.client.changeNetwork(formToInput(form)),
+      );
+      if (!saved) {
+        this.mode = 'form';
+        this.drawForm(index);
+        return;
+      }
+      this.backToMenu();
+      this.say(`Saved: ${saved.summary}, hostname ${saved.settings.hostname}`, 'green');
+    });
   }
 
   /** Download logs: the question, No selected; Escape is No. */
   private askLogs(): void {
-    this.mode = 'logs-ask';
-    this.list.hide();
-    this.message.setContent('');
-    this.dialog.setLabel(` ${LOGS_TITLE} `);
-    this.dialog.height = LOGS_EXPLANATION.length + LOGS_CHOICES.length + 6;
-    this.dialog.setContent(
-      ['', ...LOGS_EXPLANATION.map((l) => ` ${l}`), '', ` {bold}${LOGS_QUESTION}{/bold}`].join('\n'),
+    this.ask({ title: LOGS_TITLE, text: [LOGS_EXPLANATION.join(' ')], question: LOGS_QUESTION }, (yes) =>
+      this.answerLogs(yes),
     );
-    this.choice.select(0);
-    this.choice.show();
-    this.dialog.show();
-    this.choice.focus();
-    this.help.setContent('Up/Down: choose   Enter: answer   Escape: No');
-    this.screen.render();
   }
 
   private async answerLogs(yes: boolean): Promise<void> {
-    if (this.mode !== 'logs-ask') return;
     if (!yes) {
-      this.dialog.hide();
-      this.mode = 'menu';
-      this.drawMenu();
+      this.backToMenu();
       this.say('Cancelled.');
       return;
     }
     this.mode = 'logs-building';
     this.busy = true;
     this.buildingSince = Date.now();
-    this.choice.hide();
+    this.openDialog(LOGS_TITLE, []);
     this.dialog.focus();
     this.help.setContent('');
     this.drawBuilding();
@@ -421,10 +541,9 @@ export class MenuScreen {
     } finally {
       this.busy = false;
     }
-    this.dialog.hide();
+    this.closeDialog();
     if (!link) {
-      this.mode = 'menu';
-      this.drawMenu();
+      this.backToMenu();
       this.say(`Download logs: ${error ?? 'no answer'}`, 'red');
       return;
     }
@@ -434,8 +553,13 @@ export class MenuScreen {
 
   private drawBuilding(): void {
     const seconds = Math.floor((Date.now() - this.buildingSince) / 1000);
-    this.dialog.height = 5;
-    this.dialog.setContent(['', ` {yellow-fg}${LOGS_BUILDING}{/}`, ` ${seconds} s`].join('\n'));
+    const lines = [
+      '',
+      ...wrapEscaped(LOGS_BUILDING, DIALOG_TEXT).map((l) => `{yellow-fg}${l}{/}`),
+      `${seconds} s`,
+    ];
+    this.dialog.height = lines.length + 3;
+    this.dialog.setContent(lines.map((l) => (l ? ` ${l}` : '')).join('\n'));
     this.screen.render();
   }
 
@@ -445,6 +569,7 @@ export class MenuScreen {
     if (!link) return;
     this.mode = 'logs';
     this.list.hide();
+    this.note.hide();
     this.message.hide();
     this.section.setContent(`{bold}${LOGS_TITLE}{/bold}: open this URL in a browser on the LAN`);
     this.linkUrl.setContent(`{bold}${escapeText(link.url)}{/bold}`);
@@ -500,7 +625,6 @@ export class MenuScreen {
     this.link = undefined;
     for (const el of [this.linkUrl, this.linkQr, this.linkInfo, this.linkActions, this.linkNote]) el.hide();
     this.message.show();
-    this.mode = 'menu';
-    this.drawMenu();
+    this.backToMenu();
   }
 }

@@ -10,8 +10,9 @@ import type { FirstBootView } from '@clgw/agent/firstboot/report.js';
 import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME } from '@clgw/agent/format.js';
 import type { PresenceView } from '@clgw/agent/presence/presence.js';
 import type { Status } from '@clgw/agent/status.js';
+import { AGENT_AWAY } from './agent.js';
 import { presenceText } from './presence.js';
-import { clip, escapeText, progressBar } from './text.js';
+import { clip, escapeText, progressBar, wrapEscaped } from './text.js';
 
 /** The screen is 80 columns on the VGA console; lines leave one column of margin each side. */
 export const WIDTH = 78;
@@ -57,6 +58,25 @@ const label = (name: string): string => `${name}:`.padEnd(14);
 const row = (name: string, value: string): string => `${label(name)}${value}`;
 /** The indent of a continuation line under a row's value. */
 const INDENT = ' '.repeat(14);
+const paint = (text: string, colour: string): string => (colour ? `{${colour}}${text}{/}` : text);
+
+/**
+ * Outside text wrapped into lines of `width` columns after `first` (the label, or an indent),
+ * continuation lines indented by as much as `first` takes; each line coloured on its own.
+ */
+function wrapped(first: string, text: string, colour = '', width = WIDTH - first.length): string[] {
+  const indent = ' '.repeat(first.length);
+  return wrapEscaped(text, width).map((l, i) => `${i ? indent : first}${paint(l, colour)}`);
+}
+
+/** A row whose value is outside text: wrapped under the value column, never cut. */
+const textRow = (name: string, text: string, colour = ''): string[] => wrapped(label(name), text, colour);
+
+/** Under the agent being away, when it had answered before: what the rest of the screen is. */
+export const STALE = 'Below: its last answer, which may be out of date.';
+
+/** How the home screen tells where the menu is (tty1 takes no commands itself). */
+export const MENU_HINT = 'Menu (Data Reset, SSH, network, logs): press ALT+F2';
 
 /** The addresses to show: the static one first, then the interfaces' (no duplicates). */
 export function displayAddresses(status: Status | null, addresses: readonly string[]): string[] {
@@ -79,7 +99,7 @@ export function updateLines(status: Status): string[] {
     ),
   ];
   if (status.state === 'failed' && status.error) {
-    lines.push(`${INDENT}{red-fg}${escapeText(clip(status.error.message, WIDTH - 14))}{/}`);
+    lines.push(...wrapped(INDENT, status.error.message, 'red-fg'));
   }
   const p = status.progress;
   if (p && busy) {
@@ -105,8 +125,11 @@ export function diagnosticsLines(report: DiagnosticsReport | null, max = 6): str
   }`;
   const lines = [row('Diagnostics', head)];
   for (const r of report.results.slice(0, max)) {
-    const text = clip(`${r.name.padEnd(10)} ${r.summary}`, WIDTH - 14 - 5);
-    lines.push(`${INDENT}${VERDICT[r.verdict] ?? escapeText(r.verdict)} ${escapeText(text)}`);
+    // The summary wraps under itself: verdict (5 columns) and name (11) stay a column of their own.
+    const [first = '', ...rest] = wrapEscaped(r.summary, WIDTH - 14 - 5 - 11);
+    const verdict = VERDICT[r.verdict] ?? escapeText(clip(r.verdict, 4).padEnd(4));
+    lines.push(`${INDENT}${verdict} ${escapeText(r.name.padEnd(10))} ${first}`);
+    for (const l of rest) lines.push(`${INDENT}${' '.repeat(16)}${l}`);
   }
   return lines;
 }
@@ -122,36 +145,39 @@ const DEPLOYMENT_COLOUR: Record<FirstBootView['outcome'], string> = {
  * What became of the deployment settings (OVF properties), in one line; none on a box that was
  * never given any and had nowhere to look (a physical appliance, a KVM guest without an ISO).
  */
-export function deploymentLine(first: FirstBootView | null): string | undefined {
-  if (!first || (first.outcome === 'none' && first.reasons.length === 0)) return undefined;
-  const colour = DEPLOYMENT_COLOUR[first.outcome];
-  const text = escapeText(clip(first.summary, WIDTH - 14));
-  return row('Deployment', colour ? `{${colour}}${text}{/}` : text);
+export function deploymentLines(first: FirstBootView | null): string[] {
+  if (!first || (first.outcome === 'none' && first.reasons.length === 0)) return [];
+  return textRow('Deployment', first.summary, DEPLOYMENT_COLOUR[first.outcome]);
 }
 
-/** Every line of the home screen, top to bottom (blessed markup). */
+/** Every line of the home screen, top to bottom (blessed markup); the screen pages what does not fit. */
 export function homeLines(input: HomeInput): string[] {
   const { status } = input;
   const lines = [`{bold}${PRODUCT_NAME}{/bold}`, ''];
   if (input.unreachable !== null) {
-    lines.push(
-      '{red-fg}The gateway agent is not reachable; retrying every second.{/}',
-      escapeText(clip(input.unreachable, WIDTH)),
-      '',
-    );
+    lines.push(`{red-fg}${AGENT_AWAY}{/}`, ...wrapped('', input.unreachable));
+    if (status) lines.push(STALE);
+    lines.push('');
+  }
+  // SSH access on is who may reach the box: right under the title, on the first page always
+  // (under the agent being away, which makes everything below the last answer it gave).
+  const banner = status ? input.sshBanner : undefined;
+  if (banner) {
+    lines.push(...wrapped('', banner, 'yellow-fg'));
+    if (input.sshSupport) lines.push(...wrapped('', input.sshSupport, 'yellow-fg'));
+    lines.push('');
   }
   if (!status) return lines;
-  lines.push(row('Gateway OS', escapeText(status.gatewayVersion ?? 'unknown')));
+  lines.push(...textRow('Gateway OS', status.gatewayVersion ?? 'unknown'));
   const addresses = displayAddresses(status, input.addresses);
-  lines.push(row('Hostname', escapeText(clip(status.network.settings.hostname, WIDTH - 14))));
+  lines.push(...textRow('Hostname', status.network.settings.hostname));
   lines.push(
-    row('IP address', addresses.length ? escapeText(clip(addresses.join(', '), WIDTH - 14)) : 'none yet'),
+    ...(addresses.length ? textRow('IP address', addresses.join(', ')) : [row('IP address', 'none yet')]),
   );
-  lines.push(row('Network', escapeText(clip(status.network.summary, WIDTH - 14))));
-  const deployment = deploymentLine(status.firstBoot);
-  if (deployment) lines.push(deployment);
+  lines.push(...textRow('Network', status.network.summary));
+  lines.push(...deploymentLines(status.firstBoot));
   const urls = [`http://${LOCAL_NAME}/`, ...addresses.map((a) => `http://${a}/`)];
-  lines.push(row('Portal', escapeText(clip(urls.join('  '), WIDTH - 14))));
+  lines.push(...textRow('Portal', urls.join('  ')));
   if (input.presence) lines.push(row('Portal code', presenceText(input.presence, input.now ?? Date.now())));
   lines.push(...updateLines(status));
   // A check that could not be done: a warning apart from the update line (nothing was installed).
@@ -159,12 +185,9 @@ export function homeLines(input: HomeInput): string[] {
   if (warning) lines.push(row('Last check', `{yellow-fg}${escapeText(clip(warning.text, WIDTH - 14))}{/}`));
   const active = status.alarms.filter((a) => !a.clearedAt);
   for (const a of active.slice(-1)) {
-    lines.push(row('Alarm', `{red-fg}{bold}${escapeText(clip(a.code, WIDTH - 14))}{/}`));
-    lines.push(`${INDENT}{red-fg}${escapeText(clip(a.message, WIDTH - 14))}{/}`);
+    lines.push(...textRow('Alarm', a.code, 'red-fg'));
+    lines.push(...wrapped(INDENT, a.message, 'red-fg'));
   }
   lines.push(...diagnosticsLines(status.diagnostics));
-  const banner = input.sshBanner;
-  if (banner) lines.push('', `{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
-  if (banner && input.sshSupport) lines.push(`{yellow-fg}${escapeText(clip(input.sshSupport, WIDTH))}{/}`);
   return lines;
 }

@@ -26,6 +26,45 @@ export function menuItems(status: Status | null): MenuItem[] {
   return items;
 }
 
+/**
+ * Why Factory Reset is missing from the menu, under the items (undefined where it is offered):
+ * a technician who looks for it must not think the console is broken.
+ */
+export function factoryResetNote(status: Status | null): string | undefined {
+  if (status?.platform === 'physical') return undefined;
+  if (status?.platform === 'virtual')
+    return 'Factory Reset: not on a virtual appliance - redeploy the OVA instead.';
+  if (status?.platform === 'kvm')
+    return 'Factory Reset: not on a virtual appliance - deploy the disk image again instead.';
+  return 'Factory Reset: offered once the agent answers (physical appliance only).';
+}
+
+/** A Yes/No question in a dialog; No is selected first, Escape is No. */
+export interface Question {
+  title: string;
+  /** What Yes does, in plain words (lines; wrapped to the dialog). */
+  text: string[];
+  question: string;
+}
+
+/** Enabling or disabling SSH access, asked before it is done (`until`: the end of the window). */
+export function sshQuestion(enable: boolean, until: string): Question {
+  return enable
+    ? {
+        title: 'Enable SSH access',
+        text: [
+          `SSH access is turned on for 24 hours, until ${until}, unless disabled sooner.`,
+          'Support then logs in with a certificate from the vendor; no password works.',
+        ],
+        question: 'Enable SSH access for 24 hours?',
+      }
+    : {
+        title: 'Disable SSH access',
+        text: ['SSH access is turned off now; open SSH sessions of support end at once.'],
+        question: 'Disable SSH access now?',
+      };
+}
+
 export interface Confirmation {
   title: string;
   /** What happens, in plain words (lines). */

@@ -8,6 +8,7 @@ import {
   type NetworkInput,
   type NetworkSettings,
   networkProblems,
+  validateNetworkSettings,
 } from '@clgw/agent/network/settings.js';
 
 export interface FormValues {
@@ -67,14 +68,63 @@ export function formToInput(values: FormValues): NetworkInput {
       };
 }
 
-/** The first problem of each field, worded for the line under it (`Address 10.0.0.0 is …`). */
+/**
+ * The first problem of each field, worded for the lines under the form (`Address 10.0.0.0 is …`),
+ * in the order of the fields on screen (the object's key order).
+ */
 export function formProblems(values: FormValues): Partial<Record<FormField, string>> {
-  const out: Partial<Record<FormField, string>> = {};
+  const found: Partial<Record<FormField, string>> = {};
   for (const p of networkProblems(formToInput(values))) {
     const field: FormField = p.field satisfies NetworkField as FormField;
-    out[field] ??= `${FIELD_LABELS[field]} ${p.message}`;
+    found[field] ??= `${FIELD_LABELS[field]} ${p.message}`;
   }
+  const out: Partial<Record<FormField, string>> = {};
+  for (const field of ALL_FIELDS) if (found[field] !== undefined) out[field] = found[field];
   return out;
+}
+
+const ALL_FIELDS: readonly FormField[] = ['mode', 'address', 'netmask', 'gateway', 'dns', 'hostname'];
+
+/**
+ * What Save is about to apply, for the dialog that asks first (a typo in the address cuts the
+ * technician off from the network): the new settings, the ones in effect, and what follows.
+ */
+export function saveQuestion(
+  values: FormValues,
+  current: string,
+): {
+  title: string;
+  text: string[];
+  question: string;
+} {
+  // As the agent will take it (a dotted netmask as its prefix length); Save only asks once valid.
+  let settings: NetworkSettings | undefined;
+  try {
+    settings = validateNetworkSettings(formToInput(values));
+  } catch {
+    settings = undefined;
+  }
+  const s = settings?.ipv4;
+  const text = [
+    `IPv4:      ${
+      s?.mode === 'static'
+        ? `static ${s.address}/${s.prefixLength}`
+        : values.mode === 'dhcp'
+          ? 'DHCP (the address comes from the DHCP server)'
+          : `static ${values.address}, netmask ${values.netmask}`
+    }`,
+  ];
+  if (values.mode === 'static') {
+    const gateway = s?.mode === 'static' ? s.gateway : values.gateway;
+    const dns = s?.mode === 'static' ? s.dns.join(', ') : values.dns;
+    text.push(`Gateway:   ${gateway || '(none)'}`, `DNS:       ${dns || '(none)'}`);
+  }
+  text.push(`Hostname:  ${values.hostname}`, `Now:       ${current}`, '');
+  text.push(
+    'The gateway uses the new settings at once. A wrong address cuts it off from the network ' +
+      '(this console keeps working).',
+  );
+  return { title: 'Apply network settings', text, question: 'Apply these network settings?' };
 }
 
 /** One form row: `Address       10.0.0.20`. */

@@ -39,6 +39,58 @@ export function visibleLength(markup: string): number {
   return markup.replace(/\{open\}|\{close\}/g, 'x').replace(/\{[^{}]*\}/g, '').length;
 }
 
+/**
+ * Outside text as lines of at most `width` columns: broken at blanks, and a word longer than a
+ * line (a URL, a path) broken after its last `/`, `?`, `&`, `:` or `,` that fits, else cut hard.
+ * Nothing is dropped. Returns printable ASCII (see {@link plainText}), not yet markup-escaped.
+ */
+export function wrap(text: string, width: number): string[] {
+  const w = Math.max(1, width);
+  const lines: string[] = [];
+  let line = '';
+  // Each word with the blanks before it: kept inside a line (`a  b` stays so), dropped at a break.
+  for (const [, gap = '', found = ''] of plainText(text).matchAll(/( *)([^ ]+)/g)) {
+    let word = found;
+    if (line && line.length + gap.length + word.length <= w) {
+      line += gap + word;
+      continue;
+    }
+    if (word.length > w && line && w - line.length - gap.length >= MIN_PIECE) {
+      // A word longer than a line starts where it is: no line left nearly empty before it.
+      const [piece, after] = breakWord(word, w - line.length - gap.length);
+      lines.push(line + gap + piece);
+      line = '';
+      word = after;
+    }
+    if (line) lines.push(line);
+    line = '';
+    while (word.length > w) {
+      const [piece, after] = breakWord(word, w);
+      lines.push(piece);
+      word = after;
+    }
+    line = word;
+  }
+  if (line || lines.length === 0) lines.push(line);
+  return lines;
+}
+
+/** The fewest columns worth starting a long word in at the end of a line. */
+const MIN_PIECE = 12;
+
+/** A long word's first `room` columns or fewer, cut after punctuation in its second half. */
+function breakWord(word: string, room: number): [string, string] {
+  const head = word.slice(0, room);
+  const at = Math.max(...['/', '?', '&', ':', ',', '='].map((c) => head.lastIndexOf(c)));
+  const cut = at >= room / 2 ? at + 1 : room;
+  return [word.slice(0, cut), word.slice(cut)];
+}
+
+/** {@link wrap}, each line escaped for blessed markup. */
+export function wrapEscaped(text: string, width: number): string[] {
+  return wrap(text, width).map((l) => l.replace(/[{}]/g, (ch) => (ch === '{' ? '{open}' : '{close}')));
+}
+
 /** Shortens text to `width` columns (ASCII, so one character is one column), marking the cut. */
 export function clip(text: string, width: number): string {
   if (text.length <= width) return text;

@@ -125,33 +125,41 @@ describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x2
     await tmux.waitFor('home', /Diagnostics: +\d{4}-\d\d-\d\d \d\d:\d\d UTC: /); // the startup run
     const shot = await tmux.save('home', 'home');
     expect(shot.split('\n').every((l) => /^[\x20-\x7e]*$/.test(l))).toBe(true);
+    // The last of the 25 rows says where the menu is (tty1 takes no commands itself).
+    expect(shot.split('\n')[24]).toMatch(/^ Menu \(Data Reset, SSH, network, logs\): press ALT\+F2/);
   });
 
-  it('the menu on a virtual appliance: no Factory Reset', async () => {
-    const screen = await tmux.waitFor('menu', 'Ethernet configuration and Hostname');
+  it('the menu on a virtual appliance: no Factory Reset, and why', async () => {
+    const screen = await tmux.waitFor('menu', 'Factory Reset: not on a virtual appliance - redeploy the OVA');
     expect(screen).toContain('Data Reset');
     expect(screen).toContain('Enable SSH access');
-    expect(screen).not.toContain('Factory Reset');
+    expect(screen).not.toMatch(/^ {3}Factory Reset/m);
     await tmux.save('menu', 'menu');
   });
 
-  it('Enable SSH access: a real sshd answers and the banner shows on both screens; Disable stops it', async () => {
+  it('Enable SSH access: asked first; a real sshd answers and the banner shows on both screens; Disable (asked too) stops it', async () => {
     expect(await greeting(port)).toBe('ECONNREFUSED');
     await top();
     await tmux.keys('menu', 'Down', 'Enter');
-    await tmux.waitFor('menu', 'SSH access is enabled: 24 h 0 min left');
+    await tmux.waitFor('menu', 'Enable SSH access for 24 hours?');
+    await tmux.save('menu', 'ssh-question');
+    await tmux.keys('menu', 'Down', 'Enter'); // Yes (No is selected first)
+    await tmux.waitFor('menu', /SSH access is ON until \d{4}-\d\d-\d\d \d\d:\d\d UTC \(23 h 59 min left\)/);
     await tmux.waitFor('menu', 'Disable SSH access');
     expect(await greeting(port)).toMatch(/^SSH-2\.0-OpenSSH/);
     await tmux.save('menu', 'menu-ssh-on');
-    await tmux.waitFor('home', 'SSH access is enabled:');
+    await tmux.waitFor('home', 'SSH access is ON until');
     await tmux.save('home', 'home-ssh-on');
     await tmux.keys('menu', 'Enter'); // the selection stays on the SSH item
+    await tmux.waitFor('menu', 'Disable SSH access now?');
+    expect(await greeting(port)).toMatch(/^SSH-2\.0-OpenSSH/);
+    await tmux.keys('menu', 'Down', 'Enter'); // Yes
     await tmux.waitFor('menu', 'SSH access disabled.');
     await tmux.waitFor('menu', 'Enable SSH access');
     expect(await greeting(port)).toBe('ECONNREFUSED');
     expect((await client.ssh()).enabled).toBe(false);
     await until(
-      async () => !(await tmux.capture('home')).includes('SSH access is enabled'),
+      async () => !(await tmux.capture('home')).includes('SSH access is ON'),
       'the home banner to go',
     );
   });
@@ -174,8 +182,17 @@ describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x2
     expect(form).not.toContain('broadcast');
     await tmux.save('menu', 'network-static');
     await tmux.keys('menu', 'Down', 'Down', 'Enter'); // past Hostname to Save
+    // Asked first, naming what is about to change.
+    await tmux.waitFor('menu', 'Apply these network settings?');
+    await tmux.waitFor('menu', 'IPv4:      static 10.0.0.20/24');
+    await tmux.save('menu', 'network-question');
+    expect((await client.network()).settings.ipv4.mode).toBe('dhcp');
+    await tmux.keys('menu', 'Down', 'Enter'); // Yes
     await tmux.waitFor('menu', 'Saved: static 10.0.0.20/24 via 10.0.0.1');
-    await tmux.save('menu', 'network-saved');
+    const saved = await tmux.save('menu', 'network-saved');
+    // Back on the menu with nothing of the form or the question left.
+    expect(saved).not.toMatch(/^[ │]*(No|Yes)[ │]*$/m);
+    expect(saved).not.toContain('Apply these');
     const view = await client.network();
     expect(view.settings.ipv4).toEqual({
       mode: 'static',
@@ -242,13 +259,15 @@ describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x2
   it('the agent going away is said on screen and the console keeps running; it recovers when the agent is back', async () => {
     await appliance?.stop();
     appliance = undefined;
-    await tmux.waitFor('home', 'The gateway agent is not reachable; retrying every second.');
+    const away = await tmux.waitFor('home', 'The gateway agent is not answering; trying again every second.');
+    expect(away.match(/not answering|not reachable/g)).toHaveLength(1);
+    expect(away).toMatch(/^ socket \S+agent\.sock: (ENOENT|ECONNREFUSED)$/m);
     await tmux.save('home', 'home-unreachable');
-    await tmux.waitFor('menu', 'Agent not reachable, retrying');
+    await tmux.waitFor('menu', 'The gateway agent is not answering');
     appliance = runAppliance({ root: (world as World).root, say: () => undefined });
     await tmux.waitFor('home', /Gateway OS: +1\.0\.0/, 60_000);
     await until(
-      async () => !(await tmux.capture('home')).includes('not reachable'),
+      async () => !(await tmux.capture('home')).includes('not answering'),
       'the home screen to recover',
     );
   });

@@ -112,16 +112,16 @@ describe.skipIf(missing.length > 0)(
       await new Promise<void>((r) => taken.listen(port, '127.0.0.1', r));
       try {
         await toSshItem();
-        await tmux.keys('menu', 'Enter');
+        await tmux.keys('menu', 'Enter', 'Down', 'Enter'); // Enable SSH access, asked first: Yes
         const screen = await tmux.waitFor(
           'menu',
           `SSH access not enabled (sshd on 127.0.0.1:${port}): sshd did not start:`,
         );
-        // The message wraps over the two message rows; joined, it names the cause.
+        // The message wraps over the rows above the help line, whole; joined, it names the cause.
         expect(screen.replace(/\s*\n\s*/g, ' ')).toContain('Address already in use');
         await tmux.save('menu', 'ssh-login-port-taken');
         expect(screen).toContain('Enable SSH access');
-        expect(screen).not.toContain('SSH access is enabled');
+        expect(screen).not.toContain('SSH access is ON');
         expect((await client.ssh()).enabled).toBe(false);
         await fs.access(world!.paths.sshState).then(
           () => expect.fail('ssh.json left behind'),
@@ -134,7 +134,7 @@ describe.skipIf(missing.length > 0)(
 
     it('Enable SSH access: the menu and home screen show the principal; a fresh certificate for it logs in', async () => {
       await toSshItem();
-      await tmux.keys('menu', 'Enter');
+      await tmux.keys('menu', 'Enter', 'Down', 'Enter'); // asked first: Yes
       const screen = await tmux.waitFor(
         'menu',
         'For support: user support, certificate principal appliance-',
@@ -143,7 +143,10 @@ describe.skipIf(missing.length > 0)(
       principal = `appliance-${id}`;
       const lines = screen.split('\n');
       // What the technician reads out, whole on its 80-column row, under the banner.
-      expect(lines[1]).toMatch(/^ SSH access is enabled: 24 h 0 min left \(until \S+Z\)$/);
+      // Its end on the appliance's clock (UTC) and the time left; never a raw ISO time.
+      expect(lines[1]).toMatch(
+        /^ SSH access is ON until \d{4}-\d\d-\d\d \d\d:\d\d UTC \(23 h 59 min left\)$/,
+      );
       expect(lines[2]).toBe(` For support: user support, certificate principal ${principal}`);
       expect(lines.every((l) => l.length <= 80 && /^[\x20-\x7e]*$/.test(l))).toBe(true);
       expect(screen).toContain('Disable SSH access');
@@ -152,7 +155,7 @@ describe.skipIf(missing.length > 0)(
         'home',
         `For support: user support, certificate principal ${principal}`,
       );
-      expect(home).toContain('SSH access is enabled:');
+      expect(home).toContain('SSH access is ON until');
       await tmux.save('home', 'ssh-login-home-on');
 
       // Support, told the principal, issues a certificate and logs in.
@@ -222,6 +225,8 @@ describe.skipIf(missing.length > 0)(
 
       await toSshItem();
       await tmux.keys('menu', 'Enter');
+      await tmux.waitFor('menu', 'Disable SSH access now?');
+      await tmux.keys('menu', 'Down', 'Enter'); // Yes
       await tmux.waitFor('menu', 'SSH access disabled.');
       const screen = await tmux.waitFor('menu', 'Enable SSH access');
       expect(screen).not.toContain('For support:');

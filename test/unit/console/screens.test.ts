@@ -52,9 +52,17 @@ function fakeAgent(status: Status): FakeAgent {
     client: {
       status: async () => {
         if (fake.down)
+          // As the agent's client throws it: its message repeats what the screens say in words.
           throw new ClgwError(
             'AGENT_UNREACHABLE',
             'the agent is not reachable on /run/clgw/agent.sock: not running',
+            {
+              cause: Object.assign(new Error('connect ECONNREFUSED /run/clgw/agent.sock'), {
+                code: 'ECONNREFUSED',
+              }),
+              transient: true,
+              details: { socket: '/run/clgw/agent.sock' },
+            },
           );
         return fake.current;
       },
@@ -69,7 +77,7 @@ function fakeAgent(status: Status): FakeAgent {
         const ssh = enabled
           ? {
               enabled: true,
-              expiresAt: '2026-11-22T10:00:00.000Z',
+              expiresAt: SSH_END.toISOString(),
               secondsLeft: 86_400,
               account: 'support',
               principal: 'appliance-k3m9x2pq7rtw',
@@ -107,6 +115,9 @@ function fakeAgent(status: Status): FakeAgent {
   return fake;
 }
 
+/** When SSH access enabled by the stand-in agent ends: 24 hours on (and a little, for rounding). */
+const SSH_END = new Date(Date.now() + 86_400_000 + 30_000);
+
 let destroy: (() => void) | undefined;
 afterEach(() => destroy?.());
 
@@ -127,6 +138,58 @@ describe('home screen (headless, 80x25)', () => {
     // The code the web page asks for Reboot and Factory Reset: only this screen and the menu show it.
     expect(text).toMatch(/Portal code: +K7M2Q-9XRT4 {2}\(changes in 4 min\)\n/);
     expect(text).not.toContain('SSH access');
+    // tty1 takes no commands: its last row says where the menu is.
+    expect(text.split('\n')[24]).toBe(' Menu (Data Reset, SSH, network, logs): press ALT+F2');
+  });
+
+  it('wraps a long update error under the value column, and pages what does not fit with PgDn', async () => {
+    const h = headlessScreen();
+    destroy = () => h.screen.destroy();
+    const cause =
+      'Get "https://download.mitel.io/compat.yaml?timestamp=1764940000000000000": connection to 127.0.0.1:40687 refused; while fetching https://download.mitel.io/compat.yaml (after 3 tries)';
+    const summary = (n: number) =>
+      `check ${n} failed: no answer from host-${n}.mitel.io within 3 s, tried twice`;
+    const status = sampleStatus({
+      state: 'failed',
+      error: { code: 'CONNECTION_REFUSED', message: cause, transient: true },
+      alarms: [
+        {
+          code: 'CLGW_ALARM_CRITICAL_PHASE_FAILED',
+          message: `power was lost ${'in the critical phase '.repeat(5)}END`,
+          raisedAt: 'z',
+        },
+      ],
+      diagnostics: {
+        at: '2026-11-21T09:12:00.000Z',
+        ok: false,
+        results: (['dns', 'ntp', 'https', 'stun-3478', 'stun-3479', 'sip-tls'] as const).map((name, i) => ({
+          name,
+          target: '-',
+          verdict: 'failed' as const,
+          summary: summary(i),
+          durationMs: 1,
+        })),
+      },
+    });
+    const home = new HomeScreen(h.screen, fakeAgent(status));
+    await home.refresh();
+    const first = h.text().split('\n');
+    expect(first).toHaveLength(25);
+    const at = first.findIndex((r) => r.includes('Update:       the last update failed'));
+    const under: string[] = [];
+    for (let i = at + 1; first[i]?.startsWith(' '.repeat(15)) && !first[i]?.includes('Alarm'); i++)
+      under.push(first[i]!);
+    expect(under.length).toBeGreaterThan(1);
+    expect(under.join('').replace(/ /g, '')).toBe(cause.replace(/ /g, ''));
+    expect(first.join('\n')).toContain('END');
+    expect(first[24]).toMatch(/press ALT\+F2 +PgDn: more \(\d+ lines\)$/);
+    await typeKeys(h.input, '\x1b[6~'); // PgDn
+    const second = h.text();
+    // The last check's summary, wrapped, is there in full on the next page.
+    expect(second.replace(/\s+/g, ' ')).toContain(summary(5));
+    expect(second.split('\n')[24]).toMatch(/PgUp: back to the top$/);
+    await typeKeys(h.input, '\x1b[5~'); // PgUp
+    expect(h.text()).toBe(first.join('\n'));
   });
 
   it('shows a lockout of the portal code in place of the code, and wrong tries beside it', async () => {
@@ -159,7 +222,20 @@ describe('home screen (headless, 80x25)', () => {
     agent.down = true;
     const home = new HomeScreen(h.screen, agent);
     await home.refresh();
-    expect(h.text()).toContain('The gateway agent is not reachable; retrying every second.');
+    const text = h.text();
+    expect(text).toContain('The gateway agent is not answering; trying again every second.');
+    // Said once, in plain words; the detail (the socket) once, on its own line.
+    expect(text.match(/not answering|not reachable/g)).toHaveLength(1);
+    expect(text.match(/agent\.sock/g)).toHaveLength(1);
+    agent.down = false;
+    await home.refresh();
+    // Away after it had answered: what is still shown is said to be its last answer.
+    agent.down = true;
+    await home.refresh();
+    expect(h.text()).toMatch(
+      /trying again every second\.\n.*agent\.sock: ECONNREFUSED\n Below: its last answer, which may be out of date\.\n/,
+    );
+    expect(h.text()).toMatch(/Gateway OS: +1\.0\.0/);
     agent.down = false;
     await home.refresh();
     expect(h.text()).not.toContain('not reachable');
@@ -178,9 +254,11 @@ describe('menu screen (headless, 80x25)', () => {
   }
 
   it('draws the whole 80x25 screen: title, portal code, SSH banner and what support needs, the items, the help line', async () => {
+    const end = Date.now() + 86_400_000 + 30_000;
+    const sshUntil = `${new Date(end).toISOString().slice(0, 10)} ${new Date(end).toISOString().slice(11, 16)} UTC`;
     const ssh = {
       enabled: true,
-      expiresAt: '2026-11-22T10:00:00.000Z',
+      expiresAt: new Date(end).toISOString(),
       secondsLeft: 86_400,
       account: 'support',
       principal: 'appliance-k3m9x2pq7rtw',
@@ -188,7 +266,7 @@ describe('menu screen (headless, 80x25)', () => {
     const { h } = await menu(sampleStatus({ platform: 'physical', ssh }));
     const expected = [
       ' CloudLink Gateway - console menu              Portal code K7M2Q-9XRT4 (4 min)',
-      ' SSH access is enabled: 24 h 0 min left (until 2026-11-22T10:00:00.000Z)',
+      ` SSH access is ON until ${sshUntil} (24 h 0 min left)`,
       ' For support: user support, certificate principal appliance-k3m9x2pq7rtw',
       '',
       '   Data Reset',
@@ -202,16 +280,20 @@ describe('menu screen (headless, 80x25)', () => {
     expect(h.text().split('\n')).toEqual(expected);
   });
 
-  it('offers Factory Reset on the physical appliance only', async () => {
+  it('offers Factory Reset on the physical appliance only, and says why it is not there elsewhere', async () => {
     const virtual = await menu(sampleStatus());
-    expect(virtual.h.text()).not.toContain('Factory Reset');
+    expect(virtual.h.text()).not.toMatch(/^ {3}Factory Reset/m);
+    expect(virtual.h.text()).toContain(
+      'Factory Reset: not on a virtual appliance - redeploy the OVA instead.',
+    );
     expect(virtual.h.text()).toContain('Data Reset');
     expect(virtual.h.text()).toContain('Enable SSH access');
     expect(virtual.h.text()).toContain('Ethernet configuration and Hostname');
     expect(virtual.h.text()).toContain('Download logs');
     virtual.h.screen.destroy();
     const physical = await menu(sampleStatus({ platform: 'physical' }));
-    expect(physical.h.text()).toContain('Factory Reset');
+    expect(physical.h.text()).toMatch(/^ {3}Factory Reset/m);
+    expect(physical.h.text()).not.toContain('not on a virtual appliance');
   });
 
   it('Data Reset: Escape cancels, a wrong word cancels, the typed word confirms', async () => {
@@ -238,13 +320,42 @@ describe('menu screen (headless, 80x25)', () => {
     expect(h.text()).toContain('refused: an update is in its critical phase {red-fg}');
   });
 
-  it('Enable SSH shows the banner above the menu and the item turns into Disable', async () => {
+  it('Enable and Disable SSH both ask first (No selected); the banner shows the end in UTC; the cursor stays', async () => {
     const { h, agent } = await menu(sampleStatus());
     await typeKeys(h.input, KEY.down, KEY.enter);
+    expect(h.text()).toContain('Enable SSH access for 24 hours?');
+    await typeKeys(h.input, KEY.enter); // No
+    expect(agent.calls).toEqual([]);
+    expect(h.text()).toContain('Cancelled: SSH access unchanged.');
+    await typeKeys(h.input, KEY.enter, KEY.escape); // the cursor is still on the SSH item; Escape is No
+    expect(agent.calls).toEqual([]);
+    await typeKeys(h.input, KEY.enter, KEY.down, KEY.enter); // Yes
     expect(agent.calls).toEqual(['ssh true']);
     const text = h.text();
-    expect(text).toContain('SSH access is enabled: 24 h 0 min left');
-    expect(text).toContain('Disable SSH access');
+    const iso = SSH_END.toISOString();
+    expect(text).toContain(`SSH access is ON until ${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC (`);
+    expect(text).not.toContain(iso.slice(0, 16));
+    expect(text).toMatch(/^ {3}Disable SSH access/m);
+    // The next Enter, still on the same item, asks before switching off.
+    await typeKeys(h.input, KEY.enter);
+    expect(h.text()).toContain('Disable SSH access now?');
+    await typeKeys(h.input, KEY.down, KEY.enter);
+    expect(agent.calls).toEqual(['ssh true', 'ssh false']);
+    expect(h.text()).toContain('SSH access disabled.');
+  });
+
+  it("a long refusal is shown whole, wrapped above the help line (sshd's failure as the agent says it)", async () => {
+    const { h, agent } = await menu(sampleStatus());
+    const why =
+      'SSH access not enabled (sshd on 127.0.0.1:2222): sshd did not answer within 5 s (connect ECONNREFUSED 127.0.0.1:2222)';
+    agent.client.setSsh = async () => {
+      throw new ClgwError('SSH_FAILED', why);
+    };
+    await typeKeys(h.input, KEY.down, KEY.enter, KEY.down, KEY.enter);
+    const rows = h.text().split('\n');
+    expect(rows[24]).toBe(' Up/Down: choose   Enter: select');
+    expect(rows.slice(20, 24).join(' ').replace(/\s+/g, ' ').trim()).toBe(why);
+    expect(h.text()).not.toContain('SSH access is ON');
   });
 
   it('the Ethernet form validates inline and sends what was typed', async () => {
@@ -263,10 +374,142 @@ describe('menu screen (headless, 80x25)', () => {
     await typeKeys(h.input, KEY.enter, '\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f10.0.0.1', KEY.enter);
     expect(h.text()).not.toContain('outside');
     await typeKeys(h.input, KEY.down, KEY.down, KEY.down, KEY.enter); // Save
+    // Asked first, naming what changes; No goes back to the form with nothing sent.
+    expect(h.text()).toContain('Apply these network settings?');
+    expect(h.text()).toContain('IPv4:      static 10.0.0.20/24');
+    await typeKeys(h.input, KEY.enter);
+    expect(agent.calls).toEqual([]);
+    expect(h.text()).toMatch(/IPv4 +static/);
+    await typeKeys(h.input, KEY.enter, KEY.down, KEY.enter); // Save, Yes
     expect(agent.calls).toEqual([
       'network {"mode":"static","hostname":"cloudlink-gateway","address":"10.0.0.20","netmask":"24","gateway":"10.0.0.1","dns":""}',
     ]);
     expect(h.text()).toContain('Saved: static 10.0.0.20/24');
+    // The cursor is back on the item that opened the form, not on the first one (SSH is not a key away).
+    expect(h.text()).toMatch(/^ {3}Ethernet configuration and Hostname/m);
+    await typeKeys(h.input, KEY.enter);
+    expect(h.text()).toContain('Ethernet configuration and Hostname');
+    expect(h.text()).toMatch(/IPv4 +DHCP/);
+    expect(agent.calls).toHaveLength(1);
+  });
+
+  it('Ethernet form: Ctrl-U clears a field; problems are listed in field order, wrapped', async () => {
+    const { h, agent } = await menu(sampleStatus());
+    await typeKeys(h.input, KEY.down, KEY.down, KEY.enter, KEY.enter); // the form, static
+    await typeKeys(h.input, KEY.down, KEY.down, KEY.down, KEY.down, KEY.down, KEY.enter); // Hostname
+    await typeKeys(h.input, '\x15', `-${'h'.repeat(50)}`, KEY.enter);
+    await typeKeys(h.input, KEY.up, KEY.enter, '1.2.3', KEY.enter); // DNS
+    await typeKeys(h.input, KEY.up, KEY.up, KEY.enter, '33', KEY.enter); // Netmask
+    // Escape while typing cancels that field only: the form stays.
+    await typeKeys(h.input, KEY.down, KEY.down, KEY.enter, 'typo', KEY.escape);
+    expect(h.text()).toMatch(/Hostname +-h{50}$/m);
+    const rows = h.text().split('\n');
+    // Ctrl-U emptied the field before typing: the old name is gone.
+    expect(rows.find((r) => r.includes('Hostname  '))).toMatch(/Hostname +-h{50}$/);
+    const problems = rows
+      .slice(13, 19)
+      .map((r) => r.trim())
+      .filter(Boolean);
+    const order = ['Address', 'Netmask', 'DNS servers', 'Hostname'].map((f) =>
+      problems.findIndex((p) => p.startsWith(`${f} `)),
+    );
+    expect(order.filter((i) => i >= 0)).toEqual([...order.filter((i) => i >= 0)].sort((a, b) => a - b));
+    expect(order.filter((i) => i >= 0).length).toBeGreaterThanOrEqual(3);
+    for (const r of rows) expect(r.length).toBeLessThanOrEqual(79);
+    expect(agent.calls).toEqual([]);
+  });
+
+  it('the refresh every second keeps the cursor where the technician moved it', async () => {
+    const { h, m, agent } = await menu(sampleStatus());
+    await typeKeys(h.input, KEY.down, KEY.down); // Ethernet configuration
+    await m.refresh();
+    await typeKeys(h.input, KEY.enter);
+    expect(h.text()).toMatch(/IPv4 +DHCP/);
+    await typeKeys(h.input, KEY.escape, KEY.up); // back on the menu, then up to SSH
+    await m.refresh();
+    await typeKeys(h.input, KEY.enter);
+    expect(h.text()).toContain('Enable SSH access for 24 hours?');
+    expect(agent.calls).toEqual([]);
+  });
+
+  it('every dialog, once closed, leaves nothing of itself on the menu, in the form or in the next dialog', async () => {
+    const { h, agent } = await menu(sampleStatus({ platform: 'physical' }));
+    const baseline = h.text().split('\n');
+    /** Rows 0-20 and the help line as at first; the message rows hold no part of a dialog. */
+    const expectClean = (what: string) => {
+      const rows = h.text().split('\n');
+      expect([...rows.slice(0, 21), rows[24]], what).toEqual([...baseline.slice(0, 21), baseline[24]]);
+      for (const r of rows.slice(21, 24)) expect(r, what).not.toMatch(/[│─┌┐└┘]|^ *(No|Yes) *$/);
+    };
+    /** No Yes/No list and no dialog border anywhere: for screens that are not a question. */
+    const expectNoChoice = (what: string) => {
+      expect(h.text(), what).not.toMatch(/^[ │]*(No|Yes)[ │]*$/m);
+    };
+    const goTo = (index: number) => [
+      ...Array<string>(5).fill(KEY.up),
+      ...Array<string>(index).fill(KEY.down),
+    ];
+    const settle = () => new Promise((r) => setTimeout(r, 30));
+    const scenarios: [string, () => Promise<void>][] = [
+      ['Data Reset, Escape', () => typeKeys(h.input, ...goTo(0), KEY.enter, KEY.escape)],
+      ['Factory Reset, Escape', () => typeKeys(h.input, ...goTo(1), KEY.enter, KEY.escape)],
+      ['Download logs, Escape', () => typeKeys(h.input, ...goTo(4), KEY.enter, KEY.escape)],
+      ['Download logs, No', () => typeKeys(h.input, ...goTo(4), KEY.enter, KEY.enter)],
+      ['Enable SSH, Escape', () => typeKeys(h.input, ...goTo(2), KEY.enter, KEY.escape)],
+      ['Enable SSH, No', () => typeKeys(h.input, ...goTo(2), KEY.enter, KEY.enter)],
+      [
+        'Ethernet form, Cancel',
+        () => typeKeys(h.input, ...goTo(3), KEY.enter, KEY.down, KEY.down, KEY.down, KEY.enter),
+      ],
+      [
+        'Ethernet form, Save, No, Cancel',
+        () =>
+          typeKeys(
+            h.input,
+            ...goTo(3),
+            KEY.enter,
+            KEY.down,
+            KEY.down,
+            KEY.enter,
+            KEY.enter,
+            KEY.down,
+            KEY.enter,
+          ),
+      ],
+      [
+        'Download logs, Yes, refused',
+        async () => {
+          agent.link = new ClgwError('NOT_ALLOWED', 'no');
+          await typeKeys(h.input, ...goTo(4), KEY.enter, KEY.down, KEY.enter);
+          await settle();
+        },
+      ],
+      [
+        'Download logs, Yes, link, Close',
+        async () => {
+          agent.link = LINK;
+          await typeKeys(h.input, ...goTo(4), KEY.enter, KEY.down, KEY.enter);
+          await settle();
+          expect(h.text()).toContain(LINK.url);
+          await typeKeys(h.input, KEY.enter);
+        },
+      ],
+    ];
+    for (const [what, run] of scenarios) {
+      await run();
+      expectClean(what);
+      expectNoChoice(what);
+      // The next dialog and the form show nothing of this one.
+      await typeKeys(h.input, ...goTo(0), KEY.enter);
+      expect(h.text(), what).toContain('Type RESET and press Enter to confirm');
+      expectNoChoice(`${what}, then Data Reset`);
+      await typeKeys(h.input, KEY.escape, ...goTo(3), KEY.enter);
+      expect(h.text(), what).toMatch(/IPv4 +DHCP/);
+      expectNoChoice(`${what}, then the Ethernet form`);
+      await typeKeys(h.input, KEY.down, KEY.down, KEY.down, KEY.enter);
+      expectClean(`${what}, then the Ethernet form`);
+    }
+    expect(agent.calls).toEqual(['create log link', 'create log link']);
   });
 
   /** Down to Download logs, the last item of the virtual appliance's menu. */

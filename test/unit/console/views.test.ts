@@ -1,9 +1,11 @@
 /** The console's view models: status → home screen lines, menu items, confirmations, the network form. */
 import { describe, expect, it } from 'vitest';
+import { ClgwError } from '../../../agent/src/errors.js';
 import { firstBootView } from '../../../agent/src/firstboot/report.js';
 import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
-import { sshBanner, sshSupportLine } from '../../../agent/src/ssh/view.js';
-import { deploymentLine, displayAddresses, homeLines, WIDTH } from '../../../console-tui/src/view/home.js';
+import { sshSupportLine } from '../../../agent/src/ssh/view.js';
+import { AGENT_AWAY, agentAwayDetail } from '../../../console-tui/src/view/agent.js';
+import { deploymentLines, displayAddresses, homeLines, WIDTH } from '../../../console-tui/src/view/home.js';
 import {
   expiryText,
   LOG_ACTION_DEFAULT,
@@ -15,15 +17,23 @@ import {
   qrLines,
   timeLeft,
 } from '../../../console-tui/src/view/logs.js';
-import { CONFIRMATIONS, confirms, menuItems } from '../../../console-tui/src/view/menu.js';
+import {
+  CONFIRMATIONS,
+  confirms,
+  factoryResetNote,
+  menuItems,
+  sshQuestion,
+} from '../../../console-tui/src/view/menu.js';
 import {
   fieldRow,
   formFromSettings,
   formProblems,
   formToInput,
+  saveQuestion,
   visibleFields,
 } from '../../../console-tui/src/view/network-form.js';
-import { progressBar } from '../../../console-tui/src/view/text.js';
+import { duration, sshBannerText, utcTime } from '../../../console-tui/src/view/ssh.js';
+import { progressBar, wrap } from '../../../console-tui/src/view/text.js';
 import { sampleStatus } from '../../support/status.js';
 
 /** The lines without markup (what a person reads). */
@@ -125,8 +135,8 @@ describe('home screen view model', () => {
       status,
       unreachable: null,
       addresses: [],
-      sshBanner: sshBanner(status.ssh),
-      sshSupport: sshSupportLine(status.ssh),
+      sshBanner: sshBannerText(status.ssh, Date.parse('2026-11-22T06:58:00Z')) ?? '',
+      sshSupport: sshSupportLine(status.ssh) ?? '',
     });
     const lines = plain(raw);
     expect(lines).toContain('Update:       the last update failed');
@@ -139,21 +149,91 @@ describe('home screen view model', () => {
     expect(lines).toContain('              FAIL ntp        no answer from {ntp}');
     expect(lines).toContain('              WARN stun-3478  not checked');
     expect(raw.join('\n')).toContain('{open}ntp{close}'); // escaped in the markup
-    expect(lines.slice(-2)).toEqual([
-      'SSH access is enabled: 3 h 2 min left (until 2026-11-22T10:00:00.000Z)',
+    // SSH access on is said right under the title (on the first page whatever follows), in UTC.
+    expect(lines.slice(2, 5)).toEqual([
+      'SSH access is ON until 10:00 UTC (3 h 2 min left)',
       'For support: user support, certificate principal appliance-k3m9x2pq7rtw',
+      '',
     ]);
   });
 
-  it('the agent unreachable: said, with the reason, and nothing stale invented', () => {
+  it('the agent unreachable: said once in plain words, the detail once under it, nothing stale invented', () => {
     const lines = plain(homeLines({ status: null, unreachable: 'not running {x}', addresses: [] }));
     expect(lines).toEqual([
       'CloudLink Gateway',
       '',
-      'The gateway agent is not reachable; retrying every second.',
+      'The gateway agent is not answering; trying again every second.',
       'not running {x}',
       '',
     ]);
+    // The client's error repeats the sentence in its message: the detail is its socket and code.
+    const refused = new ClgwError(
+      'AGENT_UNREACHABLE',
+      'the agent is not reachable on /run/clgw/agent.sock: not running',
+      {
+        cause: Object.assign(new Error('connect ECONNREFUSED /run/clgw/agent.sock'), {
+          code: 'ECONNREFUSED',
+        }),
+        details: { socket: '/run/clgw/agent.sock' },
+      },
+    );
+    expect(agentAwayDetail(refused)).toBe('socket /run/clgw/agent.sock: ECONNREFUSED');
+    const slow = new ClgwError(
+      'AGENT_UNREACHABLE',
+      'the agent is not reachable on /s: no answer within 30000 ms',
+      {
+        cause: new Error('no answer within 30000 ms'),
+        details: { socket: '/s' },
+      },
+    );
+    expect(agentAwayDetail(slow)).toBe('socket /s: no answer within 30000 ms');
+    expect(agentAwayDetail(new ClgwError('INTERNAL', 'journal unreadable'))).toBe('journal unreadable');
+    expect(AGENT_AWAY).not.toMatch(/socket|sock/);
+  });
+
+  it('long messages wrap under the value column, nothing cut (update error, alarm, diagnostics)', () => {
+    const cause =
+      'Get "https://download.mitel.io/compat.yaml?timestamp=1764940000000000000": connection to 127.0.0.1:40687 refused; while fetching https://download.mitel.io/compat.yaml';
+    const status = sampleStatus({
+      state: 'failed',
+      error: { code: 'CONNECTION_REFUSED', message: cause, transient: true },
+      alarms: [
+        {
+          code: 'CLGW_ALARM_CRITICAL_PHASE_FAILED',
+          message: `power cut; ${'x '.repeat(40)}end`,
+          raisedAt: 'z',
+        },
+      ],
+      diagnostics: {
+        at: '2026-11-21T09:12:00.000Z',
+        ok: false,
+        results: [
+          {
+            name: 'dns',
+            target: '10.0.0.53',
+            verdict: 'failed',
+            summary:
+              'DNS lookup of download.mitel.io via 10.0.0.53 failed: no answer within 3 s (udp 10.0.0.53:53)',
+            durationMs: 3,
+          },
+        ],
+      },
+    });
+    const lines = plain(homeLines({ status, unreachable: 'E'.repeat(200), addresses: [] }));
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(WIDTH);
+    const at = lines.indexOf('Update:       the last update failed');
+    const error = [];
+    for (let i = at + 1; lines[i]?.startsWith(' '.repeat(14)); i++) error.push(lines[i]!.slice(14));
+    expect(error.length).toBeGreaterThan(1);
+    // Every character is there (blanks aside: a break takes the place of one).
+    expect(error.join('').replace(/ /g, '')).toBe(cause.replace(/ /g, ''));
+    expect(lines.join('\n')).toContain('end');
+    expect(lines.join('\n')).toContain('E'.repeat(WIDTH));
+    const dns = lines.findIndex((l) => l.includes('FAIL dns'));
+    expect(lines[dns]).toBe('              FAIL dns        DNS lookup of download.mitel.io via 10.0.0.53');
+    expect(lines[dns + 1]).toBe(
+      '                              failed: no answer within 3 s (udp 10.0.0.53:53)',
+    );
   });
 
   it('outside text is escaped and every line fits the 80-column console in ASCII', () => {
@@ -212,18 +292,18 @@ describe('home screen: the deployment line', () => {
     });
     const at = lines.findIndex((l) => l.startsWith('Network:'));
     expect(lines[at + 1]).toBe('Deployment:   {red-fg}Deployed settings refused: cl.gateway0; using DHCP{/}');
-    expect(deploymentLine(first('applied'))).toBe(
+    expect(deploymentLines(first('applied'))).toEqual([
       'Deployment:   Deployed settings applied (VMware guestinfo)',
-    );
-    expect(deploymentLine(first('partial', ['cl.hostname: …']))).toContain('{yellow-fg}');
-    expect(deploymentLine(first('none', ['guestinfo.ovfEnv is not set']))).toBe(
+    ]);
+    expect(deploymentLines(first('partial', ['cl.hostname: …'])).join()).toContain('{yellow-fg}');
+    expect(deploymentLines(first('none', ['guestinfo.ovfEnv is not set']))).toEqual([
       'Deployment:   {yellow-fg}No deployment settings found: using DHCP{/}',
-    );
+    ]);
   });
 
   it('is left out where there was nothing to deploy and nowhere to look', () => {
-    expect(deploymentLine(first('none'))).toBeUndefined();
-    expect(deploymentLine(null)).toBeUndefined();
+    expect(deploymentLines(first('none'))).toEqual([]);
+    expect(deploymentLines(null)).toEqual([]);
     const lines = homeLines({ status: sampleStatus(), unreachable: null, addresses: [] });
     expect(lines.some((l) => l.startsWith('Deployment:'))).toBe(false);
   });
@@ -265,9 +345,105 @@ describe('menu view model', () => {
     expect(confirms(CONFIRMATIONS['factory-reset'], 'RESET')).toBe(false);
     expect(CONFIRMATIONS['factory-reset'].text.join(' ')).toContain('15 to 20 minutes');
   });
+
+  it('says why Factory Reset is missing wherever it is not offered', () => {
+    expect(factoryResetNote(sampleStatus({ platform: 'physical' }))).toBeUndefined();
+    expect(factoryResetNote(sampleStatus({ platform: 'virtual' }))).toBe(
+      'Factory Reset: not on a virtual appliance - redeploy the OVA instead.',
+    );
+    expect(factoryResetNote(sampleStatus({ platform: 'kvm' }))).toContain('not on a virtual appliance');
+    expect(factoryResetNote(null)).toContain('physical appliance only');
+  });
+
+  it('SSH on and off are both asked, naming the end of the window and what off does to sessions', () => {
+    const on = sshQuestion(true, '2026-11-23 10:00 UTC');
+    expect(on.text.join(' ')).toContain('for 24 hours, until 2026-11-23 10:00 UTC');
+    expect(on.question).toBe('Enable SSH access for 24 hours?');
+    const off = sshQuestion(false, 'x');
+    expect(off.question).toBe('Disable SSH access now?');
+    expect(off.text.join(' ')).toContain('sessions');
+  });
+});
+
+describe('SSH access in words', () => {
+  const now = Date.parse('2026-11-22T06:58:00Z');
+  it('until when on the appliance clock (UTC), with the date on another day, and the time left', () => {
+    expect(utcTime(Date.parse('2026-11-22T17:40:00Z'), now)).toBe('17:40 UTC');
+    expect(utcTime(Date.parse('2026-11-23T06:58:00Z'), now)).toBe('2026-11-23 06:58 UTC');
+    expect(duration(86_400)).toBe('24 h 0 min');
+    expect(duration(125)).toBe('2 min');
+    expect(duration(20)).toBe('less than a minute');
+    const view = { ...SSH_ON, expiresAt: '2026-11-23T06:58:00.000Z' };
+    expect(sshBannerText(view, now)).toBe('SSH access is ON until 2026-11-23 06:58 UTC (24 h 0 min left)');
+    expect(sshBannerText({ ...view, enabled: false }, now)).toBeUndefined();
+    // Never the raw ISO string.
+    expect(sshBannerText(view, now)).not.toContain('T06:58');
+  });
+});
+
+describe('wrap', () => {
+  it('breaks at blanks, keeps double blanks inside a line, breaks long words at punctuation, drops nothing', () => {
+    expect(wrap('aaa bbb ccc', 7)).toEqual(['aaa bbb', 'ccc']);
+    expect(wrap('a  b', 10)).toEqual(['a  b']);
+    expect(wrap('', 10)).toEqual(['']);
+    const url = 'http://example.invalid/a/very/long/path/that/goes/on/and/on';
+    const lines = wrap(`see ${url}`, 20);
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(20);
+    expect(lines.join('')).toBe(`see ${url}`);
+    // The long word starts on the line it follows, not on a line of its own.
+    expect(lines[0]).toMatch(/^see http/);
+    expect(wrap('x'.repeat(25), 10)).toEqual(['x'.repeat(10), 'x'.repeat(10), 'x'.repeat(5)]);
+    expect(wrap('tab\there', 20)).toEqual(['tab?here']);
+  });
 });
 
 describe('network form model', () => {
+  it('lists the problems in the order of the fields, whatever order the agent finds them in', () => {
+    const problems = formProblems({
+      mode: 'static',
+      address: '10.0.0.20',
+      netmask: '33',
+      gateway: '',
+      dns: '1.2.3',
+      hostname: '-gw',
+    });
+    expect(Object.keys(problems)).toEqual(['netmask', 'dns', 'hostname']);
+  });
+
+  it('Save asks first, naming the new address, mode and hostname and the settings in effect', () => {
+    const q = saveQuestion(
+      { mode: 'static', address: '10.0.0.20', netmask: '24', gateway: '10.0.0.1', dns: '', hostname: 'gw1' },
+      'DHCP, hostname cloudlink-gateway',
+    );
+    const text = q.text.join('\n');
+    expect(text).toContain('IPv4:      static 10.0.0.20/24');
+    expect(text).toContain('Gateway:   10.0.0.1');
+    expect(text).toContain('DNS:       (none)');
+    expect(text).toContain('Hostname:  gw1');
+    expect(text).toContain('Now:       DHCP, hostname cloudlink-gateway');
+    expect(q.question).toBe('Apply these network settings?');
+    // A dotted netmask is named as the prefix length the agent makes of it.
+    const dotted = saveQuestion(
+      {
+        mode: 'static',
+        address: '10.0.0.20',
+        netmask: '255.255.255.0',
+        gateway: '',
+        dns: '10.0.0.53,10.0.0.54',
+        hostname: 'gw1',
+      },
+      'x',
+    );
+    expect(dotted.text).toContain('IPv4:      static 10.0.0.20/24');
+    expect(dotted.text).toContain('DNS:       10.0.0.53, 10.0.0.54');
+    const dhcp = saveQuestion(
+      { mode: 'dhcp', address: '', netmask: '', gateway: '', dns: '', hostname: 'gw' },
+      'x',
+    );
+    expect(dhcp.text.join('\n')).toContain('IPv4:      DHCP');
+    expect(dhcp.text.join('\n')).not.toContain('Gateway:');
+  });
+
   it('round-trips the settings in effect', () => {
     const form = formFromSettings({
       hostname: 'gw',
