@@ -182,7 +182,7 @@ export function homeLines(input: HomeInput): string[] {
   lines.push(...updateLines(status));
   // A check that could not be done: a warning apart from the update line (nothing was installed).
   const warning = checkWarning(status);
-  if (warning) lines.push(row('Last check', `{yellow-fg}${escapeText(clip(warning.text, WIDTH - 14))}{/}`));
+  if (warning) lines.push(...textRow('Last check', warning.text, 'yellow-fg'));
   const active = status.alarms.filter((a) => !a.clearedAt);
   for (const a of active.slice(-1)) {
     lines.push(...textRow('Alarm', a.code, 'red-fg'));

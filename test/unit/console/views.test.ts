@@ -271,9 +271,12 @@ describe('home screen: a check that could not be done', () => {
     const lines = homeLines({ status: sampleStatus({ check }), unreachable: null, addresses: [] });
     const at = lines.findIndex((l) => l.startsWith('Update:'));
     expect(lines[at]).toBe('Update:       no update in progress');
-    expect(lines[at + 1]).toMatch(
-      /^Last check: {3}\{yellow-fg\}Cannot reach the download server: download\.example/,
-    );
+    // The whole sentence, wrapped under the value column: the cause and what happens next.
+    expect(lines.slice(at + 1, at + 4)).toEqual([
+      'Last check:   {yellow-fg}Cannot reach the download server: download.example: no such host{/}',
+      '              {yellow-fg}- the gateway keeps running 1.0.0 and will try again at its next{/}',
+      '              {yellow-fg}start{/}',
+    ]);
     expect(homeLines({ status: sampleStatus(), unreachable: null, addresses: [] }).join('\n')).not.toContain(
       'Last check',
     );
