@@ -49,7 +49,7 @@ describe('portal on a running agent', () => {
     expect(res.body).toContain('<h1>CloudLink Gateway</h1>');
     expect(res.body).toContain('<dd><span data-field="gatewayOs">1.0.0</span></dd>');
     expect(res.body).toContain('<span data-field="voipSoftware">111</span>');
-    expect(res.body).toContain('<span data-field="cloudSoftware">unknown</span>');
+    expect(res.body).toContain('<span data-field="cloudSoftware">not installed yet</span>');
     expect(res.body).toContain('<span data-field="diagnostics">not run</span>');
     expect(res.body).toContain(`href="http://127.0.0.1:${new URL(url).port}/"`);
     expect(res.body).toMatch(/<meta name="clgw-token" content="[\w-]+\.\d+\.[\w-]+">/);
