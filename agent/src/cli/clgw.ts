@@ -159,7 +159,7 @@ export function formatStatus(s: Status): string {
       `container:    ${service} ${r.version ?? '-'} — ${describeResult(r)} at ${r.at}${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
     );
   }
-  const banner = sshBanner(s.ssh);
+  const banner = sshBanner(s.ssh, Date.now());
   if (banner) lines.push(`ssh:          ${banner}`);
   const support = sshSupportLine(s.ssh);
   if (support) lines.push(`              ${support}`);
@@ -531,7 +531,7 @@ async function run(argv: string[]): Promise<number> {
     if (json) printJson(view);
     else {
       const support = sshSupportLine(view);
-      print(`${sshBanner(view) ?? 'SSH access is disabled'}${support ? `\n${support}` : ''}`);
+      print(`${sshBanner(view, Date.now()) ?? 'SSH access is disabled'}${support ? `\n${support}` : ''}`);
     }
     return EXIT.ok;
   }

@@ -4,12 +4,11 @@
  * what does not fit above it is paged with PgDn/PgUp (or the arrow keys), never cut.
  */
 import type { PresenceView } from '@clgw/agent/presence/presence.js';
-import { sshSupportLine } from '@clgw/agent/ssh/view.js';
+import { sshBanner, sshSupportLine } from '@clgw/agent/ssh/view.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
 import { agentAwayDetail } from '../view/agent.js';
 import { homeLines, MENU_HINT } from '../view/home.js';
-import { sshBannerText } from '../view/ssh.js';
 import type { ConsoleDeps } from './deps.js';
 
 export class HomeScreen {
@@ -73,7 +72,7 @@ export class HomeScreen {
       // No address readable now: the screen still shows everything else.
     }
     const now = Date.now();
-    const banner = this.status ? sshBannerText(this.status.ssh, now) : undefined;
+    const banner = this.status ? sshBanner(this.status.ssh, now) : undefined;
     const support = this.status ? sshSupportLine(this.status.ssh) : undefined;
     this.lines = homeLines({
       status: this.status,

@@ -11,7 +11,7 @@
  */
 import type { LogLinkView } from '@clgw/agent/logs/service.js';
 import type { PresenceView } from '@clgw/agent/presence/presence.js';
-import { sshSupportLine } from '@clgw/agent/ssh/view.js';
+import { sshBanner, sshSupportLine, utcTime } from '@clgw/agent/ssh/view.js';
 import type { Status } from '@clgw/agent/status.js';
 import blessed from 'blessed';
 import { AGENT_AWAY, agentAwayDetail } from '../view/agent.js';
@@ -52,7 +52,6 @@ import {
   visibleFields,
 } from '../view/network-form.js';
 import { presenceShort } from '../view/presence.js';
-import { sshBannerText, utcTime } from '../view/ssh.js';
 import { clip, escapeText, visibleLength, wrapEscaped } from '../view/text.js';
 import { type ConsoleDeps, messageOf } from './deps.js';
 
@@ -256,7 +255,7 @@ export class MenuScreen {
       // Two rows under the title: the agent being away outranks SSH access (stale then).
       lines.push(`{red-fg}${AGENT_AWAY}{/}`, `{red-fg}${escapeText(clip(this.unreachable, WIDTH))}{/}`);
     } else {
-      const banner = this.status ? sshBannerText(this.status.ssh, Date.now()) : undefined;
+      const banner = this.status ? sshBanner(this.status.ssh, Date.now()) : undefined;
       const support = this.status ? sshSupportLine(this.status.ssh) : undefined;
       if (banner) lines.push(`{yellow-fg}{bold}${escapeText(clip(banner, WIDTH))}{/}`);
       if (banner && support) lines.push(`{yellow-fg}${escapeText(clip(support, WIDTH))}{/}`);

@@ -267,11 +267,11 @@ describe.skipIf(skip)('SSH access', () => {
       const id = await readApplianceId(world.paths.applianceId);
       const on = await clgw(['ssh', 'on']);
       expect(on.stdout).toBe(
-        `${/^SSH access is enabled: 24 h 0 min left \(until \S+\)\n/.exec(on.stdout)?.[0]}For support: user support, certificate principal appliance-${id}\n`,
+        `${/^SSH access is ON until \d{4}-\d\d-\d\d \d\d:\d\d UTC \(23 h 59 min left\)\n/.exec(on.stdout)?.[0]}For support: user support, certificate principal appliance-${id}\n`,
       );
       expect(await greeting(port)).toMatch(/^SSH-2\.0-OpenSSH/);
       const status = (await clgw(['status'])).stdout;
-      expect(status).toContain('ssh:          SSH access is enabled: 2');
+      expect(status).toContain('ssh:          SSH access is ON until ');
       expect(unwrap(status)).toContain(` For support: user support, certificate principal appliance-${id}\n`);
       // A login with a certificate: the session runs as support.
       const { key, cert } = await supportCert('cli');

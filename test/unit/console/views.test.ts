@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ClgwError } from '../../../agent/src/errors.js';
 import { firstBootView } from '../../../agent/src/firstboot/report.js';
 import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
-import { sshSupportLine } from '../../../agent/src/ssh/view.js';
+import { duration, sshBanner, sshSupportLine, utcTime } from '../../../agent/src/ssh/view.js';
 import { AGENT_AWAY, agentAwayDetail } from '../../../console-tui/src/view/agent.js';
 import { deploymentLines, displayAddresses, homeLines, WIDTH } from '../../../console-tui/src/view/home.js';
 import {
@@ -32,7 +32,6 @@ import {
   saveQuestion,
   visibleFields,
 } from '../../../console-tui/src/view/network-form.js';
-import { duration, sshBannerText, utcTime } from '../../../console-tui/src/view/ssh.js';
 import { progressBar, wrap } from '../../../console-tui/src/view/text.js';
 import { sampleStatus } from '../../support/status.js';
 
@@ -135,7 +134,7 @@ describe('home screen view model', () => {
       status,
       unreachable: null,
       addresses: [],
-      sshBanner: sshBannerText(status.ssh, Date.parse('2026-11-22T06:58:00Z')) ?? '',
+      sshBanner: sshBanner(status.ssh, Date.parse('2026-11-22T06:58:00Z')) ?? '',
       sshSupport: sshSupportLine(status.ssh) ?? '',
     });
     const lines = plain(raw);
@@ -377,10 +376,10 @@ describe('SSH access in words', () => {
     expect(duration(125)).toBe('2 min');
     expect(duration(20)).toBe('less than a minute');
     const view = { ...SSH_ON, expiresAt: '2026-11-23T06:58:00.000Z' };
-    expect(sshBannerText(view, now)).toBe('SSH access is ON until 2026-11-23 06:58 UTC (24 h 0 min left)');
-    expect(sshBannerText({ ...view, enabled: false }, now)).toBeUndefined();
+    expect(sshBanner(view, now)).toBe('SSH access is ON until 2026-11-23 06:58 UTC (24 h 0 min left)');
+    expect(sshBanner({ ...view, enabled: false }, now)).toBeUndefined();
     // Never the raw ISO string.
-    expect(sshBannerText(view, now)).not.toContain('T06:58');
+    expect(sshBanner(view, now)).not.toContain('T06:58');
   });
 });
 

@@ -150,11 +150,14 @@ describe('SSH view', () => {
 
   it('the banner and the support line fit the 78 columns of the console', () => {
     const view = describeSsh({ ...state, phase: 'on' }, now + 60_000);
-    expect(sshBanner(view)).toBe('SSH access is enabled: 23 h 59 min left (until 2026-11-22T10:00:00.000Z)');
+    expect(sshBanner(view, now + 60_000)).toBe(
+      'SSH access is ON until 2026-11-22 10:00 UTC (23 h 59 min left)',
+    );
     expect(sshSupportLine(view)).toBe(
       'For support: user support, certificate principal appliance-k3m9x2pq7rtw',
     );
-    for (const line of [sshBanner(view), sshSupportLine(view)]) expect(line?.length).toBeLessThanOrEqual(78);
+    for (const line of [sshBanner(view, now + 60_000), sshSupportLine(view)])
+      expect(line?.length).toBeLessThanOrEqual(78);
     expect(sshSupportLine(describeSsh(undefined, now))).toBeUndefined();
   });
 });
