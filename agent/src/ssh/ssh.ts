@@ -24,6 +24,8 @@ const HOUR = 3600_000;
 export const SUPPORT_ACCOUNT = 'support';
 /** How long sshd has to send its `SSH-2.0-` greeting after it was started. */
 const ANSWER_MS = 5000;
+/** How long the answer to "does sshd run?" is kept. */
+const LIVENESS_MS = 5000;
 
 const stateSchema = z
   .object({
@@ -63,6 +65,8 @@ export interface SshServer {
    */
   start(window: SshWindow): Promise<void>;
   stop(): Promise<void>;
+  /** Whether sshd runs now (it may have died since it was started). */
+  running(): Promise<boolean>;
 }
 
 export async function readSsh(file: string): Promise<SshState | undefined> {
@@ -130,8 +134,18 @@ export class SshAccess {
     return run;
   }
 
+  /** sshd's liveness, asked at most every few seconds (every status asks for the view). */
+  private liveness: { at: number; running: boolean } | undefined;
+
   async view(): Promise<SshView> {
-    return describeSsh(await readSsh(this.file), this.deps.clock.now());
+    const now = this.deps.clock.now();
+    const view = describeSsh(await readSsh(this.file), now);
+    if (!view.enabled) return view;
+    if (!this.liveness || now - this.liveness.at > LIVENESS_MS) {
+      const running = await this.deps.server.running().catch(() => undefined);
+      this.liveness = running === undefined ? undefined : { at: now, running };
+    }
+    return { ...view, running: this.liveness?.running ?? null };
   }
 
   /**
@@ -377,6 +391,8 @@ export function systemdSsh(o: SystemdSshOptions): SshServer {
       }
     },
     stop,
+    running: async () =>
+      (await systemctl(['show', '--property=ActiveState', '--value', SSH_UNIT])).trim() === 'active',
   };
 }
 
@@ -552,5 +568,6 @@ export function simulatorSsh(paths: AppliancePaths, opts: { port: number; accoun
       });
     },
     stop,
+    running: async () => (await pidIn(sshdPidFile)) !== undefined,
   };
 }

@@ -26,6 +26,8 @@ export interface SshView {
   account: string | null;
   /** …and the principal its certificate must name (`appliance-<id>`): what the technician reads out. */
   principal: string | null;
+  /** While enabled: whether sshd runs (false: it died or was stopped; null: not known). */
+  running?: boolean | null;
 }
 
 export const SSH_OFF: SshView = {
@@ -76,6 +78,9 @@ export function duration(seconds: number): string {
  */
 export function sshBanner(view: SshView, now: number): string | undefined {
   if (!view.enabled) return undefined;
+  // On, yet nobody can log in: said instead of "ON", with what to do.
+  if (view.running === false)
+    return 'SSH access is on, but sshd is not running: turn SSH access off and on again';
   const at = view.expiresAt ? Date.parse(view.expiresAt) : Number.NaN;
   if (!Number.isFinite(at)) {
     return view.secondsLeft === null

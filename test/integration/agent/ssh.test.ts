@@ -15,7 +15,7 @@ import { ManualClock } from '../../../agent/src/platform/clock.js';
 import { fileLogger } from '../../../agent/src/platform/log.js';
 import { appliancePaths } from '../../../agent/src/platform/paths.js';
 import { readApplianceId } from '../../../agent/src/ssh/appliance-id.js';
-import { readSsh, SshAccess, type SshServer, simulatorSsh } from '../../../agent/src/ssh/ssh.js';
+import { readSsh, SshAccess, type SshServer, simulatorSsh, sshBanner } from '../../../agent/src/ssh/ssh.js';
 import { issueSupportCert } from '../../../image/src/release/support-ca.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { REPO, until, type World } from '../../support/appliance.js';
@@ -121,6 +121,27 @@ describe.skipIf(skip)('SSH access', () => {
     expect(await fs.readFile(world.paths.logFile, 'utf8')).toContain('24 hours are up');
     ssh.stop();
   }, 120_000);
+
+  it('an sshd that dies while access is on is said so, not shown as ON', async () => {
+    clock = new ManualClock(Date.parse('2026-11-21T10:00:00Z'));
+    const ssh = access();
+    await ssh.start();
+    await ssh.enable();
+    expect(await ssh.view()).toMatchObject({ enabled: true, running: true });
+    expect(sshBanner(await ssh.view(), clock.now())).toMatch(/^SSH access is ON until /);
+    // sshd ends (killed, crashed) behind the agent's back.
+    const pid = Number((await fs.readFile(path.join(world.paths.runDir, 'sshd.pid'), 'utf8')).trim());
+    process.kill(pid, 'SIGKILL');
+    await until(async () => ((await greeting(port)) === 'ECONNREFUSED' ? true : undefined), 'sshd to end');
+    clock.advance(6_000); // past the few seconds a liveness answer is kept
+    const view = await ssh.view();
+    expect(view).toMatchObject({ enabled: true, running: false });
+    expect(sshBanner(view, clock.now())).toBe(
+      'SSH access is on, but sshd is not running: turn SSH access off and on again',
+    );
+    await ssh.disable();
+    ssh.stop();
+  });
 
   it('the expiry survives an agent restart; time run out while it was down means off at start', async () => {
     clock = new ManualClock(Date.parse('2026-11-21T10:00:00Z'));
