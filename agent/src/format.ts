@@ -53,3 +53,13 @@ export function oneLine(text: string): string {
     return named[c] ?? (code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, '0')}`);
   });
 }
+
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/** `17:40 UTC` when `ms` falls on the same (UTC) day as `now`, else `2026-11-22 17:40 UTC`. */
+export function utcTime(ms: number, now: number): string {
+  const d = new Date(ms);
+  const hm = `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())} UTC`;
+  const sameDay = d.toISOString().slice(0, 10) === new Date(now).toISOString().slice(0, 10);
+  return sameDay ? hm : `${d.toISOString().slice(0, 10)} ${hm}`;
+}

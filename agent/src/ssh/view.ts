@@ -2,6 +2,9 @@
  * What SSH access looks like from outside (status, console, CLI): pure, so the console's view
  * models use it without loading the module that runs sshd.
  */
+import { utcTime } from '../format.js';
+
+export { utcTime };
 
 /** `var/clgw/ssh.json`: present while SSH access is on (or being turned on); the expiry is absolute. */
 export interface SshState {
@@ -54,16 +57,6 @@ export function describeSsh(state: SshState | undefined, now: number): SshView {
 
 /* The banner of the console and `clgw status`: until when on the appliance's clock (UTC, as
  * every time the console shows) and how long is left, never a raw ISO string. */
-const pad = (n: number) => String(n).padStart(2, '0');
-
-/** `17:40 UTC` when `ms` falls on the same (UTC) day as `now`, else `2026-11-22 17:40 UTC`. */
-export function utcTime(ms: number, now: number): string {
-  const d = new Date(ms);
-  const hm = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`;
-  const sameDay = d.toISOString().slice(0, 10) === new Date(now).toISOString().slice(0, 10);
-  return sameDay ? hm : `${d.toISOString().slice(0, 10)} ${hm}`;
-}
-
 /** `23 h 59 min`, `5 min`, `less than a minute`. */
 export function duration(seconds: number): string {
   if (seconds < 60) return 'less than a minute';

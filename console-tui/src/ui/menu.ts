@@ -26,7 +26,6 @@ import {
   LOGS_TITLE,
   linkExpired,
   linkInfoLines,
-  localTime,
   qrLines,
 } from '../view/logs.js';
 import {
@@ -596,7 +595,7 @@ export class MenuScreen {
       this.say(
         linkExpired(link, now)
           ? 'The log download URL has expired.'
-          : `The log download URL works until ${localTime(Date.parse(link.expiresAt), now)} unless revoked.`,
+          : `The log download URL works until ${utcTime(Date.parse(link.expiresAt), now)} unless revoked.`,
       );
       return;
     }

@@ -9,6 +9,7 @@
  * `linux` terminfo entry declares UTF-8 (`U8#1`), so blessed sends them as they are whatever the
  * locale. Each module is half a cell high and one cell wide: 8x8 pixels with the 8x16 font.
  */
+import { utcTime } from '@clgw/agent/format.js';
 import { encodeQr, renderQrText } from '@clgw/agent/logs/qr.js';
 import type { LogLinkView } from '@clgw/agent/logs/service.js';
 import { escapeText, formatBytes } from './text.js';
@@ -47,28 +48,16 @@ export function timeLeft(ms: number): string {
   return `in ${Math.round(ms / 60_000)} min`;
 }
 
-const pad = (n: number) => String(n).padStart(2, '0');
-
-/** `10:32` in local time; `2026-11-22 10:32` when that is another day than `now`. */
-export function localTime(ms: number, now: number): string {
-  const d = new Date(ms);
-  const n = new Date(now);
-  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  const sameDay =
-    d.getFullYear() === n.getFullYear() && d.getMonth() === n.getMonth() && d.getDate() === n.getDate();
-  return sameDay ? hm : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hm}`;
-}
-
 /** Whether the link has expired at `now`. */
 export function linkExpired(link: Pick<LogLinkView, 'expiresAt'>, now: number): boolean {
   return Date.parse(link.expiresAt) <= now;
 }
 
-/** `Expires at 10:32 (in 10 min)` / `Expired at 10:32`: plain text. */
+/** `Expires at 10:32 UTC (in 10 min)` / `Expired at 10:32 UTC`: plain text. */
 export function expiryText(link: Pick<LogLinkView, 'expiresAt'>, now: number): string {
   const at = Date.parse(link.expiresAt);
   if (!Number.isFinite(at)) return `Expires at ${link.expiresAt}`;
-  const time = localTime(at, now);
+  const time = utcTime(at, now);
   return at <= now ? `Expired at ${time}` : `Expires at ${time} (${timeLeft(at - now)})`;
 }
 

@@ -241,7 +241,7 @@ describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x2
     await tmux.waitFor('menu', 'Create an unreproducible and temporary log archive URL?');
     await tmux.save('menu', 'logs-question');
     await tmux.keys('menu', 'Down', 'Enter'); // Yes
-    const screen = await tmux.waitFor('menu', /Expires at [\d: -]+ \(in \d+ min\)/, 180_000);
+    const screen = await tmux.waitFor('menu', /Expires at [\d: -]+ UTC \(in \d+ min\)/, 180_000);
     const url = /http:\/\/\S+\/logs\/\S+/.exec(screen)?.[0] ?? '';
     expect(url).not.toBe('');
     await tmux.save('menu', 'logs-link');

@@ -549,7 +549,7 @@ describe('menu screen (headless, 80x25)', () => {
     const rows = h.text().split('\n');
     expect(rows[3]).toBe('  Download logs: open this URL in a browser on the LAN');
     expect(rows[4]).toBe(` ${LINK.url}`);
-    expect(rows.join('\n')).toMatch(/Expires at [\d: -]+ \(in 10 min\)/);
+    expect(rows.join('\n')).toMatch(/Expires at [\d: -]+ UTC \(in 10 min\)/);
     expect(rows.join('\n')).toContain('Archive: 1.5 KiB');
     expect(rows.join('\n')).toContain('2 files left out (MANIFEST.txt)');
     // The code drawn is the URL's, level L, quiet zone 2, rows 5 onwards from column 1.
@@ -583,7 +583,7 @@ describe('menu screen (headless, 80x25)', () => {
     expect(h.text()).toContain('Not revoked: disk trouble');
     expect(h.text()).toContain(LINK.url);
     await typeKeys(h.input, KEY.down, KEY.enter); // Close
-    expect(h.text()).toMatch(/The log download URL works until \d\d:\d\d unless revoked\./);
+    expect(h.text()).toMatch(/The log download URL works until \d\d:\d\d UTC unless revoked\./);
     expect(h.text()).not.toContain(LINK.url);
   });
 });

@@ -13,7 +13,6 @@ import {
   LOGS_CHOICES,
   LOGS_QUESTION,
   linkInfoLines,
-  localTime,
   qrLines,
   timeLeft,
 } from '../../../console-tui/src/view/logs.js';
@@ -494,8 +493,8 @@ describe('network form model', () => {
 });
 
 describe('Download logs view model', () => {
-  // Local time: the expected clock readings are made with the same local calendar.
-  const now = new Date(2026, 10, 21, 10, 22, 30).getTime();
+  // The appliance's clock, in UTC like every time the console shows.
+  const now = Date.parse('2026-11-21T10:22:30Z');
   const link = {
     url: 'http://192.168.1.20/logs/q3vXfRk9Yb2Lm7Zt4Wc8Hn5Pd1Js6Ga0Ue-Ko_Ri3Ty',
     expiresAt: new Date(now + 10 * 60_000).toISOString(),
@@ -513,11 +512,11 @@ describe('Download logs view model', () => {
     expect(LOG_ACTIONS[LOG_ACTION_DEFAULT]?.action).toBe('close');
   });
 
-  it('the expiry in local time with the time left; another day gets its date; expired is said', () => {
-    expect(expiryText(link, now)).toBe('Expires at 10:32 (in 10 min)');
-    expect(expiryText(link, now + 9 * 60_000 + 15_000)).toBe('Expires at 10:32 (in 45 s)');
-    expect(expiryText(link, now + 10 * 60_000)).toBe('Expired at 10:32');
-    expect(localTime(new Date(2026, 10, 22, 0, 5).getTime(), now)).toBe('2026-11-22 00:05');
+  it('the expiry in UTC with the time left; another day gets its date; expired is said', () => {
+    expect(expiryText(link, now)).toBe('Expires at 10:32 UTC (in 10 min)');
+    expect(expiryText(link, now + 9 * 60_000 + 15_000)).toBe('Expires at 10:32 UTC (in 45 s)');
+    expect(expiryText(link, now + 10 * 60_000)).toBe('Expired at 10:32 UTC');
+    expect(utcTime(Date.parse('2026-11-22T00:05:00Z'), now)).toBe('2026-11-22 00:05 UTC');
     expect(timeLeft(90_000)).toBe('in 2 min');
     expect(timeLeft(0)).toBe('expired');
     expect(expiryText({ expiresAt: 'soon {x}' }, now)).toBe('Expires at soon {x}');
@@ -525,7 +524,7 @@ describe('Download logs view model', () => {
 
   it('the lines beside the code: expiry, size, files left out, what to do; red once expired', () => {
     expect(plain(linkInfoLines(link, now))).toEqual([
-      'Expires at 10:32 (in 10 min)',
+      'Expires at 10:32 UTC (in 10 min)',
       '',
       'Archive: 3.0 MiB',
       '1 file left out (MANIFEST.txt)',
@@ -535,9 +534,9 @@ describe('Download logs view model', () => {
       'the LAN.',
     ]);
     const expired = linkInfoLines({ ...link, skipped: 0 }, now + 11 * 60_000);
-    expect(expired[0]).toBe('{red-fg}{bold}Expired at 10:32{/}');
+    expect(expired[0]).toBe('{red-fg}{bold}Expired at 10:32 UTC{/}');
     expect(plain(expired)).toEqual([
-      'Expired at 10:32',
+      'Expired at 10:32 UTC',
       '',
       'Archive: 3.0 MiB',
       '',
