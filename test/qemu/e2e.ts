@@ -1,20 +1,30 @@
 /**
  * `make e2e`: the appliance's images proven in QEMU (issue #7). Builds the lab images (the
- * product images plus the lab hooks of image/src/build/tree.ts), serves the release tree over
- * HTTPS on the host (the guest reaches it at 10.0.2.2), boots the raw disk with an ovf-env.xml
- * on a CD-ROM, and asserts on the serial log, tty1's text and the portal's status API:
+ * product images plus the lab hooks of image/src/build/tree.ts) as a raw disk and an OVA, serves
+ * the release tree over HTTPS on the host (the guest reaches it at 10.0.2.2), boots each disk
+ * with an ovf-env.xml on a CD-ROM, and asserts on the serial log, tty1's text and the portal's
+ * status API:
  *
- *  1. first boot applies the OVF environment (static address, hostname); tty1 shows the address
- *  2. the agent updates 1.0.0 → 1.1.0 into slot B, reboots, commits; the containers start
- *  3. a broken 1.2.0 (its init exits: the kernel panics) is rolled back by GRUB's try counter
- *  4. QEMU is killed inside the critical phase of the update to 1.3.0 → the next boot raises
+ *  1. UEFI (issue #17): the OVA's own disk (platform `virtual`), taken out of the .ova and
+ *     converted to qcow2 (the KVM image's format), boots under OVMF; its first boot applies the
+ *     OVF environment from the CD-ROM, a SATA one here (machine.ts; QEMU cannot play VMware's
+ *     guestinfo, so that read fails and the CD-ROM is next), and the agent updates 1.0.0 → 1.1.0
+ *     through the EFI GRUB into slot B and commits (the containers are not waited for). Its own
+ *     machine and disk; powered off after.
+ *  2. BIOS, the raw disk from here on: first boot applies the OVF environment (static address,
+ *     hostname); tty1 shows the address
+ *  3. the agent updates 1.0.0 → 1.1.0 into slot B, reboots, commits; the containers start
+ *  4. a broken 1.2.0 (its init exits: the kernel panics) is rolled back by GRUB's try counter
+ *  5. QEMU is killed inside the critical phase of the update to 1.3.0 → the next boot raises
  *     CLGW_ALARM_CRITICAL_PHASE_FAILED, the recovery system restores the factory release, and
  *     the update runs again to 1.3.0
  *
- * Last line: `e2e: passed <k>/<n> steps in <s> s`. Work files in .cache/e2e (serial log:
- * .cache/e2e/run/serial.log). Environment: E2E_MIRROR_PORT (default 18443, baked into the lab
- * image's base URL), E2E_KEEP=1 keeps QEMU's disk after the run, E2E_STEPS=N runs only the first
- * N steps (1: the first boot alone, about a quarter of the run; the last line then counts N).
+ * Each step prints `step k/n passed in <s> s`; the last line is `e2e: passed <k>/<n> steps in
+ * <s> s`. Work files in .cache/e2e (serial logs: .cache/e2e/run/uefi/serial.log for step 1,
+ * .cache/e2e/run/serial.log for the others). Environment: E2E_MIRROR_PORT (default 18443, baked
+ * into the lab image's base URL), E2E_KEEP=1 keeps QEMU's disks after the run, E2E_STEPS=N runs
+ * only the first N steps (1: the UEFI step alone; 2 adds the BIOS first boot; the last line then
+ * counts N).
  */
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
@@ -39,7 +49,7 @@ import {
 import { startMirror } from '../../scripts/lib/mirror.js';
 import { ensureMirrorPki, MIRROR_NAMES } from '../../scripts/lib/mirror-pki.js';
 import { buildStandin } from '../../scripts/standins.js';
-import { Machine } from './machine.js';
+import { Machine, type MachineOptions } from './machine.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WORK = path.join(REPO, '.cache/e2e');
@@ -51,6 +61,8 @@ const GUEST_IP = '10.0.2.20';
 const HOSTNAME = 'e2e-gateway';
 const PLATFORMS = ['physical', 'virtual', 'kvm'] as const;
 const MIN = 60_000;
+/** How many steps there are (the last line's count when the run fails before the first). */
+const ALL_STEPS = 5;
 /** E2E_STEPS: how many of the steps to run, from the first (all when unset). */
 const STEPS = process.env.E2E_STEPS === undefined ? undefined : Number(process.env.E2E_STEPS);
 if (STEPS !== undefined && !(Number.isInteger(STEPS) && STEPS >= 1)) {
@@ -125,9 +137,16 @@ async function portalStatus(port: number): Promise<Status | undefined> {
 
 class StepFailed extends Error {}
 
+interface Step {
+  name: string;
+  /** The machine the step runs (its serial log is named when the step fails). */
+  vm: Machine;
+  run: () => Promise<void>;
+}
+
 async function main(): Promise<number> {
   await fs.mkdir(WORK, { recursive: true });
-  const steps: [string, () => Promise<void>][] = [];
+  const steps: Step[] = [];
   const keysDir = path.join(WORK, 'keys');
   const keys: DevKeys = await loadKeys(keysDir).catch(async () => {
     const k = generateDevKeys();
@@ -155,7 +174,8 @@ async function main(): Promise<number> {
   };
   say('building the lab images (the base is cached in .cache/image)');
   const factory = await buildReleaseImages(options);
-  const { raw } = await buildDisks({ ...options, release: factory, formats: ['raw'] });
+  // The raw disk (physical) for the BIOS steps, the OVA (virtual) for the UEFI step.
+  const { raw, ova } = await buildDisks({ ...options, release: factory, formats: ['raw', 'ova'] });
   const releases: Record<string, ReleaseImages> = {};
   for (const [version, brokenInit] of [
     ['1.1.0', false],
@@ -211,14 +231,25 @@ async function main(): Promise<number> {
   await execFile('xorriso', ['-as', 'mkisofs', '-quiet', '-J', '-R', '-V', 'OVF ENV', '-o', iso, isoDir]);
   const share = path.join(RUN, 'share');
   const portalPort = MIRROR_PORT + 1;
-  const vm = new Machine({
-    disk,
+  const machine: Omit<MachineOptions, 'disk' | 'share' | 'serialLog'> = {
     iso,
-    share,
-    serialLog: path.join(RUN, 'serial.log'),
     portalPort,
     guestIp: GUEST_IP,
+  };
+  const vm = new Machine({ ...machine, disk, share, serialLog: path.join(RUN, 'serial.log') });
+  // The UEFI step's machine: its own directory (serial log, QMP socket, OVMF's variables, disk).
+  const efiRun = path.join(RUN, 'uefi');
+  await fs.mkdir(efiRun);
+  const efiDisk = path.join(efiRun, 'disk.qcow2');
+  const efiVm = new Machine({
+    ...machine,
+    firmware: 'efi',
+    disk: efiDisk,
+    share: path.join(efiRun, 'share'),
+    serialLog: path.join(efiRun, 'serial.log'),
   });
+  /** The machine of the step that runs (the one `until` watches). */
+  let current = vm;
 
   let last: Status | undefined;
   const status = async () => {
@@ -232,7 +263,7 @@ async function main(): Promise<number> {
     let seen = '';
     let shown = Date.now();
     while (Date.now() < deadline) {
-      if (!vm.running) throw new StepFailed(`QEMU exited while waiting for ${what}`);
+      if (!current.running) throw new StepFailed(`QEMU exited while waiting for ${what}`);
       const s = await status();
       if (s) {
         const line = `${s.gatewayVersion} slot ${s.bootedSlot} ${s.state}${s.progress ? ` ${JSON.stringify(s.progress)}` : ''}`;
@@ -256,15 +287,51 @@ async function main(): Promise<number> {
     await vm.start();
   };
 
-  steps.push([
-    'first boot applies the OVF environment; tty1 shows the address',
-    async () => {
+  /** The OVF environment's settings are the appliance's (the first boot applied them). */
+  const assertOvfApplied = (s: Status) => {
+    const net = s.network.settings;
+    if (net.hostname !== HOSTNAME || net.ipv4.mode !== 'static' || net.ipv4.address !== GUEST_IP) {
+      throw new StepFailed(`network settings are not the OVF environment's: ${JSON.stringify(s.network)}`);
+    }
+  };
+  const committed = (version: string) => (s: Status) =>
+    s.bootedSlot === 'B' && s.result?.outcome === 'committed' && s.result.version === version;
+
+  steps.push({
+    name: "UEFI: the OVA's disk (as qcow2) under OVMF: OVF first boot, update 1.0.0 → 1.1.0 via EFI GRUB",
+    vm: efiVm,
+    run: async () => {
+      // The .ova is a ustar archive: .ovf, .mf, then the streamOptimized VMDK vSphere imports.
+      const { stdout } = await execFile('tar', ['-tf', ova!]);
+      const vmdk = stdout.split('\n').find((n) => n.endsWith('.vmdk'));
+      if (!vmdk) throw new StepFailed(`${ova} holds no .vmdk: ${stdout.trim()}`);
+      await execFile('tar', ['-xf', ova!, '-C', efiRun, vmdk]);
+      await execFile('qemu-img', ['convert', '-f', 'vmdk', '-O', 'qcow2', path.join(efiRun, vmdk), efiDisk]);
+      await fs.rm(path.join(efiRun, vmdk));
+      await efiVm.start();
+      const s = await until('the portal on the OVF address', () => true, 15 * MIN);
+      assertOvfApplied(s);
+      if (s.platform !== 'virtual') throw new StepFailed(`the OVA's disk says platform ${s.platform}`);
+      await until('1.1.0 committed in slot B', committed('1.1.0'), 40 * MIN);
+      // The first boot and the update's reboot into slot B both came through OVMF and the EFI
+      // GRUB: OVMF's boot manager names what it starts, and the kernel (console=ttyS0) prints its
+      // firmware, at every boot. Either line may lose characters on the emulated serial port
+      // under load (once "efi: EFI v2.70  EDK II", without its "by"): the larger count holds.
+      const serial = await efiVm.serial();
+      const count = (re: RegExp) => serial.match(re)?.length ?? 0;
+      const uefiBoots = Math.max(count(/BdsDxe: starting Boot/g), count(/efi: EFI v\d/g));
+      if (uefiBoots < 2) throw new StepFailed(`the serial log shows ${uefiBoots} UEFI boots, not 2`);
+      say(`  ${uefiBoots} boots under OVMF (the serial log: "BdsDxe: starting Boot…", "efi: EFI v…")`);
+      await efiVm.powerCut();
+    },
+  });
+  steps.push({
+    name: 'first boot applies the OVF environment; tty1 shows the address',
+    vm,
+    run: async () => {
       await vm.start();
       const s = await until('the portal on the OVF address', () => true, 15 * MIN);
-      const net = s.network.settings;
-      if (net.hostname !== HOSTNAME || net.ipv4.mode !== 'static' || net.ipv4.address !== GUEST_IP) {
-        throw new StepFailed(`network settings are not the OVF environment's: ${JSON.stringify(s.network)}`);
-      }
+      assertOvfApplied(s);
       const deadline = Date.now() + 2 * MIN;
       let screen: string | undefined;
       while (Date.now() < deadline) {
@@ -282,15 +349,12 @@ async function main(): Promise<number> {
           .join('\n')}`,
       );
     },
-  ]);
-  steps.push([
-    'the agent updates 1.0.0 → 1.1.0 into slot B, reboots, commits; the containers start',
-    async () => {
-      await until(
-        '1.1.0 committed in slot B',
-        (s) => s.bootedSlot === 'B' && s.result?.outcome === 'committed' && s.result.version === '1.1.0',
-        40 * MIN,
-      );
+  });
+  steps.push({
+    name: 'the agent updates 1.0.0 → 1.1.0 into slot B, reboots, commits; the containers start',
+    vm,
+    run: async () => {
+      await until('1.1.0 committed in slot B', committed('1.1.0'), 40 * MIN);
       const s = await until(
         'tunnel and micloud 1.0.0 installed',
         (x) => x.containers.tunnel?.version === '1.0.0' && x.containers.micloud?.version === '1.0.0',
@@ -298,10 +362,11 @@ async function main(): Promise<number> {
       );
       say(`  containers: ${JSON.stringify(s.containers)}`);
     },
-  ]);
-  steps.push([
-    "a broken 1.2.0 is rolled back by GRUB's try counter",
-    async () => {
+  });
+  steps.push({
+    name: "a broken 1.2.0 is rolled back by GRUB's try counter",
+    vm,
+    run: async () => {
       await publish(releases['1.2.0']!);
       const before = await serialCount('broken on purpose');
       await powerCycle();
@@ -319,10 +384,11 @@ async function main(): Promise<number> {
       }
       say(`  1.2.0 was started ${tries} times by GRUB and fell back to slot B each time`);
     },
-  ]);
-  steps.push([
-    'a power cut in the critical phase → alarm, recovery to factory, the update runs again',
-    async () => {
+  });
+  steps.push({
+    name: 'a power cut in the critical phase → alarm, recovery to factory, the update runs again',
+    vm,
+    run: async () => {
       await publish(releases['1.3.0']!);
       const crash = path.join(share, 'crash');
       await fs.mkdir(crash, { recursive: true });
@@ -342,11 +408,7 @@ async function main(): Promise<number> {
       say('  power cut: the agent was frozen at "critical phase entered"');
       await fs.rm(path.join(crash, 'armed'));
       await vm.start();
-      await until(
-        '1.3.0 committed after the recovery',
-        (x) => x.bootedSlot === 'B' && x.result?.outcome === 'committed' && x.result.version === '1.3.0',
-        60 * MIN,
-      );
+      await until('1.3.0 committed after the recovery', committed('1.3.0'), 60 * MIN);
       const s = await until(
         'the alarm raised and recovered',
         (x) =>
@@ -361,28 +423,31 @@ async function main(): Promise<number> {
       }
       say(`  alarms: ${JSON.stringify(s.alarms)}`);
     },
-  ]);
+  });
 
   // E2E_STEPS: the first N steps only (each step starts from where the previous one left off).
   steps.splice(STEPS ?? steps.length);
   let passed = 0;
   try {
-    for (const [name, run] of steps) {
-      say(`step ${passed + 1}/${steps.length}: ${name}`);
+    for (const step of steps) {
+      say(`step ${passed + 1}/${steps.length}: ${step.name}`);
+      const stepStarted = Date.now();
+      current = step.vm;
       try {
-        await run();
+        await step.run();
       } catch (e) {
         say(`FAILED: ${(e as Error).message}`);
-        say(`serial log: ${path.join(RUN, 'serial.log')}`);
+        say(`serial log: ${step.vm.o.serialLog}`);
         break;
       }
       passed++;
-      say(`step ${passed}/${steps.length} passed`);
+      say(`step ${passed}/${steps.length} passed in ${((Date.now() - stepStarted) / 1000).toFixed(0)} s`);
     }
   } finally {
+    await efiVm.powerCut();
     await vm.powerCut();
     await mirror.close();
-    if (!process.env.E2E_KEEP) await fs.rm(disk, { force: true });
+    if (!process.env.E2E_KEEP) for (const d of [disk, efiDisk]) await fs.rm(d, { force: true });
   }
   process.stdout.write(
     `e2e: passed ${passed}/${steps.length} steps in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
@@ -395,7 +460,7 @@ main().then(
   (e) => {
     process.stderr.write(`e2e: ${(e as Error).stack ?? e}\n`);
     process.stdout.write(
-      `e2e: passed 0/${Math.min(STEPS ?? 4, 4)} steps in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+      `e2e: passed 0/${Math.min(STEPS ?? ALL_STEPS, ALL_STEPS)} steps in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
     );
     process.exit(1);
   },

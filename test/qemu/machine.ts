@@ -1,6 +1,7 @@
 /**
- * One appliance in QEMU for the end-to-end run: TCG (no KVM here), BIOS, the disk as a qcow2
- * overlay over the built raw image, the OVF environment on a CD-ROM, QEMU's user network with the
+ * One appliance in QEMU for the end-to-end run: TCG (no KVM here), BIOS or UEFI (OVMF), a qcow2
+ * disk (an overlay over the built raw image, or the OVA's disk converted), the OVF environment on
+ * a CD-ROM, QEMU's user network with the
  * portal forwarded to the host, the serial console appended to a log, and a 9p share with the lab
  * image (power-cut points, tty1's text). `powerCut()` is SIGKILL: the guest's unwritten caches
  * are lost as in a power cut; what QEMU already handed to the host file stays.
@@ -10,8 +11,18 @@ import { createWriteStream, promises as fs, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
+/** Debian's OVMF (package ovmf): the firmware without Secure Boot, and its variable store. */
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
+
 export interface MachineOptions {
   disk: string;
+  /**
+   * `bios` (SeaBIOS, QEMU's default) or `efi`: OVMF without Secure Boot as two pflash drives, the
+   * code read-only and a writable copy of its variable store (made at the first start, kept
+   * across the machine's reboots and power cycles like a real NVRAM). Default `bios`.
+   */
+  firmware?: 'bios' | 'efi';
   iso: string;
   share: string;
   serialLog: string;
@@ -31,6 +42,51 @@ export class Machine {
 
   private get qmpSocket(): string {
     return path.join(path.dirname(this.o.serialLog), 'qmp.sock');
+  }
+
+  private get efiVars(): string {
+    return path.join(path.dirname(this.o.serialLog), 'OVMF_VARS.fd');
+  }
+
+  /**
+   * The firmware's, the disk's and the CD-ROM's arguments. UEFI boots the disk by its boot index,
+   * and its CD-ROM is a SATA drive (AHCI): on the IDE controller, where BIOS has it, Debian 12's
+   * kernel finds no drive after OVMF (QEMU 7.2, OVMF 2022.11: ata_piix probes ata1 and reports
+   * nothing; the same disc on AHCI is /dev/sr0).
+   */
+  private async bootArgs(): Promise<string[]> {
+    if ((this.o.firmware ?? 'bios') === 'bios') {
+      return [
+        '-drive',
+        `file=${this.o.disk},if=virtio,format=qcow2,cache=writeback`,
+        '-drive',
+        `file=${this.o.iso},media=cdrom,readonly=on`,
+      ];
+    }
+    if (
+      !(await fs.stat(this.efiVars).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await fs.copyFile(OVMF_VARS, this.efiVars);
+    return [
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${this.efiVars}`,
+      '-drive',
+      `file=${this.o.disk},if=none,id=disk,format=qcow2,cache=writeback`,
+      // Without a boot index OVMF may try the CD-ROM (no boot image) and the NIC's PXE first.
+      '-device',
+      'virtio-blk-pci,drive=disk,bootindex=0',
+      '-drive',
+      `file=${this.o.iso},if=none,id=cd,media=cdrom,readonly=on`,
+      '-device',
+      'ahci,id=ahci',
+      '-device',
+      'ide-cd,bus=ahci.0,drive=cd',
+    ];
   }
 
   get running(): boolean {
@@ -54,10 +110,7 @@ export class Machine {
       String(this.o.cpus ?? 2),
       '-m',
       String(this.o.memoryMiB ?? 1536),
-      '-drive',
-      `file=${this.o.disk},if=virtio,format=qcow2,cache=writeback`,
-      '-drive',
-      `file=${this.o.iso},media=cdrom,readonly=on`,
+      ...(await this.bootArgs()),
       '-netdev',
       net,
       '-device',

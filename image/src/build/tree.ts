@@ -7,6 +7,7 @@ import path from 'node:path';
 import { supportCaPublicKeys } from '../release/support-ca.js';
 import type { Repo } from './rootfs.js';
 import { run } from './run.js';
+import { verifyTreeUnits } from './units.js';
 
 /** The workspaces that run on the appliance (image/ is vendor-side tooling). */
 export const APPLIANCE_WORKSPACES = ['agent', 'console-tui', 'portal', 'recovery'] as const;
@@ -42,6 +43,13 @@ const DISABLED_UNITS = [
   'podman-auto-update.service',
   'podman-auto-update.timer',
 ];
+
+/**
+ * Debian's units of VMware Tools (package open-vm-tools): checked with ours in the tree, since
+ * clgw-firstboot.service is ordered after open-vm-tools.service (a cycle there would cost the
+ * first boot its network settings).
+ */
+const VMWARE_TOOLS_UNITS = ['open-vm-tools.service', 'vgauth.service'];
 
 /** Commands on PATH: the workspace bin scripts. */
 const COMMANDS: Record<string, string> = {
@@ -262,6 +270,20 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
     await fs.appendFile(at('etc/fstab'), `# lab image\n${LAB_FSTAB}`);
     await run('systemctl', [`--root=${o.out}`, 'enable', 'clgw-lab-screen.service']);
   }
+  // Our units with the Debian units and drop-ins of this very tree: no ordering cycle, no
+  // missing program, no bad key (units.ts). Before brokenInit takes the tree's init away.
+  const ours = await fs.readdir(path.join(o.repo.dir, 'image/systemd'));
+  const vmware: string[] = [];
+  for (const u of VMWARE_TOOLS_UNITS) {
+    if (
+      await fs.stat(at('usr/lib/systemd/system', u)).then(
+        () => true,
+        () => false,
+      )
+    )
+      vmware.push(u);
+  }
+  await verifyTreeUnits(o.out, [...ours, ...(o.lab ? ['clgw-lab-screen.service'] : []), ...vmware]);
   if (o.brokenInit) {
     await fs.rm(at('usr/sbin/init'), { force: true });
     await fs.writeFile(

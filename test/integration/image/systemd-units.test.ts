@@ -3,13 +3,19 @@
  * warning, the console units have what a VGA console needs (issue #5), and every service's
  * `systemd-analyze security` exposure is printed and held under its ceiling (issue 16), with the
  * portal's under the issue's 3.0. Also the overlay's systemd files of issue 16: the system users
- * (sysusers.d, through the real systemd-sysusers) and resolved's drop-in (no LLMNR, no mDNS).
+ * (sysusers.d, through the real systemd-sysusers) and resolved's drop-in (no LLMNR, no mDNS);
+ * and VMware Tools (issue #17): its drop-ins keep it to VMware, the first boot is ordered after
+ * it without pulling it in, and the image builder's check of the units in the tree
+ * (image/src/build/units.ts, which loads Debian's real open-vm-tools units there) fails on an
+ * ordering cycle. This suite has no Debian open-vm-tools package (installing it here would put
+ * VMware's daemon on the test machine): the real units are verified at every image build.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { verifyTreeUnits } from '../../../image/src/build/units.js';
 import { REPO } from '../../support/appliance.js';
 import { recordSkip } from '../../support/skip.js';
 
@@ -154,6 +160,16 @@ describe.skipIf(skip)('systemd units', async () => {
     expect(text).toMatch(/\nRequiresMountsFor=\/var\/clgw( |\n)/);
   });
 
+  it('clgw-firstboot.service comes after VMware Tools where it runs, never pulls it in, and has time for the guestinfo retry', async () => {
+    const text = await fs.readFile(path.join(UNITS, 'clgw-firstboot.service'), 'utf8');
+    // The unit file's name (Debian's), not its alias vmtoolsd.service, which exists only as a link.
+    expect(text).toContain('\nAfter=open-vm-tools.service\n');
+    expect(text).not.toMatch(/\n(Wants|Requires|BindsTo|Requisite)=[^\n]*(open-vm-tools|vmtoolsd)/);
+    // ~30 s of guestinfo retries, then the CD-ROMs, on a slow machine.
+    const timeout = Number(/\nTimeoutStartSec=(\d+)\n/.exec(text)?.[1]);
+    expect(timeout).toBeGreaterThanOrEqual(90);
+  });
+
   it.each([
     ['clgw-console-home.service', '/dev/tty1', 'home'],
     ['clgw-console-menu.service', '/dev/tty2', 'menu'],
@@ -179,6 +195,15 @@ describe.skipIf(skip)('systemd units', async () => {
 describe.skipIf(skip)('overlay: system users and name resolution', () => {
   const OVERLAY = path.join(REPO, 'image/rootfs/overlay');
 
+  it.each(['open-vm-tools.service', 'vgauth.service'])(
+    '%s runs on VMware only (a drop-in of the overlay)',
+    async (unit) => {
+      const dir = path.join(OVERLAY, 'etc/systemd/system', `${unit}.d`);
+      expect(await fs.readdir(dir)).toEqual(['clgw.conf']);
+      const text = await fs.readFile(path.join(dir, 'clgw.conf'), 'utf8');
+      expect(text).toMatch(/\n\[Unit\]\nConditionVirtualization=vmware\n/);
+    },
+  );
   it('sysusers.d/clgw.conf makes the portal a system user and group, without login, through systemd-sysusers', async () => {
     const root = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-sysusers-'));
     try {
@@ -231,5 +256,67 @@ describe.skipIf(skip)('overlay: system users and name resolution', () => {
       sections[section!]![kv![1]!] = kv![2]!;
     }
     expect(sections).toEqual({ Resolve: { LLMNR: 'no', MulticastDNS: 'no' } });
+  });
+});
+
+describe.skipIf(skip)("the image builder's check of the units in the tree (verifyTreeUnits)", () => {
+  /**
+   * A root with our first-boot unit and a VMware Tools unit ordered as `vmtoolsOrder` says, both
+   * enabled with systemd-networkd, as in the image.
+   */
+  async function tree(vmtoolsOrder: string): Promise<string> {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-tree-units-'));
+    const system = path.join(root, 'etc/systemd/system');
+    await fs.mkdir(system, { recursive: true });
+    // systemd's own units (targets, networkd) from this machine's systemd, as the image has them.
+    await fs.mkdir(path.join(root, 'usr/lib/systemd'), { recursive: true });
+    await fs.cp('/usr/lib/systemd/system', path.join(root, 'usr/lib/systemd/system'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    await fs.copyFile(
+      path.join(UNITS, 'clgw-firstboot.service'),
+      path.join(system, 'clgw-firstboot.service'),
+    );
+    // A stand-in for Debian's unit (ours, not the package's): what matters is its ordering.
+    await fs.writeFile(
+      path.join(system, 'open-vm-tools.service'),
+      `[Unit]\nDescription=stand-in for VMware Tools\nDefaultDependencies=no\n${vmtoolsOrder}\n[Service]\nExecStart=/usr/bin/node\n`,
+    );
+    for (const bin of ['usr/bin/node']) {
+      await fs.mkdir(path.dirname(path.join(root, bin)), { recursive: true });
+      await fs.writeFile(path.join(root, bin), '#!/bin/sh\n', { mode: 0o755 });
+    }
+    const wants = path.join(system, 'multi-user.target.wants');
+    await fs.mkdir(wants);
+    for (const [unit, dir] of [
+      ['clgw-firstboot.service', '/etc/systemd/system'],
+      ['open-vm-tools.service', '/etc/systemd/system'],
+      ['systemd-networkd.service', '/usr/lib/systemd/system'],
+    ]) {
+      await fs.symlink(`${dir}/${unit}`, path.join(wants, unit!));
+    }
+    return root;
+  }
+
+  it('is silent on units without a cycle', async () => {
+    const root = await tree('After=systemd-tmpfiles-setup.service');
+    try {
+      await verifyTreeUnits(root, ['clgw-firstboot.service', 'open-vm-tools.service']);
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('fails on an ordering cycle that only the boot shows (VMware Tools after the network, the first boot before it)', async () => {
+    // Neither unit pulls systemd-networkd in: the cycle is in the boot's transaction alone.
+    const root = await tree('After=systemd-networkd.service');
+    try {
+      await expect(
+        verifyTreeUnits(root, ['clgw-firstboot.service', 'open-vm-tools.service']),
+      ).rejects.toThrow(/ordering cycle/);
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
   });
 });
