@@ -31,7 +31,9 @@ header {
   padding: 0.9rem 1.25rem;
 }
 header h1 { margin: 0; font-size: 1.35rem; font-weight: 600; letter-spacing: 0.01em; }
-main { max-width: 52rem; margin: 0 auto; padding: 1rem; }
+/* Messages carry URLs and addresses without spaces: they break anywhere rather than widen the
+   page past a phone's screen (with large text, a word is wider than the screen). */
+main { max-width: 52rem; margin: 0 auto; padding: 1rem; overflow-wrap: anywhere; }
 footer { max-width: 52rem; margin: 0 auto; padding: 0 1rem 1.5rem; color: var(--muted); font-size: 0.85rem; }
 .panel {
   background: var(--panel);

@@ -45,8 +45,8 @@ afterEach(async () => {
   pw = undefined;
 });
 
-async function open(url: string): Promise<Page> {
-  const context = await browser!.newContext({ viewport: { width: 1000, height: 900 } });
+async function open(url: string, width = 1000): Promise<Page> {
+  const context = await browser!.newContext({ viewport: { width, height: 900 } });
   page = await context.newPage();
   problems = [];
   page.on('console', (m) => {
@@ -167,6 +167,28 @@ describe.skipIf(!available)('portal in headless Chromium', () => {
     await until(() => pw!.running.reboots.length > 0, 'the update to reach its reboot');
     await field(p, 'updatePhase').filter({ hasText: 'Restarting the gateway' }).waitFor();
     expect(await visible(p, '#progress')).toBe(false);
+    expect(problems).toEqual([]);
+  });
+
+  it('a check that cannot reach the server: a warning, no Update Error; fits a phone at 200 % text', async () => {
+    pw = await startPortalWorld({ portal: PORTAL });
+    pw.world.mirror.setFault('/compat.yaml', { status: 404 });
+    await pw.running.agent.request({ type: 'check' });
+    await pw.running.agent.waitSettled(AbortSignal.timeout(60_000));
+    const p = await open(pw.portal.url, 390);
+    await p.locator('#check-warning').waitFor({ state: 'visible' });
+    expect(await text(p, 'checkWarning')).toMatch(
+      /^Cannot reach the download server: GET https:\/\/\S+\/compat\.yaml.* returned HTTP 404.* — the gateway keeps running 1\.0\.0 and will try again at its next start$/,
+    );
+    expect(await visible(p, '#error')).toBe(false);
+    expect(await visible(p, '#retry')).toBe(false);
+    // The browser's text at 200 % (the page is sized in rem): nothing wider than the phone, long
+    // URLs in the messages included.
+    await p.evaluate(() => {
+      document.documentElement.style.fontSize = '200%';
+    });
+    expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await shot(p, 'check-warning-390-text200');
     expect(problems).toEqual([]);
   });
 
