@@ -158,27 +158,29 @@ ${row('Last check', f('lastCheck'))}
 }
 
 /**
- * The page while the agent does not answer (starting, restarting, updating itself): it says so
- * and loads itself again every few seconds. No script needed.
+ * A page of one notice, without script: the stylesheet, the header and one panel. `head` adds to
+ * the head (a refresh), `connection` marks the page as the main page does while the agent is away.
  */
-export function renderUnavailable(assets: PageAssets): string {
+function noticePage(
+  assets: PageAssets,
+  o: { title: string; panel: string; heading: string; text: string; head?: string; connection?: string },
+): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="5">
-<title>${PRODUCT_NAME}</title>
+${o.head ? `${o.head}\n` : ''}<title>${o.title}</title>
 <link rel="stylesheet" href="${assets.css}">
 </head>
-<body data-mode="normal" data-connection="lost">
+<body data-mode="normal"${o.connection ? ` data-connection="${o.connection}"` : ''}>
 <header>
 <h1>${PRODUCT_NAME}</h1>
 </header>
 <main>
-<section class="panel lost" role="alert">
-<h2>The gateway is starting</h2>
-<p>The gateway's services are starting or restarting. This page loads again by itself every few seconds.</p>
+<section class="panel ${o.panel}" role="alert">
+<h2>${o.heading}</h2>
+<p>${o.text}</p>
 </section>
 </main>
 </body>
@@ -187,29 +189,29 @@ export function renderUnavailable(assets: PageAssets): string {
 }
 
 /**
+ * The page while the agent does not answer (starting, restarting, updating itself): it says so
+ * and loads itself again every few seconds.
+ */
+export function renderUnavailable(assets: PageAssets): string {
+  return noticePage(assets, {
+    title: PRODUCT_NAME,
+    head: '<meta http-equiv="refresh" content="5">',
+    connection: 'lost',
+    panel: 'lost',
+    heading: 'The gateway is starting',
+    text: "The gateway's services are starting or restarting. This page loads again by itself every few seconds.",
+  });
+}
+
+/**
  * What a browser gets for a log link that is not (or no longer) valid: the same page for every
  * reason — unknown, expired, revoked — so it tells a visitor nothing about which links exist.
  */
 export function renderLogLinkGone(assets: PageAssets): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Log download — ${PRODUCT_NAME}</title>
-<link rel="stylesheet" href="${assets.css}">
-</head>
-<body data-mode="normal">
-<header>
-<h1>${PRODUCT_NAME}</h1>
-</header>
-<main>
-<section class="panel warning" role="alert">
-<h2>This log download link does not work (any more)</h2>
-<p>A log download link lasts 10 minutes, and ends sooner when it is revoked. Make a new one on the gateway's console: its menu (ALT+F2), Download logs.</p>
-</section>
-</main>
-</body>
-</html>
-`;
+  return noticePage(assets, {
+    title: `Log download — ${PRODUCT_NAME}`,
+    panel: 'warning',
+    heading: 'This log download link does not work (any more)',
+    text: "A log download link lasts 10 minutes, and ends sooner when it is revoked. Make a new one on the gateway's console: its menu (ALT+F2), Download logs.",
+  });
 }

@@ -115,8 +115,9 @@ export async function runFirstBoot(
   // Sources that were there but unreadable: reasons too (why guestinfo or a CD-ROM was not used).
   const notes: string[] = [];
   const found = await locate(deps, source, (line) => {
-    notes.push(oneLine(line));
-    deps.log.warn(oneLine(line));
+    const one = oneLine(line);
+    notes.push(one);
+    deps.log.warn(one);
   });
   let record: FirstBootRecord;
   if (found.length === 0) {
@@ -124,7 +125,7 @@ export async function runFirstBoot(
     deps.log.info('no OVF environment found: keeping the factory default (DHCP)');
   } else {
     const result = await configure(deps, found);
-    record = { at, ...result, reasons: [...notes, ...result.reasons].map(oneLine) };
+    record = { at, ...result, reasons: [...notes, ...result.reasons.map(oneLine)] };
   }
   await writeJsonAtomic(deps.paths.firstBoot, record);
   return record;

@@ -35,58 +35,45 @@ beforeAll(() => {
 });
 
 /**
- * Runs one update whose check is refused (nothing is downloaded): a warning, not an update error.
- * The appliance goes back to idle with the check's error recorded, byte-identical, and no update
- * result; the persisted journal says the same.
+ * Runs one update that is refused, and returns the error it ended with: at the `check` (nothing
+ * downloaded: a warning — back to idle, the check's error recorded, no update result) or at the
+ * `update` (the failed state). The appliance stays byte-identical on slot A, and the persisted
+ * journal says the same as the live agent (a settled state is persisted on entry).
  */
-async function checkFails(w: World, expectedCode: string): Promise<{ code: string; message: string }> {
+async function refused(
+  w: World,
+  expectedCode: string,
+  stage: 'check' | 'update',
+): Promise<{ code: string; message: string }> {
   running = await startAgent(w);
   const before = await fingerprint(w.paths);
   await running.agent.request({ type: 'update' });
   const state = await running.agent.waitSettled(AbortSignal.timeout(60_000));
   const status = await running.agent.status();
-  expect(state, JSON.stringify(status.check)).toBe('idle');
-  expect(status.check?.outcome).toBe('failed');
-  expect(status.check?.error?.code).toBe(expectedCode);
-  expect(status.error).toBeNull();
-  expect(status.result).toBeNull();
+  const error = stage === 'check' ? status.check?.error : status.error;
+  expect(state, JSON.stringify(error)).toBe(stage === 'check' ? 'idle' : 'failed');
+  expect(error?.code).toBe(expectedCode);
+  if (stage === 'check') {
+    expect(status.check?.outcome).toBe('failed');
+    expect(status.error).toBeNull();
+    expect(status.result).toBeNull();
+  }
   expect(await fingerprint(w.paths)).toEqual(before);
   expect(status.bootedSlot).toBe('A');
   const journal = await until(
     async () => {
       const j = JSON.parse(await fs.readFile(w.paths.journal, 'utf8'));
-      return j.state === 'idle' && j.check?.outcome === 'failed' ? j : undefined;
+      return j.state === state && (stage === 'update' || j.check?.outcome === 'failed') ? j : undefined;
     },
-    'the failed check to be persisted',
+    `the ${stage === 'check' ? 'failed check' : 'failed state'} to be persisted`,
     10_000,
   );
-  expect(journal.check.error.code).toBe(expectedCode);
-  return status.check!.error!;
+  expect((stage === 'check' ? journal.check.error : journal.error).code).toBe(expectedCode);
+  return error!;
 }
 
-/** Runs one update on the world's appliance and returns the error it ended with. */
-async function updateFails(w: World, expectedCode: string): Promise<{ code: string; message: string }> {
-  running = await startAgent(w);
-  const before = await fingerprint(w.paths);
-  await running.agent.request({ type: 'update' });
-  const state = await running.agent.waitSettled(AbortSignal.timeout(60_000));
-  const status = await running.agent.status();
-  expect(state, JSON.stringify(status.error)).toBe('failed');
-  expect(status.error?.code).toBe(expectedCode);
-  expect(await fingerprint(w.paths)).toEqual(before);
-  expect(status.bootedSlot).toBe('A');
-  // The persisted journal says the same as the live agent (a settled state is persisted on entry).
-  const journal = await until(
-    async () => {
-      const j = JSON.parse(await fs.readFile(w.paths.journal, 'utf8'));
-      return j.state === 'failed' ? j : undefined;
-    },
-    'the failed state to be persisted',
-    10_000,
-  );
-  expect(journal.error.code).toBe(expectedCode);
-  return status.error!;
-}
+const checkFails = (w: World, code: string) => refused(w, code, 'check');
+const updateFails = (w: World, code: string) => refused(w, code, 'update');
 
 async function resign(w: World, text: string, keys = w.keys): Promise<void> {
   await fs.writeFile(path.join(w.tree, 'compat.yaml'), text);
