@@ -18,7 +18,7 @@ import { readSlotStatus } from './slot/status.js';
 import { describeSsh, readSsh, type SshView } from './ssh/ssh.js';
 import { type Alarm, readAlarms } from './state/alarms.js';
 import { readHistory } from './state/history.js';
-import { parseOsRelease } from './system/os-release.js';
+import { parseOsRelease, patchLevelOf } from './system/os-release.js';
 
 export interface SlotView {
   version: string | null;
@@ -51,6 +51,8 @@ export interface Status {
   target: { version: string; slot: SlotName } | null;
   bootedSlot: SlotName | null;
   gatewayVersion: string | null;
+  /** The running root's OS patch level (os-release `CLGW_PATCH_LEVEL`, YYYY-MM-DD). */
+  osPatchLevel: string | null;
   highestVersion: string | null;
   platform: string | null;
   order: string[];
@@ -95,7 +97,9 @@ export async function collectStatus(
   const cmdline = await readText(paths.cmdline);
   const bootedSlot = cmdline ? (bootedSlotFromCmdline(cmdline) ?? null) : null;
   const osRelease = await readText(paths.osRelease);
-  const gatewayVersion = osRelease ? (parseOsRelease(osRelease).VERSION_ID ?? null) : null;
+  const release = osRelease ? parseOsRelease(osRelease) : {};
+  const gatewayVersion = release.VERSION_ID ?? null;
+  const osPatchLevel = patchLevelOf(release) ?? null;
   const history = await readHistory(paths.history).catch(() => ({ highestVersion: undefined }));
   const slotStatus = await readSlotStatus(paths.slotStatus).catch(() => ({}) as Record<string, undefined>);
   let platform = live?.platform ?? null;
@@ -155,6 +159,7 @@ export async function collectStatus(
     target: journal?.target ? { version: journal.target.version, slot: journal.target.slot } : null,
     bootedSlot,
     gatewayVersion,
+    osPatchLevel,
     highestVersion: history.highestVersion ?? null,
     platform,
     order,

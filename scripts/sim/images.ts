@@ -45,9 +45,24 @@ async function mkfs(dir: string, image: string, label: string, sizeMiB: number):
   );
 }
 
-/** Builds `boot-<v>.img` and `root-<v>.img` in outDir (reused when present). */
+/**
+ * The simulated release's OS patch level: a month per minor release, so an update visibly brings
+ * newer patches (1.0.0: 2025-10-01, 1.1.0: 2025-11-01).
+ */
+export function simPatchLevel(version: string): string {
+  const [major = 1, minor = 0] = version.split('.').map(Number);
+  return new Date(Date.UTC(2025, 9 + (major - 1) * 12 + minor, 1)).toISOString().slice(0, 10);
+}
+
+/**
+ * Bumped whenever what the images hold changes, so images cached by an older checkout are not
+ * reused (r2: os-release carries CLGW_PATCH_LEVEL).
+ */
+const CONTENT_REVISION = 'r2';
+
+/** Builds `boot-<v>.<rev>.img` and `root-<v>.<rev>.img` in outDir (reused when present). */
 export async function buildReleaseImages(opts: ImageOptions): Promise<ReleaseImages> {
-  const tag = `${opts.version}${opts.brokenHealth ? '-broken' : ''}`;
+  const tag = `${opts.version}${opts.brokenHealth ? '-broken' : ''}.${CONTENT_REVISION}`;
   const boot = path.join(opts.outDir, `boot-${tag}.img`);
   const root = path.join(opts.outDir, `root-${tag}.img`);
   const exists = await Promise.all(
@@ -81,6 +96,7 @@ export async function buildReleaseImages(opts: ImageOptions): Promise<ReleaseIma
       'ID=clgw',
       `VERSION_ID=${opts.version}`,
       `PRETTY_NAME="CloudLink Gateway OS ${opts.version}"`,
+      `CLGW_PATCH_LEVEL=${simPatchLevel(opts.version)}`,
       '',
     ].join('\n'),
   );

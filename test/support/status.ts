@@ -15,6 +15,7 @@ export function sampleStatus(over: Partial<Status> = {}): Status {
     target: null,
     bootedSlot: 'A',
     gatewayVersion: '1.0.0',
+    osPatchLevel: '2026-11-02',
     highestVersion: '1.0.0',
     platform: 'virtual',
     order: ['A', 'B'],

@@ -152,6 +152,7 @@ export async function checkForRelease(
       slot: otherSlot(booted),
       sourceSlot: booted,
       sourceVersion: runningVersion,
+      ...(release.osPatchLevel ? { osPatchLevel: release.osPatchLevel } : {}),
       artifacts: { boot: { ...release.artifacts.boot }, root: { ...release.artifacts.root } },
     },
   };

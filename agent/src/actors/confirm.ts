@@ -59,7 +59,7 @@ export async function confirmBoot(deps: Deps, journal: Journal): Promise<Confirm
   }
 
   try {
-    await checkHealth(deps, { slot: target.slot, version: target.version });
+    await checkHealth(deps, { slot: target.slot, version: target.version, patchLevel: target.osPatchLevel });
   } catch (e) {
     const reason = serializeError(e);
     deps.log.error('the new slot failed its health check; rolling back', {

@@ -5,12 +5,14 @@ import { ClgwError, isClgwError } from '../errors.js';
 import { execFile } from '../platform/exec.js';
 import type { SlotName } from '../platform/paths.js';
 import { readBootedSlot } from '../slot/booted.js';
-import { readRunningVersion } from '../system/os-release.js';
+import { readRunningRelease } from '../system/os-release.js';
 
 export interface HealthExpectation {
   slot: SlotName;
   /** The gateway OS version the slot must be running (omitted: whatever it declares). */
   version?: string;
+  /** The OS patch level the release declared in compat.yaml (omitted: not checked). */
+  patchLevel?: string | undefined;
 }
 
 export interface HealthReport {
@@ -38,16 +40,28 @@ export async function checkHealth(deps: Deps, expect: HealthExpectation): Promis
   if (booted !== expect.slot) fail('booted slot', `expected slot ${expect.slot}, booted slot ${booted}`);
   checks.push({ name: 'booted slot', ok: true, detail: booted });
 
-  let version: string;
+  let running: Awaited<ReturnType<typeof readRunningRelease>>;
   try {
-    version = await readRunningVersion(deps.paths.osRelease);
+    running = await readRunningRelease(deps.paths.osRelease);
   } catch (e) {
     fail('os-release', isClgwError(e) ? e.message : String(e));
   }
+  const { version, patchLevel } = running;
   if (expect.version && version !== expect.version) {
     fail('os-release', `slot ${booted} runs gateway OS ${version}, expected ${expect.version}`);
   }
-  checks.push({ name: 'os-release', ok: true, detail: version });
+  // A release whose image says other patches than its signed compat.yaml promised is not it.
+  if (expect.patchLevel && patchLevel !== expect.patchLevel) {
+    fail(
+      'os-release',
+      `slot ${booted} declares OS patch level ${patchLevel ?? '(none)'}, compat.yaml promised ${expect.patchLevel}`,
+    );
+  }
+  checks.push({
+    name: 'os-release',
+    ok: true,
+    detail: patchLevel ? `${version}, patch level ${patchLevel}` : version,
+  });
 
   const probe = path.join(deps.paths.dataDir, '.health-probe');
   try {

@@ -43,7 +43,7 @@ export interface PortalVersions {
   cloudSoftware?: string;
   /** E.g. `111`. */
   voipSoftware?: string;
-  /** E.g. `patch 172`. */
+  /** The running root's, e.g. `2026-11-20` (the date its Debian packages were taken). */
   osPatchLevel?: string;
 }
 
@@ -104,12 +104,13 @@ export function portalOffers(status: Pick<Status, 'state' | 'platform'>): Record
 export function portalInput(status: Status): PortalInput {
   const { ssh: _ssh, ...visible } = status;
   const c = status.containers;
-  // SPEC §7: "Cloud Software" is the CloudLink containers' version, "VOIP Software" FreeSWITCH's;
-  // the OS patch level has no source yet (shown as unknown).
+  // SPEC §7: "Cloud Software" is the CloudLink containers' version, "VOIP Software" FreeSWITCH's,
+  // the OS patch level the running root's os-release.
   const cloud = c.tunnel?.version ?? c.micloud?.version;
   const versions: PortalVersions = {
     ...(cloud ? { cloudSoftware: cloud } : {}),
     ...(c.freeswitch?.version ? { voipSoftware: c.freeswitch.version } : {}),
+    ...(status.osPatchLevel ? { osPatchLevel: status.osPatchLevel } : {}),
   };
   return {
     status: visible,

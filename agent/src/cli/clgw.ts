@@ -125,6 +125,7 @@ function sources(p: { downloaded?: number; reused?: number }): string {
 export function formatStatus(s: Status): string {
   const lines = [
     `gateway OS:   ${s.gatewayVersion ?? 'unknown'} (slot ${s.bootedSlot ?? '?'}, platform ${s.platform ?? '?'})`,
+    `patch level:  ${s.osPatchLevel ?? 'unknown'}`,
     `update state: ${s.state}${s.critical ? ' (critical phase)' : ''}${s.source === 'persisted' ? ' [agent not running: from disk]' : ''}`,
   ];
   if (s.progress) {

@@ -51,6 +51,8 @@ export interface UpdateTarget {
   slot: SlotName;
   sourceSlot: SlotName;
   sourceVersion: string;
+  /** The release's OS patch level (compat.yaml), which the booted root must declare. */
+  osPatchLevel?: string;
   artifacts: { boot: ArtifactRef; root: ArtifactRef };
 }
 
@@ -156,6 +158,7 @@ export const journalSchema = z
         slot: slotSchema,
         sourceSlot: slotSchema,
         sourceVersion: z.string(),
+        osPatchLevel: z.string().optional(),
         artifacts: z.object({ boot: artifactSchema, root: artifactSchema }).strict(),
       })
       .strict()

@@ -3,6 +3,7 @@ import semverCompare from 'semver/functions/compare.js';
 import semverValid from 'semver/functions/valid.js';
 import * as z from 'zod';
 import { ClgwError } from '../errors.js';
+import { isPatchLevel } from '../system/os-release.js';
 import { chunkCount, isValidChunkSize, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, maxIndexSize } from './chunk-index.js';
 
 /**
@@ -181,6 +182,14 @@ export const PlatformReleaseSchema = z
   .strictObject({
     version: semverString,
     minSourceVersion: semverString,
+    /**
+     * The root's own `CLGW_PATCH_LEVEL` (os-release), which clgw-release reads from the image:
+     * the health check holds the booted root to it, and the console can say what an update brings.
+     */
+    osPatchLevel: z
+      .string()
+      .refine(isPatchLevel, { error: 'expected a date such as 2026-11-20 (YYYY-MM-DD)' })
+      .optional(),
     artifacts: z.strictObject({ boot: SlotArtifactSchema, root: SlotArtifactSchema }),
   })
   .superRefine((r, ctx) => {

@@ -17,8 +17,28 @@ export function parseOsRelease(text: string): Record<string, string> {
   return out;
 }
 
-/** The running gateway OS version: VERSION_ID of the booted root's /etc/os-release. */
-export async function readRunningVersion(osReleaseFile: string): Promise<string> {
+/**
+ * The OS patch level os-release carries (`CLGW_PATCH_LEVEL`, the vendor field of os-release(5)):
+ * the UTC date on which the release's Debian packages were taken from the archive, as
+ * YYYY-MM-DD. Undefined when absent or not such a date (an older image).
+ */
+export function patchLevelOf(fields: Record<string, string>): string | undefined {
+  const level = fields.CLGW_PATCH_LEVEL;
+  return level !== undefined && isPatchLevel(level) ? level : undefined;
+}
+
+/** A patch level as os-release and compat.yaml write it: a real calendar date, YYYY-MM-DD. */
+export function isPatchLevel(s: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+  if (!m) return false;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.toISOString().slice(0, 10) === s;
+}
+
+/** The running gateway OS: the booted root's /etc/os-release, its VERSION_ID required. */
+export async function readRunningRelease(
+  osReleaseFile: string,
+): Promise<{ version: string; patchLevel: string | undefined }> {
   let text: string;
   try {
     text = await fs.readFile(osReleaseFile, 'utf8');
@@ -28,11 +48,17 @@ export async function readRunningVersion(osReleaseFile: string): Promise<string>
       details: { file: osReleaseFile },
     });
   }
-  const version = parseOsRelease(text).VERSION_ID;
+  const fields = parseOsRelease(text);
+  const version = fields.VERSION_ID;
   if (!version) {
     throw new ClgwError('STATE_INVALID', `${osReleaseFile} has no VERSION_ID`, {
       details: { file: osReleaseFile },
     });
   }
-  return version;
+  return { version, patchLevel: patchLevelOf(fields) };
+}
+
+/** The running gateway OS version: VERSION_ID of the booted root's /etc/os-release. */
+export async function readRunningVersion(osReleaseFile: string): Promise<string> {
+  return (await readRunningRelease(osReleaseFile)).version;
 }

@@ -168,7 +168,8 @@ export function homeLines(input: HomeInput): string[] {
     lines.push('');
   }
   if (!status) return lines;
-  lines.push(...textRow('Gateway OS', status.gatewayVersion ?? 'unknown'));
+  const patches = status.osPatchLevel ? `, patch level ${status.osPatchLevel}` : '';
+  lines.push(...textRow('Gateway OS', `${status.gatewayVersion ?? 'unknown'}${patches}`));
   const addresses = displayAddresses(status, input.addresses);
   lines.push(...textRow('Hostname', status.network.settings.hostname));
   lines.push(

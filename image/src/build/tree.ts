@@ -4,6 +4,8 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { ClgwError } from '@clgw/agent/errors.js';
+import { isPatchLevel } from '@clgw/agent/system/os-release.js';
 import { supportCaPublicKeys } from '../release/support-ca.js';
 import type { Repo } from './rootfs.js';
 import { run } from './run.js';
@@ -114,7 +116,7 @@ const LAB_FILES: Record<string, string> = {
 const LAB_FSTAB =
   'clgw-e2e  /run/clgw-e2e  9p  trans=virtio,version=9p2000.L,nofail,x-systemd.device-timeout=5s  0  0\n';
 
-export function osRelease(version: string): string {
+export function osRelease(version: string, patchLevel: string): string {
   return [
     'NAME="CloudLink Gateway OS"',
     'ID=clgw',
@@ -123,8 +125,32 @@ export function osRelease(version: string): string {
     `VERSION="${version} (bookworm)"`,
     'VERSION_CODENAME=bookworm',
     `PRETTY_NAME="CloudLink Gateway OS ${version}"`,
+    // The vendor field os-release(5) allows: what "Operating System Patch Level" shows (SPEC §7).
+    `CLGW_PATCH_LEVEL=${patchLevel}`,
     '',
   ].join('\n');
+}
+
+/**
+ * The OS patch level of a root tree: the date of dpkg's last recorded change, which is when its
+ * packages (security fixes included) were taken from the archive. dpkg.log is in the build
+ * machine's local time, so the date may be a day off UTC's — good enough for a patch level.
+ */
+export async function patchLevelOfTree(root: string): Promise<string> {
+  const logFile = path.join(root, 'var/log/dpkg.log');
+  const text = await fs.readFile(logFile, 'utf8').catch((e: Error) => {
+    throw new ClgwError('IMAGE_BUILD_FAILED', `cannot read ${logFile} for the OS patch level: ${e.message}`, {
+      cause: e,
+    });
+  });
+  const dates = text.match(/^\d{4}-\d{2}-\d{2}(?= )/gm);
+  const last = dates?.at(-1);
+  if (!last || !isPatchLevel(last))
+    throw new ClgwError(
+      'IMAGE_BUILD_FAILED',
+      `${logFile} records no dated package change (the OS patch level)`,
+    );
+  return last;
 }
 
 async function copyInto(src: string, dest: string): Promise<void> {
@@ -250,7 +276,7 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
     supportCaPublicKeys(o.supportCaPub, 'the support CA public key'),
   );
   await addSupportAccounts(o.out);
-  await fs.writeFile(at('usr/lib/os-release'), osRelease(o.version));
+  await fs.writeFile(at('usr/lib/os-release'), osRelease(o.version, await patchLevelOfTree(o.base)));
   await replaceWithSymlink('../usr/lib/os-release', at('etc/os-release'));
 
   // The read-only root points at the data partition for what the technician or the agent changes.

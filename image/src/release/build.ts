@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { deflateRawSync } from 'node:zlib';
 import { ClgwError } from '@clgw/agent/errors.js';
 import { fsyncDir, writeFileAtomic, writeFileAtomicWith } from '@clgw/agent/platform/atomic.js';
+import { execFile } from '@clgw/agent/platform/exec.js';
 import { chunkCount, DEFAULT_CHUNK_SIZE, INDEX_ENTRY_BYTES } from '@clgw/agent/release/chunk-index.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/agent/release/parse.js';
 import {
@@ -26,9 +27,35 @@ import {
 } from '@clgw/agent/release/schema.js';
 import { chunkDigest } from '@clgw/agent/slot/chunk-hash.js';
 import { fillEntry, writeIndexFile } from '@clgw/agent/slot/index-file.js';
+import { parseOsRelease, patchLevelOf } from '@clgw/agent/system/os-release.js';
 import { stringify } from 'yaml';
 import type { DevKeys } from './keys.js';
 import { signDocument } from './sign.js';
+
+/**
+ * The root image's own OS patch level (os-release's `CLGW_PATCH_LEVEL`), read with debugfs
+ * without mounting, so compat.yaml states what the image says and nothing else; undefined when
+ * the image is not ext4 or declares none (an older build).
+ */
+export async function rootPatchLevel(root: string): Promise<string | undefined> {
+  // os-release(5): /etc/os-release is usually a symlink to /usr/lib/os-release, which debugfs
+  // does not follow, so the real file is read first.
+  for (const file of ['/usr/lib/os-release', '/etc/os-release']) {
+    const text = await execFile('debugfs', ['-R', `cat ${file}`, root]).then(
+      (r) => r.stdout,
+      (e: ClgwError) => {
+        if ((e.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')
+          throw new ClgwError('INVALID_REQUEST', 'debugfs is not installed (Debian package e2fsprogs)', {
+            cause: e,
+          });
+        return '';
+      },
+    );
+    const level = patchLevelOf(parseOsRelease(text));
+    if (level) return level;
+  }
+  return undefined;
+}
 
 /** Names of the published files at the top of a release tree. */
 export const COMPAT_FILE = 'compat.yaml';
@@ -58,6 +85,11 @@ export interface BuildReleaseOptions {
    * adaptive updates); default true. Without them, appliances download the images whole.
    */
   chunkIndex?: boolean;
+  /**
+   * State the root image's OS patch level in compat.yaml (default true); agents that predate the
+   * field refuse it, as they do `index`.
+   */
+  patchLevel?: boolean;
 }
 
 export interface BuiltRelease {
@@ -117,6 +149,8 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
   const boot = await withIndex(await publishArtifact(options.boot, options.tree, `${dir}/boot.img`));
   const root = await withIndex(await publishArtifact(options.root, options.tree, `${dir}/root.img`));
 
+  const osPatchLevel = options.patchLevel === false ? undefined : await rootPatchLevel(options.root);
+
   // Canonical platform order keeps successive documents diffable.
   const platforms: Partial<Record<Platform, PlatformEntry>> = {};
   for (const platform of PLATFORMS) {
@@ -126,6 +160,7 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
         release: {
           version: options.version,
           minSourceVersion: options.minSourceVersion,
+          ...(osPatchLevel ? { osPatchLevel } : {}),
           artifacts: { boot: { ...boot }, root: { ...root } },
         },
         containers: kept?.containers ?? [],

@@ -25,22 +25,26 @@ import {
 import { verifyTree } from './verify.js';
 
 export const USAGE = `usage:
-  clgw-release keys   --out DIR [--ca-out DIR] [--force]
-                      (--out: certificates and the signing key, and the development support CA
-                      support-ca / support-ca.pub whose public key the images trust; --ca-out,
-                      default DIR-ca: the release CA's private keys, to be kept offline, never
-                      beside the signing key)
-  clgw-release build  --keys DIR --tree DIR --version V --platform P [--platform P ...]
-                      --boot FILE --root FILE --min-source V [--serial N] [--expires-days N] [--no-index]
+  clgw-release keys --out DIR [--ca-out DIR] [--force]
+      --out: certificates, the signing key, and the development support CA
+      (support-ca, support-ca.pub: the images trust its public key);
+      --ca-out (default DIR-ca): the release CA's private keys, to be kept
+      offline, never beside the signing key
+  clgw-release build --keys DIR --tree DIR --version V --platform P
+      [--platform P ...] --boot FILE --root FILE --min-source V [--serial N]
+      [--expires-days N] [--no-index] [--no-patch-level]
+      compat.yaml states the root image's OS patch level (os-release's
+      CLGW_PATCH_LEVEL); agents before it refuse the field, as they do the
+      chunk index: --no-patch-level and --no-index leave them out
   clgw-release containers --keys DIR --tree DIR --platform P [--platform P ...]
-                      --container NAME=VERSION,IMAGE,FILE [--container ...] [--serial N]
-                      (publishes the container set of those platforms, keeping their OS release)
-  clgw-release sign   --keys DIR FILE            (writes FILE.sig)
+      --container NAME=VERSION,IMAGE,FILE [--container ...] [--serial N]
+      publishes the container set of those platforms, keeping their OS release
+  clgw-release sign --keys DIR FILE          writes FILE.sig
   clgw-release verify --roots PEM --tree DIR [--skip-artifacts]
-  clgw-release support-cert --ca KEY --principal P [--principal P ...] --hours N
-                      [--identity TEXT] PUBKEY
-                      (an SSH certificate for Mitel support: principals clgw-support and P,
-                      valid N hours, 1-24; written beside PUBKEY as <name>-cert.pub)
+  clgw-release support-cert --ca KEY --principal P [--principal P ...]
+      --hours N [--identity TEXT] PUBKEY
+      an SSH certificate for Mitel support: principals clgw-support and P,
+      valid N hours (1-24), written beside PUBKEY as <name>-cert.pub
 platforms: ${PLATFORMS.join(', ')}`;
 
 export interface Io {
@@ -187,6 +191,7 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
       serial: { type: 'string' },
       'expires-days': { type: 'string' },
       'no-index': { type: 'boolean' },
+      'no-patch-level': { type: 'boolean' },
     },
   });
   const platforms = platformsOf(values.platform);
@@ -201,6 +206,7 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
     serial: optionalInteger(values.serial, '--serial'),
     expiresInDays: optionalInteger(values['expires-days'], '--expires-days'),
     chunkIndex: !(values['no-index'] ?? false),
+    patchLevel: !(values['no-patch-level'] ?? false),
   };
   const keys = await loadKeys(required(values.keys, '--keys'));
   const built = await buildRelease({ ...request, keys });
@@ -208,6 +214,12 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
   io.out(`published ${request.version} for ${request.platforms.join(', ')}`);
   io.out(`  ${built.compatPath}: serial ${c.serial}, published ${c.published}, expires ${c.expires}`);
   io.out(`  ${built.signaturePath}`);
+  const level = request.platforms.map((p) => c.platforms[p]?.release.osPatchLevel).find(Boolean);
+  io.out(
+    level
+      ? `  OS patch level: ${level} (the root image's os-release)`
+      : `  OS patch level: not stated (${request.patchLevel ? 'the root image declares none' : '--no-patch-level'})`,
+  );
   for (const [role, a] of Object.entries(built.artifacts)) {
     io.out(`  ${role}: ${a.path} ${a.size} bytes sha256 ${a.sha256}`);
     if (a.index)

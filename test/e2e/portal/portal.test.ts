@@ -98,8 +98,8 @@ describe.skipIf(!available)('portal in headless Chromium', () => {
     expect(await text(p, 'gatewayOs')).toBe('1.0.0');
     expect(await text(p, 'cloudSoftware')).toBe('1.1.0.01-296');
     expect(await text(p, 'voipSoftware')).toBe('111');
-    // No source of the OS patch level yet (issue 18).
-    expect(await text(p, 'osPatchLevel')).toBe('unknown');
+    // The running root's os-release (the simulated 1.0.0's patch level).
+    expect(await text(p, 'osPatchLevel')).toBe('2025-10-01');
     expect(await text(p, 'profile')).toMatch(
       /^(small|small-plus|medium|large) \([\d.]+[GM]iB RAM, RTP port range: \d+-65534\)$/,
     );

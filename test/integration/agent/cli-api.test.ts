@@ -141,6 +141,7 @@ describe('clgw CLI and local API', () => {
       expect(s).toMatchObject({ state: 'idle', error: null, check: { outcome: 'failed' } });
       const text = unwrap((await clgw(['status'])).stdout);
       expect(text).toMatch(/^update state: idle$/m);
+      expect(text).toMatch(/^patch level: {2}2025-10-01$/m);
       expect(text).toMatch(
         /^last check: {3}Cannot reach the download server: .*404.* — the gateway keeps running 1\.0\.0 and will try again at .*\(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)$/m,
       );

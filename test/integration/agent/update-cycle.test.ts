@@ -4,8 +4,12 @@
  * up left behind by the bootloader itself.
  */
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseCompat } from '../../../agent/src/release/parse.js';
 import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
+import { renderCompat } from '../../../image/src/release/build.js';
+import { signDocument } from '../../../image/src/release/sign.js';
 import { bootOnce } from '../../../scripts/sim/boot-emulator.js';
 import {
   fingerprint,
@@ -62,7 +66,12 @@ describe('A/B update on the simulated appliance', () => {
     expect(slot).toBe('B');
     expect(await running.agent.waitSettled()).toBe('committed');
     const status = await running.agent.status();
-    expect(status).toMatchObject({ bootedSlot: 'B', gatewayVersion: '1.1.0', highestVersion: '1.1.0' });
+    expect(status).toMatchObject({
+      bootedSlot: 'B',
+      gatewayVersion: '1.1.0',
+      osPatchLevel: '2025-11-01',
+      highestVersion: '1.1.0',
+    });
     expect(status.slots.B).toMatchObject({ version: '1.1.0', ok: true, try: false, booted: true });
     expect(status.slots.A).toMatchObject({ version: '1.0.0', ok: true });
     expect(await env(world)).toMatchObject({ ORDER: 'B A', B_OK: '1', B_TRY: '0' });
@@ -71,6 +80,31 @@ describe('A/B update on the simulated appliance', () => {
     await running.agent.request({ type: 'check' });
     await running.agent.waitSettled();
     expect((await running.agent.status()).check?.outcome).toBe('upToDate');
+  });
+
+  it('rolls back a release whose root declares other patches than its compat.yaml promised', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    // The vendor's document says one patch level, the image another: signed, and still a lie.
+    const file = path.join(world.tree, 'compat.yaml');
+    const compat = parseCompat(await fs.readFile(file));
+    expect(compat.platforms.virtual?.release.osPatchLevel).toBe('2025-11-01');
+    compat.platforms.virtual!.release.osPatchLevel = '2030-01-01';
+    const document = Buffer.from(renderCompat(compat));
+    await fs.writeFile(file, document);
+    await fs.writeFile(path.join(world.tree, 'compat.yaml.sig'), signDocument(document, world.keys));
+
+    running = await startAgent(world);
+    expect((await running.agent.status()).osPatchLevel).toBe('2025-10-01');
+    await running.agent.request({ type: 'update' });
+    expect((await reboot(world)).slot).toBe('B');
+    expect((await reboot(world)).slot).toBe('A');
+    expect(await running.agent.waitSettled()).toBe('rolledBack');
+    const status = await running.agent.status();
+    expect(status.result?.error?.message).toContain(
+      'slot B declares OS patch level 2025-11-01, compat.yaml promised 2030-01-01',
+    );
+    expect(status).toMatchObject({ gatewayVersion: '1.0.0', osPatchLevel: '2025-10-01' });
   });
 
   it('rolls back a release whose health check fails, and does not retry it automatically', async () => {

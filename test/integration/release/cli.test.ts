@@ -94,6 +94,7 @@ describe('clgw-release', () => {
     expect(build.stdout).toContain('published 1.1.0 for virtual, physical');
     expect(build.stdout).toContain('serial 1');
     expect(build.stdout).toContain('root chunk index: releases/1.1.0/root.img.idx');
+    expect(build.stdout).toContain('OS patch level: not stated (the root image declares none)');
     expect(build.stdout).toContain('root chunk pack: releases/1.1.0/root.img.pack');
     expect((await fs.readdir(path.join(dir, 'tree/releases/1.1.0'))).sort()).toEqual([
       'boot.img',
@@ -244,6 +245,7 @@ describe('clgw-release', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(message);
     expect(run.stderr).toContain('usage:');
+    for (const line of run.stderr.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
   });
 
   it('exits 1 naming the problem for a bad version', async () => {

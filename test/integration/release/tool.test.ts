@@ -18,6 +18,7 @@ import {
 } from '../../../image/src/release/keys.js';
 import { signDocument } from '../../../image/src/release/sign.js';
 import { verifyTree } from '../../../image/src/release/verify.js';
+import { buildReleaseImages } from '../../../scripts/sim/images.js';
 
 let dir: string;
 let keys: DevKeys;
@@ -134,6 +135,30 @@ describe('buildRelease', () => {
       kind: 'update',
       release: { version: '1.0.0' },
     });
+  });
+
+  it("states the root image's own OS patch level, read from the image's os-release", async () => {
+    // Random bytes above declare none, and their compat.yaml says none (checked by toEqual there).
+    const images = await buildReleaseImages({
+      version: '1.1.0',
+      outDir: path.join(dir, 'sim'),
+      payloadMiB: 1,
+    });
+    const tree = await freshTree('patch-level');
+    const built = await buildRelease({
+      tree,
+      keys,
+      version: '1.1.0',
+      platforms: ['physical'],
+      boot: images.boot,
+      root: images.root,
+      minSourceVersion: '1.0.0',
+      now: NOW,
+    });
+    expect(built.compat.platforms.physical?.release.osPatchLevel).toBe('2025-11-01');
+    expect(
+      parseCompat(await fs.readFile(path.join(tree, 'compat.yaml'))).platforms.physical?.release,
+    ).toMatchObject({ version: '1.1.0', osPatchLevel: '2025-11-01' });
   });
 
   it('keeps other platforms, bumps the serial and re-signs on the next release', async () => {

@@ -55,7 +55,7 @@ describe('home screen view model', () => {
     expect(lines).toEqual([
       'CloudLink Gateway',
       '',
-      'Gateway OS:   1.0.0',
+      'Gateway OS:   1.0.0, patch level 2026-11-02',
       'Hostname:     cloudlink-gateway',
       'IP address:   192.0.2.10',
       'Network:      DHCP',
@@ -249,7 +249,7 @@ describe('home screen view model', () => {
       expect(l).toMatch(/^[\x20-\x7e]*$/);
     }
     expect(raw.join('\n')).not.toContain('{bold}x');
-    expect(plain(raw)).toContain('Gateway OS:   1.0.0{/}?[31m');
+    expect(plain(raw)).toContain('Gateway OS:   1.0.0{/}?[31m, patch level 2026-11-02');
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseOsRelease } from '../../../agent/src/system/os-release.js';
+import { isPatchLevel, parseOsRelease, patchLevelOf } from '../../../agent/src/system/os-release.js';
 
 describe('os-release parsing', () => {
   it('reads quoted and unquoted values and skips comments and junk', () => {
@@ -18,5 +18,15 @@ describe('os-release parsing', () => {
       VERSION_ID: '1.2.3',
       PRETTY_NAME: 'Say "hi"',
     });
+  });
+
+  it('takes CLGW_PATCH_LEVEL only when it is a real date', () => {
+    expect(patchLevelOf(parseOsRelease('VERSION_ID=1.1.0\nCLGW_PATCH_LEVEL=2026-11-20\n'))).toBe(
+      '2026-11-20',
+    );
+    expect(patchLevelOf(parseOsRelease('CLGW_PATCH_LEVEL="2026-02-28"'))).toBe('2026-02-28');
+    expect(patchLevelOf(parseOsRelease('VERSION_ID=1.1.0\n'))).toBeUndefined();
+    for (const bad of ['2026-02-30', '2026-13-01', 'patch 172', '2026-1-01', '20261120', ' 2026-11-20'])
+      expect(isPatchLevel(bad), bad).toBe(false);
   });
 });

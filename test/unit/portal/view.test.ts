@@ -147,7 +147,7 @@ describe('portalView', () => {
     const v = portalView(
       {
         status: sampleStatus(),
-        versions: { cloudSoftware: '1.1.0.01-296', voipSoftware: '111', osPatchLevel: 'patch 172' },
+        versions: { cloudSoftware: '1.1.0.01-296', voipSoftware: '111', osPatchLevel: '2026-11-20' },
         profile: { name: 'small', detail: '25 calls, RTP 65336-65534' },
         diagnostics: {
           at: '2025-11-21T09:00:00Z',
@@ -164,7 +164,7 @@ describe('portalView', () => {
     expect(v.fields).toMatchObject({
       cloudSoftware: '1.1.0.01-296',
       voipSoftware: '111',
-      osPatchLevel: 'patch 172',
+      osPatchLevel: '2026-11-20',
       profile: 'small (25 calls, RTP 65336-65534)',
       diagnostics: '1 of 3 checks failed (2025-11-21 09:00 UTC)',
       ip: '10.0.0.5',
