@@ -4,23 +4,11 @@
  * keeps running what it runs and tries again — never an update error.
  * Pure: no `node:*` imports.
  */
+import { REACH_ERROR_CODES } from './error-codes.js';
 import type { ErrorCode } from './errors.js';
 import type { Status } from './status.js';
 
-/** The errors of reaching the server (as opposed to refusing what it sent). */
-const UNREACHABLE: ReadonlySet<ErrorCode> = new Set([
-  'DNS_LOOKUP_FAILED',
-  'CONNECTION_REFUSED',
-  'CONNECTION_RESET',
-  'HOST_UNREACHABLE',
-  'TIMED_OUT',
-  'TLS_ERROR',
-  'HTTP_STATUS',
-  'REDIRECT_REFUSED',
-  'PROXY_INVALID',
-  'PROXY_AUTH_FAILED',
-  'NETWORK_ERROR',
-]);
+const UNREACHABLE: ReadonlySet<ErrorCode> = new Set(REACH_ERROR_CODES);
 
 export interface CheckWords {
   /** `ok`: nothing to worry about; `warn`: the check could not be done or its release was refused. */

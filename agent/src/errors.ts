@@ -5,75 +5,9 @@ import * as z from 'zod';
  * console and the portal switch on), a `transient` flag (worth retrying without changing anything)
  * and a message that names the host, port, file or value at fault.
  */
-export const ERROR_CODES = [
-  // network (fetching compat.yaml and artifacts)
-  'DNS_LOOKUP_FAILED',
-  'CONNECTION_REFUSED',
-  'CONNECTION_RESET',
-  'HOST_UNREACHABLE',
-  'TIMED_OUT',
-  'TLS_ERROR',
-  'HTTP_STATUS',
-  'REDIRECT_REFUSED',
-  'SIZE_EXCEEDED',
-  'ARTIFACT_TRUNCATED',
-  'RANGE_NOT_SUPPORTED',
-  'PROXY_INVALID',
-  'PROXY_AUTH_FAILED',
-  'NETWORK_ERROR',
-  'NETWORK_APPLY_FAILED',
-  'SSH_FAILED',
-  // release (compat.yaml, signature, version rules)
-  'YAML_INVALID',
-  'COMPAT_INVALID',
-  'SIGNATURE_MISSING',
-  'SIGNATURE_INVALID',
-  'CHAIN_INVALID',
-  'RELEASE_EXPIRED',
-  'SERIAL_REPLAYED',
-  'PLATFORM_MISMATCH',
-  'DOWNGRADE_REFUSED',
-  'SOURCE_VERSION_TOO_OLD',
-  // slots and boot environment
-  'HASH_MISMATCH',
-  'IMAGE_MISMATCH',
-  'READBACK_MISMATCH',
-  'INDEX_INVALID',
-  'CHUNK_MISMATCH',
-  'NO_SPACE',
-  'SLOT_WRITE_FAILED',
-  'SLOT_ACTIVE',
-  'SLOT_UNKNOWN',
-  'GRUBENV_INVALID',
-  'BOOTED_SLOT_UNKNOWN',
-  // update flow
-  'HEALTH_CHECK_FAILED',
-  'CRITICAL_PHASE_FAILED',
-  'BUSY',
-  'INVALID_REQUEST',
-  'NOT_ALLOWED',
-  // proof of presence (the code on the appliance's own screen, asked by the portal)
-  'PRESENCE_CODE_INVALID',
-  'PRESENCE_LOCKED',
-  'STATE_INVALID',
-  'CONFIG_INVALID',
-  'SETTING_INVALID',
-  'AGENT_UNREACHABLE',
-  'INTERNAL',
-  'LOG_ARCHIVE_FAILED',
-  // container engine (Podman's Docker-compatible API)
-  'ENGINE_UNAVAILABLE',
-  'ENGINE_ERROR',
-  'IMAGE_INVALID',
-  // recovery system (factory reset)
-  'RECOVERY_MANIFEST_INVALID',
-  'RECOVERY_IMAGE_INVALID',
-  // first boot (the OVF environment and the CD-ROM that may carry it)
-  'OVF_ENV_INVALID',
-  'ISO_INVALID',
-  // image builder (vendor side: root filesystem, disk images, OVA)
-  'IMAGE_BUILD_FAILED',
-] as const;
+import { ERROR_CODES } from './error-codes.js';
+
+export { ERROR_CODES, REACH_ERROR_CODES } from './error-codes.js';
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
