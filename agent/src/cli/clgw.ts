@@ -3,7 +3,6 @@ import { promises as fs } from 'node:fs';
 import { type ActionNames, CLI_ACTIONS, ownWords } from '../advice.js';
 import { AgentClient } from '../api/client.js';
 import { describeCheck } from '../check-words.js';
-import type { ServiceResult } from '../containers/state.js';
 import type { ContainersView } from '../containers/view.js';
 import { formatDiagnostics } from '../diagnostics/checks.js';
 import { ClgwError, isClgwError, type SerializedError, toClgwError } from '../errors.js';
@@ -15,6 +14,7 @@ import type { ScheduleView } from '../schedule/scheduler.js';
 import { sshBanner, sshSupportLine } from '../ssh/view.js';
 import { collectStatus, type Status } from '../status.js';
 import { parseOsRelease } from '../system/os-release.js';
+import { describeResult, formatContainers, seconds } from './containers.js';
 import { fitText, hasByteProgress, outputWidth, progressLine, wrapLine } from './output.js';
 
 /**
@@ -198,69 +198,6 @@ function formatFirstBoot(f: FirstBootView): string[] {
   return lines;
 }
 
-/** `upgraded from 1.0.0`, `installed`, `rolled back 1.1.0`, `removed`. */
-function describeResult(r: ServiceResult): string {
-  switch (r.outcome) {
-    case 'upgraded':
-      return `upgraded${r.from ? ` from ${r.from}` : ''}`;
-    case 'rolledBack':
-      return `rolled back ${r.attempted ?? ''}`.trimEnd();
-    default:
-      return r.outcome;
-  }
-}
-
-function seconds(ms: number | undefined): string {
-  return ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`;
-}
-
-function uptime(s: number | undefined): string {
-  if (s === undefined) return '-';
-  if (s < 120) return `${s} s`;
-  if (s < 7200) return `${Math.floor(s / 60)} min`;
-  return `${Math.floor(s / 3600)} h`;
-}
-
-/** The containers' table and notes; `lastRun`: with the last run's failure (not when it was just told). */
-export function formatContainers(v: ContainersView, lastRun = true): string {
-  const lines: string[] = [];
-  if (!v.engine.reachable) lines.push(`container engine not reachable: ${v.engine.error?.message ?? '?'}`);
-  const header = ['NAME', 'VERSION', 'IMAGE', 'STATE', 'HEALTH', 'UPTIME', 'LAST UPGRADE', 'DOWNTIME'];
-  const rows = v.containers.map((c) => [
-    c.service,
-    c.version ?? '-',
-    c.image ?? '-',
-    c.state,
-    c.health,
-    uptime(c.uptimeSeconds),
-    c.last ? `${describeResult(c.last)} ${c.last.at}` : '-',
-    seconds(c.last?.downtimeMs),
-  ]);
-  if (rows.length === 0) lines.push('no service containers');
-  else {
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const r of [header, ...rows])
-      lines.push(
-        r
-          .map((x, i) => x.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-      );
-  }
-  for (const c of v.containers) {
-    if (c.last?.outcome === 'rolledBack' && c.last.error)
-      lines.push(`${c.service}: rolled back: ${c.last.error.message}`);
-    if (c.rejected.length)
-      lines.push(
-        `${c.service}: not installed again automatically: ${c.rejected.join(', ')} (clgw update --containers --force)`,
-      );
-  }
-  if (v.running) lines.push('a container upgrade is running');
-  else if (lastRun && v.lastRun?.outcome === 'failed')
-    lines.push(`last run failed: ${v.lastRun.error?.code}: ${v.lastRun.error?.message}`);
-  return lines.join('\n');
-}
-
 /** `clgw update --containers`: starts the run and follows it to its end. */
 async function updateContainers(client: AgentClient, force: boolean, json: boolean): Promise<number> {
   const since = Date.now() - 1000;
@@ -277,7 +214,7 @@ async function updateContainers(client: AgentClient, force: boolean, json: boole
     await new Promise((r) => setTimeout(r, 300));
   }
   if (json) printJson(v);
-  else print(formatContainers(v, false));
+  else print(formatContainers(v, { lastRun: false, width: stdoutWidth() }));
   if (v.lastRun?.outcome === 'failed') {
     printFailure(v.lastRun.error ?? { code: 'INTERNAL', message: 'the container upgrade failed' });
     return EXIT.failed;
@@ -578,7 +515,7 @@ async function run(argv: string[]): Promise<number> {
     case 'containers': {
       const v = await client.containers();
       if (json) printJson(v);
-      else print(formatContainers(v));
+      else print(formatContainers(v, { width: stdoutWidth() }));
       return EXIT.ok;
     }
     case 'update': {

@@ -79,12 +79,11 @@ const MIB = 1024 * 1024;
 const mib = (n: number) => (n / MIB).toFixed(1);
 
 /**
- * Whether the phase's bytes measure its progress. Only a download counts bytes as it goes; the
- * read-back that verifies the slot reports them per artifact, so its percentage would sit still
- * (at the boot artifact's share, ~12 %) for most of the phase: it is shown without one.
+ * Whether the phase's bytes measure its progress: the download and the read-back that verifies
+ * the slot count their bytes as they go. Any other phase is shown without a percentage.
  */
 export function hasByteProgress(p: Pick<Progress, 'phase' | 'total'>): boolean {
-  return p.total > 0 && p.phase.startsWith('downloading');
+  return p.total > 0 && (p.phase.startsWith('downloading') || p.phase.startsWith('verifying'));
 }
 
 /**

@@ -107,7 +107,7 @@ export async function writeArtifact(
     let resume = Math.min(Math.max(0, Math.floor(opts.resumeOffset ?? 0)), size);
     let hash = createHash('sha256');
     if (resume > 0) {
-      await hashDevice({ handle, direct }, buffers, device, resume, hash, signal);
+      await hashDevice({ handle, direct }, buffers, device, resume, hash, { signal });
       if (resume === size) {
         if (hash.digest('hex') === expected) {
           opts.onProgress?.(size);
@@ -231,6 +231,15 @@ export async function checkSlotTarget(
   }
 }
 
+export interface VerifyOptions {
+  signal?: AbortSignal;
+  /**
+   * Bytes read back and hashed so far, rising to `size`: told once per read buffer (IO_BUFFER),
+   * as the write reports once per written buffer, so a long read-back shows its progress.
+   */
+  onProgress?: (read: number) => void;
+}
+
 /**
  * Reads back exactly `size` bytes of a slot device and compares their SHA-256; READBACK_MISMATCH
  * names the device, both digests, or how short the device was. Read with O_DIRECT where the
@@ -240,14 +249,18 @@ export async function verifyArtifactOnDevice(
   device: string,
   size: number,
   sha256: string,
-  signal?: AbortSignal,
+  opts: VerifyOptions = {},
 ): Promise<void> {
   const handle = await openDevice(device, 'r');
   const direct = await openDirect(device, 'r');
   const buffers = borrowBuffers();
   try {
     const hash = createHash('sha256');
-    const read = await hashDevice({ handle, direct }, buffers, device, size, hash, signal, false);
+    const read = await hashDevice({ handle, direct }, buffers, device, size, hash, {
+      signal: opts.signal,
+      exact: false,
+      onProgress: opts.onProgress,
+    });
     if (read < size) {
       throw new ClgwError(
         'READBACK_MISMATCH',
@@ -586,8 +599,9 @@ export async function openDevice(device: string, flags: 'r' | 'r+'): Promise<fs.
 
 /**
  * Feeds the first `length` bytes of a device to `hash`; returns how many were read (fewer only at
- * end of device). With `exact`, a short device is an error. Two buffers: the next piece is read
- * (O_DIRECT where it can be, in whole blocks) while the last one is hashed.
+ * end of device). With `exact` (the default), a short device is an error. Two buffers: the next
+ * piece is read (O_DIRECT where it can be, in whole blocks) while the last one is hashed;
+ * `onProgress` is told the bytes hashed so far after each piece.
  */
 async function hashDevice(
   handles: { handle: fs.FileHandle; direct: fs.FileHandle | undefined },
@@ -595,9 +609,9 @@ async function hashDevice(
   device: string,
   length: number,
   hash: Hash,
-  signal?: AbortSignal,
-  exact = true,
+  opts: { signal?: AbortSignal; exact?: boolean; onProgress?: (read: number) => void },
 ): Promise<number> {
+  const { signal, exact = true, onProgress } = opts;
   let direct = handles.direct;
   const read = async (buffer: Buffer, offset: number): Promise<number> => {
     const want = Math.min(buffer.length, length - offset);
@@ -643,6 +657,7 @@ async function hashDevice(
     turn++;
     if (offset < length) pending = read(buffers[turn % 2] as Buffer, offset);
     hash.update(filled.subarray(0, bytesRead));
+    onProgress?.(offset);
   }
   return offset;
 }

@@ -6,7 +6,7 @@ import { ClgwError } from '../../../agent/src/errors.js';
 import { systemClock } from '../../../agent/src/platform/clock.js';
 import { execFile } from '../../../agent/src/platform/exec.js';
 import { createHttpClient, type HttpClient } from '../../../agent/src/platform/http.js';
-import { DIRECT_ALIGN, openDirect } from '../../../agent/src/slot/direct-io.js';
+import { DIRECT_ALIGN, IO_BUFFER, openDirect } from '../../../agent/src/slot/direct-io.js';
 import {
   type ArtifactTarget,
   deviceCapacity,
@@ -398,6 +398,24 @@ describe('verifyArtifactOnDevice', () => {
     const e = await failure(verifyArtifactOnDevice(slot, SLOT_SIZE + 1, DIGEST));
     expect(e.code).toBe('READBACK_MISMATCH');
     expect(e.message).toContain(slot);
+  });
+
+  it('reports the bytes read back as it goes, at most a read buffer apart, rising to the size', async () => {
+    const size = 5 * IO_BUFFER + 777;
+    const bytes = artifactBytes(size, 7);
+    const device = path.join(dir, 'root_big');
+    await fs.writeFile(device, Buffer.concat([bytes, Buffer.alloc(4096, FILL)]));
+    const seen: number[] = [];
+    await verifyArtifactOnDevice(device, size, sha256Hex(bytes), { onProgress: (n) => seen.push(n) });
+    // Not once at the end: the read-back of a whole root artifact takes seconds on the appliance.
+    expect(seen.length).toBeGreaterThanOrEqual(6);
+    expect(seen.at(-1)).toBe(size);
+    let before = 0;
+    for (const n of seen) {
+      expect(n).toBeGreaterThan(before);
+      expect(n - before).toBeLessThanOrEqual(IO_BUFFER);
+      before = n;
+    }
   });
 });
 

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Progress } from '../../../agent/src/actors/progress.js';
-import { fitText, outputWidth, progressLine, wrapLine } from '../../../agent/src/cli/output.js';
+import {
+  fitText,
+  hasByteProgress,
+  outputWidth,
+  progressLine,
+  wrapLine,
+} from '../../../agent/src/cli/output.js';
 
 const MIB = 1024 * 1024;
 const download: Progress = {
@@ -41,17 +47,30 @@ describe('clgw output layout', () => {
     expect(progressLine(download, 30, 0)).toBe('downloading 1.1.0  48 %');
   });
 
-  it('verifying shows no percentage (its bytes move per artifact) but the time it has taken', () => {
+  it('verifying shows the percentage of the read-back, as a download does', () => {
     const verifying: Progress = {
       phase: 'verifying 1.1.0',
-      bytes: 4 * MIB,
+      bytes: 20 * MIB,
+      total: 32 * MIB,
+      rate: 400 * MIB,
+      startedAt: 1000,
+    };
+    expect(hasByteProgress(verifying)).toBe(true);
+    const line = progressLine(verifying, 79, 13_400);
+    expect(line.length).toBeLessThanOrEqual(79);
+    expect(line).toMatch(/^verifying 1\.1\.0 \[#+\.+\] {2}62 % 20\.0\/32\.0 MiB 400\.0 MiB\/s$/);
+  });
+
+  it('a phase that does not count its bytes shows the time it has taken, no percentage', () => {
+    const other: Progress = {
+      phase: 'installing 1.1.0',
+      bytes: 0,
       total: 32 * MIB,
       rate: 0,
       startedAt: 1000,
     };
-    const line = progressLine(verifying, 79, 13_400);
-    expect(line).toBe('verifying 1.1.0… 12 s');
-    expect(line).not.toContain('%');
+    expect(hasByteProgress(other)).toBe(false);
+    expect(progressLine(other, 79, 13_400)).toBe('installing 1.1.0… 12 s');
   });
 
   it('wraps long lines at spaces under their value, splitting only a word longer than a line', () => {
