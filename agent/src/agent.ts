@@ -160,6 +160,7 @@ export class Agent {
         line: profileLogLine(this.deps.profile, this.deps.machine),
         cores: this.deps.machine.cores,
         memoryBytes: this.deps.machine.memoryBytes,
+        rtpPorts: { ...this.deps.profile.rtpPorts },
       },
     });
   }

@@ -29,6 +29,16 @@ export interface SlotView {
   booted: boolean;
 }
 
+/** The performance profile in effect and the machine it was chosen for (SPEC.md §6). */
+export interface StatusProfile {
+  name: string;
+  /** The log line, e.g. `performance profile: small (4GiB RAM), RTP port range: 65336-65534`. */
+  line: string;
+  cores: number;
+  memoryBytes: number;
+  rtpPorts: { low: number; high: number };
+}
+
 /** What `clgw status --json`, the console and the portal show. */
 export interface Status {
   /** `agent`: live from the running agent; `persisted`: read from disk while the agent is down. */
@@ -65,7 +75,7 @@ export interface Status {
   /** The last startup diagnostics (null: not run yet). */
   diagnostics: DiagnosticsReport | null;
   /** The performance profile in effect (live agent only). */
-  profile: { name: string; line: string; cores: number; memoryBytes: number } | null;
+  profile: StatusProfile | null;
   /** The network settings in effect. */
   network: NetworkView;
   /** What the first boot made of the deployment settings (null: not run yet, or unreadable). */
@@ -90,7 +100,7 @@ export async function collectStatus(
     progress: Progress | undefined;
     platform: string;
     ssh?: SshView;
-    profile?: { name: string; line: string; cores: number; memoryBytes: number };
+    profile?: StatusProfile;
   },
 ): Promise<Status> {
   const journal = live?.journal ?? (await readJournal(paths.journal).catch(() => undefined));

@@ -14,6 +14,7 @@
  */
 import type { DiagnosticsReport } from '../diagnostics/checks.js';
 import type { Status } from '../status.js';
+import { formatMemory } from '../system/profiles.js';
 
 /** One startup-diagnostics check (SPEC.md §5: DNS, NTP, HTTPS, STUN, SIP-TLS, RTP). */
 export interface PortalDiagnosticCheck {
@@ -119,8 +120,8 @@ export function portalInput(status: Status): PortalInput {
       ? {
           profile: {
             name: status.profile.name,
-            // The log line names the profile too: the page says it once.
-            detail: status.profile.line.replace(/^performance profile: \S+ \((.*?)\), /, '$1, '),
+            // The name is shown before it: the detail says what it gives, not the name again.
+            detail: `${formatMemory(status.profile.memoryBytes)} RAM, RTP port range: ${status.profile.rtpPorts.low}-${status.profile.rtpPorts.high}`,
           },
         }
       : {}),

@@ -30,6 +30,7 @@ describe('portalInput', () => {
           line: 'performance profile: small-plus (23.5GiB RAM), RTP port range: 65198-65534',
           cores: 2,
           memoryBytes: 25_232_932_864,
+          rtpPorts: { low: 65198, high: 65534 },
         },
       }),
     );
