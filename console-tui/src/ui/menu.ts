@@ -58,8 +58,15 @@ type FormRow = { field: FormField } | { action: 'save' | 'cancel' };
 
 /** The rows the message box may take, upwards from the row above the help line. */
 const MESSAGE_ROWS = 10;
-/** The rows under the form for its problems. */
-const PROBLEM_ROWS = 6;
+/**
+ * The rows under the form for its problems (13-21): five fields, each problem wrapped whole,
+ * some two rows long (issue #18). A field is typed on the rows below them, so they stay in view.
+ */
+const PROBLEM_ROWS = 9;
+/** Where a field of the form is typed: the message rows above the help line (prompt, then input). */
+const FORM_INPUT_ROW = 22;
+/** Where the typed confirmation word goes: under the dialog. */
+const CONFIRM_INPUT_ROW = 19;
 /** Columns of text inside the dialog (its border and a blank each side taken off). */
 const DIALOG_TEXT = WIDTH - 2 - 4;
 
@@ -137,10 +144,17 @@ export class MenuScreen {
       tags: true,
       hidden: true,
     });
-    this.prompt = blessed.box({ parent: screen, top: 19, left: 1, width: '100%-2', height: 1, hidden: true });
+    this.prompt = blessed.box({
+      parent: screen,
+      top: CONFIRM_INPUT_ROW,
+      left: 1,
+      width: '100%-2',
+      height: 1,
+      hidden: true,
+    });
     this.input = blessed.textbox({
       parent: screen,
-      top: 20,
+      top: CONFIRM_INPUT_ROW + 1,
       left: 3,
       // Wide enough for the longest value (a 64-character hostname) to be seen whole while typed.
       width: 70,
@@ -397,11 +411,18 @@ export class MenuScreen {
   }
 
   /**
-   * Reads one line in the input box under the screen; null when cancelled with Escape. Ctrl-U
-   * clears it.
+   * Reads one line in the input box, its prompt on row `at`; null when cancelled with Escape.
+   * Ctrl-U clears it.
    */
-  private readLine(label: string, value: string, then: (typed: string | null) => void | Promise<void>): void {
+  private readLine(
+    label: string,
+    value: string,
+    then: (typed: string | null) => void | Promise<void>,
+    at = CONFIRM_INPUT_ROW,
+  ): void {
     this.say('');
+    this.prompt.top = at;
+    this.input.top = at + 1;
     this.prompt.setContent(`${label}   (Enter: done   Ctrl-U: clear   Escape: cancel)`);
     this.prompt.show();
     this.input.show();
@@ -472,10 +493,15 @@ export class MenuScreen {
         return;
       }
       const field = row.field;
-      this.readLine(`${FIELD_LABELS[field]}:`, form[field], (typed) => {
-        if (typed !== null) form[field] = typed.trim();
-        this.drawForm(index);
-      });
+      this.readLine(
+        `${FIELD_LABELS[field]}:`,
+        form[field],
+        (typed) => {
+          if (typed !== null) form[field] = typed.trim();
+          this.drawForm(index);
+        },
+        FORM_INPUT_ROW,
+      );
       return;
     }
     if (row.action === 'cancel') {

@@ -419,6 +419,47 @@ describe('menu screen (headless, 80x25)', () => {
     expect(agent.calls).toEqual([]);
   });
 
+  it('Ethernet form: every problem shown whole, in field order, also while a field is edited', async () => {
+    const { h, agent } = await menu(sampleStatus());
+    await typeKeys(h.input, KEY.down, KEY.down, KEY.enter, KEY.enter); // the form, static
+    // What a technician might type into each field: five problems, two of them two rows long.
+    const typed = [
+      'cloudlink-gateway.branch-office-north.example.com',
+      '255.255.255.0/24',
+      '192.168.10.1 (the router)',
+      '192.168.10.53; 192.168.10.54',
+      'cloudlink_gateway_of_the_branch_office',
+    ];
+    for (const value of typed) await typeKeys(h.input, KEY.down, KEY.enter, '\x15', value, KEY.enter);
+    const expected = [
+      'Address "cloudlink-gateway.branch-office-north.example.com" is not an IPv4 address',
+      'Netmask "255.255.255.0/24" is neither a dotted netmask nor a prefix length',
+      'Gateway "192.168.10.1 (the router)" is not an IPv4 address',
+      'DNS servers "192.168.10.53; 192.168.10.54" is not an IPv4 address',
+      'Hostname label "cloudlink_gateway_of_the_branch_office" may only hold letters, digits and hyphens',
+    ];
+    /** The rows between the form's last row and the help line, as the technician reads them. */
+    const problemRows = () =>
+      h
+        .text()
+        .split('\n')
+        .slice(12, 24)
+        .map((r) => r.trim())
+        .filter((r) => r !== '' && !r.includes('Ctrl-U'));
+    const shown = problemRows();
+    // Each problem starts a row of its own, in the order of the fields, and none is cut short.
+    const starts = expected.map((e) => shown.findIndex((r) => e.startsWith(r)));
+    expect(starts, shown.join('\n')).not.toContain(-1);
+    expect(starts).toEqual([...starts].sort((a, b) => a - b));
+    expect(shown.join(' ')).toBe(expected.join(' '));
+    // Editing a field does not hide them: the line being typed is under them.
+    await typeKeys(h.input, KEY.up, KEY.up, KEY.up, KEY.enter);
+    expect(h.text()).toContain('Netmask:   (Enter: done');
+    expect(problemRows().join(' ')).toContain(expected.join(' '));
+    await typeKeys(h.input, KEY.escape);
+    expect(agent.calls).toEqual([]);
+  });
+
   it('the refresh every second keeps the cursor where the technician moved it', async () => {
     const { h, m, agent } = await menu(sampleStatus());
     await typeKeys(h.input, KEY.down, KEY.down); // Ethernet configuration
