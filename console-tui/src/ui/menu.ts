@@ -111,7 +111,17 @@ export class MenuScreen {
     private readonly screen: blessed.Widgets.Screen,
     private readonly deps: ConsoleDeps,
   ) {
-    this.header = blessed.box({ parent: screen, top: 0, left: 1, width: '100%-2', height: 3, tags: true });
+    // Boxes whose rows are wrapped or cut here to WIDTH do not let blessed wrap them again: it
+    // breaks a row that ends in the last column at its last blank, and the rest of it is hidden.
+    this.header = blessed.box({
+      parent: screen,
+      top: 0,
+      left: 1,
+      width: '100%-2',
+      height: 3,
+      tags: true,
+      wrap: false,
+    });
     this.section = blessed.box({ parent: screen, top: 3, left: 2, width: '100%-4', height: 1, tags: true });
     this.list = blessed.list({
       parent: screen,
@@ -132,7 +142,15 @@ export class MenuScreen {
       height: PROBLEM_ROWS,
       tags: true,
     });
-    this.message = blessed.box({ parent: screen, top: 22, left: 1, width: '100%-2', height: 2, tags: true });
+    this.message = blessed.box({
+      parent: screen,
+      top: 22,
+      left: 1,
+      width: '100%-2',
+      height: 2,
+      tags: true,
+      wrap: false,
+    });
     this.help = blessed.box({ parent: screen, top: 24, left: 1, width: '100%-2', height: 1, tags: true });
     this.dialog = blessed.box({
       parent: screen,

@@ -12,6 +12,7 @@ import type { Status } from '../../../agent/src/status.js';
 import type { ConsoleDeps } from '../../../console-tui/src/ui/deps.js';
 import { HomeScreen } from '../../../console-tui/src/ui/home.js';
 import { MenuScreen } from '../../../console-tui/src/ui/menu.js';
+import { wrap } from '../../../console-tui/src/view/text.js';
 import { sampleStatus } from '../../support/status.js';
 import { headlessScreen, KEY, typeKeys } from './headless.js';
 
@@ -192,6 +193,24 @@ describe('home screen (headless, 80x25)', () => {
     expect(h.text()).toBe(first.join('\n'));
   });
 
+  it('a row as wide as the screen stays one row (blessed broke it again, pushing the rest down)', async () => {
+    const h = headlessScreen();
+    destroy = () => h.screen.destroy();
+    const cause =
+      'GET https://download.example.com/releases/1.1.0/boot.img failed: connection reset by peer after 1.2 MiB of 25.7 MiB (ECONNRESET)';
+    // Its first row under the value column ends in the screen's last column.
+    expect(wrap(cause, 64)[0]).toHaveLength(64);
+    const status = sampleStatus({
+      state: 'failed',
+      error: { code: 'CONNECTION_RESET', message: cause, transient: true },
+    });
+    await new HomeScreen(h.screen, fakeAgent(status)).refresh();
+    const rows = h.text().split('\n');
+    const at = rows.findIndex((r) => r.includes('Update:       the last update failed'));
+    expect(rows.slice(at + 1, at + 3)).toEqual(wrap(cause, 64).map((l) => `${' '.repeat(15)}${l}`));
+    expect(rows[at + 3]).toMatch(/^ Diagnostics: +not run$/);
+  });
+
   it('shows a lockout of the portal code in place of the code, and wrong tries beside it', async () => {
     const h = headlessScreen();
     destroy = () => h.screen.destroy();
@@ -356,6 +375,22 @@ describe('menu screen (headless, 80x25)', () => {
     expect(rows[24]).toBe(' Up/Down: choose   Enter: select');
     expect(rows.slice(20, 24).join(' ').replace(/\s+/g, ' ').trim()).toBe(why);
     expect(h.text()).not.toContain('SSH access is ON');
+  });
+
+  it('a message row as wide as the screen stays one row: nothing of it hidden', async () => {
+    const { h, agent } = await menu(sampleStatus());
+    // Its first row ends in the last column: blessed broke such a row once more, and the message
+    // box, as high as the message's rows, hid its last words.
+    const why =
+      'SSH access not enabled (sshd on 127.0.0.1:22): sshd did not answer within 10 s (connect ECONNREFUSED 127.0.0.1:22)';
+    expect(wrap(why, 78)[0]).toHaveLength(78);
+    agent.client.setSsh = async () => {
+      throw new ClgwError('SSH_FAILED', why);
+    };
+    await typeKeys(h.input, KEY.down, KEY.enter, KEY.down, KEY.enter);
+    const rows = h.text().split('\n');
+    expect(rows.slice(22, 24)).toEqual(wrap(why, 78).map((l) => ` ${l}`));
+    expect(rows[24]).toBe(' Up/Down: choose   Enter: select');
   });
 
   it('the Ethernet form validates inline and sends what was typed', async () => {
