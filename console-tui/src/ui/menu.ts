@@ -511,6 +511,8 @@ export class MenuScreen {
         return;
       }
       const field = row.field;
+      // Escape while typing leaves this field, not the form (the form's Escape is its Cancel).
+      this.help.setContent(`Enter: done   Escape: ${FIELD_LABELS[field]} unchanged (the form stays open)`);
       this.readLine(
         `${FIELD_LABELS[field]}:`,
         form[field],

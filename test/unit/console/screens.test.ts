@@ -491,7 +491,11 @@ describe('menu screen (headless, 80x25)', () => {
     await typeKeys(h.input, KEY.up, KEY.up, KEY.up, KEY.enter);
     expect(h.text()).toContain('Netmask:   (Enter: done');
     expect(problemRows().join(' ')).toContain(expected.join(' '));
+    // The help line says what Escape does here: it leaves the field, not the form.
+    expect(h.text().split('\n')[24]).toBe(' Enter: done   Escape: Netmask unchanged (the form stays open)');
     await typeKeys(h.input, KEY.escape);
+    expect(h.text()).toContain('Ethernet configuration and Hostname');
+    expect(h.text().split('\n')[24]).toMatch(/Escape: Cancel$/);
     expect(agent.calls).toEqual([]);
   });
 
