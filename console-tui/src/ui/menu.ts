@@ -67,6 +67,8 @@ const PROBLEM_ROWS = 9;
 const FORM_INPUT_ROW = 22;
 /** Where the typed confirmation word goes: under the dialog. */
 const CONFIRM_INPUT_ROW = 19;
+/** After an agent's answer cut to fit the menu's header: where it is shown whole. */
+const WHOLE_ON_HOME = ' (in full on ALT+F1)';
 /** Columns of text inside the dialog (its border and a blank each side taken off). */
 const DIALOG_TEXT = WIDTH - 2 - 4;
 
@@ -284,7 +286,12 @@ export class MenuScreen {
     const lines = [`{bold}${title}{/bold}${code ? ' '.repeat(gap) + code : ''}`];
     if (this.unreachable !== null) {
       // Two rows under the title: the agent being away outranks SSH access (stale then).
-      lines.push(`{red-fg}${AGENT_AWAY}{/}`, `{red-fg}${escapeText(clip(this.unreachable, WIDTH))}{/}`);
+      // One row for the detail: what does not fit is cut, and said to be whole on tty1.
+      const detail =
+        this.unreachable.length <= WIDTH
+          ? this.unreachable
+          : `${clip(this.unreachable, WIDTH - WHOLE_ON_HOME.length)}${WHOLE_ON_HOME}`;
+      lines.push(`{red-fg}${AGENT_AWAY}{/}`, `{red-fg}${escapeText(detail)}{/}`);
     } else {
       const banner = this.status ? sshBanner(this.status.ssh, Date.now()) : undefined;
       const support = this.status ? sshSupportLine(this.status.ssh) : undefined;

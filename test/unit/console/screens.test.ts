@@ -499,6 +499,29 @@ describe('menu screen (headless, 80x25)', () => {
     expect(agent.calls).toEqual([]);
   });
 
+  it("an agent's answer too long for the header row says it is whole on tty1", async () => {
+    const { h, m, agent } = await menu(sampleStatus());
+    const why =
+      "the agent could not read its status: ENOSPC: no space left on device, write '/var/lib/clgw/status.json.tmp-4711'";
+    agent.client.status = async () => {
+      throw new ClgwError('INTERNAL', why);
+    };
+    await m.refresh();
+    const rows = h.text().split('\n');
+    expect(rows[1]).toBe(' The gateway agent is not answering; trying again every second.');
+    expect(rows[2]).toMatch(
+      /^ the agent could not read its status: ENOSPC: .*\.\.\. \(in full on ALT\+F1\)$/,
+    );
+    expect(rows[2]!.length).toBeLessThanOrEqual(79);
+    // tty1 has it whole, wrapped.
+    const home = headlessScreen();
+    const away = fakeAgent(sampleStatus());
+    away.client.status = agent.client.status;
+    await new HomeScreen(home.screen, away).refresh();
+    expect(home.text().replace(/\s+/g, ' ')).toContain(why);
+    home.screen.destroy();
+  });
+
   it('the refresh every second keeps the cursor where the technician moved it', async () => {
     const { h, m, agent } = await menu(sampleStatus());
     await typeKeys(h.input, KEY.down, KEY.down); // Ethernet configuration
