@@ -88,6 +88,7 @@ export function renderPage(view: PortalView, token: string, assets: PageAssets):
 <h2>Alarm</h2>
 <p>${f('alarm')}</p>
 </section>
+<p id="action-result" class="panel answer" role="status"></p>
 <section id="updating" class="panel updating"${shown('updating')}>
 <h2>System update in progress</h2>
 <p class="phase">${f('updatePhase')} ${f('updateTarget')}</p>
@@ -112,7 +113,6 @@ ${row('Time left', f('updateEta'))}
 ${confirmButton('reboot', shown('reboot'))}
 ${confirmButton('factory-reset', shown('factoryReset'))}
 </div>
-<p id="action-result" role="status"></p>
 </section>
 <dialog id="confirm" aria-labelledby="confirm-title" aria-describedby="confirm-text">
 <form method="dialog" id="confirm-form">

@@ -33,6 +33,9 @@ export class HomeScreen {
       width: '100%-2',
       height: '100%-1',
       tags: true,
+      // The lines are wrapped to WIDTH already: blessed would break one that ends in the last
+      // column again, at its last blank, and push every line under it down.
+      wrap: false,
     });
     this.footer = blessed.box({ parent: screen, bottom: 0, left: 1, width: '100%-2', height: 1, tags: true });
     screen.key(['pagedown', 'down', 'space'], () => this.page(+1));

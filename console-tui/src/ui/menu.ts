@@ -58,8 +58,17 @@ type FormRow = { field: FormField } | { action: 'save' | 'cancel' };
 
 /** The rows the message box may take, upwards from the row above the help line. */
 const MESSAGE_ROWS = 10;
-/** The rows under the form for its problems. */
-const PROBLEM_ROWS = 6;
+/**
+ * The rows under the form for its problems (13-21): five fields, each problem wrapped whole,
+ * some two rows long (issue #18). A field is typed on the rows below them, so they stay in view.
+ */
+const PROBLEM_ROWS = 9;
+/** Where a field of the form is typed: the message rows above the help line (prompt, then input). */
+const FORM_INPUT_ROW = 22;
+/** Where the typed confirmation word goes: under the dialog. */
+const CONFIRM_INPUT_ROW = 19;
+/** After an agent's answer cut to fit the menu's header: where it is shown whole. */
+const WHOLE_ON_HOME = ' (in full on ALT+F1)';
 /** Columns of text inside the dialog (its border and a blank each side taken off). */
 const DIALOG_TEXT = WIDTH - 2 - 4;
 
@@ -104,7 +113,17 @@ export class MenuScreen {
     private readonly screen: blessed.Widgets.Screen,
     private readonly deps: ConsoleDeps,
   ) {
-    this.header = blessed.box({ parent: screen, top: 0, left: 1, width: '100%-2', height: 3, tags: true });
+    // Boxes whose rows are wrapped or cut here to WIDTH do not let blessed wrap them again: it
+    // breaks a row that ends in the last column at its last blank, and the rest of it is hidden.
+    this.header = blessed.box({
+      parent: screen,
+      top: 0,
+      left: 1,
+      width: '100%-2',
+      height: 3,
+      tags: true,
+      wrap: false,
+    });
     this.section = blessed.box({ parent: screen, top: 3, left: 2, width: '100%-4', height: 1, tags: true });
     this.list = blessed.list({
       parent: screen,
@@ -125,7 +144,15 @@ export class MenuScreen {
       height: PROBLEM_ROWS,
       tags: true,
     });
-    this.message = blessed.box({ parent: screen, top: 22, left: 1, width: '100%-2', height: 2, tags: true });
+    this.message = blessed.box({
+      parent: screen,
+      top: 22,
+      left: 1,
+      width: '100%-2',
+      height: 2,
+      tags: true,
+      wrap: false,
+    });
     this.help = blessed.box({ parent: screen, top: 24, left: 1, width: '100%-2', height: 1, tags: true });
     this.dialog = blessed.box({
       parent: screen,
@@ -137,10 +164,17 @@ export class MenuScreen {
       tags: true,
       hidden: true,
     });
-    this.prompt = blessed.box({ parent: screen, top: 19, left: 1, width: '100%-2', height: 1, hidden: true });
+    this.prompt = blessed.box({
+      parent: screen,
+      top: CONFIRM_INPUT_ROW,
+      left: 1,
+      width: '100%-2',
+      height: 1,
+      hidden: true,
+    });
     this.input = blessed.textbox({
       parent: screen,
-      top: 20,
+      top: CONFIRM_INPUT_ROW + 1,
       left: 3,
       // Wide enough for the longest value (a 64-character hostname) to be seen whole while typed.
       width: 70,
@@ -252,7 +286,12 @@ export class MenuScreen {
     const lines = [`{bold}${title}{/bold}${code ? ' '.repeat(gap) + code : ''}`];
     if (this.unreachable !== null) {
       // Two rows under the title: the agent being away outranks SSH access (stale then).
-      lines.push(`{red-fg}${AGENT_AWAY}{/}`, `{red-fg}${escapeText(clip(this.unreachable, WIDTH))}{/}`);
+      // One row for the detail: what does not fit is cut, and said to be whole on tty1.
+      const detail =
+        this.unreachable.length <= WIDTH
+          ? this.unreachable
+          : `${clip(this.unreachable, WIDTH - WHOLE_ON_HOME.length)}${WHOLE_ON_HOME}`;
+      lines.push(`{red-fg}${AGENT_AWAY}{/}`, `{red-fg}${escapeText(detail)}{/}`);
     } else {
       const banner = this.status ? sshBanner(this.status.ssh, Date.now()) : undefined;
       const support = this.status ? sshSupportLine(this.status.ssh) : undefined;
@@ -397,11 +436,18 @@ export class MenuScreen {
   }
 
   /**
-   * Reads one line in the input box under the screen; null when cancelled with Escape. Ctrl-U
-   * clears it.
+   * Reads one line in the input box, its prompt on row `at`; null when cancelled with Escape.
+   * Ctrl-U clears it.
    */
-  private readLine(label: string, value: string, then: (typed: string | null) => void | Promise<void>): void {
+  private readLine(
+    label: string,
+    value: string,
+    then: (typed: string | null) => void | Promise<void>,
+    at = CONFIRM_INPUT_ROW,
+  ): void {
     this.say('');
+    this.prompt.top = at;
+    this.input.top = at + 1;
     this.prompt.setContent(`${label}   (Enter: done   Ctrl-U: clear   Escape: cancel)`);
     this.prompt.show();
     this.input.show();
@@ -472,10 +518,17 @@ export class MenuScreen {
         return;
       }
       const field = row.field;
-      this.readLine(`${FIELD_LABELS[field]}:`, form[field], (typed) => {
-        if (typed !== null) form[field] = typed.trim();
-        this.drawForm(index);
-      });
+      // Escape while typing leaves this field, not the form (the form's Escape is its Cancel).
+      this.help.setContent(`Enter: done   Escape: ${FIELD_LABELS[field]} unchanged (the form stays open)`);
+      this.readLine(
+        `${FIELD_LABELS[field]}:`,
+        form[field],
+        (typed) => {
+          if (typed !== null) form[field] = typed.trim();
+          this.drawForm(index);
+        },
+        FORM_INPUT_ROW,
+      );
       return;
     }
     if (row.action === 'cancel') {

@@ -10,6 +10,11 @@
  * the page then probes /api/status with backoff (1 s doubling to 10 s) and, once the gateway
  * answers, reopens the stream and hides the notice when its `hello` arrives.
  *
+ * The gateway's answer to an action ("Factory reset started…", a refusal) stays until the next
+ * action, or until the page's mode has moved on from the one the action was sent in and the answer
+ * has been shown for ANSWER_MIN_MS: the state an action starts often arrives within milliseconds
+ * of its answer, and the person must still get to read what happened (issue #18).
+ *
  * No backquote, dollar-brace or backslash may appear below: this is a template literal.
  */
 export const PORTAL_JS = `(function () {
@@ -33,16 +38,19 @@ export const PORTAL_JS = `(function () {
   var lastSeen = Date.now();
   var mode = document.body.getAttribute('data-mode');
   var busy = false;
+  var ANSWER_MIN_MS = 10000;
+  // The mode the shown answer's action was sent in, when the answer was shown, and its removal.
+  var answerMode = mode;
+  var answerAt = 0;
+  var answerTimer = null;
 
   function each(selector, fn) {
     Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
   }
 
   function apply(view) {
-    if (view.mode !== mode) {
-      mode = view.mode;
-      showResult('', false);
-    }
+    mode = view.mode;
+    if (mode !== answerMode) retireResult();
     document.body.setAttribute('data-mode', view.mode);
     document.title = view.documentTitle;
     each('[data-field]', function (el) {
@@ -175,8 +183,26 @@ export const PORTAL_JS = `(function () {
   }
 
   function showResult(text, refused) {
+    clearTimeout(answerTimer);
+    answerTimer = null;
+    answerAt = Date.now();
     resultEl.textContent = text;
-    resultEl.className = refused ? 'refused' : '';
+    resultEl.classList.toggle('refused', refused);
+    if (mode !== answerMode) retireResult();
+  }
+
+  // The mode has moved on since the action: its answer goes, once shown for ANSWER_MIN_MS.
+  function retireResult() {
+    if (!resultEl.textContent || answerTimer !== null) return;
+    answerTimer = setTimeout(function () {
+      showResult('', false);
+    }, Math.max(0, answerAt + ANSWER_MIN_MS - Date.now()));
+  }
+
+  // A new action: its answer replaces the last one, and lasts while the mode is this one.
+  function sending(text) {
+    answerMode = mode;
+    showResult(text, false);
   }
 
   function setBusy(value) {
@@ -230,7 +256,7 @@ export const PORTAL_JS = `(function () {
 
   function act(action) {
     setBusy(true);
-    showResult('Sending…', false);
+    sending('Sending…');
     send(action, {}, false)
       .then(function (refusal) {
         if (refusal) showResult(typeof refusal === 'string' ? refusal : refusal.message, true);
@@ -269,6 +295,7 @@ export const PORTAL_JS = `(function () {
     }
     var stuck = false;
     setBusy(true);
+    sending('');
     confirmError.textContent = 'Sending…';
     send(action, { code: code }, false)
       .then(function (refusal) {

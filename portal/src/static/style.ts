@@ -108,8 +108,11 @@ dialog input {
 }
 #confirm-cancel { background: #fff; color: var(--accent); }
 #confirm-error { min-height: 1.4em; color: var(--bad); margin: 0.5rem 0 0; }
-#action-result { min-height: 1.4em; margin: 0.5rem 0 0; }
-#action-result.refused { color: var(--bad); }
+/* The gateway's answer to an action: a panel of its own, above the update's and the error's, so
+   that it stays in view whichever of them the action leads to; none while there is no answer. */
+.answer { margin-top: 0; border-left: 6px solid var(--accent); font-weight: 600; }
+.answer.refused { border-left-color: var(--bad); color: var(--bad); }
+#action-result:empty { display: none; }
 .alarm { border-left: 6px solid var(--bad); background: #fdf1f0; }
 .lost { border-left: 6px solid var(--warn); background: #fff8e6; }
 .warning { border-left: 6px solid var(--warn); background: #fff8e6; }

@@ -220,10 +220,20 @@ describe.skipIf(!available)('portal in headless Chromium', () => {
     await p.locator('#retry').click();
     await p.locator('#updating').waitFor({ state: 'visible', timeout: 30_000 });
     expect(await visible(p, '#error')).toBe(false);
+    // The gateway's answer is still there to read, although the mode it was given in is gone
+    // (issue #18: it used to vanish with the error panel the moment the update started).
+    await p
+      .locator('#action-result')
+      .filter({ hasText: /^Retrying: the gateway checks for the update again\.$/ })
+      .waitFor({ state: 'visible', timeout: 5_000 });
+    expect(await p.evaluate("document.body.getAttribute('data-mode')")).toBe('updating');
+    await shot(p, 'retry-answer');
     expect(pw.world.mirror.stats('/compat.yaml').requests).toBeGreaterThan(checks);
     await until(() => pw!.running.reboots.length > 0, 'the update to reach its reboot');
     await field(p, 'updatePhase').filter({ hasText: 'Restarting the gateway' }).waitFor();
     expect(pw.running.reboots).toEqual(['update']);
+    // Overtaken by the update, the answer goes after its ten seconds.
+    await p.locator('#action-result').waitFor({ state: 'hidden', timeout: 20_000 });
     expect(problems).toEqual([]);
   });
 

@@ -87,10 +87,8 @@ describe.skipIf(missing.length > 0)('Factory Reset from the page with the code o
     await page.screenshot({ path: path.join(SHOTS, 'presence-wrong-code.png'), fullPage: true });
     expect((await status()).state).toBe('failed');
 
-    // The code from tty1, typed as read.
-    // The page's answer is read off the exchange itself: the text it shows lasts only until the
-    // next view (the state moves on at once, and the page clears it on a change of mode), which
-    // a loaded machine can push before the text is ever polled.
+    // The code from tty1, typed as read: the page says what it started, and keeps saying it once
+    // the state has moved on (issue #18: the text used to go with the first view after it).
     await page.locator('#presence-code').fill(code);
     const answer = page.waitForResponse(
       (r) => r.url().endsWith('/api/factory-reset') && r.request().method() === 'POST',
@@ -98,8 +96,19 @@ describe.skipIf(missing.length > 0)('Factory Reset from the page with the code o
     await page.locator('#confirm-ok').click();
     const res = await answer;
     expect(res.status()).toBe(202);
-    expect(((await res.json()) as { message: string }).message).toMatch(/^Factory reset started/);
     await dialog.waitFor({ state: 'hidden' });
+    const said = page.locator('#action-result').filter({ hasText: /^Factory reset started/ });
+    await said.waitFor({ state: 'visible', timeout: 5_000 });
+    // The next view (the reset under way), or else the gateway gone before the page saw one.
+    await until(
+      async () =>
+        (await page.evaluate(
+          "document.body.getAttribute('data-mode') !== 'error' || document.body.getAttribute('data-connection') === 'lost'",
+        )) === true,
+      'the page to leave the error view',
+      8_000,
+    );
+    expect(await said.isVisible()).toBe(true);
     await page.screenshot({ path: path.join(SHOTS, 'presence-reset-started.png'), fullPage: true });
 
     // The reset runs: recovery restores slot A, the agent comes back on the factory release.

@@ -12,6 +12,7 @@ import type { Status } from '../../../agent/src/status.js';
 import type { ConsoleDeps } from '../../../console-tui/src/ui/deps.js';
 import { HomeScreen } from '../../../console-tui/src/ui/home.js';
 import { MenuScreen } from '../../../console-tui/src/ui/menu.js';
+import { wrap } from '../../../console-tui/src/view/text.js';
 import { sampleStatus } from '../../support/status.js';
 import { headlessScreen, KEY, typeKeys } from './headless.js';
 
@@ -192,6 +193,24 @@ describe('home screen (headless, 80x25)', () => {
     expect(h.text()).toBe(first.join('\n'));
   });
 
+  it('a row as wide as the screen stays one row (blessed broke it again, pushing the rest down)', async () => {
+    const h = headlessScreen();
+    destroy = () => h.screen.destroy();
+    const cause =
+      'GET https://download.example.com/releases/1.1.0/boot.img failed: connection reset by peer after 1.2 MiB of 25.7 MiB (ECONNRESET)';
+    // Its first row under the value column ends in the screen's last column.
+    expect(wrap(cause, 64)[0]).toHaveLength(64);
+    const status = sampleStatus({
+      state: 'failed',
+      error: { code: 'CONNECTION_RESET', message: cause, transient: true },
+    });
+    await new HomeScreen(h.screen, fakeAgent(status)).refresh();
+    const rows = h.text().split('\n');
+    const at = rows.findIndex((r) => r.includes('Update:       the last update failed'));
+    expect(rows.slice(at + 1, at + 3)).toEqual(wrap(cause, 64).map((l) => `${' '.repeat(15)}${l}`));
+    expect(rows[at + 3]).toMatch(/^ Diagnostics: +not run$/);
+  });
+
   it('shows a lockout of the portal code in place of the code, and wrong tries beside it', async () => {
     const h = headlessScreen();
     destroy = () => h.screen.destroy();
@@ -358,6 +377,22 @@ describe('menu screen (headless, 80x25)', () => {
     expect(h.text()).not.toContain('SSH access is ON');
   });
 
+  it('a message row as wide as the screen stays one row: nothing of it hidden', async () => {
+    const { h, agent } = await menu(sampleStatus());
+    // Its first row ends in the last column: blessed broke such a row once more, and the message
+    // box, as high as the message's rows, hid its last words.
+    const why =
+      'SSH access not enabled (sshd on 127.0.0.1:22): sshd did not answer within 10 s (connect ECONNREFUSED 127.0.0.1:22)';
+    expect(wrap(why, 78)[0]).toHaveLength(78);
+    agent.client.setSsh = async () => {
+      throw new ClgwError('SSH_FAILED', why);
+    };
+    await typeKeys(h.input, KEY.down, KEY.enter, KEY.down, KEY.enter);
+    const rows = h.text().split('\n');
+    expect(rows.slice(22, 24)).toEqual(wrap(why, 78).map((l) => ` ${l}`));
+    expect(rows[24]).toBe(' Up/Down: choose   Enter: select');
+  });
+
   it('the Ethernet form validates inline and sends what was typed', async () => {
     const { h, agent } = await menu(sampleStatus());
     await typeKeys(h.input, KEY.down, KEY.down, KEY.enter); // the form
@@ -417,6 +452,74 @@ describe('menu screen (headless, 80x25)', () => {
     expect(order.filter((i) => i >= 0).length).toBeGreaterThanOrEqual(3);
     for (const r of rows) expect(r.length).toBeLessThanOrEqual(79);
     expect(agent.calls).toEqual([]);
+  });
+
+  it('Ethernet form: every problem shown whole, in field order, also while a field is edited', async () => {
+    const { h, agent } = await menu(sampleStatus());
+    await typeKeys(h.input, KEY.down, KEY.down, KEY.enter, KEY.enter); // the form, static
+    // What a technician might type into each field: five problems, two of them two rows long.
+    const typed = [
+      'cloudlink-gateway.branch-office-north.example.com',
+      '255.255.255.0/24',
+      '192.168.10.1 (the router)',
+      '192.168.10.53; 192.168.10.54',
+      'cloudlink_gateway_of_the_branch_office',
+    ];
+    for (const value of typed) await typeKeys(h.input, KEY.down, KEY.enter, '\x15', value, KEY.enter);
+    const expected = [
+      'Address "cloudlink-gateway.branch-office-north.example.com" is not an IPv4 address',
+      'Netmask "255.255.255.0/24" is neither a dotted netmask nor a prefix length',
+      'Gateway "192.168.10.1 (the router)" is not an IPv4 address',
+      'DNS servers "192.168.10.53; 192.168.10.54" is not an IPv4 address',
+      'Hostname label "cloudlink_gateway_of_the_branch_office" may only hold letters, digits and hyphens',
+    ];
+    /** The rows between the form's last row and the help line, as the technician reads them. */
+    const problemRows = () =>
+      h
+        .text()
+        .split('\n')
+        .slice(12, 24)
+        .map((r) => r.trim())
+        .filter((r) => r !== '' && !r.includes('Ctrl-U'));
+    const shown = problemRows();
+    // Each problem starts a row of its own, in the order of the fields, and none is cut short.
+    const starts = expected.map((e) => shown.findIndex((r) => e.startsWith(r)));
+    expect(starts, shown.join('\n')).not.toContain(-1);
+    expect(starts).toEqual([...starts].sort((a, b) => a - b));
+    expect(shown.join(' ')).toBe(expected.join(' '));
+    // Editing a field does not hide them: the line being typed is under them.
+    await typeKeys(h.input, KEY.up, KEY.up, KEY.up, KEY.enter);
+    expect(h.text()).toContain('Netmask:   (Enter: done');
+    expect(problemRows().join(' ')).toContain(expected.join(' '));
+    // The help line says what Escape does here: it leaves the field, not the form.
+    expect(h.text().split('\n')[24]).toBe(' Enter: done   Escape: Netmask unchanged (the form stays open)');
+    await typeKeys(h.input, KEY.escape);
+    expect(h.text()).toContain('Ethernet configuration and Hostname');
+    expect(h.text().split('\n')[24]).toMatch(/Escape: Cancel$/);
+    expect(agent.calls).toEqual([]);
+  });
+
+  it("an agent's answer too long for the header row says it is whole on tty1", async () => {
+    const { h, m, agent } = await menu(sampleStatus());
+    const why =
+      "the agent could not read its status: ENOSPC: no space left on device, write '/var/lib/clgw/status.json.tmp-4711'";
+    agent.client.status = async () => {
+      throw new ClgwError('INTERNAL', why);
+    };
+    await m.refresh();
+    const rows = h.text().split('\n');
+    expect(rows[1]).toBe(' The gateway agent is not answering; trying again every second.');
+    expect(rows[2]).toMatch(
+      /^ the agent could not read its status: ENOSPC: .*\.\.\. \(in full on ALT\+F1\)$/,
+    );
+    expect(rows[2]!.length).toBeLessThanOrEqual(79);
+    // tty1 has it whole, wrapped.
+    const home = headlessScreen();
+    const away = fakeAgent(sampleStatus());
+    away.client.status = agent.client.status;
+    await new HomeScreen(home.screen, away).refresh();
+    expect(home.text().replace(/\s+/g, ' ')).toContain(why);
+    home.screen.destroy();
   });
 
   it('the refresh every second keeps the cursor where the technician moved it', async () => {

@@ -84,6 +84,12 @@ describe('the page', () => {
     expect(failed).toContain('<dialog id="confirm"');
     expect(failed).toContain('Enter the code shown on the gateway&#39;s own screen');
     expect(failed).toContain('<input id="presence-code" name="code"');
+    // The answer to an action sits outside the panels a change of mode hides (issue #18).
+    const errorPanel = /<section id="error"[\s\S]*?<\/section>/.exec(failed)![0];
+    expect(errorPanel).not.toContain('action-result');
+    expect(failed).toMatch(
+      /<p id="action-result" class="panel answer" role="status"><\/p>\n<section id="updating"/,
+    );
   });
 
   it('the script and stylesheet are plain text that parses', () => {
