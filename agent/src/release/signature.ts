@@ -1,6 +1,7 @@
 import { constants, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import * as z from 'zod';
 import { ClgwError } from '../errors.js';
+import { readX509Fields, type SignatureAlgorithm, type X509Fields } from './x509-fields.js';
 
 /**
  * Detached signatures for compat.yaml (`compat.yaml.sig`), checked with Node's crypto (OpenSSL).
@@ -10,7 +11,9 @@ import { ClgwError } from '../errors.js';
  * certificate by certificate, and must end at a certificate *issued by* one of the pinned roots —
  * the appliance's own copy, compared by key and signature. Nothing inside the envelope can become
  * a trust anchor: a self-signed "root" with the pinned root's name but another key fails the
- * signature check against the pinned key like any other forgery.
+ * signature check against the pinned key like any other forgery. Weak links are refused too: keys
+ * under 2048-bit RSA or P-256, SHA-1/MD5 signatures, issuers without CA:TRUE or keyCertSign, and
+ * chains longer than an issuer's path length allows (README.md lists the rules).
  */
 
 export const SIGNATURE_FORMAT = 'clgw-sig-v1';
@@ -21,6 +24,9 @@ export const MAX_ENVELOPE_BYTES = 64 * 1024;
 export const MAX_CHAIN_LENGTH = 4;
 export const CODE_SIGNING_EKU = '1.3.6.1.5.5.7.3.3';
 const MIN_RSA_BITS = 2048;
+/** Node's names for NIST P-256, P-384 and P-521. */
+const EC_CURVES = ['prime256v1', 'secp384r1', 'secp521r1'];
+const STRONG_HASHES = ['SHA-256', 'SHA-384', 'SHA-512', 'intrinsic'];
 const MAX_PEM_CHARS = 16 * 1024;
 
 const PEM_CERT = /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\r?\n?$/;
@@ -180,12 +186,19 @@ function verifyChain(
   now: number,
   source: string,
 ): X509Certificate {
-  const fail = (cert: X509Certificate, index: number | 'root', why: string): ClgwError =>
+  const fail = (cert: X509Certificate, index: number | 'root', why: string, cause?: unknown): ClgwError =>
     new ClgwError(
       'CHAIN_INVALID',
       `${source}.sig: certificate "${subjectOf(cert)}" (${index === 'root' ? 'pinned root' : `chain[${index}]`}) ${why}`,
-      { details: { source, subject: subjectOf(cert), index } },
+      { cause, details: { source, subject: subjectOf(cert), index } },
     );
+  const fieldsOf = (cert: X509Certificate, index: number | 'root'): X509Fields => {
+    try {
+      return readX509Fields(cert.raw);
+    } catch (e) {
+      throw fail(cert, index, `cannot be read: ${(e as Error).message}`, e);
+    }
+  };
 
   if (certs.length > MAX_CHAIN_LENGTH)
     throw new ClgwError(
@@ -194,18 +207,26 @@ function verifyChain(
       { details: { source, length: certs.length } },
     );
 
+  const fields = certs.map(fieldsOf);
+  // A copy of a pinned root at the end of the envelope is the anchor, not an intermediate: it does
+  // not count against path lengths, and its self-signature is not judged (see below).
+  const last = certs[certs.length - 1]!;
+  const lastIndex = certs.length - 1;
+  const belowRoot =
+    certs.length > 1 && roots.some((r) => r.fingerprint256 === last.fingerprint256)
+      ? certs.length - 1
+      : certs.length;
+
   const leaf = certs[0]!;
-  if (leaf.ca)
+  if (fields[0]!.basicConstraints?.ca)
     throw fail(leaf, 0, 'is a CA certificate; releases must be signed by an end-entity certificate');
   if (!(leaf.keyUsage ?? []).includes(CODE_SIGNING_EKU))
     throw fail(leaf, 0, `lacks the code-signing extended key usage (${CODE_SIGNING_EKU})`);
-  const key = leaf.publicKey;
-  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (key.asymmetricKeyType !== 'rsa' || bits < MIN_RSA_BITS)
+  if (leaf.publicKey.asymmetricKeyType !== 'rsa')
     throw fail(
       leaf,
       0,
-      `has a ${key.asymmetricKeyType ?? 'unknown'} ${bits}-bit key; RSA of ${MIN_RSA_BITS} bits or more is required`,
+      `has a key of type ${leaf.publicKey.asymmetricKeyType ?? 'unknown'}; the envelope's ${SIGNATURE_ALGORITHM} signature needs an RSA key`,
     );
 
   certs.forEach((cert, i) => {
@@ -213,17 +234,23 @@ function verifyChain(
     if (why) throw fail(cert, i, why);
   });
 
+  for (let i = 0; i < belowRoot; i++) {
+    const cert = certs[i]!;
+    const weakKey = keyProblem(cert);
+    if (weakKey) throw fail(cert, i, weakKey);
+    const weakSignature = signatureProblem(fields[i]!.signatureAlgorithm);
+    if (weakSignature) throw fail(cert, i, weakSignature);
+  }
+
   for (let i = 1; i < certs.length; i++) {
     const child = certs[i - 1]!;
     const issuer = certs[i]!;
-    if (!issuer.ca)
-      throw fail(issuer, i, `is not a CA certificate, so it cannot issue "${subjectOf(child)}"`);
+    const why = issuerProblem(fields[i]!, child, certs.slice(1, Math.min(i, belowRoot)));
+    if (why) throw fail(issuer, i, why);
     if (!child.checkIssued(issuer) || !child.verify(issuer.publicKey))
       throw fail(child, i - 1, `was not issued by the next certificate in the chain, "${subjectOf(issuer)}"`);
   }
 
-  const last = certs[certs.length - 1]!;
-  const lastIndex = certs.length - 1;
   // Names can be forged, keys cannot: a pinned root counts only if its key verifies `last`.
   const anchor = roots.find((root) => last.checkIssued(root) && last.verify(root.publicKey));
   if (!anchor) {
@@ -236,7 +263,74 @@ function verifyChain(
   }
   const rootProblem = validityProblem(anchor, now);
   if (rootProblem) throw fail(anchor, 'root', rootProblem);
+  // The pinned root's key signs the top of the chain, so it must be strong. Its self-signature is
+  // never relied on — trust comes from pinning — so its algorithm is not judged (as in OpenSSL).
+  const weakRoot = keyProblem(anchor);
+  if (weakRoot) throw fail(anchor, 'root', weakRoot);
+  const rootIssuing = issuerProblem(
+    fieldsOf(anchor, 'root'),
+    certs[belowRoot - 1]!,
+    certs.slice(1, belowRoot),
+  );
+  if (rootIssuing) throw fail(anchor, 'root', rootIssuing);
   return anchor;
+}
+
+/**
+ * Why `cert`'s public key is too weak to take part in a release chain, or undefined: RSA of at
+ * least 2048 bits, EC on P-256, P-384 or P-521, Ed25519 or Ed448.
+ */
+function keyProblem(cert: X509Certificate): string | undefined {
+  const key = cert.publicKey;
+  const type = key.asymmetricKeyType;
+  if (type === 'rsa' || type === 'rsa-pss') {
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    return bits >= MIN_RSA_BITS
+      ? undefined
+      : `uses a ${bits}-bit RSA key; at least ${MIN_RSA_BITS} bits are required`;
+  }
+  if (type === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve ?? 'an unnamed curve';
+    return EC_CURVES.includes(curve)
+      ? undefined
+      : `uses an EC key on ${curve}; P-256, P-384 or P-521 is required`;
+  }
+  if (type === 'ed25519' || type === 'ed448') return undefined;
+  return `uses a key of type ${type ?? 'unknown'}; RSA (${MIN_RSA_BITS} bits or more), EC P-256/P-384/P-521, Ed25519 or Ed448 is required`;
+}
+
+/** Why the signature on a certificate is too weak to rely on, or undefined. */
+function signatureProblem(alg: SignatureAlgorithm): string | undefined {
+  if (alg.hash === undefined)
+    return `is signed with an algorithm that is not accepted (${alg.name}); accepted: RSA (PKCS#1 v1.5 or PSS) or ECDSA with SHA-256, SHA-384 or SHA-512, Ed25519, Ed448`;
+  if (!STRONG_HASHES.includes(alg.hash))
+    return `is signed with ${alg.name} (${alg.hash}); signatures over SHA-1, MD5 or other digests weaker than SHA-256 are refused`;
+  return undefined;
+}
+
+/**
+ * Why a certificate (its `fields`) may not issue `child`, or undefined. `below` are the
+ * intermediate CAs between it and the signing certificate (RFC 5280 §4.2.1.9; self-issued ones
+ * count too — a chain this short has no room for key-rollover certificates).
+ */
+function issuerProblem(
+  fields: X509Fields,
+  child: X509Certificate,
+  below: X509Certificate[],
+): string | undefined {
+  const bc = fields.basicConstraints;
+  if (!bc?.ca)
+    return `is not a CA certificate (no basicConstraints CA:TRUE), so it cannot issue "${subjectOf(child)}"`;
+  if (fields.keyUsage && !fields.keyUsage.keyCertSign)
+    return `has a keyUsage without keyCertSign, so it cannot issue "${subjectOf(child)}"`;
+  if (bc.pathLength !== undefined && below.length > bc.pathLength) {
+    const allowed =
+      bc.pathLength === 0
+        ? 'no intermediate CA'
+        : `at most ${bc.pathLength} intermediate CA${bc.pathLength === 1 ? '' : 's'}`;
+    return `has pathLenConstraint ${bc.pathLength}, which allows ${allowed} below it, but the chain has ${below.length}: ${below.map((c) => `"${subjectOf(c)}"`).join(', ')}`;
+  }
+  return undefined;
 }
 
 function validityProblem(cert: X509Certificate, now: number): string | undefined {

@@ -126,3 +126,177 @@ describe('OpenSSL agrees with the release keys and signatures', () => {
     expect(result.signer).toContain('release signing');
   });
 });
+
+describe('chains OpenSSL makes with other key types and signature algorithms (#19)', () => {
+  const EXTENSIONS = [
+    '[ca]',
+    'basicConstraints = critical, CA:TRUE, pathlen:0',
+    'keyUsage = critical, keyCertSign, cRLSign',
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+    '[leaf]',
+    'basicConstraints = critical, CA:FALSE',
+    'keyUsage = critical, digitalSignature',
+    'extendedKeyUsage = codeSigning',
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+    '',
+  ].join('\n');
+  let serial = 100;
+
+  async function run(args: string[]): Promise<void> {
+    const r = await openssl(args, dir);
+    if (r.code !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
+  }
+
+  /** A new key `name`.key and its certificate `name`.pem, issued by `caCert`/`caKey` with `signArgs`. */
+  async function issueWithOpenssl(
+    name: string,
+    keyArgs: string[],
+    caCert: string,
+    caKey: string,
+    signArgs: string[],
+    ext: 'ca' | 'leaf',
+  ): Promise<{ certPem: string; keyPem: string }> {
+    await run(['genpkey', ...keyArgs, '-out', `${name}.key`]);
+    await run([
+      'req',
+      '-new',
+      '-key',
+      `${name}.key`,
+      '-subj',
+      `/O=clgw test/CN=${name}`,
+      '-out',
+      `${name}.csr`,
+    ]);
+    await run([
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      caCert,
+      '-CAkey',
+      caKey,
+      '-set_serial',
+      String(serial++),
+      '-days',
+      '30',
+      ...signArgs,
+      '-extfile',
+      'ext.cnf',
+      '-extensions',
+      ext,
+      '-out',
+      `${name}.pem`,
+    ]);
+    return {
+      certPem: await fs.readFile(path.join(dir, `${name}.pem`), 'utf8'),
+      keyPem: await fs.readFile(path.join(dir, `${name}.key`), 'utf8'),
+    };
+  }
+
+  beforeAll(async () => {
+    await fs.writeFile(path.join(dir, 'ext.cnf'), EXTENSIONS);
+    // The release tool keeps the root's key out of the keys directory; this test issues with it.
+    await fs.writeFile(path.join(dir, 'root.key'), keys.root.keyPem!, { mode: 0o600 });
+  });
+
+  const RSA_2048 = ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'];
+  const ec = (curve: string) => ['-algorithm', 'EC', '-pkeyopt', `ec_paramgen_curve:${curve}`];
+  const CASES: {
+    what: string;
+    name: string;
+    key: string[];
+    byRoot: string[];
+    byInter: string[];
+    refusal?: string;
+  }[] = [
+    {
+      what: 'accepts an EC P-256 intermediate',
+      name: 'ec-p256',
+      key: ec('P-256'),
+      byRoot: ['-sha256'],
+      byInter: ['-sha256'],
+    },
+    {
+      what: 'accepts an EC P-384 intermediate',
+      name: 'ec-p384',
+      key: ec('P-384'),
+      byRoot: ['-sha384'],
+      byInter: ['-sha384'],
+    },
+    // Ed25519 hashes internally, so the intermediate signs the signing certificate without -sha256.
+    {
+      what: 'accepts an Ed25519 intermediate',
+      name: 'ed25519',
+      key: ['-algorithm', 'ED25519'],
+      byRoot: ['-sha256'],
+      byInter: [],
+    },
+    {
+      what: 'accepts an intermediate signed with RSA-PSS/SHA-256',
+      name: 'pss-sha256',
+      key: RSA_2048,
+      byRoot: ['-sha256', ...PSS],
+      byInter: ['-sha256'],
+    },
+    {
+      what: 'refuses an EC P-192 intermediate',
+      name: 'ec-p192',
+      key: ec('prime192v1'),
+      byRoot: ['-sha256'],
+      byInter: ['-sha256'],
+      refusal: 'uses an EC key on prime192v1; P-256, P-384 or P-521 is required',
+    },
+    {
+      what: 'refuses an intermediate signed with RSA-PSS and its default SHA-1',
+      name: 'pss-sha1',
+      key: RSA_2048,
+      byRoot: ['-sha1', '-sigopt', 'rsa_padding_mode:pss'],
+      byInter: ['-sha256'],
+      refusal: 'is signed with RSASSA-PSS (SHA-1)',
+    },
+  ];
+  for (const { what, name, key, byRoot, byInter, refusal } of CASES)
+    it(what, async () => {
+      const inter = await issueWithOpenssl(name, key, 'keys/root.pem', 'root.key', byRoot, 'ca');
+      const signing = await issueWithOpenssl(
+        `${name}-signing`,
+        RSA_2048,
+        `${name}.pem`,
+        `${name}.key`,
+        byInter,
+        'leaf',
+      );
+      // OpenSSL itself accepts every one of these chains (at security level 0, whatever the system's
+      // openssl.cnf says): the refusals are the agent's own rules, not malformed certificates.
+      const openSslVerdict = await openssl(
+        [
+          'verify',
+          '-auth_level',
+          '0',
+          '-CAfile',
+          'keys/root.pem',
+          '-untrusted',
+          `${name}.pem`,
+          `${name}-signing.pem`,
+        ],
+        dir,
+      );
+      expect(openSslVerdict.stdout.trim()).toBe(`${name}-signing.pem: OK`);
+      const verifyIt = () =>
+        verifyCompatSignature({
+          document: Buffer.from(SAMPLE_YAML),
+          envelope: signDocument(Buffer.from(SAMPLE_YAML), { root: keys.root, intermediate: inter, signing }),
+          trustedRootsPem: keys.root.certPem,
+          now: Date.now(),
+        });
+      if (refusal === undefined) {
+        expect(verifyIt().chain[1]).toBe(`O=clgw test, CN=${name}`);
+      } else {
+        expect(verifyIt).toThrow(expect.objectContaining({ code: 'CHAIN_INVALID' }));
+        expect(verifyIt).toThrow(`certificate "O=clgw test, CN=${name}" (chain[1]) ${refusal}`);
+      }
+    });
+});

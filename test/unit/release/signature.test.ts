@@ -308,7 +308,7 @@ describe('verifyCompatSignature: refusals', () => {
     const weak = issue({ commonName: 'Weak Signing', keys: makeKeyPair(1024), issuer: inter });
     const err = refusal({ envelope: signedEnvelope(document, weak, [weak, inter]) });
     expect(err.code).toBe('CHAIN_INVALID');
-    expect(err.message).toContain('1024-bit key');
+    expect(err.message).toContain('(chain[0]) uses a 1024-bit RSA key; at least 2048 bits are required');
   });
 
   it.each([
@@ -356,5 +356,141 @@ describe('verifyCompatSignature: refusals', () => {
   it('refuses to run without a usable pinned root', () => {
     expect(refusal({ trustedRootsPem: '' }).code).toBe('CONFIG_INVALID');
     expect(refusal({ trustedRootsPem: leaf.certPem }).message).toContain('is not a CA certificate');
+  });
+});
+
+describe('verifyCompatSignature: weak CA certificates (#19)', () => {
+  it('accepts sound chains: the development keys at 2048 bits, pathLen 1 with one sub-CA, pathLen 0 above the signer', () => {
+    const dev = generateDevKeys({ bits: 2048, now: NOW });
+    const result = verifyCompatSignature({
+      document,
+      envelope: signDocument(document, dev),
+      trustedRootsPem: dev.root.certPem,
+      now: NOW,
+    });
+    expect(result.chain).toHaveLength(3);
+    const one = issue({ commonName: 'PathLen 1', keys: interKeys, issuer: root, ca: true, pathLength: 1 });
+    const sub = issue({ commonName: 'Sub CA', keys: interKeys, issuer: one, ca: true, pathLength: 0 });
+    const l = issue({ commonName: 'Signing', keys: leafKeys, issuer: sub });
+    expect(verify({ envelope: signedEnvelope(document, l, [l, sub, one]) }).chain).toHaveLength(4);
+    // The pinned root itself embedded at the end is not an intermediate.
+    const root1 = issue({ commonName: 'Root PathLen 1', keys: rootKeys, ca: true, pathLength: 1 });
+    const i1 = issue({ commonName: 'Intermediate', keys: interKeys, issuer: root1, ca: true, pathLength: 0 });
+    const l1 = issue({ commonName: 'Signing', keys: leafKeys, issuer: i1 });
+    expect(
+      verify({ envelope: signedEnvelope(document, l1, [l1, i1, root1]), trustedRootsPem: root1.certPem })
+        .chain,
+    ).toHaveLength(3);
+  });
+
+  it('refuses a sub-CA below a pathLen:0 intermediate, and an intermediate below a pathLen:0 root', () => {
+    const limited = issue({
+      commonName: 'Limited Intermediate',
+      keys: interKeys,
+      issuer: root,
+      ca: true,
+      pathLength: 0,
+    });
+    const sub = issue({ commonName: 'Sub CA', keys: interKeys, issuer: limited, ca: true });
+    const l = issue({ commonName: 'Signing', keys: leafKeys, issuer: sub });
+    const err = refusal({ envelope: signedEnvelope(document, l, [l, sub, limited]) });
+    expect(err.code).toBe('CHAIN_INVALID');
+    expect(err.message).toContain(
+      'certificate "O=clgw test, CN=Limited Intermediate" (chain[2]) has pathLenConstraint 0, which allows no intermediate CA below it, but the chain has 1: "O=clgw test, CN=Sub CA"',
+    );
+
+    const root0 = issue({ commonName: 'Root PathLen 0', keys: rootKeys, ca: true, pathLength: 0 });
+    const i0 = issue({ commonName: 'Intermediate', keys: interKeys, issuer: root0, ca: true });
+    const l0 = issue({ commonName: 'Signing', keys: leafKeys, issuer: i0 });
+    for (const chain of [
+      [l0, i0],
+      [l0, i0, root0],
+    ]) {
+      const e = refusal({ envelope: signedEnvelope(document, l0, chain), trustedRootsPem: root0.certPem });
+      expect(e.code).toBe('CHAIN_INVALID');
+      expect(e.message).toMatch(
+        /"O=clgw test, CN=Root PathLen 0" \((pinned root|chain\[2\])\) has pathLenConstraint 0, which allows no intermediate CA below it, but the chain has 1: "O=clgw test, CN=Intermediate"/,
+      );
+    }
+    // A signing certificate directly below the pathLen:0 root is fine.
+    const direct = issue({ commonName: 'Direct Signing', keys: leafKeys, issuer: root0 });
+    expect(
+      verify({ envelope: signedEnvelope(document, direct, [direct]), trustedRootsPem: root0.certPem }).chain,
+    ).toHaveLength(2);
+  });
+
+  it('refuses an intermediate with a 1024-bit RSA key, and a 1024-bit pinned root', () => {
+    const weakInter = issue({
+      commonName: 'Weak Intermediate',
+      keys: makeKeyPair(1024),
+      issuer: root,
+      ca: true,
+    });
+    const l = issue({ commonName: 'Signing', keys: leafKeys, issuer: weakInter });
+    const err = refusal({ envelope: signedEnvelope(document, l, [l, weakInter]) });
+    expect(err.code).toBe('CHAIN_INVALID');
+    expect(err.message).toContain(
+      'certificate "O=clgw test, CN=Weak Intermediate" (chain[1]) uses a 1024-bit RSA key; at least 2048 bits are required',
+    );
+
+    const weakRoot = issue({ commonName: 'Weak Root', keys: makeKeyPair(1024), ca: true });
+    const i = issue({ commonName: 'Intermediate', keys: interKeys, issuer: weakRoot, ca: true });
+    const l2 = issue({ commonName: 'Signing', keys: leafKeys, issuer: i });
+    const err2 = refusal({
+      envelope: signedEnvelope(document, l2, [l2, i]),
+      trustedRootsPem: weakRoot.certPem,
+    });
+    expect(err2.code).toBe('CHAIN_INVALID');
+    expect(err2.message).toContain('"O=clgw test, CN=Weak Root" (pinned root) uses a 1024-bit RSA key');
+  });
+
+  it('refuses an intermediate signed with SHA-1 or MD5, and a SHA-1-signed signing certificate', () => {
+    for (const [digest, name] of [
+      ['sha1', 'sha1WithRSAEncryption (SHA-1)'],
+      ['md5', 'md5WithRSAEncryption (MD5)'],
+    ] as const) {
+      const old = issue({ commonName: 'Old Intermediate', keys: interKeys, issuer: root, ca: true, digest });
+      const l = issue({ commonName: 'Signing', keys: leafKeys, issuer: old });
+      const err = refusal({ envelope: signedEnvelope(document, l, [l, old]) });
+      expect(err.code).toBe('CHAIN_INVALID');
+      expect(err.message).toContain(
+        `certificate "O=clgw test, CN=Old Intermediate" (chain[1]) is signed with ${name}; signatures over SHA-1, MD5`,
+      );
+    }
+    const oldLeaf = issue({ commonName: 'SHA-1 Signing', keys: leafKeys, issuer: inter, digest: 'sha1' });
+    const err = refusal({ envelope: signedEnvelope(document, oldLeaf, [oldLeaf, inter]) });
+    expect(err.code).toBe('CHAIN_INVALID');
+    expect(err.message).toContain(
+      '"O=clgw test, CN=SHA-1 Signing" (chain[0]) is signed with sha1WithRSAEncryption',
+    );
+  });
+
+  it('does not judge the pinned root’s own self-signature, which nothing relies on', () => {
+    const sha1Root = issue({ commonName: 'SHA-1 Root', keys: rootKeys, ca: true, digest: 'sha1' });
+    const i = issue({ commonName: 'Intermediate', keys: interKeys, issuer: sha1Root, ca: true });
+    const l = issue({ commonName: 'Signing', keys: leafKeys, issuer: i });
+    for (const chain of [
+      [l, i],
+      [l, i, sha1Root],
+    ])
+      expect(
+        verify({ envelope: signedEnvelope(document, l, chain), trustedRootsPem: sha1Root.certPem }).chain,
+      ).toHaveLength(3);
+  });
+
+  it('refuses a CA whose keyUsage lacks keyCertSign', () => {
+    const crlOnly = issue({
+      commonName: 'CRL Signer',
+      keys: interKeys,
+      issuer: root,
+      ca: true,
+      noKeyCertSign: true,
+    });
+    const l = issue({ commonName: 'Signing', keys: leafKeys, issuer: crlOnly });
+    const err = refusal({ envelope: signedEnvelope(document, l, [l, crlOnly]) });
+    expect(err.code).toBe('CHAIN_INVALID');
+    expect(err.message).toContain(
+      '"O=clgw test, CN=CRL Signer" (chain[1]) has a keyUsage without keyCertSign, so it cannot issue "O=clgw test, CN=Signing"',
+    );
   });
 });
