@@ -11,6 +11,7 @@
  * - the portal's socket offers none of the root-only routes, and never the code itself;
  * - floods of requests and event streams leave both processes up and bounded.
  */
+import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
@@ -33,6 +34,35 @@ async function failedPhysical(): Promise<{ pw: PortalWorld; agent: AgentClient }
   await w.running.agent.request({ type: 'update' });
   expect(await w.running.agent.waitSettled(AbortSignal.timeout(60_000))).toBe('failed');
   return { pw: w, agent: new AgentClient(w.world.paths.socket, 10_000) };
+}
+
+/** One request on the narrow socket, as a compromised portal could send it. */
+function onPortalSocket(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      {
+        socketPath,
+        method,
+        path,
+        headers: payload ? { 'content-type': 'application/json' } : {},
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => {
+          text += c.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 const errorOf = (body: string) => (JSON.parse(body) as { error: { code: string; message: string } }).error;
@@ -83,6 +113,38 @@ describe('proof of presence for Reboot and Factory Reset', () => {
     expect(replay.status).toBeGreaterThanOrEqual(400);
     expect(pw.running.reboots).toHaveLength(1);
     expect(pw.log.lines.some((l) => l.msg === 'portal: request refused by the agent')).toBe(true);
+  });
+
+  it('counts a code of 10 characters outside the alphabet as a wrong code: 403, never a 500', async () => {
+    let agent: AgentClient;
+    ({ pw, agent } = await failedPhysical());
+    const before = await fingerprint(pw.world.paths);
+    const url = pw.portal.url;
+    const token = await pageToken(url);
+    const code = (await agent.presence()).code;
+    // 10 characters but 20 bytes: the comparison once threw on them (500 INTERNAL, not counted).
+    const typed = ['ÉÉÉÉÉ-ÉÉÉÉÉ', 'éééééééééé'];
+    for (const [i, given] of typed.entries()) {
+      const res = await post(url, 'reboot', token, { code: given });
+      expect(res.status, given).toBe(403);
+      expect(errorOf(res.body).code, given).toBe('PRESENCE_CODE_INVALID');
+      expect(errorOf(res.body).message, given).toMatch(
+        new RegExp(`; ${4 - i} tries left before a lockout\\.$`),
+      );
+    }
+    // The same straight on the narrow socket, as a compromised portal could send it.
+    const direct = await onPortalSocket(pw.world.paths.portalSocket, 'POST', '/v1/factory-reset', {
+      code: 'ÄÄÄÄÄÄÄÄÄÄ',
+    });
+    expect(direct.status).toBe(403);
+    expect(errorOf(direct.body).code).toBe('PRESENCE_CODE_INVALID');
+    expect(await agent.presence()).toMatchObject({ code, failures: 3 });
+    await pw.running.deps.log.flush();
+    const agentLog = await fs.readFile(pw.world.paths.logFile, 'utf8');
+    expect(agentLog).not.toContain('request failed');
+    expect(agentLog.match(/portal: wrong presence code/g)).toHaveLength(3);
+    expect(await fingerprint(pw.world.paths)).toEqual(before);
+    expect(pw.running.reboots).toEqual([]);
   });
 
   it('locks every code after five wrong ones from five addresses; the console shows it', async () => {
@@ -145,35 +207,6 @@ describe('proof of presence for Reboot and Factory Reset', () => {
 });
 
 describe("the portal's socket", () => {
-  /** One request on the narrow socket, as a compromised portal could send it. */
-  function onPortalSocket(
-    socketPath: string,
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(
-        {
-          socketPath,
-          method,
-          path,
-          headers: payload ? { 'content-type': 'application/json' } : {},
-        },
-        (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => {
-            text += c.toString();
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
-
   it('offers none of the root-only routes, and never the code; the view has no SSH state', async () => {
     pw = await startPortalWorld({ platform: 'physical' });
     const sock = pw.world.paths.portalSocket;
