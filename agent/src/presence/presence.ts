@@ -32,7 +32,7 @@ export interface PresenceOptions {
   random: (n: number) => Uint8Array;
   /** Equality in constant time (equal.ts); only ever given two strings of the code's form. */
   equal: (a: string, b: string) => boolean;
-  /** How long a code is shown before it changes (default 10 minutes). */
+  /** How long a code is shown before it changes (default 5 minutes). */
   lifetimeMs?: number;
   /** How long the previous code is still taken after a timed change (default 60 s). */
   graceMs?: number;
@@ -77,7 +77,7 @@ export function displayCode(code: string): string {
 }
 
 export function createPresence(opts: PresenceOptions): Presence {
-  const lifetimeMs = opts.lifetimeMs ?? 10 * 60_000;
+  const lifetimeMs = opts.lifetimeMs ?? 5 * 60_000;
   const graceMs = opts.graceMs ?? 60_000;
   const maxFailures = opts.maxFailures ?? 5;
   const lockoutMs = opts.lockoutMs ?? 15 * 60_000;

@@ -52,16 +52,19 @@ describe('presence code', () => {
     expect(normalizeCode('ab-cd ef')).toBe('ABCDEF');
   });
 
-  it('changes every 10 minutes; the previous code is still taken for a minute, not after', () => {
+  it('changes every 5 minutes; the previous code is still taken for a minute, not after', () => {
     const { p, clock } = presence();
     const first = p.view();
-    clock.t += 10 * MIN + 30_000;
+    expect(first.expiresAt).toBe(clock.t + 5 * MIN);
+    clock.t += 5 * MIN - 1;
+    expect(p.view().code).toBe(first.code);
+    clock.t += 30_001;
     const second = p.view();
     expect(second.code).not.toBe(first.code);
-    expect(second.expiresAt).toBe(clock.t + 10 * MIN);
+    expect(second.expiresAt).toBe(clock.t + 5 * MIN);
     expect(p.verify(first.code)).toEqual({ ok: true }); // 30 s after the change: within the grace
     const third = p.view();
-    clock.t += 10 * MIN;
+    clock.t += 5 * MIN;
     const fourth = p.view().code;
     clock.t += 61_000;
     expect(p.verify(third.code)).toEqual({ ok: false, reason: 'invalid', attemptsLeft: 4 });
