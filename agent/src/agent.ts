@@ -102,6 +102,8 @@ export class Agent {
       now: () => deps.clock.now(),
       random: (n) => randomBytes(n),
       equal: constantTimeEqual,
+      lifetimeMs: deps.config.presence.lifetimeMs,
+      graceMs: deps.config.presence.graceMs,
     });
     this.statusSnapshot = sharedSnapshot(() => this.status(), {
       maxAgeMs: 250,

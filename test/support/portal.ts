@@ -115,10 +115,16 @@ export async function startPortalWorld(
     platform?: 'physical' | 'virtual' | 'kvm';
     /** The mirror's pace in bytes per second (see makeWorld). */
     mirrorRate?: number;
+    /** etc/clgw/agent.json besides the world's own settings (see makeWorld). */
+    config?: Record<string, unknown>;
     portal?: PortalTuning;
   } = {},
 ): Promise<PortalWorld> {
-  const world = await makeWorld({ platform: opts.platform, mirrorRate: opts.mirrorRate });
+  const world = await makeWorld({
+    platform: opts.platform,
+    mirrorRate: opts.mirrorRate,
+    config: opts.config,
+  });
   const running = await startAgent(world);
   const api = await startApiServer(running.agent, world.paths.socket, running.deps.log);
   const socket = await startPortalSocket({

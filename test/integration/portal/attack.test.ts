@@ -4,7 +4,8 @@
  * leaves the slots, the boot environment and the update state as they were.
  *
  * - Reboot and Factory Reset need the code shown on the appliance's own screen: without it, with
- *   a wrong one, with a used one, with one from before a lockout → refused with a clear message;
+ *   a wrong one, with a used one, with one from before a lockout, with one that changed and whose
+ *   grace ran out, with 10 characters outside its alphabet → refused with a clear message;
  * - wrong codes are counted for everybody together: five from five addresses lock every code, and
  *   the console shows the lockout;
  * - what the page does not offer is refused whatever the code (Factory Reset when idle);
@@ -26,9 +27,15 @@ afterEach(async () => {
   pw = undefined;
 });
 
-/** A physical appliance whose update failed: the page offers Retry, Reboot and Factory Reset. */
-async function failedPhysical(): Promise<{ pw: PortalWorld; agent: AgentClient }> {
-  const w = await startPortalWorld({ platform: 'physical', portal: { rateLimit: 1000 } });
+/**
+ * An appliance whose update failed: the page offers Retry and Reboot, and Factory Reset on a
+ * physical one. `config`: agent.json settings besides the world's (a short-lived code, say).
+ */
+async function failedAppliance(
+  platform: 'physical' | 'virtual' = 'physical',
+  config?: Record<string, unknown>,
+): Promise<{ pw: PortalWorld; agent: AgentClient }> {
+  const w = await startPortalWorld({ platform, config, portal: { rateLimit: 1000 } });
   await w.world.publish('1.1.0');
   w.world.mirror.setFault('/releases/', { status: 404 });
   await w.running.agent.request({ type: 'update' });
@@ -73,7 +80,7 @@ const otherThan = (code: string) => (code.startsWith('2') ? '33333-33333' : '222
 describe('proof of presence for Reboot and Factory Reset', () => {
   it('refuses no code, a wrong code and a used code, each with a clear message; nothing changes', async () => {
     let agent: AgentClient;
-    ({ pw, agent } = await failedPhysical());
+    ({ pw, agent } = await failedAppliance());
     const before = await fingerprint(pw.world.paths);
     const url = pw.portal.url;
     const token = await pageToken(url);
@@ -117,7 +124,7 @@ describe('proof of presence for Reboot and Factory Reset', () => {
 
   it('counts a code of 10 characters outside the alphabet as a wrong code: 403, never a 500', async () => {
     let agent: AgentClient;
-    ({ pw, agent } = await failedPhysical());
+    ({ pw, agent } = await failedAppliance());
     const before = await fingerprint(pw.world.paths);
     const url = pw.portal.url;
     const token = await pageToken(url);
@@ -147,9 +154,34 @@ describe('proof of presence for Reboot and Factory Reset', () => {
     expect(pw.running.reboots).toEqual([]);
   });
 
+  it('refuses a code read before it changed once its grace is over, with a clear message; nothing changes', async () => {
+    let agent: AgentClient;
+    // A code that lives 2 s, the previous one taken for 1 s more (agent.json; only ever shorter).
+    ({ pw, agent } = await failedAppliance('physical', { presence: { lifetimeMs: 2000, graceMs: 1000 } }));
+    const before = await fingerprint(pw.world.paths);
+    const url = pw.portal.url;
+    const token = await pageToken(url);
+    const read = await agent.presence();
+    // The technician reads the code, and types it after it changed and its grace ran out.
+    await until(() => Date.now() > read.expiresAt + 1000 + 200, 'the code to change and its grace to end');
+    const late = await post(url, 'reboot', token, { code: read.code });
+    expect(late.status).toBe(403);
+    expect(errorOf(late.body)).toMatchObject({
+      code: 'PRESENCE_CODE_INVALID',
+      message:
+        "That is not the code on the gateway's screen (it changes every few minutes and after each use); 4 tries left before a lockout.",
+    });
+    const now = await agent.presence();
+    expect(now.code).not.toBe(read.code);
+    expect(now.failures).toBe(1);
+    expect(await fingerprint(pw.world.paths)).toEqual(before);
+    expect(pw.running.reboots).toEqual([]);
+    expect((await agent.status()).state).toBe('failed');
+  });
+
   it('locks every code after five wrong ones from five addresses; the console shows it', async () => {
     let agent: AgentClient;
-    ({ pw, agent } = await failedPhysical());
+    ({ pw, agent } = await failedAppliance());
     const before = await fingerprint(pw.world.paths);
     const url = pw.portal.url;
     const code = (await agent.presence()).code;
