@@ -18,7 +18,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
 import type { PresenceView } from '../../../agent/src/presence/presence.js';
 import { presenceText } from '../../../console-tui/src/view/presence.js';
-import { fingerprint, until } from '../../support/appliance.js';
+import { type AgentOptions, fingerprint, until } from '../../support/appliance.js';
 import { type PortalWorld, pageToken, post, request, startPortalWorld } from '../../support/portal.js';
 
 let pw: PortalWorld | undefined;
@@ -29,13 +29,15 @@ afterEach(async () => {
 
 /**
  * An appliance whose update failed: the page offers Retry and Reboot, and Factory Reset on a
- * physical one. `config`: agent.json settings besides the world's (a short-lived code, say).
+ * physical one. `config`: agent.json settings besides the world's (a short-lived code, say);
+ * `agent`: how the agent is started (a reboot port that fails).
  */
 async function failedAppliance(
   platform: 'physical' | 'virtual' = 'physical',
   config?: Record<string, unknown>,
+  agent?: AgentOptions,
 ): Promise<{ pw: PortalWorld; agent: AgentClient }> {
-  const w = await startPortalWorld({ platform, config, portal: { rateLimit: 1000 } });
+  const w = await startPortalWorld({ platform, config, agent, portal: { rateLimit: 1000 } });
   await w.world.publish('1.1.0');
   w.world.mirror.setFault('/releases/', { status: 404 });
   await w.running.agent.request({ type: 'update' });
@@ -115,9 +117,10 @@ describe('proof of presence for Reboot and Factory Reset', () => {
     const after = await agent.presence();
     expect(after.code).not.toBe(code);
     expect(after.failures).toBe(0);
-    // Replayed: refused (and not offered any more either, the state moved on).
+    // Not offered any more: the state moved on (a replay where it is still offered: below).
     const replay = await post(url, 'factory-reset', token, { code });
-    expect(replay.status).toBeGreaterThanOrEqual(400);
+    expect(replay.status).toBe(409);
+    expect(errorOf(replay.body).code).toBe('NOT_ALLOWED');
     expect(pw.running.reboots).toHaveLength(1);
     expect(pw.log.lines.some((l) => l.msg === 'portal: request refused by the agent')).toBe(true);
   });
@@ -152,6 +155,68 @@ describe('proof of presence for Reboot and Factory Reset', () => {
     expect(agentLog.match(/portal: wrong presence code/g)).toHaveLength(3);
     expect(await fingerprint(pw.world.paths)).toEqual(before);
     expect(pw.running.reboots).toEqual([]);
+  });
+
+  it('refuses a used code where the action is still offered: 403 PRESENCE_CODE_INVALID, nothing changes', async () => {
+    let agent: AgentClient;
+    // The hand-over to the recovery system fails at its reboot: the update state is failed again,
+    // where the page still offers Reboot and Factory Reset — and the code was used.
+    ({ pw, agent } = await failedAppliance('physical', undefined, {
+      rebootFails: (reason) => reason === 'recovery',
+    }));
+    const url = pw.portal.url;
+    const token = await pageToken(url);
+    const code = (await agent.presence()).code;
+    const reset = await post(url, 'factory-reset', token, { code });
+    expect(reset.status).toBe(202);
+    await until(
+      async () => pw!.running.reboots.length > 0 && (await agent.status()).state === 'failed',
+      'the hand-over to fail back to failed',
+    );
+    expect(pw.running.reboots).toEqual(['recovery']);
+    const before = await fingerprint(pw.world.paths);
+    const current = (await agent.presence()).code;
+    expect(current).not.toBe(code);
+    for (const action of ['reboot', 'factory-reset']) {
+      const replay = await post(url, action, token, { code });
+      expect(replay.status, action).toBe(403);
+      expect(errorOf(replay.body).code, action).toBe('PRESENCE_CODE_INVALID');
+      expect(errorOf(replay.body).message, action).toMatch(/^That is not the code on the gateway's screen/);
+    }
+    expect(await agent.presence()).toMatchObject({ code: current, failures: 2 });
+    expect(await fingerprint(pw.world.paths)).toEqual(before);
+    expect(pw.running.reboots).toEqual(['recovery']);
+    expect((await agent.status()).state).toBe('failed');
+  });
+
+  it('refuses Factory Reset on a failed virtual appliance with the right code: 409, the code unused', async () => {
+    let agent: AgentClient;
+    ({ pw, agent } = await failedAppliance('virtual'));
+    const before = await fingerprint(pw.world.paths);
+    const url = pw.portal.url;
+    const token = await pageToken(url);
+    const code = (await agent.presence()).code;
+    const page = await post(url, 'factory-reset', token, { code });
+    const direct = await onPortalSocket(pw.world.paths.portalSocket, 'POST', '/v1/factory-reset', { code });
+    for (const [via, res] of [
+      ['portal', page],
+      ['portal socket', direct],
+    ] as const) {
+      expect(res.status, via).toBe(409);
+      expect(errorOf(res.body).code, via).toBe('NOT_ALLOWED');
+      expect(errorOf(res.body).message, via).toMatch(
+        /^Factory Reset is offered on the physical appliance only; this is a virtual appliance — redeploy it from its image instead$/,
+      );
+    }
+    // Refused before the code was looked at: not used, no failure counted.
+    expect(await agent.presence()).toMatchObject({ code, failures: 0 });
+    expect(await fingerprint(pw.world.paths)).toEqual(before);
+    expect(pw.running.reboots).toEqual([]);
+    // Still good for what the page does offer there.
+    const reboot = await post(url, 'reboot', token, { code });
+    expect(reboot.status).toBe(202);
+    await until(() => pw!.running.reboots.length > 0, 'the reboot');
+    expect(pw.running.reboots).toEqual(['user']);
   });
 
   it('refuses a code read before it changed once its grace is over, with a clear message; nothing changes', async () => {
