@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Platform } from '@clgw/agent/release/schema.js';
 import { buildOva } from '../ova/ova.js';
 import { OVA_FIRMWARE } from '../ova/ovf.js';
-import { buildRelease, type DevKeys } from '../release/index.js';
+import { buildRelease, type DevKeys, SUPPORT_CA_FILES } from '../release/index.js';
 import {
   assembleDisk,
   buildBootImage,
@@ -33,17 +33,22 @@ export const DEV_KEYS_SUFFIX = '-devkeys';
 
 /**
  * The framed notice of a build with development keys (printed by `make image` without KEYS, at
- * the start and at the end): such images trust a root made on the build machine and must never
- * reach a customer.
+ * the start and at the end): such images trust a release root and a support CA made on the build
+ * machine and must never reach a customer. `supportCaGenerated`: this build made that support CA
+ * (there was none in `keysDir`).
  */
-export function devKeysNotice(keysDir: string): string {
+export function devKeysNotice(keysDir: string, opts: { supportCaGenerated?: boolean } = {}): string {
   const lines = [
     'DEVELOPMENT KEYS - NOT FOR CUSTOMERS',
     '',
-    'These images trust a development release root made on this machine',
-    `(${keysDir}); their names end in ${DEV_KEYS_SUFFIX}.`,
+    'These images trust a development release root and a development support',
+    `CA (SSH logins as support) made on this machine (${keysDir});`,
+    `their names end in ${DEV_KEYS_SUFFIX}.`,
+    ...(opts.supportCaGenerated
+      ? [`This build generated that support CA: ${path.join(keysDir, SUPPORT_CA_FILES.key)}.`]
+      : []),
     "A customer's appliance needs images built with the vendor's keys:",
-    'make image KEYS=DIR (clgw-release keys).',
+    `make image KEYS=DIR (clgw-release keys; DIR holds ${SUPPORT_CA_FILES.pub}).`,
   ];
   const width = Math.max(...lines.map((l) => l.length));
   const bar = '!'.repeat(width + 6);

@@ -1,6 +1,6 @@
 /**
- * `make image` without KEYS (issue 16): the framed development-keys notice and the name suffix
- * every output then carries.
+ * `make image` without KEYS (issue 16): the framed development-keys notice (the development
+ * support CA in it) and the name suffix every output then carries.
  */
 import { describe, expect, it } from 'vitest';
 import { DEV_KEYS_SUFFIX, devKeysNotice } from '../../../image/src/build/build.js';
@@ -22,5 +22,19 @@ describe('development keys notice', () => {
     expect(notice).toContain(DEV_KEYS_SUFFIX);
     expect(notice).toContain('make image KEYS=DIR');
     expect(DEV_KEYS_SUFFIX).toBe('-devkeys');
+  });
+
+  it('says the images trust a development support CA, and when this build generated it', () => {
+    expect(notice).toContain('a development support');
+    expect(notice).toContain('DIR holds support-ca.pub');
+    expect(notice).not.toContain('generated');
+    const generated = devKeysNotice('/work/repo/.cache/image/keys', { supportCaGenerated: true });
+    const framed = generated.trim().split('\n');
+    for (const line of framed) expect(line).toHaveLength(framed[0]!.length);
+    expect(framed).toContainEqual(
+      expect.stringMatching(
+        /^!! This build generated that support CA: \/work\/repo\/\.cache\/image\/keys\/support-ca\. +!!$/,
+      ),
+    );
   });
 });
