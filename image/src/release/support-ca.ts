@@ -210,9 +210,10 @@ export function supportCertProblem(
 /**
  * Issues a support certificate with `ssh-keygen -s` (run without a shell): principals
  * `clgw-support` plus the given ones, valid from 5 minutes ago (a support PC's clock a little
- * ahead of the appliance's) for `hours`, a random serial, and only the pty and port-forwarding
- * permissions (no agent or X11 forwarding, no ~/.ssh/rc). Written beside the public key as
- * `<name>-cert.pub`, as ssh-keygen names it.
+ * ahead of the appliance's) for `hours`, a random serial, and the pty permission alone: no port,
+ * agent or X11 forwarding, no ~/.ssh/rc — support works on the appliance, and never tunnels
+ * through it into the customer's LAN (the appliance's sshd refuses forwarding as well). Written
+ * beside the public key as `<name>-cert.pub`, as ssh-keygen names it.
  */
 export async function issueSupportCert(req: SupportCertRequest): Promise<SupportCert> {
   const problem = supportCertProblem(req);
@@ -237,8 +238,6 @@ export async function issueSupportCert(req: SupportCertRequest): Promise<Support
     'clear',
     '-O',
     'permit-pty',
-    '-O',
-    'permit-port-forwarding',
     req.publicKey,
   ]);
   const { stdout } = await execFile('ssh-keygen', ['-L', '-f', file]);

@@ -3,7 +3,7 @@
  * directory, only its public key beside the signing key — and
  * `clgw-release support-cert` issues support's SSH certificates with it (the built CLI as a
  * process, the real ssh-keygen): principals clgw-support plus the appliance's, 1 to 24 hours,
- * pty and port forwarding only; everything else refused with the reason.
+ * the pty permission only (no forwarding); everything else refused with the reason.
  */
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -84,7 +84,7 @@ describe.skipIf(skip)('clgw-release keys / support-cert', () => {
     expect(existsSync(path.join(dir, 'old-ca/support-ca'))).toBe(true);
   });
 
-  it('support-cert: clgw-support and the given principal, N hours from 5 minutes ago, pty and forwarding only', async () => {
+  it('support-cert: clgw-support and the given principal, N hours from 5 minutes ago, the pty permission only', async () => {
     const key = await newKey(dir, 'jdoe');
     const issued = await release([
       'support-cert',
@@ -108,7 +108,9 @@ describe.skipIf(skip)('clgw-release keys / support-cert', () => {
     const shown = (await run('ssh-keygen', ['-L', '-f', `${key}-cert.pub`])).stdout;
     expect(shown).toContain('Key ID: "jdoe@mitel ticket 4711"');
     expect(shown).toMatch(/Principals: \n\s+clgw-support\n\s+appliance-k3m9x2pq7rtw\n/);
-    expect(shown).toMatch(/Extensions: \n\s+permit-port-forwarding\n\s+permit-pty\n\s*$/);
+    // The pty alone: no port, agent or X11 forwarding, no user rc (least privilege).
+    expect(shown).toMatch(/Extensions: \n\s+permit-pty\n\s*$/);
+    expect(shown).not.toMatch(/permit-(port|agent|X11)-forwarding|permit-user-rc/);
     const [, from, to] = /Valid: from (\S+) to (\S+)/.exec(shown) ?? [];
     expect((Date.parse(`${to}Z`) - Date.parse(`${from}Z`)) / 60_000).toBe(8 * 60 + 5);
   });
