@@ -70,8 +70,8 @@ powercut: build
 	@npx tsx test/powercut/run.ts --cuts $(N) $(if $(SEED),--seed $(SEED))
 
 # The appliance's images (debootstrap, GRUB, OVA): out/clgw-<v>.{img,qcow2,ova}, boot/root images.
-# VERSION, KEYS (release keys, clgw-release keys; without it: development keys, a loud notice and
-# -devkeys in every output's name), RELEASE_TREE.
+# VERSION, KEYS (release keys and support-ca.pub, clgw-release keys; without it: development keys
+# and support CA, a loud notice and -devkeys in every output's name), RELEASE_TREE.
 VERSION ?= 1.0.0
 image: build
 	@scripts/setup image

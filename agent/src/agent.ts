@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type Actor, createActor } from 'xstate';
 import { updateEffects } from './actors/effects.js';
 import { needsPresence, type PortalAction, portalInput, portalOffers } from './api/portal-contract.js';
@@ -24,6 +24,7 @@ import { changeNetwork, type NetworkView, readNetwork } from './network/network.
 import { describeProxy, readProxy, validateProxy, writeProxy } from './network/proxy.js';
 import type { NetworkInput } from './network/settings.js';
 import { peakRssKiB } from './platform/memory.js';
+import { constantTimeEqual } from './presence/equal.js';
 import { createPresence, type Presence } from './presence/presence.js';
 import { describeSchedule, readSchedule, type ScheduleView, setSchedule } from './schedule/scheduler.js';
 import { markBad, markGood } from './slot/bootchooser.js';
@@ -100,7 +101,9 @@ export class Agent {
     this.presence = createPresence({
       now: () => deps.clock.now(),
       random: (n) => randomBytes(n),
-      equal: (a, b) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b)),
+      equal: constantTimeEqual,
+      lifetimeMs: deps.config.presence.lifetimeMs,
+      graceMs: deps.config.presence.graceMs,
     });
     this.statusSnapshot = sharedSnapshot(() => this.status(), {
       maxAgeMs: 250,

@@ -115,6 +115,18 @@ const configSchema = z
       })
       .strict()
       .default({ ttlMinutes: 10, maxMiB: 64, journal: true }),
+    /**
+     * The portal's presence code (presence/presence.ts): how long each code is shown, and how long
+     * the previous one is still taken after a timed change. Absent: 5 minutes and 60 s. Only ever
+     * shorter (a lab, the tests): the file is root's, on the read-only root filesystem.
+     */
+    presence: z
+      .object({
+        lifetimeMs: z.number().int().min(1000).max(300_000).optional(),
+        graceMs: z.number().int().min(0).max(60_000).optional(),
+      })
+      .strict()
+      .default({}),
     /** Check for an update (and install it) each time the agent starts after a boot. */
     updateAtBoot: z.boolean().default(true),
     /** Deadline for each release health hook after a boot. */

@@ -8,6 +8,7 @@ import { startInstalledContainers } from './containers/run.js';
 import type { RebootPort } from './deps.js';
 import { serializeError } from './errors.js';
 import { localPortalUrl } from './format.js';
+import { removeLeftoverArchives } from './logs/service.js';
 import type { Journal } from './machine/journal.js';
 import { readJournal } from './machine/journal-file.js';
 import { groupId } from './platform/accounts.js';
@@ -65,6 +66,15 @@ async function main(): Promise<void> {
   for (const dir of [paths.dataDir, paths.networkDir, path.dirname(paths.grubenv)]) {
     const stale = await removeStaleTemps(dir);
     if (stale.length > 0) log.info('removed temp files of interrupted writes', { dir, files: stale });
+  }
+
+  // Log archives a previous agent left (their links died with it): nothing else would delete them.
+  try {
+    const leftovers = await removeLeftoverArchives(paths.logArchives);
+    if (leftovers.length > 0)
+      log.info('removed log archives a previous agent left', { dir: paths.logArchives, files: leftovers });
+  } catch (e) {
+    log.warn('leftover log archives not removed', { dir: paths.logArchives, error: serializeError(e) });
   }
 
   // This appliance's identity for support certificates (principal appliance-<id>): made at the

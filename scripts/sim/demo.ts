@@ -14,7 +14,7 @@ import { publishContainers } from '../../image/src/release/build.js';
 import {
   buildRelease,
   type DevKeys,
-  ensureSupportCa,
+  ensureDevSupportCa,
   generateDevKeys,
   loadKeys,
   saveKeys,
@@ -111,6 +111,11 @@ async function main(): Promise<void> {
   const micloud11 = await buildStandin({ service: 'micloud', version: '1.1.0', out: standins, broken: true });
 
   step('Creating a factory-fresh virtual appliance in .sim/appliance (slot A: 1.0.0, slot B: empty)');
+  // The development support CA beside the development release keys (.sim/keys/support-ca signs
+  // support certificates: clgw-release support-cert --ca .sim/keys/support-ca …).
+  const supportCa = await ensureDevSupportCa(path.join(SIM, 'keys'));
+  if (supportCa.generated)
+    process.stdout.write(`development support CA generated in ${path.join(SIM, 'keys')}\n`);
   await createAppliance({
     root: ROOT,
     factory,
@@ -118,9 +123,7 @@ async function main(): Promise<void> {
     baseUrl: mirror.url,
     releaseRootPem: keys.root.certPem,
     mirrorCaPem: mirror.caPem,
-    // The development support CA beside the release keys (.sim/keys/support-ca signs support
-    // certificates: clgw-release support-cert --ca .sim/keys/support-ca …).
-    supportCaPub: await ensureSupportCa(path.join(SIM, 'keys'), (line) => process.stdout.write(`${line}\n`)),
+    supportCaPub: supportCa.publicKey,
     config: { engineSocket: engine.socket, containerHealthTimeoutMs: 10_000 },
   });
   const publish = (set: { name: 'tunnel' | 'micloud'; image: string; file: string }[]) =>

@@ -41,7 +41,7 @@ import {
 import { buildRelease, publishContainers } from '../../image/src/release/build.js';
 import {
   type DevKeys,
-  ensureSupportCa,
+  ensureDevSupportCa,
   generateDevKeys,
   loadKeys,
   saveKeys,
@@ -164,7 +164,8 @@ async function main(): Promise<number> {
     cache: path.join(REPO, '.cache/image'),
     version: '1.0.0',
     keys,
-    supportCaPub: await ensureSupportCa(keysDir, say),
+    // Development keys: their development support CA beside them, made at the first run.
+    supportCaPub: (await ensureDevSupportCa(keysDir)).publicKey,
     agentConfig: { baseUrl: `https://${HOST_FROM_GUEST}:${MIRROR_PORT}/`, containerHealthTimeoutMs: 180_000 },
     downloadCaPem: pki.ca.certPem,
     lab: true,

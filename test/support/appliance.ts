@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Agent } from '../../agent/src/agent.js';
 import { composeDeps } from '../../agent/src/compose.js';
 import type { Deps } from '../../agent/src/deps.js';
+import { ClgwError } from '../../agent/src/errors.js';
 import { readJournal } from '../../agent/src/machine/journal-file.js';
 import { systemClock } from '../../agent/src/platform/clock.js';
 import { fileLogger } from '../../agent/src/platform/log.js';
@@ -145,19 +146,35 @@ export async function makeWorld(
 export interface RunningAgent {
   agent: Agent;
   deps: Deps;
+  /** The reason of every reboot the agent asked for (refused ones too, see startAgent). */
   reboots: string[];
   stop(): Promise<void>;
 }
 
+/** How the in-process agent is started. */
+export interface AgentOptions {
+  /**
+   * Reboots for which the reboot port fails, as `systemctl reboot` can (the reason is recorded
+   * first): a Factory Reset whose hand-over to the recovery system then fails back to `failed`.
+   */
+  rebootFails?: (reason: string) => boolean;
+}
+
 /** Starts the agent in this process on the world's appliance, from its persisted journal. */
-export async function startAgent(world: World): Promise<RunningAgent> {
+export async function startAgent(world: World, opts: AgentOptions = {}): Promise<RunningAgent> {
   const reboots: string[] = [];
   const log = fileLogger({ file: world.paths.logFile, clock: systemClock });
   const deps = await composeDeps({
     paths: world.paths,
     clock: systemClock,
     log,
-    reboot: { reboot: async (reason) => void reboots.push(reason) },
+    reboot: {
+      reboot: async (reason) => {
+        reboots.push(reason);
+        if (opts.rebootFails?.(reason))
+          throw new ClgwError('INTERNAL', `reboot (${reason}) failed: the test's reboot port refused it`);
+      },
+    },
   });
   const agent = new Agent(deps, await readJournal(world.paths.journal));
   agent.start();

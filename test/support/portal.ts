@@ -13,7 +13,7 @@ import type { DiagnosticResult } from '../../agent/src/diagnostics/checks.js';
 import { writeJsonAtomic } from '../../agent/src/platform/atomic.js';
 import type { AppliancePaths } from '../../agent/src/platform/paths.js';
 import { PORTAL_MAIN, PORTAL_NODE_OPTIONS } from '../../scripts/sim/boot-emulator.js';
-import { makeWorld, type RunningAgent, startAgent, type World } from './appliance.js';
+import { type AgentOptions, makeWorld, type RunningAgent, startAgent, type World } from './appliance.js';
 
 export interface LogLine {
   level: string;
@@ -115,11 +115,18 @@ export async function startPortalWorld(
     platform?: 'physical' | 'virtual' | 'kvm';
     /** The mirror's pace in bytes per second (see makeWorld). */
     mirrorRate?: number;
+    /** etc/clgw/agent.json besides the world's own settings (see makeWorld). */
+    config?: Record<string, unknown>;
     portal?: PortalTuning;
+    agent?: AgentOptions;
   } = {},
 ): Promise<PortalWorld> {
-  const world = await makeWorld({ platform: opts.platform, mirrorRate: opts.mirrorRate });
-  const running = await startAgent(world);
+  const world = await makeWorld({
+    platform: opts.platform,
+    mirrorRate: opts.mirrorRate,
+    config: opts.config,
+  });
+  const running = await startAgent(world, opts.agent);
   const api = await startApiServer(running.agent, world.paths.socket, running.deps.log);
   const socket = await startPortalSocket({
     socketPath: world.paths.portalSocket,

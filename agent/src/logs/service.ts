@@ -5,6 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { AgentConfig } from '../config.js';
 import { ClgwError } from '../errors.js';
 import { readNetwork } from '../network/network.js';
@@ -120,4 +121,20 @@ export class LogDownloads {
   async stop(): Promise<void> {
     await this.links.revokeAll();
   }
+}
+
+/**
+ * Empties the log archives' directory (`paths.logArchives`) at the agent's start, before any link
+ * exists: what is there was left by an agent that ended without revoking its links (a crash,
+ * SIGKILL, the OOM killer). Links live in the agent's memory only, so nothing could serve or
+ * delete those archives any more, and on the appliance they sit in RAM (/run is a tmpfs) until
+ * the next boot. Returns the names removed (none when the directory does not exist).
+ */
+export async function removeLeftoverArchives(dir: string): Promise<string[]> {
+  const names = await fs.readdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [];
+    throw e;
+  });
+  for (const name of names) await fs.rm(path.join(dir, name), { recursive: true, force: true });
+  return names;
 }

@@ -12,7 +12,9 @@
  *   after `maxFailures` in a row, every code is refused until the lockout ends, and the code changes.
  *   The console shows the lockout. At 5 tries per 15 minutes, guessing 2^49 codes takes longer
  *   than any appliance lives.
- * - Compared in constant time (the comparison is injected: `crypto.timingSafeEqual`).
+ * - Only 10 symbols of the alphabet are a code at all: anything else typed (another length, other
+ *   symbols, letters outside ASCII) is a wrong code, counted like any other, and never compared.
+ * - Compared in constant time (the comparison is injected: `constantTimeEqual` in equal.ts).
  *
  * Kept in memory only: an agent restart shows a new code (and ends a lockout — an agent that a
  * stranger cannot crash restarts too rarely for that to matter). Pure: no `node:*` imports.
@@ -21,14 +23,16 @@
 /** The code's symbols: digits and capitals a person cannot mistake for one another. */
 export const PRESENCE_ALPHABET = '23456789ABCDEFGHJKMNPQRSTWXYZ';
 export const PRESENCE_CODE_LENGTH = 10;
+/** A code as it is compared: exactly {@link PRESENCE_CODE_LENGTH} symbols of the alphabet. */
+const CODE_FORM = new RegExp(`^[${PRESENCE_ALPHABET}]{${PRESENCE_CODE_LENGTH}}$`);
 
 export interface PresenceOptions {
   now: () => number;
   /** `n` random bytes (crypto.randomBytes). */
   random: (n: number) => Uint8Array;
-  /** Equality in constant time for strings of the same length (crypto.timingSafeEqual). */
+  /** Equality in constant time (equal.ts); only ever given two strings of the code's form. */
   equal: (a: string, b: string) => boolean;
-  /** How long a code is shown before it changes (default 10 minutes). */
+  /** How long a code is shown before it changes (default 5 minutes). */
   lifetimeMs?: number;
   /** How long the previous code is still taken after a timed change (default 60 s). */
   graceMs?: number;
@@ -73,7 +77,7 @@ export function displayCode(code: string): string {
 }
 
 export function createPresence(opts: PresenceOptions): Presence {
-  const lifetimeMs = opts.lifetimeMs ?? 10 * 60_000;
+  const lifetimeMs = opts.lifetimeMs ?? 5 * 60_000;
   const graceMs = opts.graceMs ?? 60_000;
   const maxFailures = opts.maxFailures ?? 5;
   const lockoutMs = opts.lockoutMs ?? 15 * 60_000;
@@ -130,15 +134,17 @@ export function createPresence(opts: PresenceOptions): Presence {
       advance(now);
       if (lockedUntil !== null) return { ok: false, reason: 'locked', lockedUntil };
       const typed = normalizeCode(given);
-      // Both codes are always compared, so the time taken does not tell which one matched.
-      const sameLength = typed.length === PRESENCE_CODE_LENGTH;
-      const probe = sameLength ? typed : current.code.replace(/./g, '-');
-      const matchesCurrent = opts.equal(probe, current.code);
-      const matchesPrevious = previous !== null && opts.equal(probe, previous.code);
-      if (sameLength && (matchesCurrent || matchesPrevious)) {
-        failures = 0;
-        fresh(now);
-        return { ok: true };
+      // What is not of the code's form is wrong before any comparison: the form is no secret,
+      // and the comparison then only ever sees strings of the same length in bytes.
+      if (CODE_FORM.test(typed)) {
+        // Both codes are always compared, so the time taken does not tell which one matched.
+        const matchesCurrent = opts.equal(typed, current.code);
+        const matchesPrevious = previous !== null && opts.equal(typed, previous.code);
+        if (matchesCurrent || matchesPrevious) {
+          failures = 0;
+          fresh(now);
+          return { ok: true };
+        }
       }
       failures += 1;
       if (failures >= maxFailures) {

@@ -517,6 +517,12 @@ export function simulatorSsh(paths: AppliancePaths, opts: { port: number; accoun
           // by others; the appliance's ID comes as an argument (the simulated root is private).
           `AuthorizedPrincipalsCommand ${programPath(process.execPath)} ${sshdArg(path.join(agent, 'dist/ssh/principals-command.js'))} --account ${window.account} --appliance-id ${window.applianceId} %u %t %k`,
           'AuthorizedPrincipalsCommandUser nobody',
+          // No forwarding into the LAN or to local sockets, whatever a certificate permits.
+          'AllowTcpForwarding no',
+          'AllowStreamLocalForwarding no',
+          'AllowAgentForwarding no',
+          'X11Forwarding no',
+          'PermitTunnel no',
           'LogLevel VERBOSE',
           '',
         ].join('\n'),

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Platform } from '@clgw/agent/release/schema.js';
 import { buildOva } from '../ova/ova.js';
 import { OVA_FIRMWARE } from '../ova/ovf.js';
-import { buildRelease, type DevKeys } from '../release/index.js';
+import { buildRelease, type DevKeys, SUPPORT_CA_FILES } from '../release/index.js';
 import {
   assembleDisk,
   buildBootImage,
@@ -33,17 +33,22 @@ export const DEV_KEYS_SUFFIX = '-devkeys';
 
 /**
  * The framed notice of a build with development keys (printed by `make image` without KEYS, at
- * the start and at the end): such images trust a root made on the build machine and must never
- * reach a customer.
+ * the start and at the end): such images trust a release root and a support CA made on the build
+ * machine and must never reach a customer. `supportCaGenerated`: this build made that support CA
+ * (there was none in `keysDir`).
  */
-export function devKeysNotice(keysDir: string): string {
+export function devKeysNotice(keysDir: string, opts: { supportCaGenerated?: boolean } = {}): string {
   const lines = [
     'DEVELOPMENT KEYS - NOT FOR CUSTOMERS',
     '',
-    'These images trust a development release root made on this machine',
-    `(${keysDir}); their names end in ${DEV_KEYS_SUFFIX}.`,
+    'These images trust a development release root and a development support',
+    `CA (SSH logins as support) made on this machine (${keysDir});`,
+    `their names end in ${DEV_KEYS_SUFFIX}.`,
+    ...(opts.supportCaGenerated
+      ? [`This build generated that support CA: ${path.join(keysDir, SUPPORT_CA_FILES.key)}.`]
+      : []),
     "A customer's appliance needs images built with the vendor's keys:",
-    'make image KEYS=DIR (clgw-release keys).',
+    `make image KEYS=DIR (clgw-release keys; DIR holds ${SUPPORT_CA_FILES.pub}).`,
   ];
   const width = Math.max(...lines.map((l) => l.length));
   const bar = '!'.repeat(width + 6);
@@ -82,6 +87,27 @@ export interface ImageOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * The file names of one release's images and root tree in the output directory:
+ * `boot-<v>[-broken][-devkeys].img`, `root-….img`, `tree-…`.
+ */
+export function releaseImageNames(o: { version: string; devKeys?: boolean; brokenInit?: boolean }): {
+  boot: string;
+  root: string;
+  tree: string;
+} {
+  const name = `${o.version}${o.brokenInit ? '-broken' : ''}${o.devKeys ? DEV_KEYS_SUFFIX : ''}`;
+  return { boot: `boot-${name}.img`, root: `root-${name}.img`, tree: `tree-${name}` };
+}
+
+/** The file names of a factory release's disks, `clgw-<v>[-devkeys].{img,qcow2,ova}`, and the OVA's VM name. */
+export function diskNames(o: { version: string; devKeys?: boolean }): Record<DiskFormat, string> & {
+  vm: string;
+} {
+  const vm = `clgw-${o.version}${o.devKeys ? DEV_KEYS_SUFFIX : ''}`;
+  return { raw: `${vm}.img`, qcow2: `${vm}.qcow2`, ova: `${vm}.ova`, vm };
+}
+
 export interface ReleaseImages {
   version: string;
   boot: string;
@@ -97,9 +123,9 @@ export async function buildReleaseImages(o: ImageOptions & { brokenInit?: boolea
   const app = await productionModules(o.repo, o.cache, log);
   const node = await nodeBinary();
   const tag = `${o.version}${o.brokenInit ? '-broken' : ''}`;
-  const name = `${tag}${o.devKeys ? DEV_KEYS_SUFFIX : ''}`;
+  const names = releaseImageNames(o);
   await fs.mkdir(o.out, { recursive: true });
-  const tree = path.join(o.out, `tree-${name}`);
+  const tree = path.join(o.out, names.tree);
   log(`root tree ${tag} (Node ${node.version})`);
   await assembleTree({
     repo: o.repo,
@@ -115,8 +141,8 @@ export async function buildReleaseImages(o: ImageOptions & { brokenInit?: boolea
     brokenInit: o.brokenInit,
     lab: o.lab,
   });
-  const boot = path.join(o.out, `boot-${name}.img`);
-  const root = path.join(o.out, `root-${name}.img`);
+  const boot = path.join(o.out, names.boot);
+  const root = path.join(o.out, names.root);
   await buildBootImage(await kernelFiles(base), boot, tag);
   await buildRootImage(tree, root, tag);
   log(`release images ${path.basename(boot)} ${path.basename(root)}`);
@@ -147,30 +173,30 @@ export async function buildDisks(
   await mkfsExt4(empty, data, 'data', DATA_BYTES, `clgw-data-${o.version}`);
   const plan = await planFor({ boot: o.release.boot, root: o.release.root, recovery, data });
 
-  const name = `clgw-${o.version}${o.devKeys ? DEV_KEYS_SUFFIX : ''}`;
+  const names = diskNames(o);
   const outputs: Partial<Record<DiskFormat, string>> = {};
   for (const format of o.formats ?? DISK_FORMATS) {
     const platform = FORMAT_PLATFORM[format];
     const esp = path.join(work, `esp-${platform}.img`);
     await buildEsp(o.repo.dir, work, esp, platform);
     const parts: DiskParts = { esp, boot: o.release.boot, root: o.release.root, recovery, data };
-    const raw = format === 'raw' ? path.join(o.out, `${name}.img`) : path.join(work, `disk-${platform}.img`);
+    const raw = format === 'raw' ? path.join(o.out, names.raw) : path.join(work, `disk-${platform}.img`);
     log(`disk ${path.basename(raw)} for ${platform}`);
     await assembleDisk(plan, parts, raw, work);
     if (format === 'raw') outputs.raw = raw;
     if (format === 'qcow2') {
-      const file = path.join(o.out, `${name}.qcow2`);
+      const file = path.join(o.out, names.qcow2);
       await run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, `${file}.tmp`]);
       await fs.rename(`${file}.tmp`, file);
       outputs.qcow2 = file;
     }
     if (format === 'ova') {
-      const file = path.join(o.out, `${name}.ova`);
+      const file = path.join(o.out, names.ova);
       await buildOva({
         rawDisk: raw,
         outFile: file,
         version: o.version,
-        name,
+        name: names.vm,
         // UEFI, Secure Boot off (the reasons are at OVA_FIRMWARE in ova/ovf.ts).
         firmware: OVA_FIRMWARE,
       });

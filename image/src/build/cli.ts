@@ -6,9 +6,11 @@
  *                   [--release-tree DIR] [--base-url URL] [--download-ca PEM]
  *
  * --keys names the release signing keys (`clgw-release keys`); the images trust their root and
- * the support CA's public key (support-ca.pub) there, and the release keys must be there. Without
- * --keys the images get development keys (.cache/image/keys, generated there once, without the
- * CA's private keys): a framed notice says so, and every output's name carries `-devkeys`.
+ * the support CA's public key (support-ca.pub) there, and both must be there — the build fails
+ * naming the missing file, and refuses the support CA's private key there. Without --keys the
+ * images get development keys (.cache/image/keys, generated there once, without the CA's private
+ * keys) and a development support CA (generated there when missing): a framed notice says so,
+ * and every output's name carries `-devkeys`.
  * --release-tree also publishes the release images into that mirror tree. --base-url/--download-ca build a lab image that updates
  * from another mirror than the vendor's. Runs as root (debootstrap, chroot).
  */
@@ -18,10 +20,11 @@ import { parseArgs } from 'node:util';
 import { serializeError } from '@clgw/agent/errors.js';
 import {
   type DevKeys,
-  ensureSupportCa,
+  ensureDevSupportCa,
   generateDevKeys,
   KEY_FILES,
   loadKeys,
+  requireSupportCa,
   saveKeys,
 } from '../release/index.js';
 import {
@@ -68,6 +71,9 @@ async function main(): Promise<number> {
   const devKeys = values.keys === undefined;
   const keysDir = path.resolve(values.keys ?? path.join(repo.dir, DEV_KEYS_DIR));
   let keys: DevKeys;
+  // Only the public key goes into the images.
+  let supportCaPub: string;
+  let notice = '';
   if (devKeys) {
     const existing = await fs.stat(path.join(keysDir, KEY_FILES.signingKey)).catch(() => undefined);
     if (existing) {
@@ -89,12 +95,14 @@ async function main(): Promise<number> {
       // No CA directory: nothing ever issues a certificate with development keys.
       await saveKeys(keysDir, keys);
     }
-    process.stdout.write(devKeysNotice(keysDir));
-  } else keys = await loadKeys(keysDir);
-  // Only the public key goes into the images; the private key stays in the keys directory.
-  const supportCaPub = await ensureSupportCa(keysDir, (line) =>
-    process.stdout.write(`clgw-image: ${line}\n`),
-  );
+    const supportCa = await ensureDevSupportCa(keysDir);
+    supportCaPub = supportCa.publicKey;
+    notice = devKeysNotice(keysDir, { supportCaGenerated: supportCa.generated });
+    process.stdout.write(notice);
+  } else {
+    keys = await loadKeys(keysDir);
+    supportCaPub = await requireSupportCa(keysDir);
+  }
   const options = {
     repo,
     devKeys,
@@ -115,7 +123,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${file}  ${(size / 1024 / 1024).toFixed(1)} MiB\n`);
   }
   // Said again at the end, where whoever ran the build looks.
-  if (devKeys) process.stdout.write(devKeysNotice(keysDir));
+  if (devKeys) process.stdout.write(notice);
   return 0;
 }
 

@@ -26,10 +26,11 @@ import { verifyTree } from './verify.js';
 
 export const USAGE = `usage:
   clgw-release keys --out DIR [--ca-out DIR] [--force]
-      --out: certificates, the signing key, and the development support CA
-      (support-ca, support-ca.pub: the images trust its public key);
-      --ca-out (default DIR-ca): the release CA's private keys, to be kept
-      offline, never beside the signing key
+      --out: certificates, the signing key and support-ca.pub (the support
+      CA's public key: the images trust it; make image KEYS=DIR needs it);
+      --ca-out (default DIR-ca): the release CA's private keys and the
+      support CA's (support-ca, which signs support's SSH certificates),
+      to be kept offline, never beside the signing key
   clgw-release build --keys DIR --tree DIR --version V --platform P
       [--platform P ...] --boot FILE --root FILE --min-source V [--serial N]
       [--expires-days N] [--no-index] [--no-patch-level]
@@ -122,17 +123,23 @@ async function keysCommand(args: string[], io: Io): Promise<void> {
     await refuseExistingKeys(out);
     await refuseExistingKeys(caOut);
     await refuseExistingSupportCa(out);
+    await refuseExistingSupportCa(caOut);
   }
   const keys = generateDevKeys();
+  // saveKeys refuses a CA directory that is the keys directory or inside it.
   await saveKeys(out, keys, { overwrite, caDir: caOut });
-  const ca = await generateSupportCa(out, { overwrite });
+  // The support CA's private key goes with the release CA's (it opens a root-capable session on
+  // every appliance); the keys directory gets only the public key the image build reads.
+  const ca = await generateSupportCa(caOut, { overwrite, pubDir: out });
+  // With --force, a support CA private key an older layout left beside the signing key goes.
+  await fs.rm(path.join(out, SUPPORT_CA_FILES.key), { force: true });
   const root = new X509Certificate(keys.root.certPem);
   io.out(`release keys written to ${out} (certificates and the signing key)`);
   io.out(`the CA's private keys written to ${caOut}: keep them offline, apart from ${out}`);
   io.out(`root certificate (pin this on appliances): ${path.join(out, 'root.pem')}`);
   io.out(`  subject ${root.subject.split('\n').join(', ')}`);
   io.out(`  SHA-256 fingerprint ${root.fingerprint256}`);
-  io.out(`support CA (signs support's SSH certificates): ${path.join(out, SUPPORT_CA_FILES.key)}`);
+  io.out(`support CA (signs support's SSH certificates): ${path.join(caOut, SUPPORT_CA_FILES.key)}`);
   io.out(`  public key (the images trust it): ${path.join(out, SUPPORT_CA_FILES.pub)}`);
   io.out(`  fingerprint ${ca.fingerprint}`);
 }

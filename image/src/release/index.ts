@@ -24,10 +24,11 @@ export {
 } from './keys.js';
 export { type SignOptions, signDocument } from './sign.js';
 export {
-  ensureSupportCa,
+  ensureDevSupportCa,
   generateSupportCa,
   issueSupportCert,
   loadSupportCa,
+  requireSupportCa,
   SUPPORT_CA_FILES,
   type SupportCert,
   type SupportCertRequest,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ClgwError } from '@clgw/agent/errors.js';
+import { writeFileAtomic } from '@clgw/agent/platform/atomic.js';
 import { execFile } from '@clgw/agent/platform/exec.js';
 import { SUPPORT_CERT_MAX_HOURS, SUPPORT_ROLE_PRINCIPAL } from '@clgw/agent/ssh/principal.js';
 
@@ -9,9 +10,12 @@ import { SUPPORT_CERT_MAX_HOURS, SUPPORT_ROLE_PRINCIPAL } from '@clgw/agent/ssh/
  * The support CA: an OpenSSH key (ed25519) that signs the short-lived user certificates Mitel
  * support logs in with (SPEC §9). Only its public key goes into the root filesystem
  * (/usr/share/clgw/trust/support-ca.pub, sshd's TrustedUserCAKeys), so the signed release carries
- * it and an update rotates it (ship the old and the new key, one a line, for a while). The
- * development CA is generated beside the development release keys; a vendor keeps the private
- * key offline and hands only the public key to the image build.
+ * it and an update rotates it (ship the old and the new key, one a line, for a while). It opens
+ * a session that can become root on every appliance, so its private key is kept as the release
+ * CA's are: `clgw-release keys` writes it into the CA directory (`--ca-out`, offline), never
+ * beside the signing key, and only `support-ca.pub` into the keys directory the image build
+ * reads. `make image KEYS=DIR` requires that public key; only a development build (no KEYS)
+ * generates a development CA, in its development keys directory.
  */
 export const SUPPORT_CA_FILES = { key: 'support-ca', pub: 'support-ca.pub' } as const;
 
@@ -57,9 +61,12 @@ export async function loadSupportCa(dir: string): Promise<string | undefined> {
   return text === undefined ? undefined : supportCaPublicKeys(text, file);
 }
 
-/** Throws NOT_ALLOWED when `dir` already holds a support CA file. */
-export async function refuseExistingSupportCa(dir: string): Promise<void> {
-  for (const name of Object.values(SUPPORT_CA_FILES)) {
+/** Throws NOT_ALLOWED when `dir` already holds a support CA file (of `names`, default both). */
+export async function refuseExistingSupportCa(
+  dir: string,
+  names: readonly string[] = Object.values(SUPPORT_CA_FILES),
+): Promise<void> {
+  for (const name of names) {
     const file = path.join(dir, name);
     if (
       await fs.access(file).then(
@@ -74,15 +81,19 @@ export async function refuseExistingSupportCa(dir: string): Promise<void> {
 }
 
 /**
- * Generates a development support CA in `dir` (`support-ca`, 0600, and `support-ca.pub`) with
- * ssh-keygen, made in a temporary name and renamed into place, so a cut never leaves half a CA.
- * Returns the public key and its fingerprint.
+ * Generates a support CA with ssh-keygen: `support-ca` (0600) and `support-ca.pub` in `dir`, and
+ * a copy of `support-ca.pub` in `options.pubDir` when given (the keys directory the image build
+ * reads, while `dir` is the offline CA directory). Made under a temporary name and renamed into
+ * place, so a cut never leaves half a CA. Returns the public key and its fingerprint.
  */
 export async function generateSupportCa(
   dir: string,
-  options: { overwrite?: boolean; comment?: string } = {},
+  options: { overwrite?: boolean; comment?: string; pubDir?: string } = {},
 ): Promise<{ publicKey: string; fingerprint: string }> {
-  if (!options.overwrite) await refuseExistingSupportCa(dir);
+  if (!options.overwrite) {
+    await refuseExistingSupportCa(dir);
+    if (options.pubDir !== undefined) await refuseExistingSupportCa(options.pubDir, [SUPPORT_CA_FILES.pub]);
+  }
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const temp = await fs.mkdtemp(path.join(dir, '.support-ca-'));
   try {
@@ -99,24 +110,61 @@ export async function generateSupportCa(
       key,
     ]);
     const { stdout } = await execFile('ssh-keygen', ['-l', '-f', `${key}.pub`]);
+    const publicKey = await fs.readFile(`${key}.pub`, 'utf8');
     await fs.rename(key, path.join(dir, SUPPORT_CA_FILES.key));
     await fs.rename(`${key}.pub`, path.join(dir, SUPPORT_CA_FILES.pub));
-    return {
-      publicKey: await fs.readFile(path.join(dir, SUPPORT_CA_FILES.pub), 'utf8'),
-      fingerprint: stdout.split(' ')[1] ?? stdout.trim(),
-    };
+    if (options.pubDir !== undefined) {
+      await fs.mkdir(options.pubDir, { recursive: true, mode: 0o700 });
+      await writeFileAtomic(path.join(options.pubDir, SUPPORT_CA_FILES.pub), publicKey, { mode: 0o644 });
+    }
+    return { publicKey, fingerprint: stdout.split(' ')[1] ?? stdout.trim() };
   } finally {
     await fs.rm(temp, { recursive: true, force: true });
   }
 }
 
-/** The CA's public key in `dir`, generating a development CA there first when there is none. */
-export async function ensureSupportCa(dir: string, say: (line: string) => void): Promise<string> {
+/**
+ * The support CA's public key(s) for images built with the vendor's keys (`make image KEYS=DIR`):
+ * `DIR/support-ca.pub` must be there — never a CA made up on the spot, which the images would
+ * trust while its private key sits on the build machine. Refuses (CONFIG_INVALID, naming the
+ * file) a missing public key, and the CA's private key beside the signing key.
+ */
+export async function requireSupportCa(dir: string): Promise<string> {
+  const key = path.join(dir, SUPPORT_CA_FILES.key);
+  if (
+    await fs.access(key).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `${key} is the support CA's private key, beside the release signing key: move it to the CA directory kept offline (clgw-release keys --ca-out); the image build needs only ${SUPPORT_CA_FILES.pub}`,
+      { details: { file: key } },
+    );
   const existing = await loadSupportCa(dir);
   if (existing) return existing;
-  say(`no support CA in ${dir}; generating a development support CA there`);
+  const file = path.join(dir, SUPPORT_CA_FILES.pub);
+  throw new ClgwError(
+    'CONFIG_INVALID',
+    `${file} is missing: images built with KEYS=${dir} trust the support CA's public key from there (clgw-release keys writes it); no development CA is made for them`,
+    { details: { file } },
+  );
+}
+
+/**
+ * The development support CA of a development build (`make image` without KEYS, the simulator,
+ * the QEMU run): the one in `dir`, generated there first when there is none — `generated` says
+ * so, for the build's development-keys notice.
+ */
+export async function ensureDevSupportCa(dir: string): Promise<{ publicKey: string; generated: boolean }> {
+  const existing = await loadSupportCa(dir);
+  if (existing) return { publicKey: existing, generated: false };
   const { publicKey } = await generateSupportCa(dir);
-  return supportCaPublicKeys(publicKey, path.join(dir, SUPPORT_CA_FILES.pub));
+  return {
+    publicKey: supportCaPublicKeys(publicKey, path.join(dir, SUPPORT_CA_FILES.pub)),
+    generated: true,
+  };
 }
 
 const PRINCIPAL = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -162,9 +210,10 @@ export function supportCertProblem(
 /**
  * Issues a support certificate with `ssh-keygen -s` (run without a shell): principals
  * `clgw-support` plus the given ones, valid from 5 minutes ago (a support PC's clock a little
- * ahead of the appliance's) for `hours`, a random serial, and only the pty and port-forwarding
- * permissions (no agent or X11 forwarding, no ~/.ssh/rc). Written beside the public key as
- * `<name>-cert.pub`, as ssh-keygen names it.
+ * ahead of the appliance's) for `hours`, a random serial, and the pty permission alone: no port,
+ * agent or X11 forwarding, no ~/.ssh/rc — support works on the appliance, and never tunnels
+ * through it into the customer's LAN (the appliance's sshd refuses forwarding as well). Written
+ * beside the public key as `<name>-cert.pub`, as ssh-keygen names it.
  */
 export async function issueSupportCert(req: SupportCertRequest): Promise<SupportCert> {
   const problem = supportCertProblem(req);
@@ -189,8 +238,6 @@ export async function issueSupportCert(req: SupportCertRequest): Promise<Support
     'clear',
     '-O',
     'permit-pty',
-    '-O',
-    'permit-port-forwarding',
     req.publicKey,
   ]);
   const { stdout } = await execFile('ssh-keygen', ['-L', '-f', file]);

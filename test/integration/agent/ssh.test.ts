@@ -3,7 +3,8 @@
  * on for 24 hours by the simulated clock, the expiry surviving an agent restart, off on request;
  * the window kept without the agent (sshd and a logged-in session end when it closes); a start
  * that fails (port taken, unusable host key) reported with where and why, and rolled back; an
- * enable cut short rolled back at the next start; and the CLI.
+ * enable cut short rolled back at the next start; and the CLI, with no forwarding through a
+ * login whatever the certificate permits.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
@@ -25,6 +26,7 @@ import {
   greeting,
   newKey,
   run,
+  signDirectly,
   sshArgs,
   sshLogin,
   sshToolsMissing,
@@ -302,6 +304,36 @@ describe.skipIf(skip)('SSH access', () => {
       expect(await fs.readFile(path.join(world.paths.logDir, 'sshd.log'), 'utf8')).toMatch(
         /Accepted certificate ID "cli@support" \(serial \d+\) signed by ED25519 CA/,
       );
+      // No tunnel into the LAN: not with support-cert's certificate (the pty alone), nor with one
+      // the CA signed with every permission (sshd's AllowTcpForwarding no).
+      const lan = net.createServer((c) => c.end('forwarded\n'));
+      await new Promise<void>((r) => lan.listen(0, '127.0.0.1', r));
+      let reached = 0;
+      lan.on('connection', () => {
+        reached += 1;
+      });
+      try {
+        const wideKey = await newKey(keys, 'wide');
+        const wide = await signDirectly(ca, wideKey, {
+          principals: ['clgw-support', `appliance-${id}`],
+          validity: '-5m:+1h',
+          identity: 'wide@support',
+        });
+        expect((await run('ssh-keygen', ['-L', '-f', wide])).stdout).toContain('permit-port-forwarding');
+        const target = `127.0.0.1:${(lan.address() as net.AddressInfo).port}`;
+        for (const [k, c] of [
+          [key, cert],
+          [wideKey, wide],
+        ] as const) {
+          expect((await sshLogin(port, k, c, ['id', '-un'])).stdout, c).toBe('support\n');
+          const tunnel = await run('ssh', ['-W', target, ...sshArgs(port, k, c, [])], 30_000);
+          expect(tunnel.code, c).toBe(255);
+          expect(tunnel.stdout, c).toBe('');
+        }
+        expect(reached).toBe(0);
+      } finally {
+        await new Promise((r) => lan.close(r));
+      }
       expect((await clgw(['ssh', 'off'])).stdout).toBe('SSH access is disabled\n');
       expect(await greeting(port)).toBe('ECONNREFUSED');
       expect((await clgw(['ssh', 'sideways'])).code).toBe(2);

@@ -1,7 +1,7 @@
 /**
  * The image's support access as sshd and sudo read it: the sshd drop-in
  * (etc/ssh/sshd_config.d/clgw.conf) through `sshd -T` — support only, certificates of the support
- * CA only, bound by our principals command, VERBOSE logging — and the sudoers drop-in through
+ * CA only, bound by our principals command, no forwarding, VERBOSE logging — and the sudoers drop-in through
  * `visudo -c`. That sshd and sudo then behave so on the booted image only QEMU shows.
  */
 import { execFile } from 'node:child_process';
@@ -29,7 +29,7 @@ function run(bin: string, args: string[]): Promise<{ code: number; output: strin
 }
 
 describe.skipIf(missing.length > 0)('support access in the image', () => {
-  it('sshd: support only, no passwords or keys, certificates of the support CA bound by our command', async () => {
+  it('sshd: support only, no passwords or keys, certificates of the support CA bound by our command, no forwarding', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-sshd-t-'));
     try {
       // The appliance's host key is made at the first "Enable SSH access": a stand-in here.
@@ -55,11 +55,30 @@ describe.skipIf(missing.length > 0)('support access in the image', () => {
         'authorizedprincipalscommanduser clgw-sshauth',
         'loglevel VERBOSE',
         'hostkey /var/clgw/ssh/ssh_host_ed25519_key',
+        // No forwarding of any kind into the customer's LAN or to local sockets.
+        'allowtcpforwarding no',
+        'allowstreamlocalforwarding no',
+        'allowagentforwarding no',
+        'x11forwarding no',
+        'permittunnel no',
       ])
         expect(effective).toContain(line);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
+    // Said in the drop-in itself, not left to defaults: Debian's sshd_config says X11Forwarding yes
+    // below its Include of the drop-ins, and sshd takes the first value it reads.
+    const settings = (await fs.readFile(path.join(OVERLAY, 'etc/ssh/sshd_config.d/clgw.conf'), 'utf8'))
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'));
+    for (const line of [
+      'AllowTcpForwarding no',
+      'AllowStreamLocalForwarding no',
+      'AllowAgentForwarding no',
+      'X11Forwarding no',
+      'PermitTunnel no',
+    ])
+      expect(settings).toContain(line);
     // The command is the built agent's, which the image has under /usr/lib/clgw/agent/dist.
     expect(existsSync(path.join(REPO, 'agent/dist/ssh/principals-command.js'))).toBe(true);
   });

@@ -42,8 +42,9 @@ const verify = (file: string) => run('systemd-analyze', ['verify', file]);
  * units say why each privilege they keep is there.
  */
 const EXPOSURE_CEILINGS: Record<string, number> = {
-  // Root with CAP_NET_BIND_SERVICE alone (its portal on port 80), every block device, the
-  // network, the data partition, the ESP and /run/clgw writable: 9.6 before.
+  // Root without a capability (CapabilityBoundingSet= empty; the portal is its own process),
+  // every block device, the network, the data partition, the ESP and /run/clgw writable: 9.6
+  // before.
   'clgw-agent.service': 2.1,
   // Root without a capability, its tty and its log only, no IP: 9.6 before.
   'clgw-console-home.service': 1.2,

@@ -1,6 +1,7 @@
 /**
  * "Download logs" end to end: the real agent on a simulated appliance (boot emulator), the built
- * `clgw-log-download` command, and the archive fetched from the portal over loopback HTTP.
+ * `clgw-log-download` command, and the archive fetched from the portal over loopback HTTP; and
+ * archives a killed agent left behind, gone once the agent has started again.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -40,10 +41,18 @@ async function download(
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
 }
 
+/** Archives an agent that was killed left in run/clgw/logs (a whole one, one half written). */
+const LEFTOVERS = [
+  'clgw-logs-20261121T093000Z-3fa2c1.tar.gz',
+  'clgw-logs-20261121T093100Z-77aa01.tar.gz.partial',
+];
+
 beforeAll(async () => {
   await fs.access(path.join(REPO, 'agent/dist/cli/log-download.js')); // built by `make test`
   world = await makeWorld({ boot: false });
   scratch = await tempDir('log-download');
+  await fs.mkdir(world.paths.logArchives, { recursive: true });
+  for (const name of LEFTOVERS) await fs.writeFile(path.join(world.paths.logArchives, name), 'left\n');
   appliance = runAppliance({ root: world.root, say: () => undefined });
   const client = new AgentClient(world.paths.socket, 5000);
   await until(
@@ -63,6 +72,18 @@ afterAll(async () => {
 });
 
 describe('clgw-log-download', () => {
+  it('finds no archive a previous agent left: the agent deleted them when it started', async () => {
+    const left = await fs.readdir(world.paths.logArchives).catch(() => [] as string[]);
+    for (const name of LEFTOVERS) expect(left).not.toContain(name);
+    const said = await until(async () => {
+      const lines = (await fs.readFile(world.paths.logFile, 'utf8')).trim().split('\n');
+      return lines
+        .map((l) => JSON.parse(l) as { msg: string; files?: string[] })
+        .find((l) => l.msg === 'removed log archives a previous agent left');
+    }, 'the agent to say so in its log');
+    expect([...(said.files ?? [])].sort()).toEqual(LEFTOVERS);
+  });
+
   it('prints a temporary URL that serves the log archive once asked, and 404 after revoke', async () => {
     const portal = (await fs.readFile(world.paths.portalUrl, 'utf8')).trim();
     const r = await logDownload([]);

@@ -34,6 +34,9 @@ describe('agent configuration', () => {
     [{ platform: 'kvm', baseUrl: 'http://mirror.example/' }, 'baseUrl'],
     [{ platform: 'kvm', surprise: 1 }, 'surprise'],
     [{ platform: 'kvm', http: { retries: 99 } }, 'http.retries'],
+    // The presence code's lifetime and grace can only be made shorter than the defaults.
+    [{ platform: 'kvm', presence: { lifetimeMs: 10 * 60_000 } }, 'presence.lifetimeMs'],
+    [{ platform: 'kvm', presence: { graceMs: 120_000 } }, 'presence.graceMs'],
   ])('rejects %j naming %s and the file', async (cfg, field) => {
     const paths = appliancePaths(dir);
     await writeFileAtomic(paths.config, JSON.stringify(cfg));

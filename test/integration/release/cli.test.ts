@@ -54,16 +54,21 @@ describe('clgw-release', () => {
     expect(keys.stdout).toMatch(/SHA-256 fingerprint ([0-9A-F]{2}:){31}[0-9A-F]{2}/);
     // The CA's private keys apart from the signing key (keys-ca, by default), to be kept offline.
     expect(keys.stdout).toContain(`the CA's private keys written to ${path.join(dir, 'keys-ca')}`);
-    // Beside the signing key: the certificates and the development support CA (SSH), no CA key.
+    // Beside the signing key: the certificates and the support CA's public key (SSH), no CA key.
     expect((await fs.readdir(path.join(dir, 'keys'))).sort()).toEqual([
       'intermediate.pem',
       'root.pem',
       'signing.key',
       'signing.pem',
+      'support-ca.pub',
+    ]);
+    // The support CA's private key with the release CA's.
+    expect((await fs.readdir(path.join(dir, 'keys-ca'))).sort()).toEqual([
+      'intermediate.key',
+      'root.key',
       'support-ca',
       'support-ca.pub',
     ]);
-    expect((await fs.readdir(path.join(dir, 'keys-ca'))).sort()).toEqual(['intermediate.key', 'root.key']);
 
     const build = await clgwRelease(
       [

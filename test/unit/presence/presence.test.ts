@@ -3,8 +3,9 @@
  * and length, rotation by time and by use, the grace for the previous code, the global lockout,
  * and that a code is compared whole and case-blind.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { constantTimeEqual } from '../../../agent/src/presence/equal.js';
 import {
   createPresence,
   normalizeCode,
@@ -14,12 +15,13 @@ import {
 
 const MIN = 60_000;
 
-function presence(opts: { maxFailures?: number } = {}) {
+function presence(opts: { maxFailures?: number; equal?: (a: string, b: string) => boolean } = {}) {
   const clock = { t: Date.parse('2026-12-05T10:00:00Z') };
   const p = createPresence({
     now: () => clock.t,
     random: (n) => randomBytes(n),
-    equal: (a, b) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b)),
+    // The agent's own comparison (agent.ts).
+    equal: constantTimeEqual,
     ...opts,
   });
   return { p, clock };
@@ -50,16 +52,19 @@ describe('presence code', () => {
     expect(normalizeCode('ab-cd ef')).toBe('ABCDEF');
   });
 
-  it('changes every 10 minutes; the previous code is still taken for a minute, not after', () => {
+  it('changes every 5 minutes; the previous code is still taken for a minute, not after', () => {
     const { p, clock } = presence();
     const first = p.view();
-    clock.t += 10 * MIN + 30_000;
+    expect(first.expiresAt).toBe(clock.t + 5 * MIN);
+    clock.t += 5 * MIN - 1;
+    expect(p.view().code).toBe(first.code);
+    clock.t += 30_001;
     const second = p.view();
     expect(second.code).not.toBe(first.code);
-    expect(second.expiresAt).toBe(clock.t + 10 * MIN);
+    expect(second.expiresAt).toBe(clock.t + 5 * MIN);
     expect(p.verify(first.code)).toEqual({ ok: true }); // 30 s after the change: within the grace
     const third = p.view();
-    clock.t += 10 * MIN;
+    clock.t += 5 * MIN;
     const fourth = p.view().code;
     clock.t += 61_000;
     expect(p.verify(third.code)).toEqual({ ok: false, reason: 'invalid', attemptsLeft: 4 });
@@ -96,5 +101,36 @@ describe('presence code', () => {
     expect(p.view().failures).toBe(3);
     expect(p.verify(code)).toEqual({ ok: true });
     expect(p.view().failures).toBe(0);
+  });
+
+  it('counts a code of 10 characters that are not the alphabet’s (É, Cyrillic, digits 0/1) as wrong, never comparing it', () => {
+    const compared: [string, string][] = [];
+    const { p } = presence({
+      equal: (a, b) => {
+        compared.push([a, b]);
+        return constantTimeEqual(a, b);
+      },
+    });
+    const code = p.view().code;
+    // 10 characters each, after the dash goes: 20 bytes of UTF-8, or symbols left out as look-alikes.
+    const malformed = ['ÉÉÉÉÉ-ÉÉÉÉÉ', 'АВСЕНКМРТХ', '00000-11111', 'éééééééééé'];
+    malformed.forEach((typed, i) => {
+      expect(p.verify(typed), typed).toEqual({ ok: false, reason: 'invalid', attemptsLeft: 4 - i });
+    });
+    expect(compared).toEqual([]);
+    expect(p.view()).toMatchObject({ code, failures: 4 });
+    // The fifth malformed code locks, as a fifth wrong code of the right form would.
+    expect(p.verify('ÄÄÄÄÄÄÄÄÄÄ')).toMatchObject({ ok: false, reason: 'locked' });
+    expect(compared).toEqual([]);
+  });
+});
+
+describe('constantTimeEqual (the agent’s comparison)', () => {
+  it('answers false for strings of one length in characters but not in bytes, instead of throwing', () => {
+    expect(() => constantTimeEqual('ÉÉÉÉÉÉÉÉÉÉ', 'K7M2Q9XRT4')).not.toThrow();
+    expect(constantTimeEqual('ÉÉÉÉÉÉÉÉÉÉ', 'K7M2Q9XRT4')).toBe(false);
+    expect(constantTimeEqual('K7M2Q9XRT', 'K7M2Q9XRT4')).toBe(false);
+    expect(constantTimeEqual('K7M2Q9XRT5', 'K7M2Q9XRT4')).toBe(false);
+    expect(constantTimeEqual('K7M2Q9XRT4', 'K7M2Q9XRT4')).toBe(true);
   });
 });
