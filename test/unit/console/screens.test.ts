@@ -331,6 +331,23 @@ describe('menu screen (headless, 80x25)', () => {
     expect(h.text()).toContain('Data reset done');
   });
 
+  it('keys typed on in the same read as the Enter that opened a field are not lost', async () => {
+    // A busy console reads what was typed meanwhile in one go: blessed's textbox listens only
+    // from the next turn of the event loop, and dropped the keys after the Enter.
+    const { h, agent } = await menu(sampleStatus());
+    await typeKeys(h.input, `${KEY.enter}RESET${KEY.enter}`);
+    expect(agent.calls).toEqual(['/v1/data-reset']);
+    expect(h.text()).toContain('Data reset done');
+    // In the form: Ctrl-U among them clears what was typed before it, as when typed slowly.
+    await typeKeys(h.input, KEY.down, KEY.down, KEY.enter); // the form (DHCP)
+    expect(h.text()).toMatch(/IPv4 +DHCP/);
+    await typeKeys(h.input, `${KEY.down}${KEY.enter}old\x15gw-2${KEY.enter}${KEY.down}`);
+    expect(h.text()).toMatch(/Hostname +gw-2$/m);
+    // The last Down went to the form once the field was done: Enter is on Save.
+    await typeKeys(h.input, KEY.enter);
+    expect(h.text()).toContain('Apply these network settings?');
+  });
+
   it("shows the agent's refusal in its own words", async () => {
     const { h, agent } = await menu(sampleStatus({ platform: 'physical' }));
     agent.refuse = new ClgwError('NOT_ALLOWED', 'refused: an update is in its critical phase {red-fg}');
