@@ -462,6 +462,29 @@ export class MenuScreen {
       );
       this.screen.render();
     });
+    this.holdTypedAhead();
+  }
+
+  /**
+   * blessed's textbox starts listening for keys only on the next turn of the event loop (so that
+   * the Enter that opened it is not typed into it). Keys read together with that Enter, typed on
+   * while the console was busy or pasted, reached it before it listened and were lost: RESET
+   * typed after Enter went nowhere. They are held here and, once it listens, sent again through
+   * the screen to whatever has the focus then (the field, or the menu or form once a held Enter
+   * or Escape has ended the field). Ctrl-U acts when read and again when sent, in its place among
+   * the keys: the value comes out as if they had been typed slowly.
+   */
+  private holdTypedAhead(): void {
+    const held: [string, blessed.Widgets.Events.IKeyEventArg][] = [];
+    const hold = (ch: string, key: blessed.Widgets.Events.IKeyEventArg) => {
+      held.push([ch, key]);
+    };
+    this.input.on('keypress', hold);
+    // Queued after blessed's own setImmediate: the textbox listens when this runs.
+    setImmediate(() => {
+      this.input.removeListener('keypress', hold);
+      for (const [ch, key] of held) this.screen.program.emit('keypress', ch, key);
+    });
   }
 
   private async openForm(): Promise<void> {

@@ -14,7 +14,7 @@ import { HomeScreen } from '../../../console-tui/src/ui/home.js';
 import { MenuScreen } from '../../../console-tui/src/ui/menu.js';
 import { wrap } from '../../../console-tui/src/view/text.js';
 import { sampleStatus } from '../../support/status.js';
-import { headlessScreen, KEY, typeKeys } from './headless.js';
+import { headlessScreen, KEY, typeKeys, waitForText } from './headless.js';
 
 interface FakeAgent extends ConsoleDeps {
   calls: string[];
@@ -331,6 +331,23 @@ describe('menu screen (headless, 80x25)', () => {
     expect(h.text()).toContain('Data reset done');
   });
 
+  it('keys typed on in the same read as the Enter that opened a field are not lost', async () => {
+    // A busy console reads what was typed meanwhile in one go: blessed's textbox listens only
+    // from the next turn of the event loop, and dropped the keys after the Enter.
+    const { h, agent } = await menu(sampleStatus());
+    await typeKeys(h.input, `${KEY.enter}RESET${KEY.enter}`);
+    expect(agent.calls).toEqual(['/v1/data-reset']);
+    expect(h.text()).toContain('Data reset done');
+    // In the form: Ctrl-U among them clears what was typed before it, as when typed slowly.
+    await typeKeys(h.input, KEY.down, KEY.down, KEY.enter); // the form (DHCP)
+    expect(h.text()).toMatch(/IPv4 +DHCP/);
+    await typeKeys(h.input, `${KEY.down}${KEY.enter}old\x15gw-2${KEY.enter}${KEY.down}`);
+    expect(h.text()).toMatch(/Hostname +gw-2$/m);
+    // The last Down went to the form once the field was done: Enter is on Save.
+    await typeKeys(h.input, KEY.enter);
+    expect(h.text()).toContain('Apply these network settings?');
+  });
+
   it("shows the agent's refusal in its own words", async () => {
     const { h, agent } = await menu(sampleStatus({ platform: 'physical' }));
     agent.refuse = new ClgwError('NOT_ALLOWED', 'refused: an update is in its critical phase {red-fg}');
@@ -552,7 +569,6 @@ describe('menu screen (headless, 80x25)', () => {
       ...Array<string>(5).fill(KEY.up),
       ...Array<string>(index).fill(KEY.down),
     ];
-    const settle = () => new Promise((r) => setTimeout(r, 30));
     const scenarios: [string, () => Promise<void>][] = [
       ['Data Reset, Escape', () => typeKeys(h.input, ...goTo(0), KEY.enter, KEY.escape)],
       ['Factory Reset, Escape', () => typeKeys(h.input, ...goTo(1), KEY.enter, KEY.escape)],
@@ -584,7 +600,7 @@ describe('menu screen (headless, 80x25)', () => {
         async () => {
           agent.link = new ClgwError('NOT_ALLOWED', 'no');
           await typeKeys(h.input, ...goTo(4), KEY.enter, KEY.down, KEY.enter);
-          await settle();
+          await waitForText(h, 'Download logs: no');
         },
       ],
       [
@@ -592,8 +608,7 @@ describe('menu screen (headless, 80x25)', () => {
         async () => {
           agent.link = LINK;
           await typeKeys(h.input, ...goTo(4), KEY.enter, KEY.down, KEY.enter);
-          await settle();
-          expect(h.text()).toContain(LINK.url);
+          await waitForText(h, LINK.url);
           await typeKeys(h.input, KEY.enter);
         },
       ],
@@ -648,7 +663,7 @@ describe('menu screen (headless, 80x25)', () => {
     await typeKeys(h.input, KEY.enter); // keys while building do nothing
     expect(agent.calls).toEqual(['create log link']);
     release();
-    await new Promise((r) => setTimeout(r, 20));
+    await waitForText(h, LINK.url);
     const rows = h.text().split('\n');
     expect(rows[3]).toBe('  Download logs: open this URL in a browser on the LAN');
     expect(rows[4]).toBe(` ${LINK.url}`);
@@ -675,8 +690,7 @@ describe('menu screen (headless, 80x25)', () => {
     const { h, agent } = await menu(sampleStatus());
     agent.link = new ClgwError('NOT_ALLOWED', 'the portal is not running {x}: no URL to serve logs at');
     await typeKeys(h.input, ...toLogs, KEY.down, KEY.enter);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(h.text()).toContain('Download logs: the portal is not running {x}: no URL to serve logs at');
+    await waitForText(h, 'Download logs: the portal is not running {x}: no URL to serve logs at');
     expect(h.text()).toContain('   Ethernet configuration and Hostname');
     agent.link = LINK;
     await typeKeys(h.input, KEY.enter, KEY.down, KEY.enter);
