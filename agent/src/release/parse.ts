@@ -1,4 +1,4 @@
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, type Node, parseDocument } from 'yaml';
 import { ClgwError } from '../errors.js';
 import { type Compat, formatPath, validateCompat } from './schema.js';
 
@@ -15,14 +15,23 @@ import { type Compat, formatPath, validateCompat } from './schema.js';
 export const MAX_COMPAT_BYTES = 256 * 1024;
 /** Schema v1 nests 6 levels deep; anything far deeper is hostile. */
 const MAX_DEPTH = 16;
+/**
+ * The most YAML tokens (scalars, indicators, brackets, comments) a document may hold. The largest
+ * schema-v1 document — three platforms, each with chunk indexes, packs and all three containers —
+ * has about 600; 120,000 one-digit items in a flow list (240 KB) exhaust the agent's 48 MiB heap in
+ * the parser, and this many cost a few MiB at most.
+ */
+const MAX_TOKENS = 10_000;
 
 /**
- * Parses and validates compat.yaml. Throws `YAML_INVALID` (size, encoding, syntax, forbidden
- * YAML features, numbers out of range — with line and column) or `COMPAT_INVALID` (schema).
+ * Parses and validates compat.yaml. Throws `YAML_INVALID` (size, encoding, nesting or token count
+ * beyond the limits — checked before parsing —, syntax, forbidden YAML features, numbers out of
+ * range — with line and column) or `COMPAT_INVALID` (schema).
  * `source` names the document in messages (a file path or URL).
  */
 export function parseCompat(text: string | Uint8Array, source = 'compat.yaml'): Compat {
   const str = decode(text, source);
+  prescan(str, source);
   const lineCounter = new LineCounter();
   const doc = parseDocument(str, {
     schema: 'core',
@@ -100,6 +109,122 @@ function utf8Length(s: string): number {
 
 function yamlInvalid(source: string, message: string): ClgwError {
   return new ClgwError('YAML_INVALID', `${source} is not allowed: ${message}`, { details: { source } });
+}
+
+/** The lexer's zero-width markers (yaml's CST): document start, flow collection cut off, scalar next. */
+const DOCUMENT = '\x02';
+const FLOW_END = '\x18';
+const SCALAR = '\x1f';
+
+/**
+ * Refuses a document nested deeper than MAX_DEPTH, or of more than MAX_TOKENS tokens, from its
+ * tokens alone, before the parser builds anything: the parser builds the whole tree before a depth
+ * can be checked on it, and 80 KB of `[` nested 40,000 deep exhausts the agent's heap in there (it
+ * then crashed at every start, resuming the same check). The lexer keeps no tree, and neither does
+ * this: a counter of open flow collections, and a stack of the indents of open block ones (at most
+ * MAX_DEPTH + 2 entries: each push past the limit is refused).
+ *
+ * A level is what `walk` counts: the number of collections around a node. Flow collections count by
+ * their brackets; block collections by the indicators that open them (`-` a sequence; `?` or `:`
+ * a mapping), at the indent the parser gives them — a line's leading spaces, plus each indicator at
+ * its start, so `- - - x` opens three sequences on one line. Content at a smaller indent closes the
+ * deeper ones; a sequence may be a mapping's value at the mapping's own indent.
+ */
+function prescan(str: string, source: string): void {
+  const refuse = (problem: string, offset: number): never => {
+    const before = str.slice(0, offset);
+    const line = before.split('\n').length;
+    const col = offset - before.lastIndexOf('\n');
+    throw yamlInvalid(source, `${problem} at line ${line}, column ${col}`);
+  };
+  /** Open block collections, innermost last: indent × 2, plus 1 for a sequence. */
+  const open: number[] = [];
+  const indentOf = (entry: number) => entry >> 1;
+  const isSeqEntry = (entry: number) => (entry & 1) === 1;
+  let flow = 0;
+  let tokens = 0;
+  let offset = 0;
+  let indent = 0;
+  let atLineStart = true;
+  let scalarNext = false;
+  let blockScalar = false;
+
+  /** Content or an indicator at `indent` closes the block collections it lies outside of. */
+  const closeDeeper = (seqIndicator: boolean): void => {
+    while (open.length > 0 && indentOf(open.at(-1)!) > indent) open.pop();
+    const top = open.at(-1);
+    // A key (or other content) at a sequence's own indent ends that sequence: it was a map's value.
+    if (top !== undefined && indentOf(top) === indent && isSeqEntry(top) && !seqIndicator) open.pop();
+  };
+  const deeper = (at: number): void => {
+    const level = open.length + flow - 1;
+    if (level > MAX_DEPTH) refuse(`nesting deeper than ${MAX_DEPTH} levels (level ${level} opens here)`, at);
+  };
+
+  for (const token of new Lexer().lex(str)) {
+    const at = offset;
+    if (token === DOCUMENT) continue;
+    if (token === FLOW_END) {
+      flow = 0;
+      continue;
+    }
+    if (token === SCALAR) {
+      scalarNext = true;
+      continue;
+    }
+    offset += token.length;
+    if (scalarNext) {
+      scalarNext = false;
+      if (blockScalar) {
+        // A block scalar's text, up to and including its last line break.
+        blockScalar = false;
+        atLineStart = true;
+        indent = 0;
+        continue;
+      }
+    }
+    const first = token[0];
+    if (token === '' || token === '\n' || token === '\r\n') {
+      atLineStart = true;
+      indent = 0;
+      continue;
+    }
+    if (first === ' ' || first === '\t') {
+      // Tabs count too (the parser refuses them as indentation): a larger indent closes less.
+      if (atLineStart) indent += token.length;
+      continue;
+    }
+    if (++tokens > MAX_TOKENS) refuse(`more than ${MAX_TOKENS} YAML tokens`, at);
+    if (first === '#' || first === '%' || first === ',') continue;
+    if (token === '---' || token === '...') {
+      open.length = 0;
+      flow = 0;
+      continue;
+    }
+    if (token === '[' || token === '{') {
+      if (flow === 0) closeDeeper(false);
+      flow += 1;
+      deeper(at);
+    } else if (token === ']' || token === '}') {
+      flow = Math.max(0, flow - 1);
+    } else if (flow > 0) {
+      // Inside brackets indentation means nothing, and only brackets nest.
+    } else if (token === '-' || token === '?' || token === ':') {
+      const seq = token === '-';
+      closeDeeper(seq);
+      const top = open.at(-1);
+      if (top === undefined || indentOf(top) < indent || isSeqEntry(top) !== seq) {
+        open.push(indent * 2 + (seq ? 1 : 0));
+        deeper(at);
+      }
+      if (atLineStart) indent += token.length;
+      continue;
+    } else {
+      closeDeeper(false);
+      if (first === '|' || first === '>') blockScalar = true;
+    }
+    atLineStart = false;
+  }
 }
 
 type Fail = (problem: string, offset: number | undefined, path: string) => ClgwError;

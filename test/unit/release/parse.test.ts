@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { stringify, type ToStringOptions } from 'yaml';
 import type { ClgwError } from '../../../agent/src/errors.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '../../../agent/src/release/parse.js';
 import { SAMPLE_YAML, SHA_BOOT } from '../../fixtures/release/compat.js';
@@ -181,6 +182,63 @@ describe('parseCompat', () => {
     expect(err.code).toBe('YAML_INVALID');
     const moderate = `schema: 1\nx: ${'['.repeat(40)}${']'.repeat(40)}\n`;
     expect(failure(moderate).message).toContain('nesting deeper than 16 levels');
+  });
+
+  it.each([
+    ['flow sequences', (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`],
+    ['flow mappings', (n: number) => `${'{a: '.repeat(n)}1${'}'.repeat(n)}`],
+    ['block sequences on one line', (n: number) => `${'- '.repeat(n)}x`],
+    ['explicit keys on one line', (n: number) => `${'? '.repeat(n)}x`],
+  ])('refuses %s nested 40,000 deep before parsing, naming the limit and where', (_what, nest) => {
+    const text = `schema: 1
+x:
+  ${nest(40_000)}
+`;
+    expect(text.length).toBeLessThan(MAX_COMPAT_BYTES);
+    const err = failure(text);
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toMatch(
+      /^compat\.yaml is not allowed: nesting deeper than 16 levels \(level 17 opens here\) at line 3, column \d+$/,
+    );
+  });
+
+  /** `{ schema: 1, x: … }` with the deepest collection `depth` levels down (its items one more). */
+  function nestedDoc(depth: number, style: 'map-seq' | 'seq'): Record<string, unknown> {
+    let value: unknown = ['leaf'];
+    for (let level = depth - 1; level >= 1; level--)
+      value = style === 'seq' || level % 2 === 0 ? [value, 'sibling'] : { k: value, other: 1 };
+    return { schema: 1, x: value };
+  }
+
+  it.each([
+    ['block, lists indented', {}],
+    ['block, lists at their key', { indentSeq: false }],
+    ['block, four-space indent', { indent: 4 }],
+    ['flow', { collectionStyle: 'flow' }],
+  ] as [string, ToStringOptions][])('counts nesting as the parser does (%s)', (_what, options) => {
+    for (const style of ['map-seq', 'seq'] as const) {
+      const at = (depth: number) => {
+        const text = stringify(nestedDoc(depth, style), options);
+        if (options.collectionStyle === 'flow') return failure(text);
+        // Comments and a block scalar between the levels change nothing.
+        return failure(text.replace(/^(\s*)other: 1$/gm, '$1# a comment\n$1other: |\n$1  text\n'));
+      };
+      // 15: every node within the limit, so the schema has its say (x is no key of compat.yaml).
+      expect(at(15).code).toBe('COMPAT_INVALID');
+      // 16: the items of the deepest list are one level too deep (found by the parsed tree's walk).
+      expect(at(16).message).toMatch(/nesting deeper than 16 levels \(x(\[0\]|\.k)+\)/);
+      // 17: the deepest list itself is, which the scan before parsing finds.
+      expect(at(17).message).toContain('nesting deeper than 16 levels (level 17 opens here)');
+    }
+  });
+
+  it('refuses a document of more than 10,000 tokens before parsing', () => {
+    // 120,000 one-digit items (240 KB) took more than the agent's 48 MiB heap to parse.
+    const err = failure(`schema: 1\nx: [${'1,'.repeat(120_000)}1]\n`);
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toBe(
+      'compat.yaml is not allowed: more than 10000 YAML tokens at line 2, column 9999',
+    );
   });
 
   it('refuses non-string keys', () => {
