@@ -26,7 +26,7 @@ const MAX_TOKENS = 10_000;
 /**
  * Parses and validates compat.yaml. Throws `YAML_INVALID` (size, encoding, nesting or token count
  * beyond the limits — checked before parsing —, syntax, forbidden YAML features, numbers out of
- * range — with line and column) or `COMPAT_INVALID` (schema).
+ * range — with line and column) or `COMPAT_INVALID` (schema; numbers not in plain decimal digits).
  * `source` names the document in messages (a file path or URL).
  */
 export function parseCompat(text: string | Uint8Array, source = 'compat.yaml'): Compat {
@@ -63,13 +63,46 @@ export function parseCompat(text: string | Uint8Array, source = 'compat.yaml'): 
   if (doc.directives?.yaml.explicit)
     throw yamlInvalid(source, 'a %YAML directive is not allowed (the document is YAML 1.2)');
 
-  walk(doc.contents as Node | null, (problem, offset, path) =>
+  const numbers = walk(doc.contents as Node | null, (problem, offset, path) =>
     yamlInvalid(source, `${problem}${path ? ` (${path})` : ''}${at(offset)}`),
   );
 
   // Aliases are already refused, so conversion cannot expand anything; 0 makes that doubly sure.
   const data = doc.toJS({ maxAliasCount: 0 }) as unknown;
-  return validateCompat(data, source);
+  const compat = validateCompat(data, source);
+  // Only now: a number where a string belongs (`version: 1.10`) is better told by the schema.
+  refuseLenientNumbers(numbers, source, at);
+  return compat;
+}
+
+/** A whole number as a publisher writes it: decimal digits, no sign, point, exponent or leading 0. */
+const PLAIN_DECIMAL = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * Refuses numbers not written in plain decimal digits. Every number in schema v1 is a whole number
+ * (the schema version, serial, sizes, chunk size), and once the document validated every number in
+ * it is one of them. YAML 1.2 reads `8388608.0`, `0x800000`, `0o40000000`, `8.388608e6`, `+8388608`
+ * and `08388608` all as 8388608, but other readers do not (YAML 1.1 reads `010` as 8, some keep
+ * `8388608.0` a float): what a signed document means must not depend on who reads it.
+ */
+function refuseLenientNumbers(
+  numbers: readonly NumberSeen[],
+  source: string,
+  at: (offset: number | undefined) => string,
+): void {
+  const problems = numbers
+    .filter((n) => !PLAIN_DECIMAL.test(n.text))
+    .map(
+      (n) =>
+        `${n.path || '(document)'}: expected a whole number in plain decimal digits, such as ` +
+        `${n.value} (got ${n.text})${at(n.offset)}`,
+    );
+  if (problems.length === 0) return;
+  const shown = problems.slice(0, 5);
+  const more = problems.length > shown.length ? ` (and ${problems.length - shown.length} more)` : '';
+  throw new ClgwError('COMPAT_INVALID', `${source} is invalid: ${shown.join('; ')}${more}`, {
+    details: { source, problems },
+  });
 }
 
 function decode(text: string | Uint8Array, source: string): string {
@@ -229,12 +262,21 @@ function prescan(str: string, source: string): void {
 
 type Fail = (problem: string, offset: number | undefined, path: string) => ClgwError;
 
+/** A number in the document: where, as written, and as read. */
+interface NumberSeen {
+  path: string;
+  text: string;
+  value: number;
+  offset: number | undefined;
+}
+
 /**
  * Refuses what the composer accepted but we do not: anchors, aliases, explicit tags, nesting
  * deeper than MAX_DEPTH, and numbers a JS number cannot hold exactly. Iterative, so a hostile
- * depth cannot overflow the stack here either.
+ * depth cannot overflow the stack here either. Returns every number with its source text.
  */
-function walk(root: Node | null, fail: Fail): void {
+function walk(root: Node | null, fail: Fail): NumberSeen[] {
+  const numbers: NumberSeen[] = [];
   const stack: { node: unknown; path: (string | number)[] }[] = [{ node: root, path: [] }];
   while (stack.length > 0) {
     const { node, path } = stack.pop()!;
@@ -250,6 +292,8 @@ function walk(root: Node | null, fail: Fail): void {
     }
     if (isScalar(node)) {
       checkNumber(node.value, node.source, offset, where, fail);
+      if (typeof node.value === 'number')
+        numbers.push({ path: where, text: node.source ?? String(node.value), value: node.value, offset });
     } else if (isMap(node)) {
       // Pushed last-to-first so that the first offence in document order is the one reported.
       for (let i = node.items.length - 1; i >= 0; i--) {
@@ -266,6 +310,7 @@ function walk(root: Node | null, fail: Fail): void {
         stack.push({ node: node.items[i], path: [...path, i] });
     }
   }
+  return numbers;
 }
 
 function checkNumber(

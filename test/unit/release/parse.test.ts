@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify, type ToStringOptions } from 'yaml';
 import type { ClgwError } from '../../../agent/src/errors.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '../../../agent/src/release/parse.js';
-import { SAMPLE_YAML, SHA_BOOT } from '../../fixtures/release/compat.js';
+import { SAMPLE_YAML, SHA_BOOT, SHA_ROOT } from '../../fixtures/release/compat.js';
 
 const fixture = (name: string): string =>
   readFileSync(new URL(`../../fixtures/release/${name}`, import.meta.url), 'utf8');
@@ -169,6 +169,68 @@ describe('parseCompat', () => {
     const err = failure(SAMPLE_YAML.replace(/^serial: 42$/m, line));
     expect(err.code).toBe('YAML_INVALID');
     expect(err.message).toContain(message);
+  });
+
+  it.each(['8388608.0', '0x800000', '0o40000000', '8.388608e6', '+8388608', '08388608'])(
+    'refuses size: %s, which YAML reads as 8388608, naming the field and the text',
+    (written) => {
+      const err = failure(SAMPLE_YAML.replace('size: 16777216', `size: ${written}`));
+      expect(err.code).toBe('COMPAT_INVALID');
+      expect(err.message).toBe(
+        'compat.yaml is invalid: platforms.virtual.release.artifacts.boot.size: expected a whole number ' +
+          `in plain decimal digits, such as 8388608 (got ${written}) at line 12, column 54`,
+      );
+    },
+  );
+
+  it.each([
+    [
+      'serial',
+      /^serial: 42$/m,
+      'serial: 1e3',
+      'serial: expected a whole number in plain decimal digits, such as 1000 (got 1e3)',
+    ],
+    [
+      'schema',
+      /^schema: 1$/m,
+      'schema: 1.0',
+      'schema: expected a whole number in plain decimal digits, such as 1 (got 1.0)',
+    ],
+    [
+      'a container archive size',
+      'size: 1048576',
+      'size: 0x100000',
+      'platforms.virtual.containers[0].archive.size: expected a whole number in plain decimal digits, such as 1048576 (got 0x100000)',
+    ],
+  ])('refuses a lenient number as %s', (_what, from, to, message) => {
+    const err = failure(SAMPLE_YAML.replace(from, to));
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.message).toContain(message);
+  });
+
+  it('refuses a lenient chunk size, and names every lenient number at once', () => {
+    const root = [
+      '        root:',
+      '          path: releases/1.1.0/root.img',
+      '          size: 67108864',
+      `          sha256: ${SHA_ROOT}`,
+      `          index: { path: releases/1.1.0/root.img.idx, chunkSize: 0x1000, size: 20, sha256: ${SHA_BOOT} }`,
+    ].join('\n');
+    const text = SAMPLE_YAML.replace('size: 16777216', 'size: 16777216.0').replace(/^ {8}root: .*$/m, root);
+    const err = failure(text);
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.details?.problems).toEqual([
+      expect.stringMatching(/^platforms\.virtual\.release\.artifacts\.boot\.size: .* \(got 16777216\.0\)/),
+      expect.stringMatching(
+        /^platforms\.virtual\.release\.artifacts\.root\.index\.chunkSize: .* such as 4096 \(got 0x1000\)/,
+      ),
+    ]);
+  });
+
+  it('leaves a number where a string belongs to the schema, which says more', () => {
+    const err = failure(SAMPLE_YAML.replace('version: 1.1.0\n', 'version: 1.10\n'));
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.message).toContain('platforms.virtual.release.version: expected a string, got number 1.1');
   });
 
   it('refuses a huge artifact size, naming its path', () => {
