@@ -123,4 +123,63 @@ describe('a check that never ends', () => {
     expect(world.mirror.stats('/compat.yaml').requests).toBe(0);
     expect(await untouched(world)).toEqual(before);
   });
+
+  it('cut off at three starts in a row: the next start gives it up, shows why, and stays up', async () => {
+    await fs.access(AGENT_MAIN);
+    // A release the boot-time check would install, served so slowly that the check never ends.
+    world = await makeWorld({ config: { updateAtBoot: true, http: { retries: 0 } }, boot: false });
+    const w = world;
+    await w.publish('1.1.0');
+    w.mirror.setFault('/compat.yaml', { drip: 1 });
+    appliance = runAppliance({ root: w.root, say: () => undefined, portal: false });
+
+    let before: Record<string, string> | undefined;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      // Under way: persisted with its count, and compat.yaml asked for.
+      await until(async () => {
+        const j = await journalOf(w);
+        return (
+          j.state === 'checking' &&
+          j.checkAttempts === attempt &&
+          w.mirror.stats('/compat.yaml').requests >= attempt
+        );
+      }, `check attempt ${attempt} to be under way`);
+      // After the first start has marked the booted slot good, as every start does.
+      before ??= await untouched(w);
+      const pid = appliance.agentPid();
+      expect(pid).toBeDefined();
+      process.kill(pid!, 'SIGKILL');
+      await until(() => appliance!.agentPid() !== undefined && appliance!.agentPid() !== pid, 'a restart');
+    }
+
+    const client = new AgentClient(w.paths.socket, 10_000);
+    const status = await until<Status>(async () => {
+      const s = await client.status();
+      return s.check?.error?.code === 'CHECK_INTERRUPTED' ? s : undefined;
+    }, 'the check to be given up');
+    expect(status.state).toBe('idle');
+    expect(status.check).toMatchObject({
+      outcome: 'failed',
+      message:
+        'the check of compat.yaml was interrupted 3 times in a row (the agent stopped during it each time), so it was given up',
+    });
+    // Persisted, and the boot-time check not begun again (it would only repeat the loop).
+    const j = await until(async () => {
+      const journal = await journalOf(w);
+      return journal.state === 'idle' ? journal : undefined;
+    }, 'idle to be persisted');
+    expect(j.check.error.code).toBe('CHECK_INTERRUPTED');
+    expect(j.checkAttempts).toBeUndefined();
+    await until(
+      async () => (await fs.readFile(w.paths.logFile, 'utf8')).includes('boot-time update skipped'),
+      'the boot-time update to be skipped',
+    );
+    expect(w.mirror.stats('/compat.yaml').requests).toBe(3);
+    const pid = appliance.agentPid();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(appliance.agentPid()).toBe(pid);
+    expect((await client.status()).state).toBe('idle');
+    expect(appliance.boots()).toBe(1);
+    expect(await untouched(w)).toEqual(before);
+  });
 });
