@@ -171,6 +171,12 @@ export function ownWords(
         title: 'The new release did not start correctly; the gateway went back to the previous one.',
         advice: `${retryLater}, or contact support.`,
       };
+    case 'CHECK_INTERRUPTED':
+      return {
+        title: 'The check for updates stopped the update agent each time it ran, so it was given up.',
+        advice:
+          'The gateway checks again at its next update window or start. If this happens again, download the logs and contact support.',
+      };
     case 'CRITICAL_PHASE_FAILED':
       return {
         title: 'The update was interrupted at a critical moment.',

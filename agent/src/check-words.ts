@@ -38,7 +38,9 @@ export function describeCheck(s: Pick<Status, 'check' | 'gatewayVersion' | 'next
       const what =
         c.error && UNREACHABLE.has(c.error.code)
           ? 'Cannot reach the download server'
-          : "The download server's release information was refused";
+          : c.error?.code === 'CHECK_INTERRUPTED'
+            ? 'The check for updates did not finish'
+            : "The download server's release information was refused";
       return { severity: 'warn', text: `${what}: ${c.message} — ${keeps} and will try again ${nextTry(s)}` };
     }
   }

@@ -54,6 +54,7 @@ export const ERROR_CODES = [
   // update flow
   'HEALTH_CHECK_FAILED',
   'CRITICAL_PHASE_FAILED',
+  'CHECK_INTERRUPTED',
   'BUSY',
   'INVALID_REQUEST',
   'NOT_ALLOWED',

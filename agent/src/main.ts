@@ -108,6 +108,7 @@ async function main(): Promise<void> {
       void shutdown().then(() => process.exit(0));
     });
   }
+  const startedAt = clock.now();
   agent.start();
   // The portal is its own unprivileged process (clgw-portal); this socket is all it may reach.
   // Without it the page cannot work, but the box must keep updating itself: logged, not fatal.
@@ -149,7 +150,13 @@ async function main(): Promise<void> {
   stopScheduler = scheduler.stop;
 
   const settled = await agent.waitSettled();
-  if (deps.config.updateAtBoot && settled !== 'failed') {
+  // A check this start gave up (cut off at each of the last starts) is not begun again at once: if
+  // what stopped the agent was the check itself, that would only start the loop over. The next
+  // update window or start checks again, or a technician.
+  const check = agent.journal.check;
+  const gaveUp = check?.error?.code === 'CHECK_INTERRUPTED' && Date.parse(check.at) >= startedAt;
+  if (gaveUp) log.warn('boot-time update skipped: the check was given up at this start', { check });
+  else if (deps.config.updateAtBoot && settled !== 'failed') {
     try {
       const since = clock.now();
       await agent.request({ type: 'update', trigger: 'boot' });

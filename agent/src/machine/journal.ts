@@ -27,6 +27,13 @@ export type UpdateState = (typeof UPDATE_STATES)[number];
 
 export const JOURNAL_SCHEMA = 1;
 
+/**
+ * How many times in a row a check may be started and cut off (the agent crashed, was killed or lost
+ * power while checking) before a start gives it up instead of running it again: a document that
+ * crashes the agent would otherwise crash it at every start, for good.
+ */
+export const MAX_CHECK_ATTEMPTS = 3;
+
 export type Trigger = 'boot' | 'window' | 'user';
 
 export interface ArtifactRef {
@@ -117,6 +124,13 @@ export interface Journal {
   error?: SerializedError;
   result?: UpdateResult;
   check?: CheckResult;
+  /**
+   * Set while `checking` only: how many times this check has been started without finishing,
+   * counting the run under way (persisted before it starts). A start that finds `checking` with
+   * MAX_CHECK_ATTEMPTS gives the check up. Absent in every other state, so an older agent (after a
+   * rollback), whose schema does not know it, never meets it in a journal it resumes.
+   */
+  checkAttempts?: number;
   updatedAt: string;
 }
 
@@ -196,6 +210,7 @@ export const journalSchema = z
       })
       .strict()
       .optional(),
+    checkAttempts: z.number().int().positive().optional(),
     updatedAt: z.string(),
   })
   .strict();
@@ -208,6 +223,7 @@ export function initialJournal(now: number): Journal {
 export type ResumeStep =
   | 'startup'
   | 'checking'
+  | 'checkAbandoned'
   | 'downloading'
   | 'verifying'
   | 'installing'
@@ -218,14 +234,15 @@ export type ResumeStep =
 
 /**
  * The resume table. Each interrupted state maps to the step that is safe to run next:
- * a check is repeated; a download resumes from its durable offsets; verify and install are
- * redone (they are idempotent); a switch that was cut off is the critical phase failing; after a
- * reboot the new slot is confirmed. Settled states start normally.
+ * a check is repeated — unless it was cut off MAX_CHECK_ATTEMPTS times already, then it is given
+ * up; a download resumes from its durable offsets; verify and install are redone (they are
+ * idempotent); a switch that was cut off is the critical phase failing; after a reboot the new
+ * slot is confirmed. Settled states start normally.
  */
 export function resumeStep(journal: Journal): ResumeStep {
   switch (journal.state) {
     case 'checking':
-      return 'checking';
+      return (journal.checkAttempts ?? 0) >= MAX_CHECK_ATTEMPTS ? 'checkAbandoned' : 'checking';
     case 'downloading':
       return 'downloading';
     case 'verifying':

@@ -230,6 +230,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
             trigger: event.trigger,
             force: event.force ?? false,
             error: undefined,
+            checkAttempts: undefined,
           }),
         };
       }),
@@ -246,6 +247,30 @@ export function createUpdateMachine(effects: UpdateEffects) {
           error,
         };
         return { journal: stamp(context, { check }) };
+      }),
+      /**
+       * A check cut off MAX_CHECK_ATTEMPTS times in a row is not run a fourth time: whatever stops
+       * the agent during it (a signed document that exhausts its memory, say) would stop it at every
+       * start. Recorded as a failed check; the next is the next update window's, start's or user's.
+       */
+      abandonCheck: assign(({ context }) => {
+        const attempts = context.journal.checkAttempts ?? 0;
+        const error: SerializedError = {
+          code: 'CHECK_INTERRUPTED',
+          message:
+            `the check of compat.yaml was interrupted ${attempts} times in a row (the agent stopped ` +
+            'during it each time), so it was given up',
+          transient: false,
+          details: { attempts },
+        };
+        const check: CheckResult = {
+          outcome: 'failed',
+          version: '',
+          at: new Date(context.now()).toISOString(),
+          message: error.message,
+          error,
+        };
+        return { journal: stamp(context, { check, checkAttempts: undefined }) };
       }),
       forgetTarget: assign(({ context }) => ({ journal: stamp(context, { target: undefined }) })),
       recordFailure: assign(({ context, event }) => {
@@ -281,6 +306,19 @@ export function createUpdateMachine(effects: UpdateEffects) {
           src: 'startup',
           input: ({ context }) => context.journal,
           onDone: [
+            // A check given up goes where a failed check goes: back to the failed update it retried
+            // (Retry and Reboot still offered), else idle.
+            {
+              guard: ({ context }) =>
+                resumeStep(context.journal) === 'checkAbandoned' && context.journal.error !== undefined,
+              target: 'failed',
+              actions: 'abandonCheck',
+            },
+            {
+              guard: { type: 'resumesTo', params: 'checkAbandoned' },
+              target: 'idle',
+              actions: ['abandonCheck', 'forgetTarget'],
+            },
             { guard: { type: 'resumesTo', params: 'checking' }, target: 'checking' },
             { guard: { type: 'resumesTo', params: 'downloading' }, target: 'downloading' },
             { guard: { type: 'resumesTo', params: 'verifying' }, target: 'verifying' },
@@ -297,6 +335,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
                 journal: stamp(context, {
                   recovery: { reason: 'boot-environment-torn' },
                   error: errorOf(event),
+                  checkAttempts: undefined,
                 }),
               })),
             },
@@ -310,6 +349,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
                   journal: stamp(context, {
                     error,
                     result: result(context, 'failed', '', error.message, error),
+                    checkAttempts: undefined,
                   }),
                 };
               }),
@@ -322,6 +362,12 @@ export function createUpdateMachine(effects: UpdateEffects) {
         on: settledEvents,
       },
       checking: {
+        // Counted in the journal persisted before the check starts, so a run that never ends is
+        // counted too (see resumeStep); cleared whichever way the check ends.
+        entry: assign(({ context }) => ({
+          journal: stamp(context, { checkAttempts: (context.journal.checkAttempts ?? 0) + 1 }),
+        })),
+        exit: assign(({ context }) => ({ journal: stamp(context, { checkAttempts: undefined }) })),
         invoke: {
           id: 'check',
           src: 'check',
@@ -543,7 +589,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
             // The failure stays recorded until the check succeeds: a check that fails again goes
             // back to it.
             actions: assign(({ context }) => ({
-              journal: stamp(context, { install: true, trigger: 'user' }),
+              journal: stamp(context, { install: true, trigger: 'user', checkAttempts: undefined }),
             })),
           },
           REBOOT: {

@@ -175,6 +175,21 @@ describe('malformed documents (signed by the real key)', () => {
     await checkFails(world, 'YAML_INVALID');
   });
 
+  it('a size written in hex (read as the same number) → COMPAT_INVALID naming the field', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    const text = await fs.readFile(path.join(world.tree, 'compat.yaml'), 'utf8');
+    const line = /^( {10}size: )(\d+)$/m.exec(text);
+    expect(line).not.toBeNull();
+    const [whole = '', key = '', decimal = ''] = line ?? [];
+    const hex = `0x${Number(decimal).toString(16)}`;
+    await resign(world, text.replace(whole, `${key}${hex}`));
+    const e = await checkFails(world, 'COMPAT_INVALID');
+    expect(e.message).toContain(
+      `.size: expected a whole number in plain decimal digits, such as ${decimal} (got ${hex})`,
+    );
+  });
+
   it('duplicate keys → YAML_INVALID', async () => {
     world = await makeWorld();
     await world.publish('1.1.0');

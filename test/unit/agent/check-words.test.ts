@@ -41,6 +41,20 @@ describe('describeCheck', () => {
     );
   });
 
+  it('a check given up after the agent stopped in it is said so, and when it is tried again', () => {
+    const message =
+      'the check of compat.yaml was interrupted 3 times in a row (the agent stopped during it each time), so it was given up';
+    const check: CheckResult = {
+      ...refused,
+      message,
+      error: { code: 'CHECK_INTERRUPTED', message, transient: false, details: { attempts: 3 } },
+    };
+    expect(describeCheck(sampleStatus({ check, nextWindow: null }))).toEqual({
+      severity: 'warn',
+      text: `The check for updates did not finish: ${message} — the gateway keeps running 1.0.0 and will try again at its next start`,
+    });
+  });
+
   it('good outcomes are not warnings', () => {
     expect(
       describeCheck(sampleStatus({ check: { outcome: 'upToDate', version: '1.0.0', at, message: '' } })),

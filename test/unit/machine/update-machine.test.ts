@@ -5,6 +5,8 @@ import { ClgwError } from '../../../agent/src/errors.js';
 import {
   initialJournal,
   type Journal,
+  journalSchema,
+  MAX_CHECK_ATTEMPTS,
   resumeStep,
   UPDATE_STATES,
   type UpdateTarget,
@@ -100,6 +102,15 @@ describe('resume table', () => {
 
   it('a reboot without a target (a user reboot) starts normally', () => {
     expect(resumeStep({ ...initialJournal(NOW), state: 'rebooting' })).toBe('startup');
+  });
+
+  it('a check is resumed until it has been cut off MAX_CHECK_ATTEMPTS times, then given up', () => {
+    const checking: Journal = { ...initialJournal(NOW), state: 'checking' };
+    expect(MAX_CHECK_ATTEMPTS).toBe(3);
+    // A journal written before the count existed has none: resumed.
+    expect(resumeStep(checking)).toBe('checking');
+    expect(resumeStep({ ...checking, checkAttempts: 2 })).toBe('checking');
+    expect(resumeStep({ ...checking, checkAttempts: 3 })).toBe('checkAbandoned');
   });
 });
 
@@ -355,6 +366,92 @@ describe('update machine at run time', () => {
     expect(j.check?.error?.code).toBe('DNS_LOOKUP_FAILED');
     expect(actor.getSnapshot().can({ type: 'RETRY' })).toBe(true);
     expect(actor.getSnapshot().can({ type: 'REBOOT' })).toBe(true);
+  });
+
+  it('a check cut off at every start is run three times, then given up: idle, CHECK_INTERRUPTED', async () => {
+    // Each run of the check never ends: the process "dies" during it (the actor is stopped) and the
+    // next start resumes from the journal persisted before it, as after a crash.
+    let journal: Journal | undefined;
+    const counts: (number | undefined)[] = [];
+    for (let run = 1; run <= 3; run++) {
+      const rec = recordingEffects({ check: () => new Promise<never>(() => undefined) });
+      const actor = run === 1 ? start(rec.effects) : start(rec.effects, journal);
+      if (run === 1) {
+        await waitFor(actor, (s) => s.value === 'idle');
+        actor.send({ type: 'CHECK', install: true, trigger: 'boot' });
+      }
+      await waitFor(actor, (s) => s.value === 'checking');
+      journal = rec.persisted.at(-1)!;
+      expect(journal.state).toBe('checking');
+      expect(journalSchema.safeParse(journal).success).toBe(true);
+      counts.push(journal.checkAttempts);
+      actor.stop();
+    }
+    expect(counts).toEqual([1, 2, 3]);
+
+    const rec = recordingEffects();
+    const actor = start(rec.effects, journal);
+    await waitFor(actor, (s) => s.value === 'idle');
+    await new Promise((r) => setTimeout(r, 10));
+    // Persisted before anything else happens, and the check not run a fourth time.
+    expect(rec.log).toEqual(['startup', 'persist:idle']);
+    const given = rec.persisted.at(-1)!;
+    expect(given.check).toMatchObject({
+      outcome: 'failed',
+      message:
+        'the check of compat.yaml was interrupted 3 times in a row (the agent stopped during it each ' +
+        'time), so it was given up',
+      error: { code: 'CHECK_INTERRUPTED', transient: false, details: { attempts: 3 } },
+    });
+    expect(given.checkAttempts).toBeUndefined();
+    expect(given.error).toBeUndefined();
+    expect(journalSchema.safeParse(given).success).toBe(true);
+
+    // The next check (a window's, a user's) starts counting afresh, and ends clearing its count.
+    actor.send({ type: 'CHECK', install: false, trigger: 'window' });
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.journal.check?.outcome === 'available');
+    expect(rec.persisted.find((j) => j.state === 'checking')?.checkAttempts).toBe(1);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(rec.persisted.at(-1)).toMatchObject({ state: 'idle', check: { outcome: 'available' } });
+    expect(rec.persisted.at(-1)?.checkAttempts).toBeUndefined();
+  });
+
+  it('a Retry of a failed update whose check is given up goes back to the failed update', async () => {
+    const error = {
+      code: 'HASH_MISMATCH' as const,
+      message: 'sha256 of root.img is wrong',
+      transient: false,
+    };
+    const rec = recordingEffects();
+    const actor = start(rec.effects, {
+      ...initialJournal(NOW),
+      state: 'checking',
+      install: true,
+      trigger: 'user',
+      target,
+      error,
+      checkAttempts: 3,
+    });
+    await waitFor(actor, (s) => s.value === 'failed');
+    const j = actor.getSnapshot().context.journal;
+    expect(j.error).toEqual(error);
+    expect(j.check?.error?.code).toBe('CHECK_INTERRUPTED');
+    expect(j.checkAttempts).toBeUndefined();
+    expect(rec.log).not.toContain('check');
+    expect(actor.getSnapshot().can({ type: 'RETRY' })).toBe(true);
+  });
+
+  it('a start whose health check fails while a check was under way drops the count', async () => {
+    const rec = recordingEffects({
+      startup: async () => {
+        throw new ClgwError('HEALTH_CHECK_FAILED', 'hook failed');
+      },
+    });
+    const actor = start(rec.effects, { ...initialJournal(NOW), state: 'checking', checkAttempts: 2 });
+    await waitFor(actor, (s) => s.value === 'failed');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(rec.persisted.at(-1)).toMatchObject({ state: 'failed', error: { code: 'HEALTH_CHECK_FAILED' } });
+    expect(rec.persisted.at(-1)?.checkAttempts).toBeUndefined();
   });
 
   it('a cut in the critical phase hands over to the recovery system with CRITICAL_PHASE_FAILED', async () => {

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { stringify, type ToStringOptions } from 'yaml';
 import type { ClgwError } from '../../../agent/src/errors.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '../../../agent/src/release/parse.js';
-import { SAMPLE_YAML, SHA_BOOT } from '../../fixtures/release/compat.js';
+import { SAMPLE_YAML, SHA_BOOT, SHA_ROOT } from '../../fixtures/release/compat.js';
 
 const fixture = (name: string): string =>
   readFileSync(new URL(`../../fixtures/release/${name}`, import.meta.url), 'utf8');
@@ -170,6 +171,68 @@ describe('parseCompat', () => {
     expect(err.message).toContain(message);
   });
 
+  it.each(['8388608.0', '0x800000', '0o40000000', '8.388608e6', '+8388608', '08388608'])(
+    'refuses size: %s, which YAML reads as 8388608, naming the field and the text',
+    (written) => {
+      const err = failure(SAMPLE_YAML.replace('size: 16777216', `size: ${written}`));
+      expect(err.code).toBe('COMPAT_INVALID');
+      expect(err.message).toBe(
+        'compat.yaml is invalid: platforms.virtual.release.artifacts.boot.size: expected a whole number ' +
+          `in plain decimal digits, such as 8388608 (got ${written}) at line 12, column 54`,
+      );
+    },
+  );
+
+  it.each([
+    [
+      'serial',
+      /^serial: 42$/m,
+      'serial: 1e3',
+      'serial: expected a whole number in plain decimal digits, such as 1000 (got 1e3)',
+    ],
+    [
+      'schema',
+      /^schema: 1$/m,
+      'schema: 1.0',
+      'schema: expected a whole number in plain decimal digits, such as 1 (got 1.0)',
+    ],
+    [
+      'a container archive size',
+      'size: 1048576',
+      'size: 0x100000',
+      'platforms.virtual.containers[0].archive.size: expected a whole number in plain decimal digits, such as 1048576 (got 0x100000)',
+    ],
+  ])('refuses a lenient number as %s', (_what, from, to, message) => {
+    const err = failure(SAMPLE_YAML.replace(from, to));
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.message).toContain(message);
+  });
+
+  it('refuses a lenient chunk size, and names every lenient number at once', () => {
+    const root = [
+      '        root:',
+      '          path: releases/1.1.0/root.img',
+      '          size: 67108864',
+      `          sha256: ${SHA_ROOT}`,
+      `          index: { path: releases/1.1.0/root.img.idx, chunkSize: 0x1000, size: 20, sha256: ${SHA_BOOT} }`,
+    ].join('\n');
+    const text = SAMPLE_YAML.replace('size: 16777216', 'size: 16777216.0').replace(/^ {8}root: .*$/m, root);
+    const err = failure(text);
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.details?.problems).toEqual([
+      expect.stringMatching(/^platforms\.virtual\.release\.artifacts\.boot\.size: .* \(got 16777216\.0\)/),
+      expect.stringMatching(
+        /^platforms\.virtual\.release\.artifacts\.root\.index\.chunkSize: .* such as 4096 \(got 0x1000\)/,
+      ),
+    ]);
+  });
+
+  it('leaves a number where a string belongs to the schema, which says more', () => {
+    const err = failure(SAMPLE_YAML.replace('version: 1.1.0\n', 'version: 1.10\n'));
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.message).toContain('platforms.virtual.release.version: expected a string, got number 1.1');
+  });
+
   it('refuses a huge artifact size, naming its path', () => {
     const err = failure(SAMPLE_YAML.replace('size: 16777216', 'size: 1e400'));
     expect(err.message).toContain('(platforms.virtual.release.artifacts.boot.size) at line 12, column 54');
@@ -181,6 +244,63 @@ describe('parseCompat', () => {
     expect(err.code).toBe('YAML_INVALID');
     const moderate = `schema: 1\nx: ${'['.repeat(40)}${']'.repeat(40)}\n`;
     expect(failure(moderate).message).toContain('nesting deeper than 16 levels');
+  });
+
+  it.each([
+    ['flow sequences', (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`],
+    ['flow mappings', (n: number) => `${'{a: '.repeat(n)}1${'}'.repeat(n)}`],
+    ['block sequences on one line', (n: number) => `${'- '.repeat(n)}x`],
+    ['explicit keys on one line', (n: number) => `${'? '.repeat(n)}x`],
+  ])('refuses %s nested 40,000 deep before parsing, naming the limit and where', (_what, nest) => {
+    const text = `schema: 1
+x:
+  ${nest(40_000)}
+`;
+    expect(text.length).toBeLessThan(MAX_COMPAT_BYTES);
+    const err = failure(text);
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toMatch(
+      /^compat\.yaml is not allowed: nesting deeper than 16 levels \(level 17 opens here\) at line 3, column \d+$/,
+    );
+  });
+
+  /** `{ schema: 1, x: … }` with the deepest collection `depth` levels down (its items one more). */
+  function nestedDoc(depth: number, style: 'map-seq' | 'seq'): Record<string, unknown> {
+    let value: unknown = ['leaf'];
+    for (let level = depth - 1; level >= 1; level--)
+      value = style === 'seq' || level % 2 === 0 ? [value, 'sibling'] : { k: value, other: 1 };
+    return { schema: 1, x: value };
+  }
+
+  it.each([
+    ['block, lists indented', {}],
+    ['block, lists at their key', { indentSeq: false }],
+    ['block, four-space indent', { indent: 4 }],
+    ['flow', { collectionStyle: 'flow' }],
+  ] as [string, ToStringOptions][])('counts nesting as the parser does (%s)', (_what, options) => {
+    for (const style of ['map-seq', 'seq'] as const) {
+      const at = (depth: number) => {
+        const text = stringify(nestedDoc(depth, style), options);
+        if (options.collectionStyle === 'flow') return failure(text);
+        // Comments and a block scalar between the levels change nothing.
+        return failure(text.replace(/^(\s*)other: 1$/gm, '$1# a comment\n$1other: |\n$1  text\n'));
+      };
+      // 15: every node within the limit, so the schema has its say (x is no key of compat.yaml).
+      expect(at(15).code).toBe('COMPAT_INVALID');
+      // 16: the items of the deepest list are one level too deep (found by the parsed tree's walk).
+      expect(at(16).message).toMatch(/nesting deeper than 16 levels \(x(\[0\]|\.k)+\)/);
+      // 17: the deepest list itself is, which the scan before parsing finds.
+      expect(at(17).message).toContain('nesting deeper than 16 levels (level 17 opens here)');
+    }
+  });
+
+  it('refuses a document of more than 10,000 tokens before parsing', () => {
+    // 120,000 one-digit items (240 KB) took more than the agent's 48 MiB heap to parse.
+    const err = failure(`schema: 1\nx: [${'1,'.repeat(120_000)}1]\n`);
+    expect(err.code).toBe('YAML_INVALID');
+    expect(err.message).toBe(
+      'compat.yaml is not allowed: more than 10000 YAML tokens at line 2, column 9999',
+    );
   });
 
   it('refuses non-string keys', () => {
