@@ -27,6 +27,7 @@ check: setup
 	@node scripts/bundle.mjs
 	@npx tsc -p tsconfig.tools.json
 	@npx biome check .
+	@node scripts/check-pure.mjs
 
 test: build
 	@node scripts/test.mjs
