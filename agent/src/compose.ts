@@ -5,13 +5,13 @@ import { configPath, loadConfig } from './config.js';
 import { createEngine } from './containers/engine.js';
 import type { Deps, RebootPort } from './deps.js';
 import { ClgwError, serializeError } from './errors.js';
-import { writeJournal } from './machine/journal-file.js';
 import { type ProxySetting, proxyUrl, readProxy } from './network/proxy.js';
 import type { Clock } from './platform/clock.js';
 import { createHttpClient, type HttpClient } from './platform/http.js';
 import type { Logger } from './platform/log.js';
 import type { AppliancePaths } from './platform/paths.js';
 import { simulatorSsh, systemdSsh } from './ssh/ssh.js';
+import { writeJournal } from './state/journal-file.js';
 import { detectMachine } from './system/machine.js';
 import { PROFILES, profileLogLine, selectProfile } from './system/profiles.js';
 

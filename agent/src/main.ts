@@ -10,7 +10,6 @@ import { serializeError } from './errors.js';
 import { localPortalUrl } from './format.js';
 import { removeLeftoverArchives } from './logs/service.js';
 import type { Journal } from './machine/journal.js';
-import { readJournal } from './machine/journal-file.js';
 import { groupId } from './platform/accounts.js';
 import { removeStaleTemps, writeFileAtomic } from './platform/atomic.js';
 import { systemClock } from './platform/clock.js';
@@ -19,6 +18,7 @@ import { fileLogger } from './platform/log.js';
 import { type AppliancePaths, appliancePaths } from './platform/paths.js';
 import { startScheduler } from './schedule/scheduler.js';
 import { ensureApplianceId } from './ssh/appliance-id.js';
+import { readJournal } from './state/journal-file.js';
 
 function rebootPort(
   kind: 'systemd' | 'simulator',

@@ -6,7 +6,6 @@ import { readDiagnostics } from './diagnostics/service.js';
 import { type SerializedError, serializeError } from './errors.js';
 import { type FirstBootView, firstBootView } from './firstboot/report.js';
 import type { CheckResult, Journal, UpdateResult, UpdateState } from './machine/journal.js';
-import { readJournal } from './machine/journal-file.js';
 import { type NetworkView, readNetwork } from './network/network.js';
 import { readJsonFile } from './platform/atomic.js';
 import type { AppliancePaths, SlotName } from './platform/paths.js';
@@ -18,6 +17,7 @@ import { readSlotStatus } from './slot/status.js';
 import { describeSsh, readSsh, type SshView } from './ssh/ssh.js';
 import { type Alarm, readAlarms } from './state/alarms.js';
 import { readHistory } from './state/history.js';
+import { readJournal } from './state/journal-file.js';
 import { parseOsRelease, patchLevelOf } from './system/os-release.js';
 
 export interface SlotView {

@@ -5,9 +5,9 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { readJournal } from '../../agent/src/machine/journal-file.js';
 import type { AppliancePaths, PartitionKind, SlotName } from '../../agent/src/platform/paths.js';
 import { readGrubenv } from '../../agent/src/slot/grubenv-file.js';
+import { readJournal } from '../../agent/src/state/journal-file.js';
 import type { Rng } from './rng.js';
 
 /** Granularity of the damage: each block of a range not known to be durable is kept, zeroed or scrambled. */

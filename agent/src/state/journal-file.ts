@@ -1,6 +1,6 @@
 import { ClgwError } from '../errors.js';
+import { type Journal, journalSchema } from '../machine/journal.js';
 import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
-import { type Journal, journalSchema } from './journal.js';
 
 /** Reads the persisted journal; `undefined` on a fresh appliance, STATE_INVALID when unreadable. */
 export async function readJournal(file: string): Promise<Journal | undefined> {
