@@ -15,59 +15,65 @@ help:
 	@echo "make image  - the appliance's disks (raw, qcow2, OVA) and release images in out/ (root)"
 	@echo "make e2e    - boots the lab image in QEMU: OVF first boot, update, rollback, power cut, recovery"
 
-setup:
-	@scripts/setup base containers diagnostics portal console image-tests
+# What the tests and the simulated appliance run (the apt groups of scripts/setup); make build
+# and make check need only npm's packages.
+TOOLS := base containers diagnostics portal console image-tests
 
-build: setup
+setup:
+	@scripts/setup $(TOOLS)
+
+build:
+	@scripts/setup npm
 	@npx tsc -b agent image recovery console-tui portal
 	@node scripts/bundle.mjs
 
-check: setup
+check:
+	@scripts/setup npm
 	@npx tsc -b agent image recovery console-tui portal
 	@node scripts/bundle.mjs
 	@npx tsc -p tsconfig.tools.json
 	@npx biome check .
 	@node scripts/check-pure.mjs
 
-test: build
+test: setup build
 	@node scripts/test.mjs
 
-test-unit: build
+test-unit: setup build
 	@node scripts/test.mjs unit
 
-test-integration: build
+test-integration: setup build
 	@node scripts/test.mjs integration
 
-test-powercut: build
+test-powercut: setup build
 	@node scripts/test.mjs powercut
 
 # The container-upgrade tests alone (real Podman); they are part of make test too.
-e2e-containers: build
+e2e-containers: setup build
 	@node scripts/test.mjs containers
 
 # The local portal's end-to-end tests alone (headless Chromium); they are part of make test too.
-e2e-portal: build
+e2e-portal: setup build
 	@node scripts/test.mjs portal
 
 # The local console's end-to-end tests alone (tmux, TERM=linux, 80x25); they are part of make test too.
-e2e-console: build
+e2e-console: setup build
 	@node scripts/test.mjs console
 
-demo: build
+demo: setup build
 	@scripts/demo
 
 # Full install (agent vs RAUC 1.8 vs the machine's limit), delta bytes (agent vs casync), peak RSS.
-bench: build
+bench: setup build
 	@scripts/setup bench
 	@npx tsx scripts/bench.ts
 
 # The portal under a flood from the LAN while an update runs: req/s, p99, errors, both peak RSS.
-bench-portal: build
+bench-portal: setup build
 	@npx tsx scripts/bench-portal.ts
 
 # The power-cut torture run: N cuts (default 100) over every scenario; SEED reproduces a run.
 N ?= 100
-powercut: build
+powercut: setup build
 	@npx tsx test/powercut/run.ts --cuts $(N) $(if $(SEED),--seed $(SEED))
 
 # The appliance's images (debootstrap, GRUB, OVA): out/clgw-<v>.{img,qcow2,ova}, boot/root images.
