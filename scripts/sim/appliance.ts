@@ -11,7 +11,7 @@ import { defaultGrubenv } from '../../agent/src/slot/bootchooser.js';
 import { writeGrubenv } from '../../agent/src/slot/grubenv-file.js';
 import { supportCaPublicKeys } from '../../image/src/release/support-ca.js';
 import { writeFactoryManifest } from '../../recovery/src/factory.js';
-import { freePort } from '../lib/ports.js';
+import { freePorts } from '../lib/ports.js';
 import type { ReleaseImages } from './images.js';
 
 export interface ApplianceOptions {
@@ -82,6 +82,9 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
       paths.supportCa,
       supportCaPublicKeys(opts.supportCaPub, 'the support CA public key'),
     );
+  // Every port the simulated appliance listens on is free now, so that two simulated appliances
+  // on one machine (a demo beside a test run) never answer for each other.
+  const [sshPort, portalPort, tunnel, micloud, freeswitch] = await freePorts(5);
   const config: Record<string, unknown> = {
     platform: opts.platform,
     baseUrl: opts.baseUrl,
@@ -93,10 +96,11 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
     diagnostics: { ntpServer: '127.0.0.1:9' },
     // "Enable SSH access" runs a real sshd on loopback with its files under the root; support
     // logs in as the machine's `support` user (scripts/setup console makes it).
-    ssh: { server: 'simulator', port: 2222 },
-    // The portal (its own process, started by the boot emulator or a test) on a loopback port
-    // free now, so that two simulated appliances on one machine do not meet.
-    portal: { host: '127.0.0.1', port: await freePort() },
+    ssh: { server: 'simulator', port: sshPort },
+    // The portal: its own process, started by the boot emulator or a test.
+    portal: { host: '127.0.0.1', port: portalPort },
+    // The service containers' health ports for a first install (host network, like the appliance).
+    containerPorts: { tunnel, micloud, freeswitch },
     ...opts.config,
   };
   if (opts.mirrorCaPem) {
