@@ -145,7 +145,7 @@ export function formatStatus(s: Status): string {
       `ALARM:        ${a.code}: ${a.message} (raised ${a.raisedAt}${a.recoveredAt ? `, recovered ${a.recoveredAt}` : ''})`,
     );
   }
-  if (s.result) lines.push(`last update:  ${s.result.outcome}: ${s.result.message} (${s.result.at})`);
+  if (s.result) lines.push(`last update:  ${s.result.outcome}: ${s.result.message} (${formatTime(s.result.at)})`);
   const check = describeCheck(s);
   if (check && s.check) lines.push(`last check:   ${check.text} (${formatTime(s.check.at)})`);
   for (const slot of ['A', 'B'] as const) {
@@ -157,7 +157,7 @@ export function formatStatus(s: Status): string {
   }
   for (const [service, r] of Object.entries(s.containers)) {
     lines.push(
-      `container:    ${service} ${r.version ?? '-'} — ${describeResult(r)} at ${r.at}${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
+      `container:    ${service} ${r.version ?? '-'} — ${describeResult(r)} (${formatTime(r.at)})${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
     );
   }
   const banner = sshBanner(s.ssh, Date.now());
@@ -165,7 +165,7 @@ export function formatStatus(s: Status): string {
   const support = sshSupportLine(s.ssh);
   if (support) lines.push(`              ${support}`);
   if (s.diagnostics) {
-    const [head, ...checks] = formatDiagnostics(s.diagnostics);
+    const [head, ...checks] = formatDiagnostics(s.diagnostics, formatTime);
     lines.push(`${head}`, ...checks);
   } else lines.push('diagnostics:  not run');
   if (s.profile) lines.push(`profile:      ${s.profile.line.replace(/^performance profile: /, '')}`);
@@ -485,7 +485,7 @@ async function run(argv: string[]): Promise<number> {
     case 'diagnose': {
       const report = await client.diagnose();
       if (json) printJson(report);
-      else print(formatDiagnostics(report).join('\n'));
+      else print(formatDiagnostics(report, formatTime).join('\n'));
       return report.ok ? EXIT.ok : EXIT.failed;
     }
     case 'status': {

@@ -553,7 +553,11 @@ export function makeReport(at: number, results: DiagnosticResult[]): Diagnostics
 }
 
 /** Lines for the CLI, the tty1 screen and the log: a headline, then one line per check. */
-export function formatDiagnostics(report: DiagnosticsReport): string[] {
+export function formatDiagnostics(
+  report: DiagnosticsReport,
+  /** How the report's time is written: ISO in the log, as every other time on a person's screen. */
+  time: (iso: string) => string = (iso) => iso,
+): string[] {
   const failed = report.results.filter((r) => r.verdict === 'failed').length;
   const warnings = report.results.filter((r) => r.verdict === 'warning').length;
   const counts = [
@@ -562,7 +566,7 @@ export function formatDiagnostics(report: DiagnosticsReport): string[] {
   ]
     .filter(Boolean)
     .join(', ');
-  const head = `diagnostics ${report.at}: ${counts || 'all ok'}`;
+  const head = `diagnostics ${time(report.at)}: ${counts || 'all ok'}`;
   const label: Record<Verdict, string> = { ok: 'ok  ', warning: 'WARN', failed: 'FAIL' };
   const width = Math.max(...report.results.map((r) => r.name.length), 0);
   return [head, ...report.results.map((r) => `  ${label[r.verdict]} ${r.name.padEnd(width)}  ${r.summary}`)];

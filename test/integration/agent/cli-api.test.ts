@@ -56,7 +56,7 @@ describe('clgw CLI and local API', () => {
     );
     const r = await clgw(['diagnose']);
     expect(r.code).toBe(1); // NTP has no server here
-    expect(r.stdout).toMatch(/^diagnostics \S+: 1 failed, \d warnings?\n/);
+    expect(r.stdout).toMatch(/^diagnostics \d{4}-\d\d-\d\d \d\d:\d\d UTC: 1 failed, \d warnings?\n/);
     expect(r.stdout).toMatch(/ {2}ok {3}https +TLS handshake with 127\.0\.0\.1:\d+/);
     expect(r.stdout).toMatch(/ {2}FAIL ntp +.*127\.0\.0\.1:9/);
     expect(r.stdout).toMatch(/ {2}WARN stun-3478 +not checked: no STUN server configured/);

@@ -201,6 +201,11 @@ describe('clgw at 80 columns', () => {
     expect(status.code).toBe(0);
     expectWithin80(status.stdout);
     expect(status.stdout).toMatch(/^progress: {5}verifying 1\.1\.0: 300\.0 MiB \/ 620\.0 MiB \(48 %\)$/m);
+    // Times as every other view shows them, never a raw ISO string.
+    expect(status.stdout).toMatch(
+      /^container: {4}freeswitch 1\.1\.0\.01-296 — installed \(2025-11-20 22:00 UTC\)$/m,
+    );
+    expect(status.stdout).not.toMatch(/\d\dT\d\d:\d\d/);
     const help = await clgw(['--help']);
     expect(help.code).toBe(0);
     expectWithin80(help.stdout);
