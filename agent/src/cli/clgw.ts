@@ -145,7 +145,8 @@ export function formatStatus(s: Status): string {
       `ALARM:        ${a.code}: ${a.message} (raised ${a.raisedAt}${a.recoveredAt ? `, recovered ${a.recoveredAt}` : ''})`,
     );
   }
-  if (s.result) lines.push(`last update:  ${s.result.outcome}: ${s.result.message} (${formatTime(s.result.at)})`);
+  if (s.result)
+    lines.push(`last update:  ${s.result.outcome}: ${s.result.message} (${formatTime(s.result.at)})`);
   const check = describeCheck(s);
   if (check && s.check) lines.push(`last check:   ${check.text} (${formatTime(s.check.at)})`);
   for (const slot of ['A', 'B'] as const) {

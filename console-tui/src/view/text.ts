@@ -105,16 +105,3 @@ export function progressBar(percent: number, width: number): string {
   const filled = Math.round((inner * p) / 100);
   return `[${'#'.repeat(filled)}${'.'.repeat(inner - filled)}] ${label}`;
 }
-
-/** `1.2 MiB` — bytes for people. */
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = -1;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(1)} ${units[u]}`;
-}

@@ -668,7 +668,7 @@ describe('menu screen (headless, 80x25)', () => {
     expect(rows[3]).toBe('  Download logs: open this URL in a browser on the LAN');
     expect(rows[4]).toBe(` ${LINK.url}`);
     expect(rows.join('\n')).toMatch(/Expires at [\d: -]+ UTC \(in 10 min\)/);
-    expect(rows.join('\n')).toContain('Archive: 1.5 KiB');
+    expect(rows.join('\n')).toContain('Archive: 1.50 KiB');
     expect(rows.join('\n')).toContain('2 files left out (MANIFEST.txt)');
     // The code drawn is the URL's, level L, quiet zone 2, rows 5 onwards from column 1.
     const qr = renderQrText(encodeQr(LINK.url, { ecLevel: 'L' }), { quiet: 2 });

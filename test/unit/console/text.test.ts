@@ -1,6 +1,6 @@
 /** Escaping outside text before blessed markup, and the ASCII helpers the screens use. */
 import { describe, expect, it } from 'vitest';
-import { clip, escapeText, formatBytes, plainText, progressBar } from '../../../console-tui/src/view/text.js';
+import { clip, escapeText, plainText, progressBar } from '../../../console-tui/src/view/text.js';
 
 describe('escapeText', () => {
   it.each([
@@ -36,11 +36,5 @@ describe('ASCII helpers', () => {
   it('clip cuts with an ASCII ellipsis', () => {
     expect(clip('abcdef', 6)).toBe('abcdef');
     expect(clip('abcdefg', 6)).toBe('abc...');
-  });
-
-  it('formatBytes', () => {
-    expect(formatBytes(512)).toBe('512 B');
-    expect(formatBytes(1536)).toBe('1.5 KiB');
-    expect(formatBytes(24 * 1024 * 1024)).toBe('24.0 MiB');
   });
 });

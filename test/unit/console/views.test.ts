@@ -526,7 +526,7 @@ describe('Download logs view model', () => {
     expect(plain(linkInfoLines(link, now))).toEqual([
       'Expires at 10:32 UTC (in 10 min)',
       '',
-      'Archive: 3.0 MiB',
+      'Archive: 3.00 MiB',
       '1 file left out (MANIFEST.txt)',
       '',
       'Scan the code with a phone, or',
@@ -538,7 +538,7 @@ describe('Download logs view model', () => {
     expect(plain(expired)).toEqual([
       'Expired at 10:32 UTC',
       '',
-      'Archive: 3.0 MiB',
+      'Archive: 3.00 MiB',
       '',
       'Close, then ask for a new URL.',
     ]);
