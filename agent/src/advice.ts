@@ -148,6 +148,12 @@ export function ownWords(
         title: 'The update could not be verified as genuine, so it was not installed.',
         advice: `${retryLater}. If it persists, contact support.`,
       };
+    case 'RELEASE_NOT_YET_VALID':
+      return {
+        title:
+          "The update's release information is dated later than the gateway's clock, so it was not used.",
+        advice: `The gateway's clock may be behind: check that it reaches its NTP server (udp/123; the diagnostics show the clock's offset), then ${retry}. If the clock is right, contact support.`,
+      };
     case 'PLATFORM_MISMATCH':
     case 'DOWNGRADE_REFUSED':
     case 'SOURCE_VERSION_TOO_OLD':
