@@ -183,6 +183,11 @@ export function ownWords(
         advice:
           'The gateway checks again at its next update window or start. If this happens again, download the logs and contact support.',
       };
+    case 'CLOCK_NOT_SET':
+      return {
+        title: "The gateway's clock is not set (no NTP yet), so the update was deferred.",
+        advice: `Nothing was downloaded or changed. Check that the gateway reaches its NTP server (udp/123; the diagnostics show the clock), then ${retry}.`,
+      };
     case 'CRITICAL_PHASE_FAILED':
       return {
         title: 'The update was interrupted at a critical moment.',

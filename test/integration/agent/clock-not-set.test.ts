@@ -1,0 +1,99 @@
+/**
+ * An appliance whose clock NTP has not set yet (no RTC: it reads 1970): the check is deferred and
+ * says so, naming the clock — never TLS or the certificate chain, which is what a clock that far
+ * behind breaks next — fetches nothing, changes nothing, and the update runs once the clock is set.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../agent/src/platform/clock.js';
+import { simPatchLevel } from '../../../scripts/sim/images.js';
+import {
+  fingerprint,
+  makeWorld,
+  type RunningAgent,
+  startAgent,
+  testKeys,
+  until,
+  type World,
+} from '../../support/appliance.js';
+
+let world: World | undefined;
+let running: RunningAgent | undefined;
+
+afterEach(async () => {
+  await running?.stop();
+  await world?.close();
+  running = undefined;
+  world = undefined;
+});
+
+beforeAll(() => {
+  testKeys();
+});
+
+/** The fingerprint of slot A and grubenv, plus slot B and the data partition's update history. */
+async function everything(w: World): Promise<Record<string, string>> {
+  const hash = async (file: string) =>
+    createHash('sha256')
+      .update(await fs.readFile(file).catch(() => Buffer.from('(absent)')))
+      .digest('hex');
+  return {
+    ...(await fingerprint(w.paths)),
+    boot_b: await hash(w.paths.partition('boot', 'B')),
+    root_b: await hash(w.paths.partition('root', 'B')),
+    history: await hash(w.paths.history),
+  };
+}
+
+describe('the clock not set (no NTP yet)', () => {
+  it('at 1970 the check is deferred naming the clock, changes nothing, and the update runs once the clock is set', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    const clock = new ManualClock(0); // 1970-01-01T00:00:00Z: no RTC, NTP not answered yet
+    running = await startAgent(world, { clock });
+    const before = await everything(world);
+
+    await running.agent.request({ type: 'update' });
+    expect(await running.agent.waitSettled(AbortSignal.timeout(30_000))).toBe('idle');
+    const status = await running.agent.status();
+    expect(status.check?.outcome).toBe('failed');
+    const error = status.check?.error;
+    expect(error?.code, JSON.stringify(error)).toBe('CLOCK_NOT_SET');
+    expect(error?.transient).toBe(true);
+    expect(error?.message).toBe(
+      `the clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:00.000Z, earlier than ${simPatchLevel('1.0.0')}, the day this gateway OS's packages were taken (CLGW_PATCH_LEVEL)`,
+    );
+    expect(error?.message).not.toMatch(/TLS|certificate|chain/i);
+    expect(status.error).toBeNull();
+    expect(status.result).toBeNull();
+    // Deferred before anything was fetched: with this clock TLS would have failed first.
+    expect(world.mirror.paths()).toEqual([]);
+    expect(await everything(world)).toEqual(before);
+    const persisted = await until(async () => {
+      const j = JSON.parse(await fs.readFile(world!.paths.journal, 'utf8'));
+      return j.check?.error?.code === 'CLOCK_NOT_SET' ? j : undefined;
+    }, 'the deferred check to be persisted');
+    expect(persisted.state).toBe('idle');
+
+    // NTP sets the clock: the same request now checks, downloads and installs.
+    clock.advance(Date.now());
+    await running.agent.request({ type: 'update' });
+    await until(() => running!.reboots.length > 0, 'the update to ask for its reboot', 60_000);
+    const after = await running.agent.status();
+    expect(after.check?.outcome).toBe('available');
+    expect(after.target).toEqual({ version: '1.1.0', slot: 'B' });
+    expect(after.error).toBeNull();
+  });
+
+  it('a container upgrade at 1970 is deferred the same way, before anything is fetched', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    running = await startAgent(world, { clock: new ManualClock(Date.UTC(1970, 0, 1, 0, 5)) });
+    await expect(running.agent.upgradeContainers({ trigger: 'user' })).rejects.toMatchObject({
+      code: 'CLOCK_NOT_SET',
+      message: expect.stringContaining('it reads 1970-01-01T00:05:00.000Z, earlier than'),
+    });
+    expect(world.mirror.paths()).toEqual([]);
+  });
+});
