@@ -186,7 +186,7 @@ export function ownWords(
     case 'CLOCK_NOT_SET':
       return {
         title: "The gateway's clock is not set (no NTP yet), so the update was deferred.",
-        advice: `Nothing was downloaded or changed. Check that the gateway reaches its NTP server (udp/123; the diagnostics show the clock), then ${retry}.`,
+        advice: `Nothing was downloaded or changed; the gateway checks again by itself once its clock is set. If it stays unset, check that the gateway reaches its NTP server (udp/123; the diagnostics show the clock), then ${retry}.`,
       };
     case 'CRITICAL_PHASE_FAILED':
       return {

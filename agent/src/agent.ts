@@ -10,7 +10,7 @@ import { type ContainersView, containersView } from './containers/view.js';
 import type { Deps } from './deps.js';
 import type { DiagnosticsReport } from './diagnostics/checks.js';
 import { diagnose } from './diagnostics/service.js';
-import { ClgwError } from './errors.js';
+import { ClgwError, serializeError } from './errors.js';
 import { formatTime } from './format.js';
 import { LogDownloads, type LogLinkView } from './logs/service.js';
 import type { Journal, Trigger } from './machine/journal.js';
@@ -48,6 +48,12 @@ export type AgentRequest =
 
 const SETTLED = new Set(['idle', 'committed', 'rolledBack', 'failed']);
 
+/**
+ * How often a check deferred because the clock was not set looks at the clock again: NTP sets it
+ * within moments of answering, and looking costs nothing (no file, no network).
+ */
+export const CLOCK_POLL_MS = 60_000;
+
 /** Why the page may not do `action` now, in words a visitor understands. */
 function portalRefusal(action: PortalAction, status: { state: string; platform: string }): string {
   if (action === 'factory-reset' && status.platform !== 'physical') {
@@ -78,6 +84,10 @@ export class Agent {
   private readonly statusSnapshot: SharedSnapshot<Status>;
   /** Journal writes under way, so stop() can let them finish. */
   private readonly persisting = new Set<Promise<void>>();
+  /** The `at` of the last check deferred for the clock that a wait was begun for. */
+  private clockDeferredAt: string | undefined;
+  /** The wait for the clock to be set, and the latest check it will run again (see waitForClock). */
+  private clockWait: { deferred: Journal; stop: AbortController } | undefined;
 
   constructor(deps: Deps, journal: Journal | undefined) {
     this.deps = {
@@ -114,6 +124,15 @@ export class Agent {
     this.actor.subscribe({
       next: (snap) => {
         const state = String(snap.value);
+        const check = snap.context.journal.check;
+        if (
+          SETTLED.has(state) &&
+          check?.error?.code === 'CLOCK_NOT_SET' &&
+          check.at !== this.clockDeferredAt
+        ) {
+          this.clockDeferredAt = check.at;
+          this.waitForClock(snap.context.journal);
+        }
         if (state !== this.lastState) {
           this.lastState = state;
           this.statusSnapshot.invalidate();
@@ -136,6 +155,7 @@ export class Agent {
 
   /** Stops the machine; resolves once no journal write is left under way. */
   async stop(): Promise<void> {
+    this.clockWait?.stop.abort();
     this.ssh.stop();
     await this.logs.stop();
     this.actor.stop();
@@ -319,13 +339,59 @@ export class Agent {
   }
 
   /**
-   * The update window's run: a gateway OS check that installs what it finds (the appliance
-   * reboots into it), else the containers. Refused (BUSY) like any update while one runs.
+   * The boot-time or update window's run: a gateway OS check that installs what it finds (the
+   * appliance reboots into it), else the containers. Refused (BUSY) like any update while one runs.
    */
-  async windowUpdate(): Promise<void> {
+  async automaticUpdate(trigger: 'boot' | 'window'): Promise<void> {
     const since = this.deps.clock.now();
-    await this.request({ type: 'update', trigger: 'window' });
-    if (!(await this.gatewayRunFailed(since))) await this.upgradeContainers({ trigger: 'window' });
+    await this.request({ type: 'update', trigger });
+    if (!(await this.gatewayRunFailed(since))) await this.upgradeContainers({ trigger });
+  }
+
+  /** The update window's run ({@link automaticUpdate}). */
+  windowUpdate(): Promise<void> {
+    return this.automaticUpdate('window');
+  }
+
+  /**
+   * A check deferred because the clock was not set (CLOCK_NOT_SET) runs again by itself once the
+   * clock has reached the floor it was held to, looked at every minute: a deferred boot-time or
+   * window run as that run (the update installs), a technician's check or update as a check only
+   * (nothing is installed that they did not see offered). Not when a check ran meanwhile. One
+   * wait at a time; a later deferral only becomes the check it runs again.
+   */
+  private waitForClock(deferred: Journal): void {
+    if (this.clockWait) {
+      this.clockWait.deferred = deferred;
+      return;
+    }
+    const { clock, log } = this.deps;
+    const floor = Date.parse(String(deferred.check?.error?.details?.floor));
+    const wait = { deferred, stop: new AbortController() };
+    this.clockWait = wait;
+    const run = async () => {
+      // At least one poll first: a deferral restored at start-up leaves the boot-time run its turn.
+      do {
+        await clock.sleep(CLOCK_POLL_MS, wait.stop.signal);
+      } while (!(clock.now() >= floor));
+      this.clockWait = undefined;
+      const last = wait.deferred;
+      if (this.journal.check?.at !== last.check?.at) return;
+      const trigger = last.trigger ?? 'user';
+      const again = trigger === 'window' || (trigger === 'boot' && this.deps.config.updateAtBoot);
+      log.info('the clock is set: running the check it deferred again', {
+        now: new Date(clock.now()).toISOString(),
+        trigger,
+        run: again ? 'update' : 'check',
+      });
+      if (again) await this.automaticUpdate(trigger);
+      else await this.request({ type: 'check' });
+    };
+    run().catch((e) => {
+      if (this.clockWait === wait) this.clockWait = undefined;
+      if (!wait.stop.signal.aborted)
+        log.warn('the check deferred for the clock was not run again', { error: serializeError(e) });
+    });
   }
 
   /** The update window setting and when it next starts. */

@@ -1,11 +1,12 @@
 /**
  * An appliance whose clock NTP has not set yet (no RTC: it reads 1970): the check is deferred and
  * says so, naming the clock — never TLS or the certificate chain, which is what a clock that far
- * behind breaks next — fetches nothing, changes nothing, and the update runs once the clock is set.
+ * behind breaks next — fetches nothing, changes nothing, and runs again once the clock is set.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CLOCK_POLL_MS } from '../../../agent/src/agent.js';
 import { ManualClock } from '../../../agent/src/platform/clock.js';
 import { simPatchLevel } from '../../../scripts/sim/images.js';
 import {
@@ -32,22 +33,28 @@ beforeAll(() => {
   testKeys();
 });
 
-/** The fingerprint of slot A and grubenv, plus slot B and the data partition's update history. */
-async function everything(w: World): Promise<Record<string, string>> {
-  const hash = async (file: string) =>
-    createHash('sha256')
-      .update(await fs.readFile(file).catch(() => Buffer.from('(absent)')))
-      .digest('hex');
+async function hash(file: string): Promise<string> {
+  return createHash('sha256')
+    .update(await fs.readFile(file).catch(() => Buffer.from('(absent)')))
+    .digest('hex');
+}
+
+/** Both slots and grubenv: what no check may change. */
+async function slots(w: World): Promise<Record<string, string>> {
   return {
     ...(await fingerprint(w.paths)),
     boot_b: await hash(w.paths.partition('boot', 'B')),
     root_b: await hash(w.paths.partition('root', 'B')),
-    history: await hash(w.paths.history),
   };
 }
 
+/** …and the data partition's update history, which a check that fetched nothing leaves too. */
+async function everything(w: World): Promise<Record<string, string>> {
+  return { ...(await slots(w)), history: await hash(w.paths.history) };
+}
+
 describe('the clock not set (no NTP yet)', () => {
-  it('at 1970 the check is deferred naming the clock, changes nothing, and the update runs once the clock is set', async () => {
+  it('at 1970 the check is deferred naming the clock, changes nothing, and runs again once the clock is set', async () => {
     world = await makeWorld();
     await world.publish('1.1.0');
     const clock = new ManualClock(0); // 1970-01-01T00:00:00Z: no RTC, NTP not answered yet
@@ -76,14 +83,60 @@ describe('the clock not set (no NTP yet)', () => {
     }, 'the deferred check to be persisted');
     expect(persisted.state).toBe('idle');
 
-    // NTP sets the clock: the same request now checks, downloads and installs.
-    clock.advance(Date.now());
+    // The clock moves, still before the floor: the agent looks every minute and waits on.
+    await until(() => clock.waiting() > 0, 'the agent to wait for the clock');
+    clock.advance(CLOCK_POLL_MS);
+    await until(() => clock.waiting() > 0, 'the agent to wait for the clock again');
+    expect(world.mirror.paths()).toEqual([]);
+    expect((await running.agent.status()).check).toEqual(status.check);
+
+    // NTP sets the clock: within a minute the agent checks again by itself — a technician's
+    // deferred request as a check only, so nothing is installed that they were not offered.
+    clock.advance(Date.now() - clock.now());
+    const checked = await until(async () => {
+      const s = await running!.agent.status();
+      return s.state === 'idle' && s.check?.outcome !== 'failed' ? s : undefined;
+    }, 'the deferred check to run again');
+    expect(checked.check).toMatchObject({ outcome: 'available', version: '1.1.0' });
+    expect(running.reboots).toEqual([]);
+    const { history: _, ...slotsBefore } = before;
+    expect(await slots(world)).toEqual(slotsBefore);
+
+    // …and the technician's update now checks, downloads and installs.
     await running.agent.request({ type: 'update' });
     await until(() => running!.reboots.length > 0, 'the update to ask for its reboot', 60_000);
     const after = await running.agent.status();
-    expect(after.check?.outcome).toBe('available');
     expect(after.target).toEqual({ version: '1.1.0', slot: 'B' });
     expect(after.error).toBeNull();
+  });
+
+  it('an update window deferred at 1970 runs by itself once NTP sets the clock', async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    const clock = new ManualClock(Date.UTC(1970, 0, 1, 2, 0)); // the window at 02:00 of a clock not set
+    running = await startAgent(world, { clock });
+    const before = await everything(world);
+    void running.agent.windowUpdate();
+    const deferred = await until(async () => {
+      const s = await running!.agent.status();
+      return s.state === 'idle' && s.check?.error?.code === 'CLOCK_NOT_SET' ? s : undefined;
+    }, 'the window run to be deferred');
+    expect(deferred.check?.message).toContain('it reads 1970-01-01T02:00:00.000Z');
+    expect(await everything(world)).toEqual(before);
+    await until(() => clock.waiting() > 0, 'the agent to wait for the clock');
+
+    clock.advance(Date.now() - clock.now());
+    await until(
+      () => running!.reboots.length > 0,
+      'the window run to install and ask for its reboot',
+      60_000,
+    );
+    const after = await running.agent.status();
+    expect(after.check).toMatchObject({ outcome: 'available', version: '1.1.0' });
+    expect(after.target).toEqual({ version: '1.1.0', slot: 'B' });
+    expect(await fs.readFile(world.paths.logFile, 'utf8')).toContain(
+      'the clock is set: running the check it deferred again',
+    );
   });
 
   it('a container upgrade at 1970 is deferred the same way, before anything is fetched', async () => {
