@@ -174,6 +174,7 @@ export class Agent {
 
   async status(): Promise<Status> {
     return collectStatus(this.deps.paths, {
+      now: this.deps.clock.now(),
       journal: this.journal,
       progress: this.deps.progress.snapshot(),
       platform: this.deps.config.platform,

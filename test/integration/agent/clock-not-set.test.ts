@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLOCK_POLL_MS } from '../../../agent/src/agent.js';
+import { startApiServer } from '../../../agent/src/api/server.js';
 import { ManualClock } from '../../../agent/src/platform/clock.js';
 import { simPatchLevel } from '../../../scripts/sim/images.js';
 import {
@@ -18,6 +19,7 @@ import {
   until,
   type World,
 } from '../../support/appliance.js';
+import { runClgw, unwrap } from '../../support/cli.js';
 
 let world: World | undefined;
 let running: RunningAgent | undefined;
@@ -148,5 +150,37 @@ describe('the clock not set (no NTP yet)', () => {
       message: expect.stringContaining('it reads 1970-01-01T00:05:00.000Z, earlier than'),
     });
     expect(world.mirror.paths()).toEqual([]);
+  });
+
+  it("the CLI follows the agent's clock: `clgw update` at 1970 ends with the deferral, and status tells its time", async () => {
+    world = await makeWorld();
+    await world.publish('1.1.0');
+    running = await startAgent(world, { clock: new ManualClock(0) });
+    const api = await startApiServer(running.agent, world.paths.socket, running.deps.log);
+    try {
+      // The CLI waits for a check stamped after it asked: by the agent's clock (1970), not its own
+      // (which would wait for ever). Killed after 30 s if it does.
+      const update = await runClgw(world.root, ['update'], 30_000);
+      expect(update.code, update.stderr).toBe(1);
+      expect(unwrap(update.stderr)).toContain(
+        'clgw: CLOCK_NOT_SET: the clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:00.000Z',
+      );
+      expect(unwrap(update.stderr)).toContain(
+        "The gateway's clock is not set (no NTP yet), so the update was deferred.",
+      );
+
+      const json = await runClgw(world.root, ['status', '--json']);
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        source: 'agent',
+        now: '1970-01-01T00:00:00.000Z',
+        check: { outcome: 'failed', at: '1970-01-01T00:00:00.000Z', error: { code: 'CLOCK_NOT_SET' } },
+      });
+      const text = await runClgw(world.root, ['status']);
+      expect(unwrap(text.stdout)).toMatch(
+        /last check: +The clock is not set \(no NTP yet\): update deferred; .* will try again once its clock is set \(1970-01-01 00:00 UTC\)/,
+      );
+    } finally {
+      await api.close();
+    }
   });
 });
