@@ -54,6 +54,28 @@ const SETTLED = new Set(['idle', 'committed', 'rolledBack', 'failed']);
  */
 export const CLOCK_POLL_MS = 60_000;
 
+/**
+ * What to run again for a check deferred because the clock was not set, as it was asked: a
+ * boot-time or window run as that run (a boot-time one only while the agent still updates at boot:
+ * else a check); a technician's Retry of a failed update (the machine is still `failed`) as a
+ * Retry, which keeps that failure if it fails again; a technician's update as an update, with its
+ * `--force`; a check as a check.
+ */
+export function deferredRun(
+  deferred: Pick<Journal, 'trigger' | 'install' | 'force'>,
+  state: string,
+  updateAtBoot: boolean,
+):
+  | { type: 'automatic'; trigger: 'boot' | 'window' }
+  | Extract<AgentRequest, { type: 'check' | 'update' | 'retry' }> {
+  const trigger = deferred.trigger ?? 'user';
+  if (trigger === 'window' || (trigger === 'boot' && updateAtBoot)) return { type: 'automatic', trigger };
+  if (trigger === 'boot') return { type: 'check' };
+  if (state === 'failed') return { type: 'retry' };
+  if (deferred.install) return { type: 'update', force: deferred.force ?? false };
+  return { type: 'check' };
+}
+
 /** Why the page may not do `action` now, in words a visitor understands. */
 function portalRefusal(action: PortalAction, status: { state: string; platform: string }): string {
   if (action === 'factory-reset' && status.platform !== 'physical') {
@@ -356,10 +378,10 @@ export class Agent {
 
   /**
    * A check deferred because the clock was not set (CLOCK_NOT_SET) runs again by itself once the
-   * clock has reached the floor it was held to, looked at every minute: a deferred boot-time or
-   * window run as that run (the update installs), a technician's check or update as a check only
-   * (nothing is installed that they did not see offered). Not when a check ran meanwhile. One
-   * wait at a time; a later deferral only becomes the check it runs again.
+   * clock has reached the floor it was held to, looked at every minute: what was deferred, as it
+   * was asked — a boot-time or window run as that run, a technician's check, update or Retry as
+   * that (see {@link deferredRun}). Not when a check ran meanwhile. One wait at a time; a later
+   * deferral only becomes the one it runs again.
    */
   private waitForClock(deferred: Journal): void {
     if (this.clockWait) {
@@ -370,25 +392,25 @@ export class Agent {
     const floor = Date.parse(String(deferred.check?.error?.details?.floor));
     const wait = { deferred, stop: new AbortController() };
     this.clockWait = wait;
-    const run = async () => {
+    const rerun = async () => {
       // At least one poll first: a deferral restored at start-up leaves the boot-time run its turn.
+      // A deferral without its floor (none recorded) is run again after that one poll.
       do {
         await clock.sleep(CLOCK_POLL_MS, wait.stop.signal);
-      } while (!(clock.now() >= floor));
+      } while (clock.now() < floor);
       this.clockWait = undefined;
       const last = wait.deferred;
       if (this.journal.check?.at !== last.check?.at) return;
-      const trigger = last.trigger ?? 'user';
-      const again = trigger === 'window' || (trigger === 'boot' && this.deps.config.updateAtBoot);
+      const run = deferredRun(last, this.state, this.deps.config.updateAtBoot);
       log.info('the clock is set: running the check it deferred again', {
         now: new Date(clock.now()).toISOString(),
-        trigger,
-        run: again ? 'update' : 'check',
+        trigger: last.trigger,
+        run: run.type,
       });
-      if (again) await this.automaticUpdate(trigger);
-      else await this.request({ type: 'check' });
+      if (run.type === 'automatic') await this.automaticUpdate(run.trigger);
+      else await this.request(run);
     };
-    run().catch((e) => {
+    rerun().catch((e) => {
       if (this.clockWait === wait) this.clockWait = undefined;
       if (!wait.stop.signal.aborted)
         log.warn('the check deferred for the clock was not run again', { error: serializeError(e) });
