@@ -148,6 +148,12 @@ export function ownWords(
         title: 'The update could not be verified as genuine, so it was not installed.',
         advice: `${retryLater}. If it persists, contact support.`,
       };
+    case 'RELEASE_NOT_YET_VALID':
+      return {
+        title:
+          "The update's release information is dated later than the gateway's clock, so it was not used.",
+        advice: `The gateway's clock may be behind: check that it reaches its NTP server (udp/123; the diagnostics show the clock's offset), then ${retry}. If the clock is right, contact support.`,
+      };
     case 'PLATFORM_MISMATCH':
     case 'DOWNGRADE_REFUSED':
     case 'SOURCE_VERSION_TOO_OLD':
@@ -176,6 +182,11 @@ export function ownWords(
         title: 'The check for updates stopped the update agent each time it ran, so it was given up.',
         advice:
           'The gateway checks again at its next update window or start. If this happens again, download the logs and contact support.',
+      };
+    case 'CLOCK_NOT_SET':
+      return {
+        title: "The gateway's clock is not set (no NTP yet), so the update was deferred.",
+        advice: `Nothing was downloaded or changed; the gateway checks again by itself once its clock is set. If it stays unset, check that the gateway reaches its NTP server (udp/123; the diagnostics show the clock), then ${retry}.`,
       };
     case 'CRITICAL_PHASE_FAILED':
       return {

@@ -10,7 +10,7 @@ import { type ContainersView, containersView } from './containers/view.js';
 import type { Deps } from './deps.js';
 import type { DiagnosticsReport } from './diagnostics/checks.js';
 import { diagnose } from './diagnostics/service.js';
-import { ClgwError } from './errors.js';
+import { ClgwError, serializeError } from './errors.js';
 import { formatTime } from './format.js';
 import { LogDownloads, type LogLinkView } from './logs/service.js';
 import type { Journal, Trigger } from './machine/journal.js';
@@ -48,6 +48,34 @@ export type AgentRequest =
 
 const SETTLED = new Set(['idle', 'committed', 'rolledBack', 'failed']);
 
+/**
+ * How often a check deferred because the clock was not set looks at the clock again: NTP sets it
+ * within moments of answering, and looking costs nothing (no file, no network).
+ */
+export const CLOCK_POLL_MS = 60_000;
+
+/**
+ * What to run again for a check deferred because the clock was not set, as it was asked: a
+ * boot-time or window run as that run (a boot-time one only while the agent still updates at boot:
+ * else a check); a technician's Retry of a failed update (the machine is still `failed`) as a
+ * Retry, which keeps that failure if it fails again; a technician's update as an update, with its
+ * `--force`; a check as a check.
+ */
+export function deferredRun(
+  deferred: Pick<Journal, 'trigger' | 'install' | 'force'>,
+  state: string,
+  updateAtBoot: boolean,
+):
+  | { type: 'automatic'; trigger: 'boot' | 'window' }
+  | Extract<AgentRequest, { type: 'check' | 'update' | 'retry' }> {
+  const trigger = deferred.trigger ?? 'user';
+  if (trigger === 'window' || (trigger === 'boot' && updateAtBoot)) return { type: 'automatic', trigger };
+  if (trigger === 'boot') return { type: 'check' };
+  if (state === 'failed') return { type: 'retry' };
+  if (deferred.install) return { type: 'update', force: deferred.force ?? false };
+  return { type: 'check' };
+}
+
 /** Why the page may not do `action` now, in words a visitor understands. */
 function portalRefusal(action: PortalAction, status: { state: string; platform: string }): string {
   if (action === 'factory-reset' && status.platform !== 'physical') {
@@ -78,6 +106,10 @@ export class Agent {
   private readonly statusSnapshot: SharedSnapshot<Status>;
   /** Journal writes under way, so stop() can let them finish. */
   private readonly persisting = new Set<Promise<void>>();
+  /** The `at` of the last check deferred for the clock that a wait was begun for. */
+  private clockDeferredAt: string | undefined;
+  /** The wait for the clock to be set, and the latest check it will run again (see waitForClock). */
+  private clockWait: { deferred: Journal; stop: AbortController } | undefined;
 
   constructor(deps: Deps, journal: Journal | undefined) {
     this.deps = {
@@ -114,6 +146,15 @@ export class Agent {
     this.actor.subscribe({
       next: (snap) => {
         const state = String(snap.value);
+        const check = snap.context.journal.check;
+        if (
+          SETTLED.has(state) &&
+          check?.error?.code === 'CLOCK_NOT_SET' &&
+          check.at !== this.clockDeferredAt
+        ) {
+          this.clockDeferredAt = check.at;
+          this.waitForClock(snap.context.journal);
+        }
         if (state !== this.lastState) {
           this.lastState = state;
           this.statusSnapshot.invalidate();
@@ -136,6 +177,7 @@ export class Agent {
 
   /** Stops the machine; resolves once no journal write is left under way. */
   async stop(): Promise<void> {
+    this.clockWait?.stop.abort();
     this.ssh.stop();
     await this.logs.stop();
     this.actor.stop();
@@ -154,6 +196,7 @@ export class Agent {
 
   async status(): Promise<Status> {
     return collectStatus(this.deps.paths, {
+      now: this.deps.clock.now(),
       journal: this.journal,
       progress: this.deps.progress.snapshot(),
       platform: this.deps.config.platform,
@@ -319,13 +362,59 @@ export class Agent {
   }
 
   /**
-   * The update window's run: a gateway OS check that installs what it finds (the appliance
-   * reboots into it), else the containers. Refused (BUSY) like any update while one runs.
+   * The boot-time or update window's run: a gateway OS check that installs what it finds (the
+   * appliance reboots into it), else the containers. Refused (BUSY) like any update while one runs.
    */
-  async windowUpdate(): Promise<void> {
+  async automaticUpdate(trigger: 'boot' | 'window'): Promise<void> {
     const since = this.deps.clock.now();
-    await this.request({ type: 'update', trigger: 'window' });
-    if (!(await this.gatewayRunFailed(since))) await this.upgradeContainers({ trigger: 'window' });
+    await this.request({ type: 'update', trigger });
+    if (!(await this.gatewayRunFailed(since))) await this.upgradeContainers({ trigger });
+  }
+
+  /** The update window's run ({@link automaticUpdate}). */
+  windowUpdate(): Promise<void> {
+    return this.automaticUpdate('window');
+  }
+
+  /**
+   * A check deferred because the clock was not set (CLOCK_NOT_SET) runs again by itself once the
+   * clock has reached the floor it was held to, looked at every minute: what was deferred, as it
+   * was asked — a boot-time or window run as that run, a technician's check, update or Retry as
+   * that (see {@link deferredRun}). Not when a check ran meanwhile. One wait at a time; a later
+   * deferral only becomes the one it runs again.
+   */
+  private waitForClock(deferred: Journal): void {
+    if (this.clockWait) {
+      this.clockWait.deferred = deferred;
+      return;
+    }
+    const { clock, log } = this.deps;
+    const floor = Date.parse(String(deferred.check?.error?.details?.floor));
+    const wait = { deferred, stop: new AbortController() };
+    this.clockWait = wait;
+    const rerun = async () => {
+      // At least one poll first: a deferral restored at start-up leaves the boot-time run its turn.
+      // A deferral without its floor (none recorded) is run again after that one poll.
+      do {
+        await clock.sleep(CLOCK_POLL_MS, wait.stop.signal);
+      } while (clock.now() < floor);
+      this.clockWait = undefined;
+      const last = wait.deferred;
+      if (this.journal.check?.at !== last.check?.at) return;
+      const run = deferredRun(last, this.state, this.deps.config.updateAtBoot);
+      log.info('the clock is set: running the check it deferred again', {
+        now: new Date(clock.now()).toISOString(),
+        trigger: last.trigger,
+        run: run.type,
+      });
+      if (run.type === 'automatic') await this.automaticUpdate(run.trigger);
+      else await this.request(run);
+    };
+    rerun().catch((e) => {
+      if (this.clockWait === wait) this.clockWait = undefined;
+      if (!wait.stop.signal.aborted)
+        log.warn('the check deferred for the clock was not run again', { error: serializeError(e) });
+    });
   }
 
   /** The update window setting and when it next starts. */

@@ -35,6 +35,12 @@ export function describeCheck(s: Pick<Status, 'check' | 'gatewayVersion' | 'next
     case 'rejected':
       return { severity: 'warn', text: `Release ${c.version} not installed: ${c.message}` };
     case 'failed': {
+      // Its message says it all ("the clock is not set (no NTP yet): update deferred; it reads …"),
+      // and the agent looks at the clock every minute to run the check again (Agent.waitForClock).
+      if (c.error?.code === 'CLOCK_NOT_SET') {
+        const text = c.message.charAt(0).toUpperCase() + c.message.slice(1);
+        return { severity: 'warn', text: `${text} — ${keeps} and will try again once its clock is set` };
+      }
       const what =
         c.error && UNREACHABLE.has(c.error.code)
           ? 'Cannot reach the download server'

@@ -158,10 +158,8 @@ async function main(): Promise<void> {
   if (gaveUp) log.warn('boot-time update skipped: the check was given up at this start', { check });
   else if (deps.config.updateAtBoot && settled !== 'failed') {
     try {
-      const since = clock.now();
-      await agent.request({ type: 'update', trigger: 'boot' });
       // A gateway OS update ends in a reboot; otherwise the containers follow (SPEC §3).
-      if (!(await agent.gatewayRunFailed(since))) await agent.upgradeContainers({ trigger: 'boot' });
+      await agent.automaticUpdate('boot');
     } catch (e) {
       log.warn('boot-time update not completed', { error: serializeError(e) });
     }

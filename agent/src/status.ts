@@ -83,6 +83,11 @@ export interface Status {
   /** Alarm history, newest last; an alarm without `clearedAt` is active. */
   alarms: Alarm[];
   updatedAt: string | null;
+  /**
+   * When this status was made, by the clock of whoever made it: the agent's when live, which
+   * stamps every time above. A client compares those with this, never with its own clock.
+   */
+  now: string;
 }
 
 async function readText(file: string): Promise<string | undefined> {
@@ -101,8 +106,11 @@ export async function collectStatus(
     platform: string;
     ssh?: SshView;
     profile?: StatusProfile;
+    /** The agent's clock (ms): its status is told by it. */
+    now: number;
   },
 ): Promise<Status> {
+  const now = live?.now ?? Date.now();
   const journal = live?.journal ?? (await readJournal(paths.journal).catch(() => undefined));
   const cmdline = await readText(paths.cmdline);
   const bootedSlot = cmdline ? (bootedSlotFromCmdline(cmdline) ?? null) : null;
@@ -165,7 +173,7 @@ export async function collectStatus(
     error: journal?.error ?? null,
     result: journal?.result ?? null,
     check: journal?.check ?? null,
-    nextWindow: describeSchedule(await readSchedule(paths.schedule), Date.now()).next,
+    nextWindow: describeSchedule(await readSchedule(paths.schedule), now).next,
     target: journal?.target ? { version: journal.target.version, slot: journal.target.slot } : null,
     bootedSlot,
     gatewayVersion,
@@ -176,12 +184,13 @@ export async function collectStatus(
     slots: { A: slotView('A'), B: slotView('B') },
     bootEnvironment,
     profile: live?.profile ?? null,
-    ssh: live?.ssh ?? describeSsh(await readSsh(paths.sshState), Date.now()),
+    ssh: live?.ssh ?? describeSsh(await readSsh(paths.sshState), now),
     diagnostics: (await readDiagnostics(paths.diagnostics)) ?? null,
     containers: (await readContainersState(paths.containersState).catch(() => undefined))?.last ?? {},
     network: await readNetwork(paths),
     firstBoot: firstBootView(await readJsonFile(paths.firstBoot).catch(() => undefined)),
     alarms: await readAlarms(paths.alarms).catch(() => []),
     updatedAt: journal?.updatedAt ?? null,
+    now: new Date(now).toISOString(),
   };
 }

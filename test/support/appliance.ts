@@ -11,7 +11,7 @@ import { Agent } from '../../agent/src/agent.js';
 import { composeDeps } from '../../agent/src/compose.js';
 import type { Deps } from '../../agent/src/deps.js';
 import { ClgwError } from '../../agent/src/errors.js';
-import { systemClock } from '../../agent/src/platform/clock.js';
+import { type Clock, systemClock } from '../../agent/src/platform/clock.js';
 import { fileLogger } from '../../agent/src/platform/log.js';
 import { type AppliancePaths, appliancePaths } from '../../agent/src/platform/paths.js';
 import { readJournal } from '../../agent/src/state/journal-file.js';
@@ -158,15 +158,21 @@ export interface AgentOptions {
    * first): a Factory Reset whose hand-over to the recovery system then fails back to `failed`.
    */
   rebootFails?: (reason: string) => boolean;
+  /**
+   * The agent's clock (default: the system's), as main.ts would pass it: e.g. a ManualClock at
+   * 1970 for an appliance whose clock NTP has not set yet. Its log is stamped by it too.
+   */
+  clock?: Clock;
 }
 
 /** Starts the agent in this process on the world's appliance, from its persisted journal. */
 export async function startAgent(world: World, opts: AgentOptions = {}): Promise<RunningAgent> {
   const reboots: string[] = [];
-  const log = fileLogger({ file: world.paths.logFile, clock: systemClock });
+  const clock = opts.clock ?? systemClock;
+  const log = fileLogger({ file: world.paths.logFile, clock });
   const deps = await composeDeps({
     paths: world.paths,
-    clock: systemClock,
+    clock,
     log,
     reboot: {
       reboot: async (reason) => {

@@ -9,16 +9,17 @@ import { REPO } from './appliance.js';
 
 export const CLI = path.join(REPO, 'agent/dist/cli/clgw.js');
 
-/** Runs `clgw <args>` against the appliance at `root`. */
+/** Runs `clgw <args>` against the appliance at `root` (killed after `timeoutMs`, if given). */
 export function runClgw(
   root: string,
   args: string[],
+  timeoutMs?: number,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { ...process.env, CLGW_ROOT: root } },
+      { env: { ...process.env, CLGW_ROOT: root }, ...(timeoutMs ? { timeout: timeoutMs } : {}) },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolve({ code, stdout, stderr });

@@ -36,6 +36,7 @@ export function sampleStatus(over: Partial<Status> = {}): Status {
     firstBoot: null,
     alarms: [],
     updatedAt: null,
+    now: '2026-12-05T10:00:00.000Z',
     ...over,
   };
 }

@@ -11,7 +11,8 @@ import { verifyCompatSignature } from '../release/signature.js';
 import { readBootedSlot } from '../slot/booted.js';
 import { clearRecovered, updateAlarms } from '../state/alarms.js';
 import { readHistory, updateHistory } from '../state/history.js';
-import { readRunningVersion } from '../system/os-release.js';
+import { clockFloor, clockNotSet } from '../system/clock-floor.js';
+import { readRunningRelease } from '../system/os-release.js';
 
 /** The signature envelope is small: a signature and at most a few certificates. */
 const MAX_SIGNATURE_BYTES = 64 * 1024;
@@ -96,6 +97,16 @@ function verifiedCompat(
 }
 
 /**
+ * Refuses to fetch anything with a clock before the running image's floor (`CLOCK_NOT_SET`,
+ * system/clock-floor.ts): checked first, because with such a clock the TLS handshake or the
+ * signature chain fails next and its error would blame the server or the certificates.
+ */
+export function requireClockSet(now: number, patchLevel: string | undefined): void {
+  const unset = clockNotSet(now, clockFloor(patchLevel));
+  if (unset) throw unset;
+}
+
+/**
  * Fetches and verifies compat.yaml ({@link fetchCompat}), applies the version rules, and records
  * the serial (replay protection).
  */
@@ -106,13 +117,12 @@ export async function checkForRelease(
 ): Promise<CheckOutcome> {
   const now = deps.clock.now();
   deps.log.info('checking for a release', { baseUrl: deps.config.baseUrl, trigger: journal.trigger });
+  const running = await readRunningRelease(deps.paths.osRelease);
+  requireClockSet(now, running.patchLevel);
   const { compat, signer } = await fetchCompat(deps, now, signal);
+  const runningVersion = running.version;
 
-  const [history, runningVersion, booted] = await Promise.all([
-    readHistory(deps.paths.history),
-    readRunningVersion(deps.paths.osRelease),
-    readBootedSlot(deps.paths),
-  ]);
+  const [history, booted] = await Promise.all([readHistory(deps.paths.history), readBootedSlot(deps.paths)]);
   const decision = decideUpdate(compat, {
     platform: deps.config.platform,
     runningVersion,

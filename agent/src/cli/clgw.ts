@@ -161,7 +161,7 @@ export function formatStatus(s: Status): string {
       `container:    ${service} ${r.version ?? '-'} — ${describeResult(r)} (${formatTime(r.at)})${r.downtimeMs !== undefined ? `, downtime ${seconds(r.downtimeMs)}` : ''}`,
     );
   }
-  const banner = sshBanner(s.ssh, Date.now());
+  const banner = sshBanner(s.ssh, statusTime(s));
   if (banner) lines.push(`ssh:          ${banner}`);
   const support = sshSupportLine(s.ssh);
   if (support) lines.push(`              ${support}`);
@@ -199,9 +199,25 @@ function formatFirstBoot(f: FirstBootView): string[] {
   return lines;
 }
 
+/**
+ * When a status was made, by the agent's clock, which stamps every time in it (the check, the
+ * result, the progress, SSH's expiry): the CLI compares those with this, never with its own clock,
+ * which on a test bench or before NTP may tell another time. Its own clock only from an agent
+ * that does not say (`now` is newer than some agents).
+ */
+function statusTime(s: Pick<Status, 'now'>): number {
+  const t = Date.parse(s.now);
+  return Number.isFinite(t) ? t : Date.now();
+}
+
+/** The agent's clock now (ms), from its status. */
+async function agentNow(client: AgentClient): Promise<number> {
+  return statusTime(await client.status());
+}
+
 /** `clgw update --containers`: starts the run and follows it to its end. */
 async function updateContainers(client: AgentClient, force: boolean, json: boolean): Promise<number> {
-  const since = Date.now() - 1000;
+  const since = (await agentNow(client)) - 1000;
   try {
     await client.upgradeContainers(force);
   } catch (e) {
@@ -270,7 +286,7 @@ async function follow(client: AgentClient, since: number, tty: boolean, quiet: b
         if (live && p.phase !== livePhase && !quiet) process.stdout.write('\n');
         livePhase = p.phase;
         // One column short of the width: a line that fills it exactly wraps on some terminals.
-        redraw(progressLine(p, stdoutWidth() - 1, Date.now()));
+        redraw(progressLine(p, stdoutWidth() - 1, statusTime(s)));
       } else if (hasByteProgress(p)) say(`${p.phase}: ${Math.floor(p.percent / 10) * 10} %`);
       else say(`${p.phase}…`);
     } else {
@@ -470,7 +486,8 @@ async function run(argv: string[]): Promise<number> {
     if (json) printJson(view);
     else {
       const support = sshSupportLine(view);
-      print(`${sshBanner(view, Date.now()) ?? 'SSH access is disabled'}${support ? `\n${support}` : ''}`);
+      const banner = view.enabled ? sshBanner(view, await agentNow(client)) : undefined;
+      print(`${banner ?? 'SSH access is disabled'}${support ? `\n${support}` : ''}`);
     }
     return EXIT.ok;
   }
@@ -521,7 +538,8 @@ async function run(argv: string[]): Promise<number> {
     }
     case 'update': {
       if (flags.has('--containers')) return updateContainers(client, flags.has('--force'), json);
-      const since = Date.now() - 1000;
+      // The check and the result it waits for are stamped by the agent's clock.
+      const since = (await agentNow(client)) - 1000;
       try {
         await client.post('/v1/update', { force: flags.has('--force') });
       } catch (e) {

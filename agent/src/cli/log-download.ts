@@ -37,7 +37,7 @@ export function timeLeft(ms: number): string {
   return `in ${Math.round(ms / 60_000)} min`;
 }
 
-export async function run(argv: string[], now: () => number = Date.now): Promise<number> {
+export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
@@ -53,8 +53,10 @@ export async function run(argv: string[], now: () => number = Date.now): Promise
   }
   process.stderr.write('building the log archive (this can take a couple of minutes)…\n');
   const link = await client.createLogLink();
+  // The link was made just now, for its whole lifetime. Not expiresAt less this process's clock:
+  // expiresAt is by the agent's clock, which this one need not agree with.
   process.stdout.write(
-    `URL: ${link.url}\nexpires: ${link.expiresAt} (${timeLeft(Date.parse(link.expiresAt) - now())})\n`,
+    `URL: ${link.url}\nexpires: ${link.expiresAt} (${timeLeft(link.ttlMinutes * 60_000)})\n`,
   );
   if (argv[0] === '--qr') process.stdout.write(`${renderQrText(encodeQr(link.url)).join('\n')}\n`);
   return EXIT.ok;

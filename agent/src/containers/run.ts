@@ -1,9 +1,10 @@
-import { fetchCompat } from '../actors/check.js';
+import { fetchCompat, requireClockSet } from '../actors/check.js';
 import type { Deps } from '../deps.js';
 import { isClgwError, serializeError } from '../errors.js';
 import { containersFor } from '../release/policy.js';
 import { CONTAINER_NAMES } from '../release/schema.js';
 import { readHistory, updateHistory } from '../state/history.js';
+import { readRunningRelease } from '../system/os-release.js';
 import { containerName, LABELS } from './engine-port.js';
 import { nextName } from './plan.js';
 import { type ContainersState, emptyContainersState, readContainersState } from './state.js';
@@ -45,6 +46,10 @@ export async function runContainerUpgrade(
 ): Promise<ContainersState> {
   const now = deps.clock.now();
   const signal = opts.signal ?? new AbortController().signal;
+  // The same clock check as the gateway OS check; an unreadable os-release (which the gateway
+  // check reports) only leaves the containers without a floor.
+  const running = await readRunningRelease(deps.paths.osRelease).catch(() => undefined);
+  requireClockSet(now, running?.patchLevel);
   const { compat } = await fetchCompat(deps, now, signal);
   const history = await readHistory(deps.paths.history);
   const targets = containersFor(compat, {

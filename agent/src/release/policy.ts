@@ -29,13 +29,19 @@ export interface UpdateContext {
   now: number;
 }
 
+/**
+ * How far in the future `published` may lie by the appliance's clock: clocks that NTP keeps
+ * differ by far less, and a document signed a moment ago must not be refused for a few seconds.
+ */
+export const PUBLISHED_SKEW_MS = 5 * 60_000;
+
 export type UpdateDecision =
   | { kind: 'up-to-date'; version: string; serial: number }
   | { kind: 'update'; release: PlatformRelease; serial: number };
 
 /**
  * Decides between "up to date" and "update to this release", checking in order: document
- * expired (`RELEASE_EXPIRED`), replayed older document (`SERIAL_REPLAYED`), platform absent
+ * published in the future (`RELEASE_NOT_YET_VALID`), expired (`RELEASE_EXPIRED`), replayed older document (`SERIAL_REPLAYED`), platform absent
  * (`PLATFORM_MISMATCH`), release older than the running or highest installed version
  * (`DOWNGRADE_REFUSED`), same version (up to date), running version below the release's
  * `minSourceVersion` (`SOURCE_VERSION_TOO_OLD`).
@@ -88,6 +94,17 @@ function platformEntry(
   compat: Compat,
   ctx: Pick<UpdateContext, 'platform' | 'lastSerial' | 'now'>,
 ): PlatformEntry {
+  // A document is valid from `published` to `expires`, like a certificate. One from the future
+  // means this clock is behind (set, but not yet by NTP), which makes expired documents and
+  // certificates look current, or the document is post-dated: either way its times cannot be judged.
+  const published = parseUtcTimestamp(compat.published);
+  if (!(ctx.now >= published - PUBLISHED_SKEW_MS))
+    throw new ClgwError(
+      'RELEASE_NOT_YET_VALID',
+      `compat.yaml (serial ${compat.serial}) was published at ${compat.published}, but it is now ${isoOrRaw(ctx.now)} by this appliance's clock — more than ${PUBLISHED_SKEW_MS / 60_000} minutes earlier: the clock is behind or the document is post-dated`,
+      { details: { serial: compat.serial, published: compat.published, now: isoOrRaw(ctx.now) } },
+    );
+
   const expires = parseUtcTimestamp(compat.expires);
   if (!(ctx.now < expires))
     throw new ClgwError(

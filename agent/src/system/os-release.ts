@@ -57,8 +57,3 @@ export async function readRunningRelease(
   }
   return { version, patchLevel: patchLevelOf(fields) };
 }
-
-/** The running gateway OS version: VERSION_ID of the booted root's /etc/os-release. */
-export async function readRunningVersion(osReleaseFile: string): Promise<string> {
-  return (await readRunningRelease(osReleaseFile)).version;
-}

@@ -126,6 +126,16 @@ describe('version rules', () => {
     await checkFails(world, 'RELEASE_EXPIRED');
   });
 
+  it('compat.yaml published a day ahead of the clock → RELEASE_NOT_YET_VALID naming both times', async () => {
+    world = await makeWorld();
+    const published = Date.now() + 86_400_000;
+    await world.publish('1.1.0', { now: published });
+    const e = await checkFails(world, 'RELEASE_NOT_YET_VALID');
+    expect(e.message).toContain(`published at ${new Date(published).toISOString().slice(0, 19)}Z`);
+    const now = /it is now (\S+) by this appliance's clock/.exec(e.message)?.[1];
+    expect(Math.abs(Date.parse(now ?? '') - Date.now()), e.message).toBeLessThan(120_000);
+  });
+
   it('downgrade below the highest version ever installed → DOWNGRADE_REFUSED', async () => {
     world = await makeWorld();
     await writeJsonAtomic(world.paths.history, { highestVersion: '1.5.0', rejected: [] });

@@ -55,6 +55,27 @@ describe('describeCheck', () => {
     });
   });
 
+  it('a check deferred for the clock names the clock alone, and when it is tried again', () => {
+    const message =
+      "the clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:12.000Z, earlier than 2025-10-01, the day this gateway OS's packages were taken (CLGW_PATCH_LEVEL)";
+    const check: CheckResult = {
+      ...refused,
+      message,
+      error: { code: 'CLOCK_NOT_SET', message, transient: true },
+    };
+    expect(
+      describeCheck(
+        sampleStatus({
+          check,
+          nextWindow: { at: '2026-12-06T02:13:00Z', local: '2026-12-06 03:13 Europe/Berlin' },
+        }),
+      ),
+    ).toEqual({
+      severity: 'warn',
+      text: `The clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:12.000Z, earlier than 2025-10-01, the day this gateway OS's packages were taken (CLGW_PATCH_LEVEL) — the gateway keeps running 1.0.0 and will try again once its clock is set`,
+    });
+  });
+
   it('good outcomes are not warnings', () => {
     expect(
       describeCheck(sampleStatus({ check: { outcome: 'upToDate', version: '1.0.0', at, message: '' } })),

@@ -6,6 +6,7 @@ import { sampleCompat } from '../../fixtures/release/compat.js';
 
 const EXPIRES = Date.UTC(2026, 11, 20, 10); // 2026-12-20T10:00:00Z, the sample's expiry
 const NOW = Date.UTC(2026, 10, 25);
+const PUBLISHED = Date.UTC(2026, 10, 20, 10); // 2026-11-20T10:00:00Z, the sample's publication
 
 /** The sample document (virtual: 1.1.0, updates from 1.0.0) with edits. */
 function compat(edit: (d: ReturnType<typeof sampleCompat>) => void = () => {}): Compat {
@@ -40,6 +41,22 @@ describe('decideUpdate', () => {
       expect(err.message).toContain('expired at 2026-12-20T10:00:00Z');
     }
     expect(decideUpdate(compat(), ctx({ now: EXPIRES - 1 })).kind).toBe('update');
+  });
+
+  it('refuses a document published more than 5 minutes ahead of the clock, naming both times', () => {
+    for (const now of [PUBLISHED - 5 * 60_000 - 1, PUBLISHED - 86_400_000, 0]) {
+      const err = refusal(compat(), ctx({ now }));
+      expect(err.code).toBe('RELEASE_NOT_YET_VALID');
+      expect(err.message).toContain('published at 2026-11-20T10:00:00Z');
+      expect(err.message).toContain(`it is now ${new Date(now).toISOString()}`);
+      expect(err.details).toMatchObject({
+        published: '2026-11-20T10:00:00Z',
+        now: new Date(now).toISOString(),
+      });
+    }
+    // Within the skew allowed for clocks (and at or after publication) it is current.
+    for (const now of [PUBLISHED - 5 * 60_000, PUBLISHED - 1, PUBLISHED])
+      expect(decideUpdate(compat(), ctx({ now })).kind).toBe('update');
   });
 
   it('refuses a replayed older serial but accepts the same or a newer one', () => {
@@ -111,8 +128,13 @@ describe('decideUpdate', () => {
     expect(refusal(rc, ctx({ runningVersion: '1.1.0' })).code).toBe('DOWNGRADE_REFUSED');
   });
 
-  it('checks in a fixed order: expiry, replay, platform, downgrade, source version', () => {
+  it('checks in a fixed order: publication, expiry, replay, platform, downgrade, source version', () => {
     const everything = ctx({ now: EXPIRES, lastSerial: 99, platform: 'kvm', runningVersion: '2.0.0' });
+    const ahead = compat((d) => {
+      d.published = '2026-12-21T10:00:00Z';
+      d.expires = '2026-12-22T10:00:00Z';
+    });
+    expect(refusal(ahead, everything).code).toBe('RELEASE_NOT_YET_VALID');
     expect(refusal(compat(), everything).code).toBe('RELEASE_EXPIRED');
     expect(refusal(compat(), { ...everything, now: NOW }).code).toBe('SERIAL_REPLAYED');
     expect(refusal(compat(), { ...everything, now: NOW, lastSerial: 1 }).code).toBe('PLATFORM_MISMATCH');
