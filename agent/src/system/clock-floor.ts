@@ -6,6 +6,8 @@
  */
 import { ClgwError } from '../errors.js';
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 export interface ClockFloor {
   /** Milliseconds since the epoch. */
   at: number;
@@ -21,9 +23,15 @@ export interface ClockFloor {
  */
 export function clockFloor(patchLevel: string | undefined): ClockFloor | undefined {
   if (patchLevel === undefined) return undefined;
-  const at = Date.parse(`${patchLevel}T00:00:00Z`);
+  // The date comes from dpkg's log, in the build machine's local time: up to a day ahead of UTC's
+  // (UTC+14). A day of slack keeps a freshly built image from deferring its first checks.
+  const at = Date.parse(`${patchLevel}T00:00:00Z`) - DAY_MS;
   if (!Number.isFinite(at)) return undefined;
-  return { at, what: `${patchLevel}, the day this gateway OS's packages were taken (CLGW_PATCH_LEVEL)` };
+  const day = new Date(at).toISOString().slice(0, 10);
+  return {
+    at,
+    what: `${day}, a day before this gateway OS's packages were taken (CLGW_PATCH_LEVEL ${patchLevel})`,
+  };
 }
 
 /**

@@ -67,7 +67,7 @@ describe('the clock not set (no NTP yet)', () => {
     expect(error?.code, JSON.stringify(error)).toBe('CLOCK_NOT_SET');
     expect(error?.transient).toBe(true);
     expect(error?.message).toBe(
-      `the clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:00.000Z, earlier than ${simPatchLevel('1.0.0')}, the day this gateway OS's packages were taken (CLGW_PATCH_LEVEL)`,
+      `the clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:00.000Z, earlier than 2025-09-30, a day before this gateway OS's packages were taken (CLGW_PATCH_LEVEL ${simPatchLevel('1.0.0')})`,
     );
     expect(error?.message).not.toMatch(/TLS|certificate|chain/i);
     expect(status.error).toBeNull();

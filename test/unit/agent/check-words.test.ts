@@ -57,7 +57,7 @@ describe('describeCheck', () => {
 
   it('a check deferred for the clock names the clock alone, and when it is tried again', () => {
     const message =
-      "the clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:12.000Z, earlier than 2025-10-01, the day this gateway OS's packages were taken (CLGW_PATCH_LEVEL)";
+      "the clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:12.000Z, earlier than 2025-09-30, a day before this gateway OS's packages were taken (CLGW_PATCH_LEVEL 2025-10-01)";
     const check: CheckResult = {
       ...refused,
       message,
@@ -72,7 +72,7 @@ describe('describeCheck', () => {
       ),
     ).toEqual({
       severity: 'warn',
-      text: `The clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:12.000Z, earlier than 2025-10-01, the day this gateway OS's packages were taken (CLGW_PATCH_LEVEL) — the gateway keeps running 1.0.0 and will try again once its clock is set`,
+      text: `The clock is not set (no NTP yet): update deferred; it reads 1970-01-01T00:00:12.000Z, earlier than 2025-09-30, a day before this gateway OS's packages were taken (CLGW_PATCH_LEVEL 2025-10-01) — the gateway keeps running 1.0.0 and will try again once its clock is set`,
     });
   });
 

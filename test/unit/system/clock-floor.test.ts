@@ -7,13 +7,14 @@ import { requireClockSet } from '../../../agent/src/actors/check.js';
 import type { ClgwError } from '../../../agent/src/errors.js';
 import { clockFloor, clockNotSet } from '../../../agent/src/system/clock-floor.js';
 
-const FLOOR = Date.UTC(2025, 9, 1); // 2025-10-01T00:00:00Z
+// A day before 2025-10-01: dpkg's date is the build machine's local time, up to a day ahead of UTC.
+const FLOOR = Date.UTC(2025, 8, 30); // 2025-09-30T00:00:00Z
 
 describe('clockFloor', () => {
-  it('is the start (UTC) of the day the image’s packages were taken', () => {
+  it('is the start (UTC) of the day before the image’s packages were taken', () => {
     expect(clockFloor('2025-10-01')).toEqual({
       at: FLOOR,
-      what: "2025-10-01, the day this gateway OS's packages were taken (CLGW_PATCH_LEVEL)",
+      what: "2025-09-30, a day before this gateway OS's packages were taken (CLGW_PATCH_LEVEL 2025-10-01)",
     });
   });
 
@@ -31,9 +32,9 @@ describe('clockNotSet', () => {
       expect(e?.code).toBe('CLOCK_NOT_SET');
       expect(e?.transient).toBe(true);
       expect(e?.message).toBe(
-        `the clock is not set (no NTP yet): update deferred; it reads ${new Date(now).toISOString()}, earlier than 2025-10-01, the day this gateway OS's packages were taken (CLGW_PATCH_LEVEL)`,
+        `the clock is not set (no NTP yet): update deferred; it reads ${new Date(now).toISOString()}, earlier than 2025-09-30, a day before this gateway OS's packages were taken (CLGW_PATCH_LEVEL 2025-10-01)`,
       );
-      expect(e?.details).toEqual({ now: new Date(now).toISOString(), floor: '2025-10-01T00:00:00.000Z' });
+      expect(e?.details).toEqual({ now: new Date(now).toISOString(), floor: '2025-09-30T00:00:00.000Z' });
     }
   });
 
