@@ -79,6 +79,11 @@ interface Context {
   now: () => number;
 }
 
+/** A check that found nothing because it could not be done: what the views show as a warning. */
+function failedCheck(now: number, error: SerializedError): CheckResult {
+  return { outcome: 'failed', version: '', at: new Date(now).toISOString(), message: error.message, error };
+}
+
 /** The machine state names that are not themselves journal states. */
 const TRANSIENT = new Set(['resume', 'startup', 'criticalInterrupted']);
 
@@ -238,14 +243,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
         journal: stamp(context, { recovery: { reason: 'factory-reset' }, error: undefined }),
       })),
       recordCheckFailure: assign(({ context, event }) => {
-        const error = errorOf(event as { error?: unknown });
-        const check: CheckResult = {
-          outcome: 'failed',
-          version: '',
-          at: new Date(context.now()).toISOString(),
-          message: error.message,
-          error,
-        };
+        const check = failedCheck(context.now(), errorOf(event as { error?: unknown }));
         return { journal: stamp(context, { check }) };
       }),
       /**
@@ -263,14 +261,9 @@ export function createUpdateMachine(effects: UpdateEffects) {
           transient: false,
           details: { attempts },
         };
-        const check: CheckResult = {
-          outcome: 'failed',
-          version: '',
-          at: new Date(context.now()).toISOString(),
-          message: error.message,
-          error,
+        return {
+          journal: stamp(context, { check: failedCheck(context.now(), error), checkAttempts: undefined }),
         };
-        return { journal: stamp(context, { check, checkAttempts: undefined }) };
       }),
       forgetTarget: assign(({ context }) => ({ journal: stamp(context, { target: undefined }) })),
       recordFailure: assign(({ context, event }) => {
