@@ -14,6 +14,7 @@ import type { ScheduleView } from '../schedule/scheduler.js';
 import { sshBanner, sshSupportLine } from '../ssh/view.js';
 import { collectStatus, type Status } from '../status.js';
 import { parseOsRelease } from '../system/os-release.js';
+import { profileText } from '../system/profiles.js';
 import { describeResult, formatContainers, seconds } from './containers.js';
 import { fitText, hasByteProgress, outputWidth, progressLine, wrapLine } from './output.js';
 
@@ -169,7 +170,8 @@ export function formatStatus(s: Status): string {
     const [head, ...checks] = formatDiagnostics(s.diagnostics, formatTime);
     lines.push(`${head}`, ...checks);
   } else lines.push('diagnostics:  not run');
-  if (s.profile) lines.push(`profile:      ${s.profile.line.replace(/^performance profile: /, '')}`);
+  if (s.profile)
+    lines.push(`profile:      ${profileText(s.profile.name, s.profile.memoryBytes, s.profile.rtpPorts)}`);
   lines.push(`network:      ${s.network.settings.hostname}, ${s.network.summary}`);
   if (s.firstBoot) lines.push(...formatFirstBoot(s.firstBoot));
   lines.push(

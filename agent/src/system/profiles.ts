@@ -92,7 +92,16 @@ export function formatMemory(bytes: number): string {
   return `${Math.round(bytes / 1024 ** 2)}MiB`;
 }
 
+/** `small (4GiB RAM), RTP port range: 65336-65534`: a profile and the memory it was chosen for. */
+export function profileText(
+  name: string,
+  memoryBytes: number,
+  rtpPorts: { low: number; high: number },
+): string {
+  return `${name} (${formatMemory(memoryBytes)} RAM), RTP port range: ${rtpPorts.low}-${rtpPorts.high}`;
+}
+
 /** `performance profile: small (4GiB RAM), RTP port range: 65336-65534` (SPEC.md §6). */
 export function profileLogLine(profile: Profile, shape: MachineShape): string {
-  return `performance profile: ${profile.name} (${formatMemory(shape.memoryBytes)} RAM), RTP port range: ${profile.rtpPorts.low}-${profile.rtpPorts.high}`;
+  return `performance profile: ${profileText(profile.name, shape.memoryBytes, profile.rtpPorts)}`;
 }
