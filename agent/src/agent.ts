@@ -31,6 +31,7 @@ import { markBad, markGood } from './slot/bootchooser.js';
 import { readBootedSlot } from './slot/booted.js';
 import { readGrubenv, writeGrubenv } from './slot/grubenv-file.js';
 import { SshAccess } from './ssh/ssh.js';
+import { inOrder } from './state/journal-file.js';
 import { collectStatus, type Status } from './status.js';
 import { dataReset } from './system/data-reset.js';
 import { profileLogLine } from './system/profiles.js';
@@ -112,10 +113,11 @@ export class Agent {
   private clockWait: { deferred: Journal; stop: AbortController } | undefined;
 
   constructor(deps: Deps, journal: Journal | undefined) {
+    const persistInOrder = inOrder(deps.persistJournal);
     this.deps = {
       ...deps,
       persistJournal: (j) => {
-        const write = deps.persistJournal(j);
+        const write = persistInOrder(j);
         this.persisting.add(write);
         const done = () => void this.persisting.delete(write);
         write.then(done, done);

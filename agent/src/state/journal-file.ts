@@ -24,3 +24,19 @@ export async function writeJournal(file: string, journal: Journal): Promise<void
   // Drop undefined fields so the file stays small and readable.
   await writeJsonAtomic(file, JSON.parse(JSON.stringify(journal)));
 }
+
+/**
+ * `write`, one call at a time in the order of the calls. The machine persists on entering a state
+ * and does not wait for a write it has left behind (leaving `idle` for `checking` cancels the
+ * actor, not the write): two writes under way at once could rename in either order and leave the
+ * older journal on disk — `idle` while a check runs. Each write waits for the one before, whichever
+ * way that one ended; its own failure reaches only its caller.
+ */
+export function inOrder<T>(write: (value: T) => Promise<void>): (value: T) => Promise<void> {
+  let last: Promise<unknown> = Promise.resolve();
+  return (value) => {
+    const next = last.then(() => write(value));
+    last = next.catch(() => undefined);
+    return next;
+  };
+}
