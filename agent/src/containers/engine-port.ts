@@ -69,10 +69,17 @@ export interface EnginePort {
   listContainers(): Promise<ContainerInfo[]>;
   /** Undefined when there is no such container. */
   inspectContainer(name: string): Promise<ContainerInfo | undefined>;
-  /** Loads a docker-archive/OCI tar from a local file; returns the references the engine loaded. */
-  loadImage(archiveFile: string): Promise<string[]>;
+  /** Loads a docker-archive tar, read once in order; returns the references the engine loaded. */
+  loadImage(archive: ArchiveBody): Promise<string[]>;
   /** Undefined when there is no such image. */
   inspectImage(reference: string): Promise<ImageInfo | undefined>;
+  /** Points `reference` (`repository:tag`) at the image `id`, wherever it pointed before. */
+  tagImage(id: string, reference: string): Promise<void>;
+  /**
+   * Removes the reference: only the name when the image has others, the image when it was its
+   * last and no container uses it. A reference that does not exist is not an error.
+   */
+  removeImage(reference: string): Promise<void>;
   createContainer(spec: ContainerSpec): Promise<string>;
   startContainer(name: string): Promise<void>;
   /** Stops within `timeoutSeconds` (then kills); a container already stopped is not an error. */
@@ -81,6 +88,13 @@ export interface EnginePort {
   removeContainer(name: string): Promise<void>;
   /** Renames a container (used to give the new container the service's name once it is healthy). */
   renameContainer(name: string, newName: string): Promise<void>;
+}
+
+/** An image archive as a stream of bytes (a file, or one rewritten on the way to the engine). */
+export interface ArchiveBody {
+  /** Names it in errors: `image archive /var/clgw/….tar`. */
+  what: string;
+  read(): AsyncIterable<Uint8Array>;
 }
 
 /** The engine-wide container name of a service. */

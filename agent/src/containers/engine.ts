@@ -8,8 +8,9 @@
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import http from 'node:http';
-import { ClgwError } from '../errors.js';
-import type { ContainerInfo, ContainerSpec, EnginePort, ImageInfo } from './engine-port.js';
+import { Readable } from 'node:stream';
+import { ClgwError, isClgwError } from '../errors.js';
+import type { ArchiveBody, ContainerInfo, ContainerSpec, EnginePort, ImageInfo } from './engine-port.js';
 
 /** API version prefix: what Podman 4.3's compat API reports (`Api-Version: 1.41`) and accepts. */
 const API = '/v1.41';
@@ -57,8 +58,8 @@ interface Call {
   /** What the call does, for messages: `create container clgw-tunnel`. */
   what: string;
   json?: unknown;
-  /** A file streamed as the request body. */
-  file?: { path: string; size: number };
+  /** An archive streamed as the request body (chunked: a rewritten archive has no size up front). */
+  body?: ArchiveBody;
   timeoutMs?: number;
 }
 
@@ -75,9 +76,8 @@ export function createEngine(socketPath: string, opts: EngineOptions = {}): Engi
         payload = Buffer.from(JSON.stringify(call.json));
         headers['Content-Type'] = 'application/json';
         headers['Content-Length'] = payload.length;
-      } else if (call.file) {
+      } else if (call.body) {
         headers['Content-Type'] = 'application/x-tar';
-        headers['Content-Length'] = call.file.size;
       }
       let answered = false;
       const limit = call.timeoutMs ?? timeoutMs;
@@ -103,28 +103,26 @@ export function createEngine(socketPath: string, opts: EngineOptions = {}): Engi
       req.on('timeout', () => {
         req.destroy(Object.assign(new Error(`no answer within ${limit} ms`), { code: 'ETIMEDOUT' }));
       });
-      let fileError: Error | undefined;
+      let bodyError: Error | undefined;
       req.on('error', (e) => {
-        if (fileError) {
+        if (bodyError) {
           reject(
-            new ClgwError(
-              'IMAGE_INVALID',
-              `${call.what}: cannot read ${call.file?.path}: ${fileError.message}`,
-              {
-                cause: fileError,
-                details: { file: call.file?.path },
-              },
-            ),
+            isClgwError(bodyError)
+              ? bodyError
+              : new ClgwError('IMAGE_INVALID', `${call.what}: cannot read it: ${bodyError.message}`, {
+                  cause: bodyError,
+                  details: { archive: call.body?.what },
+                }),
           );
         } else if (!answered) {
           // Once answered, a broken pipe only means the engine stopped reading after its answer.
           reject(unavailable(call, e));
         }
       });
-      if (call.file) {
-        const stream = createReadStream(call.file.path);
+      if (call.body) {
+        const stream = Readable.from(call.body.read());
         stream.on('error', (e) => {
-          fileError = e;
+          bodyError = e;
           req.destroy(e);
         });
         stream.pipe(req);
@@ -231,33 +229,19 @@ export function createEngine(socketPath: string, opts: EngineOptions = {}): Engi
 
     inspectContainer,
 
-    async loadImage(archiveFile) {
+    async loadImage(archive) {
       const c: Call = {
         method: 'POST',
         path: `${API}/images/load?quiet=1`,
-        what: `load image archive ${archiveFile}`,
+        what: `load ${archive.what}`,
         timeoutMs: loadTimeoutMs,
+        body: archive,
       };
-      const st = await fs.stat(archiveFile).catch((e: unknown) => {
-        throw new ClgwError(
-          'IMAGE_INVALID',
-          `cannot read image archive ${archiveFile}: ${(e as Error).message}`,
-          {
-            cause: e,
-            details: { file: archiveFile },
-          },
-        );
-      });
-      if (!st.isFile()) {
-        throw new ClgwError('IMAGE_INVALID', `image archive ${archiveFile} is not a regular file`, {
-          details: { file: archiveFile },
-        });
-      }
-      const answer = await request({ ...c, file: { path: archiveFile, size: st.size } });
+      const answer = await request(c);
       const text = answer.body.toString('utf8');
       const refused = (message: string) =>
         new ClgwError('IMAGE_INVALID', `${c.what}: engine refused it (HTTP ${answer.status}): ${message}`, {
-          details: { file: archiveFile, status: answer.status, engineMessage: message },
+          details: { archive: archive.what, status: answer.status, engineMessage: message },
         });
       if (answer.status !== 200) {
         const message = engineMessage(answer.body);
@@ -288,6 +272,30 @@ export function createEngine(socketPath: string, opts: EngineOptions = {}): Engi
       const raw = await inspectImageRaw(reference);
       if (raw === undefined) return undefined;
       return { id: String(raw.Id ?? ''), tags: Array.isArray(raw.RepoTags) ? raw.RepoTags.map(String) : [] };
+    },
+
+    async tagImage(id, reference) {
+      const { repo, tag } = splitReference(reference);
+      await call(
+        {
+          method: 'POST',
+          path: `${API}/images/${encodeURIComponent(id)}/tag?repo=${encodeURIComponent(repo)}&tag=${encodeURIComponent(tag)}`,
+          what: `tag image ${id} as ${reference}`,
+        },
+        [200, 201],
+      );
+    },
+
+    async removeImage(reference) {
+      await call(
+        {
+          method: 'DELETE',
+          path: `${API}/images/${encodeURIComponent(reference)}`,
+          what: `remove image ${reference}`,
+        },
+        [200],
+        [404],
+      );
     },
 
     async createContainer(spec) {
@@ -527,4 +535,35 @@ function jsonMessages(text: string): LoadMessage[] {
         }
       });
   }
+}
+
+/** `localhost/name:1.0` → repo `localhost/name`, tag `1.0` (the tag defaults to `latest`). */
+function splitReference(reference: string): { repo: string; tag: string } {
+  const colon = reference.lastIndexOf(':');
+  return colon > reference.lastIndexOf('/')
+    ? { repo: reference.slice(0, colon), tag: reference.slice(colon + 1) }
+    : { repo: reference, tag: 'latest' };
+}
+
+/**
+ * An archive file as the engine's load reads it. A file that cannot be read (absent, a directory)
+ * is IMAGE_INVALID naming it, as the load's own refusals are.
+ */
+export function archiveFile(file: string): ArchiveBody {
+  return {
+    what: `image archive ${file}`,
+    async *read() {
+      const st = await fs.stat(file).catch((e: NodeJS.ErrnoException) => {
+        throw new ClgwError('IMAGE_INVALID', `cannot read image archive ${file}: ${e.code ?? e.message}`, {
+          cause: e,
+          details: { file },
+        });
+      });
+      if (!st.isFile())
+        throw new ClgwError('IMAGE_INVALID', `image archive ${file} is not a regular file`, {
+          details: { file },
+        });
+      yield* createReadStream(file);
+    },
+  };
 }

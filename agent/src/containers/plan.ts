@@ -12,7 +12,7 @@ import { type ContainerInfo, type ContainerSpec, containerName, LABELS } from '.
 export type ArchiveRef = ContainerRef['archive'];
 
 /** What compat.yaml names for one service. */
-export type ServiceTarget = Pick<ContainerRef, 'name' | 'version' | 'image' | 'archive'>;
+export type ServiceTarget = Pick<ContainerRef, 'name' | 'version' | 'image' | 'imageId' | 'archive'>;
 
 /** What the engine shows for one service. */
 export interface Observed {
@@ -20,7 +20,7 @@ export interface Observed {
   main?: ContainerInfo;
   /** A container an upgrade created and has not yet renamed (`clgw-<service>-next`). */
   next?: ContainerInfo;
-  /** The target image is loaded in the engine. */
+  /** The target image is loaded in the engine (its tag points at the image ID compat.yaml signs). */
   imagePresent: boolean;
 }
 
@@ -37,7 +37,7 @@ export interface ServiceDefaults {
 
 export type Step =
   | { kind: 'fetch'; service: ContainerName; archive: ArchiveRef }
-  | { kind: 'load'; service: ContainerName; archive: ArchiveRef; image: string }
+  | { kind: 'load'; service: ContainerName; archive: ArchiveRef; image: string; imageId?: string }
   | { kind: 'create'; service: ContainerName; spec: ContainerSpec }
   | { kind: 'stop'; service: ContainerName; name: string }
   | { kind: 'start'; service: ContainerName; name: string }
@@ -77,9 +77,35 @@ function versionOf(c: ContainerInfo | undefined): string | undefined {
   return c?.labels[LABELS.version];
 }
 
-/** Runs the target: the version label and the image reference both match. */
+/**
+ * Runs the target: the version label and the image reference match, and so does the image ID
+ * where compat.yaml signs one (a container of an image that only bears the tag is not the target).
+ */
 function isTarget(c: ContainerInfo | undefined, t: ServiceTarget): boolean {
-  return c !== undefined && versionOf(c) === t.version && c.image === t.image;
+  return (
+    c !== undefined &&
+    versionOf(c) === t.version &&
+    c.image === t.image &&
+    (t.imageId === undefined || sameImageId(c.imageId, t.imageId))
+  );
+}
+
+/** Image IDs compared with or without their `sha256:` (engines report both forms). */
+export function sameImageId(a: string, b: string): boolean {
+  const bare = (id: string) => id.replace(/^sha256:/, '');
+  return bare(a) === bare(b);
+}
+
+/**
+ * Whether a service's `GET /version` answer names exactly this version: the version alone or
+ * `<service> <version>` (what the stand-ins answer). Another service's answer, or a version that
+ * merely contains this one (1.1.0 in 11.1.0), is not it. An empty `version` (a container not
+ * labelled with one) accepts any answer.
+ */
+export function versionAnswerMatches(body: string, service: ContainerName, version: string): boolean {
+  if (version === '') return true;
+  const answer = body.trim();
+  return answer === version || answer === `${service} ${version}`;
 }
 
 /** The health port a container was created with (its label), else the default. */
@@ -185,7 +211,13 @@ export function planService(input: PlanInput): ServicePlan {
     if (observed.imagePresent) return;
     steps.push(
       { kind: 'fetch', service, archive: target.archive },
-      { kind: 'load', service, archive: target.archive, image: target.image },
+      {
+        kind: 'load',
+        service,
+        archive: target.archive,
+        image: target.image,
+        ...(target.imageId ? { imageId: target.imageId } : {}),
+      },
     );
   };
   const nextIsTarget = isTarget(next, target);

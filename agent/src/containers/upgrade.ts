@@ -11,8 +11,17 @@ import type { Logger } from '../platform/log.js';
 import type { AppliancePaths } from '../platform/paths.js';
 import { CONTAINER_NAMES, type ContainerName, type ContainerRef } from '../release/schema.js';
 import type { Profile } from '../system/profiles.js';
+import { archiveForLoad, inspectImageArchive } from './archive.js';
 import { type ContainerInfo, containerName, type EnginePort, type ImageInfo, LABELS } from './engine-port.js';
-import { type ArchiveRef, nextName, type Observed, planService, type Step } from './plan.js';
+import {
+  type ArchiveRef,
+  nextName,
+  type Observed,
+  planService,
+  type Step,
+  sameImageId,
+  versionAnswerMatches,
+} from './plan.js';
 import { probe } from './probe.js';
 import { type ContainersState, readContainersState, type ServiceRun, writeContainersState } from './state.js';
 
@@ -212,7 +221,10 @@ async function observe(
     inspectOrFinishRemoval(deps, nextName(service)),
     target ? inspectImageOrReload(deps, target.image) : Promise.resolve(undefined),
   ]);
-  return { main, next, imagePresent: image !== undefined };
+  // By the ID compat.yaml signs where it signs one: a tag alone says nothing of what it points at.
+  const imagePresent =
+    image !== undefined && (target?.imageId === undefined || sameImageId(image.id, target.imageId));
+  return { main, next, imagePresent };
 }
 
 /**
@@ -262,7 +274,7 @@ async function execute(deps: ContainerDeps, step: Step, sr: ServiceRun, signal?:
       await fetchArchive(deps, step.archive, signal);
       return;
     case 'load':
-      await loadArchive(deps, step.archive, step.image);
+      await loadArchive(deps, step);
       return;
     case 'create':
       // A cut while the engine was creating it can leave a container that holds the name in the
@@ -279,7 +291,7 @@ async function execute(deps: ContainerDeps, step: Step, sr: ServiceRun, signal?:
       await engine.startContainer(step.name);
       return;
     case 'waitHealthy':
-      await waitHealthy(deps, step.name, step.port, step.version, signal);
+      await waitHealthy(deps, step, signal);
       sr.healthyAt = new Date(deps.clock.now()).toISOString();
       return;
     case 'remove':
@@ -364,19 +376,59 @@ async function fetchArchive(deps: ContainerDeps, archive: ArchiveRef, signal?: A
   await fsyncDir(deps.paths.containerArchives);
 }
 
-/** Loads the archive and checks the engine now has exactly the image compat.yaml declares. */
-async function loadArchive(deps: ContainerDeps, archive: ArchiveRef, image: string): Promise<void> {
+/** Where a service's image is loaded before it is checked: never a name a container runs from. */
+export function incomingReference(service: ContainerName): string {
+  return `localhost/clgw-incoming-${service}:load`;
+}
+
+/**
+ * Loads the archive so that nothing the engine runs can point at the wrong image: the archive is
+ * read first (it must hold exactly the image compat.yaml declares, by tag and by the config digest
+ * it signs), loaded under the service's incoming reference only, and the declared tag moved to it
+ * only once the engine shows the image ID the archive's config gives. A refused load leaves the
+ * engine's images and tags as they were (the incoming reference is removed; an image that only it
+ * named goes with it).
+ */
+async function loadArchive(deps: ContainerDeps, step: Extract<Step, { kind: 'load' }>): Promise<void> {
+  const { archive, image, imageId, service } = step;
   const file = archiveFile(deps, archive);
   // A cut between fetch and load may have left no archive (a fresh boot cleans nothing, but a
   // factory reset does): fetch it again.
   if ((await sha256File(file)) !== archive.sha256) await fetchArchive(deps, archive);
-  const loaded = await deps.engine.loadImage(file);
-  if (!(await deps.engine.inspectImage(image))) {
-    throw new ClgwError(
-      'IMAGE_MISMATCH',
-      `image archive ${archive.path} holds ${loaded.join(', ') || 'no tagged image'}, not ${image} as compat.yaml declares`,
-      { details: { archive: archive.path, declared: image, loaded } },
+  const held = await inspectImageArchive(file);
+  const mismatch = (what: string) =>
+    new ClgwError('IMAGE_MISMATCH', `image archive ${archive.path} ${what}`, {
+      details: {
+        archive: archive.path,
+        declared: image,
+        declaredId: imageId,
+        tags: held.tags,
+        imageId: held.imageId,
+      },
+    });
+  if (held.tags.length !== 1 || held.tags[0] !== image)
+    throw mismatch(
+      `holds ${held.tags.join(', ') || 'no tagged image'}, not ${image} as compat.yaml declares`,
     );
+  if (imageId !== undefined && !sameImageId(held.imageId, imageId))
+    throw mismatch(`holds image ${held.imageId}, not ${imageId} as compat.yaml signs for ${image}`);
+  const incoming = incomingReference(service);
+  // What a load cut off before its check left under this name is not trusted either.
+  await deps.engine.removeImage(incoming);
+  try {
+    await deps.engine.loadImage(archiveForLoad(file, held, [incoming]));
+    const stored = await deps.engine.inspectImage(incoming);
+    if (!stored || !sameImageId(stored.id, held.imageId))
+      throw mismatch(
+        `was stored by the engine as ${stored?.id ?? 'nothing'}, not ${held.imageId} as its config gives`,
+      );
+    crashpoint(`container image loaded ${service}`);
+    await deps.engine.tagImage(held.imageId, image);
+  } finally {
+    // Not to hide why the load failed (the engine gone, say): the next load removes it first.
+    await deps.engine
+      .removeImage(incoming)
+      .catch((e) => deps.log.warn(`image ${incoming} not removed`, { error: serializeError(e) }));
   }
   await fs.rm(file, { force: true });
 }
@@ -387,11 +439,10 @@ async function loadArchive(deps: ContainerDeps, archive: ArchiveRef, image: stri
  */
 async function waitHealthy(
   deps: ContainerDeps,
-  name: string,
-  port: number,
-  version: string,
+  step: Extract<Step, { kind: 'waitHealthy' }>,
   signal?: AbortSignal,
 ): Promise<void> {
+  const { name, port, version, service } = step;
   const deadline = deps.clock.now() + deps.config.containerHealthTimeoutMs;
   let last = 'no answer yet';
   for (;;) {
@@ -409,8 +460,8 @@ async function waitHealthy(
     const health = await probe(port, '/health');
     if (health.status === 200) {
       const v = await probe(port, '/version');
-      if (v.status === 200 && v.body.includes(version)) return;
-      last = `GET /version: ${v.status || v.error} ${JSON.stringify(v.body.slice(0, 80))}, expected ${version}`;
+      if (v.status === 200 && versionAnswerMatches(v.body, service, version)) return;
+      last = `GET /version: ${v.status || v.error} ${JSON.stringify(v.body.slice(0, 80))}, expected ${JSON.stringify(`${service} ${version}`)}`;
     } else {
       last = health.status ? `GET /health: HTTP ${health.status}` : `GET /health: ${health.error}`;
     }

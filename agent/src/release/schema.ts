@@ -32,6 +32,7 @@ const MAX_CONTAINERS = 16;
 /** A segment never starts with a dot, which rules out `.`, `..` and hidden files at once. */
 const SEGMENT = /^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 const ISO_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?Z$/;
 const CONTAINER_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 /** An OCI image reference: registry/name:tag or name@sha256:digest, no whitespace or quotes. */
@@ -214,6 +215,12 @@ export const ContainerRefSchema = z.strictObject({
     .string()
     .max(255, { error: 'expected at most 255 characters' })
     .regex(IMAGE_REFERENCE, { error: 'expected an image reference such as registry/name:tag' }),
+  /**
+   * The image's ID: the SHA-256 of its config, as the engine names it. The agent identifies the
+   * image by it, never by its tag, and refuses an archive whose config has another digest.
+   * Optional: agents before it refuse the key, so a release for them leaves it out.
+   */
+  imageId: z.string().regex(IMAGE_ID, { error: 'expected sha256: and 64 lowercase hex digits' }).optional(),
   archive: ArtifactSchema,
 });
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { deflateRawSync } from 'node:zlib';
+import { inspectImageArchive } from '@clgw/agent/containers/archive.js';
 import { ClgwError } from '@clgw/agent/errors.js';
 import { fsyncDir, writeFileAtomic, writeFileAtomicWith } from '@clgw/agent/platform/atomic.js';
 import { execFile } from '@clgw/agent/platform/exec.js';
@@ -207,8 +208,14 @@ export interface ContainerSource {
   version: string;
   /** The image reference the archive holds. */
   image: string;
-  /** docker-archive or OCI tar. */
+  /** docker-archive (uncompressed, as `podman save` writes it). */
   archive: string;
+  /**
+   * Undefined (the tool's way): the archive is read and must hold exactly `image`; its ID is what
+   * compat.yaml signs. A string or `null` (not stated): signed as given, the archive unchecked —
+   * how a test publishes a release whose pipeline lied.
+   */
+  imageId?: string | null;
 }
 
 export interface PublishContainersOptions {
@@ -221,6 +228,8 @@ export interface PublishContainersOptions {
   serial?: number;
   expiresInDays?: number;
   now?: number;
+  /** false: compat.yaml leaves the image IDs out (agents before the field refuse it). */
+  stateImageIds?: boolean;
 }
 
 /**
@@ -257,8 +266,10 @@ export async function publishContainers(
           `${relPath} is already published with other content; publish ${c.archive} under a new version`,
         );
     }
+    const checked = c.imageId === undefined ? await imageIdOf(c) : (c.imageId ?? undefined);
+    const imageId = options.stateImageIds === false ? undefined : checked;
     const archive = await publishArtifact(c.archive, options.tree, relPath);
-    refs.push({ name: c.name, version: c.version, image: c.image, archive });
+    refs.push({ name: c.name, version: c.version, image: c.image, ...(imageId ? { imageId } : {}), archive });
   }
   const serial = options.serial ?? previous.serial + 1;
   if (serial <= previous.serial)
@@ -281,6 +292,22 @@ export async function publishContainers(
   );
   await writeSignedCompat(compat, compatPath, path.join(options.tree, SIGNATURE_FILE), options.keys);
   return { compat, compatPath };
+}
+
+/**
+ * The ID of the image a container archive holds, read as the agent reads it before loading; the
+ * archive must hold exactly the image it is published as, or the release would be refused by every
+ * appliance.
+ */
+async function imageIdOf(c: ContainerSource): Promise<string> {
+  const held = await inspectImageArchive(c.archive);
+  if (held.tags.length !== 1 || held.tags[0] !== c.image)
+    throw new ClgwError(
+      'INVALID_REQUEST',
+      `${c.archive} holds ${held.tags.join(', ') || 'no tagged image'}, not ${c.image} as ${c.name} ${c.version} is published`,
+      { details: { file: c.archive } },
+    );
+  return held.imageId;
 }
 
 /** compat.yaml text: a header comment, then plain YAML without anchors (the parser refuses them). */

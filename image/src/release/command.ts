@@ -39,7 +39,10 @@ export const USAGE = `usage:
       chunk index: --no-patch-level and --no-index leave them out
   clgw-release containers --keys DIR --tree DIR --platform P [--platform P ...]
       --container NAME=VERSION,IMAGE,FILE [--container ...] [--serial N]
-      publishes the container set of those platforms, keeping their OS release
+      [--no-image-id]
+      publishes the container set of those platforms, keeping their OS release;
+      each FILE must hold exactly IMAGE, whose ID compat.yaml signs (agents
+      before it refuse the field: --no-image-id leaves it out)
   clgw-release sign --keys DIR FILE          writes FILE.sig
   clgw-release verify --roots PEM --tree DIR [--skip-artifacts]
   clgw-release support-cert --ca KEY --principal P [--principal P ...]
@@ -249,6 +252,7 @@ async function containersCommand(args: string[], io: Io): Promise<void> {
       container: { type: 'string', multiple: true },
       serial: { type: 'string' },
       'expires-days': { type: 'string' },
+      'no-image-id': { type: 'boolean' },
     },
   });
   const platforms = platformsOf(values.platform);
@@ -266,6 +270,7 @@ async function containersCommand(args: string[], io: Io): Promise<void> {
     containers,
     serial: optionalInteger(values.serial, '--serial'),
     expiresInDays: optionalInteger(values['expires-days'], '--expires-days'),
+    stateImageIds: !(values['no-image-id'] ?? false),
   };
   const keys = await loadKeys(required(values.keys, '--keys'));
   const { compat, compatPath } = await publishContainers({ ...request, keys });
@@ -273,10 +278,12 @@ async function containersCommand(args: string[], io: Io): Promise<void> {
   io.out(
     `  ${compatPath}: serial ${compat.serial}, published ${compat.published}, expires ${compat.expires}`,
   );
-  for (const c of compat.platforms[request.platforms[0]!]?.containers ?? [])
+  for (const c of compat.platforms[request.platforms[0]!]?.containers ?? []) {
     io.out(
       `  ${c.name} ${c.version}: ${c.image} ${c.archive.path} ${c.archive.size} bytes sha256 ${c.archive.sha256}`,
     );
+    io.out(`    ID ${c.imageId ?? 'not stated (--no-image-id)'}`);
+  }
 }
 
 async function signCommand(args: string[], io: Io): Promise<void> {

@@ -8,7 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, SPEC_LABEL } from '../../../agent/src/containers/engine.js';
+import { archiveFile, createEngine, SPEC_LABEL } from '../../../agent/src/containers/engine.js';
 import { type ContainerSpec, type EnginePort, LABELS } from '../../../agent/src/containers/engine-port.js';
 import { ClgwError } from '../../../agent/src/errors.js';
 import { buildStandin, type StandinArchive } from '../../../scripts/standins.js';
@@ -92,13 +92,40 @@ describe.skipIf(unavailable !== undefined)('Podman engine adapter', () => {
 
   it('answers ping, loads a stand-in archive and reports the image', async () => {
     await port.ping();
-    expect(await port.loadImage(healthy.file)).toEqual([healthy.reference]);
+    expect(await port.loadImage(archiveFile(healthy.file))).toEqual([healthy.reference]);
     expect(await port.inspectImage(healthy.reference)).toEqual({
       id: healthy.imageId,
       tags: [healthy.reference],
     });
     expect(await port.inspectImage(healthy.imageId)).toMatchObject({ id: healthy.imageId });
     expect(await port.inspectImage('localhost/no-such-standin:1.0.0')).toBeUndefined();
+  });
+
+  it('tags an image by its ID, and removing a name untags it; its last name removes the image', async () => {
+    await port.tagImage(healthy.imageId, 'localhost/clgw-test-extra:1');
+    expect((await port.inspectImage(healthy.reference))?.tags.sort()).toEqual(
+      ['localhost/clgw-test-extra:1', healthy.reference].sort(),
+    );
+    // One of two names: only the name goes.
+    await port.removeImage('localhost/clgw-test-extra:1');
+    expect(await port.inspectImage(healthy.reference)).toEqual({
+      id: healthy.imageId,
+      tags: [healthy.reference],
+    });
+    // A name that does not exist is not an error.
+    await port.removeImage('localhost/clgw-test-extra:1');
+    // A tag moves: pointed at another image, it leaves the first.
+    await port.loadImage(archiveFile(broken.file));
+    await port.tagImage(broken.imageId, 'localhost/clgw-test-moving:1');
+    await port.tagImage(healthy.imageId, 'localhost/clgw-test-moving:1');
+    expect((await port.inspectImage('localhost/clgw-test-moving:1'))?.id).toBe(healthy.imageId);
+    expect((await port.inspectImage(broken.imageId))?.tags).toEqual([broken.reference]);
+    await port.removeImage('localhost/clgw-test-moving:1');
+    // The last name of an image no container uses: the image goes.
+    await port.tagImage(broken.imageId, 'localhost/clgw-test-only:1');
+    await port.removeImage(broken.reference);
+    await port.removeImage('localhost/clgw-test-only:1');
+    expect(await port.inspectImage(broken.imageId)).toBeUndefined();
   });
 
   it('runs a healthy stand-in: create, start, /health and /version, inspect and list', async () => {
@@ -144,7 +171,7 @@ describe.skipIf(unavailable !== undefined)('Podman engine adapter', () => {
   });
 
   it('runs a broken stand-in: /version answers, /health is 404', async () => {
-    expect(await port.loadImage(broken.file)).toEqual([broken.reference]);
+    expect(await port.loadImage(archiveFile(broken.file))).toEqual([broken.reference]);
     const spec = await specFor('clgw-tunnel-next', broken.reference, '1.2.0');
     const servicePort = Number(spec.labels[LABELS.healthPort]);
     await port.createContainer(spec);
@@ -230,14 +257,16 @@ describe.skipIf(unavailable !== undefined)('Podman engine adapter', () => {
 
     const notTar = path.join(work, 'not-an-image.tar');
     await fs.writeFile(notTar, 'this is not a tar archive\n'.repeat(100));
-    const invalid = await thrown(() => port.loadImage(notTar));
+    const invalid = await thrown(() => port.loadImage(archiveFile(notTar)));
     expect(invalid.code).toBe('IMAGE_INVALID');
     expect(invalid.message).toContain(notTar);
-    expect((await thrown(() => port.loadImage(path.join(work, 'absent.tar')))).code).toBe('IMAGE_INVALID');
+    expect((await thrown(() => port.loadImage(archiveFile(path.join(work, 'absent.tar'))))).code).toBe(
+      'IMAGE_INVALID',
+    );
     // A download cut short: the archive ends inside its layer.
     const cut = path.join(work, 'cut.tar');
     await fs.writeFile(cut, (await fs.readFile(broken.file)).subarray(0, Math.floor(broken.size / 2)));
-    expect((await thrown(() => port.loadImage(cut))).code).toBe('IMAGE_INVALID');
+    expect((await thrown(() => port.loadImage(archiveFile(cut)))).code).toBe('IMAGE_INVALID');
 
     const taken = await thrown(async () =>
       port.createContainer(await specFor('clgw-tunnel', healthy.reference, '1.1.0')),

@@ -4,9 +4,13 @@
  * downtime, rollback of a never-healthy release, and the faults — each leaving the running
  * containers untouched.
  */
-import { promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { archiveForLoad, inspectImageArchive } from '../../../agent/src/containers/archive.js';
 import { createEngine } from '../../../agent/src/containers/engine.js';
 import { LABELS } from '../../../agent/src/containers/engine-port.js';
 import { probe } from '../../../agent/src/containers/probe.js';
@@ -29,7 +33,9 @@ const ports: Record<string, number> = {};
 const archives: Record<string, StandinArchive> = {};
 
 /** Publishes this container set for the virtual platform (a new signed compat.yaml). */
-async function publish(set: [ContainerName, string, { image?: string; file?: string }?][]): Promise<void> {
+async function publish(
+  set: [ContainerName, string, { image?: string; file?: string; imageId?: string | null }?][],
+): Promise<void> {
   await publishContainers({
     tree: world.tree,
     keys: world.keys,
@@ -39,8 +45,28 @@ async function publish(set: [ContainerName, string, { image?: string; file?: str
       version: archives[key]!.reference.split(':')[1]!.replace(/-broken$/, ''),
       image: over?.image ?? archives[key]!.reference,
       archive: over?.file ?? archives[key]!.file,
+      ...(over?.imageId !== undefined ? { imageId: over.imageId } : {}),
     })),
   });
+}
+
+/** Every image the engine holds, by ID, with its tags: what a refused archive must leave alone. */
+async function images(): Promise<string[]> {
+  const body = await new Promise<string>((resolve, reject) => {
+    http
+      .get({ socketPath: engine.socket, path: '/v1.41/images/json?all=true' }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => {
+          text += c;
+        });
+        res.on('end', () => resolve(text));
+      })
+      .on('error', reject);
+  });
+  return (JSON.parse(body) as { Id: string; RepoTags?: string[] | null }[])
+    .map((i) => `${i.Id} ${[...(i.RepoTags ?? [])].sort().join(',')}`)
+    .sort();
 }
 
 async function version(service: string): Promise<string> {
@@ -76,7 +102,9 @@ describe.skipIf(skip)('container upgrades on Podman', () => {
       ['tunnel-1.1', 'tunnel', '1.1.0', false],
       ['tunnel-1.2', 'tunnel', '1.2.0', true],
       ['tunnel-1.3', 'tunnel', '1.3.0', false],
+      ['tunnel-1.4', 'tunnel', '1.4.0', false],
       ['micloud-1.0', 'micloud', '1.0.0', false],
+      ['micloud-1.1', 'micloud', '1.1.0', false],
     ] as const) {
       archives[key] = await buildStandin({ service, version: v, broken, out });
     }
@@ -181,6 +209,7 @@ describe.skipIf(skip)('container upgrades on Podman', () => {
           version: '1.4.0',
           image: 'localhost/tunnel-standin:1.4.0',
           archive: archives['tunnel-1.3']!.file,
+          imageId: null, // a pipeline that lied: its builder would have refused this
         },
         {
           name: 'micloud',
@@ -203,7 +232,13 @@ describe.skipIf(skip)('container upgrades on Podman', () => {
       keys: world.keys,
       platforms: ['virtual'],
       containers: [
-        { name: 'tunnel', version: '1.5.0', image: 'localhost/tunnel-standin:1.5.0', archive: junk },
+        {
+          name: 'tunnel',
+          version: '1.5.0',
+          image: 'localhost/tunnel-standin:1.5.0',
+          archive: junk,
+          imageId: null,
+        },
         {
           name: 'micloud',
           version: '1.0.0',
@@ -244,6 +279,59 @@ describe.skipIf(skip)('container upgrades on Podman', () => {
       async () => ((await probe(ports.tunnel!, '/health')).status === 200 ? true : undefined),
       'tunnel healthy',
     );
+  });
+
+  it("an archive that names another service's image is refused before the engine sees it; images are known by ID", async () => {
+    const e = createEngine(engine.socket);
+    const before = await images();
+    const micloud = await e.inspectContainer('clgw-micloud');
+    // A signed tunnel release whose archive tags the installed micloud image (a broken pipeline).
+    const tunnel14 = archives['tunnel-1.4']!;
+    const mislabelled = path.join(world.dir, 'mislabelled.tar');
+    const held = await inspectImageArchive(tunnel14.file);
+    await pipeline(
+      Readable.from(archiveForLoad(tunnel14.file, held, [archives['micloud-1.0']!.reference]).read()),
+      createWriteStream(mislabelled),
+    );
+    await publish([
+      ['tunnel', 'tunnel-1.4', { file: mislabelled, imageId: null }],
+      ['micloud', 'micloud-1.0'],
+    ]);
+    const refused = await fails(running.agent.upgradeContainers({ trigger: 'user' }));
+    expect(refused.code).toBe('IMAGE_MISMATCH');
+    expect(refused.message).toContain(
+      `holds ${archives['micloud-1.0']!.reference}, not ${tunnel14.reference} as compat.yaml declares`,
+    );
+    // The engine never saw it: every image and tag as it was, micloud's container untouched.
+    expect(await images()).toEqual(before);
+    expect((await e.inspectContainer('clgw-micloud'))?.id).toBe(micloud?.id);
+    expect(await version('micloud')).toBe('micloud 1.0.0');
+
+    // A tag that points at another image (what a load by an older agent could leave) is not taken
+    // for the image compat.yaml signs: the genuine micloud 1.1.0 is loaded and runs.
+    const micloud11 = archives['micloud-1.1']!;
+    await e.tagImage(archives['tunnel-1.3']!.imageId, micloud11.reference);
+    await publish([
+      ['tunnel', 'tunnel-1.3'],
+      ['micloud', 'micloud-1.1'],
+    ]);
+    const state = await running.agent.upgradeContainers({ trigger: 'user' });
+    expect(state.last.micloud).toMatchObject({ outcome: 'upgraded', version: '1.1.0', from: '1.0.0' });
+    expect(await version('micloud')).toBe('micloud 1.1.0');
+    expect((await e.inspectImage(micloud11.reference))?.id).toBe(micloud11.imageId);
+    expect((await e.inspectContainer('clgw-micloud'))?.imageId).toBe(micloud11.imageId);
+    expect(await e.inspectImage('localhost/clgw-incoming-micloud:load')).toBeUndefined();
+
+    // A container that answers another service's version is not healthy: "tunnel 1.4.0" is not
+    // micloud 1.4.0. Rolled back; micloud 1.1.0 serves again.
+    await publish([
+      ['tunnel', 'tunnel-1.3'],
+      ['micloud', 'tunnel-1.4'],
+    ]);
+    const wrong = await running.agent.upgradeContainers({ trigger: 'user' });
+    expect(wrong.last.micloud).toMatchObject({ outcome: 'rolledBack', version: '1.1.0', attempted: '1.4.0' });
+    expect(wrong.last.micloud?.error?.message).toContain('"tunnel 1.4.0", expected "micloud 1.4.0"');
+    expect(await version('micloud')).toBe('micloud 1.1.0');
   });
 
   it('with the engine not running: a clear error naming the socket, nothing half-done', async () => {

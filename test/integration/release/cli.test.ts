@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCompat } from '../../../agent/src/release/parse.js';
 import { verifyCompatSignature } from '../../../agent/src/release/signature.js';
+import { buildStandin } from '../../../scripts/standins.js';
 
 /** The `clgw-release` command run as a real process (TypeScript source through tsx). */
 
@@ -280,35 +281,57 @@ describe('clgw-release', () => {
 
   it('publishes a container set for a platform, keeping its OS release, and refuses bad input', async () => {
     // The tree from the first test publishes an OS release for kvm (and more).
-    await fs.writeFile(path.join(dir, 'tunnel.tar'), Buffer.alloc(10240, 0x11));
-    await fs.writeFile(path.join(dir, 'micloud.tar'), Buffer.alloc(10240, 0x22));
+    const tunnel = await buildStandin({ service: 'tunnel', version: '1.1.0', out: dir });
+    const micloud = await buildStandin({ service: 'micloud', version: '1.1.0', out: dir });
+    await fs.copyFile(tunnel.file, path.join(dir, 'tunnel.tar'));
+    await fs.copyFile(micloud.file, path.join(dir, 'micloud.tar'));
     const before = parseCompat(await fs.readFile(path.join(dir, 'tree/compat.yaml')));
-    const run = await clgwRelease(
-      [
-        'containers',
-        '--keys',
-        'keys',
-        '--tree',
-        'tree',
-        '--platform',
-        'kvm',
-        '--container',
-        'tunnel=1.1.0.01-296,registry.example/cloudlink/tunnel:1.1.0.01-296,tunnel.tar',
-        '--container',
-        'micloud=1.1.0.01-296,registry.example/cloudlink/micloud:1.1.0.01-296,micloud.tar',
-      ],
-      dir,
-    );
+    const publish = (...more: string[]) =>
+      clgwRelease(
+        [
+          'containers',
+          '--keys',
+          'keys',
+          '--tree',
+          'tree',
+          '--platform',
+          'kvm',
+          '--container',
+          `tunnel=1.1.0.01-296,${tunnel.reference},tunnel.tar`,
+          '--container',
+          `micloud=1.1.0.01-296,${micloud.reference},micloud.tar`,
+          ...more,
+        ],
+        dir,
+      );
+    const run = await publish();
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('published 2 container(s) for kvm');
+    expect(run.stdout).toContain(`    ID ${tunnel.imageId}\n`);
+    expect(
+      Math.max(
+        ...run.stdout
+          .split('\n')
+          .filter((l) => l.startsWith('    ID '))
+          .map((l) => l.length),
+      ),
+    ).toBeLessThanOrEqual(80);
     const after = parseCompat(await fs.readFile(path.join(dir, 'tree/compat.yaml')));
     expect(after.serial).toBe(before.serial + 1);
     expect(after.platforms.kvm?.release).toEqual(before.platforms.kvm?.release);
-    expect(after.platforms.kvm?.containers.map((c) => [c.name, c.archive.path, c.archive.size])).toEqual([
-      ['tunnel', 'containers/tunnel/1.1.0.01-296.tar', 10240],
-      ['micloud', 'containers/micloud/1.1.0.01-296.tar', 10240],
+    expect(
+      after.platforms.kvm?.containers.map((c) => [c.name, c.archive.path, c.archive.size, c.imageId]),
+    ).toEqual([
+      ['tunnel', 'containers/tunnel/1.1.0.01-296.tar', tunnel.size, tunnel.imageId],
+      ['micloud', 'containers/micloud/1.1.0.01-296.tar', micloud.size, micloud.imageId],
     ]);
+    // For agents before the field: the same set, the IDs left out (the archives still checked).
+    const older = await publish('--no-image-id');
+    expect(older.code).toBe(0);
+    expect(older.stdout).toContain('    ID not stated (--no-image-id)');
+    const plain = parseCompat(await fs.readFile(path.join(dir, 'tree/compat.yaml')));
+    expect(plain.platforms.kvm?.containers.map((c) => c.imageId)).toEqual([undefined, undefined]);
     const roots = await fs.readFile(path.join(dir, 'keys/root.pem'), 'utf8');
     verifyCompatSignature({
       document: await fs.readFile(path.join(dir, 'tree/compat.yaml')),
@@ -318,7 +341,7 @@ describe('clgw-release', () => {
     });
 
     // The same version with other content is refused; so is an unknown container name.
-    await fs.writeFile(path.join(dir, 'tunnel.tar'), Buffer.alloc(10240, 0x33));
+    await fs.copyFile(micloud.file, path.join(dir, 'tunnel.tar'));
     const again = await clgwRelease(
       [
         'containers',
@@ -353,5 +376,27 @@ describe('clgw-release', () => {
     );
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('NAME is one of tunnel, micloud, freeswitch');
+    // An archive that holds another image than the one it is published as: refused, nothing written.
+    const compatBefore = await fs.readFile(path.join(dir, 'tree/compat.yaml'));
+    const other = await clgwRelease(
+      [
+        'containers',
+        '--keys',
+        'keys',
+        '--tree',
+        'tree',
+        '--platform',
+        'kvm',
+        '--container',
+        `tunnel=1.2.0,${tunnel.reference},micloud.tar`,
+      ],
+      dir,
+    );
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain(
+      `micloud.tar holds ${micloud.reference}, not ${tunnel.reference} as tunnel 1.2.0 is published`,
+    );
+    expect(await fs.readFile(path.join(dir, 'tree/compat.yaml'))).toEqual(compatBefore);
+    await expect(fs.access(path.join(dir, 'tree/containers/tunnel/1.2.0.tar'))).rejects.toThrow();
   });
 });

@@ -7,6 +7,7 @@ import {
   type ServiceTarget,
   type Step,
   specFor,
+  versionAnswerMatches,
 } from '../../../agent/src/containers/plan.js';
 
 const archive = { path: 'containers/tunnel-1.1.tar', size: 1000, sha256: 'a'.repeat(64) };
@@ -328,5 +329,35 @@ describe('specFor', () => {
     expect(fs.volumes).toEqual([
       { host: '/var/clgw/containers/freeswitch', container: '/data', readOnly: false },
     ]);
+  });
+});
+
+describe('images by the ID compat.yaml signs', () => {
+  const signed = { ...target, imageId: 'sha256:1.1' };
+  it('a container of the signed image ID is the target, with or without sha256:', () => {
+    expect(plan({ main: newRunning, imagePresent: true }, { target: signed }).action).toBe('none');
+    const bare = container('clgw-tunnel', '1.1', true, { imageId: '1.1' });
+    expect(plan({ main: bare, imagePresent: true }, { target: signed }).action).toBe('none');
+  });
+
+  it('a container that bears the tag and version of another image is replaced', () => {
+    const other = container('clgw-tunnel', '1.1', true, { imageId: 'sha256:other' });
+    const p = plan({ main: other, imagePresent: false }, { target: signed });
+    expect(p.action).toBe('upgrade');
+    expect(short(p.steps).slice(0, 2)).toEqual(['fetch', 'load']);
+    expect(p.steps[1]).toMatchObject({ kind: 'load', imageId: 'sha256:1.1' });
+  });
+});
+
+describe('the version a service answers', () => {
+  it.each([
+    ['micloud 1.1.0', 'micloud', '1.1.0', true],
+    ['1.1.0\n', 'micloud', '1.1.0', true],
+    ['tunnel 1.1.0', 'micloud', '1.1.0', false],
+    ['micloud 11.1.0', 'micloud', '1.1.0', false],
+    ['micloud 1.1.0-rc1', 'micloud', '1.1.0', false],
+    ['anything', 'micloud', '', true],
+  ] as const)('%j for %s %s: %s', (body, service, version, ok) => {
+    expect(versionAnswerMatches(body, service, version)).toBe(ok);
   });
 });
