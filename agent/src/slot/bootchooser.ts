@@ -93,12 +93,13 @@ function showVar(vars: ReadonlyMap<string, string>, name: string): string {
 }
 
 /**
- * Decides what GRUB boots. `CLGW_RECOVERY=1` → recovery, variables unchanged. Otherwise the first
- * slot in ORDER with OK "1" and TRY "0" (or unset) is booted and its TRY set to "1" — the running
- * system sets it back to "0" once healthy, so a slot that never gets there is skipped next time
- * (automatic rollback). No such slot → the last resort: LAST_GOOD, if it is OK "1" and
- * LAST_GOOD_TRIES is "0" (or unset), "1" or "2", is booted again and LAST_GOOD_TRIES counts up.
- * Otherwise recovery, variables unchanged.
+ * Decides what GRUB boots. `CLGW_RECOVERY=1` → recovery, variables unchanged. Otherwise ORDER is
+ * walked: the first slot with OK "1" and TRY "0" (or unset) is booted and its TRY set to "1" — the
+ * running system sets it back to "0" once healthy, so a new release that never gets there is
+ * skipped next time (automatic rollback). A slot met on the way that is LAST_GOOD, OK "1" and
+ * tried is booted again while LAST_GOOD_TRIES is "0" (or unset), "1" or "2", counting up: it was
+ * confirmed before, only its boot was cut short. No slot at all → the last resort: LAST_GOOD on the
+ * same terms. Otherwise recovery, variables unchanged.
  *
  * GRUB additionally falls back to recovery when it cannot write the TRY flag (see
  * {@link selectBootFromBlock}); a boot emulator that writes `vars` back must do the same when its
@@ -109,6 +110,8 @@ export function selectBoot(vars: ReadonlyMap<string, string>): BootDecision {
   if (vars.get('CLGW_RECOVERY') === '1') {
     return { target: 'recovery', vars: out, reason: 'recovery requested (CLGW_RECOVERY=1)' };
   }
+  const last = vars.get('LAST_GOOD');
+  const next = NEXT_TRY[vars.get('LAST_GOOD_TRIES') ?? '0'];
   for (const token of orderTokens(vars)) {
     if (token !== 'A' && token !== 'B') continue;
     if (isOk(vars, token) && isUntried(vars, token)) {
@@ -120,9 +123,20 @@ export function selectBoot(vars: ReadonlyMap<string, string>): BootDecision {
         saves: `${token}_TRY`,
       };
     }
+    // The slot last confirmed, tried and not confirmed again: its boot was cut short (a power
+    // cut in the seconds before the agent confirms it at every start), which says nothing against
+    // it. It boots again, counted, before an older slot later in ORDER — else a power flicker at
+    // boot would put the appliance back on its previous release.
+    if (token === last && isOk(vars, token) && next !== undefined) {
+      out.set('LAST_GOOD_TRIES', next);
+      return {
+        target: token,
+        vars: out,
+        reason: `slot ${token} was confirmed before and its last boot was cut short; booting it again (LAST_GOOD_TRIES set to ${next} of ${LAST_RESORT_TRIES})`,
+        saves: 'LAST_GOOD_TRIES',
+      };
+    }
   }
-  const last = vars.get('LAST_GOOD');
-  const next = NEXT_TRY[vars.get('LAST_GOOD_TRIES') ?? '0'];
   if ((last === 'A' || last === 'B') && isOk(vars, last) && next !== undefined) {
     out.set('LAST_GOOD_TRIES', next);
     return {
