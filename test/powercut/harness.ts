@@ -22,6 +22,7 @@ import { CRITICAL_PHASE_ALARM, readAlarms } from '../../agent/src/state/alarms.j
 import { readJournal } from '../../agent/src/state/journal-file.js';
 import { collectStatus, type Status } from '../../agent/src/status.js';
 import { publishContainers } from '../../image/src/release/build.js';
+import { signDocument } from '../../image/src/release/index.js';
 import { engineUnavailable } from '../../scripts/lib/engine.js';
 import { type Mirror, startMirror } from '../../scripts/lib/mirror.js';
 import { runAppliance } from '../../scripts/sim/boot-emulator.js';
@@ -34,6 +35,7 @@ import { Rng, seedOf } from './rng.js';
 import {
   CONTAINER_TREES,
   type ContainerTreeName,
+  type Expected,
   type Outcome,
   SCENARIO_NAMES,
   SCENARIOS,
@@ -207,6 +209,16 @@ export async function setupEnv(
     }
     const good = worldOf.good!;
     const broken = worldOf.broken!;
+    // The 1.1.0 tree with a signed compat.yaml built to exhaust the parser (issue #19).
+    const hostileTree = path.join(work, 'hostile-tree');
+    await copyTree(good.tree, hostileTree);
+    const deep = Buffer.from(`schema: 1\nx: ${'['.repeat(40_000)}${']'.repeat(40_000)}\n`);
+    await fs.writeFile(path.join(hostileTree, 'compat.yaml'), deep);
+    await fs.writeFile(path.join(hostileTree, 'compat.yaml.sig'), signDocument(deep, good.keys));
+    const hostile = await startMirror({ tree: hostileTree, tlsDir });
+    mirrors.push(hostile);
+    mirrorOf.hostile = `${hostile.url}/`;
+    mirrorOf['hostile paced'] = mirrorOf.hostile;
     // Only when a container scenario runs (the stand-ins need Debian's busybox-static).
     const standins = opts.containers
       ? await containerTrees(work, good, mirrors, mirrorOf, tlsDir)
@@ -409,6 +421,10 @@ function treeMatches(
   return `${top}/ should be ${typeof expected === 'string' ? expected : 'as given'} but holds ${names}${expected === 'intact' && Object.keys(actual).length === Object.keys(want).length ? ' (content differs)' : ''}`;
 }
 
+function checkAsExpected(s: Status, check: NonNullable<Expected['check']>): boolean {
+  return s.check?.outcome === check.outcome && s.check?.error?.code === check.code;
+}
+
 /** Invariants 2–6 on the powered-off appliance (its container engine still running) at the end of a case. */
 async function checkEnd(
   env: Env,
@@ -432,6 +448,12 @@ async function checkEnd(
     v(
       2,
       `last result ${status.result?.outcome} ${status.result?.version}, expected ${exp.result.outcome} ${exp.result.version}`,
+    );
+  }
+  if (exp.check && !checkAsExpected(status, exp.check)) {
+    v(
+      2,
+      `last check ${status.check?.outcome} ${status.check?.error?.code ?? ''}, expected ${exp.check.outcome} ${exp.check.code}`,
     );
   }
   const vars = await readGrubenv(paths.grubenv).catch(() => undefined);
@@ -960,7 +982,8 @@ async function powerOnce(
         (!exp.slot || s.bootedSlot === exp.slot) &&
         s.gatewayVersion === exp.version &&
         s.result?.outcome === exp.result.outcome &&
-        s.result.version === exp.result.version;
+        s.result.version === exp.result.version &&
+        (!exp.check || checkAsExpected(s, exp.check));
       // The end is the idle after this power-on's boot-time check: the idle before it (the
       // durable journal may be idle from before the cut) is followed by that check.
       if (right && requestDone() && (await settledHere(s))) {

@@ -68,6 +68,7 @@ export type ScenarioName =
   | 'data-reset-during-update'
   | 'update-again'
   | 'network-change'
+  | 'hostile-check'
   | 'container-upgrade'
   | 'container-rollback';
 
@@ -81,10 +82,11 @@ export type TemplateName =
   | 'committed';
 
 /**
- * What the mirror offers: 1.1.0, a 1.1.0 that fails its health check, or 1.2.0; or 1.1.0 with the
- * service containers of {@link CONTAINER_TREES}.
+ * What the mirror offers: 1.1.0, a 1.1.0 that fails its health check, or 1.2.0; a signed compat.yaml
+ * built to exhaust the YAML parser (`hostile`); or 1.1.0 with the service containers of
+ * {@link CONTAINER_TREES}.
  */
-export type TreeName = 'good' | 'broken' | 'next' | ContainerTreeName;
+export type TreeName = 'good' | 'broken' | 'next' | 'hostile' | ContainerTreeName;
 
 export type ContainerTreeName = 'containers-base' | 'containers' | 'containers-broken';
 
@@ -204,6 +206,8 @@ export interface Expected {
   alarmsCleared: boolean;
   /** The service containers (exactly these, no `-next`); undefined: the scenario has none. */
   containers?: Partial<Record<ContainerName, ContainerExpectation>>;
+  /** How the last check ended, where the scenario is about the check itself. */
+  check?: { outcome: 'failed'; code: string };
 }
 
 /** A technician's request through the local API, made once the appliance is idle. */
@@ -414,6 +418,19 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
           }),
       alarmsCleared: true,
     }),
+  },
+  'hostile-check': {
+    name: 'hostile-check',
+    summary: 'on 1.1.0: the mirror serves a signed compat.yaml nested 40,000 deep; refused, never a loop',
+    template: 'committed',
+    tree: 'hostile',
+    platform: 'virtual',
+    armAt: 'power-on',
+    downloads: false,
+    recovers: false,
+    // Cut while checking, each power-on resumes the check; the document is refused before the
+    // parser builds it, so the appliance ends idle with the check failed and nothing else changed.
+    expect: () => ({ ...OS_UNCHANGED, check: { outcome: 'failed', code: 'YAML_INVALID' } }),
   },
   'container-upgrade': {
     name: 'container-upgrade',
