@@ -10,7 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { constants, createWriteStream, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { ClgwError } from '../errors.js';
+import { GarbageGauge } from '../platform/memory.js';
 import type { AppliancePaths } from '../platform/paths.js';
 import { fitNewestFirst, neverIncluded, type Skipped, stateRecords } from './select.js';
 
@@ -177,12 +180,9 @@ export async function buildLogArchive(opts: LogArchiveOptions): Promise<LogArchi
     const entries = await takeSnapshot(snapshot, planned, manifest, opts.now);
     // Loaded here, not at start: the agent builds an archive only when support asks for one.
     const { create: createTar } = await import('tar');
-    await createTar(
+    const pack = createTar(
       {
-        file: partial,
-        mode: 0o600,
         cwd: snapshot,
-        gzip: { level: 6 },
         // No uid, gid, owner names, atime or ctime: the archive says nothing of the build host.
         portable: true,
         // The entries are named one by one, directories before their files, in the cap's order.
@@ -193,6 +193,22 @@ export async function buildLogArchive(opts: LogArchiveOptions): Promise<LogArchi
         jobs: 1,
       },
       entries,
+    );
+    // node-tar reads each chunk into a new buffer, and gzip's output comes in new buffers too:
+    // dead at once, but freed only when V8 collects the young generation, which their small
+    // JavaScript side fills slowly. Collected every 2 MiB of tar, as a download does: the agent's
+    // RssAnon while it archived 40 MiB of logs peaked ~7 MiB above the old writer's without.
+    const gauge = new GarbageGauge();
+    await pipeline(
+      pack,
+      async function* (tar: AsyncIterable<Buffer>) {
+        for await (const chunk of tar) {
+          gauge.received(chunk.length);
+          yield chunk;
+        }
+      },
+      createGzip({ level: 6 }),
+      createWriteStream(partial, { mode: 0o600 }),
     );
     // Over the empty file that reserved the name.
     await fs.rename(partial, file);
