@@ -1,11 +1,11 @@
 /**
  * Stand-in images of the appliance's services (tunnel, micloud, freeswitch), built without a
  * container engine, in TypeScript, deterministically: the same inputs give a byte-identical
- * docker-archive tar (fixed mtimes and owners, sorted entries, canonical JSON). Each image is one
- * layer holding Debian's static busybox and a small sh script that serves `GET /health` ("ok",
- * unless built broken) and `GET /version` ("<service> <version>") with busybox httpd on
- * 127.0.0.1:$PORT — enough for the container upgrade to load, start, health-check and roll back
- * real containers.
+ * docker-archive tar (node-tar, portable: no owners, mtime 0, explicit modes, sorted entries;
+ * canonical JSON). Each image is one layer holding Debian's static busybox and a small sh
+ * script that serves `GET /health` ("ok", unless built broken) and `GET /version` ("<service>
+ * <version>") with busybox httpd on 127.0.0.1:$PORT — enough for the container upgrade to load,
+ * start, health-check and roll back real containers.
  *
  * Library: `buildStandin({ service, version, broken, out })`. CLI:
  *   npx tsx scripts/standins.ts --out DIR [--broken] [--version V] [service...]
@@ -13,9 +13,11 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { create as createTar } from 'tar';
 
 export const STANDIN_SERVICES = ['tunnel', 'micloud', 'freeswitch'] as const;
 export type StandinService = (typeof STANDIN_SERVICES)[number];
@@ -108,52 +110,64 @@ export async function buildStandin(opts: StandinOptions): Promise<StandinArchive
 
   const name = `${service}-standin`;
   const reference = `localhost/${name}:${version}`;
-  const layer = tar([
-    { name: 'bin/', mode: 0o755 },
-    { name: 'bin/busybox', mode: 0o755, data: busybox },
-    { name: 'standin/', mode: 0o755 },
-    { name: 'standin/run.sh', mode: 0o644, data: Buffer.from(RUN_SH) },
-    { name: 'www/', mode: 0o755 },
-  ]);
-  const layerHex = sha256(layer);
-  const env = [
-    'PATH=/bin',
-    `PORT=${STANDIN_DEFAULT_PORTS[service]}`,
-    `STANDIN_SERVICE=${service}`,
-    `STANDIN_VERSION=${version}`,
-    ...(opts.broken ? ['STANDIN_BROKEN=1'] : []),
-  ];
-  const epoch = '1970-01-01T00:00:00Z';
-  const config = json({
-    architecture: goArch(process.arch),
-    os: 'linux',
-    created: epoch,
-    config: {
-      Env: env,
-      Entrypoint: ['/bin/busybox', 'sh', '/standin/run.sh'],
-      WorkingDir: '/',
-      Labels: { 'io.clgw.standin': opts.broken ? 'broken' : 'healthy' },
-    },
-    rootfs: { type: 'layers', diff_ids: [`sha256:${layerHex}`] },
-    history: [{ created: epoch, created_by: `scripts/standins.ts ${service} ${version}` }],
-  });
-  const configHex = sha256(config);
-  const manifest = json([
-    { Config: `${configHex}.json`, RepoTags: [reference], Layers: [`${layerHex}/layer.tar`] },
-  ]);
-  const archive = tar([
-    { name: `${configHex}.json`, mode: 0o644, data: config },
-    { name: `${layerHex}/`, mode: 0o755 },
-    { name: `${layerHex}/layer.tar`, mode: 0o644, data: layer },
-    { name: 'manifest.json', mode: 0o644, data: manifest },
-  ]);
+  // node-tar archives files: the image's tree is laid out in a private directory first.
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-standin-'));
+  try {
+    const layerDir = path.join(work, 'layer');
+    await lay(layerDir, [
+      { name: 'bin/', mode: 0o755 },
+      { name: 'bin/busybox', mode: 0o755, data: busybox },
+      { name: 'standin/', mode: 0o755 },
+      { name: 'standin/run.sh', mode: 0o644, data: Buffer.from(RUN_SH) },
+      { name: 'www/', mode: 0o755 },
+    ]);
+    const layer = await tar(layerDir, path.join(work, 'layer.tar'));
+    const layerHex = sha256(layer);
+    const env = [
+      'PATH=/bin',
+      `PORT=${STANDIN_DEFAULT_PORTS[service]}`,
+      `STANDIN_SERVICE=${service}`,
+      `STANDIN_VERSION=${version}`,
+      ...(opts.broken ? ['STANDIN_BROKEN=1'] : []),
+    ];
+    const epoch = '1970-01-01T00:00:00Z';
+    const config = json({
+      architecture: goArch(process.arch),
+      os: 'linux',
+      created: epoch,
+      config: {
+        Env: env,
+        Entrypoint: ['/bin/busybox', 'sh', '/standin/run.sh'],
+        WorkingDir: '/',
+        Labels: { 'io.clgw.standin': opts.broken ? 'broken' : 'healthy' },
+      },
+      rootfs: { type: 'layers', diff_ids: [`sha256:${layerHex}`] },
+      history: [{ created: epoch, created_by: `scripts/standins.ts ${service} ${version}` }],
+    });
+    const configHex = sha256(config);
+    const manifest = json([
+      { Config: `${configHex}.json`, RepoTags: [reference], Layers: [`${layerHex}/layer.tar`] },
+    ]);
+    const imageDir = path.join(work, 'image');
+    await lay(imageDir, [
+      { name: `${configHex}.json`, mode: 0o644, data: config },
+      { name: `${layerHex}/`, mode: 0o755 },
+      { name: `${layerHex}/layer.tar`, mode: 0o644, data: layer },
+      { name: 'manifest.json', mode: 0o644, data: manifest },
+    ]);
 
-  await fs.mkdir(opts.out, { recursive: true });
-  const file = path.join(opts.out, `${name}-${version}${opts.broken ? '-broken' : ''}.tar`);
-  const temp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(temp, archive);
-  await fs.rename(temp, file);
-  return { file, reference, sha256: sha256(archive), size: archive.length, imageId: `sha256:${configHex}` };
+    await fs.mkdir(opts.out, { recursive: true });
+    const file = path.join(opts.out, `${name}-${version}${opts.broken ? '-broken' : ''}.tar`);
+    const temp = `${file}.${process.pid}.tmp`;
+    const archive = await tar(imageDir, temp).catch(async (e: unknown) => {
+      await fs.rm(temp, { force: true });
+      throw e;
+    });
+    await fs.rename(temp, file);
+    return { file, reference, sha256: sha256(archive), size: archive.length, imageId: `sha256:${configHex}` };
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
 }
 
 interface TarEntry {
@@ -164,44 +178,36 @@ interface TarEntry {
 }
 
 /**
- * A minimal ustar writer: regular files and directories, owner 0:0, mtime 0, entries sorted by
- * name, two zero blocks at the end. Enough for image layers and docker-archive wrappers, and
- * deterministic by construction.
+ * Writes `entries` under `dir` (created), each with exactly its mode (the umask must not decide
+ * what the image holds). Parents come before their children in `entries`.
  */
-export function tar(entries: readonly TarEntry[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const dir = e.name.endsWith('/');
-    const data = dir ? Buffer.alloc(0) : (e.data ?? Buffer.alloc(0));
-    if (Buffer.byteLength(e.name) > 100) throw new Error(`tar: name longer than 100 bytes: ${e.name}`);
-    const h = Buffer.alloc(512);
-    h.write(e.name, 0, 100, 'utf8');
-    h.write(octal(e.mode, 8), 100);
-    h.write(octal(0, 8), 108); // uid
-    h.write(octal(0, 8), 116); // gid
-    h.write(octal(data.length, 12), 124);
-    h.write(octal(0, 12), 136); // mtime
-    h.write('        ', 148); // checksum field counts as spaces while summing
-    h.write(dir ? '5' : '0', 156);
-    h.write('ustar\u000000', 257);
-    h.write('root', 265);
-    h.write('root', 297);
-    let sum = 0;
-    for (const byte of h) sum += byte;
-    h.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148);
-    blocks.push(h, data);
-    const pad = (512 - (data.length % 512)) % 512;
-    if (pad) blocks.push(Buffer.alloc(pad));
+async function lay(dir: string, entries: readonly TarEntry[]): Promise<void> {
+  await fs.mkdir(dir);
+  for (const e of entries) {
+    const at = path.join(dir, e.name);
+    if (e.name.endsWith('/')) await fs.mkdir(at);
+    else await fs.writeFile(at, e.data ?? Buffer.alloc(0), { flag: 'wx' });
+    await fs.chmod(at, e.mode);
   }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
 }
 
-/** A zero-padded octal number field of `width` bytes, NUL-terminated. */
-function octal(n: number, width: number): string {
-  const s = n.toString(8);
-  if (s.length > width - 1) throw new Error(`tar: ${n} does not fit a ${width}-byte field`);
-  return `${s.padStart(width - 1, '0')}\u0000`;
+/**
+ * Archives everything under `dir` into `file` and returns the archive's bytes: entries sorted by
+ * name (a directory as `name/`, before what it holds), portable (owner 0:0 without names, no atime
+ * or ctime), mtime 0 — reproducible by construction.
+ */
+async function tar(dir: string, file: string): Promise<Buffer> {
+  const names: string[] = [];
+  for (const e of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
+    const rel = path.relative(dir, path.join(e.parentPath, e.name));
+    names.push(e.isDirectory() ? `${rel}/` : rel);
+  }
+  names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  await createTar(
+    { file, cwd: dir, portable: true, mtime: new Date(0), noDirRecurse: true, strict: true },
+    names,
+  );
+  return fs.readFile(file);
 }
 
 function sha256(data: Buffer): string {

@@ -1,15 +1,15 @@
 /**
  * The VMware virtual appliance: the raw disk image as a streamOptimized VMDK, the OVF descriptor
- * and a SHA-256 manifest in one ustar archive. Member order as DSP0243 §5.3 wants it and vSphere
- * streams it: the descriptor first, then the manifest, then the disk.
+ * and a SHA-256 manifest in one ustar archive (node-tar). Member order as DSP0243 §5.3 wants it and
+ * vSphere streams it: the descriptor first, then the manifest, then the disk.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ClgwError, toClgwError } from '@clgw/agent/errors.js';
-import { fileContent, padding, TAR_END, tarHeader } from '@clgw/agent/logs/tar.js';
 import { fsyncDir } from '@clgw/agent/platform/atomic.js';
 import { execFile } from '@clgw/agent/platform/exec.js';
+import { create as createTar } from 'tar';
 import { type Firmware, OVA_FIRMWARE, renderOvf } from './ovf.js';
 
 export interface OvaOptions {
@@ -64,48 +64,52 @@ async function populatedBytes(vmdk: string): Promise<number> {
 }
 
 /**
- * Writes `members` (files) as a ustar archive to `outFile`, atomically: a temp file in the same
- * directory, fsync, rename, fsync the directory.
+ * Writes the files `members` of directory `dir` as a ustar archive to `outFile`, in that order,
+ * atomically: a temp file in the same directory, fsync, rename, fsync the directory. Portable
+ * (no owner, atime or ctime) with one mtime, so the same members give the same bytes. Each member
+ * is 0644, whatever the build's umask made it.
  */
-async function writeTar(
-  outFile: string,
-  members: { name: string; file: string }[],
-  mtimeMs: number,
-): Promise<void> {
-  const dir = path.dirname(outFile);
-  const temp = path.join(dir, `.${path.basename(outFile)}.${randomBytes(6).toString('hex')}.tmp`);
-  const out = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+async function writeTar(outFile: string, dir: string, members: string[], mtimeMs: number): Promise<void> {
+  const outDir = path.dirname(outFile);
+  const temp = path.join(outDir, `.${path.basename(outFile)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    for (const m of members) {
-      const input = await fs.open(m.file, constants.O_RDONLY);
-      try {
-        const { size } = await input.stat();
-        await out.write(tarHeader({ name: m.name, type: 'file', mode: 0o644, mtimeMs, size }));
-        for await (const chunk of fileContent(input, size)) await out.write(chunk);
-        await out.write(padding(size));
-      } finally {
-        await input.close();
-      }
+    for (const m of members) await fs.chmod(path.join(dir, m), 0o644);
+    await createTar(
+      {
+        file: temp,
+        cwd: dir,
+        portable: true,
+        mtime: new Date(mtimeMs),
+        // Exactly these members: a warning (a member it could not add) fails the build.
+        noDirRecurse: true,
+        strict: true,
+        // Bounded reads of the multi-GiB disk; one member at a time, in order.
+        maxReadSize: 1024 * 1024,
+        jobs: 1,
+      },
+      members,
+    );
+    const out = await fs.open(temp, 'r+');
+    try {
+      await out.sync();
+    } finally {
+      await out.close();
     }
-    await out.write(TAR_END);
-    await out.sync();
-    await out.close();
     await fs.rename(temp, outFile);
   } catch (e) {
-    await out.close().catch(() => undefined);
     await fs.rm(temp, { force: true });
     throw new ClgwError('IMAGE_BUILD_FAILED', `cannot write ${outFile}: ${(e as Error).message}`, {
       cause: e,
       details: { file: outFile },
     });
   }
-  await fsyncDir(dir);
+  await fsyncDir(outDir);
 }
 
 /**
  * Builds `<name>.ova` from the raw disk image: `qemu-img convert` to a streamOptimized VMDK, the
  * descriptor ({@link renderOvf}) and the manifest (`SHA256(<member>)= <hex>` for the descriptor
- * and the disk), archived with the repository's ustar writer.
+ * and the disk), archived by node-tar in that order.
  */
 export async function buildOva(options: OvaOptions): Promise<BuiltOva> {
   const name = options.name ?? `clgw-${options.version}`;
@@ -166,7 +170,8 @@ export async function buildOva(options: OvaOptions): Promise<BuiltOva> {
       members.push({ name: f, size: (await fs.stat(at(f))).size, sha256: digests.get(f)! });
     await writeTar(
       outFile,
-      members.map((m) => ({ name: m.name, file: at(m.name) })),
+      work,
+      members.map((m) => m.name),
       options.now ?? Date.now(),
     );
     return { file: outFile, members };

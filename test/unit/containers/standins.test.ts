@@ -26,6 +26,17 @@ describe('buildStandin', () => {
     expect(a.imageId).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
+  it('gives the same bytes whatever the umask (modes are set, not inherited)', async () => {
+    const a = await buildStandin({ service: 'tunnel', version: '3.0.0', out: path.join(work, 'u1') });
+    const umask = process.umask(0o077);
+    try {
+      const b = await buildStandin({ service: 'tunnel', version: '3.0.0', out: path.join(work, 'u2') });
+      expect(b.sha256).toBe(a.sha256);
+    } finally {
+      process.umask(umask);
+    }
+  });
+
   it('bakes "broken" into the image: another image, another file', async () => {
     const ok = await buildStandin({ service: 'tunnel', version: '1.0.0', out: work });
     const broken = await buildStandin({ service: 'tunnel', version: '1.0.0', broken: true, out: work });
@@ -50,11 +61,11 @@ describe('buildStandin', () => {
     expect(config.config.Entrypoint).toEqual(['/bin/busybox', 'sh', '/standin/run.sh']);
     expect(config.config.Env).toContain('PORT=8083');
     const listing = (await execFile('tar', ['-tvf', built.file])).stdout;
-    expect(listing).toMatch(/root\/root .* 1970-01-01 00:00 manifest\.json/);
+    expect(listing).toMatch(/0\/0 .* 1970-01-01 00:00 manifest\.json/);
     await execFile('tar', ['-xf', built.file, '-C', work, manifest[0]!.Layers[0]!]);
     const layer = (await execFile('tar', ['-tvf', path.join(work, manifest[0]!.Layers[0]!)])).stdout;
-    expect(layer).toMatch(/^-rwxr-xr-x root\/root .* bin\/busybox$/m);
-    expect(layer).toMatch(/^-rw-r--r-- root\/root .* standin\/run\.sh$/m);
+    expect(layer).toMatch(/^-rwxr-xr-x 0\/0 .* bin\/busybox$/m);
+    expect(layer).toMatch(/^-rw-r--r-- 0\/0 .* standin\/run\.sh$/m);
   });
 
   it('refuses a version that cannot be a tag', async () => {

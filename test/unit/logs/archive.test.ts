@@ -1,14 +1,16 @@
 /**
- * The log archive: a real `.tar.gz` of a temporary appliance tree, read back with tar(1).
+ * The log archive: a real `.tar.gz` of a temporary appliance tree, read back with tar(1) and
+ * node-tar's reader.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { list as listTar, type ReadEntry } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { archiveStamp, buildLogArchive } from '../../../agent/src/logs/archive.js';
-import { tarHeader } from '../../../agent/src/logs/tar.js';
 import { type AppliancePaths, appliancePaths } from '../../../agent/src/platform/paths.js';
 
 const run = promisify(execFile);
@@ -264,21 +266,79 @@ describe('log archive', () => {
     expect(await list(a.file)).toContain('var/clgw/history.json');
   });
 
-  it('stamps the archive with its time and writes standard ustar headers', () => {
+  it('stamps the archive with its time and writes POSIX ustar entries: 0644/0755, no setuid bit', async () => {
     expect(archiveStamp(NOW)).toBe('20261121T093000Z');
-    const h = tarHeader({
-      name: 'var/log/clgw/clgw.log',
-      type: 'file',
-      mode: 0o4755,
-      mtimeMs: NOW,
-      size: 10,
-    });
-    expect(h.length).toBe(512);
-    expect(h.subarray(257, 263).toString('ascii')).toBe('ustar\0');
-    expect(h.subarray(100, 107).toString('ascii')).toBe('0000755'); // setuid dropped
-    const stored = Number.parseInt(h.subarray(148, 154).toString('ascii'), 8);
+    const tool = path.join(paths.logDir, 'tool.log');
+    await fs.writeFile(tool, 'x\n');
+    await fs.chmod(tool, 0o4755);
+    await fs.chmod(paths.logFile, 0o600);
+    const a = await build();
+    const { stdout } = await run('tar', ['-tvzf', a.file]);
+    expect(stdout).toMatch(/^-rwxr-xr-x \S+ +2 .* var\/log\/clgw\/tool\.log$/m);
+    expect(stdout).toMatch(/^-rw-r--r-- \S+ +15 .* var\/log\/clgw\/clgw\.log$/m);
+    expect(stdout).toMatch(/^drwxr-xr-x \S+ +0 .* var\/log\/clgw\/$/m);
+    // The first header: ustar magic and version, a checksum that adds up, MANIFEST.txt.
+    const h = gunzipSync(await fs.readFile(a.file)).subarray(0, 512);
+    expect(h.subarray(0, 13).toString('latin1')).toBe('MANIFEST.txt\0');
+    expect(h.subarray(257, 265).toString('latin1')).toBe('ustar\u000000');
+    const stored = Number.parseInt(h.subarray(148, 156).toString('latin1'), 8);
     const copy = Buffer.from(h);
     copy.fill(0x20, 148, 156);
-    expect(stored).toBe(copy.reduce((s, b) => s + b, 0));
+    expect(stored).toBe(copy.reduce((sum, b) => sum + b, 0));
+  });
+
+  it('keeps a log whose name a plain ustar header cannot hold (a PAX header carries it)', async () => {
+    const long = `${'service-'.repeat(25)}.log`; // 204 bytes: over ustar's 100-byte name field
+    await fs.writeFile(path.join(paths.logDir, long), 'long-named\n');
+    const a = await build();
+    expect(a.skipped).toEqual([]);
+    expect(a.included).toContain(`var/log/clgw/${long}`);
+    expect(await member(a.file, `var/log/clgw/${long}`)).toBe('long-named\n');
+  });
+
+  it('gives a valid archive of a log that grows while it is archived, cut where it was listed', async () => {
+    // 8 MiB to start with, so building takes a while; the appender writes as the agent's logger
+    // does (in this process, line by line) for as long as the build runs.
+    const line = `${'{"level":"info","msg":"update state: downloading"}'.padEnd(99, ' ')}\n`;
+    await fs.writeFile(paths.logFile, line.repeat((8 * 1024 * 1024) / line.length));
+    const before = (await fs.stat(paths.logFile)).size;
+    let building = true;
+    let appendedDuring = 0;
+    const appender = (async () => {
+      while (building) {
+        await fs.appendFile(paths.logFile, line);
+        appendedDuring++;
+      }
+    })();
+    const a = await build({ maxBytes: 64 * 1024 * 1024 }).finally(() => {
+      building = false;
+    });
+    await appender;
+    const after = await fs.readFile(paths.logFile);
+    expect(appendedDuring).toBeGreaterThan(0);
+
+    // Both readers take the whole archive: gzip's CRC, every header's checksum, the end blocks.
+    await run('gzip', ['-t', a.file]);
+    const { stdout } = await run('tar', ['-tvzf', a.file]);
+    expect(stdout).toContain('var/log/clgw/clgw.log');
+    const seen: { path: string; size: number }[] = [];
+    await listTar({
+      file: a.file,
+      strict: true,
+      onReadEntry: (e: ReadEntry) => {
+        seen.push({ path: e.path, size: e.size });
+      },
+    });
+    expect(seen.map((e) => e.path)).toEqual(await list(a.file));
+
+    // The log as it was when it was listed: whole lines, at least what it held before, a prefix
+    // of what it holds now — and it has grown past that since.
+    const archived = Buffer.from(await member(a.file, 'var/log/clgw/clgw.log'), 'utf8');
+    expect(archived.length).toBeGreaterThanOrEqual(before);
+    expect(archived.length % line.length).toBe(0);
+    expect(after.subarray(0, archived.length).equals(archived)).toBe(true);
+    expect(after.length).toBeGreaterThan(archived.length);
+    expect(seen.find((e) => e.path === 'var/log/clgw/clgw.log')?.size).toBe(archived.length);
+    expect(await fs.readdir(paths.logArchives)).toEqual([a.name]); // the snapshot is gone
   });
 });
