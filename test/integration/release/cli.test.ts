@@ -286,23 +286,23 @@ describe('clgw-release', () => {
     await fs.copyFile(tunnel.file, path.join(dir, 'tunnel.tar'));
     await fs.copyFile(micloud.file, path.join(dir, 'micloud.tar'));
     const before = parseCompat(await fs.readFile(path.join(dir, 'tree/compat.yaml')));
-    const publish = (...more: string[]) =>
+    /** `clgw-release containers` for kvm with these `--container` specs, then `more`. */
+    const containers = (specs: string[], ...more: string[]) =>
       clgwRelease(
         [
-          'containers',
-          '--keys',
-          'keys',
-          '--tree',
-          'tree',
-          '--platform',
-          'kvm',
-          '--container',
-          `tunnel=1.1.0.01-296,${tunnel.reference},tunnel.tar`,
-          '--container',
-          `micloud=1.1.0.01-296,${micloud.reference},micloud.tar`,
+          ...['containers', '--keys', 'keys', '--tree', 'tree', '--platform', 'kvm'],
+          ...specs.flatMap((spec) => ['--container', spec]),
           ...more,
         ],
         dir,
+      );
+    const publish = (...more: string[]) =>
+      containers(
+        [
+          `tunnel=1.1.0.01-296,${tunnel.reference},tunnel.tar`,
+          `micloud=1.1.0.01-296,${micloud.reference},micloud.tar`,
+        ],
+        ...more,
       );
     const run = await publish();
     expect(run.stderr).toBe('');
@@ -342,56 +342,17 @@ describe('clgw-release', () => {
 
     // The same version with other content is refused; so is an unknown container name.
     await fs.copyFile(micloud.file, path.join(dir, 'tunnel.tar'));
-    const again = await clgwRelease(
-      [
-        'containers',
-        '--keys',
-        'keys',
-        '--tree',
-        'tree',
-        '--platform',
-        'kvm',
-        '--container',
-        'tunnel=1.1.0.01-296,r/t:1,tunnel.tar',
-      ],
-      dir,
-    );
+    const again = await containers(['tunnel=1.1.0.01-296,r/t:1,tunnel.tar']);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(
       'containers/tunnel/1.1.0.01-296.tar is already published with other content',
     );
-    const unknown = await clgwRelease(
-      [
-        'containers',
-        '--keys',
-        'keys',
-        '--tree',
-        'tree',
-        '--platform',
-        'kvm',
-        '--container',
-        'pbx=1,r/p:1,tunnel.tar',
-      ],
-      dir,
-    );
+    const unknown = await containers(['pbx=1,r/p:1,tunnel.tar']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('NAME is one of tunnel, micloud, freeswitch');
     // An archive that holds another image than the one it is published as: refused, nothing written.
     const compatBefore = await fs.readFile(path.join(dir, 'tree/compat.yaml'));
-    const other = await clgwRelease(
-      [
-        'containers',
-        '--keys',
-        'keys',
-        '--tree',
-        'tree',
-        '--platform',
-        'kvm',
-        '--container',
-        `tunnel=1.2.0,${tunnel.reference},micloud.tar`,
-      ],
-      dir,
-    );
+    const other = await containers([`tunnel=1.2.0,${tunnel.reference},micloud.tar`]);
     expect(other.code).toBe(1);
     expect(other.stderr).toContain(
       `micloud.tar holds ${micloud.reference}, not ${tunnel.reference} as tunnel 1.2.0 is published`,
