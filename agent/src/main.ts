@@ -69,12 +69,14 @@ async function main(): Promise<void> {
   }
 
   // Log archives a previous agent left (their links died with it): nothing else would delete them.
-  try {
-    const leftovers = await removeLeftoverArchives(paths.logArchives);
-    if (leftovers.length > 0)
-      log.info('removed log archives a previous agent left', { dir: paths.logArchives, files: leftovers });
-  } catch (e) {
-    log.warn('leftover log archives not removed', { dir: paths.logArchives, error: serializeError(e) });
+  for (const dir of [paths.logArchives, paths.logSnapshots]) {
+    try {
+      const leftovers = await removeLeftoverArchives(dir);
+      if (leftovers.length > 0)
+        log.info('removed log archives a previous agent left', { dir, files: leftovers });
+    } catch (e) {
+      log.warn('leftover log archives not removed', { dir, error: serializeError(e) });
+    }
   }
 
   // This appliance's identity for support certificates (principal appliance-<id>): made at the

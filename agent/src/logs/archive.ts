@@ -21,6 +21,11 @@ export interface LogArchiveOptions {
   paths: AppliancePaths;
   /** Where the archive is written (created 0700). */
   outDir: string;
+  /**
+   * Where the copies the archive is made from go while it is built (created 0700): on the data
+   * partition, not beside the archive in `/run` — that is RAM, and the copies can reach the cap.
+   */
+  snapshotDir: string;
   /** Total bytes of file content (before compression) the archive may hold. */
   maxBytes: number;
   /** When the archive is made (its name and MANIFEST say so). */
@@ -87,11 +92,11 @@ export function archiveStamp(ms: number): string {
  * journal export, then the status snapshot and state records newest first, each while the size
  * cap has room. What does not fit, links, special files and a journal export that failed are
  * listed in MANIFEST.txt as skipped. The chosen files are first copied, each up to the size it
- * was planned with, into a private snapshot directory beside the archive, which node-tar then
+ * was planned with, into a private snapshot directory under `snapshotDir`, which node-tar then
  * archives: a live log goes on growing (and is rotated) while the archive is written, and
  * node-tar, which writes the size it stat()ed into each header, fails on a file that changes under
- * it ("did not encounter expected EOF"). The snapshot is under the cap, so the directory holds at
- * most the cap plus the compressed archive while it is built; it is removed afterwards. Memory
+ * it ("did not encounter expected EOF"). The snapshot is under the cap and is removed afterwards
+ * (a start of the agent removes one a crash left). Memory
  * stays bounded: copies and reads go in 64 KiB chunks, one file at a time, through gzip to disk.
  * The name is the time plus 24 random bits, reserved with an exclusive create, so two archives
  * never share a file.
@@ -103,7 +108,8 @@ export async function buildLogArchive(opts: LogArchiveOptions): Promise<LogArchi
   const { name, file } = await reserveName(opts.outDir, stamp);
   const partial = `${file}.partial`;
   // Private (0700): it holds copies of the logs and state records until they are archived.
-  const snapshot = `${file}.snapshot`;
+  await fs.mkdir(opts.snapshotDir, { recursive: true, mode: 0o700 });
+  const snapshot = path.join(opts.snapshotDir, name);
   const journalOut = path.join(snapshot, JOURNAL_NAME);
   const skipped: Skipped[] = [];
   const absent: string[] = [];

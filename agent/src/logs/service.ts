@@ -69,6 +69,7 @@ export class LogDownloads {
       const archive = await buildLogArchive({
         paths,
         outDir: paths.logArchives,
+        snapshotDir: paths.logSnapshots,
         maxBytes: config.logDownload.maxMiB * 1024 * 1024,
         now: clock.now(),
         journal: config.logDownload.journal,

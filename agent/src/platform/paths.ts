@@ -100,6 +100,8 @@ export interface AppliancePaths {
   runDir: string;
   /** Log archives behind the temporary download links (a reboot clears them). */
   logArchives: string;
+  /** The copies a log archive is being made from (on disk: /run is RAM). */
+  logSnapshots: string;
   /**
    * The simulator's reboot port: a program that wants the appliance restarted leaves this file
    * (its content: why) and exits; the boot emulator reboots. On the appliance it is `systemctl reboot`.
@@ -156,6 +158,7 @@ export function appliancePaths(root: string): AppliancePaths {
     hostnameFile: path.join(dataDir, 'network/hostname'),
     logDir: at('var/log/clgw'),
     logStore: path.join(dataDir, 'log'),
+    logSnapshots: path.join(dataDir, 'log-snapshots'),
     logFile: at('var/log/clgw/clgw.log'),
     runDir: at('run/clgw'),
     logArchives: at('run/clgw/logs'),

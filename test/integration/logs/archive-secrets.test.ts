@@ -110,6 +110,7 @@ beforeAll(async () => {
   archive = await buildLogArchive({
     paths,
     outDir: paths.logArchives,
+    snapshotDir: paths.logSnapshots,
     maxBytes: 64 * MiB,
     now: NOW,
     journal: false,

@@ -43,6 +43,7 @@ const build = (over: Partial<Parameters<typeof buildLogArchive>[0]> = {}) =>
   buildLogArchive({
     paths,
     outDir: paths.logArchives,
+    snapshotDir: paths.logSnapshots,
     maxBytes: 1024 * 1024,
     now: NOW,
     journal: false,
@@ -339,6 +340,7 @@ describe('log archive', () => {
     expect(after.subarray(0, archived.length).equals(archived)).toBe(true);
     expect(after.length).toBeGreaterThan(archived.length);
     expect(seen.find((e) => e.path === 'var/log/clgw/clgw.log')?.size).toBe(archived.length);
-    expect(await fs.readdir(paths.logArchives)).toEqual([a.name]); // the snapshot is gone
+    expect(await fs.readdir(paths.logArchives)).toEqual([a.name]);
+    expect(await fs.readdir(paths.logSnapshots)).toEqual([]); // the snapshot (on disk, not in /run) is gone
   });
 });
