@@ -16,6 +16,7 @@ import { writeJsonAtomic } from '../../../agent/src/platform/atomic.js';
 import { type AppliancePaths, appliancePaths } from '../../../agent/src/platform/paths.js';
 import { REPO, tempDir } from '../../support/appliance.js';
 import { runClgw } from '../../support/cli.js';
+import { mkisofs } from '../../support/iso.js';
 import { PLANS } from '../../support/ovf-cases.js';
 import { recordSkip } from '../../support/skip.js';
 
@@ -88,7 +89,7 @@ async function iso(files: Record<string, string>): Promise<string> {
   await fs.mkdir(src);
   for (const [name, content] of Object.entries(files)) await fs.writeFile(path.join(src, name), content);
   const out = `${src}.iso`;
-  await promisify(execFile)('xorriso', ['-as', 'mkisofs', '-J', '-R', '-o', out, src]);
+  await mkisofs(['-J', '-R', '-o', out, src]);
   return out;
 }
 

@@ -18,6 +18,7 @@ import {
 } from '../../../agent/src/firstboot/iso9660.js';
 import { MAX_OVF_ENV_BYTES } from '../../../agent/src/firstboot/ovf-env.js';
 import { readIso } from '../../../agent/src/firstboot/sources.js';
+import { mkisofs } from '../../support/iso.js';
 import { recordSkip } from '../../support/skip.js';
 
 const run = promisify(execFile);
@@ -40,7 +41,7 @@ async function makeIso(
   await fs.mkdir(src, { recursive: true });
   for (const [f, content] of Object.entries(files)) await fs.writeFile(path.join(src, f), content);
   const iso = path.join(dir, `${name}.iso`);
-  await run('xorriso', ['-as', 'mkisofs', ...flags, '-V', 'OVFENV', '-o', iso, src]);
+  await mkisofs([...flags, '-V', 'OVFENV', '-o', iso, src]);
   return iso;
 }
 
@@ -131,7 +132,7 @@ describe.skipIf(skip)('ISO 9660 images made by xorriso', () => {
     await fs.mkdir(src, { recursive: true });
     await fs.writeFile(path.join(src, 'ovf-env.xml'), DOC);
     const iso = path.join(dir, 'nested.iso');
-    await run('xorriso', ['-as', 'mkisofs', '-J', '-o', iso, path.dirname(src)]);
+    await mkisofs(['-J', '-o', iso, path.dirname(src)]);
     const dev = fromBuffer(iso, await fs.readFile(iso));
     expect((await isoRootEntries(dev)).entries.map((e) => [e.name, e.directory])).toEqual([['sub', true]]);
     expect(await readOvfEnvFromIso(dev, MAX_OVF_ENV_BYTES)).toBeUndefined();
