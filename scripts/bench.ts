@@ -65,7 +65,7 @@ import {
   settleDelayMs,
 } from './bench/common.js';
 import { type DeltaImages, ensureDeltaImages } from './bench/delta-images.js';
-import { createLink, type Link, linkUrl } from './bench/link.js';
+import { closeAllLinks, createLink, type Link, linkUrl } from './bench/link.js';
 import {
   ensureRaucBundle,
   type RaucBundle,
@@ -997,6 +997,7 @@ let interrupting = false;
 async function interrupted(sig: NodeJS.Signals): Promise<void> {
   interrupting = true;
   killAll();
+  await closeAllLinks().catch(() => undefined);
   await fs.rm(RUNS, { recursive: true, force: true }).catch(() => undefined);
   process.stderr.write(`bench: stopped by ${sig}\n`);
   process.exit(130);
@@ -1009,6 +1010,7 @@ main().then(
     // A stage broken by the interrupt itself: interrupted() reports and exits.
     if (interrupting) return;
     killAll();
+    await closeAllLinks().catch(() => undefined);
     await fs.rm(RUNS, { recursive: true, force: true }).catch(() => undefined);
     const what =
       e instanceof BenchBroken ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);

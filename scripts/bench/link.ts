@@ -48,6 +48,14 @@ export interface Link {
 
 const MIRROR_NAME = 'download.clgw.test';
 
+/** Links not yet closed, so an interrupted bench can still remove what it made (closeAllLinks). */
+const open = new Set<Link>();
+
+/** Closes every link still open (the bench is failing or interrupted). */
+export async function closeAllLinks(): Promise<void> {
+  for (const link of [...open]) await link.close();
+}
+
 const ip = (args: string[]) => execFile('ip', args, { timeoutMs: 30_000 });
 const tc = (args: string[]) => execFile('tc', args, { timeoutMs: 30_000 });
 
@@ -70,6 +78,8 @@ export async function createLink(want: { mbit: number; lossPct: number }): Promi
     await ip(['link', 'del', host]).catch(() => undefined);
     await ip(['netns', 'del', netns]).catch(() => undefined);
     await fs.rm(etcDir, { recursive: true, force: true });
+    // /etc/netns itself too once empty (ip netns exec reads it; the bench made it if it was absent).
+    await fs.rmdir(path.dirname(etcDir)).catch(() => undefined);
   };
   try {
     await ip(['netns', 'add', netns]);
@@ -123,7 +133,7 @@ export async function createLink(want: { mbit: number; lossPct: number }): Promi
       `cannot build the shaped link (namespace ${netns}): ${e instanceof Error ? e.message : String(e)}`,
     );
   }
-  return {
+  const link: Link = {
     netns,
     mirrorHost,
     mirrorName: MIRROR_NAME,
@@ -136,8 +146,13 @@ export async function createLink(want: { mbit: number; lossPct: number }): Promi
         await ip(['link', 'set', host, 'up']);
       }
     },
-    close,
+    async close() {
+      open.delete(link);
+      await close();
+    },
   };
+  open.add(link);
+  return link;
 }
 
 /** The base URL the appliance side uses for a mirror listening on the link's host end. */
