@@ -10,22 +10,32 @@
  *             slot (it holds nothing the release needs), then download+hash+write+fsync
  *     RAUC    RAUC 1.8 installs a bundle of the same image from the same mirror into a raw slot
  *             that is a file (scripts/bench/rauc.ts, configs in scripts/bench/rauc/)
- *     limit   the slowest of mirror read, sha256sum and slot write, each alone (scripts/bench/stages.ts)
+ *     limit   the slowest of mirror read (curl), SHA-256 (openssl dgst) and slot write, each alone,
+ *             and a reference C pipeline doing all three at once (scripts/bench/stages.ts)
+ *     CPU     user+system CPU-seconds per GB installed: the agent's whole process, RAUC's process
+ *             tree, the reference pipeline (from /proc)
  * 2 Delta: two pairs of real ext4 images of the same size (scripts/bench/delta-images.ts), ~1 % of
  *   4 KiB blocks changed scattered, and one package upgraded. Bytes the mirror served: to the agent
  *   updating slot A (old) to the new release, and to `casync extract --seed=old` (scripts/bench/casync.ts).
  * 3 Peak RSS of the agent during 1 and 2 (its log's maxRssKiB, VmHWM, and /proc VmHWM sampled every
  *   50 ms), with the largest anonymous and file-backed parts sampled.
+ * 4 A customer's link (as root; scripts/bench/link.ts): the full install and both delta cases by the
+ *   agent, RAUC and casync from a network namespace behind a shaped veth, and a full install whose
+ *   link goes down for 30 s half-way (the extra bytes its resume cost).
  *
  * Each figure is a median of BENCH_RUNS runs (default 3) with min and max; stages are interleaved
  * run by run, so drift in the machine's load touches all alike. Prints a table (MB = 10^6 bytes),
  * whether each goal is met (reported, never fatal) and, as its last line, one JSON object. Exits
  * non-zero only when something broke, naming it. Environment: BENCH_RUNS, BENCH_ARTIFACT_MIB
  * (default 512; the delta images are as large), BENCH_NODE_ARGS (extra node options for the agent),
- * BENCH_SETTLE_MS (pause, after a sync, before each stage that writes a slot, default 3000; see `settle`).
+ * BENCH_SETTLE_MS (pause, after a sync, before each stage that writes a slot, default 3000; see `settle`),
+ * BENCH_LINK_MBIT (the link's rate, default 50; 0 skips 4), BENCH_LINK_MIB (its images' size, default
+ * BENCH_ARTIFACT_MIB), BENCH_LINK_RUNS (default BENCH_RUNS).
  * Inputs are kept in .cache/bench and reused; appliance roots and slot files are removed after
  * use; every process the bench starts, it stops.
  */
+
+import type { ChildProcess } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -39,7 +49,7 @@ import {
   saveKeys,
 } from '../image/src/release/index.js';
 import { mbps, summarise } from './bench/agent-log.js';
-import { type AgentSample, agentRun } from './bench/agent-run.js';
+import { type AgentRunOptions, type AgentSample, agentRun } from './bench/agent-run.js';
 import { type CasyncSample, type CasyncStore, casyncExtract, ensureCasyncStore } from './bench/casync.js';
 import {
   BENCH,
@@ -55,6 +65,7 @@ import {
   settleDelayMs,
 } from './bench/common.js';
 import { type DeltaImages, ensureDeltaImages } from './bench/delta-images.js';
+import { closeAllLinks, createLink, type Link, linkUrl } from './bench/link.js';
 import {
   ensureRaucBundle,
   type RaucBundle,
@@ -64,21 +75,43 @@ import {
 } from './bench/rauc.js';
 import {
   concurrentStage,
+  curlStage,
   mirrorStage,
   nodeSha256Stage,
+  opensslStage,
+  pipelineStage,
   type StageInput,
   sha256Stage,
+  type Timed,
   writeStage,
 } from './bench/stages.js';
 import { type Mirror, startMirror } from './lib/mirror.js';
 import { AGENT_MAIN, AGENT_NODE_OPTIONS } from './sim/boot-emulator.js';
 import { buildReleaseImages, type ReleaseImages } from './sim/images.js';
 
-const TREES = path.join(BENCH, 'trees');
 const FACTORY_VERSION = '1.0.0';
 const VERSION = '2.0.0';
 const ROOT_REL = `releases/${VERSION}/root.img`;
-const GOAL = { limitRatio: 0.9, rssMiB: 64, delta1pctShare: 0.05, vsCasync: 1.5 };
+const GOAL = {
+  limitRatio: 0.9,
+  pipelineRatio: 0.9,
+  cpuVsPipeline: 1.3,
+  rssMiB: 64,
+  delta1pctShare: 0.05,
+  vsCasync: 1.5,
+  linkShare: 0.9,
+  linkDelta1pctShare: 0.05,
+  resumeExtraBytes: MIB,
+};
+/** Loss on the customer's link, mirror → appliance (%). */
+const LINK_LOSS_PCT = 0.2;
+const LINK_OUTAGE_MS = 30_000;
+/**
+ * `clgw retry` requests the bench makes when the outage fails the update: the agent does not
+ * retry a failed download by itself (the update goes to `failed`, transient, offering Retry), so
+ * the resume measured is the one a Retry makes from the agent's download checkpoint.
+ */
+const LINK_RETRIES = 5;
 const TOOLS: [string, string][] = [
   ['mkfs.ext4', 'e2fsprogs'],
   ['debugfs', 'e2fsprogs'],
@@ -136,8 +169,8 @@ async function devKeys(): Promise<DevKeys> {
  * (publishing a file onto itself only hashes it): AES-256-CTR keystream under a fixed key, so
  * every machine and every run gets the same bytes. A stamp says which generator and size made it.
  */
-async function ensureRootArtifact(file: string, bytes: number): Promise<void> {
-  const stampFile = path.join(BENCH, 'root-artifact.json');
+async function ensureRootArtifact(base: string, file: string, bytes: number): Promise<void> {
+  const stampFile = path.join(base, 'root-artifact.json');
   const stamp = JSON.stringify({ generator: 'aes-256-ctr/clgw-bench/v1', bytes, file });
   const current = await fs.readFile(stampFile, 'utf8').catch(() => '');
   const size = await fs.stat(file).then(
@@ -213,22 +246,24 @@ interface Prepared {
   bundle: RaucBundle;
 }
 
-async function prepare(artifactMiB: number): Promise<Prepared> {
-  const imagesDir = path.join(BENCH, 'images');
+/** The inputs in `base` (.cache/bench, or .cache/bench/link for the link's own size). */
+async function prepare(artifactMiB: number, base: string = BENCH): Promise<Prepared> {
+  const trees = path.join(base, 'trees');
+  const imagesDir = path.join(base, 'images');
   await fs.mkdir(imagesDir, { recursive: true });
-  const fullTree = path.join(TREES, 'full');
-  const treeOf = (c: DeltaCase) => path.join(TREES, `delta-${c}`);
+  const fullTree = path.join(trees, 'full');
+  const treeOf = (c: DeltaCase) => path.join(trees, `delta-${c}`);
   const [keys, factory, target, images] = await Promise.all([
     devKeys(),
     buildReleaseImages({ version: FACTORY_VERSION, outDir: imagesDir, payloadMiB: 2 }),
     buildReleaseImages({ version: VERSION, outDir: imagesDir, payloadMiB: 1 }),
     ensureDeltaImages({
-      workDir: path.join(BENCH, 'delta'),
+      workDir: path.join(base, 'delta'),
       new1pct: path.join(treeOf('1pct'), ROOT_REL),
       newPkg: path.join(treeOf('pkg'), ROOT_REL),
       imageMiB: artifactMiB,
     }),
-    ensureRootArtifact(path.join(fullTree, ROOT_REL), artifactMiB * MIB),
+    ensureRootArtifact(base, path.join(fullTree, ROOT_REL), artifactMiB * MIB),
   ]);
   const full = await publish(fullTree, keys, target.boot, path.join(fullTree, ROOT_REL), factory);
   const deltaFactory: ReleaseImages = { version: FACTORY_VERSION, boot: factory.boot, root: images.old.file };
@@ -250,9 +285,154 @@ async function prepare(artifactMiB: number): Promise<Prepared> {
     image: full.rootFile,
     imageSha256: full.rootSha256,
     version: VERSION,
-    workDir: path.join(BENCH, 'rauc'),
+    workDir: path.join(base, 'rauc'),
   });
   return { keys, full, delta, images, bundle };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A customer's link (scripts/bench/link.ts)
+
+interface LinkSamples {
+  link: Link['shape'];
+  artifactMiB: number;
+  rootBytes: number;
+  full: AgentSample[];
+  resume: AgentSample[];
+  /** Root bytes served beyond the same run's uninterrupted install. */
+  resumeExtra: number[];
+  rauc: RaucSample[];
+  delta: Record<DeltaCase, AgentSample[]>;
+  casync: Record<DeltaCase, CasyncSample[]>;
+}
+
+/**
+ * Full install, both delta cases and a full install with a 30 s outage half-way, by the agent,
+ * RAUC and casync, each from the appliance side of a shaped link; `runs` times, interleaved.
+ */
+async function linkPhase(o: {
+  keys: DevKeys;
+  artifactMiB: number;
+  runs: number;
+  mbit: number;
+  lossPct: number;
+  outageMs: number;
+  nodeArgs: string[];
+  p: Prepared;
+}): Promise<LinkSamples> {
+  const { p } = o;
+  const slotMiB = o.artifactMiB + 8;
+  const tlsDir = path.join(BENCH, 'tls');
+  const out: LinkSamples = {
+    link: { mbit: o.mbit, lossPct: o.lossPct, rttMs: 0 },
+    artifactMiB: o.artifactMiB,
+    rootBytes: p.full.rootBytes,
+    full: [],
+    resume: [],
+    resumeExtra: [],
+    rauc: [],
+    delta: { '1pct': [], pkg: [] },
+    casync: { '1pct': [], pkg: [] },
+  };
+  const link = await createLink({ mbit: o.mbit, lossPct: o.lossPct });
+  out.link = link.shape;
+  const mirrors: Mirror[] = [];
+  let rauc: RaucPeer | undefined;
+  try {
+    const start = async (tree: string) => {
+      const m = await startMirror({ tree, tlsDir, host: link.mirrorHost });
+      mirrors.push(m);
+      return { mirror: m, baseUrl: linkUrl(link, m.port) };
+    };
+    const full = await start(p.full.tree);
+    const delta = {} as Record<DeltaCase, Awaited<ReturnType<typeof start>>>;
+    for (const c of CASES) delta[c] = await start(p.delta[c].tree);
+    const trustDir = await mirrorTrustDir(path.join(RUNS, 'trust-link'), full.mirror.caPem);
+    rauc = await startRauc({
+      runDir: path.join(RUNS, 'rauc-link'),
+      slotBytes: slotMiB * MIB,
+      trustDir,
+      cert: p.bundle.cert,
+      mirror: full.mirror,
+      bundle: p.bundle,
+      imageBytes: p.full.rootBytes,
+      imageSha256: p.full.rootSha256,
+      netns: link.netns,
+      baseUrl: full.baseUrl,
+    });
+    const agent = (label: string, m: typeof full, s: Scenario, during?: AgentRunOptions['during']) =>
+      agentRun(path.join(RUNS, `appliance-link-${label}`), {
+        label: `link-${label}`,
+        mirror: m.mirror,
+        baseUrl: m.baseUrl,
+        netns: link.netns,
+        factory: s.factory,
+        releaseRootPem: o.keys.root.certPem,
+        slotMiB,
+        nodeArgs: o.nodeArgs,
+        version: VERSION,
+        rootBytes: s.rootBytes,
+        rootSha256: s.rootSha256,
+        // The outage run is timed as a whole; a failed download may be retried (see below).
+        installTimings: s === p.full && !during,
+        ...(during ? { during, retries: LINK_RETRIES } : {}),
+      });
+    for (let i = 1; i <= o.runs; i++) {
+      const a = await agent(`full-${i}`, full, p.full);
+      out.full.push(a);
+      const r = await rauc.install(i);
+      out.rauc.push(r);
+      // Half-way through the root artifact (by bytes the mirror sent), the link goes down.
+      let outageAt = -1;
+      const half = (child: ChildProcess) => async () => {
+        while (child.exitCode === null && child.signalCode === null) {
+          const sent = full.mirror.stats(`/${ROOT_REL}`).bytes;
+          if (sent >= p.full.rootBytes / 2) {
+            outageAt = sent;
+            await link.outage(o.outageMs);
+            return;
+          }
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      };
+      const b = await agent(`resume-${i}`, full, p.full, (child) => half(child)());
+      if (outageAt < 0) throw new BenchBroken(`link resume run ${i}: the install ended before half-way`);
+      out.resume.push(b);
+      out.resumeExtra.push(b.served.root - a.served.root);
+      say(
+        `link run ${i}/${o.runs} full: agent update ${a.updateSeconds.toFixed(2)} s (root ${mbps(p.full.rootBytes, a.installSeconds!).toFixed(2)} MB/s); ` +
+          `RAUC ${r.seconds.toFixed(2)} s; with a ${o.outageMs / 1000} s outage at ${outageAt} bytes: ` +
+          `${b.updateSeconds.toFixed(2)} s, root served ${b.served.root} vs ${a.served.root} bytes (${b.served.requests} requests)` +
+          `${b.retried ? `; ${b.retried} Retry request(s) after: ${b.failures.join(' | ')}` : '; no Retry needed'}`,
+      );
+      for (const c of CASES) {
+        const d = p.delta[c];
+        const ad = await agent(`${c}-${i}`, delta[c], d);
+        out.delta[c].push(ad);
+        const cs = await casyncExtract({
+          mirror: delta[c].mirror,
+          baseUrl: delta[c].baseUrl,
+          netns: link.netns,
+          store: d.store,
+          seed: p.images.old.file,
+          out: path.join(RUNS, `casync-link-${c}-${i}.img`),
+          trustDir,
+          imageBytes: d.rootBytes,
+          imageSha256: d.rootSha256,
+        });
+        out.casync[c].push(cs);
+        say(
+          `link run ${i}/${o.runs} ${CASE_LABEL[c]}: agent ${ad.updateSeconds.toFixed(2)} s (${ad.served.total - ad.served.boot} bytes), ` +
+            `casync extract ${cs.seconds.toFixed(2)} s (${cs.bytes} bytes)`,
+        );
+      }
+    }
+  } finally {
+    await rauc?.stop();
+    for (const m of mirrors) await m.close();
+    await link.close();
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +458,12 @@ function table(
     );
   }
 }
+
+/** [min, max] of samples, rounded like the medians beside them. */
+const range = (xs: number[]) => {
+  const s = summarise(xs);
+  return [round(s.min, 3), round(s.max, 3)];
+};
 
 const verdict = (ok: boolean | null) => (ok === null ? 'not measured' : ok ? 'met' : 'NOT met');
 
@@ -322,6 +508,9 @@ async function main(): Promise<void> {
   const agentFull: AgentSample[] = [];
   const raucRuns: RaucSample[] = [];
   const stage = {
+    curl: [] as Timed[],
+    openssl: [] as Timed[],
+    pipeline: [] as Timed[],
     mirror: [] as number[],
     sha256: [] as number[],
     write: [] as number[],
@@ -332,6 +521,10 @@ async function main(): Promise<void> {
   const casync: Record<DeltaCase, CasyncSample[]> = { '1pct': [], pkg: [] };
   let raucRssKiB = 0;
   const load = os.loadavg()[0]!;
+  const linkMbit = envInt('BENCH_LINK_MBIT', 50, 0);
+  const linkMiB = envInt('BENCH_LINK_MIB', artifactMiB, 1);
+  const linkRuns = envInt('BENCH_LINK_RUNS', runs, 1);
+  let linked: LinkSamples | undefined;
   try {
     // One mirror per tree, started one after the other (they share the test CA in tlsDir).
     const fullMirror = await startMirror({ tree: p.full.tree, tlsDir });
@@ -378,6 +571,9 @@ async function main(): Promise<void> {
         installTimings: true,
       });
       agentFull.push(a);
+      stage.curl.push(await curlStage(input));
+      stage.openssl.push(await opensslStage(input));
+      stage.pipeline.push(await pipelineStage(i, input));
       stage.mirror.push(await mirrorStage(input));
       stage.sha256.push(await sha256Stage(input));
       stage.write.push(await writeStage(i, input));
@@ -388,7 +584,11 @@ async function main(): Promise<void> {
       say(
         `run ${i}/${runs} full: agent install ${a.installSeconds!.toFixed(2)} s, verify ${a.verifySeconds!.toFixed(2)} s, ` +
           `update ${a.updateSeconds.toFixed(2)} s, served ${a.served.total} bytes (boot ${a.served.boot}), peak RSS ${f1(Math.max(a.peakRssKiBLog, a.peakRssKiBSampled) / 1024)} MiB; ` +
-          `RAUC ${r ? `${r.seconds.toFixed(2)} s` : 'not run'}; mirror ${stage.mirror.at(-1)!.toFixed(2)} s, ` +
+          `agent CPU ${a.cpuSeconds.toFixed(2)} s; ` +
+          `RAUC ${r ? `${r.seconds.toFixed(2)} s (CPU ${r.cpuSeconds.toFixed(2)} s)` : 'not run'}; ` +
+          `curl ${stage.curl.at(-1)!.seconds.toFixed(2)} s, openssl ${stage.openssl.at(-1)!.seconds.toFixed(2)} s, ` +
+          `pipeline ${stage.pipeline.at(-1)!.seconds.toFixed(2)} s (CPU ${stage.pipeline.at(-1)!.cpuSeconds.toFixed(2)} s); ` +
+          `mirror (agent client) ${stage.mirror.at(-1)!.toFixed(2)} s, ` +
           `sha256sum ${stage.sha256.at(-1)!.toFixed(2)} s, write ${stage.write.at(-1)!.toFixed(2)} s, ` +
           `node sha256 ${stage.nodeSha256.at(-1)!.toFixed(2)} s, read ∥ write ${stage.both.at(-1)!.toFixed(2)} s`,
       );
@@ -427,6 +627,24 @@ async function main(): Promise<void> {
       }
     }
     if (rauc) raucRssKiB = await rauc.peakRssKiB();
+    await rauc?.stop();
+    for (const m of mirrors.splice(0)) await m.close();
+
+    if (!asRoot) say('link: not run: network namespaces and tc need root');
+    else if (linkMbit === 0) say('link: not run (BENCH_LINK_MBIT=0)');
+    else {
+      const lp = linkMiB === artifactMiB ? p : await prepare(linkMiB, path.join(BENCH, 'link'));
+      linked = await linkPhase({
+        keys: p.keys,
+        artifactMiB: linkMiB,
+        runs: linkRuns,
+        mbit: linkMbit,
+        lossPct: LINK_LOSS_PCT,
+        outageMs: LINK_OUTAGE_MS,
+        nodeArgs,
+        p: lp,
+      });
+    }
   } finally {
     await rauc?.stop();
     for (const m of mirrors) await m.close();
@@ -438,6 +656,9 @@ async function main(): Promise<void> {
   const install = agentFull.map((a) => mbps(bytes, a.installSeconds!));
   const verify = agentFull.map((a) => mbps(bytes + p.full.bootBytes, a.verifySeconds!));
   const raucRates = raucRuns.map((r) => mbps(bytes, r.seconds));
+  const curlMBps = stage.curl.map((s) => mbps(bytes, s.seconds));
+  const opensslMBps = stage.openssl.map((s) => mbps(bytes, s.seconds));
+  const pipelineMBps = stage.pipeline.map((s) => mbps(bytes, s.seconds));
   const mirrorMBps = stage.mirror.map((s) => mbps(bytes, s));
   const shaMBps = stage.sha256.map((s) => mbps(bytes, s));
   const writeMBps = stage.write.map((s) => mbps(bytes, s));
@@ -457,9 +678,12 @@ async function main(): Promise<void> {
     ...(raucRates.length
       ? [{ label: 'RAUC 1.8 install (own HTTPS download, check, copy, fsync)', values: raucRates }]
       : []),
-    { label: 'limit: mirror read (HTTPS, agent client)', values: mirrorMBps },
-    { label: 'limit: sha256sum (coreutils)', values: shaMBps },
+    { label: 'limit: mirror read (curl → /dev/null)', values: curlMBps },
+    { label: 'limit: SHA-256 (openssl dgst -sha256 on the file)', values: opensslMBps },
     { label: 'limit: slot write (1 MiB O_DIRECT pwrite + fsync)', values: writeMBps },
+    { label: 'reference pipeline: curl | tee >(openssl) | dd oflag=direct', values: pipelineMBps },
+    { label: 'info: mirror read (HTTPS, agent client)', values: mirrorMBps },
+    { label: 'info: sha256sum (coreutils)', values: shaMBps },
     { label: 'info: agent read-back verify (boot+root)', values: verify },
     { label: 'info: node:crypto sha256 (agent hash)', values: nodeShaMBps },
     { label: 'info: mirror read ∥ slot write, one process', values: bothMBps },
@@ -497,6 +721,31 @@ async function main(): Promise<void> {
   say(
     'slot writes: fresh ftruncate-made files like slot B, same filesystem as the slots, page cache not dropped; ' +
       `each writing stage (agent and RAUC included) starts after a sync and ${settleDelayMs()} ms idle`,
+  );
+
+  // ---- CPU per GB
+  const gb = (n: number) => n / 1e9;
+  const installedBytes = bytes + p.full.bootBytes;
+  const agentCpu = agentFull.map((a) => a.cpuSeconds / gb(installedBytes));
+  const raucCpu = raucRuns.map((r) => r.cpuSeconds / gb(bytes));
+  const pipelineCpu = stage.pipeline.map((s) => s.cpuSeconds / gb(bytes));
+  say('');
+  table('CPU per GB installed (user+system)', 's/GB', [
+    {
+      label: 'agent: whole process, check to reboot request (boot+root, read-back verify)',
+      values: agentCpu,
+    },
+    ...(raucCpu.length
+      ? [{ label: 'RAUC: service + client + their children, one install', values: raucCpu }]
+      : []),
+    { label: 'reference pipeline: bash, curl, tee, openssl, dd', values: pipelineCpu },
+    { label: 'info: curl alone', values: stage.curl.map((s) => s.cpuSeconds / gb(bytes)) },
+    { label: 'info: openssl dgst alone', values: stage.openssl.map((s) => s.cpuSeconds / gb(bytes)) },
+  ]);
+  say(
+    `CPU from /proc: the agent's and the pipeline's from the bench's reaped-children totals across their lives; ` +
+      `RAUC's from its service's and dbus-daemon's /proc/PID/stat (own + waited-for children) and the client's. ` +
+      `The agent also reads both slots back and hashes them again (${installedBytes} bytes per GB figure's denominator; RAUC and the pipeline: ${bytes})`,
   );
 
   // ---- delta
@@ -538,6 +787,12 @@ async function main(): Promise<void> {
       `${up.filesNew} files, ${up.bytesOld} → ${up.bytesNew} bytes`,
   );
 
+  // ---- the customer's link
+  const L = linked;
+  const linkMBpsNominal = L ? (L.link.mbit * 1e6) / 8 / 1e6 : undefined;
+  const linkFullRates = L ? L.full.map((a) => mbps(L.rootBytes, a.installSeconds!)) : [];
+  const linkFullSecs = L ? L.full.map((a) => a.updateSeconds) : [];
+  const linkDelta1Secs = L ? L.delta['1pct'].map((a) => a.updateSeconds) : [];
   // ---- memory, goals, JSON
   const rssOf = (xs: AgentSample[]) =>
     Math.max(...xs.map((a) => Math.max(a.peakRssKiBLog, a.peakRssKiBSampled))) / 1024;
@@ -551,10 +806,19 @@ async function main(): Promise<void> {
 
   const installMBps = summarise(install).median;
   const limits = {
-    mirror: summarise(mirrorMBps).median,
-    sha256: summarise(shaMBps).median,
+    curl: summarise(curlMBps).median,
+    openssl: summarise(opensslMBps).median,
     write: summarise(writeMBps).median,
   };
+  const pipeMBps = summarise(pipelineMBps).median;
+  const ratioVsPipeline = installMBps / pipeMBps;
+  const cpuSecPerGB = summarise(agentCpu).median;
+  const raucCpuSecPerGB = raucCpu.length ? summarise(raucCpu).median : undefined;
+  const pipelineCpuSecPerGB = summarise(pipelineCpu).median;
+  const linkFullSeconds = L ? summarise(linkFullSecs).median : undefined;
+  const linkFullMBps = L ? summarise(linkFullRates).median : undefined;
+  const linkDelta1pctSeconds = L ? summarise(linkDelta1Secs).median : undefined;
+  const resumeExtraBytes = L ? summarise(L.resumeExtra).median : undefined;
   const [limitName, limitMBps] = Object.entries(limits).sort((a, b) => a[1] - b[1])[0]!;
   const ratio = installMBps / limitMBps;
   const raucMBps = raucRates.length ? summarise(raucRates).median : undefined;
@@ -566,6 +830,14 @@ async function main(): Promise<void> {
   const casP = med(casyncBytes('pkg'));
   const goals = {
     limit: ratio >= GOAL.limitRatio,
+    pipeline: ratioVsPipeline >= GOAL.pipelineRatio,
+    cpu: cpuSecPerGB <= GOAL.cpuVsPipeline * pipelineCpuSecPerGB,
+    linkFull: linkFullMBps === undefined ? null : linkFullMBps >= GOAL.linkShare * linkMBpsNominal!,
+    linkDelta1pct:
+      linkDelta1pctSeconds === undefined
+        ? null
+        : linkDelta1pctSeconds <= GOAL.linkDelta1pctShare * linkFullSeconds!,
+    resume: resumeExtraBytes === undefined ? null : resumeExtraBytes <= GOAL.resumeExtraBytes,
     rauc: raucMBps === undefined ? null : installMBps >= raucMBps,
     rss: peakRssMiB <= GOAL.rssMiB,
     delta1pct: delta1 <= GOAL.delta1pctShare * imageBytes,
@@ -581,11 +853,59 @@ async function main(): Promise<void> {
     `   largest sampled: anonymous ${f1(anonMiB)} MiB, file-backed ${f1(fileMiB)} MiB (pages of node's own binary ` +
       'and libraries, shared by every node process on the box)',
   );
+  if (L) {
+    say('');
+    say(
+      `4. a customer's link: ${L.link.mbit} Mbit/s (tbf), ${L.link.lossPct} % loss mirror → appliance (iptables ` +
+        `statistic in the namespace), no added delay (this kernel has no sch_netem: RTT is the veth's, < 1 ms); ` +
+        `${L.artifactMiB} MiB images, ${L.full.length} run(s); agent, RAUC's service and casync in the namespace`,
+    );
+    table('link: seconds', 's', [
+      { label: 'agent full install: whole update (checking → rebooting)', values: linkFullSecs },
+      { label: 'RAUC full install (rauc install, download included)', values: L.rauc.map((r) => r.seconds) },
+      {
+        label: `agent full install, link down ${LINK_OUTAGE_MS / 1000} s half-way`,
+        values: L.resume.map((a) => a.updateSeconds),
+      },
+      ...CASES.flatMap((c) => [
+        {
+          label: `agent delta, ${CASE_LABEL[c]}: whole update`,
+          values: L.delta[c].map((a) => a.updateSeconds),
+        },
+        { label: `casync extract, ${CASE_LABEL[c]}`, values: L.casync[c].map((x) => x.seconds) },
+      ]),
+    ]);
+    table('link: rates and bytes', '', [
+      { label: `agent root download+write, MB/s (link ${f1(linkMBpsNominal!)} MB/s)`, values: linkFullRates },
+      { label: 'RAUC whole install, MB/s', values: L.rauc.map((r) => mbps(L.rootBytes, r.seconds)) },
+      {
+        label: 'resume: root bytes served beyond an uninterrupted run, KiB',
+        values: L.resumeExtra.map((x) => x / 1024),
+      },
+    ]);
+  }
   say('');
   say('goals (reported, never fatal):');
   say(
     `  full install ≥ ${GOAL.limitRatio}× the limit: agent ${f1(installMBps)} / ${limitName} ${f1(limitMBps)} = ` +
       `${ratio.toFixed(3)} → ${verdict(goals.limit)}`,
+  );
+  say(
+    `  full install ≥ ${GOAL.pipelineRatio}× the reference pipeline: agent ${f1(installMBps)} / pipeline ${f1(pipeMBps)} = ` +
+      `${ratioVsPipeline.toFixed(3)} → ${verdict(goals.pipeline)}`,
+  );
+  say(
+    `  agent CPU per GB ≤ ${GOAL.cpuVsPipeline}× the pipeline's: ${cpuSecPerGB.toFixed(2)} / ${pipelineCpuSecPerGB.toFixed(2)} s/GB = ` +
+      `${(cpuSecPerGB / pipelineCpuSecPerGB).toFixed(2)}× → ${verdict(goals.cpu)}`,
+  );
+  say(
+    `  link: full install ≥ ${GOAL.linkShare}× the link's rate: ${linkFullMBps === undefined ? 'link not run' : `${linkFullMBps.toFixed(2)} / ${linkMBpsNominal!.toFixed(2)} MB/s = ${(linkFullMBps / linkMBpsNominal!).toFixed(3)}`} → ${verdict(goals.linkFull)}`,
+  );
+  say(
+    `  link: 1 % delta ≤ ${GOAL.linkDelta1pctShare * 100} % of the full install's time: ${linkDelta1pctSeconds === undefined ? 'link not run' : `${linkDelta1pctSeconds.toFixed(2)} / ${linkFullSeconds!.toFixed(2)} s = ${((100 * linkDelta1pctSeconds) / linkFullSeconds!).toFixed(1)} %`} → ${verdict(goals.linkDelta1pct)}`,
+  );
+  say(
+    `  link: resume after a ${LINK_OUTAGE_MS / 1000} s outage costs ≤ 1 MiB extra: ${resumeExtraBytes === undefined ? 'link not run' : `${resumeExtraBytes} bytes`} → ${verdict(goals.resume)}`,
   );
   say(
     `  full install ≥ RAUC: ${raucMBps === undefined ? 'RAUC not run' : `agent ${f1(installMBps)} / RAUC ${f1(raucMBps)} = ${(installMBps / raucMBps).toFixed(3)}`} → ${verdict(goals.rauc)}`,
@@ -609,6 +929,38 @@ async function main(): Promise<void> {
       ratio: round(ratio, 3),
       ratioVsRauc: raucMBps === undefined ? null : round(installMBps / raucMBps, 3),
       peakRssMiB: round(peakRssMiB, 1),
+      pipelineMBps: round(pipeMBps, 1),
+      ratioVsPipeline: round(ratioVsPipeline, 3),
+      cpuSecPerGB: round(cpuSecPerGB, 2),
+      raucCpuSecPerGB: raucCpuSecPerGB === undefined ? null : round(raucCpuSecPerGB, 2),
+      pipelineCpuSecPerGB: round(pipelineCpuSecPerGB, 2),
+      linkMbit: L ? L.link.mbit : null,
+      linkLossPct: L ? L.link.lossPct : null,
+      linkRttMs: L ? L.link.rttMs : null,
+      linkArtifactBytes: L ? L.rootBytes : null,
+      linkFullSeconds: linkFullSeconds === undefined ? null : round(linkFullSeconds, 2),
+      linkFullMBps: linkFullMBps === undefined ? null : round(linkFullMBps, 2),
+      linkDelta1pctSeconds: linkDelta1pctSeconds === undefined ? null : round(linkDelta1pctSeconds, 2),
+      linkDeltaPkgSeconds: L ? round(summarise(L.delta.pkg.map((a) => a.updateSeconds)).median, 2) : null,
+      linkRaucSeconds: L ? round(summarise(L.rauc.map((r) => r.seconds)).median, 2) : null,
+      linkCasync1pctSeconds: L ? round(summarise(L.casync['1pct'].map((x) => x.seconds)).median, 2) : null,
+      resumeExtraBytes: resumeExtraBytes === undefined ? null : resumeExtraBytes,
+      resumeRetries: L ? Math.max(...L.resume.map((a) => a.retried)) : null,
+      resumeSeconds: L ? round(summarise(L.resume.map((a) => a.updateSeconds)).median, 2) : null,
+      ranges: {
+        installMBps: range(install),
+        pipelineMBps: range(pipelineMBps),
+        cpuSecPerGB: range(agentCpu),
+        raucCpuSecPerGB: raucCpu.length ? range(raucCpu) : null,
+        pipelineCpuSecPerGB: range(pipelineCpu),
+        ...(L
+          ? {
+              linkFullSeconds: range(linkFullSecs),
+              linkDelta1pctSeconds: range(linkDelta1Secs),
+              resumeExtraBytes: range(L.resumeExtra),
+            }
+          : {}),
+      },
       peakRssMiBFull: round(rssFull, 1),
       peakRssMiBDelta: round(rssDelta, 1),
       peakAnonMiB: round(anonMiB, 1),
@@ -623,8 +975,10 @@ async function main(): Promise<void> {
       goals,
       limitStage: limitName,
       verifyMBps: round(summarise(verify).median, 1),
-      mirrorMBps: round(limits.mirror, 1),
-      sha256MBps: round(limits.sha256, 1),
+      curlMBps: round(limits.curl, 1),
+      opensslMBps: round(limits.openssl, 1),
+      mirrorMBps: round(summarise(mirrorMBps).median, 1),
+      sha256MBps: round(summarise(shaMBps).median, 1),
       writeMBps: round(limits.write, 1),
       nodeSha256MBps: round(summarise(nodeShaMBps).median, 1),
       concurrentMBps: round(concurrentMBps, 1),
@@ -643,6 +997,7 @@ let interrupting = false;
 async function interrupted(sig: NodeJS.Signals): Promise<void> {
   interrupting = true;
   killAll();
+  await closeAllLinks().catch(() => undefined);
   await fs.rm(RUNS, { recursive: true, force: true }).catch(() => undefined);
   process.stderr.write(`bench: stopped by ${sig}\n`);
   process.exit(130);
@@ -655,6 +1010,7 @@ main().then(
     // A stage broken by the interrupt itself: interrupted() reports and exits.
     if (interrupting) return;
     killAll();
+    await closeAllLinks().catch(() => undefined);
     await fs.rm(RUNS, { recursive: true, force: true }).catch(() => undefined);
     const what =
       e instanceof BenchBroken ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);

@@ -6,6 +6,8 @@
  * bytes the mirror served during the run, by artifact. Slot B is then checked to hold exactly the
  * new root image.
  */
+
+import type { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { appliancePaths } from '../../agent/src/platform/paths.js';
@@ -14,7 +16,18 @@ import { createAppliance } from '../sim/appliance.js';
 import { AGENT_ENV, AGENT_MAIN, bootOnce } from '../sim/boot-emulator.js';
 import type { ReleaseImages } from '../sim/images.js';
 import { parseLog, settledWithoutInstall, updateSpan, updateTimings } from './agent-log.js';
-import { BENCH, BenchBroken, memoryKiB, settle, sha256Prefix, spawnTracked } from './common.js';
+import {
+  BENCH,
+  BenchBroken,
+  childrenCpuSeconds,
+  describeRun,
+  memoryKiB,
+  REPO,
+  runTimed,
+  settle,
+  sha256Prefix,
+  spawnTracked,
+} from './common.js';
 
 const AGENT_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -64,6 +77,17 @@ export interface AgentRunOptions {
   rootSha256: string;
   /** Require the per-artifact log lines and measure the root artifact's install window. */
   installTimings: boolean;
+  /** Run the agent inside this network namespace (`ip netns exec`, which execs: same pid). */
+  netns?: string;
+  /** The mirror's base URL as the agent is to use it (default `mirror.url`). */
+  baseUrl?: string;
+  /**
+   * Retry requests (`clgw retry`, as a technician or the portal would) the bench may make when the
+   * update fails, each once the failure is logged; default none (a failure ends the run).
+   */
+  retries?: number;
+  /** Called once the agent runs; the run waits for it before it reads the results. */
+  during?: (child: ChildProcess) => Promise<void>;
 }
 
 export interface AgentSample {
@@ -81,7 +105,14 @@ export interface AgentSample {
   peakAnonKiB: number;
   peakFileKiB: number;
   served: Served;
+  /** User+system CPU-seconds of the agent's whole process (and any child it waited for), start to exit. */
+  cpuSeconds: number;
+  /** Retry requests the bench made (see `retries`) and the failures that led to them. */
+  retried: number;
+  failures: string[];
 }
+
+const CLI = path.join(REPO, 'agent/bin/clgw.js');
 
 export async function agentRun(root: string, o: AgentRunOptions): Promise<AgentSample> {
   try {
@@ -90,7 +121,7 @@ export async function agentRun(root: string, o: AgentRunOptions): Promise<AgentS
       root,
       factory: o.factory,
       platform: 'virtual',
-      baseUrl: o.mirror.url,
+      baseUrl: o.baseUrl ?? o.mirror.url,
       releaseRootPem: o.releaseRootPem,
       mirrorCaPem: o.mirror.caPem,
       bootSlotMiB: 16,
@@ -103,10 +134,20 @@ export async function agentRun(root: string, o: AgentRunOptions): Promise<AgentS
     const env: NodeJS.ProcessEnv = { ...process.env, ...AGENT_ENV, CLGW_ROOT: root };
     delete env.CLGW_BASE_URL;
     o.mirror.resetStats();
-    const child = spawnTracked(process.execPath, [...o.nodeArgs, AGENT_MAIN], {
+    const argv = [process.execPath, ...o.nodeArgs, AGENT_MAIN];
+    const [bin, ...args] = o.netns ? ['ip', 'netns', 'exec', o.netns, ...argv] : argv;
+    // The agent is the only child of the bench that ends during its run: the growth of the
+    // bench's children CPU totals across it is the agent's whole process.
+    const cpu0 = await childrenCpuSeconds();
+    const child = spawnTracked(bin!, args, {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
+    // Settled at once into a value, so a failing hook is no unhandled rejection while the agent runs.
+    const hook = o.during?.(child).then(
+      () => undefined,
+      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+    );
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
@@ -126,10 +167,36 @@ export async function agentRun(root: string, o: AgentRunOptions): Promise<AgentS
     // An agent that fails or finds nothing to install stays up (idle, serving its API): stop it
     // once its log says so instead of waiting for the timeout.
     let stoppedWhy: string | undefined;
+    let retried = 0;
+    let retrying = false;
+    // `clgw retry` is a node process of the bench's that ends during the agent's run: its CPU is
+    // taken off the agent's below.
+    let retryCpu = 0;
+    const failures: string[] = [];
     const watcher = setInterval(() => {
+      if (retrying) return;
       void fs.readFile(paths.logFile, 'utf8').then(
-        (text) => {
-          const why = settledWithoutInstall(parseLog(text));
+        async (text) => {
+          const lines = parseLog(text);
+          const failed = lines.filter((l) => l.msg === 'update state: failed');
+          if (failed.length > retried && retried < (o.retries ?? 0) && !stoppedWhy && !retrying) {
+            retrying = true;
+            failures.push(JSON.stringify(failed.at(-1)!.fields.error ?? {}));
+            retried++;
+            const r = await runTimed(process.execPath, [CLI, 'retry'], {
+              env: { ...env, CLGW_ROOT: root },
+              timeoutMs: 60_000,
+            });
+            retryCpu += r.cpuSeconds;
+            retrying = false;
+            if (r.code !== 0 && !stoppedWhy) {
+              stoppedWhy = describeRun('clgw retry', r);
+              child.kill('SIGTERM');
+            }
+            return;
+          }
+          const why =
+            failed.length > retried || failed.length === 0 ? settledWithoutInstall(lines) : undefined;
           if (why && !stoppedWhy) {
             stoppedWhy = why;
             child.kill('SIGTERM');
@@ -152,6 +219,10 @@ export async function agentRun(root: string, o: AgentRunOptions): Promise<AgentS
       clearInterval(watcher);
       clearTimeout(timer);
     });
+    while (retrying) await new Promise((r) => setTimeout(r, 50));
+    const cpuSeconds = (await childrenCpuSeconds()) - cpu0 - retryCpu;
+    const hookError = await hook;
+    if (hookError) throw hookError;
     const served = servedByClass(o.mirror, o.version);
 
     const lines = parseLog(await fs.readFile(paths.logFile, 'utf8').catch(() => ''));
@@ -207,6 +278,9 @@ export async function agentRun(root: string, o: AgentRunOptions): Promise<AgentS
       peakAnonKiB: anon,
       peakFileKiB: file,
       served,
+      cpuSeconds,
+      retried,
+      failures,
     };
   } finally {
     await fs.rm(root, { recursive: true, force: true });

@@ -135,20 +135,27 @@ export async function casyncExtract(o: {
   trustDir: string;
   imageBytes: number;
   imageSha256: string;
+  /** Run casync inside this network namespace. */
+  netns?: string;
+  /** The mirror's base URL as casync is to use it (default `mirror.url`). */
+  baseUrl?: string;
 }): Promise<CasyncSample> {
-  const base = `${o.mirror.url}${o.store.urlPath}`;
+  const base = `${o.baseUrl ?? o.mirror.url}${o.store.urlPath}`;
   try {
     await fs.rm(o.out, { force: true });
     await settle();
     o.mirror.resetStats();
-    const [bin, args] = inMirrorTrust(o.trustDir, 'casync', [
+    const [trustBin, trustArgs] = inMirrorTrust(o.trustDir, 'casync', [
       'extract',
       `--store=${base}/store`,
       `--seed=${o.seed}`,
       `${base}/index.caibx`,
       o.out,
     ]);
-    const r = await runTimed(bin, args, { timeoutMs: CASYNC_TIMEOUT_MS });
+    const [bin, args] = o.netns
+      ? ['ip', ['netns', 'exec', o.netns, trustBin, ...trustArgs]]
+      : [trustBin, trustArgs];
+    const r = await runTimed(bin as string, args as string[], { timeoutMs: CASYNC_TIMEOUT_MS });
     if (r.code !== 0) throw new BenchBroken(describeRun(`casync extract ${base}/index.caibx`, r));
     let bytes = 0;
     let requests = 0;

@@ -88,6 +88,12 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   seconds: number;
+  /**
+   * User+system CPU-seconds of the program and every descendant it waited for: the growth of the
+   * bench's own children totals (`cutime`+`cstime`) from spawn to exit — exact while no other
+   * child of the bench ends meanwhile, which the bench never lets happen (stages run one at a time).
+   */
+  cpuSeconds: number;
 }
 
 /** Runs a program to its end, timed from spawn to exit; output tails are kept for error messages. */
@@ -96,6 +102,7 @@ export async function runTimed(
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
+  const cpu0 = await childrenCpuSeconds();
   const t0 = process.hrtime.bigint();
   const child = spawnTracked(bin, args, {
     env: options.env ?? process.env,
@@ -113,7 +120,8 @@ export async function runTimed(
       child.once('exit', (c, s) => resolve({ code: c, signal: s }));
     },
   ).finally(() => clearTimeout(timer));
-  return { code, signal, stdout, stderr, seconds: seconds(t0) };
+  const took = seconds(t0);
+  return { code, signal, stdout, stderr, seconds: took, cpuSeconds: (await childrenCpuSeconds()) - cpu0 };
 }
 
 /** One line naming how a run ended, with the tail of what it said. */
@@ -121,6 +129,41 @@ export function describeRun(what: string, r: RunResult): string {
   const end = r.signal ? `killed by ${r.signal}` : `exit ${r.code}`;
   const said = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-6).join(' | ');
   return `${what}: ${end}${said ? `: ${said}` : ''}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU time, from /proc (clock ticks of USER_HZ; Linux fixes it at 100 for user space)
+
+const TICKS_PER_SECOND = 100;
+
+/**
+ * utime, stime, cutime, cstime of a process (fields 14–17 of /proc/PID/stat, counted after the
+ * command name's closing parenthesis, which may itself hold spaces), in seconds; null once gone.
+ */
+export async function procCpu(
+  pid: number | 'self',
+): Promise<{ user: number; system: number; childUser: number; childSystem: number } | null> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return null;
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const t = (i: number) => Number(f[i]) / TICKS_PER_SECOND;
+  return { user: t(11), system: t(12), childUser: t(13), childSystem: t(14) };
+}
+
+/** A process's own CPU-seconds plus those of the children it has waited for (0 once gone). */
+export async function treeCpuSeconds(pid: number): Promise<number> {
+  const c = await procCpu(pid);
+  return c ? c.user + c.system + c.childUser + c.childSystem : 0;
+}
+
+/**
+ * CPU-seconds of every child of the bench that has ended and been waited for (node reaps its
+ * children): the difference across one child's life is that child's whole process tree.
+ */
+export async function childrenCpuSeconds(): Promise<number> {
+  const c = await procCpu('self');
+  if (!c) throw new BenchBroken('cannot read /proc/self/stat');
+  return c.childUser + c.childSystem;
 }
 
 /** VmHWM (peak resident set) of a live process in KiB; 0 once it is gone. */

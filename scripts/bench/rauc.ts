@@ -42,6 +42,7 @@ import {
   sha256Prefix,
   spawnTracked,
   stopChild,
+  treeCpuSeconds,
   vmHwmKiB,
 } from './common.js';
 
@@ -139,6 +140,12 @@ export interface RaucSample {
   phases?: { downloadSeconds: number; checkSeconds: number; copySeconds: number };
   /** Body bytes the mirror served for the bundle. */
   bytes: number;
+  /**
+   * User+system CPU-seconds of RAUC's process tree during the install: the `rauc install` client,
+   * and the growth of `rauc service`'s and its private dbus-daemon's own and waited-for children's
+   * CPU (/proc/PID/stat) — the service forks its helpers (mount, the bootloader backend) and waits.
+   */
+  cpuSeconds: number;
 }
 
 export interface RaucPeer {
@@ -195,6 +202,10 @@ export async function startRauc(o: {
   bundle: RaucBundle;
   imageBytes: number;
   imageSha256: string;
+  /** Run the service (which does the download) inside this network namespace. */
+  netns?: string;
+  /** The mirror's base URL as RAUC is to use it (default `mirror.url`). */
+  baseUrl?: string;
 }): Promise<RaucPeer> {
   const dir = o.runDir;
   await fs.rm(dir, { recursive: true, force: true });
@@ -240,13 +251,17 @@ export async function startRauc(o: {
     };
     const logFile = path.join(dir, 'service.log');
     log = createWriteStream(logFile);
-    const [bin, args] = inMirrorTrust(o.trustDir, 'rauc', [
+    const [trustBin, trustArgs] = inMirrorTrust(o.trustDir, 'rauc', [
       'service',
       `--conf=${systemConf}`,
       `--mount=${path.join(dir, 'mnt')}`,
       '--override-boot-slot=A',
     ]);
-    const svc = spawnTracked(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // `ip netns exec` execs its command as unshare and sh do: svc.pid ends up being rauc's.
+    const [bin, args] = o.netns
+      ? ['ip', ['netns', 'exec', o.netns, trustBin, ...trustArgs]]
+      : [trustBin, trustArgs];
+    const svc = spawnTracked(bin as string, args as string[], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     service = svc;
     svc.stdout?.pipe(log, { end: false });
     svc.stderr?.pipe(log, { end: false });
@@ -277,14 +292,18 @@ export async function startRauc(o: {
     }
 
     const slotB = path.join(dir, 'slots/rootfs.1');
-    const url = `${o.mirror.url}${o.bundle.urlPath}`;
+    const url = `${o.baseUrl ?? o.mirror.url}${o.bundle.urlPath}`;
+    const serviceCpu = async () =>
+      (svc.pid ? await treeCpuSeconds(svc.pid) : 0) + (dbus.pid ? await treeCpuSeconds(dbus.pid) : 0);
     return {
       async install(run: number): Promise<RaucSample> {
         await makeSlotFile(slotB, o.slotBytes);
         await settle();
         const logStart = (await fs.stat(logFile)).size;
         o.mirror.resetStats();
+        const cpu0 = await serviceCpu();
         const r = await runTimed('rauc', ['install', url], { env, timeoutMs: INSTALL_TIMEOUT_MS });
+        const cpuSeconds = r.cpuSeconds + (await serviceCpu()) - cpu0;
         const bytes = o.mirror.stats(o.bundle.urlPath).bytes;
         if (r.code !== 0)
           throw new BenchBroken(
@@ -311,7 +330,7 @@ export async function startRauc(o: {
                 copySeconds: (done - write) / 1000,
               }
             : undefined;
-        return { seconds: r.seconds, bytes, ...(phases ? { phases } : {}) };
+        return { seconds: r.seconds, bytes, cpuSeconds, ...(phases ? { phases } : {}) };
       },
       peakRssKiB: () => (svc.pid ? vmHwmKiB(svc.pid) : Promise.resolve(0)),
       stop,

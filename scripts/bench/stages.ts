@@ -1,11 +1,14 @@
 /**
- * The physical limit of a full install, stage by stage, each alone on the same artifact:
- *   mirror read  HTTPS from the same mirror with the agent's own client (its own process)
- *   sha256sum    coreutils over the artifact file
+ * The physical limit of a full install, stage by stage, each alone on the same artifact, with
+ * reference tools written in C:
+ *   mirror read  curl over HTTPS from the same mirror into /dev/null
+ *   SHA-256      openssl dgst -sha256 over the artifact file
  *   slot write   1 MiB positional writes into a fresh slot-like file on the slots' filesystem + fsync,
  *                with O_DIRECT where the filesystem allows it, as the agent writes (slot/direct-io.ts)
- * and for information: node:crypto SHA-256 (the agent's hash), and the mirror read and the slot
- * write at once in one process (what the machine gives both halves of an install together).
+ * and the reference pipeline doing all three at once from the same mirror (PIPELINE below): what
+ * plain C tools make of the same install. For information: the mirror read with the agent's own
+ * client, coreutils sha256sum, node:crypto SHA-256 (the agent's hash), and the mirror read and the
+ * slot write at once in one node process.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -15,13 +18,16 @@ import { alignedBuffers, openDirect } from '../../agent/src/slot/direct-io.js';
 import type { Mirror } from '../lib/mirror.js';
 import {
   BenchBroken,
+  describeRun,
   MIB,
   makeSlotFile,
   PEERS_DIR,
   REPO,
   RUNS,
+  runTimed,
   seconds,
   settle,
+  sha256Prefix,
   spawnTracked,
 } from './common.js';
 
@@ -64,6 +70,98 @@ export async function mirrorStage(a: StageInput, alsoWrite?: string): Promise<nu
   if (code !== 0 || result.bytes !== a.bytes || typeof result.seconds !== 'number')
     throw new BenchBroken(`mirror read of ${url} (exit ${code}): ${err.trim() || out.trim() || 'no result'}`);
   return result.seconds;
+}
+
+/** Seconds and user+system CPU-seconds of one reference stage. */
+export interface Timed {
+  seconds: number;
+  cpuSeconds: number;
+}
+
+const STAGE_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** `curl` (C, libcurl + OpenSSL) streaming the artifact from the mirror into /dev/null. */
+export async function curlStage(a: StageInput): Promise<Timed> {
+  const url = `${a.mirror.url}${a.urlPath}`;
+  const r = await runTimed(
+    'curl',
+    [
+      '--silent',
+      '--show-error',
+      '--fail',
+      '--cacert',
+      a.mirror.caFile,
+      '--output',
+      '/dev/null',
+      '--write-out',
+      '%{size_download}',
+      url,
+    ],
+    { timeoutMs: STAGE_TIMEOUT_MS },
+  );
+  if (r.code !== 0 || Number(r.stdout.trim()) !== a.bytes)
+    throw new BenchBroken(
+      `${describeRun(`curl ${url}`, r)} (downloaded ${r.stdout.trim() || '?'} of ${a.bytes} bytes)`,
+    );
+  return { seconds: r.seconds, cpuSeconds: r.cpuSeconds };
+}
+
+/** `openssl dgst -sha256` over the artifact file. */
+export async function opensslStage(a: StageInput): Promise<Timed> {
+  const r = await runTimed('openssl', ['dgst', '-sha256', '-r', a.file], { timeoutMs: STAGE_TIMEOUT_MS });
+  const digest = /^[0-9a-f]{64}/.exec(r.stdout)?.[0];
+  if (r.code !== 0 || digest !== a.sha256)
+    throw new BenchBroken(
+      `${describeRun(`openssl dgst -sha256 ${a.file}`, r)}: digest ${digest ?? 'none'}, expected ${a.sha256}`,
+    );
+  return { seconds: r.seconds, cpuSeconds: r.cpuSeconds };
+}
+
+/**
+ * The reference C pipeline: curl from the mirror, tee into `openssl dgst -sha256` (through a
+ * FIFO, so the shell waits for it and its CPU is counted) and into `dd` writing the slot file with
+ * O_DIRECT in whole 1 MiB blocks, fsync at the end. A constant script: paths and the URL arrive as
+ * positional parameters.
+ */
+const PIPELINE = [
+  'set -eu -o pipefail',
+  'openssl dgst -sha256 -r "$4" > "$5" & hash=$!',
+  'curl --silent --show-error --fail --cacert "$2" "$1" | tee "$4" |',
+  '  dd of="$3" bs=1M iflag=fullblock oflag=direct conv=notrunc,fsync status=none',
+  'wait "$hash"',
+].join('\n');
+
+/** Seconds and CPU-seconds of the reference pipeline writing a fresh slot file; checks what it wrote. */
+export async function pipelineStage(run: number, a: StageInput): Promise<Timed> {
+  const url = `${a.mirror.url}${a.urlPath}`;
+  const file = path.join(RUNS, `slot-pipeline-${run}.img`);
+  const fifo = path.join(RUNS, `pipeline-${run}.fifo`);
+  const digestFile = path.join(RUNS, `pipeline-${run}.sha256`);
+  try {
+    await settle();
+    await makeSlotFile(file, a.slotBytes);
+    await fs.rm(fifo, { force: true });
+    await execFile('mkfifo', ['-m', '600', fifo]);
+    const r = await runTimed(
+      'bash',
+      ['-c', PIPELINE, 'pipeline', url, a.mirror.caFile, file, fifo, digestFile],
+      {
+        timeoutMs: STAGE_TIMEOUT_MS,
+      },
+    );
+    if (r.code !== 0) throw new BenchBroken(describeRun(`reference pipeline from ${url}`, r));
+    const digest = /^[0-9a-f]{64}/.exec(await fs.readFile(digestFile, 'utf8'))?.[0];
+    if (digest !== a.sha256)
+      throw new BenchBroken(
+        `reference pipeline: openssl printed ${digest ?? 'nothing'}, expected ${a.sha256}`,
+      );
+    const written = await sha256Prefix(file, a.bytes);
+    if (written !== a.sha256)
+      throw new BenchBroken(`reference pipeline: ${file} holds sha256 ${written}, expected ${a.sha256}`);
+    return { seconds: r.seconds, cpuSeconds: r.cpuSeconds };
+  } finally {
+    for (const f of [file, fifo, digestFile]) await fs.rm(f, { force: true });
+  }
 }
 
 export async function sha256Stage(a: StageInput): Promise<number> {
