@@ -138,7 +138,9 @@ export async function makeWorld(
     },
     close: async () => {
       await mirror.close();
-      await fs.rm(dir, { recursive: true, force: true });
+      // Retried: a write the stopped agent or portal had under way can land in var/ while the tree
+      // is being removed (seen once: ENOTEMPTY on appliance/var), which is no fault of the test.
+      await fs.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
 }
