@@ -377,7 +377,7 @@ async function fetchArchive(deps: ContainerDeps, archive: ArchiveRef, signal?: A
 }
 
 /** Where a service's image is loaded before it is checked: never a name a container runs from. */
-export function incomingReference(service: ContainerName): string {
+function incomingReference(service: ContainerName): string {
   return `localhost/clgw-incoming-${service}:load`;
 }
 

@@ -112,6 +112,16 @@ export function selectBoot(vars: ReadonlyMap<string, string>): BootDecision {
   }
   const last = vars.get('LAST_GOOD');
   const next = NEXT_TRY[vars.get('LAST_GOOD_TRIES') ?? '0'];
+  /** LAST_GOOD booted once more, LAST_GOOD_TRIES counted up (`next` is defined where called). */
+  const lastGoodAgain = (slot: SlotName, why: string): BootDecision => {
+    out.set('LAST_GOOD_TRIES', next!);
+    return {
+      target: slot,
+      vars: out,
+      reason: `${why} (LAST_GOOD_TRIES set to ${next} of ${LAST_RESORT_TRIES})`,
+      saves: 'LAST_GOOD_TRIES',
+    };
+  };
   for (const token of orderTokens(vars)) {
     if (token !== 'A' && token !== 'B') continue;
     if (isOk(vars, token) && isUntried(vars, token)) {
@@ -127,25 +137,14 @@ export function selectBoot(vars: ReadonlyMap<string, string>): BootDecision {
     // cut in the seconds before the agent confirms it at every start), which says nothing against
     // it. It boots again, counted, before an older slot later in ORDER — else a power flicker at
     // boot would put the appliance back on its previous release.
-    if (token === last && isOk(vars, token) && next !== undefined) {
-      out.set('LAST_GOOD_TRIES', next);
-      return {
-        target: token,
-        vars: out,
-        reason: `slot ${token} was confirmed before and its last boot was cut short; booting it again (LAST_GOOD_TRIES set to ${next} of ${LAST_RESORT_TRIES})`,
-        saves: 'LAST_GOOD_TRIES',
-      };
-    }
+    if (token === last && isOk(vars, token) && next !== undefined)
+      return lastGoodAgain(
+        token,
+        `slot ${token} was confirmed before and its last boot was cut short; booting it again`,
+      );
   }
-  if ((last === 'A' || last === 'B') && isOk(vars, last) && next !== undefined) {
-    out.set('LAST_GOOD_TRIES', next);
-    return {
-      target: last,
-      vars: out,
-      reason: `no untried slot; booting the last good slot ${last} again (LAST_GOOD_TRIES set to ${next} of ${LAST_RESORT_TRIES})`,
-      saves: 'LAST_GOOD_TRIES',
-    };
-  }
+  if ((last === 'A' || last === 'B') && isOk(vars, last) && next !== undefined)
+    return lastGoodAgain(last, `no untried slot; booting the last good slot ${last} again`);
   const order = vars.has('ORDER') ? `ORDER=${JSON.stringify(vars.get('ORDER'))}` : 'ORDER unset ("A B")';
   const state = SLOTS.map((s) => `${showVar(vars, `${s}_OK`)} ${showVar(vars, `${s}_TRY`)}`).join(', ');
   const lastGood = `${showVar(vars, 'LAST_GOOD')} ${showVar(vars, 'LAST_GOOD_TRIES')}`;
