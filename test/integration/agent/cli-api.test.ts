@@ -40,7 +40,9 @@ describe('clgw CLI and local API', () => {
       'the portal URL',
     );
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
-    const res = await fetch(url);
+    // The URL is where the portal's own unit listens, written by the agent; the portal process
+    // starts beside the agent (as systemd starts it) and may not be listening yet.
+    const res = await until(async () => fetch(url).catch(() => undefined), 'the portal to listen');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
     expect(await res.text()).toContain('CloudLink Gateway');

@@ -59,10 +59,12 @@ beforeAll(async () => {
     async () => ((await client.status()).state === 'idle' ? true : undefined),
     'the agent to start',
   );
-  await until(
+  // The agent writes where the portal listens; the portal's own process may not listen yet.
+  const portal = await until(
     async () => (await fs.readFile(world.paths.portalUrl, 'utf8')).trim() || undefined,
-    'the portal',
+    'the portal URL',
   );
+  await until(async () => fetch(portal).catch(() => undefined), 'the portal to listen');
 });
 
 afterAll(async () => {
