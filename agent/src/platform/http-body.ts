@@ -1,6 +1,11 @@
 import type { Clock } from './clock.js';
-import type { BodySink } from './http-direct.js';
 import { type FailureContext, hostPort, timedOut } from './http-errors.js';
+
+/** Where a body goes: a piece at a time, each valid only during the call. */
+export interface BodySink {
+  /** A returned promise holds the next piece back until it settles; a rejection or throw fails the body. */
+  data(chunk: Buffer): Promise<void> | undefined;
+}
 
 export interface BodyLimits {
   clock: Clock;

@@ -26,7 +26,7 @@ export class DnsLookupError extends Error {
 }
 
 /** Which part of an exchange was running when it failed; named in TIMED_OUT messages. */
-export type HttpPhase = 'dns' | 'connect' | 'tls' | 'response' | 'idle' | 'deadline' | 'throughput';
+export type HttpPhase = 'dns' | 'connect' | 'tls' | 'send' | 'response' | 'idle' | 'deadline' | 'throughput';
 
 /** What the mapper needs to know about the request that failed. */
 export interface FailureContext {
@@ -106,6 +106,9 @@ const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_
 
 interface ErrnoLike {
   code?: unknown;
+  reason?: unknown;
+  bytesParsed?: unknown;
+  rawPacket?: unknown;
   message?: unknown;
   address?: unknown;
   port?: unknown;
@@ -173,6 +176,7 @@ export function timedOut(phase: HttpPhase, limitMs: number, ctx: FailureContext,
     dns: `DNS lookup of ${ctx.url.hostname} got no answer within ${limitMs} ms`,
     connect: `TCP connection to ${target}${via} not established within ${limitMs} ms`,
     tls: `TLS handshake with ${target}${via} not finished within ${limitMs} ms`,
+    send: `request to ${target}${via} not sent within ${limitMs} ms`,
     response: `${target} sent no response headers within ${limitMs} ms`,
     idle: `${target} sent no data for ${limitMs} ms`,
     deadline: `request did not complete within its ${limitMs} ms deadline`,
@@ -215,6 +219,8 @@ export function mapHttpError(e: unknown, ctx: FailureContext): ClgwError {
         return timedOut('connect', ctx.connectTimeoutMs, ctx);
       case 'secureConnect':
         return timedOut('tls', ctx.connectTimeoutMs, ctx);
+      case 'send':
+        return timedOut('send', ctx.connectTimeoutMs, ctx);
       case 'response':
         return timedOut('response', ctx.responseTimeoutMs, ctx);
       default:
@@ -261,6 +267,13 @@ export function mapHttpError(e: unknown, ctx: FailureContext): ClgwError {
       details,
     });
   }
+  if (code.startsWith('HPE_')) {
+    return new ClgwError(
+      'NETWORK_ERROR',
+      `network error talking to ${peer(errors, ctx)}: invalid HTTP response: ${parseFailure(errors, code)}${suffix}`,
+      { transient: true, cause: e, details },
+    );
+  }
   const proxyStatus = /^Bad response: (\d{3})$/.exec(message);
   if (proxyStatus && ctx.proxy) {
     const status = Number(proxyStatus[1]);
@@ -287,6 +300,24 @@ export function mapHttpError(e: unknown, ctx: FailureContext): ClgwError {
       details,
     },
   );
+}
+
+/**
+ * What Node's HTTP parser refused, in words: a server that does not speak HTTP at all (another
+ * service on the port, a TLS-terminating proxy's banner) fails on its first bytes, quoted.
+ */
+function parseFailure(errors: ErrnoLike[], code: string): string {
+  // The parser's own error (got's wrapper copies its code, not its facts).
+  const x =
+    errors.find((e) => e.code === code && (e.rawPacket !== undefined || e.reason !== undefined)) ?? {};
+  const raw = x.rawPacket;
+  const text = raw instanceof Uint8Array ? new TextDecoder('latin1').decode(raw) : '';
+  const first = (text.split('\r\n')[0] ?? '').slice(0, 80);
+  if (code === 'HPE_INVALID_CONSTANT' && x.bytesParsed === 0) {
+    return `not an HTTP/1.x status line: "${first}"`;
+  }
+  const reason = typeof x.reason === 'string' && x.reason !== '' ? x.reason : code;
+  return first ? `${reason} (response begins "${first}")` : reason;
 }
 
 /** Plain words for the resolver's error codes (c-ares and getaddrinfo). */

@@ -3,17 +3,23 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:h
 import https from 'node:https';
 import net, { type LookupFunction } from 'node:net';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import type tls from 'node:tls';
+import got, {
+  type Options as GotOptions,
+  type Request as GotRequest,
+  HTTPError,
+  MaxRedirectsError,
+  type PlainResponse,
+  type RequestError,
+  type RetryObject,
+} from 'got';
 import { HttpsProxyAgent } from 'hpagent';
 import { ClgwError } from '../errors.js';
 import type { Clock } from './clock.js';
-import { type BodyLimits, BodyWatch } from './http-body.js';
-import { type BodySink, DirectClient, type DirectResponse } from './http-direct.js';
+import { type BodyLimits, type BodySink, BodyWatch } from './http-body.js';
 import {
   baseDetails,
   DnsLookupError,
   displayUrl,
-  dnsFailure,
   type FailureContext,
   hostPort,
   httpStatus,
@@ -25,7 +31,7 @@ import {
 import { GarbageGauge } from './memory.js';
 import { contextTrusting } from './trust.js';
 
-export type { BodySink } from './http-direct.js';
+export type { BodySink } from './http-body.js';
 export { displayUrl } from './http-errors.js';
 
 /** Network settings of the download client. Every limit has a default that suits a 600 MB update. */
@@ -41,7 +47,7 @@ export interface HttpClientOptions {
    * appliance's own proxy setting, which covers every outbound request.
    */
   proxy?: { url: string; noProxy?: string; all?: boolean } | null;
-  /** Limit of each connection phase (DNS, TCP, TLS); default 10 s. */
+  /** Limit of each connection phase (DNS, TCP, TLS, sending the request); default 10 s. */
   connectTimeoutMs?: number;
   /** Time from request sent to response headers; default 30 s. */
   responseTimeoutMs?: number;
@@ -91,11 +97,10 @@ export interface HttpClient {
   ): Promise<{ stream: Readable; start: number }>;
   /**
    * openStream for consumers that take the body as it comes (the slot writer, the index fetch):
-   * the body from `offset` is handed to `sink` piece by piece, each piece valid only during the
-   * call, read into the one buffer of a connection of the direct reader (http-direct.ts) — or,
-   * through a proxy or from a server sending chunked encoding, from openStream's stream.
-   * `onStart(start)` is told where the body really starts before the first piece. Resolves once
-   * every piece was taken; fails as openStream and its stream do.
+   * the body from `offset` is handed to `sink` piece by piece straight from got's stream, each
+   * piece valid only during the call, with no stream of ours in between. `onStart(start)` is told
+   * where the body really starts before the first piece. Resolves once every piece was taken;
+   * fails as openStream and its stream do.
    */
   receive(
     url: string,
@@ -105,10 +110,9 @@ export interface HttpClient {
   ): Promise<void>;
   /**
    * Bytes `start…end` (inclusive) of an artifact of `size` bytes, one single-range request
-   * (adaptive updates), handed to `sink` as receive() does — on a kept-alive connection of the
-   * direct reader, so that a delta's hundreds of ranges share a few handshakes. RANGE_NOT_SUPPORTED
-   * when the server answers with the whole file (200) or another range; SIZE_EXCEEDED or
-   * ARTIFACT_TRUNCATED as above.
+   * (adaptive updates), handed to `sink` as receive() does — on a kept-alive connection, so that
+   * a delta's hundreds of ranges share a few handshakes. RANGE_NOT_SUPPORTED when the server
+   * answers with the whole file (200) or another range; SIZE_EXCEEDED or ARTIFACT_TRUNCATED as above.
    */
   receiveRange(
     url: string,
@@ -118,14 +122,28 @@ export interface HttpClient {
 }
 
 const MAX_REDIRECTS = 3;
+/** Idle connections kept per server (a delta keeps at most four requests in flight)… */
 const MAX_IDLE_SOCKETS = 4;
-const IDLE_SOCKET_MS = 5000;
+/** …each closed after this long unused, before a server's usual keep-alive timeout (5 s and up). */
+const IDLE_SOCKET_MS = 4000;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const USER_AGENT = 'clgw-agent';
+/**
+ * What is read of an error's body (a 404 or 503 page) before the status alone is reported: got
+ * reads it to decide on a retry, and a server could send one without end.
+ */
+const ERROR_BODY_BYTES = 64 * 1024;
 
 /**
  * Builds the HTTPS client. Fails with PROXY_INVALID when the configured or environment proxy is not
  * a usable URL, so a bad setting shows up at start and not in the middle of an update.
+ *
+ * Every request is made by `got`: its connection phase limits (DNS lookup, TCP connect, TLS
+ * handshake, sending the request: connectTimeoutMs each; the response head: responseTimeoutMs),
+ * its redirects (with our rule: HTTPS on the same host and port only), and for compat.yaml and its
+ * signature its retries with exponential backoff. On top of it: the body limits got has no notion
+ * of (a size cap, an idle limit and a minimum throughput that do not count time our own disk holds
+ * the body back), and the mapping of every failure to a ClgwError that names its cause.
  */
 export function createHttpClient(options: HttpClientOptions): HttpClient {
   const clock = options.clock;
@@ -139,9 +157,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
 
   // One secure context for every connection, built once.
   const secureContext = options.ca === undefined ? undefined : contextTrusting(options.ca.toString());
-  // Connections are kept between requests (compat.yaml and its signature, and artifacts and
-  // ranges through a proxy; the direct reader keeps its own), at most MAX_IDLE_SOCKETS idle, each
-  // closed after IDLE_SOCKET_MS unused or before the server's Keep-Alive timeout.
+  // Connections are kept between requests (compat.yaml and its signature; a delta's ranges, the
+  // pack and the index), at most MAX_IDLE_SOCKETS idle, each closed after IDLE_SOCKET_MS unused.
+  // The agent's options win over a request's, so the secure context reaches every TLS connection.
   const agentOptions: https.AgentOptions = {
     keepAlive: true,
     scheduling: 'lifo',
@@ -161,6 +179,23 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const lookup = options.dnsServers?.length
     ? resolverLookup(options.dnsServers, connectTimeoutMs)
     : systemLookup(shownDnsServers);
+
+  /** What every request shares. No retries unless a request asks (getBuffer, a stale connection). */
+  const request = got.extend({
+    headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'identity' },
+    decompress: false,
+    http2: false,
+    dnsLookup: lookup as GotOptions['dnsLookup'],
+    maxRedirects: MAX_REDIRECTS,
+    timeout: {
+      lookup: connectTimeoutMs,
+      connect: connectTimeoutMs,
+      secureConnect: connectTimeoutMs,
+      send: connectTimeoutMs,
+      response: responseTimeoutMs,
+    },
+    retry: { limit: 0 },
+  });
 
   function route(url: URL): { agent: https.Agent; proxy?: string } {
     if (
@@ -185,137 +220,366 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   }
 
   /**
-   * One request, up to its response headers. Errors after that are parked for the body monitor.
-   * Plain `https.request` (no client library on top: each layer costs CPU per 16 KiB of body and
-   * memory for its code), with the phase limits armed on the socket's own events: DNS and TCP
-   * within connectTimeoutMs each, the TLS handshake too, and the response headers within
-   * responseTimeoutMs of the request being sent.
+   * Bounds the whole way to the response head of one request (one of got's, per attempt and
+   * redirect). got arms its phase limits only on a socket it sees connecting; a proxy tunnel hands
+   * over one the CONNECT already connected, and the CONNECT itself runs before got sees a socket.
    */
-  function requestOnce(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
+  function backstop(req: ClientRequest, ctx: FailureContext): void {
+    const done = new AbortController();
+    clock.sleep(connectTimeoutMs + responseTimeoutMs, done.signal).then(
+      () => {
+        const timings = (req as { timings?: FailureContext['timings'] }).timings;
+        const phase = !timings?.connect ? 'connect' : !timings.secureConnect ? 'tls' : 'response';
+        req.destroy(timedOut(phase, phase === 'response' ? responseTimeoutMs : connectTimeoutMs, ctx));
+      },
+      () => undefined,
+    );
+    const disarm = () => done.abort();
+    req.once('response', disarm);
+    req.once('close', disarm);
+  }
+
+  /** got's error (or ours, carried in its cause) as a ClgwError about the request of `ctx`. */
+  function mapGotError(e: unknown, ctx: FailureContext): ClgwError {
+    if (e instanceof MaxRedirectsError) {
+      const res = e.response as PlainResponse;
+      return redirectRefused(
+        new URL(res.url),
+        res.headers.location ?? '',
+        `more than ${MAX_REDIRECTS} redirects`,
+      );
+    }
+    if (e instanceof HTTPError) {
+      const res = e.response as PlainResponse;
+      return httpStatus(res.statusCode, res.statusMessage, { ...ctx, url: new URL(res.url) });
+    }
+    const timings = (e as Partial<RequestError>).timings;
+    return mapHttpError(e, timings ? { ...ctx, timings } : ctx);
+  }
+
+  /**
+   * An artifact request in got's stream mode, up to its response head (any status; redirects
+   * followed by our rule). The body stays in got's stream, paused until the caller reads it;
+   * errors after the head wait in the exchange for the caller's body reader. A request sent on a
+   * kept connection that the server had closed meanwhile is sent again on a new one (got's retry,
+   * for that case only): it never reached the server.
+   */
+  function open(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
     const { agent, proxy } = route(url);
     const ctx = contextFor(url, proxy);
     if (signal.aborted) return Promise.reject(signal.reason);
-    const timings: NonNullable<FailureContext['timings']> = {};
-    ctx.timings = timings;
-    const req = https.request(url, {
-      agent,
-      lookup,
-      headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'identity', ...headers },
-    });
-    const exchange: Exchange = { req, ctx, status: 0, headers: {} };
-    const onAbort = () => req.destroy(asError(signal.reason));
-    signal.addEventListener('abort', onAbort, { once: true });
-    req.once('close', () => signal.removeEventListener('abort', onAbort));
-
     return new Promise<Exchange>((resolve, reject) => {
-      let settled = false;
-      /** The limit of the phase running now; one at a time. */
-      let phase: AbortController | undefined;
-      const arm = (ms: number, error: () => Error) => {
-        phase?.abort();
-        const current = new AbortController();
-        phase = current;
-        clock.sleep(ms, current.signal).then(
-          () => req.destroy(error()),
-          () => undefined,
-        );
+      let current: GotRequest;
+      let exchange: Exchange | undefined;
+      const onAbort = () => current.destroy(asError(signal.reason));
+      signal.addEventListener('abort', onAbort, { once: true });
+      // got's stream is not destroyed when its body ends (no 'close' then): the caller says when
+      // it is done, and only then does the signal, which may outlive hundreds of requests (an
+      // adaptive update's), let go of the request.
+      const release = () => signal.removeEventListener('abort', onAbort);
+      const attach = (req: GotRequest) => {
+        current = req;
+        req.on('request', (native: ClientRequest) => backstop(native, ctx));
+        req.on('redirect', (updated: GotOptions) => {
+          ctx.url = new URL(updated.url as URL);
+        });
+        req.once('retry', (_count: number, _error: unknown, again: () => GotRequest) => attach(again()));
+        req.on('error', (e: unknown) => {
+          if (!exchange) {
+            release();
+            reject(signal.aborted ? signal.reason : mapGotError(e, ctx));
+            return;
+          }
+          if (exchange.onError) exchange.onError(e);
+          else exchange.error ??= e;
+        });
+        req.once('response', (res: PlainResponse) => {
+          ctx.timings = req.timings;
+          // A redirect got did not follow is one our rule refuses.
+          const refusal = REDIRECT_STATUSES.has(res.statusCode)
+            ? redirectRefusal(url, ctx.url, res.headers.location, res.statusCode)
+            : undefined;
+          if (refusal) {
+            release();
+            req.destroy();
+            reject(refusal);
+            return;
+          }
+          ctx.inBody = true;
+          exchange = {
+            req,
+            ctx,
+            status: res.statusCode,
+            statusMessage: res.statusMessage,
+            headers: res.headers,
+            close: (destroy) => {
+              release();
+              if (destroy && !req.destroyed) req.destroy();
+            },
+          };
+          resolve(exchange);
+        });
       };
-      const disarm = () => phase?.abort();
-      // A proxy tunnel hands over a socket that is already connected (the CONNECT ran inside the
-      // agent). This backstop bounds the whole way to the headers in every case.
-      const backstop = new AbortController();
-      const settle = () => {
-        settled = true;
-        disarm();
-        backstop.abort();
-      };
-      clock.sleep(connectTimeoutMs + responseTimeoutMs, backstop.signal).then(
-        () => {
-          if (settled) return;
-          const phase = !timings.connect ? 'connect' : !timings.secureConnect ? 'tls' : 'response';
-          req.destroy(timedOut(phase, phase === 'response' ? responseTimeoutMs : connectTimeoutMs, ctx));
-        },
-        () => undefined,
+      attach(
+        request.stream(url, {
+          headers,
+          agent: { https: agent },
+          followRedirect: follows(url),
+          throwHttpErrors: false,
+          retry: {
+            limit: MAX_IDLE_SOCKETS + 1,
+            calculateDelay: ({ error }: RetryObject) => (staleConnection(error) ? 1 : 0),
+          },
+        }),
       );
-      req.once('socket', (socket: tls.TLSSocket) => {
-        // A kept-alive connection: connected and secured already, by an earlier request.
-        if (req.reusedSocket) {
-          timings.connect = clock.now();
-          timings.secureConnect = timings.connect;
-          return;
-        }
-        const tlsPhase = () => arm(connectTimeoutMs, () => timedOut('tls', connectTimeoutMs, ctx));
-        socket.once('secureConnect', () => {
-          timings.secureConnect = clock.now();
-          disarm();
-        });
-        if (!socket.connecting) {
-          timings.connect = clock.now();
-          tlsPhase();
-          return;
-        }
-        const connectPhase = () => arm(connectTimeoutMs, () => timedOut('connect', connectTimeoutMs, ctx));
-        if (net.isIP(url.hostname.replace(/^\[(.*)\]$/, '$1')) === 0 && !proxy) {
-          arm(connectTimeoutMs, () =>
-            dnsFailure(url.hostname, ctx.dnsServers, 'ETIMEOUT', ctx, connectTimeoutMs),
-          );
-          socket.once('lookup', () => {
-            timings.lookup = clock.now();
-            connectPhase();
-          });
-        } else connectPhase();
-        socket.once('connect', () => {
-          timings.connect = clock.now();
-          tlsPhase();
-        });
-      });
-      req.once('finish', () => {
-        if (settled) return;
-        // Sent: from here the server has responseTimeoutMs for its headers (the handshake, if
-        // still running, keeps its own limit until it ends).
-        const waitResponse = () => {
-          if (!settled) arm(responseTimeoutMs, () => timedOut('response', responseTimeoutMs, ctx));
-        };
-        if (timings.secureConnect) waitResponse();
-        else req.socket?.once('secureConnect', waitResponse);
-      });
-      const onError = (e: unknown) => {
-        if (!settled) {
-          settle();
-          reject(signal.aborted ? signal.reason : mapHttpError(e, ctx));
-          return;
-        }
-        if (exchange.onError) exchange.onError(e);
-        else exchange.error ??= e;
-      };
-      req.on('error', onError);
-      req.once('response', (res: IncomingMessage) => {
-        res.on('error', onError);
-        if (settled) {
-          res.destroy();
-          return;
-        }
-        settle();
-        timings.response = clock.now();
-        ctx.inBody = true;
-        exchange.res = res;
-        exchange.status = res.statusCode ?? 0;
-        exchange.statusMessage = res.statusMessage;
-        exchange.headers = res.headers;
-        resolve(exchange);
-      });
-      req.end();
     });
   }
 
-  /** A request with same-host HTTPS redirects followed (at most MAX_REDIRECTS), others refused. */
-  async function open(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<Exchange> {
-    let current = url;
-    for (let hop = 0; ; hop++) {
-      const ex = await requestOnce(current, headers, signal);
-      if (!REDIRECT_STATUSES.has(ex.status)) return ex;
-      ex.req.destroy();
-      current = redirectTarget(url, current, ex, hop);
+  /**
+   * Hands the body of an exchange to `sink` as got's stream delivers it, holding the stream while
+   * the sink's promise is pending; fails with SIZE_EXCEEDED rather than deliver a byte past
+   * maxBytes, ARTIFACT_TRUNCATED when it ends before `expected`, TIMED_OUT (idle, throughput), the
+   * request's error, or what the sink threw.
+   */
+  function pump(
+    ex: Exchange,
+    limits: { maxBytes: number; expected: number },
+    sink: BodySink,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { req, ctx } = ex;
+    return new Promise<void>((resolve, reject) => {
+      const gauge = new GarbageGauge();
+      let waiting = false;
+      let ended = false;
+      let finished = false;
+      const watch = new BodyWatch(
+        {
+          clock,
+          ctx,
+          idleMs: idleTimeoutMs,
+          minBytesPerSecond,
+          windowMs,
+          expected: limits.expected,
+        },
+        () => waiting,
+        (e) => finish(e),
+      );
+      const finish = (e?: unknown): void => {
+        if (finished) return;
+        finished = true;
+        watch.stop();
+        req.off('data', onData);
+        ex.close(e !== undefined);
+        if (e === undefined) resolve();
+        else reject(e);
+      };
+      /** The server is done and the sink has taken every piece: complete, or cut short. */
+      const complete = () => {
+        if (watch.received >= limits.expected) finish();
+        else
+          finish(
+            truncated(
+              { ...ctx, received: watch.received, expected: limits.expected },
+              'the server ended the body',
+            ),
+          );
+      };
+      const onData = (chunk: Buffer) => {
+        if (finished) return;
+        if (watch.received + chunk.length > limits.maxBytes) {
+          const how = `the server sent more than ${limits.maxBytes} bytes`;
+          finish(sizeExceeded({ ...ctx, received: watch.received }, limits.maxBytes, how));
+          return;
+        }
+        watch.count(chunk.length);
+        let wait: Promise<void> | undefined;
+        try {
+          wait = sink.data(chunk);
+        } catch (e) {
+          finish(e);
+          return;
+        }
+        gauge.received(chunk.length);
+        if (!wait) return;
+        waiting = true;
+        req.pause();
+        wait.then(
+          () => {
+            waiting = false;
+            if (finished) return;
+            if (ended) complete();
+            else req.resume();
+          },
+          (e: unknown) => finish(e),
+        );
+      };
+      ex.onError = (e) =>
+        finish(
+          signal.aborted
+            ? asError(signal.reason)
+            : mapGotError(e, { ...ctx, received: watch.received, expected: limits.expected }),
+        );
+      if (ex.error !== undefined) ex.onError(ex.error);
+      req.on('data', onData);
+      req.once('end', () => {
+        ended = true;
+        if (!waiting) complete();
+      });
+    });
+  }
+
+  /** Wires the body of an exchange through a monitor that enforces size, idle and throughput limits. */
+  function monitorBody(ex: Exchange, limits: { maxBytes: number; expected: number }, signal: AbortSignal) {
+    const monitor = new BodyMonitor({
+      clock,
+      ctx: ex.ctx,
+      maxBytes: limits.maxBytes,
+      expected: limits.expected,
+      idleMs: idleTimeoutMs,
+      minBytesPerSecond,
+      windowMs,
+    });
+    ex.onError = (e) => {
+      monitor.destroy(
+        signal.aborted
+          ? asError(signal.reason)
+          : mapGotError(e, { ...ex.ctx, received: monitor.received, expected: limits.expected }),
+      );
+    };
+    if (ex.error !== undefined) ex.onError(ex.error);
+    monitor.once('close', () => ex.close(true));
+    ex.req.pipe(monitor);
+    return monitor;
+  }
+
+  type Fetched = { changed: false } | { changed: true; body: Buffer; validators: Validators | undefined };
+
+  /**
+   * A small document (compat.yaml, its signature) by got's promise API, with got's retries of
+   * transient failures: our mapping says which are (5xx, 408, 429, timeouts, resets, DNS), the
+   * delay starts at retryDelayMs and doubles, and no retry starts that would end past the deadline.
+   * The body is capped at maxBytes (an error page at ERROR_BODY_BYTES) and watched for idle and
+   * throughput through got's progress events; a body that breaks a limit cancels the request.
+   */
+  async function fetchDocument(
+    url: string,
+    opts: { maxBytes: number; deadlineMs?: number; signal?: AbortSignal },
+    validators?: Validators,
+  ): Promise<Fetched> {
+    const target = parseHttpsUrl(url);
+    const { agent, proxy } = route(target);
+    const ctx = contextFor(target, proxy);
+    const maxBytes = opts.maxBytes;
+    const stop = new AbortController();
+    const deadline = new AbortController();
+    const signal = AbortSignal.any([deadline.signal, ...(opts.signal ? [opts.signal] : [])]);
+    const deadlineAt = opts.deadlineMs === undefined ? undefined : clock.now() + opts.deadlineMs;
+    if (opts.deadlineMs !== undefined) {
+      const limit = opts.deadlineMs;
+      clock.sleep(limit, stop.signal).then(
+        () => deadline.abort(timedOut('deadline', limit, ctx)),
+        () => undefined,
+      );
+    }
+    signal.throwIfAborted();
+    const conditions: Record<string, string> = validators?.etag
+      ? { 'if-none-match': validators.etag }
+      : validators?.lastModified
+        ? { 'if-modified-since': validators.lastModified }
+        : {};
+    /** Why we cancelled the request ourselves: a body over its limit, too slow, or stalled. */
+    let refusal: Error | undefined;
+    /** Node's request of the attempt running now, and the watch of its body once it flows. */
+    let native: (ClientRequest & { res?: IncomingMessage }) | undefined;
+    let watch: BodyWatch | undefined;
+    const reply = request.get(target, {
+      headers: conditions,
+      agent: { https: agent },
+      followRedirect: follows(target),
+      responseType: 'buffer',
+      signal,
+      hooks: {
+        beforeRedirect: [
+          (updated) => {
+            ctx.url = new URL(updated.url as URL);
+          },
+        ],
+      },
+      retry: {
+        limit: retries,
+        calculateDelay: ({ attemptCount, error }: RetryObject) => {
+          if (signal.aborted || refusal || attemptCount > retries) return 0;
+          if (!mapGotError(error, ctx).transient) return 0;
+          const delay = Math.min(30_000, retryDelayMs * 2 ** (attemptCount - 1));
+          return deadlineAt !== undefined && clock.now() + delay >= deadlineAt ? 0 : delay;
+        },
+      },
+    });
+    const cancel = (e: Error) => {
+      refusal ??= e;
+      reply.cancel();
+    };
+    reply.on('request', (req: ClientRequest) => {
+      native = req;
+      watch?.stop();
+      watch = undefined;
+      ctx.inBody = false;
+      backstop(req, ctx);
+    });
+    reply.on('downloadProgress', ({ transferred, total }: { transferred: number; total?: number }) => {
+      const status = native?.res?.statusCode ?? 0;
+      ctx.inBody = true;
+      ctx.received = transferred;
+      if (status < 200 || status > 299) {
+        // Only the status matters: read enough for got to settle a retry, no more.
+        if (transferred > ERROR_BODY_BYTES) cancel(httpStatus(status, native?.res?.statusMessage, ctx));
+        return;
+      }
+      if (total !== undefined && total > maxBytes) {
+        cancel(sizeExceeded(ctx, maxBytes, `the server declares ${total} bytes`));
+        return;
+      }
+      if (transferred > maxBytes) {
+        cancel(sizeExceeded(ctx, maxBytes, `the server sent more than ${maxBytes} bytes`));
+        return;
+      }
+      watch ??= new BodyWatch(
+        { clock, ctx, idleMs: idleTimeoutMs, minBytesPerSecond, windowMs, expected: total },
+        () => false,
+        cancel,
+      );
+      if (transferred > watch.received) watch.count(transferred - watch.received);
+    });
+    try {
+      const res = await reply;
+      if (res.statusCode === 304 && Object.keys(conditions).length > 0) return { changed: false };
+      if (res.statusCode !== 200) {
+        const current = new URL(res.url);
+        throw (
+          (REDIRECT_STATUSES.has(res.statusCode) &&
+            redirectRefusal(target, current, res.headers.location, res.statusCode)) ||
+          httpStatus(res.statusCode, res.statusMessage, { ...ctx, url: current })
+        );
+      }
+      const etag = res.headers.etag;
+      const lastModified = res.headers['last-modified'];
+      return {
+        changed: true,
+        body: res.body,
+        validators:
+          etag || lastModified
+            ? { ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) }
+            : undefined,
+      };
+    } catch (e) {
+      if (e instanceof ClgwError) throw e;
+      if (signal.aborted) throw signal.reason;
+      if (refusal) throw refusal;
+      throw mapGotError(e, ctx);
+    } finally {
+      stop.abort();
+      watch?.stop();
     }
   }
 
@@ -332,165 +596,32 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     return target;
   }
 
-  const direct = new DirectClient({
-    clock,
-    lookup,
-    secureContext,
-    connectTimeoutMs,
-    responseTimeoutMs,
-    idleTimeoutMs,
-    minBytesPerSecond,
-    minThroughputWindowMs: windowMs,
-    userAgent: USER_AGENT,
-  });
-
-  /**
-   * A direct request with open()'s redirects; undefined when it is one for Node's client: through
-   * a proxy (the tunnel is a socket Node's client opened: its reads cannot go to our buffer), or
-   * answered with a chunked body.
-   */
-  async function openDirect(
-    url: URL,
-    headers: Record<string, string>,
+  /** The artifact from `offset`, its response checked: where it really starts, and the exchange. */
+  async function openArtifact(
+    target: URL,
+    offset: number,
+    size: number,
     signal: AbortSignal,
-  ): Promise<DirectResponse | undefined> {
-    if (route(url).proxy) return undefined;
-    let current = url;
-    for (let hop = 0; ; hop++) {
-      const res = await direct.request(current, headers, contextFor(current, undefined), signal);
-      if (REDIRECT_STATUSES.has(res.status)) {
-        res.close();
-        current = redirectTarget(url, current, res, hop);
-        continue;
-      }
-      // Only a body that will be read needs the other parser: an error's is never read.
-      const encoding = res.headers['transfer-encoding'];
-      if (res.status < 300 && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-        res.close();
-        return undefined;
-      }
-      return res;
-    }
-  }
-
-  /** Wires the body of an exchange through a monitor that enforces size, idle and throughput limits. */
-  function monitorBody(ex: Exchange, limits: { maxBytes: number; expected?: number }, signal: AbortSignal) {
-    const monitor = new BodyMonitor({
-      clock,
-      ctx: ex.ctx,
-      maxBytes: limits.maxBytes,
-      ...(limits.expected !== undefined ? { expected: limits.expected } : {}),
-      idleMs: idleTimeoutMs,
-      minBytesPerSecond,
-      windowMs,
-    });
-    ex.onError = (e) => {
-      monitor.destroy(
-        signal.aborted
-          ? asError(signal.reason)
-          : mapHttpError(e, { ...ex.ctx, received: monitor.received, expected: limits.expected }),
-      );
-    };
-    if (ex.error !== undefined) ex.onError(ex.error);
-    monitor.once('close', () => {
-      if (!ex.req.destroyed) ex.req.destroy();
-    });
-    ex.res?.pipe(monitor);
-    return monitor;
-  }
-
-  type Fetched = { changed: false } | { changed: true; body: Buffer; validators: Validators | undefined };
-
-  async function getOnce(
-    url: URL,
-    maxBytes: number,
-    signal: AbortSignal,
-    validators?: Validators,
-  ): Promise<Fetched> {
-    const conditions: Record<string, string> = validators?.etag
-      ? { 'if-none-match': validators.etag }
-      : validators?.lastModified
-        ? { 'if-modified-since': validators.lastModified }
-        : {};
-    const ex = await open(url, conditions, signal);
-    const ctx = ex.ctx;
-    if (ex.status === 304 && Object.keys(conditions).length > 0) {
-      // No body follows a 304: reading the (empty) response hands the connection back to the pool.
-      ex.res?.resume();
-      return { changed: false };
-    }
-    if (ex.status !== 200) {
-      ex.req.destroy();
-      throw httpStatus(ex.status, ex.statusMessage, ctx);
-    }
-    const declared = contentLength(ex.headers);
-    if (declared !== undefined && declared > maxBytes) {
-      ex.req.destroy();
-      throw sizeExceeded(ctx, maxBytes, `the server declares ${declared} bytes`);
-    }
-    const body = monitorBody(
-      ex,
-      { maxBytes, ...(declared !== undefined ? { expected: declared } : {}) },
-      signal,
-    );
-    const chunks: Buffer[] = [];
-    for await (const chunk of body) chunks.push(chunk as Buffer);
-    const etag = ex.headers.etag;
-    const lastModified = ex.headers['last-modified'];
-    return {
-      changed: true,
-      body: Buffer.concat(chunks),
-      validators:
-        etag || lastModified
-          ? { ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) }
-          : undefined,
-    };
-  }
-
-  /** getOnce with getBuffer's deadline and retries of transient failures. */
-  async function fetchWithRetries(
-    url: string,
-    opts: { maxBytes: number; deadlineMs?: number; signal?: AbortSignal },
-    validators?: Validators,
-  ): Promise<Fetched> {
-    const target = parseHttpsUrl(url);
-    const stop = new AbortController();
-    const deadline = new AbortController();
-    const signals = [deadline.signal, ...(opts.signal ? [opts.signal] : [])];
-    const signal = AbortSignal.any(signals);
-    const deadlineAt = opts.deadlineMs === undefined ? undefined : clock.now() + opts.deadlineMs;
-    if (opts.deadlineMs !== undefined) {
-      const limit = opts.deadlineMs;
-      clock.sleep(limit, stop.signal).then(
-        () => deadline.abort(timedOut('deadline', limit, contextFor(target, route(target).proxy))),
-        () => undefined,
-      );
-    }
+  ): Promise<{ ex: Exchange; start: number }> {
+    const ex = await open(target, offset > 0 ? { range: `bytes=${offset}-` } : {}, signal);
     try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await getOnce(target, opts.maxBytes, signal, validators);
-        } catch (e) {
-          if (signal.aborted) throw signal.reason;
-          const delay = Math.min(30_000, retryDelayMs * 2 ** attempt);
-          const retryable = e instanceof ClgwError && e.transient && attempt < retries;
-          if (!retryable || (deadlineAt !== undefined && clock.now() + delay >= deadlineAt)) throw e;
-          await clock.sleep(delay, signal);
-        }
-      }
-    } finally {
-      stop.abort();
+      const start = checkArtifactResponse(ex, offset, size);
+      ex.ctx.expected = size - start;
+      return { ex, start };
+    } catch (e) {
+      ex.close(true);
+      throw e;
     }
   }
 
-  const client: HttpClient = {
+  return {
     async getBuffer(url, opts) {
-      const fetched = await fetchWithRetries(url, opts);
+      const fetched = await fetchDocument(url, opts);
       // Asked without validators, the answer always carries the body.
       return fetched.changed ? fetched.body : Buffer.alloc(0);
     },
 
-    getIfChanged: (url, opts) => fetchWithRetries(url, opts, opts.validators),
+    getIfChanged: (url, opts) => fetchDocument(url, opts, opts.validators),
 
     async openStream(url, opts) {
       const size = opts.expectedSize;
@@ -499,45 +630,23 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       // Nothing left to fetch: a Range of `bytes=<size>-` would only earn a 416.
       if (offset === size) return { stream: Readable.from([]), start: size };
       const signal = opts.signal ?? new AbortController().signal;
-      const ex = await open(target, offset > 0 ? { range: `bytes=${offset}-` } : {}, signal);
-      const ctx = ex.ctx;
-      let start: number;
-      try {
-        start = checkArtifactResponse(ex, offset, size);
-      } catch (e) {
-        ex.req.destroy();
-        throw e;
-      }
+      const { ex, start } = await openArtifact(target, offset, size, signal);
       const remaining = size - start;
-      const stream = monitorBody(ex, { maxBytes: remaining, expected: remaining }, signal);
-      ctx.expected = remaining;
-      return { stream, start };
+      return { stream: monitorBody(ex, { maxBytes: remaining, expected: remaining }, signal), start };
     },
 
     async receive(url, opts, onStart, sink) {
       const size = opts.expectedSize;
       const offset = opts.offset ?? 0;
       const target = artifactRequest(url, offset, size);
-      const signal = opts.signal ?? new AbortController().signal;
-      const res =
-        offset === size
-          ? undefined
-          : await openDirect(target, offset > 0 ? { range: `bytes=${offset}-` } : {}, signal);
-      if (!res) {
-        const { stream, start } = await client.openStream(url, opts);
-        onStart(start);
-        await feed(stream, sink);
+      if (offset === size) {
+        onStart(size);
         return;
       }
-      let start: number;
-      try {
-        start = checkArtifactResponse(res, offset, size);
-      } catch (e) {
-        res.close();
-        throw e;
-      }
+      const signal = opts.signal ?? new AbortController().signal;
+      const { ex, start } = await openArtifact(target, offset, size, signal);
       onStart(start);
-      await res.body({ maxBytes: size - start, expected: size - start }, sink);
+      await pump(ex, { maxBytes: size - start, expected: size - start }, sink, signal);
     },
 
     async receiveRange(url, opts, sink) {
@@ -558,47 +667,36 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       }
       const signal = opts.signal ?? new AbortController().signal;
       const length = end - start + 1;
-      const range = { range: `bytes=${start}-${end}` };
-      const res = await openDirect(target, range, signal);
-      if (res) {
-        try {
-          checkRangeResponse(res, start, end, size);
-        } catch (e) {
-          res.close();
-          throw e;
-        }
-        await res.body({ maxBytes: length, expected: length }, sink);
-        return;
-      }
-      const ex = await open(target, range, signal);
+      const ex = await open(target, { range: `bytes=${start}-${end}` }, signal);
       try {
         checkRangeResponse(ex, start, end, size);
       } catch (e) {
-        ex.req.destroy();
+        ex.close(true);
         throw e;
       }
       ex.ctx.expected = length;
-      await feed(monitorBody(ex, { maxBytes: length, expected: length }, signal), sink);
+      await pump(ex, { maxBytes: length, expected: length }, sink, signal);
     },
   };
-  return client;
+}
+
+/** got's redirect rule for a request of `original`: follow only what redirectRefusal allows. */
+function follows(original: URL): (res: PlainResponse) => boolean {
+  return (res) =>
+    REDIRECT_STATUSES.has(res.statusCode) &&
+    redirectRefusal(original, new URL(res.url), res.headers.location, res.statusCode) === undefined;
 }
 
 /**
- * A body from Node's client handed to a sink. Its 16 KiB buffers are garbage once taken: the
- * young generation is collected as they pile up (GarbageGauge).
+ * A request on a kept connection that the server closed before answering (its keep-alive timeout
+ * ran out as the request went): it never reached the server, and is safe to send again.
  */
-async function feed(stream: Readable, sink: BodySink): Promise<void> {
-  const gauge = new GarbageGauge();
-  try {
-    for await (const chunk of stream) {
-      const wait = sink.data(chunk as Buffer);
-      if (wait) await wait;
-      gauge.received((chunk as Buffer).length);
-    }
-  } finally {
-    stream.destroy();
-  }
+function staleConnection(error: RequestError): boolean {
+  return (
+    error.response === undefined &&
+    error.request?.reusedSocket === true &&
+    (error.code === 'ECONNRESET' || error.code === 'EPIPE')
+  );
 }
 
 /** Checks that a response is exactly bytes start…end of an artifact of `size` bytes. */
@@ -670,10 +768,9 @@ function checkArtifactResponse(ex: ResponseHead, offset: number, size: number): 
 /** What the checks of a response look at, from either kind of request. */
 type ResponseHead = Pick<Exchange, 'ctx' | 'status' | 'statusMessage' | 'headers'>;
 
+/** A request of got's stream mode whose response head arrived; its body waits in `req`. */
 interface Exchange {
-  req: ClientRequest;
-  /** The response, once its headers arrived. */
-  res?: IncomingMessage;
+  req: GotRequest;
   ctx: FailureContext;
   status: number;
   statusMessage?: string | undefined;
@@ -681,6 +778,11 @@ interface Exchange {
   /** An error that arrived after the headers but before the body monitor was attached. */
   error?: unknown;
   onError?: (e: unknown) => void;
+  /**
+   * The caller is done with it: its signal is no longer watched for it, and with `destroy` the
+   * request is given up (its connection closed, unless its body was read to the end).
+   */
+  close(destroy: boolean): void;
 }
 
 interface MonitorOptions extends BodyLimits {
@@ -753,34 +855,36 @@ function sizeMismatch(ctx: FailureContext, serverSize: number, size: number): Cl
 }
 
 /**
- * Where a redirect answer to a request for `current` (hop `hop` from `original`) leads: only
- * HTTPS on the same host and port, at most MAX_REDIRECTS times; REDIRECT_REFUSED otherwise.
+ * Why a redirect answer (HTTP `status`, `location`) to a request for `current`, first asked as
+ * `original`, is not followed; undefined when it may be: only HTTPS on the same host and port.
+ * (got counts the hops: more than MAX_REDIRECTS is its MaxRedirectsError.)
  */
-function redirectTarget(original: URL, current: URL, answer: ResponseHead, hop: number): URL {
-  const location = answer.headers.location;
+function redirectRefusal(
+  original: URL,
+  current: URL,
+  location: string | undefined,
+  status: number,
+): ClgwError | undefined {
   if (!location) {
-    throw new ClgwError(
+    return new ClgwError(
       'HTTP_STATUS',
-      `GET ${displayUrl(current)} returned HTTP ${answer.status} without a Location header`,
-      { details: { ...baseDetails(answer.ctx), status: answer.status } },
+      `GET ${displayUrl(current)} returned HTTP ${status} without a Location header`,
+      { details: { url: displayUrl(current), host: current.hostname, port: effectivePort(current), status } },
     );
   }
   let next: URL;
   try {
     next = new URL(location, current);
   } catch {
-    throw redirectRefused(current, location, 'the Location is not a valid URL');
+    return redirectRefused(current, location, 'the Location is not a valid URL');
   }
   if (next.protocol !== 'https:') {
-    throw redirectRefused(current, location, `it leaves HTTPS (${next.protocol.replace(':', '')})`);
+    return redirectRefused(current, location, `it leaves HTTPS (${next.protocol.replace(':', '')})`);
   }
   if (next.hostname !== original.hostname || effectivePort(next) !== effectivePort(original)) {
-    throw redirectRefused(current, location, `it leaves the download server ${hostPort(original)}`);
+    return redirectRefused(current, location, `it leaves the download server ${hostPort(original)}`);
   }
-  if (hop >= MAX_REDIRECTS) {
-    throw redirectRefused(current, location, `more than ${MAX_REDIRECTS} redirects`);
-  }
-  return next;
+  return undefined;
 }
 
 function redirectRefused(from: URL, location: string, why: string): ClgwError {
