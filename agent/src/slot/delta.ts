@@ -74,7 +74,7 @@ const DEFAULT_CHECKPOINT_BYTES = 8 * MIB;
 /** Target bytes planned at once: 2048 entries (24 KiB) of index for 4 KiB chunks. */
 const WINDOW_BYTES = 8 * MIB;
 /** Target bytes between two collections of the old generation (collectOldGeneration). */
-const OLD_GC_BYTES = 64 * MIB;
+const OLD_GC_BYTES = 16 * MIB;
 /** Range requests in flight at once. */
 const MAX_IN_FLIGHT = 4;
 /** Fetches at most this far apart become one request (the bytes between are fetched too). */
