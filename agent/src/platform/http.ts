@@ -129,8 +129,9 @@ const IDLE_SOCKET_MS = 4000;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const USER_AGENT = 'clgw-agent';
 /**
- * What is read of an error's body (a 404 or 503 page) before the status alone is reported: got
- * reads it to decide on a retry, and a server could send one without end.
+ * What is read of an error's body (a 404 or 503 page) of a small document: got reads it whole
+ * before it decides on a retry, and a server could send one without end. Past this the request
+ * is given up and its status reported, without a retry.
  */
 const ERROR_BODY_BYTES = 64 * 1024;
 
@@ -468,6 +469,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     validators?: Validators,
   ): Promise<Fetched> {
     const target = parseHttpsUrl(url);
+    opts.signal?.throwIfAborted();
     const { agent, proxy } = route(target);
     const ctx = contextFor(target, proxy);
     const maxBytes = opts.maxBytes;
@@ -482,7 +484,6 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         () => undefined,
       );
     }
-    signal.throwIfAborted();
     const conditions: Record<string, string> = validators?.etag
       ? { 'if-none-match': validators.etag }
       : validators?.lastModified
@@ -533,7 +534,10 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       ctx.received = transferred;
       if (status < 200 || status > 299) {
         // Only the status matters: read enough for got to settle a retry, no more.
-        if (transferred > ERROR_BODY_BYTES) cancel(httpStatus(status, native?.res?.statusMessage, ctx));
+        if (transferred > ERROR_BODY_BYTES) {
+          const res = native?.res;
+          cancel(statusFailure(target, ctx.url, status, res?.statusMessage, res?.headers.location, ctx));
+        }
         return;
       }
       if (total !== undefined && total > maxBytes) {
@@ -556,11 +560,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       if (res.statusCode === 304 && Object.keys(conditions).length > 0) return { changed: false };
       if (res.statusCode !== 200) {
         const current = new URL(res.url);
-        throw (
-          (REDIRECT_STATUSES.has(res.statusCode) &&
-            redirectRefusal(target, current, res.headers.location, res.statusCode)) ||
-          httpStatus(res.statusCode, res.statusMessage, { ...ctx, url: current })
-        );
+        throw statusFailure(target, current, res.statusCode, res.statusMessage, res.headers.location, ctx);
       }
       const etag = res.headers.etag;
       const lastModified = res.headers['last-modified'];
@@ -678,6 +678,24 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       await pump(ex, { maxBytes: length, expected: length }, sink, signal);
     },
   };
+}
+
+/**
+ * A response other than the one asked for: a redirect our rule refuses (REDIRECT_REFUSED), else
+ * HTTP_STATUS for the URL that gave it.
+ */
+function statusFailure(
+  original: URL,
+  current: URL,
+  status: number,
+  statusMessage: string | undefined,
+  location: string | undefined,
+  ctx: FailureContext,
+): ClgwError {
+  const refusal = REDIRECT_STATUSES.has(status)
+    ? redirectRefusal(original, current, location, status)
+    : undefined;
+  return refusal ?? httpStatus(status, statusMessage, { ...ctx, url: current });
 }
 
 /** got's redirect rule for a request of `original`: follow only what redirectRefusal allows. */

@@ -292,6 +292,38 @@ describe('getBuffer', () => {
     setTimeout(() => ac.abort(reason), 200);
     await expect(p).rejects.toBe(reason);
   });
+
+  it('reports an error status without reading an endless error page', async () => {
+    // A server (or a broken CDN edge) that answers 503 with a body that never ends: the status
+    // is what counts: the failure may not wait for that body to end (got reads an error's body
+    // before it decides on a retry; the client reads 64 KiB of it at most).
+    const { server: cert } = await ensureMirrorPki(TEST_TLS_DIR);
+    const page = Buffer.alloc(64 * 1024, 0x3c);
+    const endless = https.createServer({ key: cert.keyPem, cert: cert.certPem }, (_req, res) => {
+      res.writeHead(503, { 'content-type': 'text/html' });
+      const more = () => {
+        while (!res.destroyed && res.write(page));
+        if (!res.destroyed) res.once('drain', more);
+      };
+      more();
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', () => r()));
+    const { port } = endless.address() as net.AddressInfo;
+    try {
+      const e = await failure(
+        client({ retries: 1, retryDelayMs: 10 }).getBuffer(`https://127.0.0.1:${port}/compat.yaml`, {
+          maxBytes: 1024,
+          deadlineMs: 20_000,
+        }),
+      );
+      expect(e.code).toBe('HTTP_STATUS');
+      expect(e.details.status).toBe(503);
+      expect(e.message).toContain(`127.0.0.1:${port}/compat.yaml`);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise<void>((r) => endless.close(() => r()));
+    }
+  });
 });
 
 describe('getIfChanged', () => {
