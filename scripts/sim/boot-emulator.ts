@@ -25,21 +25,21 @@ const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../.
  *   --max-old-space-size=48  the old generation collected before it grows past ~48 MiB: the
  *                            agent's live heap is ~15 MiB, and V8 would otherwise let garbage of
  *                            an adaptive update's hundreds of requests grow it to 30+ MiB;
- *   --expose-gc              lets a download collect its dead 16 KiB network buffers every 2 MiB
+ *   --expose-gc              lets a download collect its dead 16 KiB network buffers every 1 MiB
  *                            (agent/src/platform/memory.ts) instead of 10–20 MiB of them;
- *   --no-opt                 no optimizing compiler (TurboFan): its code in node's binary is pages
- *                            touched, its compilations memory besides — ~3.6 MiB of file pages and
- *                            ~2–4 MiB anonymous at an update's peak. The update's heavy work is
- *                            native (TLS, SHA-256, reads and writes); the JavaScript around it runs
- *                            in the interpreter and baseline code (Sparkplug) at the same rates:
- *                            full install and adaptive update alike (`make bench`, issue #8);
+ *   (TurboFan on)            the optimizing compiler stays: each 16 KiB TLS record of a download
+ *                            passes through Node's response stream and got's before it reaches the
+ *                            slot writer, and that JavaScript, only interpreted and baseline-compiled
+ *                            (`--no-opt`, chosen in #8 for the hand-written HTTP reader), cost the
+ *                            full install a quarter of its rate — 158.8 MB/s and 7.4 CPU s/GB
+ *                            against 209.0 and 5.4 with TurboFan, for ~4 MiB more anonymous memory
+ *                            at the peak (27.9 → 32.1 MiB; `make bench`, issue #20);
  *   --optimize-for-size      V8's heap sized and grown for memory rather than speed: ~1 MiB less.
  */
 export const AGENT_NODE_OPTIONS = [
   '--max-semi-space-size=1',
   '--max-old-space-size=48',
   '--expose-gc',
-  '--no-opt',
   '--optimize-for-size',
 ];
 /**
