@@ -24,16 +24,17 @@ setup:
 
 build:
 	@scripts/setup npm
-	@npx tsc -b agent image recovery console-tui portal
+	@npx tsc -b core agent image recovery console-tui portal
 	@node scripts/bundle.mjs
 
 check:
 	@scripts/setup npm
-	@npx tsc -b agent image recovery console-tui portal
+	@npx tsc -b core agent image recovery console-tui portal
 	@node scripts/bundle.mjs
 	@npx tsc -p tsconfig.tools.json
 	@npx biome check .
 	@node scripts/check-pure.mjs
+	@node scripts/check-boundaries.mjs
 
 test: setup build
 	@node scripts/test.mjs

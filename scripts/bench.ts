@@ -40,7 +40,7 @@ import { createCipheriv, createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeFileAtomic } from '../agent/src/platform/atomic.js';
+import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
 import {
   buildRelease,
   type DevKeys,

@@ -4,7 +4,7 @@
  * names of the recovery actions differ: a button on the portal, a command on the CLI.
  * Pure: no `node:*` imports.
  */
-import type { SerializedError } from './errors.js';
+import type { SerializedError } from '@clgw/core/errors.js';
 
 export interface PlainError {
   /** What went wrong, in plain words. */

@@ -1,4 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { ClgwError, serializeError } from '@clgw/core/errors.js';
+import { formatTime } from '@clgw/core/format.js';
+import type { NetworkInput } from '@clgw/core/network/settings.js';
+import { peakRssKiB } from '@clgw/core/platform/memory.js';
+import { markBad, markGood } from '@clgw/core/slot/bootchooser.js';
+import { readGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
+import { profileLogLine } from '@clgw/core/system/profiles.js';
 import { type Actor, createActor } from 'xstate';
 import { updateEffects } from './actors/effects.js';
 import { needsPresence, type PortalAction, portalInput, portalOffers } from './api/portal-contract.js';
@@ -10,8 +17,6 @@ import { type ContainersView, containersView } from './containers/view.js';
 import type { Deps } from './deps.js';
 import type { DiagnosticsReport } from './diagnostics/checks.js';
 import { diagnose } from './diagnostics/service.js';
-import { ClgwError, serializeError } from './errors.js';
-import { formatTime } from './format.js';
 import { LogDownloads, type LogLinkView } from './logs/service.js';
 import type { Journal, Trigger } from './machine/journal.js';
 import {
@@ -22,19 +27,14 @@ import {
 } from './machine/update.machine.js';
 import { changeNetwork, type NetworkView, readNetwork } from './network/network.js';
 import { describeProxy, readProxy, validateProxy, writeProxy } from './network/proxy.js';
-import type { NetworkInput } from './network/settings.js';
-import { peakRssKiB } from './platform/memory.js';
 import { constantTimeEqual } from './presence/equal.js';
 import { createPresence, type Presence } from './presence/presence.js';
 import { describeSchedule, readSchedule, type ScheduleView, setSchedule } from './schedule/scheduler.js';
-import { markBad, markGood } from './slot/bootchooser.js';
 import { readBootedSlot } from './slot/booted.js';
-import { readGrubenv, writeGrubenv } from './slot/grubenv-file.js';
 import { SshAccess } from './ssh/ssh.js';
 import { inOrder } from './state/journal-file.js';
 import { collectStatus, type Status } from './status.js';
 import { dataReset } from './system/data-reset.js';
-import { profileLogLine } from './system/profiles.js';
 
 /** The requests the local API (CLI, console, portal) can make. */
 export type AgentRequest =

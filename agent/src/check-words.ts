@@ -4,8 +4,8 @@
  * keeps running what it runs and tries again — never an update error.
  * Pure: no `node:*` imports.
  */
-import { REACH_ERROR_CODES } from './error-codes.js';
-import type { ErrorCode } from './errors.js';
+import { REACH_ERROR_CODES } from '@clgw/core/error-codes.js';
+import type { ErrorCode } from '@clgw/core/errors.js';
 import type { Status } from './status.js';
 
 const UNREACHABLE: ReadonlySet<ErrorCode> = new Set(REACH_ERROR_CODES);

@@ -1,19 +1,19 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { ClgwError, serializeError } from '@clgw/core/errors.js';
+import type { Clock } from '@clgw/core/platform/clock.js';
+import { createHttpClient, type HttpClient } from '@clgw/core/platform/http.js';
+import type { Logger } from '@clgw/core/platform/log.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
+import { PROFILES, profileLogLine, selectProfile } from '@clgw/core/system/profiles.js';
 import { ProgressTracker } from './actors/progress.js';
 import { configPath, loadConfig } from './config.js';
 import { createEngine } from './containers/engine.js';
 import type { Deps, RebootPort } from './deps.js';
-import { ClgwError, serializeError } from './errors.js';
 import { type ProxySetting, proxyUrl, readProxy } from './network/proxy.js';
-import type { Clock } from './platform/clock.js';
-import { createHttpClient, type HttpClient } from './platform/http.js';
-import type { Logger } from './platform/log.js';
-import type { AppliancePaths } from './platform/paths.js';
 import { simulatorSsh, systemdSsh } from './ssh/ssh.js';
 import { writeJournal } from './state/journal-file.js';
 import { detectMachine } from './system/machine.js';
-import { PROFILES, profileLogLine, selectProfile } from './system/profiles.js';
 
 export interface ComposeOptions {
   paths: AppliancePaths;

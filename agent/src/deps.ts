@@ -1,15 +1,15 @@
+import type { Clock } from '@clgw/core/platform/clock.js';
+import type { HttpClient } from '@clgw/core/platform/http.js';
+import type { Logger } from '@clgw/core/platform/log.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
+import type { MachineShape, Profile } from '@clgw/core/system/profiles.js';
 import type { CompatCache } from './actors/check.js';
 import type { ProgressTracker } from './actors/progress.js';
 import type { AgentConfig } from './config.js';
 import type { EnginePort } from './containers/engine-port.js';
 import type { Journal } from './machine/journal.js';
 import type { ProxySetting } from './network/proxy.js';
-import type { Clock } from './platform/clock.js';
-import type { HttpClient } from './platform/http.js';
-import type { Logger } from './platform/log.js';
-import type { AppliancePaths } from './platform/paths.js';
 import type { SshServer } from './ssh/ssh.js';
-import type { MachineShape, Profile } from './system/profiles.js';
 
 /** Restarting the appliance: `systemctl reboot` on the box, the boot emulator in the simulator. */
 export interface RebootPort {

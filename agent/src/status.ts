@@ -1,24 +1,24 @@
 import { promises as fs } from 'node:fs';
+import { type SerializedError, serializeError } from '@clgw/core/errors.js';
+import { readJsonFile } from '@clgw/core/platform/atomic.js';
+import type { AppliancePaths, SlotName } from '@clgw/core/platform/paths.js';
+import { describeSlots } from '@clgw/core/slot/bootchooser.js';
+import { readGrubenv } from '@clgw/core/slot/grubenv-file.js';
+import { parseOsRelease, patchLevelOf } from '@clgw/core/system/os-release.js';
 import type { Progress } from './actors/progress.js';
 import { type ContainersState, readContainersState } from './containers/state.js';
 import type { DiagnosticsReport } from './diagnostics/checks.js';
 import { readDiagnostics } from './diagnostics/service.js';
-import { type SerializedError, serializeError } from './errors.js';
 import { type FirstBootView, firstBootView } from './firstboot/report.js';
 import type { CheckResult, Journal, UpdateResult, UpdateState } from './machine/journal.js';
 import { type NetworkView, readNetwork } from './network/network.js';
-import { readJsonFile } from './platform/atomic.js';
-import type { AppliancePaths, SlotName } from './platform/paths.js';
 import { describeSchedule, readSchedule, type ScheduleView } from './schedule/scheduler.js';
-import { describeSlots } from './slot/bootchooser.js';
 import { bootedSlotFromCmdline } from './slot/cmdline.js';
-import { readGrubenv } from './slot/grubenv-file.js';
 import { readSlotStatus } from './slot/status.js';
 import { describeSsh, readSsh, type SshView } from './ssh/ssh.js';
 import { type Alarm, readAlarms } from './state/alarms.js';
 import { readHistory } from './state/history.js';
 import { readJournal } from './state/journal-file.js';
-import { parseOsRelease, patchLevelOf } from './system/os-release.js';
 
 export interface SlotView {
   version: string | null;

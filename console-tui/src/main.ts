@@ -10,7 +10,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AgentClient } from '@clgw/agent/api/client.js';
-import { appliancePaths } from '@clgw/agent/platform/paths.js';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
 import type { ConsoleDeps } from './ui/deps.js';
 import { HomeScreen } from './ui/home.js';
 import { MenuScreen } from './ui/menu.js';

@@ -2,7 +2,7 @@
  * The portal's HTTP policy: the headers every response carries, which Host names it answers to,
  * and which requests count as coming from its own page. Pure: no `node:*` imports.
  */
-import { LOCAL_NAME } from '@clgw/agent/format.js';
+import { LOCAL_NAME } from '@clgw/core/format.js';
 
 /** The page has no inline script or style and loads nothing from anywhere else. */
 export const CONTENT_SECURITY_POLICY = [

@@ -4,7 +4,7 @@
  * date from the event stream. Every text from the appliance goes through {@link escapeHtml}.
  * Pure: no `node:*` imports.
  */
-import { PRODUCT_NAME } from '@clgw/agent/format.js';
+import { PRODUCT_NAME } from '@clgw/core/format.js';
 import type { FieldName, ListName, PortalView, SectionName } from './view.js';
 
 /** What the confirmation dialog says for each action that needs the code from the gateway's screen. */

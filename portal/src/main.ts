@@ -9,8 +9,8 @@
  * A crash here touches nothing of the agent's: the unit restarts the portal alone.
  */
 import path from 'node:path';
-import type { Logger, LogLevel } from '@clgw/agent/platform/log.js';
-import { appliancePaths } from '@clgw/agent/platform/paths.js';
+import type { Logger, LogLevel } from '@clgw/core/platform/log.js';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
 import { PortalAgentClient } from './agent-client.js';
 import { type PortalOptions, startPortal } from './server.js';
 

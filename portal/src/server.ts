@@ -9,8 +9,8 @@ import {
   portalBody,
 } from '@clgw/agent/api/portal-contract.js';
 import { sharedSnapshot } from '@clgw/agent/api/snapshot.js';
-import { localPortalUrl } from '@clgw/agent/format.js';
-import type { Logger } from '@clgw/agent/platform/log.js';
+import { localPortalUrl } from '@clgw/core/format.js';
+import type { Logger } from '@clgw/core/platform/log.js';
 import { AgentAnswerError, type PortalAgent } from './agent-client.js';
 import { crossSiteReason, isAllowedHost, SECURITY_HEADERS } from './headers.js';
 import { type PageAssets, renderLogLinkGone, renderPage, renderUnavailable } from './html.js';

@@ -13,8 +13,8 @@ import {
   portalOffers,
 } from '@clgw/agent/api/portal-contract.js';
 import { checkWarning, describeCheck } from '@clgw/agent/check-words.js';
-import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME, portalUrl } from '@clgw/agent/format.js';
 import type { UpdateState } from '@clgw/agent/machine/journal.js';
+import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME, portalUrl } from '@clgw/core/format.js';
 
 export type PortalMode = 'normal' | 'updating' | 'error';
 

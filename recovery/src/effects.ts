@@ -6,12 +6,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError } from '@clgw/agent/errors.js';
-import { fsyncDir, readAtMost, writeFileAtomic, writeJsonAtomic } from '@clgw/agent/platform/atomic.js';
-import { crashpoint } from '@clgw/agent/platform/crashpoint.js';
-import { execFile } from '@clgw/agent/platform/exec.js';
-import { writeGrubenv } from '@clgw/agent/slot/grubenv-file.js';
-import { deviceCapacity, verifyArtifactOnDevice } from '@clgw/agent/slot/install.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import { fsyncDir, readAtMost, writeFileAtomic, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import { crashpoint } from '@clgw/core/platform/crashpoint.js';
+import { execFile } from '@clgw/core/platform/exec.js';
+import { writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
+import { deviceCapacity, verifyArtifactOnDevice } from '@clgw/core/slot/install.js';
 import { MAX_MANIFEST_BYTES } from './manifest.js';
 import type { RebootMode, RecoveryLayout, RecoveryRecord, RecoverySurvey } from './plan.js';
 

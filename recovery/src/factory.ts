@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { writeJsonAtomic } from '@clgw/agent/platform/atomic.js';
+import { writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import { type FactoryImage, type FactoryManifest, MANIFEST_FILE, validateManifest } from './manifest.js';
 
 /** Size and SHA-256 of one image file, hashed as a stream (images are hundreds of MiB). */

@@ -16,10 +16,10 @@
  * (SIGKILL) at a known instant — or let it go on (SIGCONT). Unset on an appliance.
  */
 import { promises as fs } from 'node:fs';
-import { serializeError } from '@clgw/agent/errors.js';
-import { systemClock } from '@clgw/agent/platform/clock.js';
-import { fileLogger } from '@clgw/agent/platform/log.js';
-import { appliancePaths } from '@clgw/agent/platform/paths.js';
+import { serializeError } from '@clgw/core/errors.js';
+import { systemClock } from '@clgw/core/platform/clock.js';
+import { fileLogger } from '@clgw/core/platform/log.js';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
 import { nodeRecoveryEffects } from './effects.js';
 import { type RebootMode, recoveryLayout } from './plan.js';
 import { runRecovery } from './run.js';

@@ -6,7 +6,7 @@
  *
  * Pure: no `node:*` imports.
  */
-import { ClgwError } from '@clgw/agent/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import * as z from 'zod';
 
 /** File name of the manifest inside the recovery partition. */

@@ -15,9 +15,9 @@
  *
  * Pure: no `node:*` imports.
  */
-import type { AppliancePaths } from '@clgw/agent/platform/paths.js';
-import { BOOTCHOOSER_VARS, defaultGrubenv, selectBootFromBlock } from '@clgw/agent/slot/bootchooser.js';
-import { grubReadEnv } from '@clgw/agent/slot/grubenv.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
+import { BOOTCHOOSER_VARS, defaultGrubenv, selectBootFromBlock } from '@clgw/core/slot/bootchooser.js';
+import { grubReadEnv } from '@clgw/core/slot/grubenv.js';
 import { type FactoryManifest, IMAGE_KINDS, type ImageKind, MANIFEST_FILE } from './manifest.js';
 
 /** Where the recovery system reads and writes, all derived from {@link AppliancePaths}. */

@@ -3,10 +3,10 @@
  * plan, then run each step with a progress line on the console and a JSON line in the recovery
  * log. The effects and the clock are injected, so the order is testable without a disk.
  */
-import { serializeError } from '@clgw/agent/errors.js';
-import type { Clock } from '@clgw/agent/platform/clock.js';
-import { crashpoint } from '@clgw/agent/platform/crashpoint.js';
-import type { Logger } from '@clgw/agent/platform/log.js';
+import { serializeError } from '@clgw/core/errors.js';
+import type { Clock } from '@clgw/core/platform/clock.js';
+import { crashpoint } from '@clgw/core/platform/crashpoint.js';
+import type { Logger } from '@clgw/core/platform/log.js';
 import type { RecoveryEffects } from './effects.js';
 import { type FactoryManifest, parseManifest } from './manifest.js';
 import {

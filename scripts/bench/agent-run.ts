@@ -10,7 +10,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { appliancePaths } from '../../agent/src/platform/paths.js';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
 import type { Mirror } from '../lib/mirror.js';
 import { createAppliance } from '../sim/appliance.js';
 import { AGENT_ENV, AGENT_MAIN, bootOnce } from '../sim/boot-emulator.js';

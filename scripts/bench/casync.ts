@@ -14,7 +14,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../../agent/src/platform/atomic.js';
+import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
 import type { Mirror } from '../lib/mirror.js';
 import {
   BenchBroken,

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFile } from '../../agent/src/platform/exec.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Inputs that are expensive to make (images, bundles, chunk stores), reused across runs. */

@@ -24,8 +24,8 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../../agent/src/platform/atomic.js';
-import { execFile } from '../../agent/src/platform/exec.js';
+import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 import { BenchBroken, MIB, say, seconds, sha256Prefix } from './common.js';
 
 const GENERATOR = 'clgw-bench-delta/v2';

@@ -22,7 +22,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execFile } from '../../agent/src/platform/exec.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 import { BenchBroken } from './common.js';
 
 /** The link's shape: rate in Mbit/s (10^6 bit/s), loss in % (mirror → appliance), added RTT in ms. */

@@ -24,8 +24,8 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, promises as fs, type WriteStream } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../../agent/src/platform/atomic.js';
-import { execFile } from '../../agent/src/platform/exec.js';
+import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 import type { Mirror } from '../lib/mirror.js';
 import {
   BenchBroken,

@@ -12,9 +12,9 @@
  * Prints one JSON line: {"bytes": N, "seconds": S}.
  */
 import { promises as fs } from 'node:fs';
-import { systemClock } from '@clgw/agent/platform/clock.js';
-import { createHttpClient } from '@clgw/agent/platform/http.js';
-import { alignedBuffers, openDirect } from '@clgw/agent/slot/direct-io.js';
+import { systemClock } from '@clgw/core/platform/clock.js';
+import { createHttpClient } from '@clgw/core/platform/http.js';
+import { alignedBuffers, openDirect } from '@clgw/core/slot/direct-io.js';
 
 async function main(argv: string[]): Promise<void> {
   const [url, sizeText, caFile, writeFile] = argv;

@@ -13,8 +13,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execFile } from '../../agent/src/platform/exec.js';
-import { alignedBuffers, openDirect } from '../../agent/src/slot/direct-io.js';
+import { execFile } from '@clgw/core/platform/exec.js';
+import { alignedBuffers, openDirect } from '@clgw/core/slot/direct-io.js';
 import type { Mirror } from '../lib/mirror.js';
 import {
   BenchBroken,

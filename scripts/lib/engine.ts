@@ -15,7 +15,7 @@ import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFile } from '../../agent/src/platform/exec.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 
 export interface EngineHandle {
   /** The engine's directory (configuration, storage, socket, log). */

@@ -5,10 +5,10 @@
  */
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../../agent/src/platform/atomic.js';
-import { appliancePaths } from '../../agent/src/platform/paths.js';
-import { defaultGrubenv } from '../../agent/src/slot/bootchooser.js';
-import { writeGrubenv } from '../../agent/src/slot/grubenv-file.js';
+import { writeFileAtomic, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
+import { defaultGrubenv } from '@clgw/core/slot/bootchooser.js';
+import { writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { supportCaPublicKeys } from '../../image/src/release/support-ca.js';
 import { writeFactoryManifest } from '../../recovery/src/factory.js';
 import { freePorts } from '../lib/ports.js';

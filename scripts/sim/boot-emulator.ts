@@ -11,10 +11,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, promises as fs, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../../agent/src/platform/atomic.js';
-import { execFile } from '../../agent/src/platform/exec.js';
-import { appliancePaths, type SlotName } from '../../agent/src/platform/paths.js';
-import { selectBootFromBlock } from '../../agent/src/slot/bootchooser.js';
+import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
+import { execFile } from '@clgw/core/platform/exec.js';
+import { appliancePaths, type SlotName } from '@clgw/core/platform/paths.js';
+import { selectBootFromBlock } from '@clgw/core/slot/bootchooser.js';
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 /**
@@ -26,7 +26,7 @@ const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../.
  *                            agent's live heap is ~15 MiB, and V8 would otherwise let garbage of
  *                            an adaptive update's hundreds of requests grow it to 30+ MiB;
  *   --expose-gc              lets a download collect its dead 16 KiB network buffers every 1 MiB
- *                            (agent/src/platform/memory.ts) instead of 10–20 MiB of them;
+ *                            (core/src/platform/memory.ts) instead of 10–20 MiB of them;
  *   (TurboFan on)            the optimizing compiler stays: each 16 KiB TLS record of a download
  *                            passes through Node's response stream and got's before it reaches the
  *                            slot writer, and that JavaScript, only interpreted and baseline-compiled

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execFile } from '../../agent/src/platform/exec.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 
 export interface ReleaseImages {
   version: string;

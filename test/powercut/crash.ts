@@ -1,5 +1,5 @@
 /**
- * The test's side of `agent/src/platform/crashpoint.ts`: arming the power-cut points of one
+ * The test's side of `core/src/platform/crashpoint.ts`: arming the power-cut points of one
  * appliance (a directory named by `CLGW_CRASH_DIR` in the environment of its processes), reading
  * where they are, and cutting the power of a process tree.
  */

@@ -5,8 +5,8 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { AppliancePaths, PartitionKind, SlotName } from '../../agent/src/platform/paths.js';
-import { readGrubenv } from '../../agent/src/slot/grubenv-file.js';
+import type { AppliancePaths, PartitionKind, SlotName } from '@clgw/core/platform/paths.js';
+import { readGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { readJournal } from '../../agent/src/state/journal-file.js';
 import type { Rng } from './rng.js';
 

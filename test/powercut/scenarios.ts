@@ -16,9 +16,9 @@ import {
   renderHostname,
   renderNetworkUnit,
   validateNetworkSettings,
-} from '../../agent/src/network/settings.js';
-import type { AppliancePaths, SlotName } from '../../agent/src/platform/paths.js';
-import type { ContainerName } from '../../agent/src/release/schema.js';
+} from '@clgw/core/network/settings.js';
+import type { AppliancePaths, SlotName } from '@clgw/core/platform/paths.js';
+import type { ContainerName } from '@clgw/core/release/schema.js';
 
 /**
  * The files of the data partition's `network/` directory for these settings, exactly as the agent

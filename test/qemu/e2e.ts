@@ -30,7 +30,7 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFile } from '../../agent/src/platform/exec.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 import type { Status } from '../../agent/src/status.js';
 import {
   buildDisks,

@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFile } from '../../agent/src/platform/exec.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 import type { ReleaseImages } from '../../scripts/sim/images.js';
 import { REPO } from './appliance.js';
 import { artifactBytes } from './mirror.js';

@@ -6,12 +6,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
+import { writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
 import { startPortalSocket } from '../../agent/src/api/portal-socket.js';
 import { startApiServer } from '../../agent/src/api/server.js';
 import type { ServiceResult } from '../../agent/src/containers/state.js';
 import type { DiagnosticResult } from '../../agent/src/diagnostics/checks.js';
-import { writeJsonAtomic } from '../../agent/src/platform/atomic.js';
-import type { AppliancePaths } from '../../agent/src/platform/paths.js';
 import { PORTAL_MAIN, PORTAL_NODE_OPTIONS } from '../../scripts/sim/boot-emulator.js';
 import { type AgentOptions, makeWorld, type RunningAgent, startAgent, type World } from './appliance.js';
 

@@ -1,18 +1,18 @@
+import { ClgwError, isClgwError } from '@clgw/core/errors.js';
+import type { Validators } from '@clgw/core/platform/http.js';
+import { otherSlot } from '@clgw/core/platform/paths.js';
+import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/core/release/parse.js';
+import type { Compat } from '@clgw/core/release/schema.js';
+import { verifyCompatSignature } from '@clgw/core/release/signature.js';
+import { readRunningRelease } from '@clgw/core/system/os-release.js';
 import type { Deps } from '../deps.js';
-import { ClgwError, isClgwError } from '../errors.js';
 import type { Journal } from '../machine/journal.js';
 import type { CheckOutcome } from '../machine/update.machine.js';
-import type { Validators } from '../platform/http.js';
-import { otherSlot } from '../platform/paths.js';
-import { MAX_COMPAT_BYTES, parseCompat } from '../release/parse.js';
 import { decideUpdate } from '../release/policy.js';
-import type { Compat } from '../release/schema.js';
-import { verifyCompatSignature } from '../release/signature.js';
 import { readBootedSlot } from '../slot/booted.js';
 import { clearRecovered, updateAlarms } from '../state/alarms.js';
 import { readHistory, updateHistory } from '../state/history.js';
 import { clockFloor, clockNotSet } from '../system/clock-floor.js';
-import { readRunningRelease } from '../system/os-release.js';
 
 /** The signature envelope is small: a signature and at most a few certificates. */
 const MAX_SIGNATURE_BYTES = 64 * 1024;

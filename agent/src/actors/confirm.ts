@@ -1,12 +1,12 @@
+import { ClgwError, type SerializedError, serializeError } from '@clgw/core/errors.js';
+import { compareVersions } from '@clgw/core/release/schema.js';
+import { markBad, markGood } from '@clgw/core/slot/bootchooser.js';
+import { grubenvEqual } from '@clgw/core/slot/grubenv.js';
+import { readGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import type { Deps } from '../deps.js';
-import { ClgwError, type SerializedError, serializeError } from '../errors.js';
 import type { Journal, UpdateTarget } from '../machine/journal.js';
 import type { ConfirmOutcome } from '../machine/update.machine.js';
-import { compareVersions } from '../release/schema.js';
-import { markBad, markGood } from '../slot/bootchooser.js';
 import { readBootedSlot } from '../slot/booted.js';
-import { grubenvEqual } from '../slot/grubenv.js';
-import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 import { clearRecovered, updateAlarms } from '../state/alarms.js';
 import { updateHistory } from '../state/history.js';
 import { checkHealth } from './health.js';

@@ -1,14 +1,15 @@
 import { promises as fs } from 'node:fs';
+import { ClgwError, serializeError } from '@clgw/core/errors.js';
+import type { PartitionKind } from '@clgw/core/platform/paths.js';
+import { chunkCount } from '@clgw/core/release/chunk-index.js';
+import { disableSlot } from '@clgw/core/slot/bootchooser.js';
+import { readGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
+import { type ArtifactTarget, deviceCapacity, writeArtifact } from '@clgw/core/slot/install.js';
 import type { Deps } from '../deps.js';
-import { ClgwError, serializeError } from '../errors.js';
 import type { Journal, UpdateTarget } from '../machine/journal.js';
 import type { Written } from '../machine/update.machine.js';
-import type { PartitionKind } from '../platform/paths.js';
-import { chunkCount } from '../release/chunk-index.js';
-import { disableSlot } from '../slot/bootchooser.js';
 import { ChunkTable } from '../slot/chunk-table.js';
 import { writeArtifactDelta } from '../slot/delta.js';
-import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 import {
   countFound,
   fetchChunkIndex,
@@ -17,7 +18,6 @@ import {
   probeOverlap,
   pruneIndexCache,
 } from '../slot/index-cache.js';
-import { type ArtifactTarget, deviceCapacity, writeArtifact } from '../slot/install.js';
 import { readSlotStatus, type SlotRecord, writeSlotRecord } from '../slot/status.js';
 
 const ARTIFACTS: PartitionKind[] = ['boot', 'root'];

@@ -1,11 +1,11 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { ClgwError, isClgwError } from '@clgw/core/errors.js';
+import { execFile } from '@clgw/core/platform/exec.js';
+import type { SlotName } from '@clgw/core/platform/paths.js';
+import { readRunningRelease } from '@clgw/core/system/os-release.js';
 import type { Deps } from '../deps.js';
-import { ClgwError, isClgwError } from '../errors.js';
-import { execFile } from '../platform/exec.js';
-import type { SlotName } from '../platform/paths.js';
 import { readBootedSlot } from '../slot/booted.js';
-import { readRunningRelease } from '../system/os-release.js';
 
 export interface HealthExpectation {
   slot: SlotName;

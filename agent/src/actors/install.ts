@@ -1,5 +1,5 @@
+import { ClgwError } from '@clgw/core/errors.js';
 import type { Deps } from '../deps.js';
-import { ClgwError } from '../errors.js';
 import type { Journal } from '../machine/journal.js';
 import { writeSlotRecord } from '../slot/status.js';
 

@@ -1,7 +1,7 @@
+import { defaultGrubenv, requestRecovery } from '@clgw/core/slot/bootchooser.js';
+import { readGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import type { Deps } from '../deps.js';
 import type { Journal } from '../machine/journal.js';
-import { defaultGrubenv, requestRecovery } from '../slot/bootchooser.js';
-import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 import { CRITICAL_PHASE_ALARM, raise, updateAlarms } from '../state/alarms.js';
 
 /** Tells the recovery system why it runs (shown on its console and in its record). */

@@ -1,8 +1,8 @@
+import { ClgwError } from '@clgw/core/errors.js';
+import { markBad } from '@clgw/core/slot/bootchooser.js';
+import { readGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import type { Deps } from '../deps.js';
-import { ClgwError } from '../errors.js';
 import type { Journal } from '../machine/journal.js';
-import { markBad } from '../slot/bootchooser.js';
-import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 
 /** Marks the failed target slot bad (and the source first in ORDER) so the reboot returns to the source. */
 export async function rollBack(deps: Deps, journal: Journal): Promise<void> {

@@ -1,10 +1,10 @@
 import { promises as fs } from 'node:fs';
+import { markGood } from '@clgw/core/slot/bootchooser.js';
+import { grubenvEqual } from '@clgw/core/slot/grubenv.js';
+import { readGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import type { Deps } from '../deps.js';
 import { reconcileNetwork } from '../network/network.js';
-import { markGood } from '../slot/bootchooser.js';
 import { readBootedSlot } from '../slot/booted.js';
-import { grubenvEqual } from '../slot/grubenv.js';
-import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 import { readSlotStatus, writeSlotRecord } from '../slot/status.js';
 import { updateAlarms } from '../state/alarms.js';
 import { dataReset, dataResetPending } from '../system/data-reset.js';

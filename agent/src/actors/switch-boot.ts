@@ -1,9 +1,9 @@
+import { ClgwError } from '@clgw/core/errors.js';
+import { crashpoint } from '@clgw/core/platform/crashpoint.js';
+import { switchTo } from '@clgw/core/slot/bootchooser.js';
+import { readGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import type { Deps } from '../deps.js';
-import { ClgwError } from '../errors.js';
 import type { Journal } from '../machine/journal.js';
-import { crashpoint } from '../platform/crashpoint.js';
-import { switchTo } from '../slot/bootchooser.js';
-import { readGrubenv, writeGrubenv } from '../slot/grubenv-file.js';
 
 /**
  * The critical phase: makes the target slot the first choice of the bootloader (one atomic

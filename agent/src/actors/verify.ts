@@ -1,7 +1,7 @@
+import { ClgwError, isClgwError } from '@clgw/core/errors.js';
+import { type VerifyOptions, verifyArtifactOnDevice } from '@clgw/core/slot/install.js';
 import type { Deps } from '../deps.js';
-import { ClgwError, isClgwError } from '../errors.js';
 import type { ArtifactRef, Journal } from '../machine/journal.js';
-import { type VerifyOptions, verifyArtifactOnDevice } from '../slot/install.js';
 
 /** Reads back what was written into the target slot and compares it with compat.yaml's SHA-256. */
 export async function verifyRelease(deps: Deps, journal: Journal, signal: AbortSignal): Promise<void> {

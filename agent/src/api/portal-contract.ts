@@ -12,9 +12,10 @@
  * The agent, not the page, enforces the rules: {@link portalOffers} is what the page shows and
  * what the agent accepts. Pure: no `node:*` imports.
  */
+
+import { formatMemory } from '@clgw/core/system/profiles.js';
 import type { DiagnosticsReport } from '../diagnostics/checks.js';
 import type { Status } from '../status.js';
-import { formatMemory } from '../system/profiles.js';
 
 /** One startup-diagnostics check (SPEC.md §5: DNS, NTP, HTTPS, STUN, SIP-TLS, RTP). */
 export interface PortalDiagnosticCheck {

@@ -1,8 +1,8 @@
 import { constants, promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { ClgwError, toClgwError } from '../errors.js';
-import type { Logger } from '../platform/log.js';
+import { ClgwError, toClgwError } from '@clgw/core/errors.js';
+import type { Logger } from '@clgw/core/platform/log.js';
 import { PORTAL_ACTIONS, type PortalAction, type PortalInput, portalBody } from './portal-contract.js';
 import { httpStatusOf, limitServer, readJsonBody } from './serve.js';
 

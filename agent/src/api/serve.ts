@@ -3,7 +3,7 @@
  * send the request), the bounded JSON body reader, and the HTTP status of each refusal.
  */
 import type http from 'node:http';
-import { ClgwError, type ErrorCode } from '../errors.js';
+import { ClgwError, type ErrorCode } from '@clgw/core/errors.js';
 
 /** The HTTP status a refusal is answered with. */
 export function httpStatusOf(code: ErrorCode): number {

@@ -1,10 +1,10 @@
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { ClgwError, toClgwError } from '@clgw/core/errors.js';
+import type { Logger } from '@clgw/core/platform/log.js';
 import * as z from 'zod';
 import type { Agent, AgentRequest } from '../agent.js';
-import { ClgwError, toClgwError } from '../errors.js';
-import type { Logger } from '../platform/log.js';
 import { httpStatusOf, limitServer, readJsonBody } from './serve.js';
 
 const MAX_BODY = 16 * 1024;

@@ -1,20 +1,20 @@
 #!/usr/bin/env node
 import { promises as fs } from 'node:fs';
+import { ClgwError, isClgwError, type SerializedError, toClgwError } from '@clgw/core/errors.js';
+import { formatTime } from '@clgw/core/format.js';
+import { toInput } from '@clgw/core/network/settings.js';
+import { type AppliancePaths, appliancePaths } from '@clgw/core/platform/paths.js';
+import { parseOsRelease } from '@clgw/core/system/os-release.js';
+import { profileText } from '@clgw/core/system/profiles.js';
 import { type ActionNames, CLI_ACTIONS, ownWords } from '../advice.js';
 import { AgentClient } from '../api/client.js';
 import { describeCheck } from '../check-words.js';
 import type { ContainersView } from '../containers/view.js';
 import { formatDiagnostics } from '../diagnostics/checks.js';
-import { ClgwError, isClgwError, type SerializedError, toClgwError } from '../errors.js';
 import type { FirstBootView } from '../firstboot/report.js';
-import { formatTime } from '../format.js';
-import { toInput } from '../network/settings.js';
-import { type AppliancePaths, appliancePaths } from '../platform/paths.js';
 import type { ScheduleView } from '../schedule/scheduler.js';
 import { sshBanner, sshSupportLine } from '../ssh/view.js';
 import { collectStatus, type Status } from '../status.js';
-import { parseOsRelease } from '../system/os-release.js';
-import { profileText } from '../system/profiles.js';
 import { describeResult, formatContainers, seconds } from './containers.js';
 import { fitText, hasByteProgress, outputWidth, progressLine, wrapLine } from './output.js';
 

@@ -4,9 +4,10 @@
  * the last upgrade, why it was rolled back, the versions not installed again.
  * Pure: no `node:*` imports.
  */
+
+import { formatTime } from '@clgw/core/format.js';
 import type { ServiceResult } from '../containers/state.js';
 import type { ContainersView } from '../containers/view.js';
-import { formatTime } from '../format.js';
 
 /** `upgraded from 1.0.0`, `installed`, `rolled back 1.1.0`, `removed`. */
 export function describeResult(r: ServiceResult): string {

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
+import { ClgwError, isClgwError, toClgwError } from '@clgw/core/errors.js';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
 import { AgentClient } from '../api/client.js';
-import { ClgwError, isClgwError, toClgwError } from '../errors.js';
 import { encodeQr, renderQrText } from '../logs/qr.js';
-import { appliancePaths } from '../platform/paths.js';
 
 /**
  * `clgw-log-download` — SPEC.md §4 "Download logs" as a shell command: asks the agent for a

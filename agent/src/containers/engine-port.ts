@@ -4,7 +4,7 @@
  * container upgrade does to the engine is one of these calls; the planner's steps map onto them
  * one to one. Pure types: no `node:*` imports.
  */
-import type { ContainerName } from '../release/schema.js';
+import type { ContainerName } from '@clgw/core/release/schema.js';
 
 /** Labels the agent puts on every container it creates, so it can find and judge them later. */
 export const LABELS = {

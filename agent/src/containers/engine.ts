@@ -9,7 +9,7 @@
 import { createReadStream, promises as fs } from 'node:fs';
 import http from 'node:http';
 import { Readable } from 'node:stream';
-import { ClgwError, isClgwError } from '../errors.js';
+import { ClgwError, isClgwError } from '@clgw/core/errors.js';
 import type { ArchiveBody, ContainerInfo, ContainerSpec, EnginePort, ImageInfo } from './engine-port.js';
 
 /** API version prefix: what Podman 4.3's compat API reports (`Api-Version: 1.41`) and accepts. */

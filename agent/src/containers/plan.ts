@@ -5,8 +5,8 @@
  * remembered step number — is what makes every cut converge: after a power cut the agent plans
  * again and continues from whatever the engine shows. Pure: no `node:*` imports.
  */
-import type { ContainerName, ContainerRef } from '../release/schema.js';
-import { PROFILES, type ProfileName } from '../system/profiles.js';
+import type { ContainerName, ContainerRef } from '@clgw/core/release/schema.js';
+import { PROFILES, type ProfileName } from '@clgw/core/system/profiles.js';
 import { type ContainerInfo, type ContainerSpec, containerName, LABELS } from './engine-port.js';
 
 export type ArchiveRef = ContainerRef['archive'];

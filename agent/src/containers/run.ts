@@ -1,10 +1,10 @@
+import { isClgwError, serializeError } from '@clgw/core/errors.js';
+import { CONTAINER_NAMES } from '@clgw/core/release/schema.js';
+import { readRunningRelease } from '@clgw/core/system/os-release.js';
 import { fetchCompat, requireClockSet } from '../actors/check.js';
 import type { Deps } from '../deps.js';
-import { isClgwError, serializeError } from '../errors.js';
 import { containersFor } from '../release/policy.js';
-import { CONTAINER_NAMES } from '../release/schema.js';
 import { readHistory, updateHistory } from '../state/history.js';
-import { readRunningRelease } from '../system/os-release.js';
 import { containerName, LABELS } from './engine-port.js';
 import { nextName } from './plan.js';
 import { type ContainersState, emptyContainersState, readContainersState } from './state.js';

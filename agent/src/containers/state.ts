@@ -1,7 +1,7 @@
+import { type SerializedError, serializedErrorSchema } from '@clgw/core/errors.js';
+import { readJsonFile, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import { CONTAINER_NAMES, type ContainerName } from '@clgw/core/release/schema.js';
 import * as z from 'zod';
-import { type SerializedError, serializedErrorSchema } from '../errors.js';
-import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
-import { CONTAINER_NAMES, type ContainerName } from '../release/schema.js';
 import type { Intent, PlanAction, Step } from './plan.js';
 
 /**

@@ -1,17 +1,17 @@
 import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { archiveForLoad, inspectImageArchive } from '@clgw/core/containers/archive.js';
+import { ClgwError, isClgwError, serializeError } from '@clgw/core/errors.js';
+import { fsyncDir } from '@clgw/core/platform/atomic.js';
+import type { Clock } from '@clgw/core/platform/clock.js';
+import { crashpoint } from '@clgw/core/platform/crashpoint.js';
+import type { HttpClient } from '@clgw/core/platform/http.js';
+import type { Logger } from '@clgw/core/platform/log.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
+import { CONTAINER_NAMES, type ContainerName, type ContainerRef } from '@clgw/core/release/schema.js';
+import type { Profile } from '@clgw/core/system/profiles.js';
 import type { AgentConfig } from '../config.js';
-import { ClgwError, isClgwError, serializeError } from '../errors.js';
-import { fsyncDir } from '../platform/atomic.js';
-import type { Clock } from '../platform/clock.js';
-import { crashpoint } from '../platform/crashpoint.js';
-import type { HttpClient } from '../platform/http.js';
-import type { Logger } from '../platform/log.js';
-import type { AppliancePaths } from '../platform/paths.js';
-import { CONTAINER_NAMES, type ContainerName, type ContainerRef } from '../release/schema.js';
-import type { Profile } from '../system/profiles.js';
-import { archiveForLoad, inspectImageArchive } from './archive.js';
 import { type ContainerInfo, containerName, type EnginePort, type ImageInfo, LABELS } from './engine-port.js';
 import {
   type ArchiveRef,

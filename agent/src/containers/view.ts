@@ -1,7 +1,7 @@
-import { type SerializedError, serializeError } from '../errors.js';
-import type { Clock } from '../platform/clock.js';
-import type { AppliancePaths } from '../platform/paths.js';
-import { CONTAINER_NAMES, type ContainerName } from '../release/schema.js';
+import { type SerializedError, serializeError } from '@clgw/core/errors.js';
+import type { Clock } from '@clgw/core/platform/clock.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
+import { CONTAINER_NAMES, type ContainerName } from '@clgw/core/release/schema.js';
 import { containerName, type EnginePort, LABELS } from './engine-port.js';
 import { probe } from './probe.js';
 import { type ContainersState, readContainersState, type ServiceResult } from './state.js';

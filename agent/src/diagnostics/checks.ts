@@ -4,7 +4,7 @@
  * understands ("DNS lookup of download.mitel.io via 10.0.0.53 failed: no answer within 3 s").
  * Verdicts are data, never errors. No `node:*` imports: the probes (probes.ts) do the I/O.
  */
-import { ClgwError } from '../errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 
 export const DIAGNOSTIC_NAMES = ['dns', 'ntp', 'https', 'stun-3478', 'stun-3479', 'sip-tls'] as const;
 export type DiagnosticName = (typeof DIAGNOSTIC_NAMES)[number];

@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
 import tls from 'node:tls';
-import { contextTrusting } from '../platform/trust.js';
+import { contextTrusting } from '@clgw/core/platform/trust.js';
 import type {
   DnsObservation,
   DnsServerObservation,

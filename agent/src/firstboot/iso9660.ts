@@ -6,7 +6,7 @@
  * The disc is untrusted: every record, extent and length is checked against the device size.
  * Pure: no `node:*` imports; the bytes come through {@link BlockReader}.
  */
-import { ClgwError } from '../errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 
 /** A device or file read by offset (a CD-ROM drive, or an ISO file in tests). */
 export interface BlockReader {

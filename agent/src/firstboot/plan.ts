@@ -6,7 +6,8 @@
  * Pure: no `node:*` imports.
  */
 
-import { oneLine } from '../format.js';
+import type { ClKey, OvfEnvironment } from '@clgw/core/firstboot/ovf-env.js';
+import { oneLine } from '@clgw/core/format.js';
 import {
   canonicalHostname,
   DEFAULT_NETWORK,
@@ -16,8 +17,7 @@ import {
   type NetworkSettings,
   networkProblems,
   validateNetworkSettings,
-} from '../network/settings.js';
-import type { ClKey, OvfEnvironment } from './ovf-env.js';
+} from '@clgw/core/network/settings.js';
 
 export interface FirstBootPlan {
   settings: NetworkSettings;

@@ -4,7 +4,7 @@
  * environment, which anyone deploying the VM wrote: each is escaped to one line here again.
  * Pure: no `node:*` imports.
  */
-import { oneLine } from '../format.js';
+import { oneLine } from '@clgw/core/format.js';
 import type { FirstBootOutcome } from './run.js';
 import type { Transport } from './sources.js';
 

@@ -5,15 +5,20 @@
  * presence means "done". Safe to run twice: a cut before the record is written runs it again.
  */
 import { promises as fs } from 'node:fs';
+import { isClgwError } from '@clgw/core/errors.js';
+import {
+  CL_KEYS,
+  MAX_OVF_ENV_BYTES,
+  type OvfEnvironment,
+  parseOvfEnvironment,
+} from '@clgw/core/firstboot/ovf-env.js';
+import { oneLine } from '@clgw/core/format.js';
+import { describeNetwork, type NetworkSettings, toInput } from '@clgw/core/network/settings.js';
+import { readAtMost, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import type { Logger } from '@clgw/core/platform/log.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
 import type { AgentConfig } from '../config.js';
-import { isClgwError } from '../errors.js';
-import { oneLine } from '../format.js';
 import { saveNetwork } from '../network/network.js';
-import { describeNetwork, type NetworkSettings, toInput } from '../network/settings.js';
-import { readAtMost, writeJsonAtomic } from '../platform/atomic.js';
-import type { Logger } from '../platform/log.js';
-import type { AppliancePaths } from '../platform/paths.js';
-import { CL_KEYS, MAX_OVF_ENV_BYTES, type OvfEnvironment, parseOvfEnvironment } from './ovf-env.js';
 import { planNetwork } from './plan.js';
 import {
   type FoundEnvironment,

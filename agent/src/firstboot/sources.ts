@@ -6,11 +6,11 @@
  */
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError, isClgwError, toClgwError } from '../errors.js';
-import { oneLine } from '../format.js';
-import type { execFile } from '../platform/exec.js';
+import { ClgwError, isClgwError, toClgwError } from '@clgw/core/errors.js';
+import { MAX_OVF_ENV_BYTES } from '@clgw/core/firstboot/ovf-env.js';
+import { oneLine } from '@clgw/core/format.js';
+import type { execFile } from '@clgw/core/platform/exec.js';
 import { type BlockReader, readOvfEnvFromIso } from './iso9660.js';
-import { MAX_OVF_ENV_BYTES } from './ovf-env.js';
 
 export type Transport = 'guestinfo' | 'iso' | 'file';
 

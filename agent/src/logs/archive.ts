@@ -12,9 +12,9 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { ClgwError } from '../errors.js';
-import { GarbageGauge } from '../platform/memory.js';
-import type { AppliancePaths } from '../platform/paths.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import { GarbageGauge } from '@clgw/core/platform/memory.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
 import { fitNewestFirst, neverIncluded, type Skipped, stateRecords } from './select.js';
 
 export interface LogArchiveOptions {

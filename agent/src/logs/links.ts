@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '@clgw/core/platform/clock.js';
 
 export interface LogLinkFile {
   /** The archive on disk. */

@@ -5,8 +5,8 @@
  * else on the data partition is looked at, so nothing added there later can leak by default,
  * and container data or the engine's storage (hundreds of thousands of files) is never walked.
  */
-import { ClgwError } from '../errors.js';
-import type { AppliancePaths } from '../platform/paths.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
 
 /** A state record the archive takes when it exists. */
 export interface StateRecord {

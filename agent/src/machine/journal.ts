@@ -1,6 +1,6 @@
+import { type SerializedError, serializedErrorSchema } from '@clgw/core/errors.js';
+import type { SlotName } from '@clgw/core/platform/paths.js';
 import * as z from 'zod';
-import { type SerializedError, serializedErrorSchema } from '../errors.js';
-import type { SlotName } from '../platform/paths.js';
 
 /**
  * The update journal: the update machine's persisted snapshot on the data partition. It is written

@@ -1,5 +1,5 @@
+import type { SerializedError } from '@clgw/core/errors.js';
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
-import type { SerializedError } from '../errors.js';
 import {
   type CheckResult,
   initialJournal,

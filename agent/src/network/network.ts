@@ -1,10 +1,5 @@
 import { promises as fs } from 'node:fs';
-import type { AgentConfig } from '../config.js';
-import { ClgwError, serializeError } from '../errors.js';
-import { fsyncDir, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../platform/atomic.js';
-import { execFile } from '../platform/exec.js';
-import type { Logger } from '../platform/log.js';
-import type { AppliancePaths } from '../platform/paths.js';
+import { ClgwError, serializeError } from '@clgw/core/errors.js';
 import {
   DEFAULT_NETWORK,
   describeNetwork,
@@ -14,7 +9,12 @@ import {
   renderNetworkUnit,
   toInput,
   validateNetworkSettings,
-} from './settings.js';
+} from '@clgw/core/network/settings.js';
+import { fsyncDir, readJsonFile, writeFileAtomic, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import { execFile } from '@clgw/core/platform/exec.js';
+import type { Logger } from '@clgw/core/platform/log.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
+import type { AgentConfig } from '../config.js';
 
 export interface NetworkDeps {
   paths: AppliancePaths;

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
+import { ClgwError } from '@clgw/core/errors.js';
+import { hostnameProblem, parseIpv4 } from '@clgw/core/network/settings.js';
+import { readJsonFile, writeFileAtomic } from '@clgw/core/platform/atomic.js';
 import * as z from 'zod';
-import { ClgwError } from '../errors.js';
-import { readJsonFile, writeFileAtomic } from '../platform/atomic.js';
-import { hostnameProblem, parseIpv4 } from './settings.js';
 
 /**
  * The HTTP(S) proxy for sites without direct internet access (SPEC §5): server, port, optional

@@ -1,4 +1,4 @@
-import { ClgwError } from '../errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import {
   type Compat,
   type ContainerRef,
@@ -9,7 +9,7 @@ import {
   type PlatformEntry,
   type PlatformRelease,
   parseUtcTimestamp,
-} from './schema.js';
+} from '@clgw/core/release/schema.js';
 
 /**
  * The version rules: given a verified, parsed compat.yaml and what the appliance knows about

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { serializeError } from '@clgw/core/errors.js';
+import { readJsonFile, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import type { Clock } from '@clgw/core/platform/clock.js';
+import type { Logger } from '@clgw/core/platform/log.js';
 import * as z from 'zod';
-import { serializeError } from '../errors.js';
-import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
-import type { Clock } from '../platform/clock.js';
-import type { Logger } from '../platform/log.js';
 import { formatLocal, nextWindow, spreadOffset, validateWindow, type WindowSetting } from './window.js';
 
 /** `var/clgw/schedule.json`: the window (absent: off), this appliance's spread seed, the last run. */

@@ -10,7 +10,7 @@
  *   nothing special: every offset is read from the zone data at the instant in question.
  */
 import { createHash } from 'node:crypto';
-import { ClgwError } from '../errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 
 export interface WindowSetting {
   /** `HH:MM`, 24-hour, local to `tz`. */

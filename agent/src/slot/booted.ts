@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
-import { ClgwError } from '../errors.js';
-import type { AppliancePaths, SlotName } from '../platform/paths.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import type { AppliancePaths, SlotName } from '@clgw/core/platform/paths.js';
 import { bootedSlotFromCmdline } from './cmdline.js';
 
 /** The slot the bootloader started, from the kernel command line (`clgw.slot=A|B`). */

@@ -6,7 +6,7 @@
  *
  * Pure: no `node:*` imports.
  */
-import type { SlotName } from '../platform/paths.js';
+import type { SlotName } from '@clgw/core/platform/paths.js';
 
 export interface KernelParam {
   name: string;

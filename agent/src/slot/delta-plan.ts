@@ -4,7 +4,7 @@
  * must come from the mirror (fetch) — the fetches coalesced into as few Range requests as is worth
  * it. Pure: index entries in, operations out.
  */
-import { INDEX_ENTRY_BYTES } from '../release/chunk-index.js';
+import { INDEX_ENTRY_BYTES } from '@clgw/core/release/chunk-index.js';
 
 export type ChunkOp =
   /** Already in the target slot (a resumed install): nothing to do. */

@@ -1,16 +1,22 @@
 import type { promises as fs } from 'node:fs';
 import { inflateRawSync, constants as zlib } from 'node:zlib';
-import { ClgwError, isClgwError } from '../errors.js';
-import type { HttpClient } from '../platform/http.js';
-import { bufferingSink } from '../platform/http-body.js';
-import { collectOldGeneration } from '../platform/memory.js';
-import { chunkCount, INDEX_ENTRY_BYTES, storedLength } from '../release/chunk-index.js';
-import { digestIs, digestMatches, hashDeviceChunks } from './chunk-hash.js';
+import { ClgwError, isClgwError } from '@clgw/core/errors.js';
+import type { HttpClient } from '@clgw/core/platform/http.js';
+import { bufferingSink } from '@clgw/core/platform/http-body.js';
+import { collectOldGeneration } from '@clgw/core/platform/memory.js';
+import { chunkCount, INDEX_ENTRY_BYTES, storedLength } from '@clgw/core/release/chunk-index.js';
+import { digestIs, digestMatches, hashDeviceChunks } from '@clgw/core/slot/chunk-hash.js';
+import { borrowBuffers, returnBuffers, wholeChunks } from '@clgw/core/slot/direct-io.js';
+import { IndexReader } from '@clgw/core/slot/index-file.js';
+import {
+  type ArtifactTarget,
+  checkSlotTarget,
+  keepProgress,
+  openDevice,
+  writeFailure,
+} from '@clgw/core/slot/install.js';
 import type { ChunkTable } from './chunk-table.js';
 import { type ChunkOp, planWindow } from './delta-plan.js';
-import { borrowBuffers, returnBuffers, wholeChunks } from './direct-io.js';
-import { IndexReader } from './index-file.js';
-import { type ArtifactTarget, checkSlotTarget, keepProgress, openDevice, writeFailure } from './install.js';
 
 export interface DeltaOptions {
   /** Devices of the booted slot: refused (SLOT_ACTIVE) as the target. */

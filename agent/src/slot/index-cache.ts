@@ -1,23 +1,23 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError, isClgwError } from '../errors.js';
-import { writeFileAtomicWith } from '../platform/atomic.js';
-import type { HttpClient } from '../platform/http.js';
-import { bufferingSink } from '../platform/http-body.js';
-import type { PartitionKind, SlotName } from '../platform/paths.js';
+import { ClgwError, isClgwError } from '@clgw/core/errors.js';
+import { writeFileAtomicWith } from '@clgw/core/platform/atomic.js';
+import type { HttpClient } from '@clgw/core/platform/http.js';
+import { bufferingSink } from '@clgw/core/platform/http-body.js';
+import type { PartitionKind, SlotName } from '@clgw/core/platform/paths.js';
 import {
   CHUNK_HASH_BYTES,
   checkEntries,
   chunkCount,
   INDEX_ENTRY_BYTES,
   type IndexHeader,
-} from '../release/chunk-index.js';
-import type { ChunkIndexRef } from '../release/schema.js';
-import { chunkDigest, hashDeviceChunks } from './chunk-hash.js';
+} from '@clgw/core/release/chunk-index.js';
+import type { ChunkIndexRef } from '@clgw/core/release/schema.js';
+import { chunkDigest, hashDeviceChunks } from '@clgw/core/slot/chunk-hash.js';
+import { borrowBuffers, returnBuffers, wholeChunks } from '@clgw/core/slot/direct-io.js';
+import { fillEntry, IndexReader, writeIndexFile } from '@clgw/core/slot/index-file.js';
 import { ChunkTable } from './chunk-table.js';
-import { borrowBuffers, returnBuffers, wholeChunks } from './direct-io.js';
-import { fillEntry, IndexReader, writeIndexFile } from './index-file.js';
 
 /**
  * Chunk indexes on the data partition (adaptive updates): the index of each slot's content, so the

@@ -1,7 +1,7 @@
+import { ClgwError } from '@clgw/core/errors.js';
+import { readJsonFile, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import type { SlotName } from '@clgw/core/platform/paths.js';
 import * as z from 'zod';
-import { ClgwError } from '../errors.js';
-import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
-import type { SlotName } from '../platform/paths.js';
 
 /** What was installed into each slot (RAUC's slot status), kept on the data partition. */
 const slotRecord = z

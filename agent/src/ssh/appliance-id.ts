@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { writeFileAtomic } from '../platform/atomic.js';
-import { APPLIANCE_ID_LENGTH, applianceIdFrom, isApplianceId } from './principal.js';
+import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
+import { APPLIANCE_ID_LENGTH, applianceIdFrom, isApplianceId } from '@clgw/core/ssh/principal.js';
 
 /**
  * This appliance's ID (`var/clgw/appliance-id`), or undefined when there is none (yet) or the

@@ -14,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { decidePrincipal } from './principal.js';
+import { decidePrincipal } from '@clgw/core/ssh/principal.js';
 
 function main(argv: string[]): number {
   let values: { account?: string; 'appliance-id'?: string; 'id-file'?: string };

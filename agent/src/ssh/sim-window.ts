@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, openSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { endProcessTree } from '../platform/process-tree.js';
+import { endProcessTree } from '@clgw/core/platform/process-tree.js';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),

@@ -2,7 +2,7 @@
  * What SSH access looks like from outside (status, console, CLI): pure, so the console's view
  * models use it without loading the module that runs sshd.
  */
-import { utcTime } from '../format.js';
+import { utcTime } from '@clgw/core/format.js';
 
 export { utcTime };
 

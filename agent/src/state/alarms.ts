@@ -1,6 +1,6 @@
+import { ClgwError } from '@clgw/core/errors.js';
+import { readJsonFile, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import * as z from 'zod';
-import { ClgwError } from '../errors.js';
-import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
 
 /** A power cut hit the critical phase (or the boot environment was torn): the box resets itself. */
 export const CRITICAL_PHASE_ALARM = 'CLGW_ALARM_CRITICAL_PHASE_FAILED';

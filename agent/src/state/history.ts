@@ -1,6 +1,6 @@
+import { ClgwError } from '@clgw/core/errors.js';
+import { readJsonFile, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import * as z from 'zod';
-import { ClgwError } from '../errors.js';
-import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
 
 /**
  * Facts that outlive any single update, kept on the data partition: the highest gateway OS

@@ -1,6 +1,6 @@
-import { ClgwError } from '../errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import { readJsonFile, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import { type Journal, journalSchema } from '../machine/journal.js';
-import { readJsonFile, writeJsonAtomic } from '../platform/atomic.js';
 
 /** Reads the persisted journal; `undefined` on a fresh appliance, STATE_INVALID when unreadable. */
 export async function readJournal(file: string): Promise<Journal | undefined> {

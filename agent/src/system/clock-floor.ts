@@ -4,7 +4,7 @@
  * whatever the last shutdown saved; TLS and the signature chain then fail ("certificate not yet
  * valid"), and the error would name them instead of the clock. Pure: no `node:*` imports.
  */
-import { ClgwError } from '../errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

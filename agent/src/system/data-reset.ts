@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
-import { fsyncDir, writeFileAtomic } from '../platform/atomic.js';
-import type { Logger } from '../platform/log.js';
-import type { AppliancePaths } from '../platform/paths.js';
+import { fsyncDir, writeFileAtomic } from '@clgw/core/platform/atomic.js';
+import type { Logger } from '@clgw/core/platform/log.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
 
 /**
  * Data Reset: erases what was stored during onboarding (account link, PBX settings, tokens,

@@ -1,8 +1,8 @@
 /// <reference path="../types/systeminformation-memory.d.ts" />
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
-import type { Platform } from '../release/schema.js';
-import type { MachineShape } from './profiles.js';
+import type { Platform } from '@clgw/core/release/schema.js';
+import type { MachineShape } from '@clgw/core/system/profiles.js';
 
 /**
  * What the hypervisor (if any) says this machine is: VMware → `virtual`, KVM/QEMU → `kvm`, bare

@@ -9,9 +9,10 @@
  * `linux` terminfo entry declares UTF-8 (`U8#1`), so blessed sends them as they are whatever the
  * locale. Each module is half a cell high and one cell wide: 8x8 pixels with the 8x16 font.
  */
-import { formatBytes, utcTime } from '@clgw/agent/format.js';
+
 import { encodeQr, renderQrText } from '@clgw/agent/logs/qr.js';
 import type { LogLinkView } from '@clgw/agent/logs/service.js';
+import { formatBytes, utcTime } from '@clgw/core/format.js';
 import { escapeText } from './text.js';
 
 export const LOGS_TITLE = 'Download logs';

@@ -9,7 +9,7 @@ import {
   type NetworkSettings,
   networkProblems,
   validateNetworkSettings,
-} from '@clgw/agent/network/settings.js';
+} from '@clgw/core/network/settings.js';
 
 export interface FormValues {
   mode: 'dhcp' | 'static';

@@ -9,7 +9,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Platform } from '@clgw/agent/release/schema.js';
+import type { Platform } from '@clgw/core/release/schema.js';
 import { buildOva } from '../ova/ova.js';
 import { OVA_FIRMWARE } from '../ova/ovf.js';
 import { buildRelease, type DevKeys, SUPPORT_CA_FILES } from '../release/index.js';

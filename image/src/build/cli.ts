@@ -17,7 +17,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { serializeError } from '@clgw/agent/errors.js';
+import { serializeError } from '@clgw/core/errors.js';
 import {
   type DevKeys,
   ensureDevSupportCa,

@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError } from '@clgw/agent/errors.js';
-import type { Platform } from '@clgw/agent/release/schema.js';
-import { defaultGrubenv } from '@clgw/agent/slot/bootchooser.js';
-import { serializeGrubenv } from '@clgw/agent/slot/grubenv.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import type { Platform } from '@clgw/core/release/schema.js';
+import { defaultGrubenv } from '@clgw/core/slot/bootchooser.js';
+import { serializeGrubenv } from '@clgw/core/slot/grubenv.js';
 import { hashFile } from '../release/build.js';
 import { buildBiosCore, buildEfiImage, patchBiosBoot } from './grub.js';
 import { type DiskPlan, ESP_BYTES, MIB, partition, planDisk, SECTOR, sgdiskArgs } from './layout.js';

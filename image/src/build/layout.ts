@@ -6,7 +6,7 @@
  * or boot_b), and GRUB 2.06 cannot search by GPT partition name. Everything else (the kernel's
  * initramfs, fstab, the agent) finds partitions by their GPT name.
  */
-import { ClgwError } from '@clgw/agent/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 
 export const MIB = 1024 * 1024;
 export const SECTOR = 512;

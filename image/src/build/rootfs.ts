@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError } from '@clgw/agent/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import { machineMirror } from './apt-sources.js';
 import { run } from './run.js';
 import { APPLIANCE_WORKSPACES } from './tree.js';

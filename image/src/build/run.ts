@@ -1,4 +1,4 @@
-import { type ExecOptions, type ExecResult, execFile } from '@clgw/agent/platform/exec.js';
+import { type ExecOptions, type ExecResult, execFile } from '@clgw/core/platform/exec.js';
 
 /**
  * The builder's programs (debootstrap, mkfs, qemu-img…) run for minutes on large trees: the

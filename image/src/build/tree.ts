@@ -4,15 +4,15 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError } from '@clgw/agent/errors.js';
-import { isPatchLevel } from '@clgw/agent/system/os-release.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import { isPatchLevel } from '@clgw/core/system/os-release.js';
 import { supportCaPublicKeys } from '../release/support-ca.js';
 import type { Repo } from './rootfs.js';
 import { run } from './run.js';
 import { verifyTreeUnits } from './units.js';
 
 /** The workspaces that run on the appliance (image/ is vendor-side tooling). */
-export const APPLIANCE_WORKSPACES = ['agent', 'console-tui', 'portal', 'recovery'] as const;
+export const APPLIANCE_WORKSPACES = ['core', 'agent', 'console-tui', 'portal', 'recovery'] as const;
 
 /**
  * Units the image enables; ssh.service ships disabled (the technician turns it on for 24 h). The
@@ -89,7 +89,7 @@ export interface TreeOptions {
   /**
    * A lab image for the QEMU end-to-end run: mounts the host directory QEMU shares with the tag
    * `clgw-e2e` (9p) at /run/clgw-e2e, where the agent's power-cut points are armed
-   * (CLGW_CRASH_DIR, agent/src/platform/crashpoint.ts) and tty1's text is copied every second;
+   * (CLGW_CRASH_DIR, core/src/platform/crashpoint.ts) and tty1's text is copied every second;
    * the journal goes to the serial console. Never in a product image.
    */
   lab?: boolean;

@@ -12,7 +12,7 @@
  * transaction of the boot itself, so the boot's target and the power-off's are always verified
  * too (nothing we ship may break "Shut Down Guest" either).
  */
-import { ClgwError } from '@clgw/agent/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import { run } from './run.js';
 
 /** The transactions of a boot and of a power-off, verified with every check. */

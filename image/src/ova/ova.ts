@@ -6,9 +6,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError, toClgwError } from '@clgw/agent/errors.js';
-import { fsyncDir } from '@clgw/agent/platform/atomic.js';
-import { execFile } from '@clgw/agent/platform/exec.js';
+import { ClgwError, toClgwError } from '@clgw/core/errors.js';
+import { fsyncDir } from '@clgw/core/platform/atomic.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 import { create as createTar } from 'tar';
 import { type Firmware, OVA_FIRMWARE, renderOvf } from './ovf.js';
 

@@ -16,9 +16,9 @@
  * both ESXi 7.0's (README.md, "Deploying the OVA").
  * Pure: no `node:*` imports.
  */
-import type { ClKey } from '@clgw/agent/firstboot/ovf-env.js';
-import { MAX_DNS, MAX_HOSTNAME } from '@clgw/agent/network/settings.js';
-import { DEFAULT_PROFILE, PROFILE_NAMES, type ProfileName } from '@clgw/agent/system/profiles.js';
+import type { ClKey } from '@clgw/core/firstboot/ovf-env.js';
+import { MAX_DNS, MAX_HOSTNAME } from '@clgw/core/network/settings.js';
+import { DEFAULT_PROFILE, PROFILE_NAMES, type ProfileName } from '@clgw/core/system/profiles.js';
 
 export const OVF_NS = 'http://schemas.dmtf.org/ovf/envelope/1';
 export const RASD_NS = 'http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData';

@@ -4,12 +4,12 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { deflateRawSync } from 'node:zlib';
-import { inspectImageArchive } from '@clgw/agent/containers/archive.js';
-import { ClgwError } from '@clgw/agent/errors.js';
-import { fsyncDir, writeFileAtomic, writeFileAtomicWith } from '@clgw/agent/platform/atomic.js';
-import { execFile } from '@clgw/agent/platform/exec.js';
-import { chunkCount, DEFAULT_CHUNK_SIZE, INDEX_ENTRY_BYTES } from '@clgw/agent/release/chunk-index.js';
-import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/agent/release/parse.js';
+import { inspectImageArchive } from '@clgw/core/containers/archive.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import { fsyncDir, writeFileAtomic, writeFileAtomicWith } from '@clgw/core/platform/atomic.js';
+import { execFile } from '@clgw/core/platform/exec.js';
+import { chunkCount, DEFAULT_CHUNK_SIZE, INDEX_ENTRY_BYTES } from '@clgw/core/release/chunk-index.js';
+import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/core/release/parse.js';
 import {
   type Artifact,
   type ChunkIndexRef,
@@ -25,10 +25,10 @@ import {
   type PlatformEntry,
   type SlotArtifact,
   validateCompat,
-} from '@clgw/agent/release/schema.js';
-import { chunkDigest } from '@clgw/agent/slot/chunk-hash.js';
-import { fillEntry, writeIndexFile } from '@clgw/agent/slot/index-file.js';
-import { parseOsRelease, patchLevelOf } from '@clgw/agent/system/os-release.js';
+} from '@clgw/core/release/schema.js';
+import { chunkDigest } from '@clgw/core/slot/chunk-hash.js';
+import { fillEntry, writeIndexFile } from '@clgw/core/slot/index-file.js';
+import { parseOsRelease, patchLevelOf } from '@clgw/core/system/os-release.js';
 import { stringify } from 'yaml';
 import type { DevKeys } from './keys.js';
 import { signDocument } from './sign.js';
@@ -449,7 +449,7 @@ export async function publishArtifact(source: string, tree: string, relPath: str
  * Writes the chunk index and the chunk pack of a published artifact beside it (`<path>.idx`,
  * `<path>.pack`; the pack first, each atomically) and returns the index entry for compat.yaml.
  * Each chunk is deflated on its own (raw deflate, best level) and stored so when that is smaller,
- * else stored as it is. See agent/src/release/chunk-index.ts for the formats. Memory: one chunk,
+ * else stored as it is. See core/src/release/chunk-index.ts for the formats. Memory: one chunk,
  * 1 MiB of pack and one batch of entries at a time.
  */
 export async function publishChunkIndex(

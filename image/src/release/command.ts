@@ -3,15 +3,15 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isClgwError } from '@clgw/agent/errors.js';
-import { writeFileAtomic } from '@clgw/agent/platform/atomic.js';
+import { isClgwError } from '@clgw/core/errors.js';
+import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
 import {
   CONTAINER_NAMES,
   type ContainerName,
   isPlatform,
   PLATFORMS,
   type Platform,
-} from '@clgw/agent/release/schema.js';
+} from '@clgw/core/release/schema.js';
 import { buildRelease, type ContainerSource, publishContainers } from './build.js';
 import { generateDevKeys, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
 import { signDocument } from './sign.js';

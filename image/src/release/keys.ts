@@ -1,8 +1,8 @@
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError } from '@clgw/agent/errors.js';
-import { writeFileAtomic } from '@clgw/agent/platform/atomic.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
 import forge from 'node-forge';
 
 /**

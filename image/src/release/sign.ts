@@ -1,10 +1,10 @@
 import { constants, createPrivateKey, sign, verify, X509Certificate } from 'node:crypto';
-import { ClgwError } from '@clgw/agent/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import {
   SIGNATURE_ALGORITHM,
   SIGNATURE_FORMAT,
   type SignatureEnvelope,
-} from '@clgw/agent/release/signature.js';
+} from '@clgw/core/release/signature.js';
 import type { DevKeys } from './keys.js';
 
 export interface SignOptions {

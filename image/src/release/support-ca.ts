@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError } from '@clgw/agent/errors.js';
-import { writeFileAtomic } from '@clgw/agent/platform/atomic.js';
-import { execFile } from '@clgw/agent/platform/exec.js';
-import { SUPPORT_CERT_MAX_HOURS, SUPPORT_ROLE_PRINCIPAL } from '@clgw/agent/ssh/principal.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
+import { execFile } from '@clgw/core/platform/exec.js';
+import { SUPPORT_CERT_MAX_HOURS, SUPPORT_ROLE_PRINCIPAL } from '@clgw/core/ssh/principal.js';
 
 /**
  * The support CA: an OpenSSH key (ed25519) that signs the short-lived user certificates Mitel

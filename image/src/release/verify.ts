@@ -1,19 +1,19 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { ClgwError } from '@clgw/agent/errors.js';
-import { INDEX_ENTRY_BYTES, storedLength } from '@clgw/agent/release/chunk-index.js';
-import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/agent/release/parse.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import { INDEX_ENTRY_BYTES, storedLength } from '@clgw/core/release/chunk-index.js';
+import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/core/release/parse.js';
 import {
   type Artifact,
   type Compat,
   compatPlatforms,
   type Platform,
   type SlotArtifact,
-} from '@clgw/agent/release/schema.js';
-import { MAX_ENVELOPE_BYTES, verifyCompatSignature } from '@clgw/agent/release/signature.js';
-import { digestMatches } from '@clgw/agent/slot/chunk-hash.js';
-import { IndexReader } from '@clgw/agent/slot/index-file.js';
+} from '@clgw/core/release/schema.js';
+import { MAX_ENVELOPE_BYTES, verifyCompatSignature } from '@clgw/core/release/signature.js';
+import { digestMatches } from '@clgw/core/slot/chunk-hash.js';
+import { IndexReader } from '@clgw/core/slot/index-file.js';
 import { COMPAT_FILE, forEachChunk, hashFile, SIGNATURE_FILE } from './build.js';
 
 export interface VerifyTreeOptions {

@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
-import { writeJsonAtomic } from '../../../agent/src/platform/atomic.js';
 import type { Status } from '../../../agent/src/status.js';
 import { signDocument } from '../../../image/src/release/index.js';
 import { AGENT_MAIN, runAppliance } from '../../../scripts/sim/boot-emulator.js';

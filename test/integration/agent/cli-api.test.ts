@@ -3,9 +3,9 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { readGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
-import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
 import type { Status } from '../../../agent/src/status.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, REPO, until, type World } from '../../support/appliance.js';

@@ -5,10 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { ManualClock } from '@clgw/core/platform/clock.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLOCK_POLL_MS } from '../../../agent/src/agent.js';
 import { startApiServer } from '../../../agent/src/api/server.js';
-import { ManualClock } from '../../../agent/src/platform/clock.js';
 import { simPatchLevel } from '../../../scripts/sim/images.js';
 import {
   fingerprint,

@@ -4,8 +4,8 @@
  * `ip -j addr` / `ip -j route`. Nothing outside the namespace is touched.
  */
 import { randomBytes } from 'node:crypto';
+import { execFile } from '@clgw/core/platform/exec.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from '../../../agent/src/platform/exec.js';
 import { makeWorld, type RunningAgent, startAgent, type World } from '../../support/appliance.js';
 import { recordSkip } from '../../support/skip.js';
 

@@ -5,9 +5,9 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
-import { writeJsonAtomic } from '../../../agent/src/platform/atomic.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, startAgent, until, type World } from '../../support/appliance.js';
 import { CLI, rawPost as post, runClgw, unwrap } from '../../support/cli.js';

@@ -5,14 +5,14 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import { systemClock } from '@clgw/core/platform/clock.js';
+import { memoryLogger } from '@clgw/core/platform/log.js';
+import { readGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../../agent/src/agent.js';
 import { composeDeps } from '../../../agent/src/compose.js';
 import type { Journal } from '../../../agent/src/machine/journal.js';
-import { writeJsonAtomic } from '../../../agent/src/platform/atomic.js';
-import { systemClock } from '../../../agent/src/platform/clock.js';
-import { memoryLogger } from '../../../agent/src/platform/log.js';
-import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
 import { readAlarms } from '../../../agent/src/state/alarms.js';
 import { writeJournal } from '../../../agent/src/state/journal-file.js';
 import { makeWorld, type RunningAgent, startAgent, until, type World } from '../../support/appliance.js';

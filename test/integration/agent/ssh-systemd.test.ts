@@ -8,11 +8,11 @@ import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ClgwError } from '@clgw/core/errors.js';
+import { ManualClock } from '@clgw/core/platform/clock.js';
+import { memoryLogger } from '@clgw/core/platform/log.js';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
-import { ManualClock } from '../../../agent/src/platform/clock.js';
-import { memoryLogger } from '../../../agent/src/platform/log.js';
-import { appliancePaths } from '../../../agent/src/platform/paths.js';
 import { readSsh, SshAccess, systemdSsh, windowDropIn } from '../../../agent/src/ssh/ssh.js';
 import { recordSkip } from '../../support/skip.js';
 

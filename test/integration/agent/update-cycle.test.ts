@@ -5,9 +5,9 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { parseCompat } from '@clgw/core/release/parse.js';
+import { readGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseCompat } from '../../../agent/src/release/parse.js';
-import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
 import { renderCompat } from '../../../image/src/release/build.js';
 import { signDocument } from '../../../image/src/release/sign.js';
 import { bootOnce } from '../../../scripts/sim/boot-emulator.js';

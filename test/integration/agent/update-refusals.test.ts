@@ -6,8 +6,8 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { writeJsonAtomic } from '../../../agent/src/platform/atomic.js';
 import { generateDevKeys, signDocument } from '../../../image/src/release/index.js';
 import {
   fingerprint,

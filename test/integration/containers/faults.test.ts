@@ -5,6 +5,8 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { execFile } from '@clgw/core/platform/exec.js';
+import type { ContainerRef } from '@clgw/core/release/schema.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../../agent/src/containers/engine.js';
 import type { EnginePort } from '../../../agent/src/containers/engine-port.js';
@@ -12,8 +14,6 @@ import { probe } from '../../../agent/src/containers/probe.js';
 import { readContainersState } from '../../../agent/src/containers/state.js';
 import { upgradeContainers } from '../../../agent/src/containers/upgrade.js';
 import type { Deps } from '../../../agent/src/deps.js';
-import { execFile } from '../../../agent/src/platform/exec.js';
-import type { ContainerRef } from '../../../agent/src/release/schema.js';
 import { publishContainers } from '../../../image/src/release/build.js';
 import { enginePaths, ping, startEngineIn } from '../../../scripts/lib/engine.js';
 import { buildStandin } from '../../../scripts/standins.js';

@@ -3,14 +3,10 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import { ClgwError } from '@clgw/core/errors.js';
+import { systemClock } from '@clgw/core/platform/clock.js';
+import { createHttpClient, type HttpClient, type HttpClientOptions } from '@clgw/core/platform/http.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
-import { systemClock } from '../../../agent/src/platform/clock.js';
-import {
-  createHttpClient,
-  type HttpClient,
-  type HttpClientOptions,
-} from '../../../agent/src/platform/http.js';
 import { ensureMirrorPki } from '../../../scripts/lib/mirror-pki.js';
 import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
 import { artifactBytes, startTestMirror, TEST_TLS_DIR, type TestMirror } from '../../support/mirror.js';

@@ -10,9 +10,9 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { defaultGrubenv } from '@clgw/core/slot/bootchooser.js';
+import { serializeGrubenv } from '@clgw/core/slot/grubenv.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultGrubenv } from '../../../agent/src/slot/bootchooser.js';
-import { serializeGrubenv } from '../../../agent/src/slot/grubenv.js';
 import {
   assembleDisk,
   buildBootImage,

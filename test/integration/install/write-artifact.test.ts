@@ -1,18 +1,18 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
-import { systemClock } from '../../../agent/src/platform/clock.js';
-import { execFile } from '../../../agent/src/platform/exec.js';
-import { createHttpClient, type HttpClient } from '../../../agent/src/platform/http.js';
-import { DIRECT_ALIGN, IO_BUFFER, openDirect } from '../../../agent/src/slot/direct-io.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import { systemClock } from '@clgw/core/platform/clock.js';
+import { execFile } from '@clgw/core/platform/exec.js';
+import { createHttpClient, type HttpClient } from '@clgw/core/platform/http.js';
+import { DIRECT_ALIGN, IO_BUFFER, openDirect } from '@clgw/core/slot/direct-io.js';
 import {
   type ArtifactTarget,
   deviceCapacity,
   verifyArtifactOnDevice,
   writeArtifact,
-} from '../../../agent/src/slot/install.js';
+} from '@clgw/core/slot/install.js';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REPO } from '../../support/appliance.js';
 import { artifactBytes, sha256Hex, startTestMirror, type TestMirror } from '../../support/mirror.js';
 import { recordSkip } from '../../support/skip.js';

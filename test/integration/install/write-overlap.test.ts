@@ -8,15 +8,11 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ClgwError } from '@clgw/core/errors.js';
+import { systemClock } from '@clgw/core/platform/clock.js';
+import { createHttpClient, type HttpClient } from '@clgw/core/platform/http.js';
+import { type ArtifactTarget, verifyArtifactOnDevice, writeArtifact } from '@clgw/core/slot/install.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
-import { systemClock } from '../../../agent/src/platform/clock.js';
-import { createHttpClient, type HttpClient } from '../../../agent/src/platform/http.js';
-import {
-  type ArtifactTarget,
-  verifyArtifactOnDevice,
-  writeArtifact,
-} from '../../../agent/src/slot/install.js';
 import { artifactBytes, sha256Hex, startTestMirror, type TestMirror } from '../../support/mirror.js';
 
 const SIZE = 3 * 1024 * 1024 + 4321; // three full 1 MiB write buffers and a tail

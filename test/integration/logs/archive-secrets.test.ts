@@ -7,9 +7,9 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { type AppliancePaths, appliancePaths } from '@clgw/core/platform/paths.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLogArchive, type LogArchive } from '../../../agent/src/logs/archive.js';
-import { type AppliancePaths, appliancePaths } from '../../../agent/src/platform/paths.js';
 import { tempDir } from '../../support/appliance.js';
 
 const run = promisify(execFile);

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { removeStaleTemps, writeFileAtomic } from '@clgw/core/platform/atomic.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { removeStaleTemps, writeFileAtomic } from '../../../agent/src/platform/atomic.js';
 
 let dir: string;
 

@@ -5,9 +5,9 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { defaultGrubenv } from '@clgw/core/slot/bootchooser.js';
+import { readGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defaultGrubenv } from '../../../agent/src/slot/bootchooser.js';
-import { readGrubenv } from '../../../agent/src/slot/grubenv-file.js';
 import { bootOnce } from '../../../scripts/sim/boot-emulator.js';
 import { makeWorld, testImages, type World } from '../../support/appliance.js';
 import {

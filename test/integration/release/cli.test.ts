@@ -3,9 +3,9 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseCompat } from '@clgw/core/release/parse.js';
+import { verifyCompatSignature } from '@clgw/core/release/signature.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCompat } from '../../../agent/src/release/parse.js';
-import { verifyCompatSignature } from '../../../agent/src/release/signature.js';
 import { buildStandin } from '../../../scripts/standins.js';
 
 /** The `clgw-release` command run as a real process (TypeScript source through tsx). */

@@ -3,11 +3,11 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { parseCompat } from '@clgw/core/release/parse.js';
+import type { ChunkIndexRef } from '@clgw/core/release/schema.js';
+import { verifyCompatSignature } from '@clgw/core/release/signature.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCompat } from '../../../agent/src/release/parse.js';
 import { decideUpdate } from '../../../agent/src/release/policy.js';
-import type { ChunkIndexRef } from '../../../agent/src/release/schema.js';
-import { verifyCompatSignature } from '../../../agent/src/release/signature.js';
 import { buildRelease, renderCompat } from '../../../image/src/release/build.js';
 import {
   type DevKeys,

@@ -6,9 +6,9 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ManualClock } from '@clgw/core/platform/clock.js';
+import { fileLogger } from '@clgw/core/platform/log.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../agent/src/platform/clock.js';
-import { fileLogger } from '../../../agent/src/platform/log.js';
 import {
   describeSchedule,
   readSchedule,

@@ -8,20 +8,15 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
-import { execFile } from '../../../agent/src/platform/exec.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 import {
   defaultGrubenv,
   requestRecovery,
   selectBootFromBlock,
   switchTo,
-} from '../../../agent/src/slot/bootchooser.js';
-import {
-  GRUBENV_HEADER,
-  GRUBENV_SIZE,
-  parseGrubenv,
-  serializeGrubenv,
-} from '../../../agent/src/slot/grubenv.js';
+} from '@clgw/core/slot/bootchooser.js';
+import { GRUBENV_HEADER, GRUBENV_SIZE, parseGrubenv, serializeGrubenv } from '@clgw/core/slot/grubenv.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { recordSkip } from '../../support/skip.js';
 import { type BootVector, loadBootVectors } from '../../unit/slot/vectors.js';
 import { grubEmuUnavailable, makeExt2Image, readExt2Files, resultField, runGrubEmu } from './grub-emu.js';

@@ -7,7 +7,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execFile } from '../../../agent/src/platform/exec.js';
+import { execFile } from '@clgw/core/platform/exec.js';
 
 /** Why grub-emu cannot run here, or undefined when it can (checked with a real run). */
 export async function grubEmuUnavailable(workDir: string): Promise<string | undefined> {

@@ -2,9 +2,9 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execFile } from '@clgw/core/platform/exec.js';
+import { BOOTCHOOSER_VARS } from '@clgw/core/slot/bootchooser.js';
 import { describe, expect, it } from 'vitest';
-import { execFile } from '../../../agent/src/platform/exec.js';
-import { BOOTCHOOSER_VARS } from '../../../agent/src/slot/bootchooser.js';
 
 // grub-script-check (Debian grub-common, installed by scripts/setup) parses a file with GRUB's
 // own script parser.

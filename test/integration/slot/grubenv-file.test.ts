@@ -1,12 +1,12 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ClgwError } from '@clgw/core/errors.js';
+import { execFile } from '@clgw/core/platform/exec.js';
+import { defaultGrubenv, disableSlot, switchTo } from '@clgw/core/slot/bootchooser.js';
+import { GRUBENV_SIZE, serializeGrubenv } from '@clgw/core/slot/grubenv.js';
+import { readGrubenv, updateGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
-import { execFile } from '../../../agent/src/platform/exec.js';
-import { defaultGrubenv, disableSlot, switchTo } from '../../../agent/src/slot/bootchooser.js';
-import { GRUBENV_SIZE, serializeGrubenv } from '../../../agent/src/slot/grubenv.js';
-import { readGrubenv, updateGrubenv, writeGrubenv } from '../../../agent/src/slot/grubenv-file.js';
 
 // grub-editenv comes with Debian's grub-common (scripts/setup installs it): GRUB's own tool is
 // the reference for what a valid block is.

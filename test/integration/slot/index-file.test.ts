@@ -1,5 +1,5 @@
 /**
- * Chunk index files on disk (agent/src/slot/index-file.ts, index-cache.ts): written and read as
+ * Chunk index files on disk (core/src/slot/index-file.ts, index-cache.ts): written and read as
  * deflate streams, checked for what they must be, and the active slot's index built, cached and
  * probed on real files.
  */
@@ -7,11 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { writeFileAtomicWith } from '@clgw/core/platform/atomic.js';
+import { INDEX_ENTRY_BYTES } from '@clgw/core/release/chunk-index.js';
+import { fillEntry, IndexReader, writeIndexFile } from '@clgw/core/slot/index-file.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileAtomicWith } from '../../../agent/src/platform/atomic.js';
-import { INDEX_ENTRY_BYTES } from '../../../agent/src/release/chunk-index.js';
 import { loadSourceTable, probeOverlap } from '../../../agent/src/slot/index-cache.js';
-import { fillEntry, IndexReader, writeIndexFile } from '../../../agent/src/slot/index-file.js';
 
 let dir: string;
 

@@ -1,6 +1,6 @@
+import { ERROR_CODES } from '@clgw/core/errors.js';
 import { describe, expect, it } from 'vitest';
 import { CLI_ACTIONS, ownWords, PORTAL_ACTIONS, plainError } from '../../../agent/src/advice.js';
-import { ERROR_CODES } from '../../../agent/src/errors.js';
 import { plainError as portalPlainError } from '../../../portal/src/view.js';
 
 describe('plain words for an error code, shared by the portal and the CLI', () => {

@@ -2,11 +2,12 @@
  * The console's blessed screens headless: a screen on in-memory streams at 80x25 (TERM=linux),
  * driven with the keys a terminal sends, against a stand-in agent client; the drawn text compared.
  */
+
+import { ClgwError } from '@clgw/core/errors.js';
+import type { NetworkInput } from '@clgw/core/network/settings.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
 import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
 import type { LogLinkView } from '../../../agent/src/logs/service.js';
-import type { NetworkInput } from '../../../agent/src/network/settings.js';
 import type { PresenceView } from '../../../agent/src/presence/presence.js';
 import type { Status } from '../../../agent/src/status.js';
 import type { ConsoleDeps } from '../../../console-tui/src/ui/deps.js';

@@ -1,6 +1,7 @@
 /** The console's view models: status → home screen lines, menu items, confirmations, the network form. */
+
+import { ClgwError } from '@clgw/core/errors.js';
 import { describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
 import { firstBootView } from '../../../agent/src/firstboot/report.js';
 import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
 import { duration, sshBanner, sshSupportLine, utcTime } from '../../../agent/src/ssh/view.js';

@@ -8,9 +8,9 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { archiveForLoad, inspectImageArchive } from '@clgw/core/containers/archive.js';
 import { Header, Pack, Parser, ReadEntry } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { archiveForLoad, inspectImageArchive } from '../../../agent/src/containers/archive.js';
 
 interface Spec {
   path: string;

@@ -5,8 +5,8 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execFile } from '@clgw/core/platform/exec.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFile } from '../../../agent/src/platform/exec.js';
 import { buildStandin } from '../../../scripts/standins.js';
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-standins-'));

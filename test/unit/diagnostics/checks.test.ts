@@ -1,3 +1,4 @@
+import { ClgwError } from '@clgw/core/errors.js';
 import { describe, expect, it } from 'vitest';
 import {
   type DiagnosticResult,
@@ -21,7 +22,6 @@ import {
   type TlsObservation,
   type Verdict,
 } from '../../../agent/src/diagnostics/checks.js';
-import { ClgwError } from '../../../agent/src/errors.js';
 
 const NOW = Date.UTC(2026, 5, 1);
 const DAY = 24 * 3600 * 1000;

@@ -8,15 +8,15 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ClgwError } from '@clgw/core/errors.js';
+import { MAX_OVF_ENV_BYTES } from '@clgw/core/firstboot/ovf-env.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
 import {
   type BlockReader,
   isOvfEnvName,
   isoRootEntries,
   readOvfEnvFromIso,
 } from '../../../agent/src/firstboot/iso9660.js';
-import { MAX_OVF_ENV_BYTES } from '../../../agent/src/firstboot/ovf-env.js';
 import { readIso } from '../../../agent/src/firstboot/sources.js';
 import { mkisofs } from '../../support/iso.js';
 import { recordSkip } from '../../support/skip.js';

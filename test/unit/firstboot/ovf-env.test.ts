@@ -3,9 +3,10 @@
  * the default namespace, attributes outside the namespace, missing and malformed values, entity
  * tricks), and the first-boot plan: blank `cl.ip0` → DHCP, bad values → reasons and DHCP.
  */
+
+import { ClgwError } from '@clgw/core/errors.js';
+import { MAX_OVF_ENV_BYTES, parseOvfEnvironment } from '@clgw/core/firstboot/ovf-env.js';
 import { describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
-import { MAX_OVF_ENV_BYTES, parseOvfEnvironment } from '../../../agent/src/firstboot/ovf-env.js';
 import { planNetwork } from '../../../agent/src/firstboot/plan.js';
 import { PLANS, STATIC, STATIC_SETTINGS } from '../../support/ovf-cases.js';
 

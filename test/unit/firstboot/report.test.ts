@@ -3,9 +3,10 @@
  * boot: one summary line per outcome, the deployed values escaped to one line each, records of
  * older or broken shape handled.
  */
+
+import { oneLine } from '@clgw/core/format.js';
 import { describe, expect, it } from 'vitest';
 import { firstBootView } from '../../../agent/src/firstboot/report.js';
-import { oneLine } from '../../../agent/src/format.js';
 
 const at = '2026-12-05T09:00:00.000Z';
 

@@ -1,11 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import {
   DnsLookupError,
   type FailureContext,
   httpStatus,
   mapHttpError,
-} from '../../../agent/src/platform/http-errors.js';
+} from '@clgw/core/platform/http-errors.js';
+import { describe, expect, it } from 'vitest';
 
 function ctx(extra: Partial<FailureContext> = {}): FailureContext {
   return {

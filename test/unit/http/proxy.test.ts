@@ -1,10 +1,5 @@
+import { bypassesProxy, parseContentRange, parseProxyUrl, proxyFromEnv } from '@clgw/core/platform/http.js';
 import { describe, expect, it } from 'vitest';
-import {
-  bypassesProxy,
-  parseContentRange,
-  parseProxyUrl,
-  proxyFromEnv,
-} from '../../../agent/src/platform/http.js';
 
 describe('bypassesProxy (NO_PROXY)', () => {
   const cases: [string, number, string | undefined, boolean][] = [

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseOsRelease, patchLevelOf } from '@clgw/core/system/os-release.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseOsRelease, patchLevelOf } from '../../../agent/src/system/os-release.js';
 import { osRelease, patchLevelOfTree } from '../../../image/src/build/tree.js';
 
 let dir: string;

@@ -8,10 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
+import { type AppliancePaths, appliancePaths } from '@clgw/core/platform/paths.js';
 import { list as listTar, type ReadEntry } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { archiveStamp, buildLogArchive } from '../../../agent/src/logs/archive.js';
-import { type AppliancePaths, appliancePaths } from '../../../agent/src/platform/paths.js';
 
 const run = promisify(execFile);
 const NOW = Date.UTC(2026, 10, 21, 9, 30, 0);

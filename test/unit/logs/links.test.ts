@@ -6,9 +6,9 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ManualClock } from '@clgw/core/platform/clock.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LogLinks } from '../../../agent/src/logs/links.js';
-import { ManualClock } from '../../../agent/src/platform/clock.js';
 
 const MIN = 60_000;
 let dir: string;

@@ -3,9 +3,9 @@
  * how files are fitted under the size cap.
  */
 import path from 'node:path';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
 import { describe, expect, it } from 'vitest';
 import { archiveName, fitNewestFirst, neverIncluded, stateRecords } from '../../../agent/src/logs/select.js';
-import { appliancePaths } from '../../../agent/src/platform/paths.js';
 
 const paths = appliancePaths('/tmp/appliance');
 

@@ -1,7 +1,7 @@
+import { ClgwError } from '@clgw/core/errors.js';
 import { describe, expect, it } from 'vitest';
 import { createActor, waitFor } from 'xstate';
 import { getShortestPaths, getSimplePaths } from 'xstate/graph';
-import { ClgwError } from '../../../agent/src/errors.js';
 import {
   initialJournal,
   type Journal,

@@ -1,5 +1,4 @@
-import { describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import {
   DEFAULT_NETWORK,
   describeNetwork,
@@ -11,7 +10,8 @@ import {
   renderNetworkUnit,
   toInput,
   validateNetworkSettings,
-} from '../../../agent/src/network/settings.js';
+} from '@clgw/core/network/settings.js';
+import { describe, expect, it } from 'vitest';
 
 const ok = { hostname: 'gw-hq', mode: 'static', address: '10.0.0.20', netmask: '24', gateway: '10.0.0.1' };
 

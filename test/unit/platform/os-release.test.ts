@@ -1,5 +1,5 @@
+import { isPatchLevel, parseOsRelease, patchLevelOf } from '@clgw/core/system/os-release.js';
 import { describe, expect, it } from 'vitest';
-import { isPatchLevel, parseOsRelease, patchLevelOf } from '../../../agent/src/system/os-release.js';
 
 describe('os-release parsing', () => {
   it('reads quoted and unquoted values and skips comments and junk', () => {

@@ -1,7 +1,7 @@
+import { ERROR_CODES } from '@clgw/core/errors.js';
+import { formatBytes, formatTime, portalUrl } from '@clgw/core/format.js';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES } from '../../../agent/src/errors.js';
 import { firstBootView } from '../../../agent/src/firstboot/report.js';
-import { formatBytes, formatTime, portalUrl } from '../../../agent/src/format.js';
 import {
   formatDuration,
   formatEta,

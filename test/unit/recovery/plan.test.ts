@@ -1,7 +1,7 @@
+import { appliancePaths } from '@clgw/core/platform/paths.js';
+import { defaultGrubenv, requestRecovery } from '@clgw/core/slot/bootchooser.js';
+import { serializeGrubenv } from '@clgw/core/slot/grubenv.js';
 import { describe, expect, it } from 'vitest';
-import { appliancePaths } from '../../../agent/src/platform/paths.js';
-import { defaultGrubenv, requestRecovery } from '../../../agent/src/slot/bootchooser.js';
-import { serializeGrubenv } from '../../../agent/src/slot/grubenv.js';
 import type { FactoryManifest } from '../../../recovery/src/manifest.js';
 import {
   planRecovery,

@@ -2,12 +2,13 @@
  * The runner's order and its refusals, with every effect faked: what runs before what, and that
  * a bad factory image stops everything before the first write.
  */
+
+import { ManualClock } from '@clgw/core/platform/clock.js';
+import { memoryLogger } from '@clgw/core/platform/log.js';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
+import { defaultGrubenv, requestRecovery } from '@clgw/core/slot/bootchooser.js';
+import { serializeGrubenv } from '@clgw/core/slot/grubenv.js';
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../agent/src/platform/clock.js';
-import { memoryLogger } from '../../../agent/src/platform/log.js';
-import { appliancePaths } from '../../../agent/src/platform/paths.js';
-import { defaultGrubenv, requestRecovery } from '../../../agent/src/slot/bootchooser.js';
-import { serializeGrubenv } from '../../../agent/src/slot/grubenv.js';
 import type { RecoveryEffects } from '../../../recovery/src/effects.js';
 import { recoveryLayout } from '../../../recovery/src/plan.js';
 import { runRecovery } from '../../../recovery/src/run.js';

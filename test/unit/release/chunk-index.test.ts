@@ -1,5 +1,4 @@
-import { describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import {
   checkEntries,
   chunkCount,
@@ -11,8 +10,9 @@ import {
   maxIndexSize,
   parseIndexHeader,
   storedLength,
-} from '../../../agent/src/release/chunk-index.js';
-import { validateCompat } from '../../../agent/src/release/schema.js';
+} from '@clgw/core/release/chunk-index.js';
+import { validateCompat } from '@clgw/core/release/schema.js';
+import { describe, expect, it } from 'vitest';
 import { sampleCompat } from '../../fixtures/release/compat.js';
 
 function code(f: () => unknown): string {

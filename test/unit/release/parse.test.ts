@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
+import type { ClgwError } from '@clgw/core/errors.js';
+import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/core/release/parse.js';
 import { describe, expect, it } from 'vitest';
 import { stringify, type ToStringOptions } from 'yaml';
-import type { ClgwError } from '../../../agent/src/errors.js';
-import { MAX_COMPAT_BYTES, parseCompat } from '../../../agent/src/release/parse.js';
 import { SAMPLE_YAML, SHA_BOOT, SHA_ROOT } from '../../fixtures/release/compat.js';
 
 const fixture = (name: string): string =>

@@ -1,7 +1,7 @@
+import type { ClgwError } from '@clgw/core/errors.js';
+import { type Compat, validateCompat } from '@clgw/core/release/schema.js';
 import { describe, expect, it } from 'vitest';
-import type { ClgwError } from '../../../agent/src/errors.js';
 import { decideUpdate, type UpdateContext } from '../../../agent/src/release/policy.js';
-import { type Compat, validateCompat } from '../../../agent/src/release/schema.js';
 import { sampleCompat } from '../../fixtures/release/compat.js';
 
 const EXPIRES = Date.UTC(2026, 11, 20, 10); // 2026-12-20T10:00:00Z, the sample's expiry

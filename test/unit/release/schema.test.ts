@@ -1,12 +1,12 @@
-import { describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import {
   artifactPathProblem,
   isStrictSemver,
   MAX_ARTIFACT_SIZE,
   parseUtcTimestamp,
   validateCompat,
-} from '../../../agent/src/release/schema.js';
+} from '@clgw/core/release/schema.js';
+import { describe, expect, it } from 'vitest';
 import { sampleCompat } from '../../fixtures/release/compat.js';
 
 /** Sets (or, for undefined, deletes) the field at a dotted path of a plain document. */

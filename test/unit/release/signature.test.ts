@@ -1,10 +1,10 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { ClgwError } from '../../../agent/src/errors.js';
+import type { ClgwError } from '@clgw/core/errors.js';
 import {
   MAX_ENVELOPE_BYTES,
   type VerifyCompatSignatureInput,
   verifyCompatSignature,
-} from '../../../agent/src/release/signature.js';
+} from '@clgw/core/release/signature.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type DevKeys, generateDevKeys } from '../../../image/src/release/keys.js';
 import { signDocument } from '../../../image/src/release/sign.js';
 import { SAMPLE_YAML } from '../../fixtures/release/compat.js';

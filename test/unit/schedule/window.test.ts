@@ -1,5 +1,5 @@
+import { ClgwError } from '@clgw/core/errors.js';
 import { describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
 import {
   isTimeZone,
   localDate,

@@ -1,6 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
-import type { SlotName } from '../../../agent/src/platform/paths.js';
+import { ClgwError } from '@clgw/core/errors.js';
+import type { SlotName } from '@clgw/core/platform/paths.js';
 import {
   BOOTCHOOSER_VARS,
   clearRecovery,
@@ -15,14 +14,15 @@ import {
   selectBoot,
   selectBootFromBlock,
   switchTo,
-} from '../../../agent/src/slot/bootchooser.js';
+} from '@clgw/core/slot/bootchooser.js';
 import {
   GRUBENV_HEADER,
   GRUBENV_SIZE,
   grubenvEqual,
   parseGrubenv,
   serializeGrubenv,
-} from '../../../agent/src/slot/grubenv.js';
+} from '@clgw/core/slot/grubenv.js';
+import { describe, expect, it } from 'vitest';
 import { loadBootVectors } from './vectors.js';
 
 const vectors = loadBootVectors();

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
+import { INDEX_ENTRY_BYTES } from '@clgw/core/release/chunk-index.js';
 import { describe, expect, it } from 'vitest';
-import { INDEX_ENTRY_BYTES } from '../../../agent/src/release/chunk-index.js';
 import { ChunkTable } from '../../../agent/src/slot/chunk-table.js';
 import { coalesceFetches, planWindow } from '../../../agent/src/slot/delta-plan.js';
 

@@ -1,5 +1,5 @@
+import { wholeChunks } from '@clgw/core/slot/direct-io.js';
 import { describe, expect, it } from 'vitest';
-import { wholeChunks } from '../../../agent/src/slot/direct-io.js';
 
 describe('wholeChunks', () => {
   const buffer = Buffer.alloc(1024 * 1024);

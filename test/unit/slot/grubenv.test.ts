@@ -1,5 +1,4 @@
-import { describe, expect, it } from 'vitest';
-import { ClgwError } from '../../../agent/src/errors.js';
+import { ClgwError } from '@clgw/core/errors.js';
 import {
   GRUBENV_HEADER,
   GRUBENV_SIZE,
@@ -9,7 +8,8 @@ import {
   isValidGrubenvName,
   parseGrubenv,
   serializeGrubenv,
-} from '../../../agent/src/slot/grubenv.js';
+} from '@clgw/core/slot/grubenv.js';
+import { describe, expect, it } from 'vitest';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -1,4 +1,3 @@
-import { describe, expect, it } from 'vitest';
 import {
   APPLIANCE_ID_ALPHABET,
   applianceIdFrom,
@@ -6,7 +5,8 @@ import {
   decidePrincipal,
   isApplianceId,
   parseSshCertificate,
-} from '../../../agent/src/ssh/principal.js';
+} from '@clgw/core/ssh/principal.js';
+import { describe, expect, it } from 'vitest';
 import { describeSsh, sshBanner, sshSupportLine } from '../../../agent/src/ssh/view.js';
 
 /** An OpenSSH certificate blob (PROTOCOL.certkeys) with a dummy key and signature. */

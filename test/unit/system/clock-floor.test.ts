@@ -2,9 +2,10 @@
  * The clock's floor (the running image's OS patch level) and the check against it, which the
  * update check runs before it fetches anything.
  */
+
+import type { ClgwError } from '@clgw/core/errors.js';
 import { describe, expect, it } from 'vitest';
 import { requireClockSet } from '../../../agent/src/actors/check.js';
-import type { ClgwError } from '../../../agent/src/errors.js';
 import { clockFloor, clockNotSet } from '../../../agent/src/system/clock-floor.js';
 
 // A day before 2025-10-01: dpkg's date is the build machine's local time, up to a day ahead of UTC.

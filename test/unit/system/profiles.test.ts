@@ -1,11 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { platformFromSystem, systemFromFirmware } from '../../../agent/src/system/machine.js';
 import {
   formatMemory,
   type MachineShape,
   profileLogLine,
   selectProfile,
-} from '../../../agent/src/system/profiles.js';
+} from '@clgw/core/system/profiles.js';
+import { describe, expect, it } from 'vitest';
+import { platformFromSystem, systemFromFirmware } from '../../../agent/src/system/machine.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
