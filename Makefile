@@ -24,12 +24,12 @@ setup:
 
 build:
 	@scripts/setup npm
-	@npx tsc -b core agent image recovery console-tui portal
+	@npx tsc -b core agent firstboot image recovery console-tui portal
 	@node scripts/bundle.mjs
 
 check:
 	@scripts/setup npm
-	@npx tsc -b core agent image recovery console-tui portal
+	@npx tsc -b core agent firstboot image recovery console-tui portal
 	@node scripts/bundle.mjs
 	@npx tsc -p tsconfig.tools.json
 	@npx biome check .

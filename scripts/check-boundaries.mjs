@@ -18,6 +18,7 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ALLOWED = {
   core: [],
   agent: ['@clgw/core'],
+  firstboot: ['@clgw/core'],
   recovery: ['@clgw/core'],
   image: ['@clgw/core'],
   'console-tui': ['@clgw/core', '@clgw/agent'],

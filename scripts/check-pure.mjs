@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const WORKSPACES = ['core', 'agent', 'console-tui', 'portal', 'recovery', 'image'];
+const WORKSPACES = ['core', 'agent', 'firstboot', 'console-tui', 'portal', 'recovery', 'image'];
 const MARKER = /Pure: no `node:\*` imports/;
 const BUILTINS = new Set(builtinModules);
 

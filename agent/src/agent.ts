@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ClgwError, serializeError } from '@clgw/core/errors.js';
 import { formatTime } from '@clgw/core/format.js';
+import { changeNetwork, type NetworkView, readNetwork } from '@clgw/core/network/network.js';
 import type { NetworkInput } from '@clgw/core/network/settings.js';
 import { peakRssKiB } from '@clgw/core/platform/memory.js';
 import { markBad, markGood } from '@clgw/core/slot/bootchooser.js';
@@ -25,7 +26,6 @@ import {
   type UpdateEvent,
   type UpdateMachine,
 } from './machine/update.machine.js';
-import { changeNetwork, type NetworkView, readNetwork } from './network/network.js';
 import { describeProxy, readProxy, validateProxy, writeProxy } from './network/proxy.js';
 import { constantTimeEqual } from './presence/equal.js';
 import { createPresence, type Presence } from './presence/presence.js';

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { configPath, loadConfig } from '@clgw/core/config.js';
 import { ClgwError, serializeError } from '@clgw/core/errors.js';
 import type { Clock } from '@clgw/core/platform/clock.js';
 import { createHttpClient, type HttpClient } from '@clgw/core/platform/http.js';
@@ -7,7 +8,6 @@ import type { Logger } from '@clgw/core/platform/log.js';
 import type { AppliancePaths } from '@clgw/core/platform/paths.js';
 import { PROFILES, profileLogLine, selectProfile } from '@clgw/core/system/profiles.js';
 import { ProgressTracker } from './actors/progress.js';
-import { configPath, loadConfig } from './config.js';
 import { createEngine } from './containers/engine.js';
 import type { Deps, RebootPort } from './deps.js';
 import { type ProxySetting, proxyUrl, readProxy } from './network/proxy.js';

@@ -1,3 +1,4 @@
+import type { AgentConfig } from '@clgw/core/config.js';
 import type { Clock } from '@clgw/core/platform/clock.js';
 import type { HttpClient } from '@clgw/core/platform/http.js';
 import type { Logger } from '@clgw/core/platform/log.js';
@@ -5,7 +6,6 @@ import type { AppliancePaths } from '@clgw/core/platform/paths.js';
 import type { MachineShape, Profile } from '@clgw/core/system/profiles.js';
 import type { CompatCache } from './actors/check.js';
 import type { ProgressTracker } from './actors/progress.js';
-import type { AgentConfig } from './config.js';
 import type { EnginePort } from './containers/engine-port.js';
 import type { Journal } from './machine/journal.js';
 import type { ProxySetting } from './network/proxy.js';

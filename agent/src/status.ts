@@ -1,5 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { type SerializedError, serializeError } from '@clgw/core/errors.js';
+import { type FirstBootView, firstBootView } from '@clgw/core/firstboot/report.js';
+import { type NetworkView, readNetwork } from '@clgw/core/network/network.js';
 import { readJsonFile } from '@clgw/core/platform/atomic.js';
 import type { AppliancePaths, SlotName } from '@clgw/core/platform/paths.js';
 import { describeSlots } from '@clgw/core/slot/bootchooser.js';
@@ -9,9 +11,7 @@ import type { Progress } from './actors/progress.js';
 import { type ContainersState, readContainersState } from './containers/state.js';
 import type { DiagnosticsReport } from './diagnostics/checks.js';
 import { readDiagnostics } from './diagnostics/service.js';
-import { type FirstBootView, firstBootView } from './firstboot/report.js';
 import type { CheckResult, Journal, UpdateResult, UpdateState } from './machine/journal.js';
-import { type NetworkView, readNetwork } from './network/network.js';
 import { describeSchedule, readSchedule, type ScheduleView } from './schedule/scheduler.js';
 import { bootedSlotFromCmdline } from './slot/cmdline.js';
 import { readSlotStatus } from './slot/status.js';

@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
+import { reconcileNetwork } from '@clgw/core/network/network.js';
 import { markGood } from '@clgw/core/slot/bootchooser.js';
 import { grubenvEqual } from '@clgw/core/slot/grubenv.js';
 import { readGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import type { Deps } from '../deps.js';
-import { reconcileNetwork } from '../network/network.js';
 import { readBootedSlot } from '../slot/booted.js';
 import { readSlotStatus, writeSlotRecord } from '../slot/status.js';
 import { updateAlarms } from '../state/alarms.js';

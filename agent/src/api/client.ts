@@ -1,10 +1,10 @@
 import http from 'node:http';
 import { ClgwError, isErrorCode } from '@clgw/core/errors.js';
+import type { NetworkView } from '@clgw/core/network/network.js';
 import type { NetworkInput } from '@clgw/core/network/settings.js';
 import type { ContainersView } from '../containers/view.js';
 import type { DiagnosticsReport } from '../diagnostics/checks.js';
 import type { LogLinkView } from '../logs/service.js';
-import type { NetworkView } from '../network/network.js';
 import type { describeProxy } from '../network/proxy.js';
 import type { PresenceView } from '../presence/presence.js';
 import type { ScheduleView } from '../schedule/scheduler.js';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { promises as fs } from 'node:fs';
 import { ClgwError, isClgwError, type SerializedError, toClgwError } from '@clgw/core/errors.js';
+import type { FirstBootView } from '@clgw/core/firstboot/report.js';
 import { formatTime } from '@clgw/core/format.js';
 import { toInput } from '@clgw/core/network/settings.js';
 import { type AppliancePaths, appliancePaths } from '@clgw/core/platform/paths.js';
@@ -11,7 +12,6 @@ import { AgentClient } from '../api/client.js';
 import { describeCheck } from '../check-words.js';
 import type { ContainersView } from '../containers/view.js';
 import { formatDiagnostics } from '../diagnostics/checks.js';
-import type { FirstBootView } from '../firstboot/report.js';
 import type { ScheduleView } from '../schedule/scheduler.js';
 import { sshBanner, sshSupportLine } from '../ssh/view.js';
 import { collectStatus, type Status } from '../status.js';

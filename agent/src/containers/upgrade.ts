@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { AgentConfig } from '@clgw/core/config.js';
 import { archiveForLoad, inspectImageArchive } from '@clgw/core/containers/archive.js';
 import { ClgwError, isClgwError, serializeError } from '@clgw/core/errors.js';
 import { fsyncDir } from '@clgw/core/platform/atomic.js';
@@ -11,7 +12,6 @@ import type { Logger } from '@clgw/core/platform/log.js';
 import type { AppliancePaths } from '@clgw/core/platform/paths.js';
 import { CONTAINER_NAMES, type ContainerName, type ContainerRef } from '@clgw/core/release/schema.js';
 import type { Profile } from '@clgw/core/system/profiles.js';
-import type { AgentConfig } from '../config.js';
 import { type ContainerInfo, containerName, type EnginePort, type ImageInfo, LABELS } from './engine-port.js';
 import {
   type ArchiveRef,

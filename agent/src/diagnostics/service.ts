@@ -1,6 +1,6 @@
+import { readNetwork } from '@clgw/core/network/network.js';
 import { readJsonFile, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import type { Deps } from '../deps.js';
-import { readNetwork } from '../network/network.js';
 import type { DiagnosticsConfig, DiagnosticsReport } from './checks.js';
 import { formatDiagnostics, runDiagnostics } from './run.js';
 

@@ -6,12 +6,12 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { AgentConfig } from '@clgw/core/config.js';
 import { ClgwError } from '@clgw/core/errors.js';
+import { readNetwork } from '@clgw/core/network/network.js';
 import type { Clock } from '@clgw/core/platform/clock.js';
 import type { Logger } from '@clgw/core/platform/log.js';
 import type { AppliancePaths } from '@clgw/core/platform/paths.js';
-import type { AgentConfig } from '../config.js';
-import { readNetwork } from '../network/network.js';
 import { buildLogArchive } from './archive.js';
 import { type LogLinkFile, LogLinks } from './links.js';
 import { logLinkUrl } from './url.js';

@@ -6,9 +6,9 @@
  */
 import { checkWarning } from '@clgw/agent/check-words.js';
 import type { DiagnosticsReport } from '@clgw/agent/diagnostics/checks.js';
-import type { FirstBootView } from '@clgw/agent/firstboot/report.js';
 import type { PresenceView } from '@clgw/agent/presence/presence.js';
 import type { Status } from '@clgw/agent/status.js';
+import type { FirstBootView } from '@clgw/core/firstboot/report.js';
 import { formatBytes, formatTime, LOCAL_NAME, PRODUCT_NAME } from '@clgw/core/format.js';
 import { AGENT_AWAY } from './agent.js';
 import { presenceText } from './presence.js';

@@ -12,7 +12,14 @@ import { run } from './run.js';
 import { verifyTreeUnits } from './units.js';
 
 /** The workspaces that run on the appliance (image/ is vendor-side tooling). */
-export const APPLIANCE_WORKSPACES = ['core', 'agent', 'console-tui', 'portal', 'recovery'] as const;
+export const APPLIANCE_WORKSPACES = [
+  'core',
+  'agent',
+  'firstboot',
+  'console-tui',
+  'portal',
+  'recovery',
+] as const;
 
 /**
  * Units the image enables; ssh.service ships disabled (the technician turns it on for 24 h). The

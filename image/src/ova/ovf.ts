@@ -67,7 +67,7 @@ const IPV4_MAX = 15;
  * The ProductSection properties, in the order the deployment wizard shows them; keys as the first
  * boot reads them back (`cl.<key>`). `maxLen` goes into `ovf:qualifiers` (`MinLen(0)`: every
  * property may stay blank), so the vSphere wizard refuses what the first boot
- * (agent/src/firstboot/plan.ts, network/settings.ts) could never accept, and lets through every
+ * (firstboot/src/plan.ts, core/src/network/settings.ts) could never accept, and lets through every
  * value it accepts as written without spaces (it also trims spaces around values and commas).
  */
 export const PROPERTIES: Readonly<Record<ClKey, { label: string; description: string; maxLen: number }>> = {

@@ -8,19 +8,19 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { FirstBootRecord } from '@clgw/core/firstboot/report.js';
 import { formatTime } from '@clgw/core/format.js';
+import { readNetwork } from '@clgw/core/network/network.js';
 import { writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import { type AppliancePaths, appliancePaths } from '@clgw/core/platform/paths.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FirstBootRecord } from '../../../agent/src/firstboot/run.js';
-import { readNetwork } from '../../../agent/src/network/network.js';
 import { REPO, tempDir } from '../../support/appliance.js';
 import { runClgw } from '../../support/cli.js';
 import { mkisofs } from '../../support/iso.js';
 import { PLANS } from '../../support/ovf-cases.js';
 import { recordSkip } from '../../support/skip.js';
 
-const CLI = path.join(REPO, 'agent/dist/cli/firstboot.js');
+const CLI = path.join(REPO, 'firstboot/dist/main.js');
 const NS = 'http://schemas.dmtf.org/ovf/environment/1';
 const skip = await promisify(execFile)('xorriso', ['-version']).then(
   () => undefined,

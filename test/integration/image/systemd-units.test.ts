@@ -154,7 +154,7 @@ describe.skipIf(skip)('systemd units', async () => {
       'Wants=network-pre.target',
       'Before=network-pre.target systemd-networkd.service',
       'Type=oneshot',
-      'ExecStart=/usr/bin/node /usr/lib/clgw/agent/dist/cli/firstboot.js',
+      'ExecStart=/usr/bin/node /usr/lib/clgw/firstboot/dist/main.js',
     ]) {
       expect(text).toContain(`\n${line}\n`);
     }

@@ -1,12 +1,12 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DEFAULT_BASE_URL, loadConfig } from '@clgw/core/config.js';
 import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
 import { ManualClock } from '@clgw/core/platform/clock.js';
 import { fileLogger } from '@clgw/core/platform/log.js';
 import { appliancePaths } from '@clgw/core/platform/paths.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_BASE_URL, loadConfig } from '../../../agent/src/config.js';
 
 let dir: string;
 beforeEach(async () => {

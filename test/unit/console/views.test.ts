@@ -1,8 +1,8 @@
 /** The console's view models: status → home screen lines, menu items, confirmations, the network form. */
 
 import { ClgwError } from '@clgw/core/errors.js';
+import { firstBootView } from '@clgw/core/firstboot/report.js';
 import { describe, expect, it } from 'vitest';
-import { firstBootView } from '../../../agent/src/firstboot/report.js';
 import { encodeQr, renderQrText } from '../../../agent/src/logs/qr.js';
 import { duration, sshBanner, sshSupportLine, utcTime } from '../../../agent/src/ssh/view.js';
 import { AGENT_AWAY, agentAwayDetail } from '../../../console-tui/src/view/agent.js';

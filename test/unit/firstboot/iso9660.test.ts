@@ -16,8 +16,8 @@ import {
   isOvfEnvName,
   isoRootEntries,
   readOvfEnvFromIso,
-} from '../../../agent/src/firstboot/iso9660.js';
-import { readIso } from '../../../agent/src/firstboot/sources.js';
+} from '../../../firstboot/src/iso9660.js';
+import { readIso } from '../../../firstboot/src/sources.js';
 import { mkisofs } from '../../support/iso.js';
 import { recordSkip } from '../../support/skip.js';
 

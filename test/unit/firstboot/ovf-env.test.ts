@@ -7,7 +7,7 @@
 import { ClgwError } from '@clgw/core/errors.js';
 import { MAX_OVF_ENV_BYTES, parseOvfEnvironment } from '@clgw/core/firstboot/ovf-env.js';
 import { describe, expect, it } from 'vitest';
-import { planNetwork } from '../../../agent/src/firstboot/plan.js';
+import { planNetwork } from '../../../firstboot/src/plan.js';
 import { PLANS, STATIC, STATIC_SETTINGS } from '../../support/ovf-cases.js';
 
 const NS = 'http://schemas.dmtf.org/ovf/environment/1';

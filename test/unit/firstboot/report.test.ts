@@ -4,9 +4,9 @@
  * older or broken shape handled.
  */
 
+import { firstBootView } from '@clgw/core/firstboot/report.js';
 import { oneLine } from '@clgw/core/format.js';
 import { describe, expect, it } from 'vitest';
-import { firstBootView } from '../../../agent/src/firstboot/report.js';
 
 const at = '2026-12-05T09:00:00.000Z';
 

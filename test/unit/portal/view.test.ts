@@ -1,7 +1,7 @@
 import { ERROR_CODES } from '@clgw/core/errors.js';
+import { firstBootView } from '@clgw/core/firstboot/report.js';
 import { formatBytes, formatTime, portalUrl } from '@clgw/core/format.js';
 import { describe, expect, it } from 'vitest';
-import { firstBootView } from '../../../agent/src/firstboot/report.js';
 import {
   formatDuration,
   formatEta,

@@ -5,6 +5,7 @@
  * presence means "done". Safe to run twice: a cut before the record is written runs it again.
  */
 import { promises as fs } from 'node:fs';
+import type { AgentConfig } from '@clgw/core/config.js';
 import { isClgwError } from '@clgw/core/errors.js';
 import {
   CL_KEYS,
@@ -12,21 +13,15 @@ import {
   type OvfEnvironment,
   parseOvfEnvironment,
 } from '@clgw/core/firstboot/ovf-env.js';
+import type { FirstBootOutcome, FirstBootRecord } from '@clgw/core/firstboot/report.js';
 import { oneLine } from '@clgw/core/format.js';
-import { describeNetwork, type NetworkSettings, toInput } from '@clgw/core/network/settings.js';
+import { saveNetwork } from '@clgw/core/network/network.js';
+import { describeNetwork, toInput } from '@clgw/core/network/settings.js';
 import { readAtMost, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import type { Logger } from '@clgw/core/platform/log.js';
 import type { AppliancePaths } from '@clgw/core/platform/paths.js';
-import type { AgentConfig } from '../config.js';
-import { saveNetwork } from '../network/network.js';
 import { planNetwork } from './plan.js';
-import {
-  type FoundEnvironment,
-  readCdroms,
-  readGuestinfo,
-  type SourceDeps,
-  type Transport,
-} from './sources.js';
+import { type FoundEnvironment, readCdroms, readGuestinfo, type SourceDeps } from './sources.js';
 
 export interface FirstBootDeps extends Omit<SourceDeps, 'note'> {
   paths: AppliancePaths;
@@ -40,33 +35,6 @@ export interface FirstBootDeps extends Omit<SourceDeps, 'note'> {
  * these CD-ROM drives (block devices, or ISO images standing in for them); or one document file.
  */
 export type FirstBootSource = { cdroms: readonly string[]; guestinfoWaitMs?: number } | { document: string };
-
-/** What became of the deployment settings (`firstboot.json`'s `outcome`). */
-export type FirstBootOutcome =
-  /** Every value given was used. */
-  | 'applied'
-  /** Used, but a value was not (a bad hostname, a netmask without an address): see the reasons. */
-  | 'partial'
-  /** A static address was asked for and could not be used, or the document was unusable: DHCP. */
-  | 'refused'
-  /** No OVF environment anywhere: the factory default (DHCP). */
-  | 'none';
-
-/** `firstboot.json`. */
-export interface FirstBootRecord {
-  at: string;
-  outcome: FirstBootOutcome;
-  transport: Transport | 'none';
-  source?: string;
-  /** The hypervisor's PlatformSection, where the environment has one. */
-  platform?: OvfEnvironment['platform'];
-  /** The `cl.*` properties as found (other products' properties are not kept). */
-  properties?: OvfEnvironment['cl'];
-  /** The settings saved; absent when nothing usable was found (the factory DHCP default stays). */
-  network?: NetworkSettings;
-  /** Every value, document or source not used, and why: one line each, control characters escaped. */
-  reasons: string[];
-}
 
 /**
  * Every environment there is, most trusted first: guestinfo (what vSphere and ovftool hand over)

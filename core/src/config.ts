@@ -1,11 +1,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ClgwError } from '@clgw/core/errors.js';
-import { readJsonFile } from '@clgw/core/platform/atomic.js';
-import type { AppliancePaths } from '@clgw/core/platform/paths.js';
-import { PLATFORMS, type Platform } from '@clgw/core/release/schema.js';
-import { PROFILE_NAMES } from '@clgw/core/system/profiles.js';
 import * as z from 'zod';
+import { ClgwError } from './errors.js';
+import { readJsonFile } from './platform/atomic.js';
+import type { AppliancePaths } from './platform/paths.js';
+import { PLATFORMS, type Platform } from './release/schema.js';
+import { PROFILE_NAMES } from './system/profiles.js';
 
 /** The vendor's download server; a local mirror is configured in development and tests. */
 export const DEFAULT_BASE_URL = 'https://download.mitel.io/';

@@ -4,9 +4,39 @@
  * environment, which anyone deploying the VM wrote: each is escaped to one line here again.
  * Pure: no `node:*` imports.
  */
-import { oneLine } from '@clgw/core/format.js';
-import type { FirstBootOutcome } from './run.js';
-import type { Transport } from './sources.js';
+import { oneLine } from '../format.js';
+import type { NetworkSettings } from '../network/settings.js';
+import type { OvfEnvironment } from './ovf-env.js';
+
+/** How the deployment settings reached the appliance. */
+export type Transport = 'guestinfo' | 'iso' | 'file';
+
+/** What became of the deployment settings (`firstboot.json`'s `outcome`). */
+export type FirstBootOutcome =
+  /** Every value given was used. */
+  | 'applied'
+  /** Used, but a value was not (a bad hostname, a netmask without an address): see the reasons. */
+  | 'partial'
+  /** A static address was asked for and could not be used, or the document was unusable: DHCP. */
+  | 'refused'
+  /** No OVF environment anywhere: the factory default (DHCP). */
+  | 'none';
+
+/** `firstboot.json`. */
+export interface FirstBootRecord {
+  at: string;
+  outcome: FirstBootOutcome;
+  transport: Transport | 'none';
+  source?: string;
+  /** The hypervisor's PlatformSection, where the environment has one. */
+  platform?: OvfEnvironment['platform'];
+  /** The `cl.*` properties as found (other products' properties are not kept). */
+  properties?: OvfEnvironment['cl'];
+  /** The settings saved; absent when nothing usable was found (the factory DHCP default stays). */
+  network?: NetworkSettings;
+  /** Every value, document or source not used, and why: one line each, control characters escaped. */
+  reasons: string[];
+}
 
 export interface FirstBootView {
   at: string;

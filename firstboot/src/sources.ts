@@ -8,11 +8,10 @@ import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ClgwError, isClgwError, toClgwError } from '@clgw/core/errors.js';
 import { MAX_OVF_ENV_BYTES } from '@clgw/core/firstboot/ovf-env.js';
+import type { Transport } from '@clgw/core/firstboot/report.js';
 import { oneLine } from '@clgw/core/format.js';
 import type { execFile } from '@clgw/core/platform/exec.js';
 import { type BlockReader, readOvfEnvFromIso } from './iso9660.js';
-
-export type Transport = 'guestinfo' | 'iso' | 'file';
 
 /** An environment found (its document), or found but unusable (a CD-ROM's file too large). */
 export type FoundEnvironment = {

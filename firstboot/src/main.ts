@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { loadConfig } from '@clgw/core/config.js';
 import { ClgwError, toClgwError } from '@clgw/core/errors.js';
 import { oneLine } from '@clgw/core/format.js';
 import { systemClock } from '@clgw/core/platform/clock.js';
 import { execFile } from '@clgw/core/platform/exec.js';
 import { fileLogger, type Logger } from '@clgw/core/platform/log.js';
 import { appliancePaths } from '@clgw/core/platform/paths.js';
-import { loadConfig } from '../config.js';
-import { type FirstBootSource, runFirstBoot } from '../firstboot/run.js';
-import { CDROM_DEVICES, GUESTINFO_WAIT_MS } from '../firstboot/sources.js';
+import { type FirstBootSource, runFirstBoot } from './run.js';
+import { CDROM_DEVICES, GUESTINFO_WAIT_MS } from './sources.js';
 
 /**
  * `clgw-firstboot` — applies the OVF environment's network settings once per data partition

@@ -1,5 +1,10 @@
 import { promises as fs } from 'node:fs';
-import { ClgwError, serializeError } from '@clgw/core/errors.js';
+import type { AgentConfig } from '../config.js';
+import { ClgwError, serializeError } from '../errors.js';
+import { fsyncDir, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../platform/atomic.js';
+import { execFile } from '../platform/exec.js';
+import type { Logger } from '../platform/log.js';
+import type { AppliancePaths } from '../platform/paths.js';
 import {
   DEFAULT_NETWORK,
   describeNetwork,
@@ -9,12 +14,7 @@ import {
   renderNetworkUnit,
   toInput,
   validateNetworkSettings,
-} from '@clgw/core/network/settings.js';
-import { fsyncDir, readJsonFile, writeFileAtomic, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
-import { execFile } from '@clgw/core/platform/exec.js';
-import type { Logger } from '@clgw/core/platform/log.js';
-import type { AppliancePaths } from '@clgw/core/platform/paths.js';
-import type { AgentConfig } from '../config.js';
+} from './settings.js';
 
 export interface NetworkDeps {
   paths: AppliancePaths;
