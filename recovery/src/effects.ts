@@ -10,8 +10,9 @@ import { ClgwError } from '@clgw/core/errors.js';
 import { fsyncDir, readAtMost, writeFileAtomic, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import { crashpoint } from '@clgw/core/platform/crashpoint.js';
 import { execFile } from '@clgw/core/platform/exec.js';
+import { deviceCapacity } from '@clgw/core/slot/device.js';
 import { writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
-import { deviceCapacity, verifyArtifactOnDevice } from '@clgw/core/slot/install.js';
+import { verifyArtifactOnDevice } from '@clgw/core/slot/read-back.js';
 import { MAX_MANIFEST_BYTES } from './manifest.js';
 import type { RebootMode, RecoveryLayout, RecoveryRecord, RecoverySurvey } from './plan.js';
 

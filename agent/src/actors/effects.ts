@@ -3,7 +3,7 @@ import type { UpdateEffects } from '../machine/update.machine.js';
 import { checkForRelease } from './check.js';
 import { confirmBoot } from './confirm.js';
 import { downloadRelease } from './download.js';
-import { installRelease } from './install.js';
+import { recordSlot } from './record-slot.js';
 import { handOverToRecovery } from './recover.js';
 import { rollBack } from './roll-back.js';
 import { startup } from './startup.js';
@@ -18,7 +18,8 @@ export function updateEffects(deps: Deps): UpdateEffects {
     check: (j, s) => checkForRelease(deps, j, s),
     download: (j, s, checkpoint) => downloadRelease(deps, j, s, checkpoint),
     verify: (j, s) => verifyRelease(deps, j, s),
-    install: (j) => installRelease(deps, j),
+    // "install" in the machine: the bytes were written and read back already; this records the slot.
+    install: (j) => recordSlot(deps, j),
     switchBoot: (j) => switchBoot(deps, j),
     reboot: async (j) => {
       deps.progress.clear();

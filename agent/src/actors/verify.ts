@@ -1,5 +1,5 @@
 import { ClgwError, isClgwError } from '@clgw/core/errors.js';
-import { type VerifyOptions, verifyArtifactOnDevice } from '@clgw/core/slot/install.js';
+import { type VerifyOptions, verifyArtifactOnDevice } from '@clgw/core/slot/read-back.js';
 import type { Deps } from '../deps.js';
 import type { ArtifactRef, Journal } from '../machine/journal.js';
 

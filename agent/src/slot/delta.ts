@@ -6,15 +6,10 @@ import { bufferingSink } from '@clgw/core/platform/http-body.js';
 import { collectOldGeneration } from '@clgw/core/platform/memory.js';
 import { chunkCount, INDEX_ENTRY_BYTES, storedLength } from '@clgw/core/release/chunk-index.js';
 import { digestIs, digestMatches, hashDeviceChunks } from '@clgw/core/slot/chunk-hash.js';
+import { checkSlotTarget, openDevice, writeFailure } from '@clgw/core/slot/device.js';
 import { borrowBuffers, returnBuffers, wholeChunks } from '@clgw/core/slot/direct-io.js';
 import { IndexReader } from '@clgw/core/slot/index-file.js';
-import {
-  type ArtifactTarget,
-  checkSlotTarget,
-  keepProgress,
-  openDevice,
-  writeFailure,
-} from '@clgw/core/slot/install.js';
+import { type ArtifactTarget, keepProgress } from '@clgw/core/slot/stream-write.js';
 import type { ChunkTable } from './chunk-table.js';
 import { type ChunkOp, planWindow } from './delta-plan.js';
 

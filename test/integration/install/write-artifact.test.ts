@@ -5,13 +5,10 @@ import { ClgwError } from '@clgw/core/errors.js';
 import { systemClock } from '@clgw/core/platform/clock.js';
 import { execFile } from '@clgw/core/platform/exec.js';
 import { createHttpClient, type HttpClient } from '@clgw/core/platform/http.js';
+import { deviceCapacity } from '@clgw/core/slot/device.js';
 import { DIRECT_ALIGN, IO_BUFFER, openDirect } from '@clgw/core/slot/direct-io.js';
-import {
-  type ArtifactTarget,
-  deviceCapacity,
-  verifyArtifactOnDevice,
-  writeArtifact,
-} from '@clgw/core/slot/install.js';
+import { verifyArtifactOnDevice } from '@clgw/core/slot/read-back.js';
+import { type ArtifactTarget, writeArtifact } from '@clgw/core/slot/stream-write.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REPO } from '../../support/appliance.js';
 import { artifactBytes, sha256Hex, startTestMirror, type TestMirror } from '../../support/mirror.js';

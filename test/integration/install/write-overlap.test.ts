@@ -11,7 +11,8 @@ import path from 'node:path';
 import { ClgwError } from '@clgw/core/errors.js';
 import { systemClock } from '@clgw/core/platform/clock.js';
 import { createHttpClient, type HttpClient } from '@clgw/core/platform/http.js';
-import { type ArtifactTarget, verifyArtifactOnDevice, writeArtifact } from '@clgw/core/slot/install.js';
+import { verifyArtifactOnDevice } from '@clgw/core/slot/read-back.js';
+import { type ArtifactTarget, writeArtifact } from '@clgw/core/slot/stream-write.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { artifactBytes, sha256Hex, startTestMirror, type TestMirror } from '../../support/mirror.js';
 

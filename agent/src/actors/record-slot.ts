@@ -4,7 +4,7 @@ import type { Journal } from '../machine/journal.js';
 import { writeSlotRecord } from '../slot/status.js';
 
 /** Records what the target slot now holds (slot status), once its content is verified. */
-export async function installRelease(deps: Deps, journal: Journal): Promise<void> {
+export async function recordSlot(deps: Deps, journal: Journal): Promise<void> {
   const target = journal.target;
   if (!target) throw new ClgwError('STATE_INVALID', 'installing without a target release in the journal');
   await writeSlotRecord(deps.paths.slotStatus, target.slot, {

@@ -1,9 +1,13 @@
-import { createHash, type Hash } from 'node:crypto';
-import { promises as fs, type Stats } from 'node:fs';
-import path from 'node:path';
+/**
+ * An artifact written into the inactive slot while it downloads: the body streamed from the mirror
+ * through SHA-256 into aligned buffers and onto the device, durable at each checkpoint so a cut
+ * resumes where the disk says it stopped.
+ */
+import { createHash } from 'node:crypto';
+import type { promises as fs } from 'node:fs';
 import { ClgwError } from '../errors.js';
-import { execFile } from '../platform/exec.js';
 import type { HttpClient } from '../platform/http.js';
+import { checkSlotTarget, openDevice, writeFailure } from './device.js';
 import {
   borrowBuffers,
   DIRECT_ALIGN,
@@ -11,8 +15,8 @@ import {
   IO_BUFFER,
   openDirect,
   returnBuffers,
-  roundUpToBlock,
 } from './direct-io.js';
+import { hashDevice } from './read-back.js';
 
 /** One artifact of a release and the slot partition it goes into. */
 export interface ArtifactTarget {
@@ -56,6 +60,7 @@ export interface WriteOptions {
 }
 
 const MIB = 1024 * 1024;
+
 const DEFAULT_CHECKPOINT_BYTES = 8 * MIB;
 
 /**
@@ -209,113 +214,6 @@ export async function writeArtifact(
     await direct?.close();
     await handle.close();
   }
-}
-
-/**
- * Before anything is opened for writing: SLOT_ACTIVE when the target is part of the booted slot,
- * NO_SPACE when the artifact does not fit it.
- */
-export async function checkSlotTarget(
-  target: ArtifactTarget,
-  activeDevices: readonly string[],
-): Promise<void> {
-  const { url, size, device } = target;
-  await refuseActiveDevice(device, activeDevices);
-  const capacity = await deviceCapacity(device);
-  if (capacity < size) {
-    throw new ClgwError(
-      'NO_SPACE',
-      `artifact ${url} (${size} bytes) does not fit slot device ${device} (${capacity} bytes)`,
-      { details: { device, url, size, capacity } },
-    );
-  }
-}
-
-export interface VerifyOptions {
-  signal?: AbortSignal;
-  /**
-   * Bytes read back and hashed so far, rising to `size`: told once per read buffer (IO_BUFFER),
-   * as the write reports once per written buffer, so a long read-back shows its progress.
-   */
-  onProgress?: (read: number) => void;
-}
-
-/**
- * Reads back exactly `size` bytes of a slot device and compares their SHA-256; READBACK_MISMATCH
- * names the device, both digests, or how short the device was. Read with O_DIRECT where the
- * device allows it: the bytes come from the medium, not from pages still cached from the write.
- */
-export async function verifyArtifactOnDevice(
-  device: string,
-  size: number,
-  sha256: string,
-  opts: VerifyOptions = {},
-): Promise<void> {
-  const handle = await openDevice(device, 'r');
-  const direct = await openDirect(device, 'r');
-  const buffers = borrowBuffers();
-  try {
-    const hash = createHash('sha256');
-    const read = await hashDevice({ handle, direct }, buffers, device, size, hash, {
-      signal: opts.signal,
-      exact: false,
-      onProgress: opts.onProgress,
-    });
-    if (read < size) {
-      throw new ClgwError(
-        'READBACK_MISMATCH',
-        `read-back of ${device}: only ${read} of ${size} bytes could be read`,
-        { details: { device, size, read } },
-      );
-    }
-    const actual = hash.digest('hex');
-    const expected = sha256.toLowerCase();
-    if (actual !== expected) {
-      throw new ClgwError(
-        'READBACK_MISMATCH',
-        `read-back of ${device}: SHA-256 of its first ${size} bytes is ${actual}, expected ${expected}`,
-        { details: { device, size, expected, actual } },
-      );
-    }
-  } finally {
-    returnBuffers(buffers);
-    await direct?.close();
-    await handle.close();
-  }
-}
-
-/**
- * Size of a slot device in bytes: a regular file's size, or a block device's from
- * `/sys/class/block/<name>/size` × 512 (symlinks such as /dev/disk/by-partlabel/* resolved),
- * falling back to `blockdev --getsize64`.
- */
-export async function deviceCapacity(device: string): Promise<number> {
-  const st = await statDevice(device);
-  if (st.isFile()) return st.size;
-  if (!st.isBlockDevice()) {
-    throw new ClgwError(
-      'SLOT_WRITE_FAILED',
-      `slot device ${device} is neither a block device nor a regular file`,
-      {
-        details: { device },
-      },
-    );
-  }
-  const real = await fs.realpath(device);
-  try {
-    const sectors = (await fs.readFile(`/sys/class/block/${path.basename(real)}/size`, 'utf8')).trim();
-    if (/^\d+$/.test(sectors)) return Number(sectors) * 512;
-  } catch {
-    // No sysfs entry (e.g. a container without /sys): ask the kernel through blockdev below.
-  }
-  const { stdout } = await execFile('blockdev', ['--getsize64', real]);
-  const bytes = stdout.trim();
-  if (!/^\d+$/.test(bytes)) {
-    throw new ClgwError('SLOT_WRITE_FAILED', `blockdev --getsize64 ${real} printed "${bytes}", not a size`, {
-      details: { device, real },
-    });
-  }
-  return Number(bytes);
 }
 
 interface SlotWriterOptions {
@@ -549,159 +447,5 @@ export async function keepProgress(original: unknown, record: () => Promise<void
       cause: original,
       details: e instanceof ClgwError ? e.details : {},
     });
-  }
-}
-
-/** A failed slot write as NO_SPACE (ENOSPC, EFBIG) or SLOT_WRITE_FAILED, naming the device and offset. */
-export function writeFailure(e: unknown, device: string, offset: number): ClgwError {
-  const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ENOSPC' || err.code === 'EFBIG') {
-    return new ClgwError('NO_SPACE', `slot device ${device} is full at offset ${offset}: ${err.message}`, {
-      cause: e,
-      details: { device, offset, errno: err.code },
-    });
-  }
-  return new ClgwError(
-    'SLOT_WRITE_FAILED',
-    `cannot write slot device ${device} at offset ${offset}: ${err.message}`,
-    {
-      cause: e,
-      details: { device, offset, errno: err.code },
-    },
-  );
-}
-
-async function statDevice(device: string): Promise<Stats> {
-  try {
-    return await fs.stat(device);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new ClgwError('SLOT_WRITE_FAILED', `slot device ${device} is not usable: ${err.message}`, {
-      cause: e,
-      details: { device, errno: err.code },
-    });
-  }
-}
-
-/** Opens a slot device (never creating or truncating it); SLOT_WRITE_FAILED naming it when that fails. */
-export async function openDevice(device: string, flags: 'r' | 'r+'): Promise<fs.FileHandle> {
-  try {
-    return await fs.open(device, flags);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new ClgwError(
-      'SLOT_WRITE_FAILED',
-      `cannot open slot device ${device} for ${flags === 'r' ? 'reading' : 'writing'}: ${err.message}`,
-      { cause: e, details: { device, errno: err.code } },
-    );
-  }
-}
-
-/**
- * Feeds the first `length` bytes of a device to `hash`; returns how many were read (fewer only at
- * end of device). With `exact` (the default), a short device is an error. Two buffers: the next
- * piece is read (O_DIRECT where it can be, in whole blocks) while the last one is hashed;
- * `onProgress` is told the bytes hashed so far after each piece.
- */
-async function hashDevice(
-  handles: { handle: fs.FileHandle; direct: fs.FileHandle | undefined },
-  buffers: readonly [Buffer, Buffer],
-  device: string,
-  length: number,
-  hash: Hash,
-  opts: { signal?: AbortSignal; exact?: boolean; onProgress?: (read: number) => void },
-): Promise<number> {
-  const { signal, exact = true, onProgress } = opts;
-  let direct = handles.direct;
-  const read = async (buffer: Buffer, offset: number): Promise<number> => {
-    const want = Math.min(buffer.length, length - offset);
-    // O_DIRECT reads whole blocks: the buffer holds IO_BUFFER, so the rounded length fits.
-    for (;;) {
-      const whole = roundUpToBlock(want);
-      const h = direct && directAligned(offset, whole) ? direct : undefined;
-      try {
-        const { bytesRead } = await (h ?? handles.handle).read(buffer, 0, h ? whole : want, offset);
-        return Math.min(bytesRead, want);
-      } catch (e) {
-        if (h && (e as NodeJS.ErrnoException).code === 'EINVAL') {
-          direct = undefined;
-          continue;
-        }
-        const err = e as NodeJS.ErrnoException;
-        throw new ClgwError(
-          'SLOT_WRITE_FAILED',
-          `cannot read slot device ${device} at offset ${offset}: ${err.message}`,
-          { cause: e, details: { device, offset, errno: err.code } },
-        );
-      }
-    }
-  };
-  let offset = 0;
-  let turn = 0;
-  let pending = length > 0 ? read(buffers[0], 0) : undefined;
-  while (pending) {
-    const bytesRead = await pending;
-    pending = undefined;
-    // Checked with no read in flight, so nothing runs on the handles once the caller closes them.
-    signal?.throwIfAborted();
-    if (bytesRead === 0) {
-      if (!exact) return offset;
-      throw new ClgwError(
-        'SLOT_WRITE_FAILED',
-        `slot device ${device} ends at ${offset} bytes, before the ${length} bytes already written`,
-        { details: { device, offset, length } },
-      );
-    }
-    const filled = buffers[turn % 2] as Buffer;
-    offset += bytesRead;
-    turn++;
-    if (offset < length) pending = read(buffers[turn % 2] as Buffer, offset);
-    hash.update(filled.subarray(0, bytesRead));
-    onProgress?.(offset);
-  }
-  return offset;
-}
-
-/**
- * SLOT_ACTIVE when `device` is one of the booted slot's devices — by name, by resolved path (e.g.
- * through /dev/disk/by-partlabel links), or by identity (block device number, or inode).
- */
-export async function refuseActiveDevice(device: string, active: readonly string[]): Promise<void> {
-  const mine = await identify(device);
-  for (const other of active) {
-    const theirs = await identify(other).catch(() => undefined);
-    const same =
-      other === device ||
-      (theirs !== undefined &&
-        (theirs.real === mine?.real ||
-          (mine !== undefined &&
-            (mine.block
-              ? theirs.block && theirs.rdev === mine.rdev
-              : theirs.dev === mine.dev && theirs.ino === mine.ino))));
-    if (same) {
-      throw new ClgwError(
-        'SLOT_ACTIVE',
-        `refusing to write ${device}: it is ${other === device ? '' : `the same device as ${other}, `}part of the booted slot`,
-        { details: { device, active: [...active] } },
-      );
-    }
-  }
-}
-
-/** What makes two paths the same device. */
-async function identify(
-  device: string,
-): Promise<{ real: string; block: boolean; rdev: number; dev: number; ino: number } | undefined> {
-  try {
-    const st = await fs.stat(device);
-    return {
-      real: await fs.realpath(device),
-      block: st.isBlockDevice(),
-      rdev: st.rdev,
-      dev: st.dev,
-      ino: st.ino,
-    };
-  } catch {
-    return undefined;
   }
 }

@@ -1,0 +1,127 @@
+/**
+ * A slot read back from its device and hashed: proof that what the disk holds is the artifact,
+ * before the slot is recorded or booted.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { promises as fs } from 'node:fs';
+import { ClgwError } from '../errors.js';
+import { openDevice } from './device.js';
+import { borrowBuffers, directAligned, openDirect, returnBuffers, roundUpToBlock } from './direct-io.js';
+
+export interface VerifyOptions {
+  signal?: AbortSignal;
+  /**
+   * Bytes read back and hashed so far, rising to `size`: told once per read buffer (IO_BUFFER),
+   * as the write reports once per written buffer, so a long read-back shows its progress.
+   */
+  onProgress?: (read: number) => void;
+}
+
+/**
+ * Reads back exactly `size` bytes of a slot device and compares their SHA-256; READBACK_MISMATCH
+ * names the device, both digests, or how short the device was. Read with O_DIRECT where the
+ * device allows it: the bytes come from the medium, not from pages still cached from the write.
+ */
+export async function verifyArtifactOnDevice(
+  device: string,
+  size: number,
+  sha256: string,
+  opts: VerifyOptions = {},
+): Promise<void> {
+  const handle = await openDevice(device, 'r');
+  const direct = await openDirect(device, 'r');
+  const buffers = borrowBuffers();
+  try {
+    const hash = createHash('sha256');
+    const read = await hashDevice({ handle, direct }, buffers, device, size, hash, {
+      signal: opts.signal,
+      exact: false,
+      onProgress: opts.onProgress,
+    });
+    if (read < size) {
+      throw new ClgwError(
+        'READBACK_MISMATCH',
+        `read-back of ${device}: only ${read} of ${size} bytes could be read`,
+        { details: { device, size, read } },
+      );
+    }
+    const actual = hash.digest('hex');
+    const expected = sha256.toLowerCase();
+    if (actual !== expected) {
+      throw new ClgwError(
+        'READBACK_MISMATCH',
+        `read-back of ${device}: SHA-256 of its first ${size} bytes is ${actual}, expected ${expected}`,
+        { details: { device, size, expected, actual } },
+      );
+    }
+  } finally {
+    returnBuffers(buffers);
+    await direct?.close();
+    await handle.close();
+  }
+}
+
+/**
+ * Feeds the first `length` bytes of a device to `hash`; returns how many were read (fewer only at
+ * end of device). With `exact` (the default), a short device is an error. Two buffers: the next
+ * piece is read (O_DIRECT where it can be, in whole blocks) while the last one is hashed;
+ * `onProgress` is told the bytes hashed so far after each piece.
+ */
+export async function hashDevice(
+  handles: { handle: fs.FileHandle; direct: fs.FileHandle | undefined },
+  buffers: readonly [Buffer, Buffer],
+  device: string,
+  length: number,
+  hash: Hash,
+  opts: { signal?: AbortSignal; exact?: boolean; onProgress?: (read: number) => void },
+): Promise<number> {
+  const { signal, exact = true, onProgress } = opts;
+  let direct = handles.direct;
+  const read = async (buffer: Buffer, offset: number): Promise<number> => {
+    const want = Math.min(buffer.length, length - offset);
+    // O_DIRECT reads whole blocks: the buffer holds IO_BUFFER, so the rounded length fits.
+    for (;;) {
+      const whole = roundUpToBlock(want);
+      const h = direct && directAligned(offset, whole) ? direct : undefined;
+      try {
+        const { bytesRead } = await (h ?? handles.handle).read(buffer, 0, h ? whole : want, offset);
+        return Math.min(bytesRead, want);
+      } catch (e) {
+        if (h && (e as NodeJS.ErrnoException).code === 'EINVAL') {
+          direct = undefined;
+          continue;
+        }
+        const err = e as NodeJS.ErrnoException;
+        throw new ClgwError(
+          'SLOT_WRITE_FAILED',
+          `cannot read slot device ${device} at offset ${offset}: ${err.message}`,
+          { cause: e, details: { device, offset, errno: err.code } },
+        );
+      }
+    }
+  };
+  let offset = 0;
+  let turn = 0;
+  let pending = length > 0 ? read(buffers[0], 0) : undefined;
+  while (pending) {
+    const bytesRead = await pending;
+    pending = undefined;
+    // Checked with no read in flight, so nothing runs on the handles once the caller closes them.
+    signal?.throwIfAborted();
+    if (bytesRead === 0) {
+      if (!exact) return offset;
+      throw new ClgwError(
+        'SLOT_WRITE_FAILED',
+        `slot device ${device} ends at ${offset} bytes, before the ${length} bytes already written`,
+        { details: { device, offset, length } },
+      );
+    }
+    const filled = buffers[turn % 2] as Buffer;
+    offset += bytesRead;
+    turn++;
+    if (offset < length) pending = read(buffers[turn % 2] as Buffer, offset);
+    hash.update(filled.subarray(0, bytesRead));
+    onProgress?.(offset);
+  }
+  return offset;
+}
