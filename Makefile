@@ -91,4 +91,4 @@ e2e: build
 	@npx tsx test/qemu/e2e.ts
 
 clean:
-	rm -rf .sim .cache out agent/dist console-tui/dist portal/dist recovery/dist image/dist *.tsbuildinfo */tsconfig.tsbuildinfo
+	rm -rf .sim .cache out core/dist agent/dist firstboot/dist console-tui/dist portal/dist recovery/dist image/dist *.tsbuildinfo */tsconfig.tsbuildinfo
