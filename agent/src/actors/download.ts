@@ -10,7 +10,7 @@ import type { Deps } from '../deps.js';
 import type { Journal, UpdateTarget } from '../machine/journal.js';
 import type { Written } from '../machine/update.machine.js';
 import { ChunkTable } from '../slot/chunk-table.js';
-import { writeArtifactDelta } from '../slot/delta.js';
+import { writeArtifactDelta } from '../slot/delta-write.js';
 import {
   countFound,
   fetchChunkIndex,

@@ -1,0 +1,650 @@
+import type { promises as fs } from 'node:fs';
+import { ClgwError, isClgwError } from '@clgw/core/errors.js';
+import type { HttpClient } from '@clgw/core/platform/http.js';
+import { bufferingSink } from '@clgw/core/platform/http-body.js';
+import { collectOldGeneration } from '@clgw/core/platform/memory.js';
+import { chunkCount, INDEX_ENTRY_BYTES, storedLength } from '@clgw/core/release/chunk-index.js';
+import { digestIs, digestMatches, hashDeviceChunks } from '@clgw/core/slot/chunk-hash.js';
+import { checkSlotTarget, openDevice, writeFailure } from '@clgw/core/slot/device.js';
+import { borrowBuffers, returnBuffers, wholeChunks } from '@clgw/core/slot/direct-io.js';
+import { IndexReader } from '@clgw/core/slot/index-file.js';
+import { type ArtifactTarget, keepProgress } from '@clgw/core/slot/stream-write.js';
+import type { ChunkTable } from './chunk-table.js';
+import { type ChunkOp, planWindow } from './delta-plan.js';
+import { PackChunks } from './pack-chunks.js';
+
+export interface DeltaOptions {
+  /** Devices of the booted slot: refused (SLOT_ACTIVE) as the target. */
+  activeDevices: readonly string[];
+  /** The target's chunk index, already checked against compat.yaml (fetchChunkIndex). */
+  indexFile: string;
+  chunkSize: number;
+  /**
+   * The release's chunk pack (compressed chunks at the offsets the index gives): fetched chunks
+   * come from there, and from the artifact itself when it has none or it proves unusable.
+   */
+  pack?: { url: string; size: number };
+  /** The active slot's partition of the same kind, and where its chunks are (loadSourceTable). */
+  source: { device: string; table: ChunkTable };
+  /**
+   * Hash the target slot first and keep the chunks it already holds: set when an earlier attempt
+   * wrote into it (the journal has a durable offset), so a resumed install re-plans from the slot.
+   */
+  resume: boolean;
+  /** As writeArtifact's: least distance between background checkpoints (default 8 MiB)… */
+  checkpointBytes?: number;
+  /** …and least time between their starts, by `now` (default 0). */
+  checkpointIntervalMs?: number;
+  now?: () => number;
+  /**
+   * As writeArtifact's: persists a durable offset (every byte below it written, then fsynced),
+   * and the full size once every chunk is written and fsynced.
+   */
+  onCheckpoint?: (offset: number) => Promise<void>;
+  onProgress?: (p: DeltaProgress) => void;
+  /** Told once, when the pack cannot be used (absent, or not what the index says it is). */
+  onPackUnusable?: (reason: ClgwError) => void;
+  signal?: AbortSignal;
+}
+
+/** How far an adaptive install is, and where its bytes came from. */
+export interface DeltaProgress {
+  /** Bytes of the artifact in place. */
+  done: number;
+  /** Bytes received from the mirror in this attempt (compressed, for chunks from the pack). */
+  downloaded: number;
+  /** Bytes of the artifact copied from the active slot, or found already in the target slot. */
+  reused: number;
+}
+
+export type DeltaResult =
+  | {
+      kind: 'written';
+      downloadedBytes: number;
+      reusedBytes: number;
+      /** Chunks the active slot did not hold after all (changed since indexed): fetched instead. */
+      mismatchedChunks: number;
+      /** Chunks of the pack that did not inflate to their digest: fetched from the artifact. */
+      packChunksRefetched: number;
+    }
+  /** Ranges do not work here: the caller downloads the artifact whole instead. */
+  | { kind: 'fallback'; reason: ClgwError; downloadedBytes: number };
+
+const MIB = 1024 * 1024;
+const DEFAULT_CHECKPOINT_BYTES = 8 * MIB;
+/** Target bytes planned at once: 2048 entries (24 KiB) of index for 4 KiB chunks. */
+const WINDOW_BYTES = 8 * MIB;
+/** Target bytes between two collections of the old generation (collectOldGeneration). */
+const OLD_GC_BYTES = 16 * MIB;
+/** Range requests in flight at once. */
+const MAX_IN_FLIGHT = 4;
+/** Fetches at most this far apart become one request (the bytes between are fetched too). */
+const MAX_GAP_BYTES = 16 * 1024;
+/**
+ * Buffer of one request in flight: written to the slot when full. Most requests fetch a few
+ * chunks; a long run (a new file) is written a quarter MiB at a time.
+ */
+const FETCH_BYTES = 256 * 1024;
+/** Errors of a pack request that say the pack is not usable here, rather than the network failing. */
+const PACK_UNUSABLE = new Set([
+  'HTTP_STATUS',
+  'RANGE_NOT_SUPPORTED',
+  'SIZE_EXCEEDED',
+  'ARTIFACT_TRUNCATED',
+  'REDIRECT_REFUSED',
+]);
+
+/** A planned window of the target's chunks: their index entries, and where each starts in the pack. */
+interface Window {
+  first: number;
+  entries: Buffer;
+  /** Pack offset of chunk `first + i`, for i from 0 to the window's count (its end). */
+  packAt: Float64Array;
+}
+
+/** The buffers one request at a time uses: its chunks, and a pack chunk split across reads. */
+interface Buffers {
+  buffer: Buffer;
+  partial: Buffer;
+}
+
+/** A pack request failed in a way that says the pack, not the network, is the problem. */
+class PackUnusable extends Error {
+  constructor(readonly reason: ClgwError) {
+    super(reason.message);
+  }
+}
+
+/** The devices and index an adaptive install works on, opened by writeArtifactDelta. */
+interface Handles {
+  out: fs.FileHandle;
+  src: fs.FileHandle;
+  index: IndexReader;
+  /** Reads copies and the target scan: the first of the aligned pair the read-back borrows next. */
+  copyBuffer: Buffer;
+}
+
+/**
+ * Assembles an artifact in a slot from its chunk index (adaptive update): per window of chunks, the
+ * planner says which the target slot already holds (on resume), which the active slot holds
+ * (copied, by digest, from any offset) and which must come from the mirror — from the chunk pack
+ * (each chunk deflated on its own) when the release has one, else from the artifact itself — with
+ * HTTP Range requests, neighbours coalesced, at most MAX_IN_FLIGHT at once. Every chunk written is
+ * first hashed and compared with the index: a copied chunk that does not match (the active slot
+ * changed, or its index is stale) is fetched instead; a pack chunk that does not inflate to its
+ * digest is fetched from the artifact; a pack that is absent or not what the index says (any
+ * permanent HTTP failure) is given up for the artifact's ranges. The whole artifact's SHA-256 is
+ * not known here — the read-back verify after the download checks it, and catches an index that
+ * lies.
+ *
+ * Durability as in writeArtifact: the offset below which every chunk is written (the lowest
+ * request still in flight bounds it) is fsynced and then persisted through onCheckpoint, in the
+ * background; an interruption records it before it fails. Memory: the window's entries (24 KiB),
+ * one 1 MiB buffer for copies and one of 256 KiB per request in flight (allocated once), whatever
+ * the artifact's size.
+ *
+ * Returns `fallback` when the mirror ignores Range (RANGE_NOT_SUPPORTED) or sends an artifact
+ * chunk that does not match the index (CHUNK_MISMATCH): then the artifact must be downloaded whole.
+ * Fails with SLOT_ACTIVE, NO_SPACE, SLOT_WRITE_FAILED, INDEX_INVALID, the client's network codes,
+ * or whatever onCheckpoint rejected with.
+ */
+export async function writeArtifactDelta(
+  http: HttpClient,
+  target: ArtifactTarget,
+  opts: DeltaOptions,
+): Promise<DeltaResult> {
+  const cs = opts.chunkSize;
+  await checkSlotTarget(target, opts.activeDevices);
+  const out = await openDevice(target.device, 'r+');
+  const src = await openDevice(opts.source.device, 'r').catch(async (e: unknown) => {
+    await out.close();
+    throw e;
+  });
+  const index = await IndexReader.open(opts.indexFile, { chunkSize: cs, artifactSize: target.size }).catch(
+    async (e: unknown) => {
+      await Promise.all([out.close(), src.close()]);
+      throw e;
+    },
+  );
+  // A batch of copies is read into the first of the aligned pair the read-back borrows next: one
+  // pair made for the update, not a buffer here and the pair beside it at the read-back.
+  const pair = borrowBuffers();
+  try {
+    return await new DeltaWrite(http, target, opts, {
+      out,
+      src,
+      index,
+      copyBuffer: wholeChunks(pair[0], cs),
+    }).run();
+  } finally {
+    returnBuffers(pair);
+    index.close();
+    await Promise.all([out.close(), src.close()]);
+  }
+}
+
+/** One adaptive install under way: what is written, what is in flight, what is durable. */
+class DeltaWrite {
+  private readonly url: string;
+  private readonly size: number;
+  private readonly device: string;
+  private readonly cs: number;
+  private readonly checkpointBytes: number;
+  private readonly onCheckpoint: (offset: number) => Promise<void>;
+  private readonly now: () => number;
+  private pack: { url: string; size: number } | undefined;
+
+  private readonly abort = new AbortController();
+  private readonly signal: AbortSignal;
+  private failed = false;
+  private failure: unknown;
+
+  private readonly progress: DeltaProgress = { done: 0, downloaded: 0, reused: 0 };
+  private mismatchedChunks = 0;
+  private packChunksRefetched = 0;
+
+  /** Requests in flight, each with its first byte. */
+  private readonly inFlight = new Map<Promise<void>, number>();
+  /** Every byte below this is written, or belongs to a request in flight (or one that failed). */
+  private issued = 0;
+  /** First byte of the lowest request that failed. */
+  private brokenAt: number;
+  private durable = 0;
+  private checkpointing: Promise<void> | undefined;
+  private checkpointedAt = Number.NEGATIVE_INFINITY;
+
+  /** Buffers of requests (FETCH_BYTES and a chunk), reused: at most MAX_IN_FLIGHT are ever made. */
+  private readonly spare: Buffers[] = [];
+  private readonly copyBatch: number;
+  /** Pack offset of the next window's first chunk. */
+  private packOffset = 0;
+
+  constructor(
+    private readonly http: HttpClient,
+    target: ArtifactTarget,
+    private readonly opts: DeltaOptions,
+    private readonly h: Handles,
+  ) {
+    ({ url: this.url, size: this.size, device: this.device } = target);
+    this.cs = opts.chunkSize;
+    this.checkpointBytes = Math.max(1, opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES);
+    this.onCheckpoint = opts.onCheckpoint ?? (async () => undefined);
+    this.now = opts.now ?? Date.now;
+    this.pack = opts.pack;
+    this.signal = opts.signal ? AbortSignal.any([this.abort.signal, opts.signal]) : this.abort.signal;
+    this.brokenAt = this.size;
+    this.copyBatch = h.copyBuffer.length / this.cs;
+  }
+
+  async run(): Promise<DeltaResult> {
+    try {
+      await this.planAndFetch();
+      // Requests settle by themselves (a failure is recorded, never thrown); so do checkpoints.
+      await this.settle();
+      if (this.failed) throw this.failure;
+      await this.sync();
+    } catch (caught) {
+      this.fail(caught);
+      await this.settle();
+      const e = this.failure;
+      if (isClgwError(e) && (e.code === 'RANGE_NOT_SUPPORTED' || e.code === 'CHUNK_MISMATCH'))
+        return { kind: 'fallback', reason: e, downloadedBytes: this.progress.downloaded };
+      const interrupted = this.opts.signal?.aborted || (isClgwError(e) && e.transient);
+      if (interrupted) {
+        await keepProgress(e, async () => {
+          const offset = this.writtenBelow();
+          if (offset > this.durable) await this.checkpoint(offset);
+        });
+      }
+      throw e;
+    }
+    await this.onCheckpoint(this.size);
+    return {
+      kind: 'written',
+      downloadedBytes: this.progress.downloaded,
+      reusedBytes: this.progress.reused,
+      mismatchedChunks: this.mismatchedChunks,
+      packChunksRefetched: this.packChunksRefetched,
+    };
+  }
+
+  /** Window by window: the plan's keeps tallied, its copies made, its fetches launched. */
+  private async planAndFetch(): Promise<void> {
+    const { cs, size } = this;
+    const chunks = chunkCount(size, cs);
+    const windowChunks = Math.max(1, Math.floor(WINDOW_BYTES / cs));
+    const maxGap = Math.floor(MAX_GAP_BYTES / cs);
+    const windowsPerCollection = Math.max(1, Math.round(OLD_GC_BYTES / (windowChunks * cs)));
+    const find = (h: Uint8Array, o: number) => this.opts.source.table.find(h, o);
+    for (let w = 0, n = 0; w < chunks && !this.failed; w += windowChunks, n++) {
+      this.signal.throwIfAborted();
+      const count = Math.min(windowChunks, chunks - w);
+      const win = await this.nextWindow(w, count);
+      if (n % windowsPerCollection === 0) collectOldGeneration();
+      const inPlace = this.opts.resume ? await this.scanTarget(win, count) : undefined;
+      for (const op of planWindow({
+        first: w,
+        entries: win.entries,
+        ...(inPlace ? { inPlace } : {}),
+        find,
+        maxGap,
+      })) {
+        if (op.kind === 'keep')
+          this.tally(this.bytesOf(op.first, op.count), 0, this.bytesOf(op.first, op.count));
+        else if (op.kind === 'copy') await this.copy(op, win);
+        else await this.launch(op.first, op.count, win);
+        // A request refused because another failed meanwhile never ran: nothing past here is issued.
+        if (this.failed) break;
+        this.issued = Math.min(size, (op.first + op.count) * cs);
+        this.maybeCheckpoint();
+      }
+    }
+  }
+
+  /** Waits for every request in flight and the checkpoint under way. */
+  private async settle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.race(this.inFlight.keys());
+    while (this.checkpointing) await this.checkpointing;
+  }
+
+  private fail(e: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.failure = e;
+    this.abort.abort(e);
+  }
+
+  private lengthOf(chunk: number): number {
+    return Math.min(this.cs, this.size - chunk * this.cs);
+  }
+
+  private bytesOf(first: number, count: number): number {
+    return Math.min(this.size, (first + count) * this.cs) - first * this.cs;
+  }
+
+  private tally(done: number, downloaded: number, reused: number): void {
+    const p = this.progress;
+    p.done += done;
+    p.downloaded += downloaded;
+    p.reused += reused;
+    this.opts.onProgress?.({ ...p });
+  }
+
+  private writtenBelow(): number {
+    return Math.min(this.issued, this.brokenAt, ...this.inFlight.values());
+  }
+
+  private async sync(): Promise<void> {
+    try {
+      await this.h.out.sync();
+    } catch (e) {
+      throw writeFailure(e, this.device, this.writtenBelow());
+    }
+  }
+
+  private async writeAt(buffer: Buffer, length: number, at: number): Promise<void> {
+    for (let done = 0; done < length; ) {
+      try {
+        done += (await this.h.out.write(buffer, done, length - done, at + done)).bytesWritten;
+      } catch (e) {
+        throw writeFailure(e, this.device, at + done);
+      }
+    }
+  }
+
+  /** Persist before acting: the fsync covers every write below `offset`, then the offset is recorded. */
+  private async checkpoint(offset: number): Promise<void> {
+    await this.sync();
+    await this.onCheckpoint(offset);
+    this.durable = offset;
+  }
+
+  private maybeCheckpoint(): void {
+    const offset = this.writtenBelow();
+    if (
+      this.checkpointing ||
+      this.failed ||
+      offset >= this.size ||
+      offset - this.durable < this.checkpointBytes
+    )
+      return;
+    if (this.now() - this.checkpointedAt < (this.opts.checkpointIntervalMs ?? 0)) return;
+    this.checkpointedAt = this.now();
+    this.checkpointing = this.checkpoint(offset).then(
+      () => {
+        this.checkpointing = undefined;
+        this.maybeCheckpoint();
+      },
+      (e: unknown) => {
+        this.checkpointing = undefined;
+        this.fail(e);
+      },
+    );
+  }
+
+  /**
+   * Writes the chunks of `buffer` (chunk `first` at its start) whose digest matches the index,
+   * skipping `skip` (chunks known bad already); returns the ones that did not match or were skipped.
+   */
+  private async writeVerified(
+    buffer: Buffer,
+    first: number,
+    count: number,
+    win: Window,
+    skip?: ReadonlySet<number>,
+  ): Promise<number[]> {
+    const { cs } = this;
+    const bad: number[] = [];
+    let run = 0;
+    const flush = async (end: number) => {
+      if (end > run)
+        await this.writeAt(
+          buffer.subarray(run * cs),
+          this.bytesOf(first + run, end - run),
+          (first + run) * cs,
+        );
+    };
+    for (let i = 0; i < count; i++) {
+      const chunk = first + i;
+      const at = (chunk - win.first) * INDEX_ENTRY_BYTES;
+      if (
+        !skip?.has(chunk) &&
+        digestMatches(buffer.subarray(i * cs, i * cs + this.lengthOf(chunk)), win.entries, at)
+      )
+        continue;
+      await flush(i);
+      run = i + 1;
+      bad.push(chunk);
+    }
+    await flush(count);
+    return bad;
+  }
+
+  private takeBuffers(): Buffers {
+    const { cs } = this;
+    return (
+      this.spare.pop() ?? {
+        buffer: Buffer.allocUnsafe(Math.max(cs, Math.floor(FETCH_BYTES / cs) * cs)),
+        partial: Buffer.allocUnsafe(cs),
+      }
+    );
+  }
+
+  /** Chunks `first … first + count - 1` from the artifact itself; a mismatch ends the adaptive path. */
+  private async fetchRaw(first: number, count: number, win: Window, buffer: Buffer): Promise<void> {
+    const { cs, url, size } = this;
+    const start = first * cs;
+    const end = start + this.bytesOf(first, count) - 1;
+    let next = first;
+    const sink = bufferingSink(buffer, async (length) => {
+      const n = Math.ceil(length / cs);
+      const bad = await this.writeVerified(buffer, next, n, win);
+      if (bad.length > 0) {
+        const at = (bad[0] as number) * cs;
+        throw new ClgwError(
+          'CHUNK_MISMATCH',
+          `chunk ${bad[0]} (bytes ${at}-${at + this.lengthOf(bad[0] as number) - 1}) of ${url} does not match its chunk index`,
+          { details: { url, offset: at, chunk: bad[0], chunkSize: cs } },
+        );
+      }
+      this.tally(length, length, 0);
+      next += n;
+    });
+    await this.http.receiveRange(url, { start, end, size, signal: this.signal }, sink);
+    await sink.end();
+  }
+
+  /**
+   * Chunks `first … first + count - 1` from the pack, checked and written a buffer at a time.
+   * `state.refetch` collects the chunks that did not inflate to their digest, `state.next` is the
+   * first chunk not yet written: the caller fetches both from the artifact, also when the pack
+   * proves unusable part-way (PackUnusable).
+   */
+  private async fetchPacked(
+    pack: { url: string; size: number },
+    first: number,
+    count: number,
+    win: Window,
+    { buffer, partial }: Buffers,
+    state: { next: number; refetch: number[] },
+  ): Promise<void> {
+    const at = (chunk: number) => win.packAt[chunk - win.first] as number;
+    const start = at(first);
+    const end = at(first + count) - 1;
+    const chunks = new PackChunks(
+      {
+        url: pack.url,
+        start,
+        end,
+        first,
+        count,
+        entries: win.entries,
+        entriesFirst: win.first,
+        chunkSize: this.cs,
+        lengthOf: (chunk) => this.lengthOf(chunk),
+      },
+      buffer,
+      partial,
+      async (filled, wire, broken) => {
+        const batchFirst = state.next;
+        const bad = await this.writeVerified(buffer, batchFirst, filled, win, broken);
+        const badBytes = bad.reduce((sum, c) => sum + this.lengthOf(c), 0);
+        this.tally(this.bytesOf(batchFirst, filled) - badBytes, wire, 0);
+        state.refetch.push(...bad);
+        state.next += filled;
+      },
+    );
+    try {
+      await this.http.receiveRange(
+        pack.url,
+        { start, end, size: pack.size, signal: this.signal },
+        { data: (piece) => chunks.take(piece) },
+      );
+    } catch (e) {
+      throw isClgwError(e) && !e.transient && PACK_UNUSABLE.has(e.code) ? new PackUnusable(e) : e;
+    }
+    await chunks.end();
+  }
+
+  /** Chunks `first … first + count - 1` from the mirror: the pack while it is usable, else the artifact. */
+  private async fetchRange(first: number, count: number, win: Window): Promise<void> {
+    const buffers = this.takeBuffers();
+    const { buffer } = buffers;
+    try {
+      const state = { next: first, refetch: [] as number[] };
+      if (this.pack) {
+        try {
+          await this.fetchPacked(this.pack, first, count, win, buffers, state);
+        } catch (e) {
+          if (!(e instanceof PackUnusable)) throw e;
+          if (this.pack) this.opts.onPackUnusable?.(e.reason);
+          this.pack = undefined;
+        }
+      }
+      this.packChunksRefetched += state.refetch.length;
+      for (const [from, run] of runsOf(state.refetch)) await this.fetchRaw(from, run, win, buffer);
+      if (state.next < first + count)
+        await this.fetchRaw(state.next, first + count - state.next, win, buffer);
+    } finally {
+      this.spare.push(buffers);
+    }
+  }
+
+  /** Starts one Range request once fewer than MAX_IN_FLIGHT run; its failure stops the install. */
+  private async launch(first: number, count: number, win: Window): Promise<void> {
+    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight.keys());
+    if (this.failed) return;
+    const start = first * this.cs;
+    const request: Promise<void> = this.fetchRange(first, count, win).then(
+      () => {
+        this.inFlight.delete(request);
+        this.maybeCheckpoint();
+      },
+      (e: unknown) => {
+        this.brokenAt = Math.min(this.brokenAt, start);
+        this.inFlight.delete(request);
+        this.fail(e);
+      },
+    );
+    this.inFlight.set(request, start);
+  }
+
+  /** Copies from the active slot; chunks whose bytes there do not match are fetched instead. */
+  private async copy(op: Extract<ChunkOp, { kind: 'copy' }>, win: Window): Promise<void> {
+    const { cs, copyBatch } = this;
+    const { src, copyBuffer } = this.h;
+    const missed: number[] = [];
+    for (let j = 0; j < op.count; j += copyBatch) {
+      const m = Math.min(copyBatch, op.count - j);
+      // Source chunks that follow each other are read at once.
+      for (let k = 0; k < m; ) {
+        const from = op.from[j + k] as number;
+        let run = 1;
+        while (k + run < m && op.from[j + k + run] === from + run) run++;
+        await readSource(src, this.opts.source.device, copyBuffer, k * cs, run * cs, from * cs);
+        k += run;
+      }
+      const bad = await this.writeVerified(copyBuffer, op.first + j, m, win);
+      const copied = this.bytesOf(op.first + j, m) - bad.reduce((sum, c) => sum + this.lengthOf(c), 0);
+      this.tally(copied, 0, copied);
+      missed.push(...bad);
+    }
+    this.mismatchedChunks += missed.length;
+    for (const [from, run] of runsOf(missed)) await this.launch(from, run, win);
+  }
+
+  /** Per chunk of the window: 1 when the target slot already holds it. */
+  private async scanTarget(win: Window, count: number): Promise<Uint8Array> {
+    const { cs } = this;
+    const inPlace = new Uint8Array(count);
+    await hashDeviceChunks(
+      this.h.out,
+      this.device,
+      {
+        from: win.first * cs,
+        length: this.bytesOf(win.first, count),
+        chunkSize: cs,
+        buffer: this.h.copyBuffer,
+      },
+      (digest, chunk) => {
+        const at = (chunk - win.first) * INDEX_ENTRY_BYTES;
+        inPlace[chunk - win.first] = digestIs(digest, win.entries, at) ? 1 : 0;
+      },
+      this.signal,
+    );
+    return inPlace;
+  }
+
+  /** The next window of entries, with where each of its chunks starts in the pack. */
+  private async nextWindow(first: number, count: number): Promise<Window> {
+    const entries = await this.h.index.read(count);
+    const packAt = new Float64Array(count + 1);
+    for (let i = 0; i < count; i++) {
+      packAt[i] = this.packOffset;
+      this.packOffset += storedLength(entries, i);
+    }
+    packAt[count] = this.packOffset;
+    return { first, entries, packAt };
+  }
+}
+
+/** Ascending chunk numbers as runs of consecutive ones: [first, length] each. */
+function runsOf(chunks: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (let i = 0; i < chunks.length; ) {
+    let run = 1;
+    while (i + run < chunks.length && chunks[i + run] === (chunks[i] as number) + run) run++;
+    runs.push([chunks[i] as number, run]);
+    i += run;
+  }
+  return runs;
+}
+
+/**
+ * Reads `length` bytes of the active slot at `position` into `buffer` at `offset`. A short read (the
+ * slot ends) leaves stale bytes behind, which then fail the chunk's digest check like any mismatch.
+ */
+async function readSource(
+  handle: fs.FileHandle,
+  device: string,
+  buffer: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<void> {
+  for (let done = 0; done < length; ) {
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(buffer, offset + done, length - done, position + done));
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new ClgwError(
+        'SLOT_WRITE_FAILED',
+        `cannot read ${device} at offset ${position + done}: ${err.message}`,
+        { cause: e, details: { device, offset: position + done, errno: err.code } },
+      );
+    }
+    if (bytesRead === 0) return;
+    done += bytesRead;
+  }
+}
