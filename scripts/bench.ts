@@ -583,7 +583,7 @@ async function main(): Promise<void> {
       if (r) raucRuns.push(r);
       say(
         `run ${i}/${runs} full: agent install ${a.installSeconds!.toFixed(2)} s, verify ${a.verifySeconds!.toFixed(2)} s, ` +
-          `update ${a.updateSeconds.toFixed(2)} s, served ${a.served.total} bytes (boot ${a.served.boot}), peak RSS ${f1(Math.max(a.peakRssKiBLog, a.peakRssKiBSampled) / 1024)} MiB; ` +
+          `update ${a.updateSeconds.toFixed(2)} s, served ${a.served.total} bytes (boot ${a.served.boot}), peak RSS ${f1(Math.max(a.peakRssKiBLog, a.peakRssKiBSampled) / 1024)} MiB (anonymous ${f1(a.peakAnonKiB / 1024)}); ` +
           `agent CPU ${a.cpuSeconds.toFixed(2)} s; ` +
           `RAUC ${r ? `${r.seconds.toFixed(2)} s (CPU ${r.cpuSeconds.toFixed(2)} s)` : 'not run'}; ` +
           `curl ${stage.curl.at(-1)!.seconds.toFixed(2)} s, openssl ${stage.openssl.at(-1)!.seconds.toFixed(2)} s, ` +
@@ -621,7 +621,7 @@ async function main(): Promise<void> {
           `run ${i}/${runs} ${CASE_LABEL[c]}: agent ${ad.served.total - ad.served.boot} bytes ` +
             `(root ${ad.served.root}, compat ${ad.served.compat}, other ${ad.served.other}; boot ${ad.served.boot} not counted; ` +
             `${ad.served.requests} requests) in ${ad.updateSeconds.toFixed(2)} s, peak RSS ` +
-            `${f1(Math.max(ad.peakRssKiBLog, ad.peakRssKiBSampled) / 1024)} MiB; casync ${cs.bytes} bytes ` +
+            `${f1(Math.max(ad.peakRssKiBLog, ad.peakRssKiBSampled) / 1024)} MiB (anonymous ${f1(ad.peakAnonKiB / 1024)}); casync ${cs.bytes} bytes ` +
             `(${cs.chunksFetched} chunks, ${cs.chunkBytesUncompressed} uncompressed) in ${cs.seconds.toFixed(2)} s`,
         );
       }

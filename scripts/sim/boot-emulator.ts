@@ -34,12 +34,19 @@ const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../.
  *                            full install a quarter of its rate — 158.8 MB/s and 7.4 CPU s/GB
  *                            against 209.0 and 5.4 with TurboFan, for ~4 MiB more anonymous memory
  *                            at the peak (27.9 → 32.1 MiB; `make bench`, issue #20);
+ *   --no-concurrent-recompilation
+ *                            TurboFan compiles on the main thread, not on a helper thread beside
+ *                            it: the helper's compile memory (its own zone, its own malloc arena)
+ *                            was ~2.5 MiB of the peak — adaptive update 33.0 → 30.6 MiB, full
+ *                            install 28.3 → 26.5 (one run each, machine loaded) — and the few
+ *                            hot functions of a download compile once, early;
  *   --optimize-for-size      V8's heap sized and grown for memory rather than speed: ~1 MiB less.
  */
 export const AGENT_NODE_OPTIONS = [
   '--max-semi-space-size=1',
   '--max-old-space-size=48',
   '--expose-gc',
+  '--no-concurrent-recompilation',
   '--optimize-for-size',
 ];
 /**
