@@ -8,11 +8,8 @@
  * Type-only imports count: they tie the builds together just the same. `make check` runs it.
  */
 import { promises as fs } from 'node:fs';
-import { builtinModules } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { isBuiltin, REPO, sourceFiles, WORKSPACES } from './lib/sources.mjs';
 
 /** Which workspaces each may import (by package name). */
 const ALLOWED = {
@@ -24,23 +21,12 @@ const ALLOWED = {
   'console-tui': ['@clgw/core', '@clgw/agent'],
   portal: ['@clgw/core', '@clgw/agent'],
 };
-const BUILTINS = new Set(builtinModules);
 
 /** Every import specifier of a module, type-only ones included. */
 function specifiers(source) {
   const re =
     /^\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
   return [...source.matchAll(re)].map((m) => m[1] ?? m[2] ?? m[3]);
-}
-
-async function sourceFiles(dir) {
-  const out = [];
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await sourceFiles(p)));
-    else if (entry.name.endsWith('.ts')) out.push(p);
-  }
-  return out;
 }
 
 const packageName = (spec) =>
@@ -50,7 +36,7 @@ const packageName = (spec) =>
     .join('/');
 
 const manifests = {};
-for (const ws of Object.keys(ALLOWED))
+for (const ws of WORKSPACES)
   manifests[ws] = JSON.parse(await fs.readFile(path.join(REPO, ws, 'package.json'), 'utf8'));
 const workspaceOf = Object.fromEntries(Object.entries(manifests).map(([ws, m]) => [m.name, ws]));
 
@@ -62,10 +48,15 @@ function exported(manifest, sub) {
 }
 
 const problems = [];
-for (const [ws, allowed] of Object.entries(ALLOWED)) {
+for (const ws of WORKSPACES) {
+  const allowed = ALLOWED[ws];
+  if (!allowed) {
+    problems.push(`${ws}: no rule in ALLOWED for this workspace`);
+    continue;
+  }
   const root = path.join(REPO, ws, 'src');
   const declared = new Set(Object.keys(manifests[ws].dependencies ?? {}));
-  for (const file of await sourceFiles(root)) {
+  for (const file of await sourceFiles(root, { declarations: true })) {
     const where = path.relative(REPO, file);
     for (const spec of specifiers(await fs.readFile(file, 'utf8'))) {
       if (spec.startsWith('.')) {
@@ -76,7 +67,7 @@ for (const [ws, allowed] of Object.entries(ALLOWED)) {
           );
         continue;
       }
-      if (spec.startsWith('node:') || BUILTINS.has(spec.split('/')[0])) continue;
+      if (isBuiltin(spec)) continue;
       const name = packageName(spec);
       const target = workspaceOf[name];
       if (target === ws)

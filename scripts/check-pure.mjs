@@ -8,14 +8,10 @@
  * choice the review makes, not this check.
  */
 import { promises as fs } from 'node:fs';
-import { builtinModules } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isBuiltin, REPO, sourceFiles, WORKSPACES } from './lib/sources.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const WORKSPACES = ['core', 'agent', 'firstboot', 'console-tui', 'portal', 'recovery', 'image'];
 const MARKER = /Pure: no `node:\*` imports/;
-const BUILTINS = new Set(builtinModules);
 
 /** Every value import of a module: `import … from 'x'`, `export … from 'x'`, `import 'x'`. */
 function valueImports(source) {
@@ -29,10 +25,6 @@ function valueImports(source) {
   return out;
 }
 
-function isBuiltin(spec) {
-  return spec.startsWith('node:') || BUILTINS.has(spec.split('/')[0]);
-}
-
 /** A relative import or a workspace's package entry (`@clgw/agent/x.js`) as a source file, else null. */
 function resolveLocal(from, spec) {
   let target;
@@ -42,16 +34,6 @@ function resolveLocal(from, spec) {
     target = path.join(REPO, ws === 'console' ? 'console-tui' : ws, 'src', ...rest);
   } else return null;
   return target.replace(/\.js$/, '.ts');
-}
-
-async function sourceFiles(dir) {
-  const out = [];
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await sourceFiles(p)));
-    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
 }
 
 const cache = new Map();
