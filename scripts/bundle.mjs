@@ -1,7 +1,8 @@
 /**
- * Bundles the two daemons — agent/dist/main.js and portal/dist/main.js, each with everything it
- * imports, npm dependencies included — into one file each, agent/dist/clgw-agent.mjs and
- * portal/dist/clgw-portal.mjs: what the appliance's units, the simulator and the bench run.
+ * Bundles the daemons — agent/dist/main.js, portal/dist/main.js and the console's
+ * console-tui/dist/main.js, each with everything it imports, npm dependencies included (blessed
+ * aside) — into one file each, agent/dist/clgw-agent.mjs, portal/dist/clgw-portal.mjs and
+ * console-tui/dist/clgw-console.mjs: what the appliance's units, the simulator and the bench run.
  * `make build` runs it after tsc.
  *
  * Why one file: Node keeps every loaded module's source, module record and loader bookkeeping for
@@ -25,11 +26,15 @@ import { build } from 'esbuild';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-for (const [workspace, name] of [
-  ['agent', 'clgw-agent.mjs'],
-  ['portal', 'clgw-portal.mjs'],
+for (const [workspace, name, external] of [
+  ['agent', 'clgw-agent.mjs', []],
+  ['portal', 'clgw-portal.mjs', []],
+  // blessed stays a package of its own: it reads its terminfo files next to its sources and
+  // requires its widgets by computed names, neither of which a bundle can hold.
+  ['console-tui', 'clgw-console.mjs', ['blessed']],
 ]) {
   await build({
+    external,
     entryPoints: [path.join(REPO, workspace, 'dist/main.js')],
     outfile: path.join(REPO, workspace, 'dist', name),
     bundle: true,

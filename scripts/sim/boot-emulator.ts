@@ -63,6 +63,21 @@ export const PORTAL_MAIN = path.join(REPO, 'portal/dist/clgw-portal.mjs');
 /** The portal's Node options: its own old generation capped well inside its unit's MemoryMax. */
 export const PORTAL_NODE_OPTIONS = ['--max-old-space-size=24', '--max-semi-space-size=1'];
 
+/**
+ * How the consoles' Node runs (their units, the bin shim; test/unit/platform/agent-runtime.test.ts
+ * keeps them the same). Two of them run all the time (tty1 and tty2) and do little: redraw a
+ * screen every second or on a key. Measured idle on tty1 (80x25, TERM=linux), as shipped before
+ * (unbundled, no options) → bundled with these: RssAnon 25.0 → 14.9 MiB, RssFile 42.2 → 37.5 MiB,
+ * PSS 35.5 → 24.0 MiB (issue #21). `--no-opt`: a screen's JavaScript runs a few times a second,
+ * never hot enough to earn optimized code, whose pages and compile memory it would pay for.
+ */
+export const CONSOLE_NODE_OPTIONS = [
+  '--max-semi-space-size=1',
+  '--max-old-space-size=32',
+  '--no-opt',
+  '--optimize-for-size',
+];
+
 /** Where agent.json says the portal listens (`--listen HOST:PORT`), or undefined without one. */
 async function portalListen(configFile: string): Promise<string | undefined> {
   const config = JSON.parse(await fs.readFile(configFile, 'utf8').catch(() => '{}')) as {

@@ -240,7 +240,11 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
       await copyInto(bin, path.join(lib, w, 'bin'));
   }
   // The units run the bundled daemons, which tsc alone does not make.
-  for (const bundle of ['agent/dist/clgw-agent.mjs', 'portal/dist/clgw-portal.mjs']) {
+  for (const bundle of [
+    'agent/dist/clgw-agent.mjs',
+    'portal/dist/clgw-portal.mjs',
+    'console-tui/dist/clgw-console.mjs',
+  ]) {
     if (
       !(await fs.stat(path.join(lib, bundle)).then(
         () => true,

@@ -25,7 +25,7 @@ import { Tmux, tmuxPath } from '../../support/tmux.js';
 
 const execFile = promisify(execFileCb);
 const SHOTS = path.join(REPO, '.cache/test/console');
-const MAIN = path.join(REPO, 'console-tui/dist/main.js');
+const MAIN = path.join(REPO, 'console-tui/dist/clgw-console.mjs');
 
 const missing = [
   tmuxPath ? undefined : 'tmux is not installed (scripts/setup console installs it)',
@@ -81,7 +81,7 @@ const tmux = new Tmux('console', SHOTS);
 
 describe.skipIf(missing.length > 0)('the local console in tmux (TERM=linux, 80x25)', () => {
   beforeAll(async () => {
-    await fs.access(MAIN); // built by `make test` (tsc -b console-tui)
+    await fs.access(MAIN); // built by `make test` (tsc, then scripts/bundle.mjs)
     await fs.mkdir(SHOTS, { recursive: true });
     port = await freePort();
     // The LAN port: one end of a veth pair, eth0 in a network namespace of the test's own.

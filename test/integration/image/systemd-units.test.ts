@@ -187,8 +187,9 @@ describe.skipIf(skip)('systemd units', async () => {
     ]) {
       expect(text).toContain(`\n${line}\n`);
     }
+    // The options and the bundle: test/unit/platform/agent-runtime.test.ts.
     expect(text).toMatch(
-      new RegExp(`ExecStart=/usr/bin/node /usr/lib/clgw/console-tui/dist/main\\.js ${screen}\\n`),
+      new RegExp(`ExecStart=/usr/bin/node .* /usr/lib/clgw/console-tui/dist/clgw-console\\.mjs ${screen}\\n`),
     );
   });
 });

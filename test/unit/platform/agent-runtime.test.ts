@@ -11,6 +11,7 @@ import {
   AGENT_ENV,
   AGENT_MAIN,
   AGENT_NODE_OPTIONS,
+  CONSOLE_NODE_OPTIONS,
   PORTAL_MAIN,
   PORTAL_NODE_OPTIONS,
 } from '../../../scripts/sim/boot-emulator.js';
@@ -42,5 +43,24 @@ describe("the portal's runtime", () => {
     const shim = await fs.readFile(path.join(REPO, 'portal/bin/clgw-portal.js'), 'utf8');
     expect(shim.split('\n')[0]).toBe(`#!/usr/bin/env -S node ${PORTAL_NODE_OPTIONS.join(' ')}`);
     expect(shim).toContain(`\nimport '../${path.relative(path.join(REPO, 'portal'), PORTAL_MAIN)}';\n`);
+  });
+});
+
+describe("the consoles' runtime", () => {
+  it('both units and the bin shim run the bundled console with CONSOLE_NODE_OPTIONS', async () => {
+    const bundle = '/usr/lib/clgw/console-tui/dist/clgw-console.mjs';
+    for (const [unit, screen] of [
+      ['clgw-console-home.service', 'home'],
+      ['clgw-console-menu.service', 'menu'],
+    ] as const) {
+      const text = await fs.readFile(path.join(REPO, 'image/systemd', unit), 'utf8');
+      const exec = /^ExecStart=\/usr\/bin\/node (.*) (\S+) (\S+)$/m.exec(text);
+      expect(exec?.[1]?.split(' '), unit).toEqual(CONSOLE_NODE_OPTIONS);
+      expect(exec?.[2], unit).toBe(bundle);
+      expect(exec?.[3], unit).toBe(screen);
+    }
+    const shim = await fs.readFile(path.join(REPO, 'console-tui/bin/clgw-console.js'), 'utf8');
+    expect(shim.split('\n')[0]).toBe(`#!/usr/bin/env -S node ${CONSOLE_NODE_OPTIONS.join(' ')}`);
+    expect(shim).toContain("\nimport '../dist/clgw-console.mjs';\n");
   });
 });
