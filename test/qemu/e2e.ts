@@ -19,6 +19,13 @@
  *     CLGW_ALARM_CRITICAL_PHASE_FAILED, the recovery system restores the factory release, and
  *     the update runs again to 1.3.0
  *
+ * Both machines have the Small profile's memory (1 GiB; two vCPUs, not its one: TCG emulates each
+ * vCPU on a host core, and one would make the run far longer). Issue #21: each step prints the
+ * memory of the clgw processes (PSS, sampled every second inside the guest by the lab image,
+ * test/qemu/memory.ts) and the MemAvailable minimum; the run ends with the highest over all steps,
+ * the idle figure, and the times a customer waits for (power-on to the portal answering, a full
+ * update, a factory reset), on the host's clock under TCG.
+ *
  * Each step prints `step k/n passed in <s> s`; the last line is `e2e: passed <k>/<n> steps in
  * <s> s`. Work files in .cache/e2e (serial logs: .cache/e2e/run/uefi/serial.log for step 1,
  * .cache/e2e/run/serial.log for the others). Environment: E2E_MIRROR_PORT (default 18443, baked
@@ -50,6 +57,7 @@ import { startMirror } from '../../scripts/lib/mirror.js';
 import { ensureMirrorPki, MIRROR_NAMES } from '../../scripts/lib/mirror-pki.js';
 import { buildStandin } from '../../scripts/standins.js';
 import { Machine, type MachineOptions } from './machine.js';
+import { describeMemory, type MemorySample, parseMemoryLog, summarize } from './memory.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WORK = path.join(REPO, '.cache/e2e');
@@ -61,6 +69,8 @@ const GUEST_IP = '10.0.2.20';
 const HOSTNAME = 'e2e-gateway';
 const PLATFORMS = ['physical', 'virtual', 'kvm'] as const;
 const MIN = 60_000;
+/** Issue #21's goal for every clgw process together, at any moment (MiB of PSS). */
+const PSS_GOAL_MIB = 128;
 /** How many steps there are (the last line's count when the run fails before the first). */
 const ALL_STEPS = 5;
 /** E2E_STEPS: how many of the steps to run, from the first (all when unset). */
@@ -236,6 +246,7 @@ async function main(): Promise<number> {
     iso,
     portalPort,
     guestIp: GUEST_IP,
+    memoryMiB: 1024,
   };
   const vm = new Machine({ ...machine, disk, share, serialLog: path.join(RUN, 'serial.log') });
   // The UEFI step's machine: its own directory (serial log, QMP socket, OVMF's variables, disk).
@@ -252,10 +263,59 @@ async function main(): Promise<number> {
   /** The machine of the step that runs (the one `until` watches). */
   let current = vm;
 
+  // --- what a customer waits for (issue #21, point 6), on the host's clock ------------------
+  const times: string[] = [];
+  const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(0)} s`;
+  /** The last power-on whose portal has not answered yet. */
+  let poweredOn: { at: number; what: string } | undefined;
+  const powerOn = async (what: string) => {
+    await current.start();
+    poweredOn = { at: Date.now(), what };
+  };
+  /** Updates seen under way (by machine and version), and whether their commit was timed yet. */
+  const updates = new Map<string, { at: number; from: string | null; timed: boolean }>();
+  /** Set by step 5 at its power-on: the recovery's factory reset, until 1.0.0 answers. */
+  let factoryReset: number | undefined;
+  const track = (s: Status) => {
+    if (poweredOn) {
+      times.push(`${poweredOn.what}: power-on to the portal answering ${seconds(poweredOn.at)}`);
+      poweredOn = undefined;
+    }
+    if (factoryReset !== undefined && s.gatewayVersion === '1.0.0') {
+      times.push(
+        `factory reset: power-on after the cut → recovery → 1.0.0 answering ${seconds(factoryReset)}`,
+      );
+      factoryReset = undefined;
+    }
+    const machineName = current === vm ? 'BIOS' : 'UEFI';
+    if (s.target && s.state !== 'idle' && !updates.has(`${machineName} ${s.target.version}`)) {
+      updates.set(`${machineName} ${s.target.version}`, {
+        at: Date.now(),
+        from: s.gatewayVersion,
+        timed: false,
+      });
+    }
+    const update =
+      s.result?.outcome === 'committed' ? updates.get(`${machineName} ${s.result.version}`) : undefined;
+    if (update && !update.timed) {
+      times.push(
+        `${machineName}: update ${update.from} → ${s.result?.version}, first seen under way → committed ${seconds(update.at)}`,
+      );
+      update.timed = true;
+    }
+  };
+
+  /** Every step's memory samples, and the idle ones step 3 takes at its end. */
+  const allSamples: MemorySample[] = [];
+  let idle: ReturnType<typeof summarize>;
+
   let last: Status | undefined;
   const status = async () => {
     const s = await portalStatus(portalPort);
-    if (s) last = s;
+    if (s) {
+      last = s;
+      track(s);
+    }
     return s;
   };
   /** Polls the portal until `ok` holds (an unreachable portal counts as not yet). */
@@ -285,7 +345,7 @@ async function main(): Promise<number> {
   /** The agent checks for a release at every boot: the technician power-cycles the box. */
   const powerCycle = async () => {
     await vm.powerButton();
-    await vm.start();
+    await powerOn('BIOS power cycle');
   };
 
   /** The OVF environment's settings are the appliance's (the first boot applied them). */
@@ -309,7 +369,7 @@ async function main(): Promise<number> {
       await execFile('tar', ['-xf', ova!, '-C', efiRun, vmdk]);
       await execFile('qemu-img', ['convert', '-f', 'vmdk', '-O', 'qcow2', path.join(efiRun, vmdk), efiDisk]);
       await fs.rm(path.join(efiRun, vmdk));
-      await efiVm.start();
+      await powerOn('UEFI first boot');
       const s = await until('the portal on the OVF address', () => true, 15 * MIN);
       assertOvfApplied(s);
       if (s.platform !== 'virtual') throw new StepFailed(`the OVA's disk says platform ${s.platform}`);
@@ -330,7 +390,7 @@ async function main(): Promise<number> {
     name: 'first boot applies the OVF environment; tty1 shows the address',
     vm,
     run: async () => {
-      await vm.start();
+      await powerOn('BIOS first boot');
       const s = await until('the portal on the OVF address', () => true, 15 * MIN);
       assertOvfApplied(s);
       const deadline = Date.now() + 2 * MIN;
@@ -362,6 +422,10 @@ async function main(): Promise<number> {
         20 * MIN,
       );
       say(`  containers: ${JSON.stringify(s.containers)}`);
+      // Idle: the update done, the containers up, nothing asked of the appliance.
+      const from = (await vm.memoryLog()).length;
+      await sleep(20_000);
+      idle = summarize(parseMemoryLog((await vm.memoryLog()).slice(from)));
     },
   });
   steps.push({
@@ -408,7 +472,10 @@ async function main(): Promise<number> {
       await vm.powerCut();
       say('  power cut: the agent was frozen at "critical phase entered"');
       await fs.rm(path.join(crash, 'armed'));
-      await vm.start();
+      // The update that runs again after the recovery is timed from its own start.
+      updates.delete('BIOS 1.3.0');
+      await powerOn('BIOS after the power cut');
+      factoryReset = Date.now();
       await until('1.3.0 committed after the recovery', committed('1.3.0'), 60 * MIN);
       const s = await until(
         'the alarm raised and recovered',
@@ -434,13 +501,20 @@ async function main(): Promise<number> {
       say(`step ${passed + 1}/${steps.length}: ${step.name}`);
       const stepStarted = Date.now();
       current = step.vm;
+      const memoryFrom = (await step.vm.memoryLog()).length;
+      let failed = false;
       try {
         await step.run();
       } catch (e) {
         say(`FAILED: ${(e as Error).message}`);
         say(`serial log: ${step.vm.o.serialLog}`);
-        break;
+        failed = true;
       }
+      const samples = parseMemoryLog((await step.vm.memoryLog()).slice(memoryFrom));
+      allSamples.push(...samples);
+      const summary = summarize(samples);
+      say(`  memory: ${summary ? describeMemory(summary) : 'no samples'}`);
+      if (failed) break;
       passed++;
       say(`step ${passed}/${steps.length} passed in ${((Date.now() - stepStarted) / 1000).toFixed(0)} s`);
     }
@@ -450,6 +524,16 @@ async function main(): Promise<number> {
     await mirror.close();
     if (!process.env.E2E_KEEP) for (const d of [disk, efiDisk]) await fs.rm(d, { force: true });
   }
+  const overall = summarize(allSamples);
+  if (overall) {
+    const peakMiB = overall.peak.totalKiB / 1024;
+    say(`memory over all steps (1 GiB guest): ${describeMemory(overall)}`);
+    say(
+      `  goal: clgw processes ≤ ${PSS_GOAL_MIB} MiB PSS at any moment: ${peakMiB <= PSS_GOAL_MIB ? 'met' : 'NOT met'}`,
+    );
+  }
+  if (idle) say(`memory at idle (step 3's end, 20 s): ${describeMemory(idle)}`);
+  for (const line of times) say(`time (TCG, 2 vCPUs): ${line}`);
   process.stdout.write(
     `e2e: passed ${passed}/${steps.length} steps in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );

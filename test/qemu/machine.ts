@@ -177,6 +177,11 @@ export class Machine {
     return fs.readFile(this.o.serialLog, 'utf8').catch(() => '');
   }
 
+  /** The lab image's memory samples (test/qemu/memory.ts), appended across boots; '' before any. */
+  async memoryLog(): Promise<string> {
+    return fs.readFile(path.join(this.o.share, 'memory.log'), 'utf8').catch(() => '');
+  }
+
   /** tty1's text (the lab image copies /dev/vcs1 to the share every second): 25 lines of 80. */
   async tty1(): Promise<string | undefined> {
     const raw = await fs.readFile(path.join(this.o.share, 'tty1.txt'), 'latin1').catch(() => undefined);

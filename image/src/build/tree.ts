@@ -117,9 +117,25 @@ const LAB_FILES: Record<string, string> = {
     'WantedBy=multi-user.target',
     '',
   ].join('\n'),
+  // Issue #21: the memory of every process in a clgw unit, as the end-to-end run reports it
+  // (image/lab/memory.sh).
+  'etc/systemd/system/clgw-lab-memory.service': [
+    '# Lab image only: samples the memory of the clgw processes for the end-to-end run.',
+    '[Unit]',
+    "Description=clgw lab: sample the clgw processes' memory to the shared directory",
+    'RequiresMountsFor=/run/clgw-e2e',
+    '# Started first: the first boot runs once, early, and briefly.',
+    'Before=clgw-firstboot.service',
+    '[Service]',
+    'ExecStart=/bin/sh /usr/lib/clgw-lab/memory.sh',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n'),
   'etc/systemd/journald.conf.d/lab.conf':
     "# Lab image only: the whole journal on the serial console, for the end-to-end run's log.\n[Journal]\nForwardToConsole=yes\nMaxLevelConsole=info\n",
 };
+const LAB_UNITS = ['clgw-lab-screen.service', 'clgw-lab-memory.service'];
 const LAB_FSTAB =
   'clgw-e2e  /run/clgw-e2e  9p  trans=virtio,version=9p2000.L,nofail,x-systemd.device-timeout=5s  0  0\n';
 
@@ -304,8 +320,10 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
       await fs.mkdir(path.dirname(at(file)), { recursive: true });
       await fs.writeFile(at(file), text);
     }
+    await fs.mkdir(at('usr/lib/clgw-lab'), { recursive: true });
+    await fs.copyFile(path.join(o.repo.dir, 'image/lab/memory.sh'), at('usr/lib/clgw-lab/memory.sh'));
     await fs.appendFile(at('etc/fstab'), `# lab image\n${LAB_FSTAB}`);
-    await run('systemctl', [`--root=${o.out}`, 'enable', 'clgw-lab-screen.service']);
+    for (const unit of LAB_UNITS) await run('systemctl', [`--root=${o.out}`, 'enable', unit]);
   }
   // Our units with the Debian units and drop-ins of this very tree: no ordering cycle, no
   // missing program, no bad key (units.ts). Before brokenInit takes the tree's init away.
@@ -320,7 +338,7 @@ export async function assembleTree(o: TreeOptions): Promise<string> {
     )
       vmware.push(u);
   }
-  await verifyTreeUnits(o.out, [...ours, ...(o.lab ? ['clgw-lab-screen.service'] : []), ...vmware]);
+  await verifyTreeUnits(o.out, [...ours, ...(o.lab ? LAB_UNITS : []), ...vmware]);
   if (o.brokenInit) {
     await fs.rm(at('usr/sbin/init'), { force: true });
     await fs.writeFile(
