@@ -139,6 +139,12 @@ const configSchema = z
         minBytesPerSecond: z.number().int().nonnegative().optional(),
         minThroughputWindowMs: z.number().int().positive().optional(),
         retries: z.number().int().min(0).max(10).optional(),
+        /**
+         * Waits before the agent resumes, by itself, a download that a transient failure stopped
+         * (default agent/src/actors/download-resume.ts's RESUME_DELAYS_MS; [] never: the update
+         * fails at once, for Retry).
+         */
+        resumeDelaysMs: z.array(z.number().int().min(0).max(3_600_000)).max(20).optional(),
       })
       .strict()
       .default({}),

@@ -2,7 +2,7 @@ import type { Deps } from '../deps.js';
 import type { UpdateEffects } from '../machine/update.machine.js';
 import { checkForRelease } from './check.js';
 import { confirmBoot } from './confirm.js';
-import { downloadRelease } from './download.js';
+import { downloadResuming } from './download-resume.js';
 import { recordSlot } from './record-slot.js';
 import { handOverToRecovery } from './recover.js';
 import { rollBack } from './roll-back.js';
@@ -16,7 +16,7 @@ export function updateEffects(deps: Deps): UpdateEffects {
     persist: (j) => deps.persistJournal(j),
     startup: () => startup(deps),
     check: (j, s) => checkForRelease(deps, j, s),
-    download: (j, s, checkpoint) => downloadRelease(deps, j, s, checkpoint),
+    download: (j, s, checkpoint) => downloadResuming(deps, j, s, checkpoint),
     verify: (j, s) => verifyRelease(deps, j, s),
     // "install" in the machine: the bytes were written and read back already; this records the slot.
     install: (j) => recordSlot(deps, j),

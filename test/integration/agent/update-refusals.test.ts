@@ -222,8 +222,10 @@ describe('artifacts', () => {
     expect(e.message).toContain('root.img');
   });
 
+  // These failures are transient: without resumeDelaysMs: [] the agent would resume by itself
+  // (download-resume.test.ts).
   it('truncated artifact → ARTIFACT_TRUNCATED', async () => {
-    world = await makeWorld({ config: { http: { retries: 0 } } });
+    world = await makeWorld({ config: { http: { retries: 0, resumeDelaysMs: [] } } });
     await world.publish('1.1.0');
     // The image and the files beside it (its chunk pack: the update is adaptive).
     world.mirror.setFault('/releases/1.1.0/root.img*', { truncateAt: 100_000 });
@@ -239,7 +241,9 @@ describe('artifacts', () => {
 
   it('server drips 1 byte/s → TIMED_OUT', async () => {
     world = await makeWorld({
-      config: { http: { minBytesPerSecond: 1024, minThroughputWindowMs: 2000, retries: 0 } },
+      config: {
+        http: { minBytesPerSecond: 1024, minThroughputWindowMs: 2000, retries: 0, resumeDelaysMs: [] },
+      },
     });
     await world.publish('1.1.0');
     world.mirror.setFault('/releases/1.1.0/boot.img*', { drip: 1 });
