@@ -370,6 +370,58 @@ async function changedBlocks(a: string, b: string, bytes: number): Promise<numbe
   return n;
 }
 
+/**
+ * The floor under any delta's bytes for `neu` (issue #21, point 4): the 4 KiB blocks whose contents
+ * appear nowhere in `old` at a block boundary (what the agent's index cannot take from the active
+ * slot), concatenated and compressed as one stream by `xz -9e` — a stronger codec over a larger
+ * window than any chunked format can use. A delta that sends less would have to know the new
+ * bytes from the old ones; the generator makes the upgraded package's new contents independent of
+ * its old ones, as a new build of a binary mostly is.
+ */
+export async function newContentFloor(
+  old: string,
+  neu: string,
+  bytes: number,
+  workDir: string,
+): Promise<{ blocks: number; rawBytes: number; xzBytes: number }> {
+  const held = new Set<string>();
+  const each = async (file: string, block: (b: Buffer) => Promise<void> | void) => {
+    const h = await fs.open(file, 'r');
+    const buf = Buffer.alloc(4 * MIB);
+    try {
+      for (let off = 0; off < bytes; off += buf.length) {
+        const len = Math.min(buf.length, bytes - off);
+        await h.read(buf, 0, len, off);
+        for (let o = 0; o < len; o += BLOCK) await block(buf.subarray(o, o + BLOCK));
+      }
+    } finally {
+      await h.close();
+    }
+  };
+  const digest = (b: Buffer) => createHash('sha256').update(b).digest('base64');
+  await each(old, (b) => {
+    held.add(digest(b));
+  });
+  const rawFile = path.join(workDir, 'new-content.bin');
+  const out = await fs.open(rawFile, 'w');
+  let blocks = 0;
+  try {
+    await each(neu, async (b) => {
+      if (held.has(digest(b))) return;
+      blocks++;
+      await out.write(b);
+    });
+  } finally {
+    await out.close();
+  }
+  const xzFile = `${rawFile}.xz`;
+  await execFile('xz', ['-9e', '-T1', '-k', '-f', rawFile]);
+  const xzBytes = (await fs.stat(xzFile)).size;
+  await fs.rm(rawFile);
+  await fs.rm(xzFile);
+  return { blocks, rawBytes: blocks * BLOCK, xzBytes };
+}
+
 const sizeOf = (f: string) =>
   fs.stat(f).then(
     (s) => s.size,
