@@ -43,6 +43,11 @@ export interface Link {
   shape: LinkShape;
   /** Takes the link down (both ends lose carrier) for `ms`, then up again. */
   outage(ms: number): Promise<void>;
+  /**
+   * Bytes the appliance's end has received so far (its interface's rx counter: IP packets with
+   * their headers, what crossed the link — not what the mirror wrote into a socket that then died).
+   */
+  received(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -145,6 +150,13 @@ export async function createLink(want: { mbit: number; lossPct: number }): Promi
       } finally {
         await ip(['link', 'set', host, 'up']);
       }
+    },
+    async received() {
+      const { stdout } = await ip(['-n', netns, '-j', '-s', 'link', 'show', 'dev', ns]);
+      const [dev] = JSON.parse(stdout) as { stats64?: { rx?: { bytes?: number } } }[];
+      const bytes = dev?.stats64?.rx?.bytes;
+      if (typeof bytes !== 'number') throw new Error(`ip -s link show ${ns} in ${netns} gave no rx bytes`);
+      return bytes;
     },
     async close() {
       open.delete(link);
