@@ -79,6 +79,10 @@ export const ERROR_CODES = [
   // first boot (the OVF environment and the CD-ROM that may carry it)
   'OVF_ENV_INVALID',
   'ISO_INVALID',
+  // the voice service (FreeSWITCH's event socket: how many calls are up)
+  'VOICE_UNREACHABLE',
+  'VOICE_AUTH_FAILED',
+  'VOICE_PROTOCOL',
   // image builder (vendor side: root filesystem, disk images, OVA)
   'IMAGE_BUILD_FAILED',
 ] as const;
