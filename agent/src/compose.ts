@@ -6,6 +6,7 @@ import type { Clock } from '@clgw/core/platform/clock.js';
 import { createHttpClient, type HttpClient } from '@clgw/core/platform/http.js';
 import type { Logger } from '@clgw/core/platform/log.js';
 import type { AppliancePaths } from '@clgw/core/platform/paths.js';
+import { mbitToBytesPerSecond, RateBudget } from '@clgw/core/platform/rate-budget.js';
 import { PROFILES, profileLogLine, selectProfile } from '@clgw/core/system/profiles.js';
 import { ProgressTracker } from './actors/progress.js';
 import { createEngine } from './containers/engine.js';
@@ -53,12 +54,18 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
   if (detected && detected !== config.platform) {
     log.warn('the hypervisor does not match the image', { image: config.platform, detected });
   }
-  // Every outbound request goes through one client; a proxy change replaces it for the next one.
+  // Every outbound request goes through one client; a proxy change replaces it for the next one
+  // (the download budget stays one, shared by whichever client runs).
+  const rateBudget =
+    config.downloadBudgetMbit === undefined
+      ? undefined
+      : new RateBudget(clock, mbitToBytesPerSecond(config.downloadBudgetMbit));
   const makeClient = (proxy: ProxySetting | undefined) =>
     createHttpClient({
       clock,
       ca,
       dnsServers: config.dnsServers,
+      ...(rateBudget ? { rateBudget } : {}),
       ...config.http,
       ...(proxy ? { proxy: { url: proxyUrl(proxy), all: true } } : {}),
     });

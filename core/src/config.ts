@@ -131,6 +131,12 @@ const configSchema = z
     updateAtBoot: z.boolean().default(true),
     /** Deadline for each release health hook after a boot. */
     healthHookTimeoutMs: z.number().int().positive().max(600_000).default(60_000),
+    /**
+     * A cap on update downloads, in Mbit/s (10^6 bits), shared by every artifact byte — boot and
+     * root, full or adaptive, container archives — so that an update leaves room on the
+     * customer's uplink for the calls it carries (issue #22). Default: none.
+     */
+    downloadBudgetMbit: z.number().positive().max(100_000).optional(),
     http: z
       .object({
         connectTimeoutMs: z.number().int().positive().optional(),

@@ -29,6 +29,7 @@ import {
   truncated,
 } from './http-errors.js';
 import { GarbageGauge } from './memory.js';
+import type { RateBudget } from './rate-budget.js';
 import { contextTrusting } from './trust.js';
 
 export type { BodySink } from './http-body.js';
@@ -61,6 +62,12 @@ export interface HttpClientOptions {
   retries?: number;
   /** First retry delay, doubled per retry, capped at 30 s; default 1 s. */
   retryDelayMs?: number;
+  /**
+   * Holds artifact bodies (openStream, receive, receiveRange) to this budget; compat.yaml and its
+   * signature are small and not held. Time held is not counted against the server by the idle
+   * and throughput limits. Default: none.
+   */
+  rateBudget?: RateBudget;
 }
 
 /** What the server said identifies a body's version: its ETag and Last-Modified headers. */
@@ -155,6 +162,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const windowMs = options.minThroughputWindowMs ?? 60_000;
   const retries = options.retries ?? 2;
   const retryDelayMs = options.retryDelayMs ?? 1000;
+  const budget = options.rateBudget;
 
   // One secure context for every connection, built once.
   const secureContext = options.ca === undefined ? undefined : contextTrusting(options.ca.toString());
@@ -402,6 +410,11 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           return;
         }
         gauge.received(chunk.length);
+        const hold = budget?.delay(chunk.length) ?? 0;
+        if (hold > 0) {
+          const held = clock.sleep(hold, signal);
+          wait = wait ? Promise.all([wait, held]).then(() => undefined) : held;
+        }
         if (!wait) return;
         waiting = true;
         req.pause();
@@ -440,6 +453,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       idleMs: idleTimeoutMs,
       minBytesPerSecond,
       windowMs,
+      budget,
     });
     ex.onError = (e) => {
       monitor.destroy(
@@ -808,6 +822,8 @@ interface MonitorOptions extends BodyLimits {
   maxBytes: number;
   /** Exact length: an end before it fails the stream with ARTIFACT_TRUNCATED. */
   expected?: number;
+  /** Pieces are passed on no faster than this budget allows. */
+  budget?: RateBudget | undefined;
 }
 
 /**
@@ -816,12 +832,14 @@ interface MonitorOptions extends BodyLimits {
  */
 class BodyMonitor extends Transform {
   private readonly watch: BodyWatch;
+  /** A piece held back by the rate budget: the wait is ours, not the server's. */
+  private holding = false;
 
   constructor(private readonly o: MonitorOptions) {
     super({ highWaterMark: 64 * 1024 });
     this.watch = new BodyWatch(
       o,
-      () => this.readableLength >= this.readableHighWaterMark,
+      () => this.holding || this.readableLength >= this.readableHighWaterMark,
       (e) => this.destroy(e),
     );
     this.once('close', () => this.watch.stop());
@@ -843,7 +861,16 @@ class BodyMonitor extends Transform {
       return;
     }
     this.watch.count(chunk.length);
-    done(null, chunk);
+    const hold = this.o.budget?.delay(chunk.length) ?? 0;
+    if (hold <= 0) {
+      done(null, chunk);
+      return;
+    }
+    this.holding = true;
+    this.o.clock.sleep(hold).then(() => {
+      this.holding = false;
+      if (!this.destroyed) done(null, chunk);
+    });
   }
 
   override _flush(done: TransformCallback): void {
