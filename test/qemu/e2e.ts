@@ -272,7 +272,7 @@ async function main(): Promise<number> {
     await current.start();
     poweredOn = { at: Date.now(), what };
   };
-  /** Updates seen under way (by machine and version), and whether their commit was timed yet. */
+  /** Updates seen downloading (by machine and version), and whether their commit was timed yet. */
   const updates = new Map<string, { at: number; from: string | null; timed: boolean }>();
   /** Set by step 5 at its power-on: the recovery's factory reset, until 1.0.0 answers. */
   let factoryReset: number | undefined;
@@ -288,7 +288,9 @@ async function main(): Promise<number> {
       factoryReset = undefined;
     }
     const machineName = current === vm ? 'BIOS' : 'UEFI';
-    if (s.target && s.state !== 'idle' && !updates.has(`${machineName} ${s.target.version}`)) {
+    // From the download: a target is also shown while the recovery system runs (step 5), which
+    // is the factory reset's time, not the update's.
+    if (s.target && s.state === 'downloading' && !updates.has(`${machineName} ${s.target.version}`)) {
       updates.set(`${machineName} ${s.target.version}`, {
         at: Date.now(),
         from: s.gatewayVersion,
@@ -299,7 +301,7 @@ async function main(): Promise<number> {
       s.result?.outcome === 'committed' ? updates.get(`${machineName} ${s.result.version}`) : undefined;
     if (update && !update.timed) {
       times.push(
-        `${machineName}: update ${update.from} → ${s.result?.version}, first seen under way → committed ${seconds(update.at)}`,
+        `${machineName}: update ${update.from} → ${s.result?.version}, first seen downloading → committed ${seconds(update.at)}`,
       );
       update.timed = true;
     }
