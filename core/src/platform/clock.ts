@@ -48,16 +48,21 @@ export class ManualClock implements Clock {
         reject(signal.reason);
         return;
       }
-      const entry = { until: this.current + ms, resolve };
-      this.sleepers.push(entry);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.sleepers = this.sleepers.filter((s) => s !== entry);
-          reject(signal.reason);
+      const onAbort = () => {
+        this.sleepers = this.sleepers.filter((s) => s !== entry);
+        reject(signal?.reason);
+      };
+      // A sleep that ends takes its listener off the signal: a timer loop sleeping again and
+      // again on one long-lived signal would otherwise pile them up (Node warns past ten).
+      const entry = {
+        until: this.current + ms,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
         },
-        { once: true },
-      );
+      };
+      this.sleepers.push(entry);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
