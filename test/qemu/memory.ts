@@ -1,6 +1,6 @@
 /**
  * The lab image's memory log (issue #21, point 5): what `usr/lib/clgw-lab/memory.sh`
- * (image/src/build/tree.ts) appends to the shared directory every second — a boot, its uptime,
+ * (image/lab/memory.sh, installed by image/src/build/tree.ts) appends to the shared directory every second — a boot, its uptime,
  * MemAvailable and the PSS of each process in a clgw-* unit — read back and summed up for the
  * end-to-end run's report.
  */

@@ -174,12 +174,16 @@ export async function activeCalls(
             },
           ),
         ),
-      () =>
-        fail(
-          new ClgwError('VOICE_UNREACHABLE', `asking ${source} for its calls was cancelled`, {
-            transient: true,
-          }),
-        ),
+      // Ended by the caller's signal, or by our own stop once the exchange is over (nothing to say).
+      () => {
+        if (o.signal?.aborted)
+          fail(
+            new ClgwError('VOICE_UNREACHABLE', `asking ${source} for its calls was cancelled`, {
+              transient: true,
+              details: { source },
+            }),
+          );
+      },
     );
 
   /** The next message, of the given Content-Type (FreeSWITCH may send others: skipped). */
