@@ -7,16 +7,28 @@
  * <version>") with busybox httpd on 127.0.0.1:$PORT — enough for the container upgrade to load,
  * start, health-check and roll back real containers.
  *
- * Library: `buildStandin({ service, version, broken, out })`. CLI:
+ * The freeswitch stand-in also answers FreeSWITCH's event socket (ESL) on 127.0.0.1:$ESL_PORT
+ * (default 8021, password $ESL_PASSWORD, default ClueCon), as much of it as the agent's
+ * `activeCalls` asks: `/standin/esl`, a small C program (scripts/standins/esl-standin.c — a
+ * stand-in, not FreeSWITCH) compiled static when the image is built and cached in
+ * .cache/standins by what makes its bytes (source, compiler, flags, static libc). Its call count
+ * is the number in the container's /www/calls (0 at start); a test sets it with
+ *   podman exec CONTAINER /bin/busybox sh -c 'echo 2 > /www/calls'
+ * (through the engine's own `--root`/`--runroot`, scripts/lib/engine.ts). Give each container its
+ * own ESL_PORT: the containers share the host's network, and a taken port stops the container.
+ *
+ * Library: `buildStandin({ service, version, broken, out })`, `eslStandin()` (the compiled event
+ * socket program). CLI:
  *   npx tsx scripts/standins.ts --out DIR [--broken] [--version V] [service...]
  * prints one JSON line per archive ({file, reference, sha256, size, imageId}).
  */
-import { createHash } from 'node:crypto';
+import { execFile as execFileCb } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { create as createTar } from 'tar';
 
 export const STANDIN_SERVICES = ['tunnel', 'micloud', 'freeswitch'] as const;
@@ -41,6 +53,8 @@ export interface StandinOptions {
   out: string;
   /** The static busybox to put into the image (default /bin/busybox). */
   busybox?: string;
+  /** Where the compiled event socket program is cached (default `<repo>/.cache/standins`). */
+  cacheDir?: string;
 }
 
 export interface StandinArchive {
@@ -62,9 +76,13 @@ const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 /**
  * The stand-in's program. PID 1 is this shell: it traps SIGTERM so `stop` ends the container at
  * once instead of waiting for the kill (httpd as PID 1 would ignore SIGTERM). No symlinks in the
- * image, so every tool is called as a busybox applet; `echo`/`printf`/`test` are shell builtins.
+ * image, so every tool is called as a busybox applet; `echo`/`printf`/`test`/`kill` are shell
+ * builtins. The freeswitch stand-in runs the event socket beside httpd; either one ending ends
+ * the container (as httpd alone did), so a dead listener shows as a failed container, not as a
+ * healthy one that cannot answer.
  */
-const RUN_SH = `# clgw stand-in service (scripts/standins.ts): serves /health and /version on 127.0.0.1:$PORT.
+const RUN_SH = `# clgw stand-in service (scripts/standins.ts): serves /health and /version on 127.0.0.1:$PORT;
+# the freeswitch stand-in also an event socket (a stand-in, not FreeSWITCH) on 127.0.0.1:\${ESL_PORT:-8021}.
 bb=/bin/busybox
 port="\${PORT:?PORT is not set}"
 $bb mkdir -p /www
@@ -79,10 +97,35 @@ fi
 echo "standin $STANDIN_SERVICE $STANDIN_VERSION ($state) listening on 127.0.0.1:$port"
 $bb httpd -f -vv -p "127.0.0.1:$port" -h /www 2>&1 &
 pid=$!
-trap 'echo "standin $STANDIN_SERVICE: stopping"; $bb kill $pid; exit 0' TERM INT
-wait $pid
+esl=
+if [ "$STANDIN_SERVICE" = freeswitch ]; then
+  # The call count the event socket reports, read at each question; tests change it (podman exec).
+  echo 0 > /www/calls
+  /standin/esl /www/calls 2>&1 &
+  esl=$!
+fi
+trap 'echo "standin $STANDIN_SERVICE: stopping"; $bb kill $pid $esl; exit 0' TERM INT
+if [ -z "$esl" ]; then
+  wait $pid
+  status=$?
+  echo "standin $STANDIN_SERVICE: httpd exited with status $status"
+  exit $status
+fi
+# busybox ash has no \`wait -n\`: look every second whether both still run. A TERM interrupts the
+# wait for the sleep, so stopping stays immediate.
+while kill -0 $pid 2>/dev/null && kill -0 $esl 2>/dev/null; do
+  $bb sleep 1 &
+  wait $!
+done
+if kill -0 $pid 2>/dev/null; then
+  what=esl dead=$esl other=$pid
+else
+  what=httpd dead=$pid other=$esl
+fi
+wait $dead
 status=$?
-echo "standin $STANDIN_SERVICE: httpd exited with status $status"
+echo "standin $STANDIN_SERVICE: $what exited with status $status"
+kill $other 2>/dev/null
 exit $status
 `;
 
@@ -104,9 +147,12 @@ export async function buildStandin(opts: StandinOptions): Promise<StandinArchive
       },
     );
   });
-  if (hasInterpreter(busybox)) {
+  if (hasInterpreter(busybox, busyboxFile)) {
     throw new Error(`${busyboxFile} is dynamically linked; the stand-in needs Debian's busybox-static`);
   }
+
+  // Only the freeswitch stand-in has the event socket: the others need no compiler.
+  const esl = service === 'freeswitch' ? await eslStandin(opts.cacheDir) : undefined;
 
   const name = `${service}-standin`;
   const reference = `localhost/${name}:${version}`;
@@ -118,6 +164,7 @@ export async function buildStandin(opts: StandinOptions): Promise<StandinArchive
       { name: 'bin/', mode: 0o755 },
       { name: 'bin/busybox', mode: 0o755, data: busybox },
       { name: 'standin/', mode: 0o755 },
+      ...(esl ? [{ name: 'standin/esl', mode: 0o755, data: esl }] : []),
       { name: 'standin/run.sh', mode: 0o644, data: Buffer.from(RUN_SH) },
       { name: 'www/', mode: 0o755 },
     ]);
@@ -165,6 +212,75 @@ export async function buildStandin(opts: StandinOptions): Promise<StandinArchive
     });
     await fs.rename(temp, file);
     return { file, reference, sha256: sha256(archive), size: archive.length, imageId: `sha256:${configHex}` };
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+const execFile = promisify(execFileCb);
+
+/** The event socket stand-in's source, and where its compiled binary is cached by default. */
+const ESL_SOURCE = fileURLToPath(new URL('./standins/esl-standin.c', import.meta.url));
+const DEFAULT_CACHE = fileURLToPath(new URL('../.cache/standins', import.meta.url));
+
+/**
+ * Static (the image has no libc), optimised, and stripped: without debug information or symbols
+ * no file name or temp path gets into the binary, so the same source, compiler and libc give
+ * the same bytes — the archive stays reproducible.
+ */
+const ESL_CFLAGS = ['-std=gnu11', '-static', '-O2', '-s', '-Wall', '-Wextra'];
+
+/**
+ * The event socket stand-in (scripts/standins/esl-standin.c) compiled, from the cache when it
+ * was compiled before: many tests build stand-ins, and gcc takes about a second. The cache key
+ * is everything the bytes depend on: the source, the compiler's version and target, the flags
+ * and the static libc linked in (libc6-dev, which an upgrade changes).
+ */
+export async function eslStandin(cacheDir: string = DEFAULT_CACHE): Promise<Buffer> {
+  const source = await fs.readFile(ESL_SOURCE);
+  const gcc = async (args: string[]) => {
+    try {
+      return (await execFile('gcc', args, { timeout: 120_000, maxBuffer: 1024 * 1024 })).stdout;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException & { stderr?: string };
+      throw new Error(
+        err.code === 'ENOENT'
+          ? 'gcc is not installed; the freeswitch stand-in compiles its event socket (scripts/setup containers)'
+          : `gcc ${args.join(' ')} failed: ${(err.stderr ?? '').trim() || err.message}`,
+        { cause: e },
+      );
+    }
+  };
+  const version = await gcc(['--version']);
+  const machine = await gcc(['-dumpmachine']);
+  // gcc prints the bare name back when no such file is installed.
+  const libcFile = (await gcc(['-print-file-name=libc.a'])).trim();
+  if (!path.isAbsolute(libcFile)) {
+    throw new Error('no static libc (libc.a) for gcc -static: install libc6-dev (scripts/setup containers)');
+  }
+  const libc = await fs.readFile(libcFile);
+  const key = sha256(
+    json({ source: sha256(source), version, machine, flags: ESL_CFLAGS, libc: sha256(libc) }),
+  );
+  const cached = path.join(cacheDir, `esl-standin-${key}`);
+  const hit = await fs.readFile(cached).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw new Error(`cannot read the cached event socket stand-in ${cached}`, { cause: e });
+  });
+  if (hit) return hit;
+
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-esl-'));
+  try {
+    const binary = path.join(work, 'esl');
+    await gcc([...ESL_CFLAGS, '-o', binary, ESL_SOURCE]);
+    const data = await fs.readFile(binary);
+    if (hasInterpreter(data, binary)) throw new Error(`gcc -static gave a dynamically linked ${binary}`);
+    // Written aside and renamed: test workers building at once never read a half-written file.
+    await fs.mkdir(cacheDir, { recursive: true });
+    const temp = `${cached}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    await fs.writeFile(temp, data);
+    await fs.rename(temp, cached);
+    return data;
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
@@ -224,8 +340,8 @@ function goArch(arch: string): string {
 }
 
 /** Whether an ELF file asks for a dynamic loader (has a PT_INTERP program header). */
-function hasInterpreter(elf: Buffer): boolean {
-  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46) throw new Error('busybox: not an ELF file');
+function hasInterpreter(elf: Buffer, file: string): boolean {
+  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${file}: not an ELF file`);
   const is64 = elf[4] === 2;
   const le = elf[5] === 1;
   const u16 = (o: number) => (le ? elf.readUInt16LE(o) : elf.readUInt16BE(o));

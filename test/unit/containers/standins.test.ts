@@ -1,13 +1,14 @@
 /**
  * The stand-in images are built without an engine and must be reproducible: the same inputs give
- * a byte-identical docker-archive, whose layout a real tar reads.
+ * a byte-identical docker-archive, whose layout a real tar reads. The freeswitch stand-in also
+ * holds its compiled event socket program (scripts/standins/esl-standin.c), cached once built.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile } from '@clgw/core/platform/exec.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildStandin } from '../../../scripts/standins.js';
+import { buildStandin, eslStandin } from '../../../scripts/standins.js';
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-standins-'));
 afterAll(async () => {
@@ -68,6 +69,51 @@ describe('buildStandin', () => {
     expect(layer).toMatch(/^-rw-r--r-- 0\/0 .* standin\/run\.sh$/m);
   });
 
+  it('puts the event socket program into the freeswitch image only, and stays byte-identical', async () => {
+    // Two empty caches: each build compiles, and the two compilations must give the same bytes.
+    const a = await buildStandin({
+      service: 'freeswitch',
+      version: '1.10.9',
+      out: path.join(work, 'fs-a'),
+      cacheDir: path.join(work, 'cache-a'),
+    });
+    const b = await buildStandin({
+      service: 'freeswitch',
+      version: '1.10.9',
+      out: path.join(work, 'fs-b'),
+      cacheDir: path.join(work, 'cache-b'),
+    });
+    expect(b.sha256).toBe(a.sha256);
+    expect(Buffer.compare(await fs.readFile(a.file), await fs.readFile(b.file))).toBe(0);
+
+    const layer = await layerOf(a.file, path.join(work, 'fs-a'));
+    expect((await execFile('tar', ['-tvf', layer])).stdout).toMatch(/^-rwxr-xr-x 0\/0 .* standin\/esl$/m);
+    const eslFile = await tarExtract(layer, 'standin/esl');
+    const esl = await fs.readFile(eslFile);
+    expect(Buffer.compare(esl, await eslStandin(path.join(work, 'cache-a')))).toBe(0);
+    // Static (the image has no libc): no program interpreter. readelf comes with gcc (binutils).
+    const headers = (await execFile('readelf', ['-lW', eslFile])).stdout;
+    expect(headers).toMatch(/^\s+LOAD\s/m);
+    expect(headers).not.toMatch(/INTERP/);
+    expect(esl.includes(Buffer.from('clgw stand-in, not FreeSWITCH'))).toBe(true);
+
+    const tunnel = await buildStandin({ service: 'tunnel', version: '1.10.9', out: path.join(work, 'fs-a') });
+    const tunnelLayer = await layerOf(tunnel.file, path.join(work, 'fs-a'));
+    expect((await execFile('tar', ['-tf', tunnelLayer])).stdout.split('\n')).not.toContain('standin/esl');
+  });
+
+  it('compiles the event socket program once: a second build takes it from the cache', async () => {
+    const cache = path.join(work, 'cache-once');
+    const first = await eslStandin(cache);
+    const [entry, ...others] = await fs.readdir(cache);
+    expect(others).toEqual([]);
+    expect(entry).toMatch(/^esl-standin-[0-9a-f]{64}$/);
+    expect(Buffer.compare(await fs.readFile(path.join(cache, entry!)), first)).toBe(0);
+    // What the cache holds is what the next build uses (no compiler run would give these bytes).
+    await fs.writeFile(path.join(cache, entry!), 'from the cache');
+    expect((await eslStandin(cache)).toString()).toBe('from the cache');
+  });
+
   it('refuses a version that cannot be a tag', async () => {
     await expect(buildStandin({ service: 'tunnel', version: '1.0+build', out: work })).rejects.toThrow(/tag/);
   });
@@ -75,4 +121,19 @@ describe('buildStandin', () => {
 
 async function tarRead(file: string, member: string): Promise<string> {
   return (await execFile('tar', ['-xOf', file, member])).stdout;
+}
+
+/** Extracts one member into a fresh directory and returns its path (execFile's stdout is text). */
+async function tarExtract(file: string, member: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(work, 'member-'));
+  await execFile('tar', ['-xf', file, '-C', dir, member]);
+  return path.join(dir, member);
+}
+
+/** The one layer of a stand-in archive, extracted into `dir`. */
+async function layerOf(file: string, dir: string): Promise<string> {
+  const [manifest] = JSON.parse(await tarRead(file, 'manifest.json')) as { Layers: string[] }[];
+  const layer = manifest!.Layers[0]!;
+  await execFile('tar', ['-xf', file, '-C', dir, layer]);
+  return path.join(dir, layer);
 }
