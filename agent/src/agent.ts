@@ -42,6 +42,12 @@ export type AgentRequest =
   | { type: 'update'; force?: boolean; trigger?: Trigger }
   | { type: 'retry' }
   | { type: 'reboot' }
+  /**
+   * While waiting for calls to end: restart now, cutting them. `calls` is the number the technician
+   * was shown and confirmed (null: the voice service's count was unknown); refused when it is not
+   * the number up now, so nobody cuts calls they were not told of.
+   */
+  | { type: 'rebootNow'; calls: number | null }
   | { type: 'markGood' }
   | { type: 'markBad' }
   | { type: 'factoryReset' }
@@ -313,6 +319,23 @@ export class Agent {
         return this.send({ type: 'RETRY' }, 'retry', 'NOT_ALLOWED');
       case 'reboot':
         return this.send({ type: 'REBOOT' }, 'reboot', 'NOT_ALLOWED');
+      case 'rebootNow': {
+        const calls = this.journal.calls;
+        if (this.state !== 'waitingForCalls' || !calls)
+          throw new ClgwError(
+            'NOT_ALLOWED',
+            `"Reboot now" is for a restart that waits for calls to end; the update state is ${this.state}`,
+          );
+        if (calls.active !== req.calls) {
+          const up = (n: number | null) => (n === null ? 'an unknown number of' : String(n));
+          throw new ClgwError(
+            'CALLS_CHANGED',
+            `${up(calls.active)} call(s) are up now, not ${up(req.calls)} as confirmed: confirm again`,
+            { details: { active: calls.active, confirmed: req.calls } },
+          );
+        }
+        return this.send({ type: 'REBOOT_NOW' }, 'reboot now', 'NOT_ALLOWED');
+      }
       case 'markGood':
       case 'markBad':
         return this.markBooted(req.type === 'markGood' ? 'good' : 'bad');

@@ -19,6 +19,7 @@ import { describeSsh, readSsh, type SshView } from './ssh/ssh.js';
 import { type Alarm, readAlarms } from './state/alarms.js';
 import { readHistory } from './state/history.js';
 import { readJournal } from './state/journal-file.js';
+import { describeCallWait } from './voice/wait.js';
 
 export interface SlotView {
   version: string | null;
@@ -47,6 +48,8 @@ export interface Status {
   /** In the critical phase destructive requests are refused. */
   critical: boolean;
   phase: string | null;
+  /** While waiting for the site's calls to end before a restart (state `waitingForCalls`). */
+  calls: { for: 'update' | 'reboot'; active: number | null; deadline: string | null } | null;
   progress: (Progress & { percent: number }) | null;
   error: SerializedError | null;
   /** How the last update attempt ended. */
@@ -159,11 +162,14 @@ export async function collectStatus(
 
   const state = journal?.state ?? 'idle';
   const progress = live?.progress;
+  const schedule = describeSchedule(await readSchedule(paths.schedule), now);
+  const calls = state === 'waitingForCalls' ? journal?.calls : undefined;
   return {
     source: live ? 'agent' : 'persisted',
     state,
     critical: state === 'switching',
-    phase: progress?.phase ?? null,
+    phase: calls ? describeCallWait(calls, now, schedule.window?.tz) : (progress?.phase ?? null),
+    calls: calls ? { for: calls.for, active: calls.active, deadline: calls.deadline ?? null } : null,
     progress: progress
       ? {
           ...progress,
@@ -173,7 +179,7 @@ export async function collectStatus(
     error: journal?.error ?? null,
     result: journal?.result ?? null,
     check: journal?.check ?? null,
-    nextWindow: describeSchedule(await readSchedule(paths.schedule), now).next,
+    nextWindow: schedule.next,
     target: journal?.target ? { version: journal.target.version, slot: journal.target.slot } : null,
     bootedSlot,
     gatewayVersion,

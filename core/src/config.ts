@@ -137,6 +137,40 @@ const configSchema = z
      * customer's uplink for the calls it carries (issue #22). Default: none.
      */
     downloadBudgetMbit: z.number().positive().max(100_000).optional(),
+    /**
+     * The voice service's event socket (FreeSWITCH, `auth` then `api show calls count`): before
+     * anything that drops calls (the reboot into a new slot, a technician's Reboot) the agent
+     * waits for no call to be up. Absent: no voice service to ask, nothing waits.
+     */
+    voice: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(1).max(65535).default(8021),
+        /** The event socket's password, one line (relative: from the appliance root); never logged. */
+        passwordFile: z.string().min(1),
+        /** How often the voice service is asked while the agent waits. */
+        pollMs: z.number().int().min(100).max(600_000).default(15_000),
+        /** The deadline of one question (connect, auth, answer). */
+        timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+        /**
+         * How long the voice service may fail to answer before its silence counts as no calls (it
+         * carries none while down); shorter failures keep the wait going.
+         */
+        unknownGraceMs: z.number().int().min(0).max(3_600_000).default(300_000),
+        /**
+         * The wait's deadline: this long after the end of the update window (its start plus the
+         * fleet spread) that is open, else the next; without a window, this long after the wait
+         * began. Past it, the agent restarts and logs the calls it cut.
+         */
+        deadlineAfterWindowMinutes: z
+          .number()
+          .int()
+          .min(0)
+          .max(24 * 60)
+          .default(60),
+      })
+      .strict()
+      .optional(),
     http: z
       .object({
         connectTimeoutMs: z.number().int().positive().optional(),

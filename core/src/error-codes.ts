@@ -60,6 +60,8 @@ export const ERROR_CODES = [
   'BUSY',
   'INVALID_REQUEST',
   'NOT_ALLOWED',
+  // a "Reboot now" confirmed for another number of calls than are up
+  'CALLS_CHANGED',
   // proof of presence (the code on the appliance's own screen, asked by the portal)
   'PRESENCE_CODE_INVALID',
   'PRESENCE_LOCKED',

@@ -106,6 +106,7 @@ const PHASES: Partial<Record<UpdateState, string>> = {
   downloading: 'Downloading the update',
   verifying: 'Verifying the update',
   installing: 'Installing the update',
+  waitingForCalls: 'Waiting for calls to end before restarting',
   switching: 'Switching to the new release',
   rebooting: 'Restarting the gateway',
   confirming: 'Checking the new release after the restart',
@@ -269,7 +270,12 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
     diagnostics: diag.summary,
     lastUpdate: lastUpdate(status),
     lastCheck: lastCheck(status),
-    updatePhase: mode === 'updating' ? (PHASES[status.state] ?? status.state) : '',
+    updatePhase:
+      mode !== 'updating'
+        ? ''
+        : status.calls && status.phase
+          ? status.phase
+          : (PHASES[status.state] ?? status.state),
     updateTarget: mode === 'updating' && status.target ? `to release ${status.target.version}` : '',
     updatePercent: showProgress ? formatPercent(p.bytes, p.total) : '',
     updateBytes: showProgress

@@ -165,6 +165,11 @@ export interface AgentOptions {
    * 1970 for an appliance whose clock NTP has not set yet. Its log is stamped by it too.
    */
   clock?: Clock;
+  /**
+   * Wait for its start to settle (default): false returns at once, for an agent that resumes a
+   * state that never settles by itself (waiting for calls to end).
+   */
+  settle?: boolean;
 }
 
 /** Starts the agent in this process on the world's appliance, from its persisted journal. */
@@ -188,6 +193,7 @@ export async function startAgent(world: World, opts: AgentOptions = {}): Promise
   agent.start();
   // Started up when it settles — or when it asks for a reboot (confirming a failed slot).
   await new Promise<void>((resolve) => {
+    if (opts.settle === false) return resolve();
     const timer = setInterval(() => reboots.length > 0 && done(), 20);
     const done = () => {
       clearInterval(timer);

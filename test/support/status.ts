@@ -7,6 +7,7 @@ export function sampleStatus(over: Partial<Status> = {}): Status {
     state: 'idle',
     critical: false,
     phase: null,
+    calls: null,
     progress: null,
     error: null,
     result: null,

@@ -1,5 +1,6 @@
 import type { Deps } from '../deps.js';
 import type { UpdateEffects } from '../machine/update.machine.js';
+import { countCalls, logCallWaitEnded, planCallWait } from '../voice/wait.js';
 import { checkForRelease } from './check.js';
 import { confirmBoot } from './confirm.js';
 import { downloadResuming } from './download-resume.js';
@@ -26,6 +27,10 @@ export function updateEffects(deps: Deps): UpdateEffects {
       await deps.log.flush();
       await deps.reboot.reboot(j.reboot ?? 'update');
     },
+    planCallWait: () => planCallWait(deps),
+    countCalls: (_j, s) => countCalls(deps, s),
+    pauseCalls: (s) => deps.clock.sleep(deps.config.voice?.pollMs ?? 0, s),
+    callWaitEnded: (j, how) => logCallWaitEnded(deps, j, how),
     confirm: (j) => confirmBoot(deps, j),
     rollBack: (j) => rollBack(deps, j),
     recover: (j) => handOverToRecovery(deps, j),

@@ -10,6 +10,7 @@ export function httpStatusOf(code: ErrorCode): number {
   switch (code) {
     case 'BUSY':
     case 'NOT_ALLOWED':
+    case 'CALLS_CHANGED':
       return 409;
     case 'INVALID_REQUEST':
     case 'SETTING_INVALID':

@@ -10,6 +10,16 @@ import { httpStatusOf, limitServer, readJsonBody } from './serve.js';
 const MAX_BODY = 16 * 1024;
 const updateBody = z.object({ force: z.boolean().optional() }).strict();
 const emptyBody = z.object({}).strict();
+/** "Reboot now" names the calls it cuts, as the technician confirmed them (null: unknown). */
+const rebootNowBody = z
+  .object({
+    calls: z
+      .number({ error: 'send {"calls": N}: the calls confirmed (null: unknown)' })
+      .int()
+      .nonnegative()
+      .nullable(),
+  })
+  .strict();
 /** Destructive requests must say so explicitly. */
 const confirmedBody = z
   .object({ confirm: z.literal(true, { error: 'send {"confirm": true} to confirm' }) })
@@ -36,6 +46,7 @@ const ROUTES: Record<string, (body: unknown) => AgentRequest> = {
   '/v1/update': (b) => ({ type: 'update', force: updateBody.parse(b).force ?? false }),
   '/v1/retry': plain('retry'),
   '/v1/reboot': plain('reboot'),
+  '/v1/reboot-now': (b) => ({ type: 'rebootNow', calls: rebootNowBody.parse(b).calls }),
   '/v1/mark-good': plain('markGood'),
   '/v1/mark-bad': plain('markBad'),
   '/v1/factory-reset': confirmed('factoryReset'),
@@ -47,8 +58,8 @@ const readBody = (req: http.IncomingMessage) => readJsonBody(req, MAX_BODY);
 /**
  * The local API: JSON over HTTP on a unix socket (root-only), for the CLI and the console.
  * `GET /v1/status`; `GET /v1/presence` the code the portal asks for Reboot and Factory Reset (for the
- * console's screens only: this socket is root's); `POST /v1/{check,update,retry,reboot,mark-good,mark-bad}`. A check answers when
- * it is done; an update answers at once (202) and is followed through the status.
+ * console's screens only: this socket is root's); `POST /v1/{check,update,retry,reboot,mark-good,mark-bad}`,
+ * `POST /v1/reboot-now` `{"calls": N}` (restart now, cutting the N calls confirmed). A check answers when it is done; an update answers at once (202) and is followed through the status.
  * `GET /v1/network` the settings in effect; `POST /v1/network` changes them (answers once applied).
  * `GET /v1/ssh` SSH access and its time left; `POST /v1/ssh` `{"enabled": true|false}` (on for 24 hours).
  * `POST /v1/diagnose` runs the startup diagnostics now and answers the report (also in status).

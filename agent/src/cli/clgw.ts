@@ -35,6 +35,9 @@ commands:
   containers [--json]      the service containers and their last upgrade
   retry                    after a failed update: start it again
   reboot                   after a failed update: restart the appliance
+                           (once no call is up, when a voice service is set)
+  reboot-now --calls N     while it waits for calls: restart now, cutting the
+                           N calls it shows (N: as in status; unknown)
   mark-good                mark the booted slot good
   mark-bad                 mark the booted slot bad (next boot: the other slot)
   factory-reset --confirm  erase all data, reinstall the factory software
@@ -74,7 +77,7 @@ const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, refused: 4 } as const
 
 function exitCodeOf(e: ClgwError): number {
   if (e.code === 'AGENT_UNREACHABLE') return EXIT.unreachable;
-  if (e.code === 'BUSY' || e.code === 'NOT_ALLOWED') return EXIT.refused;
+  if (e.code === 'BUSY' || e.code === 'NOT_ALLOWED' || e.code === 'CALLS_CHANGED') return EXIT.refused;
   if (e.code === 'INVALID_REQUEST' || e.code === 'SETTING_INVALID') return EXIT.usage;
   return EXIT.failed;
 }
@@ -137,6 +140,7 @@ export function formatStatus(s: Status): string {
         : `progress:     ${s.progress.phase}…`,
     );
   }
+  if (s.calls && s.phase) lines.push(`calls:        ${s.phase}`);
   if (s.target && !['idle', 'committed', 'rolledBack'].includes(s.state)) {
     lines.push(`target:       ${s.target.version} → slot ${s.target.slot}`);
   }
@@ -444,6 +448,24 @@ async function version(paths: AppliancePaths, json: boolean): Promise<number> {
   return EXIT.ok;
 }
 
+/**
+ * `clgw reboot-now --calls N`: the technician names the calls they were shown (`unknown` when the
+ * voice service could not tell), so a count that changed in between is refused, not cut.
+ */
+async function rebootNow(client: AgentClient, args: string[]): Promise<number> {
+  const [flag, value, ...more] = args;
+  if (flag !== '--calls' || value === undefined || more.length > 0 || !/^(\d{1,6}|unknown)$/.test(value))
+    throw new ClgwError(
+      'INVALID_REQUEST',
+      'reboot-now needs --calls N: the number of active calls clgw status shows (or unknown), which the restart cuts',
+    );
+  const s = await client.post('/v1/reboot-now', { calls: value === 'unknown' ? null : Number(value) });
+  print(
+    `reboot started (state ${s.state}), cutting ${value} call(s): the appliance restarts; this session may end`,
+  );
+  return EXIT.ok;
+}
+
 /** The commands and the options each takes (`network`, `proxy` and `schedule` parse their own). */
 const KNOWN: Record<string, string[]> = {
   status: ['--json'],
@@ -479,6 +501,7 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'network') return network(client, rest);
   if (command === 'schedule') return schedule(client, without(rest), json);
   if (command === 'proxy') return proxy(client, without(rest), json);
+  if (command === 'reboot-now') return rebootNow(client, rest);
   if (command === 'ssh') {
     const args = without(rest);
     const [sub = 'status', ...more] = args;
@@ -605,7 +628,9 @@ async function run(argv: string[]): Promise<number> {
       print(
         command === 'retry'
           ? `retry started (state ${s.state}): the update runs again; see clgw status`
-          : `reboot started (state ${s.state}): the appliance restarts; this session may end`,
+          : s.state === 'waitingForCalls'
+            ? `reboot requested: ${s.phase ?? 'waiting for calls to end'}\n(clgw reboot-now --calls N restarts at once, cutting them)`
+            : `reboot started (state ${s.state}): the appliance restarts; this session may end`,
       );
       return EXIT.ok;
     }

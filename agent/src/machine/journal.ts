@@ -13,6 +13,7 @@ export const UPDATE_STATES = [
   'downloading',
   'verifying',
   'installing',
+  'waitingForCalls',
   'switching',
   'rebooting',
   'confirming',
@@ -69,6 +70,30 @@ export interface UpdateTarget {
  */
 export const RECOVERY_REASONS = ['critical-phase-failed', 'boot-environment-torn', 'factory-reset'] as const;
 export type RecoveryReason = (typeof RECOVERY_REASONS)[number];
+
+/**
+ * A wait for the site's calls to end before something that drops them: the reboot into the new
+ * slot (`update`) or a technician's Reboot (`reboot`). Set on entering `waitingForCalls`, cleared on
+ * leaving it, so an older agent after a rollback never meets it.
+ */
+export interface CallWait {
+  for: 'update' | 'reboot';
+  /** When the wait began. */
+  since: string;
+  /** Past this, the agent restarts whatever the calls; absent until planned (see planCallWait). */
+  deadline?: string;
+  /**
+   * How long the voice service may fail to answer before its silence counts as no calls: a voice
+   * service that is down carries no calls, a glitch of a few polls must not look like zero.
+   */
+  unknownGraceMs?: number;
+  /** Calls up at the last poll; null while unknown (not asked yet, or the voice service failed). */
+  active: number | null;
+  /** Since when the voice service has failed to answer, without an answer in between. */
+  unknownSince?: string;
+  /** Why the last poll failed. */
+  error?: SerializedError;
+}
 
 export interface UpdateResult {
   outcome: 'committed' | 'rolledBack' | 'failed';
@@ -131,6 +156,8 @@ export interface Journal {
    * rollback), whose schema does not know it, never meets it in a journal it resumes.
    */
   checkAttempts?: number;
+  /** Set while `waitingForCalls` only. */
+  calls?: CallWait;
   updatedAt: string;
 }
 
@@ -211,6 +238,18 @@ export const journalSchema = z
       .strict()
       .optional(),
     checkAttempts: z.number().int().positive().optional(),
+    calls: z
+      .object({
+        for: z.enum(['update', 'reboot']),
+        since: z.string(),
+        deadline: z.string().optional(),
+        unknownGraceMs: z.number().int().nonnegative().optional(),
+        active: z.number().int().nonnegative().nullable(),
+        unknownSince: z.string().optional(),
+        error: errorSchema.optional(),
+      })
+      .strict()
+      .optional(),
     updatedAt: z.string(),
   })
   .strict();
@@ -227,6 +266,7 @@ export type ResumeStep =
   | 'downloading'
   | 'verifying'
   | 'installing'
+  | 'waitingForCalls'
   | 'criticalInterrupted'
   | 'confirming'
   | 'recovering'
@@ -236,8 +276,10 @@ export type ResumeStep =
  * The resume table. Each interrupted state maps to the step that is safe to run next:
  * a check is repeated — unless it was cut off MAX_CHECK_ATTEMPTS times already, then it is given
  * up; a download resumes from its durable offsets; verify and install are redone (they are
- * idempotent); a switch that was cut off is the critical phase failing; after a reboot the new
- * slot is confirmed. Settled states start normally.
+ * idempotent); a wait for calls to end before the reboot into the new slot goes on waiting, with
+ * its deadline (a wait before a technician's Reboot is over: the cut rebooted); a switch that was
+ * cut off is the critical phase failing; after a reboot the new slot is confirmed. Settled states
+ * start normally.
  */
 export function resumeStep(journal: Journal): ResumeStep {
   switch (journal.state) {
@@ -249,6 +291,8 @@ export function resumeStep(journal: Journal): ResumeStep {
       return 'verifying';
     case 'installing':
       return 'installing';
+    case 'waitingForCalls':
+      return journal.calls?.for === 'update' && journal.target ? 'waitingForCalls' : 'startup';
     case 'switching':
       // The grubenv write is atomic, but the journal cannot tell whether it happened before the cut.
       return journal.critical?.leftAt ? 'confirming' : 'criticalInterrupted';

@@ -1,6 +1,7 @@
 import type { SerializedError } from '@clgw/core/errors.js';
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
 import {
+  type CallWait,
   type CheckResult,
   initialJournal,
   type Journal,
@@ -26,6 +27,18 @@ export type ConfirmOutcome =
   | { kind: 'rollback'; reason: SerializedError }
   | { kind: 'rolledBack'; version: string; reason: SerializedError };
 
+/** A planned wait for calls: when it ends whatever the calls, and how long silence may last. */
+export interface CallWaitPlan {
+  deadline: string;
+  unknownGraceMs: number;
+}
+
+/**
+ * Why a wait for calls ended: no calls up; the voice service silent past its grace; the deadline;
+ * a technician's confirmed "Reboot now"; no voice service configured (nothing to wait for).
+ */
+export type CallWaitEnd = 'clear' | 'voiceSilent' | 'deadline' | 'override' | 'noVoice';
+
 /**
  * The effects the update machine invokes. Each is idempotent (safe to run again after a cut),
  * receives the journal that was persisted just before it started, and throws a ClgwError.
@@ -47,6 +60,14 @@ export interface UpdateEffects {
   /** The critical phase: switch the boot environment to the target slot. */
   switchBoot(journal: Journal, signal: AbortSignal): Promise<void>;
   reboot(journal: Journal): Promise<void>;
+  /** The wait's deadline and grace, or null when no voice service is configured. Never throws. */
+  planCallWait(journal: Journal): Promise<CallWaitPlan | null>;
+  /** How many calls the voice service has up; throws (VOICE_*) when it cannot tell. */
+  countCalls(journal: Journal, signal: AbortSignal): Promise<number>;
+  /** The pause between two polls of the voice service, on the injected clock. */
+  pauseCalls(signal: AbortSignal): Promise<void>;
+  /** Says in the log why a wait for calls ended (and how many calls the restart cuts). */
+  callWaitEnded(journal: Journal, how: CallWaitEnd): void;
   confirm(journal: Journal, signal: AbortSignal): Promise<ConfirmOutcome>;
   /** Mark the target slot bad so the next boot returns to the source slot. */
   rollBack(journal: Journal, signal: AbortSignal): Promise<void>;
@@ -64,10 +85,16 @@ export type UpdateEvent =
   | { type: 'RETRY' }
   | { type: 'REBOOT' }
   | { type: 'FACTORY_RESET' }
+  /** A technician's "Reboot now" while waiting for calls, confirmed (see Agent.request). */
+  | { type: 'REBOOT_NOW' }
   // Internal: sent back by the download actor.
   | { type: 'CHECKPOINT'; written: Written }
   | { type: 'DOWNLOADED' }
-  | { type: 'DOWNLOAD_FAILED'; error: unknown };
+  | { type: 'DOWNLOAD_FAILED'; error: unknown }
+  // Internal: sent back by the calls watcher.
+  | { type: 'CALLS_PLANNED'; plan: CallWaitPlan | null }
+  | { type: 'CALLS'; active: number | null; error?: SerializedError }
+  | { type: 'CALLS_FAILED'; error: unknown };
 
 export interface MachineInput {
   journal?: Journal;
@@ -117,6 +144,27 @@ function sameRelease(a: UpdateTarget | undefined, b: UpdateTarget): boolean {
   );
 }
 
+/** A wait for calls, as it begins (planned by the watcher's first step). */
+function beginCallWait(context: Context, what: CallWait['for']): CallWait {
+  return { for: what, since: new Date(context.now()).toISOString(), active: null };
+}
+
+/** The wait with the last poll's answer recorded. */
+function recordCalls(
+  context: Context,
+  calls: CallWait,
+  active: number | null,
+  error?: SerializedError,
+): CallWait {
+  if (active !== null) return { ...calls, active, unknownSince: undefined, error: undefined };
+  return {
+    ...calls,
+    active: null,
+    unknownSince: calls.unknownSince ?? new Date(context.now()).toISOString(),
+    ...(error ? { error } : {}),
+  };
+}
+
 function checkResult(context: Context, o: CheckOutcome): CheckResult {
   const at = new Date(context.now()).toISOString();
   switch (o.kind) {
@@ -155,9 +203,10 @@ function errorOf(event: { error?: unknown }): SerializedError {
 /**
  * Builds the update machine around injected effects.
  *
- * idle → checking → downloading → verifying → installing → switching (critical) → rebooting →
- * confirming → committed | rollingBack → rebooting → rolledBack; any effect failing → failed, from
- * which RETRY checks again and REBOOT restarts the appliance. Every effect is wrapped so that the
+ * idle → checking → downloading → verifying → installing → waitingForCalls → switching (critical) →
+ * rebooting → confirming → committed | rollingBack → rebooting → rolledBack; any effect failing →
+ * failed, from which RETRY checks again and REBOOT restarts the appliance (after waiting for calls
+ * too). Every effect is wrapped so that the
  * journal (with the state about to run) is persisted before the effect starts.
  */
 export function createUpdateMachine(effects: UpdateEffects) {
@@ -191,6 +240,18 @@ export function createUpdateMachine(effects: UpdateEffects) {
       },
     }) as const;
 
+  /**
+   * Leaving the wait for calls when `when` holds: into the switch for an update, into the reboot
+   * for a technician's Reboot. The log says why first; the wait is then cleared from the journal.
+   */
+  const proceed = (how: CallWaitEnd, when: (a: { context: Context; event: UpdateEvent }) => boolean) =>
+    (['update', 'reboot'] as const).map((what) => ({
+      guard: (a: { context: Context; event: UpdateEvent }) =>
+        a.context.journal.calls?.for === what && when(a),
+      target: what === 'update' ? 'switching' : 'rebooting',
+      actions: [{ type: 'endCallWait', params: how } as const, 'clearCalls' as const],
+    }));
+
   return setup({
     types: {
       context: {} as Context,
@@ -213,6 +274,34 @@ export function createUpdateMachine(effects: UpdateEffects) {
             () => sendBack({ type: 'DOWNLOADED' }),
             (error: unknown) => sendBack({ type: 'DOWNLOAD_FAILED', error }),
           );
+        return () => abort.abort();
+      }),
+      /**
+       * The wait for calls: plans it once (its deadline persisted before anything else), then
+       * asks the voice service every poll and sends each answer to the machine, which decides.
+       */
+      watchCalls: fromCallback<UpdateEvent, Journal>(({ input, sendBack }) => {
+        const abort = new AbortController();
+        const { signal } = abort;
+        const send = (event: UpdateEvent) => {
+          if (!signal.aborted) sendBack(event);
+        };
+        const watch = async () => {
+          await effects.persist(input);
+          if (input.calls?.deadline === undefined) {
+            send({ type: 'CALLS_PLANNED', plan: await effects.planCallWait(input) });
+            return;
+          }
+          while (!signal.aborted) {
+            try {
+              send({ type: 'CALLS', active: await effects.countCalls(input, signal) });
+            } catch (error) {
+              send({ type: 'CALLS', active: null, error: errorOf({ error }) });
+            }
+            await effects.pauseCalls(signal);
+          }
+        };
+        watch().catch((error: unknown) => send({ type: 'CALLS_FAILED', error }));
         return () => abort.abort();
       }),
       verify: persisted((j, s) => effects.verify(j, s)),
@@ -265,6 +354,12 @@ export function createUpdateMachine(effects: UpdateEffects) {
           journal: stamp(context, { check: failedCheck(context.now(), error), checkAttempts: undefined }),
         };
       }),
+      endCallWait: ({ context, event }, how: CallWaitEnd) => {
+        const calls = context.journal.calls!;
+        const last = event.type === 'CALLS' ? recordCalls(context, calls, event.active, event.error) : calls;
+        effects.callWaitEnded({ ...context.journal, calls: last }, how);
+      },
+      clearCalls: assign(({ context }) => ({ journal: stamp(context, { calls: undefined }) })),
       forgetTarget: assign(({ context }) => ({ journal: stamp(context, { target: undefined }) })),
       recordFailure: assign(({ context, event }) => {
         const error = errorOf(event as { error?: unknown });
@@ -316,6 +411,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
             { guard: { type: 'resumesTo', params: 'downloading' }, target: 'downloading' },
             { guard: { type: 'resumesTo', params: 'verifying' }, target: 'verifying' },
             { guard: { type: 'resumesTo', params: 'installing' }, target: 'installing' },
+            { guard: { type: 'resumesTo', params: 'waitingForCalls' }, target: 'waitingForCalls' },
             { target: 'idle' },
           ],
           onError: [
@@ -443,8 +539,64 @@ export function createUpdateMachine(effects: UpdateEffects) {
           id: 'install',
           src: 'install',
           input: under('installing'),
-          onDone: 'switching',
+          onDone: {
+            target: 'waitingForCalls',
+            actions: assign(({ context }) => ({
+              journal: stamp(context, { calls: beginCallWait(context, 'update') }),
+            })),
+          },
           onError: { target: 'failed', actions: 'recordFailure' },
+        },
+      },
+      /**
+       * Before anything that drops the site's calls: poll the voice service until no call is up,
+       * its silence outlasts the grace, the deadline passes, or a technician confirms "Reboot
+       * now". Persisted with its deadline, so a cut resumes the same wait.
+       */
+      waitingForCalls: {
+        invoke: { id: 'watchCalls', src: 'watchCalls', input: under('waitingForCalls') },
+        on: {
+          CALLS_PLANNED: [
+            ...proceed('noVoice', ({ event }) => event.type === 'CALLS_PLANNED' && event.plan === null),
+            {
+              // Entered again so the watcher starts over from the journal with its plan persisted.
+              target: 'waitingForCalls',
+              reenter: true,
+              actions: assign(({ context, event }) => ({
+                journal: stamp(context, {
+                  calls: { ...context.journal.calls!, ...(event.type === 'CALLS_PLANNED' ? event.plan : {}) },
+                }),
+              })),
+            },
+          ],
+          CALLS: [
+            ...proceed('clear', ({ event }) => event.type === 'CALLS' && event.active === 0),
+            ...proceed('voiceSilent', ({ context, event }) => {
+              const calls = context.journal.calls!;
+              if (event.type !== 'CALLS' || event.active !== null || calls.unknownSince === undefined)
+                return false;
+              return context.now() - Date.parse(calls.unknownSince) >= (calls.unknownGraceMs ?? 0);
+            }),
+            ...proceed(
+              'deadline',
+              ({ context }) => context.now() >= Date.parse(context.journal.calls!.deadline!),
+            ),
+            {
+              actions: assign(({ context, event }) => {
+                if (event.type !== 'CALLS') return {};
+                return {
+                  journal: stamp(context, {
+                    calls: recordCalls(context, context.journal.calls!, event.active, event.error),
+                  }),
+                };
+              }),
+            },
+          ],
+          REBOOT_NOW: proceed('override', () => true),
+          CALLS_FAILED: {
+            target: 'failed',
+            actions: ['recordFailure', 'clearCalls'],
+          },
         },
       },
       /** The critical phase: entered and left with the journal marking both ends. */
@@ -586,9 +738,13 @@ export function createUpdateMachine(effects: UpdateEffects) {
             })),
           },
           REBOOT: {
-            target: 'rebooting',
+            target: 'waitingForCalls',
             actions: assign(({ context }) => ({
-              journal: stamp(context, { reboot: 'user', target: undefined }),
+              journal: stamp(context, {
+                reboot: 'user',
+                target: undefined,
+                calls: beginCallWait(context, 'reboot'),
+              }),
             })),
           },
         },

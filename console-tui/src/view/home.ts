@@ -43,6 +43,7 @@ const STATE_WORDS: Record<Status['state'], string> = {
   downloading: 'downloading the update',
   verifying: 'verifying the update',
   installing: 'installing the update',
+  waitingForCalls: 'waiting for calls to end before restarting',
   switching: 'switching to the new release (do not switch off)',
   rebooting: 'restarting the gateway',
   confirming: 'checking the new release after the restart',
@@ -101,6 +102,8 @@ export function updateLines(status: Status): string[] {
   if (status.state === 'failed' && status.error) {
     lines.push(...wrapped(INDENT, status.error.message, 'red-fg'));
   }
+  // "Waiting for 2 active calls to end before restarting — at the latest 04:00 EST"
+  if (status.calls && status.phase) lines.push(...wrapped(INDENT, status.phase, 'yellow-fg'));
   const p = status.progress;
   if (p && busy) {
     const bytes = `${formatBytes(p.bytes)} of ${formatBytes(p.total)}`;

@@ -57,6 +57,11 @@ function recordingEffects(overrides: Partial<UpdateEffects> = {}) {
     },
     rollBack: async () => void log.push('rollBack'),
     recover: async () => void log.push('recover'),
+    // No voice service unless a test says otherwise: nothing waits.
+    planCallWait: async () => null,
+    countCalls: async () => 0,
+    pauseCalls: async () => {},
+    callWaitEnded: (_j, how) => void log.push(`calls:${how}`),
     ...overrides,
   };
   return { effects, log, persisted };
@@ -79,6 +84,7 @@ describe('resume table', () => {
     rebooting: 'confirming',
     confirming: 'confirming',
     rollingBack: 'confirming',
+    waitingForCalls: 'startup',
     recovering: 'recovering',
     factoryResetting: 'factoryResetting',
     committed: 'startup',
@@ -139,10 +145,19 @@ describe('update machine paths (xstate/graph)', () => {
     { type: 'DOWNLOAD_FAILED', error: failure },
     { type: 'CHECKPOINT', written: { boot: 10, root: 0 } },
     { type: 'xstate.error.actor.verify', error: failure },
+    { type: 'CALLS_PLANNED', plan: { deadline: new Date(NOW + 3_600_000).toISOString(), unknownGraceMs: 0 } },
+    { type: 'CALLS', active: 0 },
+    { type: 'CALLS', active: 2 },
+    { type: 'REBOOT_NOW' },
   ] as never[];
   // States are told apart by name (and whether the check installs), not by timestamps.
   const serializeState = (s: { value: unknown; context: { journal: Journal } }) =>
-    JSON.stringify([s.value, s.context.journal.install ?? false]);
+    JSON.stringify([
+      s.value,
+      s.context.journal.install ?? false,
+      s.context.journal.calls?.for,
+      s.context.journal.calls?.deadline !== undefined,
+    ]);
   const from = (journal?: Journal) =>
     ({ events, serializeState, input: { now: () => NOW, journal } }) as never;
   const reached = (journal?: Journal) =>
@@ -161,6 +176,7 @@ describe('update machine paths (xstate/graph)', () => {
         'startup',
         'switching',
         'verifying',
+        'waitingForCalls',
       ].sort(),
     );
   });
@@ -191,7 +207,15 @@ describe('update machine paths (xstate/graph)', () => {
     for (const p of paths) {
       const states = p.steps.map((s) => String(s.state.value));
       let last = -1;
-      for (const name of ['checking', 'downloading', 'verifying', 'installing', 'switching', 'rebooting']) {
+      for (const name of [
+        'checking',
+        'downloading',
+        'verifying',
+        'installing',
+        'waitingForCalls',
+        'switching',
+        'rebooting',
+      ]) {
         const at = states.indexOf(name);
         expect(at, `${name} in ${states.join(' → ')}`).toBeGreaterThan(last);
         last = at;
@@ -219,11 +243,15 @@ describe('update machine at run time', () => {
       'verify',
       'persist:installing',
       'install',
+      // No voice service configured: the wait is planned as nothing and left at once.
+      'persist:waitingForCalls',
+      'calls:noVoice',
       'persist:switching',
       'switchBoot',
       'persist:rebooting',
       'reboot',
     ]);
+    expect(rec.persisted.find((j) => j.state === 'switching')!.calls).toBeUndefined();
     const switching = rec.persisted.find((j) => j.state === 'switching')!;
     expect(switching.critical?.enteredAt).toBeDefined();
     expect(switching.critical?.leftAt).toBeUndefined();
@@ -541,5 +569,167 @@ describe('update machine at run time', () => {
     });
     await waitFor(actor, (s) => s.value === 'rebooting');
     expect(rec.log.slice(0, 3)).toEqual(['startup', 'persist:downloading', 'download']);
+  });
+});
+
+describe('waiting for calls before a restart', () => {
+  const MIN = 60_000;
+  const installed: Journal = {
+    ...initialJournal(NOW),
+    state: 'installing',
+    target,
+    written: { boot: 10, root: 20 },
+  };
+  /** A pause that lasts until the wait is left (the machine aborts it). */
+  const forever = (signal: AbortSignal) =>
+    new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+
+  /** Runs from an interrupted install (resumed) with a clock the pauses move forward. */
+  function run(o: {
+    counts: (number | Error)[];
+    deadlineMin?: number;
+    graceMin?: number;
+    pauseMin?: number;
+    journal?: Journal;
+    pause?: (signal: AbortSignal) => Promise<void>;
+    effects?: Partial<UpdateEffects>;
+  }) {
+    let now = NOW;
+    const asked: number[] = [];
+    const ended: Journal[] = [];
+    const rec = recordingEffects({
+      planCallWait: async () => {
+        rec.log.push('plan');
+        return {
+          deadline: new Date(now + (o.deadlineMin ?? 60) * MIN).toISOString(),
+          unknownGraceMs: (o.graceMin ?? 5) * MIN,
+        };
+      },
+      countCalls: async () => {
+        const next = o.counts.length > 1 ? o.counts.shift()! : o.counts[0]!;
+        asked.push(now);
+        if (next instanceof Error) throw next;
+        return next;
+      },
+      pauseCalls:
+        o.pause ??
+        (async () => {
+          now += (o.pauseMin ?? 1) * MIN;
+        }),
+      callWaitEnded: (j, how) => {
+        ended.push(j);
+        rec.log.push(`calls:${how}`);
+      },
+      ...o.effects,
+    });
+    const actor = createActor(createUpdateMachine(rec.effects), {
+      input: { journal: o.journal ?? installed, now: () => now },
+    });
+    actor.start();
+    return { actor, rec, asked, ended, now: () => now };
+  }
+  const unreachable = new ClgwError('VOICE_UNREACHABLE', 'cannot reach 127.0.0.1:8021: ECONNREFUSED', {
+    transient: true,
+  });
+
+  it('persists the wait with its deadline, polls, and restarts the moment no call is up', async () => {
+    const r = run({ counts: [2, 1, 0] });
+    await waitFor(r.actor, (s) => s.value === 'rebooting');
+    expect(r.asked).toHaveLength(3);
+    expect(r.rec.log).toContain('calls:clear');
+    const waits = r.rec.persisted.filter((j) => j.state === 'waitingForCalls');
+    // Persisted on entering, then again with the plan before the first poll.
+    expect(waits.map((j) => j.calls?.deadline === undefined)).toEqual([true, false]);
+    expect(waits[1]!.calls).toMatchObject({ for: 'update', active: null, unknownGraceMs: 5 * MIN });
+    expect(Date.parse(waits[1]!.calls!.deadline!)).toBe(NOW + 60 * MIN);
+    expect(r.rec.log.indexOf('calls:clear')).toBeLessThan(r.rec.log.indexOf('persist:switching'));
+    const switching = r.rec.persisted.find((j) => j.state === 'switching')!;
+    expect(switching.calls).toBeUndefined();
+  });
+
+  it('shows the calls up while it waits, in the live journal', async () => {
+    const r = run({ counts: [2], pause: forever });
+    await waitFor(r.actor, (s) => s.context.journal.calls?.active === 2);
+    expect(r.actor.getSnapshot().value).toBe('waitingForCalls');
+    r.actor.stop();
+  });
+
+  it('past the deadline it restarts and says how many calls it cut', async () => {
+    const r = run({ counts: [2], deadlineMin: 30, pauseMin: 10 });
+    await waitFor(r.actor, (s) => s.value === 'rebooting');
+    expect(r.rec.log).toContain('calls:deadline');
+    expect(r.ended[0]!.calls?.active).toBe(2);
+    // Asked at 0, 10, 20 and 30 minutes: the answer at the deadline still counts 2.
+    expect(r.asked.map((t) => (t - NOW) / MIN)).toEqual([0, 10, 20, 30]);
+  });
+
+  it('an unreachable voice service is unknown, not zero, until its silence outlasts the grace', async () => {
+    const r = run({ counts: [unreachable, 3, unreachable], graceMin: 20, pauseMin: 10, deadlineMin: 600 });
+    await waitFor(r.actor, (s) => s.value === 'rebooting');
+    expect(r.rec.log).toContain('calls:voiceSilent');
+    // One failure, an answer (3 calls: the grace starts over), then silent at 20, 30 and 40 min.
+    expect(r.asked.map((t) => (t - NOW) / MIN)).toEqual([0, 10, 20, 30, 40]);
+    expect(r.ended[0]!.calls).toMatchObject({ active: null, error: { code: 'VOICE_UNREACHABLE' } });
+  });
+
+  it('a confirmed "Reboot now" restarts at once', async () => {
+    const r = run({ counts: [2], pause: forever });
+    await waitFor(r.actor, (s) => s.context.journal.calls?.active === 2);
+    r.actor.send({ type: 'REBOOT_NOW' });
+    await waitFor(r.actor, (s) => s.value === 'rebooting');
+    expect(r.rec.log).toContain('calls:override');
+    expect(r.ended[0]!.calls?.active).toBe(2);
+  });
+
+  it('a power cut while waiting resumes the same wait, deadline and all, after start-up', async () => {
+    const deadline = new Date(NOW + 7 * MIN).toISOString();
+    const cut: Journal = {
+      ...installed,
+      state: 'waitingForCalls',
+      calls: {
+        for: 'update',
+        since: new Date(NOW - MIN).toISOString(),
+        deadline,
+        unknownGraceMs: 0,
+        active: 4,
+      },
+    };
+    expect(resumeStep(cut)).toBe('waitingForCalls');
+    const r = run({ counts: [4], journal: cut, pauseMin: 5 });
+    await waitFor(r.actor, (s) => s.value === 'rebooting');
+    expect(r.rec.log.slice(0, 2)).toEqual(['startup', 'persist:waitingForCalls']);
+    expect(r.rec.log).not.toContain('plan');
+    expect(r.rec.log).toContain('calls:deadline');
+    expect(r.asked.map((t) => (t - NOW) / MIN)).toEqual([0, 5, 10]);
+  });
+
+  it("a technician's Reboot after a failed update waits too; a cut during it is the reboot", async () => {
+    const downloading: Journal = { ...installed, state: 'downloading' };
+    const r = run({
+      counts: [1, 0],
+      journal: downloading,
+      effects: {
+        download: async () => {
+          throw new ClgwError('HTTP_STATUS', 'HTTP 500', { transient: true });
+        },
+      },
+    });
+    await waitFor(r.actor, (s) => s.value === 'failed');
+    r.actor.send({ type: 'REBOOT' });
+    await waitFor(r.actor, (s) => s.value === 'rebooting');
+    expect(r.rec.log).toContain('calls:clear');
+    const wait = r.rec.persisted.filter((j) => j.state === 'waitingForCalls').at(-1)!;
+    expect(wait.calls?.for).toBe('reboot');
+    expect(resumeStep(wait)).toBe('startup');
+    expect(r.rec.persisted.at(-1)).toMatchObject({ state: 'rebooting', reboot: 'user' });
+  });
+
+  it('the journal schema keeps the wait', () => {
+    const j: Journal = {
+      ...installed,
+      state: 'waitingForCalls',
+      calls: { for: 'update', since: 'a', deadline: 'b', unknownGraceMs: 1, active: null, unknownSince: 'c' },
+    };
+    expect(journalSchema.parse(j)).toEqual(j);
   });
 });
