@@ -48,8 +48,11 @@ export interface Status {
   /** In the critical phase destructive requests are refused. */
   critical: boolean;
   phase: string | null;
-  /** While waiting for the site's calls to end before a restart (state `waitingForCalls`). */
-  calls: { for: 'update' | 'reboot'; active: number | null; deadline: string | null } | null;
+  /**
+   * While waiting for the site's calls to end before a restart (state `waitingForCalls`) or before
+   * a container upgrade stops the voice service or the tunnel.
+   */
+  calls: { for: 'update' | 'reboot' | 'containers'; active: number | null; deadline: string | null } | null;
   progress: (Progress & { percent: number }) | null;
   error: SerializedError | null;
   /** How the last update attempt ended. */
@@ -163,7 +166,9 @@ export async function collectStatus(
   const state = journal?.state ?? 'idle';
   const progress = live?.progress;
   const schedule = describeSchedule(await readSchedule(paths.schedule), now);
-  const calls = state === 'waitingForCalls' ? journal?.calls : undefined;
+  const containers = await readContainersState(paths.containersState).catch(() => undefined);
+  // The update's wait before its reboot, else a container upgrade's before a swap.
+  const calls = state === 'waitingForCalls' ? journal?.calls : containers?.run?.calls;
   return {
     source: live ? 'agent' : 'persisted',
     state,
@@ -192,7 +197,7 @@ export async function collectStatus(
     profile: live?.profile ?? null,
     ssh: live?.ssh ?? describeSsh(await readSsh(paths.sshState), now),
     diagnostics: (await readDiagnostics(paths.diagnostics)) ?? null,
-    containers: (await readContainersState(paths.containersState).catch(() => undefined))?.last ?? {},
+    containers: containers?.last ?? {},
     network: await readNetwork(paths),
     firstBoot: firstBootView(await readJsonFile(paths.firstBoot).catch(() => undefined)),
     alarms: await readAlarms(paths.alarms).catch(() => []),

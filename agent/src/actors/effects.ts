@@ -30,7 +30,7 @@ export function updateEffects(deps: Deps): UpdateEffects {
     planCallWait: () => planCallWait(deps),
     countCalls: (_j, s) => countCalls(deps, s),
     pauseCalls: (s) => deps.clock.sleep(deps.config.voice?.pollMs ?? 0, s),
-    callWaitEnded: (j, how) => logCallWaitEnded(deps, j, how),
+    callWaitEnded: (j, how) => logCallWaitEnded(deps, j.calls, how),
     confirm: (j) => confirmBoot(deps, j),
     rollBack: (j) => rollBack(deps, j),
     recover: (j) => handOverToRecovery(deps, j),

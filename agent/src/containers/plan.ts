@@ -33,6 +33,8 @@ export interface ServiceDefaults {
   port: number;
   /** Host directory mounted at `/data` (on the data partition). */
   dataDir: string;
+  /** More of a first install's env, after `PORT` (an upgrade copies the old container's). */
+  env?: string[];
 }
 
 export type Step =
@@ -130,7 +132,9 @@ export function specFor(
   const p = PROFILES[profile];
   const port = healthPortOf(base, defaults);
   const old = base?.spec;
-  const env = (old?.env ?? [`PORT=${port}`]).filter((e) => !e.startsWith('RTP_PORTS='));
+  const env = (old?.env ?? [`PORT=${port}`, ...(defaults.env ?? [])]).filter(
+    (e) => !e.startsWith('RTP_PORTS='),
+  );
   if (service === 'freeswitch') env.push(`RTP_PORTS=${p.rtpPorts.low}-${p.rtpPorts.high}`);
   const memoryMiB = service === 'freeswitch' ? p.freeswitchMemoryMiB : p.cloudlinkMemoryMiB;
   return {

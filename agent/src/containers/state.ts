@@ -2,6 +2,7 @@ import { type SerializedError, serializedErrorSchema } from '@clgw/core/errors.j
 import { readJsonFile, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import { CONTAINER_NAMES, type ContainerName } from '@clgw/core/release/schema.js';
 import * as z from 'zod';
+import { type CallWait, callWaitSchema } from '../machine/journal.js';
 import type { Intent, PlanAction, Step } from './plan.js';
 
 /**
@@ -48,6 +49,8 @@ export interface ContainersState {
     services: Partial<Record<ContainerName, ServiceRun>>;
     /** The step about to run (persisted before it runs); after a failed run, the step it failed at. */
     step?: Step;
+    /** A wait for calls to end before a `freeswitch` or `tunnel` container is stopped. */
+    calls?: CallWait;
   };
   last: Partial<Record<ContainerName, ServiceResult>>;
   /** Versions whose upgrade failed here; not tried again automatically. */
@@ -83,6 +86,7 @@ const stateSchema = z
         ),
         // Steps are our own writing; their shape is checked by the planner's types when written.
         step: z.record(z.string(), z.unknown()).optional(),
+        calls: callWaitSchema.optional(),
       })
       .strict()
       .optional(),

@@ -12,6 +12,7 @@ import type { Logger } from '@clgw/core/platform/log.js';
 import type { AppliancePaths } from '@clgw/core/platform/paths.js';
 import { CONTAINER_NAMES, type ContainerName, type ContainerRef } from '@clgw/core/release/schema.js';
 import type { Profile } from '@clgw/core/system/profiles.js';
+import { waitForCallsToEnd } from '../voice/wait.js';
 import { type ContainerInfo, containerName, type EnginePort, type ImageInfo, LABELS } from './engine-port.js';
 import {
   type ArchiveRef,
@@ -25,9 +26,12 @@ import {
 import { probe } from './probe.js';
 import { type ContainersState, readContainersState, type ServiceRun, writeContainersState } from './state.js';
 
+/** The services whose container swap drops the site's calls. */
+const CALL_CARRIERS: ReadonlySet<ContainerName> = new Set(['freeswitch', 'tunnel']);
+
 export interface ContainerDeps {
   paths: AppliancePaths;
-  config: Pick<AgentConfig, 'baseUrl' | 'containerPorts' | 'containerHealthTimeoutMs'>;
+  config: Pick<AgentConfig, 'baseUrl' | 'containerPorts' | 'containerHealthTimeoutMs' | 'voice'>;
   /** The performance profile in effect (memory limits, FreeSWITCH's RTP range). */
   profile: Profile;
   clock: Clock;
@@ -104,9 +108,13 @@ async function converge(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const run = state.run!;
+  const voice = deps.config.voice;
   const defaults = {
     port: deps.config.containerPorts[service],
     dataDir: path.join(deps.paths.containerData, service),
+    // The event socket's port the agent asks on (the stand-in listens where ESL_PORT says; a
+    // real FreeSWITCH image's event_socket.conf must agree with agent.json).
+    ...(service === 'freeswitch' && voice ? { env: [`ESL_PORT=${voice.port}`] } : {}),
   };
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const observed = await observe(deps, service, target);
@@ -139,6 +147,16 @@ async function converge(
       await fs.mkdir(defaults.dataDir, { recursive: true });
     for (const step of plan.steps) {
       signal?.throwIfAborted();
+      // Stopping the voice service, or the tunnel its calls go through, drops every call up.
+      if (step.kind === 'stop' && step.name === containerName(service) && CALL_CARRIERS.has(service))
+        await waitForCallsToEnd(deps, {
+          calls: run.calls,
+          save: (calls) => {
+            run.calls = calls;
+            return persist();
+          },
+          signal,
+        });
       run.step = step;
       await persist();
       crashpoint(`container ${step.kind} ${service}`);

@@ -73,11 +73,12 @@ export type RecoveryReason = (typeof RECOVERY_REASONS)[number];
 
 /**
  * A wait for the site's calls to end before something that drops them: the reboot into the new
- * slot (`update`) or a technician's Reboot (`reboot`). Set on entering `waitingForCalls`, cleared on
- * leaving it, so an older agent after a rollback never meets it.
+ * slot (`update`), a technician's Reboot (`reboot`) — set on entering `waitingForCalls`, cleared on
+ * leaving it, so an older agent after a rollback never meets it — or the swap of a `freeswitch` or
+ * `tunnel` container (`containers`, kept in the container upgrade's state).
  */
 export interface CallWait {
-  for: 'update' | 'reboot';
+  for: 'update' | 'reboot' | 'containers';
   /** When the wait began. */
   since: string;
   /** Past this, the agent restarts whatever the calls; absent until planned (see planCallWait). */
@@ -184,6 +185,18 @@ const artifactSchema = z
   .strict();
 const errorSchema = serializedErrorSchema;
 
+export const callWaitSchema = z
+  .object({
+    for: z.enum(['update', 'reboot', 'containers']),
+    since: z.string(),
+    deadline: z.string().optional(),
+    unknownGraceMs: z.number().int().nonnegative().optional(),
+    active: z.number().int().nonnegative().nullable(),
+    unknownSince: z.string().optional(),
+    error: errorSchema.optional(),
+  })
+  .strict();
+
 export const journalSchema = z
   .object({
     schema: z.literal(JOURNAL_SCHEMA),
@@ -238,18 +251,7 @@ export const journalSchema = z
       .strict()
       .optional(),
     checkAttempts: z.number().int().positive().optional(),
-    calls: z
-      .object({
-        for: z.enum(['update', 'reboot']),
-        since: z.string(),
-        deadline: z.string().optional(),
-        unknownGraceMs: z.number().int().nonnegative().optional(),
-        active: z.number().int().nonnegative().nullable(),
-        unknownSince: z.string().optional(),
-        error: errorSchema.optional(),
-      })
-      .strict()
-      .optional(),
+    calls: callWaitSchema.optional(),
     updatedAt: z.string(),
   })
   .strict();

@@ -1,5 +1,6 @@
 import type { SerializedError } from '@clgw/core/errors.js';
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { answerCallWait, type CallWaitEnd } from '../voice/call-wait.js';
 import {
   type CallWait,
   type CheckResult,
@@ -32,12 +33,6 @@ export interface CallWaitPlan {
   deadline: string;
   unknownGraceMs: number;
 }
-
-/**
- * Why a wait for calls ended: no calls up; the voice service silent past its grace; the deadline;
- * a technician's confirmed "Reboot now"; no voice service configured (nothing to wait for).
- */
-export type CallWaitEnd = 'clear' | 'voiceSilent' | 'deadline' | 'override' | 'noVoice';
 
 /**
  * The effects the update machine invokes. Each is idempotent (safe to run again after a cut),
@@ -149,22 +144,6 @@ function beginCallWait(context: Context, what: CallWait['for']): CallWait {
   return { for: what, since: new Date(context.now()).toISOString(), active: null };
 }
 
-/** The wait with the last poll's answer recorded. */
-function recordCalls(
-  context: Context,
-  calls: CallWait,
-  active: number | null,
-  error?: SerializedError,
-): CallWait {
-  if (active !== null) return { ...calls, active, unknownSince: undefined, error: undefined };
-  return {
-    ...calls,
-    active: null,
-    unknownSince: calls.unknownSince ?? new Date(context.now()).toISOString(),
-    ...(error ? { error } : {}),
-  };
-}
-
 function checkResult(context: Context, o: CheckOutcome): CheckResult {
   const at = new Date(context.now()).toISOString();
   switch (o.kind) {
@@ -242,9 +221,10 @@ export function createUpdateMachine(effects: UpdateEffects) {
 
   /**
    * Leaving the wait for calls when `when` holds: into the switch for an update, into the reboot
-   * for a technician's Reboot. The log says why first; the wait is then cleared from the journal.
+   * for a technician's Reboot. The log says why first (`how`, else the poll's answer's verdict);
+   * the wait is then cleared from the journal.
    */
-  const proceed = (how: CallWaitEnd, when: (a: { context: Context; event: UpdateEvent }) => boolean) =>
+  const proceed = (when: (a: { context: Context; event: UpdateEvent }) => boolean, how?: CallWaitEnd) =>
     (['update', 'reboot'] as const).map((what) => ({
       guard: (a: { context: Context; event: UpdateEvent }) =>
         a.context.journal.calls?.for === what && when(a),
@@ -354,10 +334,15 @@ export function createUpdateMachine(effects: UpdateEffects) {
           journal: stamp(context, { check: failedCheck(context.now(), error), checkAttempts: undefined }),
         };
       }),
-      endCallWait: ({ context, event }, how: CallWaitEnd) => {
-        const calls = context.journal.calls!;
-        const last = event.type === 'CALLS' ? recordCalls(context, calls, event.active, event.error) : calls;
-        effects.callWaitEnded({ ...context.journal, calls: last }, how);
+      endCallWait: ({ context, event }, how: CallWaitEnd | undefined) => {
+        const a =
+          event.type === 'CALLS'
+            ? answerCallWait(context.journal.calls!, context.now(), event.active, event.error)
+            : undefined;
+        effects.callWaitEnded(
+          { ...context.journal, calls: a?.calls ?? context.journal.calls },
+          how ?? a?.end ?? 'override',
+        );
       },
       clearCalls: assign(({ context }) => ({ journal: stamp(context, { calls: undefined }) })),
       forgetTarget: assign(({ context }) => ({ journal: stamp(context, { target: undefined }) })),
@@ -557,7 +542,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
         invoke: { id: 'watchCalls', src: 'watchCalls', input: under('waitingForCalls') },
         on: {
           CALLS_PLANNED: [
-            ...proceed('noVoice', ({ event }) => event.type === 'CALLS_PLANNED' && event.plan === null),
+            ...proceed(({ event }) => event.type === 'CALLS_PLANNED' && event.plan === null, 'noVoice'),
             {
               // Entered again so the watcher starts over from the journal with its plan persisted.
               target: 'waitingForCalls',
@@ -570,29 +555,26 @@ export function createUpdateMachine(effects: UpdateEffects) {
             },
           ],
           CALLS: [
-            ...proceed('clear', ({ event }) => event.type === 'CALLS' && event.active === 0),
-            ...proceed('voiceSilent', ({ context, event }) => {
-              const calls = context.journal.calls!;
-              if (event.type !== 'CALLS' || event.active !== null || calls.unknownSince === undefined)
-                return false;
-              return context.now() - Date.parse(calls.unknownSince) >= (calls.unknownGraceMs ?? 0);
-            }),
             ...proceed(
-              'deadline',
-              ({ context }) => context.now() >= Date.parse(context.journal.calls!.deadline!),
+              ({ context, event }) =>
+                event.type === 'CALLS' &&
+                answerCallWait(context.journal.calls!, context.now(), event.active, event.error).end !==
+                  undefined,
             ),
             {
               actions: assign(({ context, event }) => {
                 if (event.type !== 'CALLS') return {};
-                return {
-                  journal: stamp(context, {
-                    calls: recordCalls(context, context.journal.calls!, event.active, event.error),
-                  }),
-                };
+                const { calls } = answerCallWait(
+                  context.journal.calls!,
+                  context.now(),
+                  event.active,
+                  event.error,
+                );
+                return { journal: stamp(context, { calls }) };
               }),
             },
           ],
-          REBOOT_NOW: proceed('override', () => true),
+          REBOOT_NOW: proceed(() => true, 'override'),
           CALLS_FAILED: {
             target: 'failed',
             actions: ['recordFailure', 'clearCalls'],

@@ -1,14 +1,26 @@
 import { promises as fs } from 'node:fs';
+import type { AgentConfig } from '@clgw/core/config.js';
 import { configPath } from '@clgw/core/config.js';
-import { ClgwError } from '@clgw/core/errors.js';
-import type { Deps } from '../deps.js';
-import type { CallWait, Journal } from '../machine/journal.js';
-import type { CallWaitEnd, CallWaitPlan } from '../machine/update.machine.js';
+import { ClgwError, type SerializedError, serializeError } from '@clgw/core/errors.js';
+import type { Clock } from '@clgw/core/platform/clock.js';
+import type { Logger } from '@clgw/core/platform/log.js';
+import type { AppliancePaths } from '@clgw/core/platform/paths.js';
+import type { CallWait } from '../machine/journal.js';
+import type { CallWaitPlan } from '../machine/update.machine.js';
 import { readSchedule, type ScheduleState } from '../schedule/scheduler.js';
 import { formatLocal, nextWindow } from '../schedule/window.js';
+import { answerCallWait, type CallWaitEnd } from './call-wait.js';
 import { activeCalls } from './esl.js';
 
 const MINUTE = 60_000;
+
+/** What asking the voice service takes: the agent's deps, or the container upgrade's. */
+export interface VoiceDeps {
+  config: Pick<AgentConfig, 'voice'>;
+  paths: AppliancePaths;
+  clock: Clock;
+  log: Logger;
+}
 
 /**
  * When a wait for calls that begins at `now` ends whatever the calls: `afterMinutes` after the end
@@ -46,13 +58,12 @@ export function describeCallWait(calls: CallWait, now: number, tz = 'UTC'): stri
       ? 'Waiting for the voice service to tell its active calls'
       : `Waiting for ${calls.active} active call${calls.active === 1 ? '' : 's'} to end`;
   const deadline = calls.deadline ? ` — at the latest ${localTime(tz, Date.parse(calls.deadline), now)}` : '';
-  return `${what} before restarting${deadline}`;
+  const restart = calls.for === 'containers' ? 'before restarting the voice service' : 'before restarting';
+  return `${what} ${restart}${deadline}`;
 }
 
 /** The wait's plan from the configuration and the update window; null without a voice service. */
-export async function planCallWait(
-  deps: Pick<Deps, 'config' | 'paths' | 'clock'>,
-): Promise<CallWaitPlan | null> {
+export async function planCallWait(deps: VoiceDeps): Promise<CallWaitPlan | null> {
   const voice = deps.config.voice;
   if (!voice) return null;
   const schedule = await readSchedule(deps.paths.schedule);
@@ -61,10 +72,7 @@ export async function planCallWait(
 }
 
 /** Asks the voice service how many calls are up (VOICE_* when it cannot tell). */
-export async function countCalls(
-  deps: Pick<Deps, 'config' | 'paths' | 'clock'>,
-  signal: AbortSignal,
-): Promise<number> {
+export async function countCalls(deps: VoiceDeps, signal: AbortSignal): Promise<number> {
   const voice = deps.config.voice;
   if (!voice) throw new ClgwError('CONFIG_INVALID', 'no voice service is configured (agent.json voice)');
   const file = configPath(deps.paths, voice.passwordFile);
@@ -84,8 +92,7 @@ export async function countCalls(
 }
 
 /** Says in the log why the wait ended, with the calls a restart past the deadline cuts. */
-export function logCallWaitEnded(deps: Pick<Deps, 'log'>, journal: Journal, how: CallWaitEnd): void {
-  const calls = journal.calls;
+export function logCallWaitEnded(deps: VoiceDeps, calls: CallWait | undefined, how: CallWaitEnd): void {
   const fields = {
     for: calls?.for,
     active: calls?.active ?? null,
@@ -118,5 +125,50 @@ export function logCallWaitEnded(deps: Pick<Deps, 'log'>, journal: Journal, how:
         fields,
       );
       break;
+  }
+}
+
+/**
+ * Before a container swap that drops calls (`freeswitch`, or the `tunnel` they go through): the
+ * same wait as the update machine's before its reboot — planned once and saved with its deadline
+ * (`save`, so a run cut off resumes it), then polled until answerCallWait ends it. The calls up
+ * are saved when their number changes, for the status. Without a voice service it returns at once.
+ */
+export async function waitForCallsToEnd(
+  deps: VoiceDeps,
+  o: {
+    calls: CallWait | undefined;
+    save: (calls: CallWait | undefined) => Promise<void>;
+    signal?: AbortSignal;
+  },
+): Promise<void> {
+  const voice = deps.config.voice;
+  if (!voice) return;
+  let calls = o.calls;
+  if (calls?.deadline === undefined) {
+    const plan = (await planCallWait(deps))!;
+    calls = { for: 'containers', since: new Date(deps.clock.now()).toISOString(), active: null, ...plan };
+    await o.save(calls);
+  }
+  for (;;) {
+    o.signal?.throwIfAborted();
+    let active: number | null = null;
+    let error: SerializedError | undefined;
+    try {
+      active = await countCalls(deps, o.signal ?? new AbortController().signal);
+    } catch (e) {
+      o.signal?.throwIfAborted();
+      error = serializeError(e);
+    }
+    const answer = answerCallWait(calls, deps.clock.now(), active, error);
+    const changed = answer.calls.active !== calls.active;
+    calls = answer.calls;
+    if (answer.end) {
+      logCallWaitEnded(deps, calls, answer.end);
+      await o.save(undefined);
+      return;
+    }
+    if (changed) await o.save(calls);
+    await deps.clock.sleep(voice.pollMs, o.signal);
   }
 }
