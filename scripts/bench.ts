@@ -21,7 +21,10 @@
  *   50 ms), with the largest anonymous and file-backed parts sampled.
  * 4 A customer's link (as root; scripts/bench/link.ts): the full install and both delta cases by the
  *   agent, RAUC and casync from a network namespace behind a shaped veth, and a full install whose
- *   link goes down for 30 s half-way (the extra bytes its resume cost).
+ *   link goes down for 30 s half-way (the extra bytes its resume cost); and a stand-in voice call
+ *   (scripts/bench/voice.ts: 50 RTP packets/s of 172 bytes each way, as G.711 at 20 ms) across the
+ *   link alone, then during a full install by the agent without and with a download budget of
+ *   80 % of the link (issue #22): its loss and RFC 3550 jitter, and the update's time.
  *
  * Each figure is a median of BENCH_RUNS runs (default 3) with min and max; stages are interleaved
  * run by run, so drift in the machine's load touches all alike. Prints a table (MB = 10^6 bytes),
@@ -41,6 +44,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
+import { appliancePaths } from '@clgw/core/platform/paths.js';
 import {
   buildRelease,
   type DevKeys,
@@ -85,6 +89,15 @@ import {
   type Timed,
   writeStage,
 } from './bench/stages.js';
+import {
+  type CallStats,
+  callAlone,
+  callDuringUpdate,
+  type DirectionStats,
+  VOICE,
+  VOICE_PACKET_BYTES,
+  worse,
+} from './bench/voice.js';
 import { type Mirror, startMirror } from './lib/mirror.js';
 import { AGENT_MAIN, AGENT_NODE_OPTIONS } from './sim/boot-emulator.js';
 import { buildReleaseImages, type ReleaseImages } from './sim/images.js';
@@ -103,6 +116,10 @@ const GOAL = {
   linkShare: 0.9,
   linkDelta1pctShare: 0.05,
   resumeExtraBytes: MIB,
+  /** Issue #22: a call beside a budgeted download, and what the budget may cost the download. */
+  voiceLossPct: 0.5,
+  voiceJitterMs: 20,
+  voiceSlowdown: 1.3,
 };
 /** Loss on the customer's link, mirror → appliance (%). */
 const LINK_LOSS_PCT = 0.2;
@@ -113,6 +130,10 @@ const LINK_OUTAGE_MS = 30_000;
  * none is expected; the run line says whether one was needed.
  */
 const LINK_RETRIES = 5;
+/** The download budget of the voice runs, as a share of the link's rate (issue #22). */
+const VOICE_BUDGET_SHARE = 0.8;
+/** How long the call's baseline (the call alone on the link) is counted. */
+const VOICE_ALONE_SECONDS = 10;
 const TOOLS: [string, string][] = [
   ['mkfs.ext4', 'e2fsprogs'],
   ['debugfs', 'e2fsprogs'],
@@ -315,11 +336,25 @@ interface LinkSamples {
   rauc: RaucSample[];
   delta: Record<DeltaCase, AgentSample[]>;
   casync: Record<DeltaCase, CasyncSample[]>;
+  /** The agent's download budget in the voice runs, Mbit/s. */
+  voiceBudgetMbit: number;
+  voice: VoiceSample[];
 }
+
+type VoiceCase = 'alone' | 'free' | 'budget';
+/** One run of the stand-in call: alone, then beside a full install without and with the budget. */
+type VoiceSample = Record<VoiceCase, CallStats> & {
+  /** The agent's whole update (checking → rebooting), as the other link runs measure it. */
+  freeSeconds: number;
+  budgetSeconds: number;
+  /** Packets of every flow the link dropped across each case (Link.drops). */
+  drops: Record<VoiceCase, { queue: number; loss: number }>;
+};
 
 /**
  * Full install, both delta cases and a full install with a 30 s outage half-way, by the agent,
- * RAUC and casync, each from the appliance side of a shaped link; `runs` times, interleaved.
+ * RAUC and casync, each from the appliance side of a shaped link, then the stand-in call (alone,
+ * and beside a full install without and with the download budget); `runs` times, interleaved.
  */
 async function linkPhase(o: {
   keys: DevKeys;
@@ -345,6 +380,8 @@ async function linkPhase(o: {
     rauc: [],
     delta: { '1pct': [], pkg: [] },
     casync: { '1pct': [], pkg: [] },
+    voiceBudgetMbit: VOICE_BUDGET_SHARE * o.mbit,
+    voice: [],
   };
   const link = await createLink({ mbit: o.mbit, lossPct: o.lossPct });
   out.link = link.shape;
@@ -372,8 +409,14 @@ async function linkPhase(o: {
       netns: link.netns,
       baseUrl: full.baseUrl,
     });
-    const agent = (label: string, m: typeof full, s: Scenario, during?: AgentRunOptions['during']) =>
-      agentRun(path.join(RUNS, `appliance-link-${label}`), {
+    const applianceRoot = (label: string) => path.join(RUNS, `appliance-link-${label}`);
+    const agent = (
+      label: string,
+      m: typeof full,
+      s: Scenario,
+      more: Pick<AgentRunOptions, 'during' | 'beforeAgent' | 'retries' | 'config'> = {},
+    ) =>
+      agentRun(applianceRoot(label), {
         label: `link-${label}`,
         mirror: m.mirror,
         baseUrl: m.baseUrl,
@@ -385,9 +428,9 @@ async function linkPhase(o: {
         version: VERSION,
         rootBytes: s.rootBytes,
         rootSha256: s.rootSha256,
-        // The outage run is timed as a whole; a failed download may be retried (see below).
-        installTimings: s === p.full && !during,
-        ...(during ? { during, retries: LINK_RETRIES } : {}),
+        // The outage and voice runs are timed as a whole.
+        installTimings: s === p.full && !more.during,
+        ...more,
       });
     /** An agent run, with the bytes the appliance's end of the link received during it. */
     const counted = async (run: () => Promise<AgentSample>) => {
@@ -414,7 +457,8 @@ async function linkPhase(o: {
         }
       };
       const { sample: b, received: bLink } = await counted(() =>
-        agent(`resume-${i}`, full, p.full, (child) => half(child)()),
+        // A failed download may be retried (see LINK_RETRIES).
+        agent(`resume-${i}`, full, p.full, { during: (child) => half(child)(), retries: LINK_RETRIES }),
       );
       if (outageAt < 0) throw new BenchBroken(`link resume run ${i}: the install ended before half-way`);
       out.resume.push(b);
@@ -448,6 +492,56 @@ async function linkPhase(o: {
             `casync extract ${cs.seconds.toFixed(2)} s (${cs.bytes} bytes)`,
         );
       }
+      // The stand-in call: alone (this machine's floor), then beside a full install by the agent
+      // without and with its download budget.
+      const dropsAcross = async <T>(run: () => Promise<T>) => {
+        const before = await link.drops();
+        const value = await run();
+        const after = await link.drops();
+        return { value, drops: { queue: after.queue - before.queue, loss: after.loss - before.loss } };
+      };
+      const alone = await dropsAcross(() => callAlone(link, VOICE_ALONE_SECONDS));
+      const voiceRun = async (label: string, budgetMbit?: number) => {
+        const {
+          value: { call, result },
+          drops,
+        } = await dropsAcross(() =>
+          callDuringUpdate(link, appliancePaths(applianceRoot(label)).logFile, (hooks) =>
+            agent(label, full, p.full, {
+              ...hooks,
+              ...(budgetMbit === undefined ? {} : { config: { downloadBudgetMbit: budgetMbit } }),
+            }),
+          ),
+        );
+        return { call, seconds: result.updateSeconds, drops };
+      };
+      const free = await voiceRun(`voice-free-${i}`);
+      const budget = await voiceRun(`voice-budget-${i}`, out.voiceBudgetMbit);
+      out.voice.push({
+        alone: alone.value,
+        free: free.call,
+        budget: budget.call,
+        freeSeconds: free.seconds,
+        budgetSeconds: budget.seconds,
+        drops: { alone: alone.drops, free: free.drops, budget: budget.drops },
+      });
+      const line = (c: CallStats, drops: { queue: number; loss: number }) => {
+        const d = (x: DirectionStats) =>
+          `loss ${x.lost}/${x.expected} (${x.lossPct.toFixed(2)} %), jitter ${x.jitterMs.toFixed(2)} ms ` +
+          `(mean ${x.jitterMeanMs.toFixed(2)})`;
+        return (
+          `to the appliance ${d(c.toAppliance)}, from it ${d(c.fromAppliance)} over ${c.windowSeconds.toFixed(1)} s; ` +
+          `the link dropped ${drops.queue} packet(s) at the shaper's queue, ${drops.loss} by its loss rule (all flows)`
+        );
+      };
+      say(`link run ${i}/${o.runs} voice alone: ${line(alone.value, alone.drops)}`);
+      say(
+        `link run ${i}/${o.runs} voice, update without budget ${free.seconds.toFixed(2)} s: ${line(free.call, free.drops)}`,
+      );
+      say(
+        `link run ${i}/${o.runs} voice, update with a ${out.voiceBudgetMbit} Mbit/s budget ${budget.seconds.toFixed(2)} s: ` +
+          line(budget.call, budget.drops),
+      );
     }
   } finally {
     await rauc?.stop();
@@ -467,15 +561,17 @@ const mb = (bytes: number) => bytes / 1e6;
 function table(
   title: string,
   unit: string,
-  rows: { label: string; values: number[]; extra?: string }[],
+  /** `digits`: decimals shown (default 1). */
+  rows: { label: string; values: number[]; extra?: string; digits?: number }[],
 ): void {
   const width = Math.max(...rows.map((r) => r.label.length), title.length);
   say(`${title.padEnd(width)}  ${`median ${unit}`.padStart(13)}  ${'min'.padStart(8)}  ${'max'.padStart(8)}`);
   say(`${'-'.repeat(width)}  ${'-'.repeat(13)}  ${'-'.repeat(8)}  ${'-'.repeat(8)}`);
   for (const r of rows) {
     const s = summarise(r.values);
+    const f = (n: number) => n.toFixed(r.digits ?? 1);
     say(
-      `${r.label.padEnd(width)}  ${f1(s.median).padStart(13)}  ${f1(s.min).padStart(8)}  ${f1(s.max).padStart(8)}` +
+      `${r.label.padEnd(width)}  ${f(s.median).padStart(13)}  ${f(s.min).padStart(8)}  ${f(s.max).padStart(8)}` +
         (r.extra ? `  ${r.extra}` : ''),
     );
   }
@@ -815,6 +911,47 @@ async function main(): Promise<void> {
   const linkFullRates = L ? L.full.map((a) => mbps(L.rootBytes, a.installSeconds!)) : [];
   const linkFullSecs = L ? L.full.map((a) => a.updateSeconds) : [];
   const linkDelta1Secs = L ? L.delta['1pct'].map((a) => a.updateSeconds) : [];
+  // The call: per run, the worse of its two directions (loss and jitter each); medians over runs.
+  const V = L?.voice.length ? L.voice : undefined;
+  type Case = VoiceCase;
+  const voiceLoss = (c: Case) => (V ? V.map((v) => worse(v[c]).lossPct) : []);
+  const voiceJitter = (c: Case) => (V ? V.map((v) => worse(v[c]).jitterMs) : []);
+  const voiceSecs = (c: 'free' | 'budget') =>
+    V ? V.map((v) => (c === 'free' ? v.freeSeconds : v.budgetSeconds)) : [];
+  const medianOr = (xs: number[]) => (xs.length ? summarise(xs).median : undefined);
+  const voice = V
+    ? {
+        lossPctFree: medianOr(voiceLoss('free'))!,
+        jitterMsFree: medianOr(voiceJitter('free'))!,
+        downloadSecondsFree: medianOr(voiceSecs('free'))!,
+        lossPctBudget: medianOr(voiceLoss('budget'))!,
+        jitterMsBudget: medianOr(voiceJitter('budget'))!,
+        downloadSecondsBudget: medianOr(voiceSecs('budget'))!,
+        lossPctAlone: medianOr(voiceLoss('alone'))!,
+        jitterMsAlone: medianOr(voiceJitter('alone'))!,
+      }
+    : undefined;
+  /** Medians of one direction's figures, per case. */
+  const voiceDirection = (d: 'toAppliance' | 'fromAppliance') => {
+    const m = (c: Case, k: 'lossPct' | 'jitterMs' | 'jitterMeanMs') =>
+      summarise(V!.map((v) => v[c][d][k])).median;
+    return {
+      lossPctAlone: round(m('alone', 'lossPct'), 3),
+      jitterMsAlone: round(m('alone', 'jitterMs'), 2),
+      jitterMeanMsAlone: round(m('alone', 'jitterMeanMs'), 2),
+      lossPctFree: round(m('free', 'lossPct'), 3),
+      jitterMsFree: round(m('free', 'jitterMs'), 2),
+      jitterMeanMsFree: round(m('free', 'jitterMeanMs'), 2),
+      lossPctBudget: round(m('budget', 'lossPct'), 3),
+      jitterMsBudget: round(m('budget', 'jitterMs'), 2),
+      jitterMeanMsBudget: round(m('budget', 'jitterMeanMs'), 2),
+    };
+  };
+  /** Median packets of all flows the link dropped per case: at the shaper's queue, by the loss rule. */
+  const voiceDrops = (c: Case) => ({
+    queue: summarise(V!.map((v) => v.drops[c].queue)).median,
+    loss: summarise(V!.map((v) => v.drops[c].loss)).median,
+  });
   // ---- memory, goals, JSON
   const rssOf = (xs: AgentSample[]) =>
     Math.max(...xs.map((a) => Math.max(a.peakRssKiBLog, a.peakRssKiBSampled))) / 1024;
@@ -863,6 +1000,12 @@ async function main(): Promise<void> {
     // What the customer's link carried again (the mirror's count also has what it wrote into the
     // dead connection's socket buffers, which never crossed the link).
     resume: resumeExtraLinkBytes === undefined ? null : resumeExtraLinkBytes <= GOAL.resumeExtraBytes,
+    voice:
+      voice === undefined
+        ? null
+        : voice.lossPctBudget <= GOAL.voiceLossPct &&
+          voice.jitterMsBudget <= GOAL.voiceJitterMs &&
+          voice.downloadSecondsBudget <= GOAL.voiceSlowdown * voice.downloadSecondsFree,
     rauc: raucMBps === undefined ? null : installMBps >= raucMBps,
     rss: peakRssMiB <= GOAL.rssMiB,
     delta1pct: delta1 <= GOAL.delta1pctShare * imageBytes,
@@ -908,6 +1051,54 @@ async function main(): Promise<void> {
         values: L.resumeExtra.map((x) => x / 1024),
       },
     ]);
+    if (V) {
+      const budget = `${L.voiceBudgetMbit} Mbit/s budget`;
+      say('');
+      // Lines and tables of this part fit 80 columns.
+      say(
+        `voice: a stand-in call on the same link, ${VOICE.packetsPerSecond} RTP packets/s of ${VOICE_PACKET_BYTES} ` +
+          'bytes each way',
+      );
+      say(`(G.711 PCMU, 20 ms): alone for ${VOICE_ALONE_SECONDS} s, then over the agent's download`);
+      say(`(downloading → verifying) of a full install without and with a ${L.voiceBudgetMbit} Mbit/s`);
+      say(
+        `budget (${VOICE_BUDGET_SHARE * 100} % of the link). Loss from sequence numbers; jitter per RFC 3550`,
+      );
+      say('§6.4.1, its largest value over the window.');
+      table('link: voice (worse direction)', '', [
+        { label: 'loss %, call alone', values: voiceLoss('alone'), digits: 2 },
+        { label: 'loss %, update without budget', values: voiceLoss('free'), digits: 2 },
+        { label: `loss %, update, ${budget}`, values: voiceLoss('budget'), digits: 2 },
+        { label: 'jitter ms, call alone', values: voiceJitter('alone'), digits: 2 },
+        { label: 'jitter ms, update without budget', values: voiceJitter('free'), digits: 2 },
+        { label: `jitter ms, update, ${budget}`, values: voiceJitter('budget'), digits: 2 },
+        { label: 'update s, without budget', values: voiceSecs('free'), digits: 2 },
+        { label: `update s, ${budget}`, values: voiceSecs('budget'), digits: 2 },
+      ]);
+      // 37 + 3 × 11 columns: the table above's width, within 80.
+      const row = (label: string, cells: (string | number)[]) =>
+        say(
+          label.padEnd(37) +
+            cells.map((x) => (typeof x === 'number' ? x.toFixed(2) : x).padStart(11)).join(''),
+        );
+      row('by direction (medians)', ['alone', 'no budget', 'budget']);
+      for (const [d, name] of [
+        ['toAppliance', 'to the appliance'],
+        ['fromAppliance', 'from the appliance'],
+      ] as const) {
+        const x = voiceDirection(d);
+        row(`${name.padEnd(20)}loss %`, [x.lossPctAlone, x.lossPctFree, x.lossPctBudget]);
+        row(`${''.padEnd(20)}jitter ms`, [x.jitterMsAlone, x.jitterMsFree, x.jitterMsBudget]);
+        row(`${''.padEnd(20)}mean jitter ms`, [
+          x.jitterMeanMsAlone,
+          x.jitterMeanMsFree,
+          x.jitterMeanMsBudget,
+        ]);
+      }
+      const dropped = (c: Case) => `${voiceDrops(c).queue} / ${voiceDrops(c).loss}`;
+      row('link drops, all flows: queue / loss', [dropped('alone'), dropped('free'), dropped('budget')]);
+      say('(to the appliance: shaped and lossy as the download; from it: beside its ACKs)');
+    }
   }
   say('');
   say('goals (reported, never fatal):');
@@ -931,6 +1122,16 @@ async function main(): Promise<void> {
   );
   say(
     `  link: resume after a ${LINK_OUTAGE_MS / 1000} s outage costs ≤ 1 MiB extra on the link: ${resumeExtraLinkBytes === undefined ? 'link not run' : `${resumeExtraLinkBytes} bytes received (the mirror served ${resumeExtraBytes} more)`} → ${verdict(goals.resume)}`,
+  );
+  say(
+    `  link: voice with a download budget of ${VOICE_BUDGET_SHARE * 100} % of the link: loss ≤ ${GOAL.voiceLossPct} %, ` +
+      `jitter ≤ ${GOAL.voiceJitterMs} ms, update ≤ ${GOAL.voiceSlowdown}× the unbudgeted: ` +
+      (voice === undefined
+        ? 'link not run'
+        : `${voice.lossPctBudget.toFixed(2)} %, ${voice.jitterMsBudget.toFixed(2)} ms (worse direction), ` +
+          `${voice.downloadSecondsBudget.toFixed(2)} / ${voice.downloadSecondsFree.toFixed(2)} s = ` +
+          `${(voice.downloadSecondsBudget / voice.downloadSecondsFree).toFixed(2)}×`) +
+      ` → ${verdict(goals.voice)}`,
   );
   say(
     `  full install ≥ RAUC: ${raucMBps === undefined ? 'RAUC not run' : `agent ${f1(installMBps)} / RAUC ${f1(raucMBps)} = ${(installMBps / raucMBps).toFixed(3)}`} → ${verdict(goals.rauc)}`,
@@ -981,6 +1182,42 @@ async function main(): Promise<void> {
       resumeExtraLinkBytes: resumeExtraLinkBytes === undefined ? null : resumeExtraLinkBytes,
       resumeRetries: L ? Math.max(...L.resume.map((a) => a.retried)) : null,
       resumeSeconds: L ? round(summarise(L.resume.map((a) => a.updateSeconds)).median, 2) : null,
+      // Loss and jitter: the worse direction; by direction below.
+      voice:
+        voice === undefined
+          ? null
+          : {
+              lossPctFree: round(voice.lossPctFree, 3),
+              jitterMsFree: round(voice.jitterMsFree, 2),
+              downloadSecondsFree: round(voice.downloadSecondsFree, 2),
+              lossPctBudget: round(voice.lossPctBudget, 3),
+              jitterMsBudget: round(voice.jitterMsBudget, 2),
+              downloadSecondsBudget: round(voice.downloadSecondsBudget, 2),
+              budgetMbit: L!.voiceBudgetMbit,
+              linkMbit: L!.link.mbit,
+              linkLossPct: L!.link.lossPct,
+              linkRttMs: L!.link.rttMs,
+              lossPctAlone: round(voice.lossPctAlone, 3),
+              jitterMsAlone: round(voice.jitterMsAlone, 2),
+              direction: 'worse',
+              byDirection: {
+                toAppliance: voiceDirection('toAppliance'),
+                fromAppliance: voiceDirection('fromAppliance'),
+              },
+              linkDrops: {
+                alone: voiceDrops('alone'),
+                free: voiceDrops('free'),
+                budget: voiceDrops('budget'),
+              },
+              ranges: {
+                lossPctFree: range(voiceLoss('free')),
+                jitterMsFree: range(voiceJitter('free')),
+                downloadSecondsFree: range(voiceSecs('free')),
+                lossPctBudget: range(voiceLoss('budget')),
+                jitterMsBudget: range(voiceJitter('budget')),
+                downloadSecondsBudget: range(voiceSecs('budget')),
+              },
+            },
       ranges: {
         installMBps: range(install),
         pipelineMBps: range(pipelineMBps),

@@ -86,6 +86,14 @@ export interface AgentRunOptions {
    * update fails, each once the failure is logged; default none (a failure ends the run).
    */
   retries?: number;
+  /** More agent.json settings (e.g. `downloadBudgetMbit`), beside `updateAtBoot: true`. */
+  config?: Record<string, unknown>;
+  /**
+   * Called after the boot pass, right before the agent starts (which waits for it): what must
+   * already run when the agent's first request leaves, such as the voice stream of
+   * scripts/bench/voice.ts. A child it starts must outlive the agent (see the CPU count below).
+   */
+  beforeAgent?: () => Promise<void>;
   /** Called once the agent runs; the run waits for it before it reads the results. */
   during?: (child: ChildProcess) => Promise<void>;
 }
@@ -126,7 +134,7 @@ export async function agentRun(root: string, o: AgentRunOptions): Promise<AgentS
       mirrorCaPem: o.mirror.caPem,
       bootSlotMiB: 16,
       rootSlotMiB: o.slotMiB,
-      config: { updateAtBoot: true },
+      config: { ...o.config, updateAtBoot: true },
     });
     const boot = await bootOnce(root);
     if (boot.kind !== 'booted') throw new BenchBroken(`boot pass of ${root}: ${boot.kind}: ${boot.reason}`);
@@ -136,6 +144,7 @@ export async function agentRun(root: string, o: AgentRunOptions): Promise<AgentS
     o.mirror.resetStats();
     const argv = [process.execPath, ...o.nodeArgs, AGENT_MAIN];
     const [bin, ...args] = o.netns ? ['ip', 'netns', 'exec', o.netns, ...argv] : argv;
+    await o.beforeAgent?.();
     // The agent is the only child of the bench that ends during its run: the growth of the
     // bench's children CPU totals across it is the agent's whole process.
     const cpu0 = await childrenCpuSeconds();

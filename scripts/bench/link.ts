@@ -38,6 +38,8 @@ export interface Link {
   netns: string;
   /** The address the mirror binds to (host end of the veth pair). */
   mirrorHost: string;
+  /** The namespace end's address: where the bench's stand-in voice stream reaches the appliance. */
+  applianceHost: string;
   /** The name the appliance side uses for the mirror (resolves to mirrorHost in the namespace). */
   mirrorName: string;
   shape: LinkShape;
@@ -48,6 +50,12 @@ export interface Link {
    * their headers, what crossed the link — not what the mirror wrote into a socket that then died).
    */
   received(): Promise<number>;
+  /**
+   * Packets the link has dropped so far, of every flow: by the shaper (tbf's queue full, mirror →
+   * appliance) and by the random-loss rule. What tells a queue that overflowed from the loss the
+   * link is made with.
+   */
+  drops(): Promise<{ queue: number; loss: number }>;
   close(): Promise<void>;
 }
 
@@ -141,6 +149,7 @@ export async function createLink(want: { mbit: number; lossPct: number }): Promi
   const link: Link = {
     netns,
     mirrorHost,
+    applianceHost: nsAddr,
     mirrorName: MIRROR_NAME,
     shape,
     async outage(ms: number) {
@@ -157,6 +166,19 @@ export async function createLink(want: { mbit: number; lossPct: number }): Promi
       const bytes = dev?.stats64?.rx?.bytes;
       if (typeof bytes !== 'number') throw new Error(`ip -s link show ${ns} in ${netns} gave no rx bytes`);
       return bytes;
+    },
+    async drops() {
+      const { stdout } = await tc(['-s', '-j', 'qdisc', 'show', 'dev', host]);
+      const qdiscs = JSON.parse(stdout) as { kind?: string; drops?: number }[];
+      const queue = qdiscs.find((q) => q.kind === 'tbf')?.drops;
+      if (typeof queue !== 'number') throw new Error(`tc -s qdisc show dev ${host} gave no tbf drops`);
+      if (shape.lossPct === 0) return { queue, loss: 0 };
+      // `-x`: exact counts; the rule's line starts with its packet count.
+      const rules = await ip(['netns', 'exec', netns, 'iptables', '-n', '-v', '-x', '-L', 'INPUT']);
+      const rule = rules.stdout.split('\n').find((l) => /\bDROP\b/.test(l) && /statistic/.test(l));
+      const loss = Number(rule?.trim().split(/\s+/)[0]);
+      if (!Number.isInteger(loss)) throw new Error(`iptables -L INPUT in ${netns} shows no loss rule`);
+      return { queue, loss };
     },
     async close() {
       open.delete(link);
