@@ -140,7 +140,14 @@ export function formatStatus(s: Status): string {
         : `progress:     ${s.progress.phase}…`,
     );
   }
-  if (s.calls && s.phase) lines.push(`calls:        ${s.phase}`);
+  if (s.calls && s.phase) {
+    lines.push(`calls:        ${s.phase}`);
+    // The technician's way out, naming what it cuts (a container upgrade's wait has none).
+    if (s.calls.for !== 'containers')
+      lines.push(
+        `              (clgw reboot-now --calls ${s.calls.active ?? 'unknown'}: restart now, cutting them)`,
+      );
+  }
   if (s.target && !['idle', 'committed', 'rolledBack'].includes(s.state)) {
     lines.push(`target:       ${s.target.version} → slot ${s.target.slot}`);
   }

@@ -43,7 +43,8 @@ const STATE_WORDS: Record<Status['state'], string> = {
   downloading: 'downloading the update',
   verifying: 'verifying the update',
   installing: 'installing the update',
-  waitingForCalls: 'waiting for calls to end before restarting',
+  // The line under it says how many calls it waits for, and until when.
+  waitingForCalls: 'ready to restart into',
   switching: 'switching to the new release (do not switch off)',
   rebooting: 'restarting the gateway',
   confirming: 'checking the new release after the restart',

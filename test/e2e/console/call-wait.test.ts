@@ -1,0 +1,153 @@
+/**
+ * tty1 while an update waits for the site's calls to end (issue #22): the console in tmux
+ * (TERM=linux, 80x25) against a real agent on a simulated appliance whose voice service is the
+ * freeswitch stand-in on a private Podman engine, 2 calls up. The screen says how many calls and
+ * until when; `clgw status` says the same at 80 columns. Captures go to .cache/test/console/.
+ */
+import { execFile as execFileCb } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../../agent/src/api/client.js';
+import { archiveFile, createEngine } from '../../../agent/src/containers/engine.js';
+import { type EnginePort, LABELS } from '../../../agent/src/containers/engine-port.js';
+import { engineEnv, enginePaths } from '../../../scripts/lib/engine.js';
+import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
+import { buildStandin } from '../../../scripts/standins.js';
+import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
+import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
+import { freePort } from '../../support/ports.js';
+import { recordSkip } from '../../support/skip.js';
+import { Tmux, tmuxPath } from '../../support/tmux.js';
+
+const execFile = promisify(execFileCb);
+const SHOTS = path.join(REPO, '.cache/test/console');
+const CLI = path.join(REPO, 'agent/dist/cli/clgw.js');
+const NAME = 'clgw-console-call-wait-freeswitch';
+const PASSWORD = 'Console-Calls-7';
+
+const missing = [
+  tmuxPath ? undefined : 'tmux is not installed (scripts/setup console installs it)',
+  await engineSkipReason(),
+].filter((m): m is string => m !== undefined);
+if (missing.length) recordSkip('test/e2e/console/call-wait.test.ts', missing.join('; '));
+
+let world: World | undefined;
+let appliance: ReturnType<typeof runAppliance> | undefined;
+let engine: TestEngine | undefined;
+let port: EnginePort | undefined;
+let work: string | undefined;
+const tmux = new Tmux('console-calls', SHOTS);
+
+async function setCalls(calls: number): Promise<void> {
+  const p = enginePaths(engine!.dir);
+  await execFile(
+    'podman',
+    [
+      '--root',
+      p.root,
+      '--runroot',
+      p.runroot,
+      'exec',
+      NAME,
+      '/bin/busybox',
+      'sh',
+      '-c',
+      `echo ${calls} > /www/calls`,
+    ],
+    { env: engineEnv(engine!.dir), timeout: 60_000 },
+  );
+}
+
+describe.skipIf(missing.length > 0)('tty1 while an update waits for calls to end', () => {
+  beforeAll(async () => {
+    await fs.mkdir(SHOTS, { recursive: true });
+    work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-console-calls-'));
+    const started = startEngine();
+    const standin = await buildStandin({ service: 'freeswitch', version: '1.10.9', out: work });
+    engine = await started;
+    port = createEngine(engine.socket);
+    await port.loadImage(archiveFile(standin.file));
+    const eslPort = await freePort();
+    const httpPort = await freePort();
+    await port.createContainer({
+      name: NAME,
+      image: standin.reference,
+      env: [`PORT=${httpPort}`, `ESL_PORT=${eslPort}`, `ESL_PASSWORD=${PASSWORD}`],
+      labels: {
+        [LABELS.service]: 'freeswitch',
+        [LABELS.version]: '1.10.9',
+        [LABELS.healthPort]: String(httpPort),
+      },
+      volumes: [],
+      restartPolicy: 'no',
+      memoryBytes: 64 * 1024 * 1024,
+    });
+    await port.startContainer(NAME);
+    await until(() => setCalls(2).then(() => true), 'the freeswitch stand-in started', 20_000);
+
+    world = await makeWorld({
+      boot: false,
+      config: { voice: { port: eslPort, passwordFile: 'etc/clgw/voice-password', pollMs: 200 } },
+    });
+    await fs.writeFile(path.join(world.root, 'etc/clgw/voice-password'), `${PASSWORD}\n`, { mode: 0o600 });
+    await world.publish('1.1.0');
+    appliance = runAppliance({ root: world.root, say: () => undefined });
+    const client = new AgentClient(world.paths.socket, 10_000);
+    await until(
+      async () => ((await client.status()).state === 'idle' ? true : undefined),
+      'the agent to start',
+    );
+    await tmux.start('home', world.root);
+    await client.post('/v1/update');
+  }, 180_000);
+
+  afterAll(async () => {
+    await tmux.close();
+    await appliance?.stop();
+    await world?.close();
+    await port?.removeContainer(NAME).catch(() => undefined);
+    await engine?.stop();
+    if (work) await fs.rm(work, { recursive: true, force: true });
+  });
+
+  it('tty1 names the calls it waits for and the latest time it restarts', async () => {
+    // The sentence as tty1 wraps it at 80 columns.
+    const words = 'Waiting for 2 active calls to end before restarting - at the latest'.split(' ');
+    const screen = await tmux.waitFor(
+      'home',
+      new RegExp(`${words.join('\\s+')}\\s+\\d\\d:\\d\\d UTC`),
+      240_000,
+    );
+    expect(screen).toMatch(/Update: +ready to restart into 1\.1\.0/);
+    const shot = await tmux.save('home', 'home-waiting-for-calls');
+    expect(shot.split('\n').every((l) => /^[\x20-\x7e]*$/.test(l))).toBe(true);
+  }, 300_000);
+
+  it('clgw status says the same, within 80 columns', async () => {
+    const { stdout } = await execFile(process.execPath, [CLI, 'status'], {
+      env: { ...process.env, CLGW_ROOT: world!.root, COLUMNS: '80' },
+    });
+    expect(stdout).toMatch(/^update state: waitingForCalls$/m);
+    // Wrapped at 80 columns under its label, as every long status line is.
+    const words = 'Waiting for 2 active calls to end before restarting — at the latest'.split(' ');
+    expect(stdout).toMatch(new RegExp(`^calls: +${words.join('\\s+')}\\s+\\d\\d:\\d\\d UTC$`, 'm'));
+    await fs.writeFile(path.join(SHOTS, 'clgw-status-waiting-for-calls.txt'), stdout);
+    for (const line of stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
+  });
+
+  it('once the calls end, the update goes on to its reboot', async () => {
+    await setCalls(0);
+    const client = new AgentClient(world!.paths.socket, 10_000);
+    await until(
+      async () => {
+        const s = await client.status().catch(() => undefined);
+        return s && s.state !== 'waitingForCalls' ? true : undefined;
+      },
+      'the wait to end',
+      120_000,
+    );
+  });
+});
