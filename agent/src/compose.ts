@@ -103,6 +103,7 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
         ? simulatorSsh(paths, { port: config.ssh.port, account: config.ssh.account })
         : systemdSsh({ port: config.ssh.port, account: config.ssh.account }),
     ...(ca ? { downloadCa: ca } : {}),
+    ...(rateBudget ? { downloadBudget: rateBudget } : {}),
     engine: createEngine(
       path.isAbsolute(config.engineSocket) ? config.engineSocket : configPath(paths, config.engineSocket),
     ),

@@ -3,6 +3,7 @@ import type { Clock } from '@clgw/core/platform/clock.js';
 import type { HttpClient } from '@clgw/core/platform/http.js';
 import type { Logger } from '@clgw/core/platform/log.js';
 import type { AppliancePaths } from '@clgw/core/platform/paths.js';
+import type { RateBudget } from '@clgw/core/platform/rate-budget.js';
 import type { MachineShape, Profile } from '@clgw/core/system/profiles.js';
 import type { CompatCache } from './actors/check.js';
 import type { ProgressTracker } from './actors/progress.js';
@@ -27,6 +28,8 @@ export interface Deps {
   progress: ProgressTracker;
   /** PEM of the extra CA trusted for the download server (a local mirror), if configured. */
   downloadCa?: string;
+  /** The download budget every artifact byte books against (agent.json downloadBudgetMbit). */
+  downloadBudget?: RateBudget;
   /** PEM of the release signing root(s) pinned on this appliance. */
   trustedRootsPem: string;
   /** The last compat.yaml that verified, which the next check revalidates (actors/check.ts). */

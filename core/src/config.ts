@@ -138,6 +138,11 @@ const configSchema = z
      */
     downloadBudgetMbit: z.number().positive().max(100_000).optional(),
     /**
+     * false: the budget holds only outside the update window — a run the window started (the
+     * site's quiet hours) downloads at the link's rate; one at boot or a technician's is held.
+     */
+    downloadBudgetInWindow: z.boolean().default(true),
+    /**
      * The voice service's event socket (FreeSWITCH, `auth` then `api show calls count`): before
      * anything that drops calls (the reboot into a new slot, a technician's Reboot) the agent
      * waits for no call to be up. Absent: no voice service to ask, nothing waits.

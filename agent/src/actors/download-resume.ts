@@ -56,6 +56,17 @@ export async function resumeAfterFailures(
  * its last durable checkpoint — the journal's offsets, as a Retry would. While it waits, the
  * progress says so (tty1, the portal and `clgw status` show the phase) and the log names the cause.
  */
+/**
+ * Whether the download budget holds a run begun by `trigger`: always, unless agent.json lets the
+ * update window's runs go at the link's rate (downloadBudgetInWindow: false).
+ */
+export function holdToBudget(
+  deps: Pick<Deps, 'config' | 'downloadBudget'>,
+  trigger: Journal['trigger'],
+): void {
+  deps.downloadBudget?.holds(trigger !== 'window' || deps.config.downloadBudgetInWindow);
+}
+
 export async function downloadResuming(
   deps: Deps,
   journal: Journal,
@@ -64,6 +75,7 @@ export async function downloadResuming(
 ): Promise<void> {
   let current = journal;
   const version = journal.target?.version ?? '';
+  holdToBudget(deps, journal.trigger);
   await resumeAfterFailures(
     (progressed) =>
       downloadRelease(deps, current, signal, (written) => {

@@ -2,6 +2,7 @@ import { isClgwError, serializeError } from '@clgw/core/errors.js';
 import { CONTAINER_NAMES } from '@clgw/core/release/schema.js';
 import { readRunningRelease } from '@clgw/core/system/os-release.js';
 import { fetchCompat, requireClockSet } from '../actors/check.js';
+import { holdToBudget } from '../actors/download-resume.js';
 import type { Deps } from '../deps.js';
 import { containersFor } from '../release/policy.js';
 import { readHistory, updateHistory } from '../state/history.js';
@@ -71,5 +72,6 @@ export async function runContainerUpgrade(
     serial: compat.serial,
     targets: targets.map((t) => `${t.name} ${t.version}`),
   });
+  holdToBudget(deps, opts.trigger);
   return upgradeContainers(deps, { trigger: opts.trigger, force: opts.force, targets, signal });
 }

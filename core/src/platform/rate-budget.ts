@@ -9,6 +9,8 @@ import type { Clock } from './clock.js';
  */
 export class RateBudget {
   private nextFree: number;
+  /** Off: nothing is held (see `holds`). */
+  private on = true;
 
   constructor(
     private readonly clock: Clock,
@@ -19,8 +21,18 @@ export class RateBudget {
     this.nextFree = clock.now();
   }
 
+  /**
+   * Whether the budget holds the downloads that start from now on (a run of the update window may
+   * be let go at the link's rate). Turning it on starts it afresh.
+   */
+  holds(on: boolean): void {
+    if (on && !this.on) this.nextFree = this.clock.now();
+    this.on = on;
+  }
+
   /** Books `bytes` now; the milliseconds the body must wait before it may take more. */
   delay(bytes: number): number {
+    if (!this.on) return 0;
     const now = this.clock.now();
     this.nextFree = Math.max(this.nextFree, now - this.burstMs) + (bytes * 1000) / this.bytesPerSecond;
     return Math.max(0, this.nextFree - now);
