@@ -30,6 +30,7 @@ import {
 } from '../view/logs.js';
 import {
   CONFIRMATIONS,
+  type Confirmation,
   confirmPrompt,
   confirms,
   factoryResetNote,
@@ -37,6 +38,7 @@ import {
   type MenuItem,
   menuItems,
   type Question,
+  rebootNowConfirmation,
   sshQuestion,
 } from '../view/menu.js';
 import {
@@ -333,7 +335,12 @@ export class MenuScreen {
     const item = this.items[index];
     if (!item) return;
     this.current = item.action;
-    if (item.action === 'data-reset' || item.action === 'factory-reset') return this.confirm(item.action);
+    if (item.action === 'data-reset' || item.action === 'factory-reset')
+      return this.confirm(CONFIRMATIONS[item.action]);
+    if (item.action === 'reboot-now') {
+      const c = rebootNowConfirmation(this.status);
+      return c ? this.confirm(c) : this.say('Nothing waits for calls to end any more.');
+    }
     if (item.action === 'ssh') return this.askSsh();
     if (item.action === 'logs') return this.askLogs();
     return this.openForm();
@@ -419,8 +426,7 @@ export class MenuScreen {
     });
   }
 
-  private confirm(action: 'data-reset' | 'factory-reset'): void {
-    const c = CONFIRMATIONS[action];
+  private confirm(c: Confirmation): void {
     this.mode = 'confirm';
     this.openDialog(c.title, [...c.text, '', confirmPrompt(c)]);
     this.help.setContent('Enter: confirm (only with the word typed)   Escape: Cancel');
@@ -430,7 +436,7 @@ export class MenuScreen {
         this.say('Cancelled.');
         return;
       }
-      const done = await this.run(c.title, () => this.deps.client.post(c.endpoint, { confirm: true }));
+      const done = await this.run(c.title, () => this.deps.client.post(c.endpoint, c.body));
       if (done) this.say(c.done, 'green');
     });
   }

@@ -5,7 +5,7 @@
  */
 import type { Status } from '@clgw/agent/status.js';
 
-export type MenuAction = 'data-reset' | 'factory-reset' | 'ssh' | 'network' | 'logs';
+export type MenuAction = 'reboot-now' | 'data-reset' | 'factory-reset' | 'ssh' | 'network' | 'logs';
 
 export interface MenuItem {
   action: MenuAction;
@@ -14,7 +14,12 @@ export interface MenuItem {
 
 /** The menu for this status (null: the agent has not answered yet, so nothing platform-bound). */
 export function menuItems(status: Status | null): MenuItem[] {
-  const items: MenuItem[] = [{ action: 'data-reset', label: 'Data Reset' }];
+  const items: MenuItem[] = [];
+  // While a restart waits for the site's calls to end, the technician's way out comes first.
+  const calls = restartCalls(status);
+  if (calls !== undefined)
+    items.push({ action: 'reboot-now', label: `Reboot now, cutting ${callsText(calls)}` });
+  items.push({ action: 'data-reset', label: 'Data Reset' });
   // A virtual appliance is redeployed instead (SPEC §4): the item is not offered at all.
   if (status?.platform === 'physical') items.push({ action: 'factory-reset', label: 'Factory Reset' });
   items.push({
@@ -71,8 +76,9 @@ export interface Confirmation {
   text: string[];
   /** What the technician must type; anything else (or Escape) cancels. */
   word: string;
-  /** The agent's API endpoint that does it. */
-  endpoint: '/v1/data-reset' | '/v1/factory-reset';
+  /** The agent's API endpoint that does it, and what it is sent. */
+  endpoint: '/v1/data-reset' | '/v1/factory-reset' | '/v1/reboot-now';
+  body: Record<string, unknown>;
   /** Shown once the agent accepted. */
   done: string;
 }
@@ -87,6 +93,7 @@ export const CONFIRMATIONS: Record<'data-reset' | 'factory-reset', Confirmation>
     ],
     word: 'RESET',
     endpoint: '/v1/data-reset',
+    body: { confirm: true },
     done: 'Data reset done: the onboarding data was erased.',
   },
   'factory-reset': {
@@ -98,9 +105,40 @@ export const CONFIRMATIONS: Record<'data-reset' | 'factory-reset', Confirmation>
     ],
     word: 'FACTORY',
     endpoint: '/v1/factory-reset',
+    body: { confirm: true },
     done: 'Factory reset started: the gateway restarts into the recovery system.',
   },
 };
+
+/** The calls a restart waits for (null: unknown), or undefined when none waits ("Reboot now"). */
+function restartCalls(status: Status | null): number | null | undefined {
+  const calls = status?.state === 'waitingForCalls' ? status.calls : null;
+  return calls && calls.for !== 'containers' ? calls.active : undefined;
+}
+
+const callsText = (calls: number | null) =>
+  calls === null ? 'the calls up (how many: unknown)' : `${calls} active call${calls === 1 ? '' : 's'}`;
+
+/**
+ * "Reboot now" while a restart waits for calls to end: the word to type is the number of calls it
+ * cuts (UNKNOWN when the voice service cannot tell), and the agent refuses it if that number is no
+ * longer the one up — nobody cuts calls they were not told of. Undefined when nothing waits.
+ */
+export function rebootNowConfirmation(status: Status | null): Confirmation | undefined {
+  const calls = restartCalls(status);
+  if (calls === undefined) return undefined;
+  return {
+    title: 'Reboot now',
+    text: [
+      `Restart the gateway now instead of waiting: this cuts ${callsText(calls)}.`,
+      ...(status?.phase ? [`(${status.phase}.)`] : []),
+    ],
+    word: calls === null ? 'UNKNOWN' : String(calls),
+    endpoint: '/v1/reboot-now',
+    body: { calls },
+    done: 'Reboot started: the gateway restarts now.',
+  };
+}
 
 /** The prompt under a confirmation's text. */
 export function confirmPrompt(c: Confirmation): string {

@@ -2,7 +2,8 @@
  * tty1 while an update waits for the site's calls to end (issue #22): the console in tmux
  * (TERM=linux, 80x25) against a real agent on a simulated appliance whose voice service is the
  * freeswitch stand-in on a private Podman engine, 2 calls up. The screen says how many calls and
- * until when; `clgw status` says the same at 80 columns. Captures go to .cache/test/console/.
+ * until when; `clgw status` says the same at 80 columns; tty2's "Reboot now" asks for the number of
+ * calls it cuts. Captures go to .cache/test/console/.
  */
 import { execFile as execFileCb } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
@@ -138,9 +139,21 @@ describe.skipIf(missing.length > 0)('tty1 while an update waits for calls to end
     for (const line of stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
   });
 
-  it('once the calls end, the update goes on to its reboot', async () => {
-    await setCalls(0);
+  it('tty2 offers "Reboot now", confirmed by typing the number of calls it cuts', async () => {
+    await tmux.start('menu', world!.root);
+    await tmux.waitFor('menu', 'Reboot now, cutting 2 active calls');
+    await tmux.keys('menu', 'Up', 'Up', 'Up', 'Up', 'Up', 'Enter');
+    await tmux.waitFor('menu', 'Type 2 and press Enter to confirm');
+    await tmux.save('menu', 'menu-reboot-now');
+    // Any other number is not a confirmation.
+    await tmux.keys('menu', 'text:1', 'Enter');
+    await tmux.waitFor('menu', 'Cancelled.');
     const client = new AgentClient(world!.paths.socket, 10_000);
+    expect((await client.status()).state).toBe('waitingForCalls');
+    await tmux.keys('menu', 'Enter');
+    await tmux.waitFor('menu', 'Type 2 and press Enter to confirm');
+    await tmux.keys('menu', 'text:2', 'Enter');
+    await tmux.waitFor('menu', 'Reboot started: the gateway restarts now.');
     await until(
       async () => {
         const s = await client.status().catch(() => undefined);

@@ -22,6 +22,7 @@ import {
   confirms,
   factoryResetNote,
   menuItems,
+  rebootNowConfirmation,
   sshQuestion,
 } from '../../../console-tui/src/view/menu.js';
 import {
@@ -346,6 +347,28 @@ describe('menu view model', () => {
     for (const t of ['', 'reset', 'RESE', 'yes', 'RESET!']) expect(confirms(c, t)).toBe(false);
     expect(confirms(CONFIRMATIONS['factory-reset'], 'RESET')).toBe(false);
     expect(CONFIRMATIONS['factory-reset'].text.join(' ')).toContain('15 to 20 minutes');
+  });
+
+  it('while a restart waits for calls, "Reboot now" comes first and its word is the count it cuts', () => {
+    const waiting = (active: number | null, what: 'update' | 'reboot' | 'containers' = 'update') =>
+      sampleStatus({
+        state: what === 'containers' ? 'idle' : 'waitingForCalls',
+        calls: { for: what, active, deadline: '2026-12-08T09:00:00.000Z' },
+        phase: 'Waiting for 2 active calls to end before restarting — at the latest 09:00 UTC',
+      });
+    expect(menuItems(waiting(2))[0]).toEqual({
+      action: 'reboot-now',
+      label: 'Reboot now, cutting 2 active calls',
+    });
+    expect(menuItems(waiting(1))[0]?.label).toBe('Reboot now, cutting 1 active call');
+    const c = rebootNowConfirmation(waiting(2))!;
+    expect(c).toMatchObject({ word: '2', endpoint: '/v1/reboot-now', body: { calls: 2 } });
+    expect(confirms(c, '2')).toBe(true);
+    expect(confirms(c, '3')).toBe(false);
+    expect(rebootNowConfirmation(waiting(null))).toMatchObject({ word: 'UNKNOWN', body: { calls: null } });
+    // A container upgrade's wait has no reboot to hurry; nothing waiting, nothing offered.
+    expect(menuItems(waiting(2, 'containers'))[0]?.action).toBe('data-reset');
+    expect(rebootNowConfirmation(sampleStatus())).toBeUndefined();
   });
 
   it('says why Factory Reset is missing wherever it is not offered', () => {
