@@ -6,22 +6,17 @@
  * calls it cuts. Captures go to .cache/test/console/.
  */
 import { execFile as execFileCb } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
-import os from 'node:os';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../../agent/src/api/client.js';
-import { archiveFile, createEngine } from '../../../agent/src/containers/engine.js';
-import { type EnginePort, LABELS } from '../../../agent/src/containers/engine-port.js';
-import { engineEnv, enginePaths } from '../../../scripts/lib/engine.js';
 import { runAppliance } from '../../../scripts/sim/boot-emulator.js';
-import { buildStandin } from '../../../scripts/standins.js';
 import { makeWorld, REPO, until, type World } from '../../support/appliance.js';
 import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
-import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
 import { Tmux, tmuxPath } from '../../support/tmux.js';
+import { startVoiceStandin, type VoiceStandin } from '../../support/voice.js';
 
 const execFile = promisify(execFileCb);
 const SHOTS = path.join(REPO, '.cache/test/console');
@@ -38,56 +33,18 @@ if (missing.length) recordSkip('test/e2e/console/call-wait.test.ts', missing.joi
 let world: World | undefined;
 let appliance: ReturnType<typeof runAppliance> | undefined;
 let engine: TestEngine | undefined;
-let port: EnginePort | undefined;
-let work: string | undefined;
 const tmux = new Tmux('console-calls', SHOTS);
 
-async function setCalls(calls: number): Promise<void> {
-  const p = enginePaths(engine!.dir);
-  await execFile(
-    'podman',
-    [
-      '--root',
-      p.root,
-      '--runroot',
-      p.runroot,
-      'exec',
-      NAME,
-      '/bin/busybox',
-      'sh',
-      '-c',
-      `echo ${calls} > /www/calls`,
-    ],
-    { env: engineEnv(engine!.dir), timeout: 60_000 },
-  );
-}
+let voice: VoiceStandin | undefined;
+const setCalls = (calls: number) => voice!.setCalls(calls);
 
 describe.skipIf(missing.length > 0)('tty1 while an update waits for calls to end', () => {
   beforeAll(async () => {
     await fs.mkdir(SHOTS, { recursive: true });
-    work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-console-calls-'));
-    const started = startEngine();
-    const standin = await buildStandin({ service: 'freeswitch', version: '1.10.9', out: work });
-    engine = await started;
-    port = createEngine(engine.socket);
-    await port.loadImage(archiveFile(standin.file));
-    const eslPort = await freePort();
-    const httpPort = await freePort();
-    await port.createContainer({
-      name: NAME,
-      image: standin.reference,
-      env: [`PORT=${httpPort}`, `ESL_PORT=${eslPort}`, `ESL_PASSWORD=${PASSWORD}`],
-      labels: {
-        [LABELS.service]: 'freeswitch',
-        [LABELS.version]: '1.10.9',
-        [LABELS.healthPort]: String(httpPort),
-      },
-      volumes: [],
-      restartPolicy: 'no',
-      memoryBytes: 64 * 1024 * 1024,
-    });
-    await port.startContainer(NAME);
-    await until(() => setCalls(2).then(() => true), 'the freeswitch stand-in started', 20_000);
+    engine = await startEngine();
+    voice = await startVoiceStandin(engine, NAME, PASSWORD);
+    const eslPort = voice.eslPort;
+    await setCalls(2);
 
     world = await makeWorld({
       boot: false,
@@ -114,9 +71,8 @@ describe.skipIf(missing.length > 0)('tty1 while an update waits for calls to end
     await tmux.close();
     await appliance?.stop();
     await world?.close();
-    await port?.removeContainer(NAME).catch(() => undefined);
+    await voice?.remove();
     await engine?.stop();
-    if (work) await fs.rm(work, { recursive: true, force: true });
   });
 
   it('tty1 names the calls it waits for and the latest time it restarts', async () => {

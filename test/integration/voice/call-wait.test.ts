@@ -6,19 +6,13 @@
  * agent stopped while waiting goes on waiting with the same deadline.
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ClgwError } from '@clgw/core/errors.js';
-import { execFile } from '@clgw/core/platform/exec.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { archiveFile, createEngine } from '../../../agent/src/containers/engine.js';
-import { type EnginePort, LABELS } from '../../../agent/src/containers/engine-port.js';
-import { engineEnv, enginePaths } from '../../../scripts/lib/engine.js';
-import { buildStandin } from '../../../scripts/standins.js';
 import { makeWorld, type RunningAgent, startAgent, until, type World } from '../../support/appliance.js';
 import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
-import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
+import { startVoiceStandin, type VoiceStandin } from '../../support/voice.js';
 
 const unavailable = await engineSkipReason();
 if (unavailable) recordSkip('test/integration/voice/call-wait.test.ts', unavailable);
@@ -45,29 +39,9 @@ async function logLines(w: World): Promise<Record<string, unknown>[]> {
 
 describe.skipIf(unavailable !== undefined)('an update on a gateway carrying calls', () => {
   let engine: TestEngine | undefined;
-  let port: EnginePort | undefined;
-  let work: string;
+  let voice: VoiceStandin | undefined;
   let eslPort: number;
-
-  const setCalls = async (calls: number) => {
-    const p = enginePaths(engine!.dir);
-    await execFile(
-      'podman',
-      [
-        '--root',
-        p.root,
-        '--runroot',
-        p.runroot,
-        'exec',
-        NAME,
-        '/bin/busybox',
-        'sh',
-        '-c',
-        `echo ${calls} > /www/calls`,
-      ],
-      { env: engineEnv(engine!.dir), timeoutMs: 60_000 },
-    );
-  };
+  const setCalls = (calls: number) => voice!.setCalls(calls);
 
   /** A world whose agent asks the stand-in (password file beside agent.json) every 100 ms. */
   async function callWorld(voice: Record<string, unknown> = {}): Promise<World> {
@@ -82,38 +56,14 @@ describe.skipIf(unavailable !== undefined)('an update on a gateway carrying call
   }
 
   beforeAll(async () => {
-    work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-call-wait-'));
-    const started = startEngine();
-    const standin = await buildStandin({ service: 'freeswitch', version: '1.10.9', out: work });
-    engine = await started;
-    port = createEngine(engine.socket);
-    await port.loadImage(archiveFile(standin.file));
-    eslPort = await freePort();
-    const httpPort = await freePort();
-    await port.createContainer({
-      name: NAME,
-      image: standin.reference,
-      env: [`PORT=${httpPort}`, `ESL_PORT=${eslPort}`, `ESL_PASSWORD=${PASSWORD}`],
-      labels: {
-        [LABELS.service]: 'freeswitch',
-        [LABELS.version]: '1.10.9',
-        [LABELS.healthPort]: String(httpPort),
-      },
-      volumes: [],
-      restartPolicy: 'no',
-      memoryBytes: 64 * 1024 * 1024,
-    });
-    await port.startContainer(NAME);
-    await until(() => setCalls(0).then(() => true), 'the freeswitch stand-in started', 20_000);
+    engine = await startEngine();
+    voice = await startVoiceStandin(engine, NAME, PASSWORD);
+    eslPort = voice.eslPort;
   });
 
   afterAll(async () => {
-    try {
-      await port?.removeContainer(NAME).catch(() => undefined);
-      await engine?.stop();
-    } finally {
-      if (work) await fs.rm(work, { recursive: true, force: true });
-    }
+    await voice?.remove();
+    await engine?.stop();
   });
 
   it('waits with 2 calls up, says so, and restarts the moment they end', async () => {

@@ -6,16 +6,15 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { execFile } from '@clgw/core/platform/exec.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probe } from '../../../agent/src/containers/probe.js';
 import { publishContainers } from '../../../image/src/release/build.js';
-import { engineEnv, enginePaths } from '../../../scripts/lib/engine.js';
 import { buildStandin, type StandinArchive } from '../../../scripts/standins.js';
 import { makeWorld, type RunningAgent, startAgent, until, type World } from '../../support/appliance.js';
 import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
 import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
+import { setStandinCalls } from '../../support/voice.js';
 
 const skip = await engineSkipReason();
 if (skip) recordSkip('test/integration/voice/container-wait.test.ts', skip);
@@ -42,25 +41,7 @@ async function publish(archive: StandinArchive): Promise<void> {
   });
 }
 
-async function setCalls(calls: number): Promise<void> {
-  const p = enginePaths(engine!.dir);
-  await execFile(
-    'podman',
-    [
-      '--root',
-      p.root,
-      '--runroot',
-      p.runroot,
-      'exec',
-      'clgw-freeswitch',
-      '/bin/busybox',
-      'sh',
-      '-c',
-      `echo ${calls} > /www/calls`,
-    ],
-    { env: engineEnv(engine!.dir), timeoutMs: 60_000 },
-  );
-}
+const setCalls = (calls: number) => setStandinCalls(engine!, 'clgw-freeswitch', calls);
 
 describe.skipIf(skip !== undefined)('a freeswitch container upgrade on a gateway carrying calls', () => {
   beforeAll(async () => {

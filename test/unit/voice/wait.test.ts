@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import type { CallWait } from '../../../agent/src/machine/journal.js';
 import { callWaitDeadline, describeCallWait } from '../../../agent/src/voice/wait.js';
 
-const MIN = 60_000;
 const at = (iso: string) => Date.parse(iso);
 // 02:00 in New York with a 30-minute spread: the window ends 02:30 local (07:30 UTC in winter).
 const window = { at: '02:00', tz: 'America/New_York', spreadMinutes: 30 };
