@@ -237,6 +237,8 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
   const serviceItems = services(status);
   const activeAlarm = [...status.alarms].reverse().find((a) => !a.clearedAt);
   const p = status.progress;
+  // "Waiting for 2 active calls to end before restarting — at the latest 04:00 EST"
+  const callsWait = status.calls !== null && status.phase !== null;
   const showProgress = mode === 'updating' && p !== null && p.total > 0;
   const err = mode === 'error' ? status.error : null;
   const plain = plainError(err);
@@ -273,10 +275,11 @@ export function portalView(input: ViewInput, ctx: ViewContext): PortalView {
     updatePhase:
       mode !== 'updating'
         ? ''
-        : status.calls && status.phase
-          ? status.phase
+        : callsWait
+          ? `${status.target ? `Release ${status.target.version} is ready. ` : ''}${status.phase}.`
           : (PHASES[status.state] ?? status.state),
-    updateTarget: mode === 'updating' && status.target ? `to release ${status.target.version}` : '',
+    updateTarget:
+      mode === 'updating' && status.target && !callsWait ? `to release ${status.target.version}` : '',
     updatePercent: showProgress ? formatPercent(p.bytes, p.total) : '',
     updateBytes: showProgress
       ? `${formatBytes(p.bytes)} of ${formatBytes(p.total)}${p.reused ? ` (${formatBytes(p.reused)} already on the gateway)` : ''}`
