@@ -185,8 +185,8 @@ function errorOf(event: { error?: unknown }): SerializedError {
  * idle → checking → downloading → verifying → installing → waitingForCalls → switching (critical) →
  * rebooting → confirming → committed | rollingBack → rebooting → rolledBack; any effect failing →
  * failed, from which RETRY checks again and REBOOT restarts the appliance (after waiting for calls
- * too). Every effect is wrapped so that the
- * journal (with the state about to run) is persisted before the effect starts.
+ * too). Every effect is wrapped so that the journal (with the state about to run) is persisted
+ * before the effect starts.
  */
 export function createUpdateMachine(effects: UpdateEffects) {
   /** The effect, preceded by persisting the journal it runs under. */
