@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFile } from '@clgw/core/platform/exec.js';
 import { archiveFile, createEngine } from '../../agent/src/containers/engine.js';
-import { LABELS } from '../../agent/src/containers/engine-port.js';
+import { type ContainerSpec, LABELS } from '../../agent/src/containers/engine-port.js';
 import { engineEnv, enginePaths } from '../../scripts/lib/engine.js';
 import { buildStandin } from '../../scripts/standins.js';
 import { until } from './appliance.js';
@@ -36,6 +36,27 @@ export async function setStandinCalls(engine: TestEngine, container: string, cal
   );
 }
 
+/** A freeswitch stand-in container as the tests create it: host network, its two ports, no restart. */
+export function standinSpec(
+  name: string,
+  image: string,
+  o: { httpPort: number; eslPort: number; password: string },
+): ContainerSpec {
+  return {
+    name,
+    image,
+    env: [`PORT=${o.httpPort}`, `ESL_PORT=${o.eslPort}`, `ESL_PASSWORD=${o.password}`],
+    labels: {
+      [LABELS.service]: 'freeswitch',
+      [LABELS.version]: '1.10.9',
+      [LABELS.healthPort]: String(o.httpPort),
+    },
+    volumes: [],
+    restartPolicy: 'no',
+    memoryBytes: 64 * 1024 * 1024,
+  };
+}
+
 export interface VoiceStandin {
   eslPort: number;
   setCalls(calls: number): Promise<void>;
@@ -58,19 +79,7 @@ export async function startVoiceStandin(
   await port.loadImage(archiveFile(standin.file));
   const eslPort = await freePort();
   const httpPort = await freePort();
-  await port.createContainer({
-    name,
-    image: standin.reference,
-    env: [`PORT=${httpPort}`, `ESL_PORT=${eslPort}`, `ESL_PASSWORD=${password}`],
-    labels: {
-      [LABELS.service]: 'freeswitch',
-      [LABELS.version]: '1.10.9',
-      [LABELS.healthPort]: String(httpPort),
-    },
-    volumes: [],
-    restartPolicy: 'no',
-    memoryBytes: 64 * 1024 * 1024,
-  });
+  await port.createContainer(standinSpec(name, standin.reference, { httpPort, eslPort, password }));
   await port.startContainer(name);
   const setCalls = (calls: number) => setStandinCalls(engine, name, calls);
   await until(() => setCalls(0).then(() => true), `the freeswitch stand-in ${name} started`, 20_000);

@@ -52,11 +52,6 @@ export async function resumeAfterFailures(
 }
 
 /**
- * The download effect: downloadRelease, resumed after transient failures (RESUME_DELAYS_MS) from
- * its last durable checkpoint — the journal's offsets, as a Retry would. While it waits, the
- * progress says so (tty1, the portal and `clgw status` show the phase) and the log names the cause.
- */
-/**
  * Whether the download budget holds a run begun by `trigger`: always, unless agent.json lets the
  * update window's runs go at the link's rate (downloadBudgetInWindow: false).
  */
@@ -67,6 +62,11 @@ export function holdToBudget(
   deps.downloadBudget?.holds(trigger !== 'window' || deps.config.downloadBudgetInWindow);
 }
 
+/**
+ * The download effect: downloadRelease, resumed after transient failures (RESUME_DELAYS_MS) from
+ * its last durable checkpoint — the journal's offsets, as a Retry would. While it waits, the
+ * progress says so (tty1, the portal and `clgw status` show the phase) and the log names the cause.
+ */
 export async function downloadResuming(
   deps: Deps,
   journal: Journal,

@@ -14,7 +14,7 @@ import { systemClock } from '@clgw/core/platform/clock.js';
 import { execFile } from '@clgw/core/platform/exec.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveFile, createEngine } from '../../../agent/src/containers/engine.js';
-import { type EnginePort, LABELS } from '../../../agent/src/containers/engine-port.js';
+import type { EnginePort } from '../../../agent/src/containers/engine-port.js';
 import { activeCalls } from '../../../agent/src/voice/esl.js';
 import { engineEnv, enginePaths } from '../../../scripts/lib/engine.js';
 import { buildStandin, type StandinArchive } from '../../../scripts/standins.js';
@@ -22,6 +22,7 @@ import { until } from '../../support/appliance.js';
 import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
 import { freePort } from '../../support/ports.js';
 import { recordSkip } from '../../support/skip.js';
+import { standinSpec } from '../../support/voice.js';
 
 const unavailable = await engineSkipReason();
 if (unavailable) recordSkip('test/integration/voice/standin.test.ts', unavailable);
@@ -83,19 +84,9 @@ describe.skipIf(unavailable !== undefined)('the freeswitch stand-in answers the 
 
   /** Creates and starts a freeswitch stand-in container with the given ports. */
   async function run(name: string, httpPort: number, esl: number): Promise<void> {
-    await port.createContainer({
-      name,
-      image: standin.reference,
-      env: [`PORT=${httpPort}`, `ESL_PORT=${esl}`, `ESL_PASSWORD=${PASSWORD}`],
-      labels: {
-        [LABELS.service]: 'freeswitch',
-        [LABELS.version]: '1.10.9',
-        [LABELS.healthPort]: String(httpPort),
-      },
-      volumes: [],
-      restartPolicy: 'no',
-      memoryBytes: 64 * 1024 * 1024,
-    });
+    await port.createContainer(
+      standinSpec(name, standin.reference, { httpPort, eslPort: esl, password: PASSWORD }),
+    );
     made.push(name);
     await port.startContainer(name);
   }
