@@ -207,3 +207,27 @@ export class Machine {
     return lines.join('\n');
   }
 }
+
+/** A kernel's console line (`[   12.345678] …`); the firmware's and GRUB's have no timestamp. */
+const KERNEL_LINE = /^\[\s*\d+\.\d+\]/m;
+const RESTART = 'reboot: machine restart';
+
+/**
+ * Whether a guest whose serial output is `serial` is between a restart (or its power-on) and its
+ * kernel's first line — in the firmware or the boot loader, where none of our software runs.
+ */
+export function beforeKernel(serial: string): boolean {
+  const at = serial.lastIndexOf(RESTART);
+  return !KERNEL_LINE.test(at < 0 ? serial : serial.slice(at + RESTART.length));
+}
+
+/** The last `n` lines of a serial log, terminal escapes and carriage returns removed, each cut to 200 characters. */
+export function serialTail(serial: string, n: number): string[] {
+  return serial
+    .replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, '')
+    .replace(/\r/g, '')
+    .trimEnd()
+    .split('\n')
+    .slice(-n)
+    .map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l));
+}
