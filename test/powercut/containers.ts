@@ -49,7 +49,7 @@ async function bindable(port: number): Promise<boolean> {
 }
 
 /** A port no other case of this run uses and nothing listens on now. */
-async function takePort(): Promise<number> {
+export async function takePort(): Promise<number> {
   for (let tries = 0; tries < 1000; tries++) {
     const port = nextPort;
     nextPort = nextPort + 1 >= PORT_HIGH ? PORT_LOW : nextPort + 1;

@@ -48,6 +48,7 @@ import {
   type TreeName,
   treeDigest,
 } from './scenarios.js';
+import { type CallersRecord, CaseVoice, callers, writeEslStandin } from './voice.js';
 
 /** The boot emulator's own guard against a boot loop, per power-on. */
 const MAX_BOOTS_PER_POWER_ON = 10;
@@ -71,7 +72,9 @@ export type CutSpec =
   /** When the recovery program reports `percent` of `file` written, then `delayMs` later. */
   | { kind: 'recovery'; file: 'boot.img' | 'root.img'; percent: number; delayMs: number }
   /** This long after arming (or, for `critical`, after the power-on that follows its first cut). */
-  | { kind: 'time'; ms: number };
+  | { kind: 'time'; ms: number }
+  /** Voice scenarios: `delayMs` after the appliance is first seen waiting for the calls up. */
+  | { kind: 'calls'; delayMs: number };
 
 export interface CaseSpec {
   key: string;
@@ -79,9 +82,9 @@ export interface CaseSpec {
   cut: CutSpec;
 }
 
-/** 0 is the harness itself failing; 1–6 are the invariants of README.md. */
+/** 0 is the harness itself failing; 1–7 are the invariants of README.md. */
 export interface Violation {
-  invariant: 0 | 1 | 2 | 3 | 4 | 5 | 6;
+  invariant: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7;
   message: string;
 }
 
@@ -140,6 +143,8 @@ export interface Env {
   downloadBytes: number;
   /** The image reference of a service's stand-in (what compat.yaml names for that version). */
   imageOf(service: ContainerName, version: string): string;
+  /** The event socket stand-in's program (when a voice scenario runs). */
+  eslStandin?: string;
   close(): Promise<void>;
 }
 
@@ -178,7 +183,7 @@ async function patchConfig(paths: AppliancePaths, patch: Record<string, unknown>
  */
 export async function setupEnv(
   say: (line: string) => void = () => undefined,
-  opts: { containers?: boolean } = {},
+  opts: { containers?: boolean; voice?: boolean } = {},
 ): Promise<Env> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'clgw-pc-'));
   const worlds: World[] = [];
@@ -254,6 +259,7 @@ export async function setupEnv(
         if (!a) throw new Error(`no stand-in for ${service} ${version} in CONTAINER_TREES`);
         return a.reference;
       },
+      ...(opts.voice ? { eslStandin: await writeEslStandin(work) } : {}),
       close,
     };
 
@@ -436,6 +442,7 @@ async function checkEnd(
   const out: Violation[] = [];
   const v = (invariant: Violation['invariant'], message: string) => out.push({ invariant, message });
   const exp = sc.expect(st);
+  if (st.voice && st.voice.callers.waits === 0) v(7, 'the update never waited for the calls up');
   const status = await collectStatus(paths);
   if (status.state !== 'idle') v(2, `the journal ends in state ${status.state}`);
   if ((exp.slot && status.bootedSlot !== exp.slot) || status.gatewayVersion !== exp.version) {
@@ -537,6 +544,8 @@ interface CaseState extends Outcome {
   request: { issued: boolean; acked: boolean; acceptedOn: number; recoverySince: boolean };
   /** The case's container engine (container scenarios). */
   engine: CaseEngine | undefined;
+  /** The case's voice service and what its callers saw (`voice` scenarios). */
+  voice: { service: CaseVoice; callers: CallersRecord } | undefined;
 }
 
 type PowerOnEnd =
@@ -600,6 +609,7 @@ async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number
     cutPending: spec.cut.kind !== 'none',
     request: { issued: false, acked: false, acceptedOn: -1, recoverySince: false },
     engine: undefined,
+    voice: undefined,
   };
   const armSpec = (): ArmSpec =>
     st.firstCutPending ? 'step' : st.cutPending && spec.cut.kind === 'point' ? st.base + spec.cut.n : 'count';
@@ -609,6 +619,13 @@ async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number
   let result: PowerOnEnd = { kind: 'stopped', why: 'never powered on' };
   try {
     if (sc.containers) await setUpContainers(env, paths, sc, spec, st, `${root}.engine`);
+    if (sc.voice) {
+      if (!env.eslStandin)
+        throw new Error('a voice scenario in a run set up without the event socket stand-in');
+      const service = await CaseVoice.start(env.eslStandin, `${root}.voice`, paths);
+      st.voice = { service, callers: { waits: 0, deadline: undefined, waiting: false } };
+      await patchConfig(paths, service.config());
+    }
     for (let powerOn = 0; ; powerOn++) {
       if (powerOn >= MAX_POWER_ONS) {
         st.violations.push({ invariant: 5, message: `still not finished after ${MAX_POWER_ONS} power-ons` });
@@ -655,6 +672,7 @@ async function runOnRoot(env: Env, root: string, spec: CaseSpec, runSeed: number
     await st.engine?.close().catch((e: Error) => {
       st.violations.push({ invariant: 0, message: `harness error: closing the engine: ${e.stack ?? e}` });
     });
+    await st.voice?.service.close();
   }
   return {
     key: spec.key,
@@ -915,6 +933,17 @@ async function powerOnce(
         }
         return;
       }
+      case 'calls': {
+        while (live()) {
+          if (st.voice?.callers.waiting) {
+            await sleep(c.delayMs);
+            const pid = await livePid();
+            if (pid !== undefined && live()) return cut(pid, `waiting for the calls +${c.delayMs} ms`);
+          }
+          await sleep(5);
+        }
+        return;
+      }
       case 'time': {
         while (live()) {
           if (st.armedAt !== undefined && Date.now() >= st.armedAt + c.ms) {
@@ -1005,7 +1034,17 @@ async function powerOnce(
       .catch(() => undefined)
       .then((status) => settle({ kind: 'timeout', status }));
   }, POWER_ON_TIMEOUT_MS);
-  const watchers = [cutWatcher(), technician(), endWatcher()];
+  const calls = st.voice
+    ? callers(st.voice.service, st.voice.callers, {
+        live,
+        status: () => client.status().catch(() => undefined),
+        resets: () => st.criticalCuts,
+        // The calls stay up until a cut planned in the wait has come.
+        hold: () => st.cutPending && spec.cut.kind === 'calls',
+        violation: (message) => st.violations.push({ invariant: 7, message }),
+      })
+    : undefined;
+  const watchers = [cutWatcher(), technician(), endWatcher(), ...(calls ? [calls] : [])];
   const end = await ended;
   clearTimeout(timer);
   // At the end the agent is idle and shuts down cleanly; otherwise (it may even be frozen at a
@@ -1032,7 +1071,7 @@ export function failureLine(r: CaseResult): string {
 /** Parses a case key back (`update#17`, `update@offset=123+4ms`, `factory-reset@recovery=root.img:30%+5ms`, `rollback@t=2500ms`). */
 export function parseCaseKey(key: string): CaseSpec {
   const m =
-    /^([a-z-]+)(?:#(\d+)|@offset=(\d+)\+(\d+)ms|@recovery=(boot\.img|root\.img):(\d+)%\+(\d+)ms|@t=(\d+)ms|#none)$/.exec(
+    /^([a-z-]+)(?:#(\d+)|@offset=(\d+)\+(\d+)ms|@recovery=(boot\.img|root\.img):(\d+)%\+(\d+)ms|@t=(\d+)ms|@calls\+(\d+)ms|#none)$/.exec(
       key,
     );
   if (!m || !SCENARIO_NAMES.includes(m[1] as ScenarioName)) throw new Error(`not a case key: ${key}`);
@@ -1052,6 +1091,7 @@ export function parseCaseKey(key: string): CaseSpec {
     };
   }
   if (m[8]) return { key, scenario, cut: { kind: 'time', ms: Number(m[8]) } };
+  if (m[9]) return { key, scenario, cut: { kind: 'calls', delayMs: Number(m[9]) } };
   return { key, scenario, cut: { kind: 'none' } };
 }
 
@@ -1068,6 +1108,8 @@ export function caseKey(scenario: ScenarioName, cut: CutSpec): string {
       return `${scenario}@recovery=${cut.file}:${cut.percent}%+${cut.delayMs}ms`;
     case 'time':
       return `${scenario}@t=${cut.ms}ms`;
+    case 'calls':
+      return `${scenario}@calls+${cut.delayMs}ms`;
   }
 }
 
@@ -1115,12 +1157,14 @@ export function planCases(
   } else {
     for (const p of passes) for (let n = 1; n <= p.points; n++) add(p.scenario, { kind: 'point', n });
   }
-  const kinds: { scenario: ScenarioName; kind: 'offset' | 'recovery' | 'time'; armedMs: number }[] = [];
+  const kinds: { scenario: ScenarioName; kind: 'offset' | 'recovery' | 'time' | 'calls'; armedMs: number }[] =
+    [];
   for (const p of passes) {
     const sc = SCENARIOS[p.scenario];
     kinds.push({ scenario: p.scenario, kind: 'time', armedMs: p.armedMs });
     if (sc.downloads) kinds.push({ scenario: p.scenario, kind: 'offset', armedMs: p.armedMs });
     if (sc.recovers) kinds.push({ scenario: p.scenario, kind: 'recovery', armedMs: p.armedMs });
+    if (sc.voice) kinds.push({ scenario: p.scenario, kind: 'calls', armedMs: p.armedMs });
   }
   for (let i = 0, tries = 0; out.length < cuts && kinds.length > 0 && tries < cuts * 20; tries++) {
     const k = kinds[i % kinds.length]!;
@@ -1134,7 +1178,8 @@ export function planCases(
         percent: 10 * rng.int(0, 10),
         delayMs: rng.int(0, 15),
       };
-    } else cut = { kind: 'time', ms: rng.int(0, Math.max(1, k.armedMs)) };
+    } else if (k.kind === 'calls') cut = { kind: 'calls', delayMs: rng.int(0, 300) };
+    else cut = { kind: 'time', ms: rng.int(0, Math.max(1, k.armedMs)) };
     if (add(k.scenario, cut)) i++;
   }
   return out;
@@ -1234,7 +1279,10 @@ export async function runPowercut(opts: PowercutOptions): Promise<PowercutSummar
     out(`powercut: left out ${leftOut.scenarios.join(', ')}: ${reason}`);
   }
   const inRun = opts.only ? opts.only.map((k) => parseCaseKey(k).scenario) : names;
-  const env = await setupEnv(progress, { containers: inRun.some((n) => SCENARIOS[n].containers) });
+  const env = await setupEnv(progress, {
+    containers: inRun.some((n) => SCENARIOS[n].containers),
+    voice: inRun.some((n) => SCENARIOS[n].voice),
+  });
   try {
     let cases: CaseSpec[];
     const passes: Pass[] = [];

@@ -61,6 +61,7 @@ function digests(files: Record<string, string>, top: string): Record<string, str
 
 export type ScenarioName =
   | 'update'
+  | 'update-with-calls'
   | 'rollback'
   | 'critical'
   | 'factory-reset'
@@ -251,6 +252,11 @@ export interface Scenario {
    * installed and running before the first power-on; every cut also takes the engine down.
    */
   containers?: boolean;
+  /**
+   * The case has a voice service (voice.ts) with 2 calls up at every power-on, until the
+   * appliance is seen waiting for them (invariant 7).
+   */
+  voice?: boolean;
   expect(o: Outcome): Expected;
 }
 
@@ -284,6 +290,18 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
       ...(o.criticalCuts > 0 ? RESET_ALL : KEEP_ALL),
       alarmsCleared: true,
     }),
+  },
+  'update-with-calls': {
+    name: 'update-with-calls',
+    summary: '1.0.0 → 1.1.0 with 2 calls up at every power-on: the restart waits until they end',
+    template: 'fresh',
+    tree: 'good',
+    platform: 'virtual',
+    armAt: 'power-on',
+    downloads: true,
+    recovers: false,
+    voice: true,
+    expect: (o) => SCENARIOS.update.expect(o),
   },
   rollback: {
     name: 'rollback',
