@@ -211,6 +211,10 @@ function lastCheck(status: PortalStatus): string {
 
 function services(status: PortalStatus): ListItem[] {
   const out: ListItem[] = [];
+  // A container upgrade holding the voice service's restart until the site's calls end:
+  // "Waiting for 2 active calls to end before restarting the voice service — at the latest …".
+  if (status.calls?.for === 'containers' && status.phase)
+    out.push({ text: `${status.phase}.`, state: 'info' });
   for (const [name, r] of Object.entries(status.containers)) {
     if (!r) continue;
     // What runs now, first; then what happened to the attempt.

@@ -318,6 +318,25 @@ describe('portalView', () => {
     ]);
     expect(v.show.alarm).toBe(true);
     expect(v.fields.alarm).toBe('CLGW_ALARM_CRITICAL_PHASE_FAILED: power cut while switching');
+    // A container upgrade waiting for calls before it restarts the voice service leads the list.
+    const waiting = portalView(
+      {
+        status: sampleStatus({
+          calls: { for: 'containers', active: 2, deadline: '2025-11-21T05:00:00Z' },
+          phase:
+            'Waiting for 2 active calls to end before restarting the voice service — at the latest 05:00 UTC',
+          containers: { tunnel: { outcome: 'upgraded', version: '2.0.0', at: '2025-11-21T02:01:00Z' } },
+        }),
+      },
+      ctx,
+    );
+    expect(waiting.lists.services).toEqual([
+      {
+        text: 'Waiting for 2 active calls to end before restarting the voice service — at the latest 05:00 UTC.',
+        state: 'info',
+      },
+      { text: 'tunnel 2.0.0', state: 'info' },
+    ]);
   });
 
   it('is plain data: the same view serialises to the same JSON', () => {
