@@ -34,6 +34,12 @@ export function describeCheck(s: Pick<Status, 'check' | 'gatewayVersion' | 'next
       return { severity: 'ok', text: `Release ${c.version} available` };
     case 'rejected':
       return { severity: 'warn', text: `Release ${c.version} not installed: ${c.message}` };
+    case 'notOffered':
+      // A staged rollout working as meant: nothing is wrong, the gateway is simply not in it yet.
+      return {
+        severity: 'ok',
+        text: `Release ${c.version} is available but not yet offered to this gateway${c.percent === undefined ? '' : ` (rollout ${c.percent} %)`}`,
+      };
     case 'failed': {
       // Its message says it all ("the clock is not set (no NTP yet): update deferred; it reads …"),
       // and the agent looks at the clock every minute to run the check again (Agent.waitForClock).

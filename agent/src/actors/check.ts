@@ -2,7 +2,8 @@ import { ClgwError, isClgwError } from '@clgw/core/errors.js';
 import type { Validators } from '@clgw/core/platform/http.js';
 import { otherSlot } from '@clgw/core/platform/paths.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/core/release/parse.js';
-import type { Compat } from '@clgw/core/release/schema.js';
+import { inRollout, rolloutBucket } from '@clgw/core/release/rollout.js';
+import type { Compat, Rollout } from '@clgw/core/release/schema.js';
 import { verifyCompatSignature } from '@clgw/core/release/signature.js';
 import { readRunningRelease } from '@clgw/core/system/os-release.js';
 import type { Deps } from '../deps.js';
@@ -10,6 +11,7 @@ import type { Journal } from '../machine/journal.js';
 import type { CheckOutcome } from '../machine/update.machine.js';
 import { decideUpdate } from '../release/policy.js';
 import { readBootedSlot } from '../slot/booted.js';
+import { ensureApplianceId } from '../ssh/appliance-id.js';
 import { clearRecovered, updateAlarms } from '../state/alarms.js';
 import { readHistory, updateHistory } from '../state/history.js';
 import { clockFloor, clockNotSet } from '../system/clock-floor.js';
@@ -152,6 +154,9 @@ export async function checkForRelease(
       message: `gateway OS ${release.version} was rolled back on this appliance (${rejected.message}); it is not installed again automatically — "clgw update --force" retries it`,
     };
   }
+  if (release.rollout && !(await offeredHere(deps, release.version, release.rollout, journal.force))) {
+    return { kind: 'notOffered', version: release.version, percent: release.rollout.percent };
+  }
   if (signal.aborted) throw new ClgwError('INTERNAL', 'check aborted');
   return {
     kind: 'available',
@@ -166,4 +171,40 @@ export async function checkForRelease(
       artifacts: { boot: { ...release.artifacts.boot }, root: { ...release.artifacts.root } },
     },
   };
+}
+
+/**
+ * Whether a release under a staged rollout is offered to this appliance: its bucket for the
+ * release's salt (core/release/rollout.ts) is below the percentage, or the technician forced the
+ * update (`clgw update --force` takes it whatever the cohort).
+ *
+ * The identity is the appliance ID on the data partition (the one support certificates name:
+ * random, never the MAC), read and checked at every check. A file that is missing or holds no
+ * valid ID is replaced by a new random one, with a warning: the box then may fall in another
+ * cohort, which costs nothing but the stability of that one box's place in the rollout — refusing
+ * every release until someone repairs the file would cost more. A factory reset erases the data
+ * partition, so a reset box gets a new ID and may land in another cohort too.
+ */
+async function offeredHere(
+  deps: Deps,
+  version: string,
+  rollout: Rollout,
+  force: boolean | undefined,
+): Promise<boolean> {
+  const { id, created } = await ensureApplianceId(deps.paths.applianceId);
+  if (created)
+    deps.log.warn('appliance ID was missing or invalid: made a new one (the rollout cohort may change)', {
+      file: deps.paths.applianceId,
+    });
+  const bucket = rolloutBucket(rollout.salt, id);
+  const offered = inRollout(bucket, rollout.percent);
+  // The bucket and percentage explain the decision; the ID stays out of the log line.
+  deps.log.info('staged rollout', {
+    version,
+    percent: rollout.percent,
+    bucket,
+    offered,
+    ...(force && !offered ? { forced: true } : {}),
+  });
+  return offered || force === true;
 }

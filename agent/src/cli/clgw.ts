@@ -29,7 +29,8 @@ commands:
   check [--json]           look for a new release (does not install it)
   update [--force] [--json]
                            install the newest release, following it to the end
-                           (--force: also one rolled back on this appliance)
+                           (--force: also one rolled back on this appliance,
+                           or one not yet offered to it by a staged rollout)
   update --containers [--force] [--json]
                            upgrade only the service containers (compat.yaml)
   containers [--json]      the service containers and their last upgrade
@@ -603,6 +604,12 @@ async function run(argv: string[]): Promise<number> {
       if (s.check?.outcome === 'rejected') {
         process.stderr.write(`${wrapLine(`clgw: ${s.check.message}`, stderrWidth(), 6).join('\n')}\n`);
         return EXIT.failed;
+      }
+      // Not in the release's staged rollout (yet): nothing failed — exit 0, as when up to date —
+      // but the technician who asked may take it now.
+      if (s.check?.outcome === 'notOffered') {
+        if (!json) print(`${s.check.message}\n"clgw update --force" installs it now`);
+        return EXIT.ok;
       }
       if (!json) print(s.check?.message ?? s.state);
       return EXIT.ok;

@@ -110,11 +110,14 @@ export interface UpdateResult {
  * was downloaded or installed, so it is a warning, never an update error.
  */
 export interface CheckResult {
-  outcome: 'upToDate' | 'available' | 'rejected' | 'failed';
-  /** The release found (`available`), or the one running; empty when the check failed. */
+  /** `notOffered`: a release under a staged rollout whose cohort this appliance is not in. */
+  outcome: 'upToDate' | 'available' | 'rejected' | 'notOffered' | 'failed';
+  /** The release found (`available`, `rejected`, `notOffered`), or the one running; empty when the check failed. */
   version: string;
   at: string;
   message: string;
+  /** The rollout's percentage (`notOffered`). */
+  percent?: number;
   /** Why the check failed. */
   error?: SerializedError;
 }
@@ -242,10 +245,11 @@ export const journalSchema = z
       .optional(),
     check: z
       .object({
-        outcome: z.enum(['upToDate', 'available', 'rejected', 'failed']),
+        outcome: z.enum(['upToDate', 'available', 'rejected', 'notOffered', 'failed']),
         version: z.string(),
         at: z.string(),
         message: z.string(),
+        percent: z.number().min(0).max(100).optional(),
         error: errorSchema.optional(),
       })
       .strict()

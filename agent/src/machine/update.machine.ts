@@ -18,7 +18,9 @@ import {
 export type CheckOutcome =
   | { kind: 'upToDate'; version: string }
   | { kind: 'available'; target: UpdateTarget }
-  | { kind: 'rejected'; version: string; message: string };
+  | { kind: 'rejected'; version: string; message: string }
+  /** A release under a staged rollout whose cohort this appliance is not (yet) in: nothing to do. */
+  | { kind: 'notOffered'; version: string; percent: number };
 
 /** What confirming the booted slot after a reboot decided. */
 export type ConfirmOutcome =
@@ -163,6 +165,14 @@ function checkResult(context: Context, o: CheckOutcome): CheckResult {
       };
     case 'rejected':
       return { outcome: 'rejected', version: o.version, at, message: o.message };
+    case 'notOffered':
+      return {
+        outcome: 'notOffered',
+        version: o.version,
+        at,
+        message: `gateway OS ${o.version} is available but not yet offered to this gateway (rollout ${o.percent} %)`,
+        percent: o.percent,
+      };
   }
 }
 

@@ -18,7 +18,8 @@ export async function readApplianceId(file: string): Promise<string | undefined>
  * the box and seen on the LAN), written atomically to the data partition, readable by everyone
  * (sshd's principals command runs as an unprivileged user; the ID is shown on the screen anyway).
  * It survives updates and a data reset; a factory reset erases the data partition and so makes a
- * new appliance as far as support certificates go. Returns the ID and whether it was made now.
+ * new appliance as far as support certificates go — and staged rollouts, whose cohorts it picks
+ * (actors/check.ts). Returns the ID and whether it was made now.
  */
 export async function ensureApplianceId(file: string): Promise<{ id: string; created: boolean }> {
   const existing = await readApplianceId(file);

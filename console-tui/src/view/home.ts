@@ -4,7 +4,7 @@
  * alarm, startup diagnostics, SSH banner). Lines are blessed markup with every outside text
  * escaped; plain ASCII and the 8 basic colours only, so they draw on the Linux VGA console.
  */
-import { checkWarning } from '@clgw/agent/check-words.js';
+import { checkWarning, describeCheck } from '@clgw/agent/check-words.js';
 import type { DiagnosticsReport } from '@clgw/agent/diagnostics/checks.js';
 import type { PresenceView } from '@clgw/agent/presence/presence.js';
 import type { Status } from '@clgw/agent/status.js';
@@ -188,6 +188,10 @@ export function homeLines(input: HomeInput): string[] {
   // A check that could not be done: a warning apart from the update line (nothing was installed).
   const warning = checkWarning(status);
   if (warning) lines.push(...textRow('Last check', warning.text, 'yellow-fg'));
+  // A release held back by a staged rollout: no warning, but why the gateway does not take it.
+  const held =
+    status.state === 'idle' && status.check?.outcome === 'notOffered' ? describeCheck(status) : null;
+  if (held) lines.push(...textRow('Last check', held.text));
   const active = status.alarms.filter((a) => !a.clearedAt);
   for (const a of active.slice(-1)) {
     lines.push(...textRow('Alarm', a.code, 'red-fg'));

@@ -77,11 +77,14 @@ export function parseCompat(text: string | Uint8Array, source = 'compat.yaml'): 
 
 /** A whole number as a publisher writes it: decimal digits, no sign, point, exponent or leading 0. */
 const PLAIN_DECIMAL = /^(?:0|[1-9][0-9]*)$/;
+/** A rollout percentage, the one number that is not whole: the same, with up to two decimals. */
+const PLAIN_PERCENT = /^(?:0|[1-9][0-9]*)(?:\.[0-9]{1,2})?$/;
+const PERCENT_PATH = /^platforms\.[a-z]+\.release\.rollout\.percent$/;
 
 /**
  * Refuses numbers not written in plain decimal digits. Every number in schema v1 is a whole number
- * (the schema version, serial, sizes, chunk size), and once the document validated every number in
- * it is one of them. YAML 1.2 reads `8388608.0`, `0x800000`, `0o40000000`, `8.388608e6`, `+8388608`
+ * (the schema version, serial, sizes, chunk size) but a rollout's percentage (`12.5`: a point and
+ * at most two decimals), and once the document validated every number in it is one of them. YAML 1.2 reads `8388608.0`, `0x800000`, `0o40000000`, `8.388608e6`, `+8388608`
  * and `08388608` all as 8388608, but other readers do not (YAML 1.1 reads `010` as 8, some keep
  * `8388608.0` a float): what a signed document means must not depend on who reads it.
  */
@@ -91,11 +94,13 @@ function refuseLenientNumbers(
   at: (offset: number | undefined) => string,
 ): void {
   const problems = numbers
-    .filter((n) => !PLAIN_DECIMAL.test(n.text))
-    .map(
-      (n) =>
-        `${n.path || '(document)'}: expected a whole number in plain decimal digits, such as ` +
-        `${n.value} (got ${n.text})${at(n.offset)}`,
+    .filter((n) => !(PERCENT_PATH.test(n.path) ? PLAIN_PERCENT : PLAIN_DECIMAL).test(n.text))
+    .map((n) =>
+      PERCENT_PATH.test(n.path)
+        ? `${n.path}: expected a percentage in plain decimal digits with at most two decimals, such as ` +
+          `${n.value} (got ${n.text})${at(n.offset)}`
+        : `${n.path || '(document)'}: expected a whole number in plain decimal digits, such as ` +
+          `${n.value} (got ${n.text})${at(n.offset)}`,
     );
   if (problems.length === 0) return;
   const shown = problems.slice(0, 5);

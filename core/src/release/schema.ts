@@ -28,12 +28,15 @@ const MAX_PATH_SEGMENT_LENGTH = 128;
 const MAX_PATH_SEGMENTS = 8;
 const MAX_VERSION_LENGTH = 64;
 const MAX_CONTAINERS = 16;
+export const MAX_ROLLOUT_SALT_LENGTH = 64;
 
 /** A segment never starts with a dot, which rules out `.`, `..` and hidden files at once. */
 const SEGMENT = /^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 const ISO_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?Z$/;
+/** Printable ASCII without spaces: a salt is typed on a command line and read back from YAML. */
+const ROLLOUT_SALT = new RegExp(`^[!-~]{1,${MAX_ROLLOUT_SALT_LENGTH}}$`);
 const CONTAINER_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 /** An OCI image reference: registry/name:tag or name@sha256:digest, no whitespace or quotes. */
 const IMAGE_REFERENCE =
@@ -179,6 +182,24 @@ export const SlotArtifactSchema = ArtifactSchema.extend({ index: ChunkIndexSchem
   },
 );
 
+/**
+ * A staged rollout (rollout.ts): the release is offered only to appliances whose bucket for `salt`
+ * lies below `percent`. Two decimals at most, since buckets are basis points: 12.345 would be a
+ * promise the bucket cannot keep.
+ */
+export const RolloutSchema = z.strictObject({
+  percent: z
+    .number()
+    .min(0, { error: 'expected a percentage from 0 to 100' })
+    .max(100, { error: 'expected a percentage from 0 to 100' })
+    .refine((p) => Math.abs(p * 100 - Math.round(p * 100)) < 1e-6, {
+      error: 'expected at most two decimals, such as 12.5',
+    }),
+  salt: z.string().regex(ROLLOUT_SALT, {
+    error: `expected 1 to ${MAX_ROLLOUT_SALT_LENGTH} printable characters without spaces`,
+  }),
+});
+
 export const PlatformReleaseSchema = z
   .strictObject({
     version: semverString,
@@ -192,6 +213,11 @@ export const PlatformReleaseSchema = z
       .refine(isPatchLevel, { error: 'expected a date such as 2026-11-20 (YYYY-MM-DD)' })
       .optional(),
     artifacts: z.strictObject({ boot: SlotArtifactSchema, root: SlotArtifactSchema }),
+    /**
+     * Optional: without it the release is offered to every appliance. Agents before it refuse the
+     * key (mappings are strict), so only a release whose older appliances know it may carry one.
+     */
+    rollout: RolloutSchema.optional(),
   })
   .superRefine((r, ctx) => {
     // Only compare once both are valid; otherwise semver throws and the field errors say enough.
@@ -278,6 +304,7 @@ export type Artifact = z.output<typeof ArtifactSchema>;
 export type ChunkIndexRef = z.output<typeof ChunkIndexSchema>;
 export type ChunkPackRef = z.output<typeof ChunkPackSchema>;
 export type SlotArtifact = z.output<typeof SlotArtifactSchema>;
+export type Rollout = z.output<typeof RolloutSchema>;
 export type PlatformRelease = z.output<typeof PlatformReleaseSchema>;
 export type ContainerRef = z.output<typeof ContainerRefSchema>;
 export type PlatformEntry = z.output<typeof PlatformEntrySchema>;

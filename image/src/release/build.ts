@@ -23,6 +23,7 @@ import {
   PLATFORMS,
   type Platform,
   type PlatformEntry,
+  type Rollout,
   type SlotArtifact,
   validateCompat,
 } from '@clgw/core/release/schema.js';
@@ -91,6 +92,11 @@ export interface BuildReleaseOptions {
    * field refuse it, as they do `index`.
    */
   patchLevel?: boolean;
+  /**
+   * Publish the release under a staged rollout (see {@link setRollout}). Default: none — unless
+   * the same version is published again for a platform, which keeps that platform's rollout.
+   */
+  rollout?: Rollout;
 }
 
 export interface BuiltRelease {
@@ -163,6 +169,7 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
           minSourceVersion: options.minSourceVersion,
           ...(osPatchLevel ? { osPatchLevel } : {}),
           artifacts: { boot: { ...boot }, root: { ...root } },
+          ...rolloutOf(options, kept),
         },
         containers: kept?.containers ?? [],
       };
@@ -183,6 +190,104 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
 
   await writeSignedCompat(compat, compatPath, signaturePath, options.keys);
   return { compat, compatPath, signaturePath, artifacts: { boot, root } };
+}
+
+/**
+ * The rollout a rebuilt platform entry gets: the one asked for; else, when the same version is
+ * published again (another platform's build, new images' chunk indexes), the one it had — a
+ * rebuild must not quietly offer a held-back release to every appliance.
+ */
+function rolloutOf(options: BuildReleaseOptions, kept: PlatformEntry | undefined): { rollout?: Rollout } {
+  if (options.rollout) return { rollout: { ...options.rollout } };
+  const previous = kept?.release;
+  return previous?.rollout && previous.version === options.version
+    ? { rollout: { ...previous.rollout } }
+    : {};
+}
+
+export interface SetRolloutOptions {
+  tree: string;
+  keys: DevKeys;
+  /** Platforms whose release's rollout changes (each must already have a release). */
+  platforms: Platform[];
+  /** The share of appliances offered the release, 0 … 100 with at most two decimals; null: all of them. */
+  percent: number | null;
+  /**
+   * Which appliances make up each share. Default: the salt the release already has — so raising
+   * the percentage only adds appliances — else the release's version. A new salt draws new cohorts.
+   */
+  salt?: string;
+  serial?: number;
+  expiresInDays?: number;
+  now?: number;
+}
+
+/** One platform's rollout before and after {@link setRollout} (undefined: offered to all). */
+export interface RolloutChange {
+  platform: Platform;
+  version: string;
+  before?: Rollout;
+  after?: Rollout;
+}
+
+/**
+ * Sets or clears the staged rollout of the platforms' current releases: a new compat.yaml with the
+ * next serial (appliances refuse an older one, so a raised percentage cannot be replayed down),
+ * then its signature. Artifacts are untouched. Percentage and salt are checked by the schema
+ * (`COMPAT_INVALID` naming the field) before anything is written.
+ */
+export async function setRollout(
+  options: SetRolloutOptions,
+): Promise<{ compat: Compat; compatPath: string; changes: RolloutChange[] }> {
+  const now = options.now ?? Date.now();
+  const expiresInDays = options.expiresInDays ?? 30;
+  const compatPath = path.join(options.tree, COMPAT_FILE);
+  const previous = await readExistingCompat(compatPath);
+  const bad = (message: string): ClgwError => new ClgwError('INVALID_REQUEST', message);
+  if (!previous) throw bad(`${compatPath} does not exist: publish a gateway OS release first`);
+  if (options.platforms.length === 0) throw bad('at least one platform is needed');
+  for (const p of options.platforms) {
+    if (!previous.platforms[p]) throw bad(`${compatPath} has no release for ${p}: publish one first`);
+  }
+  if (options.percent === null && options.salt !== undefined)
+    throw bad('a salt without a percentage: clearing the rollout offers the release to every appliance');
+  const serial = options.serial ?? previous.serial + 1;
+  if (serial <= previous.serial)
+    throw bad(`serial ${serial} does not exceed serial ${previous.serial} of the published ${compatPath}`);
+  const changes: RolloutChange[] = [];
+  const platforms: Partial<Record<Platform, PlatformEntry>> = {};
+  for (const platform of PLATFORMS) {
+    const kept = previous.platforms[platform];
+    if (!kept) continue;
+    if (!options.platforms.includes(platform)) {
+      platforms[platform] = kept;
+      continue;
+    }
+    const { rollout: before, ...release } = kept.release;
+    const after =
+      options.percent === null
+        ? undefined
+        : { percent: options.percent, salt: options.salt ?? before?.salt ?? release.version };
+    platforms[platform] = { ...kept, release: { ...release, ...(after ? { rollout: after } : {}) } };
+    changes.push({
+      platform,
+      version: release.version,
+      ...(before ? { before } : {}),
+      ...(after ? { after } : {}),
+    });
+  }
+  const compat = validateCompat(
+    {
+      schema: 1,
+      serial,
+      published: isoSeconds(now),
+      expires: isoSeconds(now + expiresInDays * DAY_MS),
+      platforms,
+    },
+    compatPath,
+  );
+  await writeSignedCompat(compat, compatPath, path.join(options.tree, SIGNATURE_FILE), options.keys);
+  return { compat, compatPath, changes };
 }
 
 /** Writes compat.yaml and then its signature (artifacts must already be in place). */

@@ -12,7 +12,7 @@ import {
   PLATFORMS,
   type Platform,
 } from '@clgw/core/release/schema.js';
-import { buildRelease, type ContainerSource, publishContainers } from './build.js';
+import { buildRelease, type ContainerSource, publishContainers, setRollout } from './build.js';
 import { generateDevKeys, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
 import { signDocument } from './sign.js';
 import {
@@ -34,15 +34,26 @@ export const USAGE = `usage:
   clgw-release build --keys DIR --tree DIR --version V --platform P
       [--platform P ...] --boot FILE --root FILE --min-source V [--serial N]
       [--expires-days N] [--no-index] [--no-patch-level]
+      [--rollout PERCENT [--salt SALT]]
       compat.yaml states the root image's OS patch level (os-release's
       CLGW_PATCH_LEVEL); agents before it refuse the field, as they do the
-      chunk index: --no-patch-level and --no-index leave them out
+      chunk index: --no-patch-level and --no-index leave them out;
+      --rollout offers the release to PERCENT % of the appliances only
+      (a staged rollout from the start; SALT: as for rollout below)
   clgw-release containers --keys DIR --tree DIR --platform P [--platform P ...]
       --container NAME=VERSION,IMAGE,FILE [--container ...] [--serial N]
       [--no-image-id]
       publishes the container set of those platforms, keeping their OS release;
       each FILE must hold exactly IMAGE, whose ID compat.yaml signs (agents
       before it refuse the field: --no-image-id leaves it out)
+  clgw-release rollout --keys DIR --tree DIR --platform P [--platform P ...]
+      (--percent PERCENT [--salt SALT] | --clear) [--serial N]
+      [--expires-days N]
+      sets the staged rollout of those platforms' releases (PERCENT: 0-100,
+      two decimals at most) or clears it (offered to all), and re-signs
+      compat.yaml with the next serial; SALT (1-64 printable characters)
+      defaults to the release's current salt, else its version: keep it when
+      raising PERCENT, or appliances already offered the release may lose it
   clgw-release sign --keys DIR FILE          writes FILE.sig
   clgw-release verify --roots PEM --tree DIR [--skip-artifacts]
   clgw-release support-cert --ca KEY --principal P [--principal P ...]
@@ -75,6 +86,9 @@ export async function main(argv: string[], io: Io = consoleIo): Promise<number> 
         return 0;
       case 'containers':
         await containersCommand(rest, io);
+        return 0;
+      case 'rollout':
+        await rolloutCommand(rest, io);
         return 0;
       case 'sign':
         await signCommand(rest, io);
@@ -202,13 +216,19 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
       'expires-days': { type: 'string' },
       'no-index': { type: 'boolean' },
       'no-patch-level': { type: 'boolean' },
+      rollout: { type: 'string' },
+      salt: { type: 'string' },
     },
   });
   const platforms = platformsOf(values.platform);
   // Every usage check before any work, so a missing flag is always exit 2.
+  if (values.salt !== undefined && values.rollout === undefined)
+    throw new UsageError('--salt needs --rollout PERCENT');
+  const percent = values.rollout === undefined ? undefined : percentOf(values.rollout, '--rollout');
+  const version = required(values.version, '--version');
   const request = {
     tree: required(values.tree, '--tree'),
-    version: required(values.version, '--version'),
+    version,
     platforms,
     boot: required(values.boot, '--boot'),
     root: required(values.root, '--root'),
@@ -217,6 +237,7 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
     expiresInDays: optionalInteger(values['expires-days'], '--expires-days'),
     chunkIndex: !(values['no-index'] ?? false),
     patchLevel: !(values['no-patch-level'] ?? false),
+    ...(percent === undefined ? {} : { rollout: { percent, salt: values.salt ?? version } }),
   };
   const keys = await loadKeys(required(values.keys, '--keys'));
   const built = await buildRelease({ ...request, keys });
@@ -229,6 +250,12 @@ async function buildCommand(args: string[], io: Io): Promise<void> {
     level
       ? `  OS patch level: ${level} (the root image's os-release)`
       : `  OS patch level: not stated (${request.patchLevel ? 'the root image declares none' : '--no-patch-level'})`,
+  );
+  const rollout = request.platforms.map((p) => c.platforms[p]?.release.rollout).find(Boolean);
+  io.out(
+    rollout
+      ? `  staged rollout: ${rollout.percent} % of the appliances (salt ${rollout.salt})`
+      : '  offered to every appliance (no staged rollout)',
   );
   for (const [role, a] of Object.entries(built.artifacts)) {
     io.out(`  ${role}: ${a.path} ${a.size} bytes sha256 ${a.sha256}`);
@@ -286,6 +313,52 @@ async function containersCommand(args: string[], io: Io): Promise<void> {
   }
 }
 
+async function rolloutCommand(args: string[], io: Io): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      keys: { type: 'string' },
+      tree: { type: 'string' },
+      platform: { type: 'string', multiple: true },
+      percent: { type: 'string' },
+      salt: { type: 'string' },
+      clear: { type: 'boolean' },
+      serial: { type: 'string' },
+      'expires-days': { type: 'string' },
+    },
+  });
+  const platforms = platformsOf(values.platform);
+  const clear = values.clear ?? false;
+  if (clear === (values.percent !== undefined))
+    throw new UsageError('rollout needs either --percent PERCENT or --clear');
+  if (clear && values.salt !== undefined) throw new UsageError('--salt goes with --percent, not --clear');
+  const request = {
+    tree: required(values.tree, '--tree'),
+    platforms,
+    percent: values.percent === undefined ? null : percentOf(values.percent, '--percent'),
+    ...(values.salt === undefined ? {} : { salt: values.salt }),
+    serial: optionalInteger(values.serial, '--serial'),
+    expiresInDays: optionalInteger(values['expires-days'], '--expires-days'),
+  };
+  const keys = await loadKeys(required(values.keys, '--keys'));
+  const { compat, compatPath, changes } = await setRollout({ ...request, keys });
+  io.out(`staged rollout ${clear ? 'cleared' : 'set'} for ${platforms.join(', ')}`);
+  io.out(
+    `  ${compatPath}: serial ${compat.serial}, published ${compat.published}, expires ${compat.expires}`,
+  );
+  const said = (r: { percent: number; salt: string } | undefined) =>
+    r ? `${r.percent} % (salt ${r.salt})` : 'every appliance';
+  for (const ch of changes) {
+    io.out(`${ch.platform}: ${ch.version} offered to ${said(ch.after)}, was ${said(ch.before)}`);
+    // The two ways a publisher can take the release away from boxes that were offered it.
+    if (ch.before && ch.after && ch.before.salt !== ch.after.salt)
+      io.out('  a new salt draws new cohorts: appliances offered it before may no longer be');
+    else if (ch.after && ch.after.percent < (ch.before?.percent ?? 100))
+      io.out('  a lower percentage holds it back from appliances that have not installed it yet');
+  }
+}
+
 async function signCommand(args: string[], io: Io): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
@@ -335,6 +408,8 @@ async function verifyCommand(args: string[], io: Io): Promise<void> {
     const entry = c.platforms[platform];
     if (!entry) continue;
     io.out(`${platform}: ${entry.release.version} (updates from ${entry.release.minSourceVersion} or later)`);
+    const r = entry.release.rollout;
+    if (r) io.out(`  staged rollout: offered to ${r.percent} % of the appliances (salt ${r.salt})`);
     for (const [role, a] of Object.entries(entry.release.artifacts))
       io.out(`  ${role}: ${a.path} ${a.size} bytes sha256 ${a.sha256}`);
     for (const ct of entry.containers) io.out(`  container ${ct.name} ${ct.version}: ${ct.image}`);
@@ -360,6 +435,14 @@ function platformsOf(values: string[] | undefined): Platform[] {
 function required(value: string | undefined, flag: string): string {
   if (value === undefined || value === '') throw new UsageError(`${flag} is required`);
   return value;
+}
+
+/** A percentage as typed: 0 to 100, at most two decimals (the schema checks it again). */
+function percentOf(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^[0-9]{1,3}(?:\.[0-9]{1,2})?$/.test(value) || n > 100)
+    throw new UsageError(`${flag} ${value}: expected a percentage from 0 to 100, such as 10 or 12.5`);
+  return n;
 }
 
 function optionalInteger(value: string | undefined, flag: string): number | undefined {

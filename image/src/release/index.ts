@@ -8,8 +8,11 @@ export {
   hashFile,
   publishArtifact,
   publishChunkIndex,
+  type RolloutChange,
   renderCompat,
+  type SetRolloutOptions,
   SIGNATURE_FILE,
+  setRollout,
 } from './build.js';
 export { main as runReleaseCommand, USAGE } from './command.js';
 export {

@@ -360,4 +360,55 @@ describe('clgw-release', () => {
     expect(await fs.readFile(path.join(dir, 'tree/compat.yaml'))).toEqual(compatBefore);
     await expect(fs.access(path.join(dir, 'tree/containers/tunnel/1.2.0.tar'))).rejects.toThrow();
   });
+
+  it('sets, raises and clears a staged rollout, re-signed with the next serial', async () => {
+    // The tree from the first test publishes 1.2.0 for kvm.
+    const rollout = (...args: string[]) =>
+      clgwRelease(['rollout', '--keys', 'keys', '--tree', 'tree', '--platform', 'kvm', ...args], dir);
+    const read = async () => parseCompat(await fs.readFile(path.join(dir, 'tree/compat.yaml')));
+    const serial = (await read()).serial;
+
+    const set = await rollout('--percent', '10');
+    expect(set.stderr).toBe('');
+    expect(set.code).toBe(0);
+    expect(set.stdout).toContain('staged rollout set for kvm');
+    expect(set.stdout).toContain('kvm: 1.2.0 offered to 10 % (salt 1.2.0), was every appliance');
+    expect((await read()).platforms.kvm?.release.rollout).toEqual({ percent: 10, salt: '1.2.0' });
+    expect((await read()).serial).toBe(serial + 1);
+    // (The test that made a tree not check out left an artifact changed: the document only.)
+    const verify = await clgwRelease(
+      ['verify', '--roots', 'keys/root.pem', '--tree', 'tree', '--skip-artifacts'],
+      dir,
+    );
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain('staged rollout: offered to 10 % of the appliances (salt 1.2.0)');
+
+    // Raising it keeps the salt; a lower percentage or another salt is said to take it back.
+    expect((await rollout('--percent', '12.5')).stdout).toContain('offered to 12.5 % (salt 1.2.0), was 10 %');
+    expect((await rollout('--percent', '5')).stdout).toContain('a lower percentage holds it back');
+    expect((await rollout('--percent', '5', '--salt', 'b')).stdout).toContain('a new salt draws new cohorts');
+    const cleared = await rollout('--clear');
+    expect(cleared.code).toBe(0);
+    expect(cleared.stdout).toContain('kvm: 1.2.0 offered to every appliance, was 5 % (salt b)');
+    expect((await read()).platforms.kvm?.release.rollout).toBeUndefined();
+    expect((await read()).serial).toBe(serial + 5);
+
+    for (const [args, message] of [
+      [[], 'rollout needs either --percent PERCENT or --clear'],
+      [['--percent', '10', '--clear'], 'rollout needs either --percent PERCENT or --clear'],
+      [['--percent', '100.5'], '--percent 100.5: expected a percentage from 0 to 100'],
+      [['--percent', '1e1'], '--percent 1e1: expected a percentage from 0 to 100'],
+      [['--clear', '--salt', 'x'], '--salt goes with --percent, not --clear'],
+    ] as const) {
+      const run = await rollout(...args);
+      expect(run.code, message).toBe(2);
+      expect(run.stderr).toContain(message);
+    }
+    const badSalt = await rollout('--percent', '10', '--salt', 'two words');
+    expect(badSalt.code).toBe(1);
+    expect(badSalt.stderr).toContain(
+      'COMPAT_INVALID: tree/compat.yaml is invalid: platforms.kvm.release.rollout.salt: expected 1 to 64 printable characters',
+    );
+    expect((await read()).serial).toBe(serial + 5);
+  });
 });

@@ -85,6 +85,21 @@ describe('describeCheck', () => {
     });
     expect(describeCheck(sampleStatus())).toBeNull();
   });
+
+  it('a release held back by a staged rollout is no warning: it says why it is not installed', () => {
+    const check: CheckResult = {
+      outcome: 'notOffered',
+      version: '1.4.0',
+      at,
+      message: 'gateway OS 1.4.0 is available but not yet offered to this gateway (rollout 10 %)',
+      percent: 10,
+    };
+    expect(describeCheck(sampleStatus({ check }))).toEqual({
+      severity: 'ok',
+      text: 'Release 1.4.0 is available but not yet offered to this gateway (rollout 10 %)',
+    });
+    expect(checkWarning(sampleStatus({ check }))).toBeNull();
+  });
 });
 
 describe('checkWarning', () => {

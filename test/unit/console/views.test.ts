@@ -283,6 +283,30 @@ describe('home screen: a check that could not be done', () => {
   });
 });
 
+describe('home screen: a release held back by a staged rollout', () => {
+  it('is a plain Last check line (no warning colour) while idle', () => {
+    const check = {
+      outcome: 'notOffered' as const,
+      version: '1.4.0',
+      at: '2026-12-05T03:00:00Z',
+      message: 'gateway OS 1.4.0 is available but not yet offered to this gateway (rollout 10 %)',
+      percent: 10,
+    };
+    const lines = homeLines({ status: sampleStatus({ check }), unreachable: null, addresses: [] });
+    const at = lines.findIndex((l) => l.startsWith('Update:'));
+    expect(lines.slice(at + 1, at + 3)).toEqual([
+      'Last check:   Release 1.4.0 is available but not yet offered to this gateway',
+      '              (rollout 10 %)',
+    ]);
+    const busy = homeLines({
+      status: sampleStatus({ check, state: 'checking' }),
+      unreachable: null,
+      addresses: [],
+    });
+    expect(busy.join('\n')).not.toContain('Last check');
+  });
+});
+
 describe('home screen: the deployment line', () => {
   const first = (outcome: 'applied' | 'partial' | 'refused' | 'none', reasons: string[] = []) =>
     firstBootView({ at: '2026-12-05T09:00:00Z', outcome, transport: 'guestinfo', reasons });

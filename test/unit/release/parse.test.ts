@@ -335,3 +335,30 @@ x:
     expect(err.message).toContain('expected a mapping, got null');
   });
 });
+
+describe('a rollout percentage in compat.yaml', () => {
+  const rollout = (percent: string) =>
+    SAMPLE_YAML.replace(
+      '      minSourceVersion: 1.0.0\n',
+      `      minSourceVersion: 1.0.0\n      rollout: { percent: ${percent}, salt: "1.1.0" }\n`,
+    );
+
+  it.each([
+    ['0', 0],
+    ['10', 10],
+    ['12.5', 12.5],
+    ['99.99', 99.99],
+    ['100', 100],
+  ])('reads %s, the one number that may have decimals', (text, value) => {
+    expect(parseCompat(rollout(text)).platforms.virtual?.release.rollout).toEqual({
+      percent: value,
+      salt: '1.1.0',
+    });
+  });
+
+  it.each(['1e1', '010', '+10', '10.', '.5', '0x0a', '1.25e1'])('refuses %s as not plain', (text) => {
+    const err = failure(rollout(text));
+    expect(err.code).toBe('COMPAT_INVALID');
+    expect(err.message).toContain('platforms.virtual.release.rollout.percent: expected a percentage');
+  });
+});

@@ -278,3 +278,59 @@ describe('compat schema v1', () => {
     }
   });
 });
+
+describe('a release under a staged rollout', () => {
+  const withRollout = (rollout: unknown) => {
+    const doc = sampleCompat();
+    Object.assign(doc.platforms.virtual!.release, { rollout });
+    return doc;
+  };
+
+  it.each([
+    [{ percent: 0, salt: 'a' }],
+    [{ percent: 10, salt: '1.4.0' }],
+    [{ percent: 12.5, salt: 'wave-2/2026:Q4' }],
+    [{ percent: 99.99, salt: 'x'.repeat(64) }],
+    [{ percent: 100, salt: '~!#' }],
+  ])('accepts %j', (rollout) => {
+    expect(validateCompat(withRollout(rollout)).platforms.virtual?.release.rollout).toEqual(rollout);
+  });
+
+  it('is optional: without it the release is offered to all', () => {
+    expect(validateCompat(sampleCompat()).platforms.virtual?.release.rollout).toBeUndefined();
+  });
+
+  it.each([
+    [{ percent: -1, salt: 's' }, 'rollout.percent: expected a percentage from 0 to 100 (got -1)'],
+    [{ percent: 100.01, salt: 's' }, 'rollout.percent: expected a percentage from 0 to 100 (got 100.01)'],
+    [
+      { percent: 12.345, salt: 's' },
+      'rollout.percent: expected at most two decimals, such as 12.5 (got 12.345)',
+    ],
+    [{ percent: '10', salt: 's' }, 'rollout.percent: expected a number, got string "10"'],
+    [{ salt: 's' }, 'rollout.percent: missing (expected a number)'],
+    [
+      { percent: 10, salt: '' },
+      'rollout.salt: expected 1 to 64 printable characters without spaces (got "")',
+    ],
+    [
+      { percent: 10, salt: 'two words' },
+      'rollout.salt: expected 1 to 64 printable characters without spaces',
+    ],
+    [
+      { percent: 10, salt: 'x'.repeat(65) },
+      'rollout.salt: expected 1 to 64 printable characters without spaces',
+    ],
+    [
+      { percent: 10, salt: 'tab\there' },
+      'rollout.salt: expected 1 to 64 printable characters without spaces',
+    ],
+    [{ percent: 10, salt: 'é' }, 'rollout.salt: expected 1 to 64 printable characters without spaces'],
+    [{ percent: 10, salt: 7 }, 'rollout.salt: expected a string, got number 7'],
+    [{ percent: 10 }, 'rollout.salt: missing (expected a string)'],
+    [{ percent: 10, salt: 's', cohort: 'a' }, 'rollout: unknown key "cohort"'],
+    [10, 'rollout: expected a mapping, got number 10'],
+  ])('refuses %j naming the field', (rollout, message) => {
+    expect(invalid(withRollout(rollout))).toContain(`platforms.virtual.release.${message}`);
+  });
+});
