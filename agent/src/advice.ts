@@ -148,6 +148,11 @@ export function ownWords(
         title: 'The update could not be verified as genuine, so it was not installed.',
         advice: `${retryLater}. If it persists, contact support.`,
       };
+    case 'CERT_REVOKED':
+      return {
+        title: 'The update was signed with a certificate the vendor has revoked, so it was not installed.',
+        advice: `${retryLater}: the vendor publishes the update again under a valid certificate. If it persists, contact support.`,
+      };
     case 'RELEASE_NOT_YET_VALID':
       return {
         title:

@@ -4,7 +4,7 @@ import { otherSlot } from '@clgw/core/platform/paths.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/core/release/parse.js';
 import { inRollout, rolloutBucket } from '@clgw/core/release/rollout.js';
 import type { Compat, Rollout } from '@clgw/core/release/schema.js';
-import { verifyCompatSignature } from '@clgw/core/release/signature.js';
+import { envelopeRevocations, verifyCompatSignature } from '@clgw/core/release/signature.js';
 import { readRunningRelease } from '@clgw/core/system/os-release.js';
 import type { Deps } from '../deps.js';
 import type { Journal } from '../machine/journal.js';
@@ -14,6 +14,7 @@ import { readBootedSlot } from '../slot/booted.js';
 import { ensureApplianceId } from '../ssh/appliance-id.js';
 import { clearRecovered, updateAlarms } from '../state/alarms.js';
 import { readHistory, updateHistory } from '../state/history.js';
+import { adoptRevocations } from '../state/revocations.js';
 import { clockFloor, clockNotSet } from '../system/clock-floor.js';
 
 /** The signature envelope is small: a signature and at most a few certificates. */
@@ -41,12 +42,12 @@ export interface CompatCache {
  * before parsing anything. Nothing from the document may be used before this returns.
  *
  * With a cached document, compat.yaml is asked for only if changed; unchanged, the cached
- * document and envelope are verified again (certificates expire; `now` moves) and used. If they
- * no longer verify, both are fetched again unconditionally: a vendor may re-sign an unchanged
- * document.
+ * document and envelope are verified again (certificates expire; `now` moves; a revocation list
+ * may have arrived) and used. If they no longer verify, both are fetched again unconditionally: a
+ * vendor may re-sign an unchanged document.
  */
 export async function fetchCompat(
-  deps: Pick<Deps, 'http' | 'config' | 'trustedRootsPem' | 'compatCache'>,
+  deps: Pick<Deps, 'http' | 'config' | 'trustedRootsPem' | 'compatCache' | 'paths' | 'log'>,
   now: number,
   signal: AbortSignal,
 ): Promise<{ compat: Compat; signer: string }> {
@@ -59,7 +60,7 @@ export async function fetchCompat(
   });
   if (!first.changed && cached) {
     try {
-      return verifiedCompat(deps, cached.document, cached.envelope, now);
+      return await verifiedCompat(deps, cached.document, cached.envelope, now);
     } catch {
       deps.compatCache.last = undefined;
       return fetchCompat(deps, now, signal);
@@ -78,22 +79,31 @@ export async function fetchCompat(
     if (!(isClgwError(e) && e.code === 'HTTP_STATUS' && e.details.status === 404)) throw e;
   }
   deps.compatCache.last = undefined;
-  const result = verifiedCompat(deps, document, envelope, now);
+  const result = await verifiedCompat(deps, document, envelope, now);
   if (first.validators) deps.compatCache.last = { document, envelope, validators: first.validators };
   return result;
 }
 
-function verifiedCompat(
-  deps: Pick<Deps, 'trustedRootsPem'>,
+/**
+ * The envelope's revocation list first: verified against the pinned roots (a bad one refuses the
+ * document) and, when newer than the stored one, persisted before anything is judged by it. Then
+ * the signature and chain against the list that applies — the stored one, so an envelope replayed
+ * without the list is still held to it.
+ */
+async function verifiedCompat(
+  deps: Pick<Deps, 'trustedRootsPem' | 'paths' | 'log'>,
   document: Buffer,
   envelope: Buffer | undefined,
   now: number,
-): { compat: Compat; signer: string } {
+): Promise<{ compat: Compat; signer: string }> {
+  const offered = envelope ? envelopeRevocations(envelope, deps.trustedRootsPem) : undefined;
+  const revocations = await adoptRevocations(deps, deps.paths.revocations, deps.trustedRootsPem, offered);
   const { signer } = verifyCompatSignature({
     document,
     envelope,
     trustedRootsPem: deps.trustedRootsPem,
     now,
+    ...(revocations ? { revocations } : {}),
   });
   return { compat: parseCompat(document), signer };
 }

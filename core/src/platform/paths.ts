@@ -32,6 +32,11 @@ export interface AppliancePaths {
   journal: string;
   /** Facts that must outlive any single update: highest version installed, last serial seen. */
   history: string;
+  /**
+   * The highest-numbered root-signed revocation list seen (release/revocation.ts): it only grows,
+   * and applies to every later compat.yaml, with or without a list in its envelope.
+   */
+  revocations: string;
   /** Per-slot record of what was installed (RAUC's slot status). */
   slotStatus: string;
   /** Chunk indexes of what the slots hold or are getting (adaptive updates), named by slot and content. */
@@ -134,6 +139,7 @@ export function appliancePaths(root: string): AppliancePaths {
     dataDir,
     journal: path.join(dataDir, 'update-journal.json'),
     history: path.join(dataDir, 'history.json'),
+    revocations: path.join(dataDir, 'revocations.json'),
     slotStatus: path.join(dataDir, 'slot-status.json'),
     chunkIndexes: path.join(dataDir, 'chunk-index'),
     alarms: path.join(dataDir, 'alarms.json'),

@@ -1,6 +1,14 @@
 import { constants, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import * as z from 'zod';
 import { ClgwError } from '../errors.js';
+import {
+  newerRevocations,
+  type RevocationList,
+  SignedRevocationsSchema,
+  serialOf,
+  type VerifiedRevocations,
+  verifyRevocations,
+} from './revocation.js';
 import { readX509Fields, type SignatureAlgorithm, type X509Fields } from './x509-fields.js';
 
 /**
@@ -13,7 +21,9 @@ import { readX509Fields, type SignatureAlgorithm, type X509Fields } from './x509
  * a trust anchor: a self-signed "root" with the pinned root's name but another key fails the
  * signature check against the pinned key like any other forgery. Weak links are refused too: keys
  * under 2048-bit RSA or P-256, SHA-1/MD5 signatures, issuers without CA:TRUE or keyCertSign, and
- * chains longer than an issuer's path length allows (README.md lists the rules).
+ * chains longer than an issuer's path length allows (README.md lists the rules). A certificate whose
+ * serial is on the revocation list (revocation.ts: the envelope's, or the appliance's stored one if
+ * higher) is refused before anything else about the chain is judged.
  */
 
 export const SIGNATURE_FORMAT = 'clgw-sig-v1';
@@ -40,6 +50,8 @@ export const EnvelopeSchema = z.strictObject({
   chain: z
     .array(z.string().max(MAX_PEM_CHARS).regex(PEM_CERT, { error: 'expected exactly one PEM certificate' }))
     .min(1, { error: 'expected at least the signing certificate' }),
+  /** Optional: the root-signed revocation list (revocation.ts). */
+  revocations: SignedRevocationsSchema.optional(),
 });
 export type SignatureEnvelope = z.output<typeof EnvelopeSchema>;
 
@@ -54,6 +66,12 @@ export interface VerifyCompatSignatureInput {
   now: number;
   /** Names the document in messages (file path or URL). */
   source?: string;
+  /**
+   * The revocation list the appliance holds (stored, already verified). The envelope's own list is
+   * verified too, and the higher-numbered of the two applies: an envelope without a list, or with an
+   * older one, never lifts a revocation.
+   */
+  revocations?: VerifiedRevocations;
 }
 
 export interface VerifiedSignature {
@@ -61,13 +79,18 @@ export interface VerifiedSignature {
   signer: string;
   /** Subjects from the signing certificate up to and including the pinned root. */
   chain: string[];
+  /** The number of the revocation list the chain was checked against, if there was one. */
+  revocationList?: number;
 }
 
 /**
  * Verifies compat.yaml against its detached envelope and the pinned roots. Throws
  * `SIGNATURE_MISSING` (no envelope), `SIGNATURE_INVALID` (malformed envelope, or the signature
  * does not match the document), `CHAIN_INVALID` (the certificates do not lead to a pinned root,
- * naming the certificate and the reason) or `CONFIG_INVALID` (no usable pinned root).
+ * naming the certificate and the reason), `CERT_REVOKED` (a certificate of the chain is on the
+ * revocation list, naming its serial and subject) or `CONFIG_INVALID` (no usable pinned root). A
+ * revocation list in the envelope that does not verify against a pinned root's key refuses the
+ * whole document (`SIGNATURE_INVALID` naming the list).
  */
 export function verifyCompatSignature(input: VerifyCompatSignatureInput): VerifiedSignature {
   const source = input.source ?? 'compat.yaml';
@@ -87,6 +110,12 @@ export function verifyCompatSignature(input: VerifyCompatSignatureInput): Verifi
       });
     }
   });
+
+  const offered = envelope.revocations
+    ? verifyRevocations(envelope.revocations, roots, revocationsWhere(source))
+    : undefined;
+  const revocations = newerRevocations(input.revocations, offered).effective;
+  if (revocations) refuseRevoked(certs, revocations.list, source);
 
   const anchor = verifyChain(certs, roots, input.now, source);
 
@@ -123,7 +152,51 @@ export function verifyCompatSignature(input: VerifyCompatSignatureInput): Verifi
 
   const subjects = certs.map(subjectOf);
   if (certs[certs.length - 1]!.fingerprint256 !== anchor.fingerprint256) subjects.push(subjectOf(anchor));
-  return { signer: subjectOf(leaf), chain: subjects };
+  return {
+    signer: subjectOf(leaf),
+    chain: subjects,
+    ...(revocations ? { revocationList: revocations.list.number } : {}),
+  };
+}
+
+/**
+ * The revocation list carried by an envelope, verified against the pinned roots; undefined when
+ * the envelope carries none. Throws `SIGNATURE_INVALID` for a malformed envelope or a list whose
+ * signature does not verify. The agent calls this first, to persist a newer list before the
+ * document is verified against it (persist before acting).
+ */
+export function envelopeRevocations(
+  bytes: Uint8Array,
+  trustedRootsPem: string,
+  source = 'compat.yaml',
+): VerifiedRevocations | undefined {
+  const envelope = parseEnvelope(bytes, source);
+  if (!envelope.revocations) return undefined;
+  return verifyRevocations(
+    envelope.revocations,
+    parseTrustedRoots(trustedRootsPem),
+    revocationsWhere(source),
+  );
+}
+
+function revocationsWhere(source: string): string {
+  return `the revocation list in ${source}.sig`;
+}
+
+/** `CERT_REVOKED` for the first certificate of the chain whose serial is on `list`. */
+function refuseRevoked(certs: X509Certificate[], list: RevocationList, source: string): void {
+  const revoked = new Set(list.serials);
+  certs.forEach((cert, index) => {
+    const serial = serialOf(cert);
+    if (!revoked.has(serial)) return;
+    const subject = subjectOf(cert);
+    const role = index === 0 ? 'signing certificate' : 'intermediate certificate';
+    throw new ClgwError(
+      'CERT_REVOKED',
+      `${source}.sig: ${role} "${subject}" (chain[${index}]) is revoked: its serial ${serial} is on revocation list ${list.number} (issued ${list.issued})`,
+      { details: { source, serial, subject, index, listNumber: list.number } },
+    );
+  });
 }
 
 /**

@@ -32,7 +32,7 @@ import { fillEntry, writeIndexFile } from '@clgw/core/slot/index-file.js';
 import { parseOsRelease, patchLevelOf } from '@clgw/core/system/os-release.js';
 import { stringify } from 'yaml';
 import type { DevKeys } from './keys.js';
-import { signDocument } from './sign.js';
+import { readTreeRevocations, signDocument } from './sign.js';
 
 /**
  * The root image's own OS patch level (os-release's `CLGW_PATCH_LEVEL`), read with debugfs
@@ -290,7 +290,11 @@ export async function setRollout(
   return { compat, compatPath, changes };
 }
 
-/** Writes compat.yaml and then its signature (artifacts must already be in place). */
+/**
+ * Writes compat.yaml and then its signature (artifacts must already be in place). The one place a
+ * tree's envelope is made: it carries the tree's revocation list (`revocations.json`), so every
+ * later document keeps meeting appliances with it.
+ */
 async function writeSignedCompat(
   compat: Compat,
   compatPath: string,
@@ -301,10 +305,41 @@ async function writeSignedCompat(
   // What we publish must be exactly what an appliance accepts.
   parseCompat(text, compatPath);
   const document = Buffer.from(text);
-  const envelope = signDocument(document, keys);
+  const revocations = await readTreeRevocations(path.dirname(compatPath), keys.root.certPem);
+  const envelope = signDocument(document, keys, revocations ? { revocations: revocations.signed } : {});
   // Artifacts are in place; the document that points at them goes next, the signature last.
   await writeFileAtomic(compatPath, document);
   await writeFileAtomic(signaturePath, envelope);
+}
+
+/**
+ * Publishes the tree's compat.yaml again, unchanged but for the next serial and new dates, and signs
+ * it with the tree's current revocation list (`clgw-release revoke`). The serial moves so that every
+ * appliance fetches it: one holding the previous document would be answered "not modified" and keep
+ * the old envelope. Undefined when the tree has no compat.yaml yet.
+ */
+export async function republishCompat(options: {
+  tree: string;
+  keys: DevKeys;
+  expiresInDays?: number;
+  now?: number;
+}): Promise<{ compat: Compat; compatPath: string } | undefined> {
+  const now = options.now ?? Date.now();
+  const expiresInDays = options.expiresInDays ?? 30;
+  const compatPath = path.join(options.tree, COMPAT_FILE);
+  const previous = await readExistingCompat(compatPath);
+  if (!previous) return undefined;
+  const compat = validateCompat(
+    {
+      ...previous,
+      serial: previous.serial + 1,
+      published: isoSeconds(now),
+      expires: isoSeconds(now + expiresInDays * DAY_MS),
+    },
+    compatPath,
+  );
+  await writeSignedCompat(compat, compatPath, path.join(options.tree, SIGNATURE_FILE), options.keys);
+  return { compat, compatPath };
 }
 
 /** A container image to publish: compat.yaml's entry, with the archive as a local file. */

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isClgwError } from '@clgw/core/errors.js';
+import { ClgwError, isClgwError } from '@clgw/core/errors.js';
 import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
 import {
   CONTAINER_NAMES,
@@ -13,8 +13,9 @@ import {
   type Platform,
 } from '@clgw/core/release/schema.js';
 import { buildRelease, type ContainerSource, publishContainers, setRollout } from './build.js';
-import { generateDevKeys, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
-import { signDocument } from './sign.js';
+import { generateDevKeys, KEY_FILES, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
+import { revokeCertificates } from './revoke.js';
+import { readTreeRevocations, signDocument } from './sign.js';
 import {
   generateSupportCa,
   issueSupportCert,
@@ -54,7 +55,16 @@ export const USAGE = `usage:
       compat.yaml with the next serial; SALT (1-64 printable characters)
       defaults to the release's current salt, else its version: keep it when
       raising PERCENT, or appliances already offered the release may lose it
-  clgw-release sign --keys DIR FILE          writes FILE.sig
+  clgw-release revoke --keys DIR [--ca DIR] --tree DIR --serial HEX
+      [--serial HEX ...] [--number N] [--expires-days N]
+      adds the serials (intermediate or signing certificates) to the tree's
+      revocation list (revocations.json), signed with the root's private key
+      (--ca, default DIR-ca: the offline CA directory holding root.key), and
+      re-signs compat.yaml with the next serial; every later build, rollout,
+      containers and sign of the tree carries the list. Issue the new signing
+      certificate into --keys first
+  clgw-release sign --keys DIR FILE          writes FILE.sig (with the
+      revocation list of FILE's directory, if it has one)
   clgw-release verify --roots PEM --tree DIR [--skip-artifacts]
   clgw-release support-cert --ca KEY --principal P [--principal P ...]
       --hours N [--identity TEXT] PUBKEY
@@ -89,6 +99,9 @@ export async function main(argv: string[], io: Io = consoleIo): Promise<number> 
         return 0;
       case 'rollout':
         await rolloutCommand(rest, io);
+        return 0;
+      case 'revoke':
+        await revokeCommand(rest, io);
         return 0;
       case 'sign':
         await signCommand(rest, io);
@@ -359,6 +372,57 @@ async function rolloutCommand(args: string[], io: Io): Promise<void> {
   }
 }
 
+async function revokeCommand(args: string[], io: Io): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      keys: { type: 'string' },
+      ca: { type: 'string' },
+      tree: { type: 'string' },
+      serial: { type: 'string', multiple: true },
+      number: { type: 'string' },
+      'expires-days': { type: 'string' },
+    },
+  });
+  const keysDir = required(values.keys, '--keys');
+  const tree = required(values.tree, '--tree');
+  const serials = values.serial ?? [];
+  if (serials.length === 0) throw new UsageError('--serial is required (one or more)');
+  const number = optionalInteger(values.number, '--number');
+  const expiresInDays = optionalInteger(values['expires-days'], '--expires-days');
+  const caDir = values.ca ?? `${path.resolve(keysDir)}-ca`;
+  const rootKeyFile = path.join(caDir, KEY_FILES.rootKey);
+  let rootKeyPem: string;
+  try {
+    rootKeyPem = await fs.readFile(rootKeyFile, 'utf8');
+  } catch (e) {
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `a revocation list is signed by the release root itself, and its private key ${rootKeyFile} cannot be read (${(e as Error).message}): bring the offline CA directory and name it with --ca DIR`,
+      { cause: e, details: { file: rootKeyFile } },
+    );
+  }
+  const keys = await loadKeys(keysDir);
+  const revoked = await revokeCertificates({
+    tree,
+    keys,
+    rootKeyPem,
+    serials,
+    ...(number === undefined ? {} : { number }),
+    ...(expiresInDays === undefined ? {} : { expiresInDays }),
+  });
+  io.out(
+    `revocation list ${revoked.list.number} written to ${revoked.listPath}: ${revoked.list.serials.length} serial(s) revoked`,
+  );
+  for (const serial of revoked.list.serials) io.out(`  ${serial}`);
+  io.out(
+    revoked.compat
+      ? `  ${revoked.compatPath}: re-signed with the list, serial ${revoked.compat.serial}, expires ${revoked.compat.expires}`
+      : '  no compat.yaml in the tree yet: the next build carries the list',
+  );
+}
+
 async function signCommand(args: string[], io: Io): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
@@ -376,7 +440,12 @@ async function signCommand(args: string[], io: Io): Promise<void> {
   } catch (e) {
     throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  await writeFileAtomic(`${file}.sig`, signDocument(document, keys));
+  // A document signed for a tree carries the tree's revocation list, as build's do.
+  const revocations = await readTreeRevocations(path.dirname(file), keys.root.certPem);
+  await writeFileAtomic(
+    `${file}.sig`,
+    signDocument(document, keys, revocations ? { revocations: revocations.signed } : {}),
+  );
   io.out(`signed ${file} → ${file}.sig`);
 }
 

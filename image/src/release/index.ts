@@ -10,6 +10,7 @@ export {
   publishChunkIndex,
   type RolloutChange,
   renderCompat,
+  republishCompat,
   type SetRolloutOptions,
   SIGNATURE_FILE,
   setRollout,
@@ -20,12 +21,20 @@ export {
   type DevKeys,
   type GenerateKeysOptions,
   generateDevKeys,
+  issueSigningCert,
   KEY_FILES,
   loadKeys,
   refuseExistingKeys,
   saveKeys,
 } from './keys.js';
-export { type SignOptions, signDocument } from './sign.js';
+export { type Revoked, type RevokeOptions, revokeCertificates } from './revoke.js';
+export {
+  REVOCATIONS_FILE,
+  readTreeRevocations,
+  type SignOptions,
+  signDocument,
+  signRevocationList,
+} from './sign.js';
 export {
   ensureDevSupportCa,
   generateSupportCa,

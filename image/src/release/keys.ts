@@ -122,6 +122,43 @@ export function generateDevKeys(options: GenerateKeysOptions = {}): DevKeys {
   };
 }
 
+/**
+ * Issues a new code-signing certificate (2 years) and key under the intermediate: what replaces a
+ * signing key that leaked, before the old certificate is revoked (`clgw-release revoke`). Needs
+ * the intermediate's private key, kept with the CA's keys.
+ */
+export function issueSigningCert(
+  intermediate: CertificateAndKey,
+  options: GenerateKeysOptions = {},
+): { certPem: string; keyPem: string } {
+  if (intermediate.keyPem === undefined)
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      "issuing a signing certificate needs the intermediate's private key",
+    );
+  const now = options.now ?? Date.now();
+  const interCert = forge.pki.certificateFromPem(intermediate.certPem);
+  const org = options.organization ?? 'clgw development';
+  const keys = forge.pki.rsa.generateKeyPair({ bits: options.bits ?? 3072, e: 0x10001 });
+  const signing = issue({
+    subject: [
+      { name: 'organizationName', value: org },
+      { name: 'commonName', value: `${org} release signing` },
+    ],
+    publicKey: keys.publicKey,
+    issuer: {
+      subject: interCert.subject.attributes.map(
+        (a) => ({ name: a.name, value: a.value }) as forge.pki.CertificateField,
+      ),
+      privateKey: forge.pki.privateKeyFromPem(intermediate.keyPem) as forge.pki.rsa.PrivateKey,
+      cert: interCert,
+    },
+    notBefore: new Date(now - 60 * 60 * 1000),
+    notAfter: new Date(now + 2 * 365 * DAY_MS),
+  });
+  return { certPem: forge.pki.certificateToPem(signing), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
 interface IssueRequest {
   subject: forge.pki.CertificateField[];
   publicKey: forge.pki.rsa.PublicKey;

@@ -1,15 +1,37 @@
 import { constants, createPrivateKey, sign, verify, X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { ClgwError } from '@clgw/core/errors.js';
 import {
+  encodeRevocationList,
+  parseRevocationList,
+  type RevocationList,
+  type SignedRevocations,
+  SignedRevocationsSchema,
+  serialOf,
+  type VerifiedRevocations,
+  verifyRevocations,
+} from '@clgw/core/release/revocation.js';
+import {
+  parseTrustedRoots,
   SIGNATURE_ALGORITHM,
   SIGNATURE_FORMAT,
   type SignatureEnvelope,
 } from '@clgw/core/release/signature.js';
-import type { DevKeys } from './keys.js';
+import type { CertificateAndKey, DevKeys } from './keys.js';
+
+/**
+ * The tree's current revocation list (`clgw-release revoke` writes it): the signed list as the
+ * envelope carries it. Every envelope signed for the tree embeds it, so appliances meet it with
+ * whatever document they fetch next.
+ */
+export const REVOCATIONS_FILE = 'revocations.json';
 
 export interface SignOptions {
   /** Extra PEM certificates appended to the embedded chain (after signing + intermediate). */
   chain?: string[];
+  /** The root-signed revocation list to carry (the tree's, {@link readTreeRevocations}). */
+  revocations?: SignedRevocations;
 }
 
 /**
@@ -30,13 +52,92 @@ export function signDocument(document: Uint8Array, keys: DevKeys, options: SignO
   // A signature we cannot verify ourselves must never be published.
   if (!verify('sha256', document, { key: cert.publicKey, ...params }, signature))
     throw new ClgwError('INTERNAL', 'fresh signature does not verify with the signing certificate');
+  const chain = [keys.signing.certPem, keys.intermediate.certPem, ...(options.chain ?? [])].map(normalizePem);
+  if (options.revocations) refuseSigningRevoked(chain, options.revocations);
   const envelope: SignatureEnvelope = {
     format: SIGNATURE_FORMAT,
     algorithm: SIGNATURE_ALGORITHM,
     signature: signature.toString('base64'),
-    chain: [keys.signing.certPem, keys.intermediate.certPem, ...(options.chain ?? [])].map(normalizePem),
+    chain,
+    ...(options.revocations
+      ? { revocations: { list: options.revocations.list, signature: options.revocations.signature } }
+      : {}),
   };
   return Buffer.from(`${JSON.stringify(envelope, null, 2)}\n`);
+}
+
+/**
+ * Refuses (CONFIG_INVALID) to sign with a chain the list revokes: every appliance would refuse the
+ * document. A new signing certificate is issued first, then the old one revoked.
+ */
+function refuseSigningRevoked(chain: string[], signed: SignedRevocations): void {
+  const list = parseRevocationList(Buffer.from(signed.list, 'base64'), 'the revocation list');
+  for (const pem of chain) {
+    const cert = new X509Certificate(pem);
+    if (list.serials.includes(serialOf(cert)))
+      throw new ClgwError(
+        'CONFIG_INVALID',
+        `certificate "${cert.subject.split('\n').join(', ')}" (serial ${serialOf(cert)}) is on revocation list ${list.number}: appliances would refuse what it signs; issue a new signing certificate (and intermediate, if that is the one revoked) first`,
+        { details: { serial: serialOf(cert), listNumber: list.number } },
+      );
+  }
+}
+
+/**
+ * Signs a revocation list with the release root's private key (RSA-PSS, SHA-256, salt length =
+ * digest length — as compat.yaml's signature) over its canonical bytes. The signature is checked
+ * against the root certificate before it is returned: a list appliances would refuse must never
+ * be published (it would refuse every document it travels with).
+ */
+export function signRevocationList(list: RevocationList, root: CertificateAndKey): SignedRevocations {
+  if (root.keyPem === undefined)
+    throw new ClgwError('CONFIG_INVALID', "signing a revocation list needs the release root's private key");
+  const cert = new X509Certificate(root.certPem);
+  const key = createPrivateKey(root.keyPem);
+  if (!cert.checkPrivateKey(key))
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `the root private key does not belong to the root certificate ${cert.subject.replace(/\n/g, ', ')}`,
+    );
+  const bytes = encodeRevocationList(list);
+  parseRevocationList(bytes, 'the new revocation list');
+  const params = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST };
+  const signature = sign('sha256', bytes, { key, ...params });
+  const signed = { list: bytes.toString('base64'), signature: signature.toString('base64') };
+  verifyRevocations(signed, [cert], 'the new revocation list');
+  return signed;
+}
+
+/**
+ * The tree's revocation list (`<tree>/revocations.json`), verified against the root certificate
+ * the keys directory pins; undefined when the tree has none. A file that does not verify is
+ * CONFIG_INVALID: publishing it would make every appliance refuse the document.
+ */
+export async function readTreeRevocations(
+  tree: string,
+  rootCertPem: string,
+): Promise<VerifiedRevocations | undefined> {
+  const file = path.join(tree, REVOCATIONS_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ClgwError('CONFIG_INVALID', `cannot read ${file}: ${(e as Error).message}`, {
+      cause: e,
+      details: { file },
+    });
+  }
+  try {
+    const signed = SignedRevocationsSchema.parse(JSON.parse(text));
+    return verifyRevocations(signed, parseTrustedRoots(rootCertPem), file);
+  } catch (e) {
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `${file} is not a revocation list signed by the release root: ${(e as Error).message}`,
+      { cause: e, details: { file } },
+    );
+  }
 }
 
 /** One certificate, `\n` line ends, one trailing newline — the form the envelope schema accepts. */
