@@ -22,6 +22,10 @@ function nextTry(s: Pick<Status, 'nextWindow'>): string {
   return s.nextWindow ? `at ${s.nextWindow.local}` : 'at its next start';
 }
 
+function capitalised(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 /** The last check in words, or null before the first one. */
 export function describeCheck(s: Pick<Status, 'check' | 'gatewayVersion' | 'nextWindow'>): CheckWords | null {
   const c = s.check;
@@ -29,7 +33,10 @@ export function describeCheck(s: Pick<Status, 'check' | 'gatewayVersion' | 'next
   const keeps = `the gateway keeps running ${s.gatewayVersion ?? 'its current release'}`;
   switch (c.outcome) {
     case 'upToDate':
-      return { severity: 'ok', text: 'Up to date' };
+      // A newer release running than the one published: the vendor removed it — kept, but said.
+      return c.published === undefined
+        ? { severity: 'ok', text: 'Up to date' }
+        : { severity: 'warn', text: capitalised(c.message) };
     case 'available':
       return { severity: 'ok', text: `Release ${c.version} available` };
     case 'rejected':
@@ -40,6 +47,9 @@ export function describeCheck(s: Pick<Status, 'check' | 'gatewayVersion' | 'next
         severity: 'ok',
         text: `Release ${c.version} is available but not yet offered to this gateway${c.percent === undefined ? '' : ` (rollout ${c.percent} %)`}`,
       };
+    case 'withdrawn':
+      // The message says which: not installed, or kept running until a newer release is published.
+      return { severity: 'warn', text: capitalised(c.message) };
     case 'failed': {
       // Its message says it all ("the clock is not set (no NTP yet): update deferred; it reads …"),
       // and the agent looks at the clock every minute to run the check again (Agent.waitForClock).

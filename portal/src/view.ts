@@ -107,6 +107,7 @@ const PHASES: Partial<Record<UpdateState, string>> = {
   verifying: 'Verifying the update',
   installing: 'Installing the update',
   waitingForCalls: 'Waiting for calls to end before restarting',
+  lastLook: 'Checking that the vendor still offers the update',
   switching: 'Switching to the new release',
   rebooting: 'Restarting the gateway',
   confirming: 'Checking the new release after the restart',
@@ -199,7 +200,9 @@ function lastUpdate(status: PortalStatus): string {
       ? `Installed ${r.version}`
       : r.outcome === 'rolledBack'
         ? `Rolled back from ${r.version}`
-        : `Update to ${r.version || 'a new release'} failed`;
+        : r.outcome === 'halted'
+          ? `Update to ${r.version} halted`
+          : `Update to ${r.version || 'a new release'} failed`;
   const why = r.outcome === 'committed' ? '' : r.message ? `: ${r.message}` : '';
   return `${what} on ${formatTime(r.at)}${why}`;
 }

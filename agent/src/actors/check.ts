@@ -9,7 +9,7 @@ import { readRunningRelease } from '@clgw/core/system/os-release.js';
 import type { Deps } from '../deps.js';
 import type { Journal } from '../machine/journal.js';
 import type { CheckOutcome } from '../machine/update.machine.js';
-import { decideUpdate } from '../release/policy.js';
+import { decideUpdate, type LastLook, lastLook } from '../release/policy.js';
 import { readBootedSlot } from '../slot/booted.js';
 import { ensureApplianceId } from '../ssh/appliance-id.js';
 import { clearRecovered, updateAlarms } from '../state/alarms.js';
@@ -151,9 +151,28 @@ export async function checkForRelease(
     decision: decision.kind,
   });
 
+  if (decision.kind === 'newer-running') {
+    // The vendor took the newer release off compat.yaml: a halt, not a downgrade.
+    deps.log.warn('compat.yaml names an older release than the one running; keeping it', {
+      running: decision.version,
+      published: decision.published,
+    });
+    return { kind: 'upToDate', version: decision.version, published: decision.published };
+  }
   if (decision.kind === 'up-to-date') {
     await updateAlarms(deps.paths.alarms, (a) => clearRecovered(a, new Date(now).toISOString()));
     return { kind: 'upToDate', version: decision.version };
+  }
+  if (decision.kind === 'withdrawn') {
+    // Not even `clgw update --force` takes it: a withdrawal is the vendor saying the release is bad,
+    // unlike a rollout (not yet offered) or a rollback here (bad on this box, maybe not elsewhere).
+    const { version, withdrawn } = decision.release;
+    deps.log.warn('the release compat.yaml names is withdrawn', {
+      version,
+      reason: withdrawn?.reason,
+      running: decision.running,
+    });
+    return { kind: 'withdrawn', version, reason: withdrawn?.reason ?? '', running: decision.running };
   }
   const { release } = decision;
   const rejected = history.rejected.find((r) => r.version === release.version);
@@ -217,4 +236,45 @@ async function offeredHere(
     ...(force && !offered ? { forced: true } : {}),
   });
   return offered || force === true;
+}
+
+/**
+ * The last look before switching (the machine's `lastLook`): fetches compat.yaml again through
+ * {@link fetchCompat} — signature, chain and revocations checked; a conditional GET, so one small
+ * request when nothing was published — and asks {@link lastLook} whether the installed target is
+ * still offered. Whatever keeps the document from being fetched or verified is `unjudged` with a
+ * warning in the log, never an error: the release was verified when it was downloaded, and the
+ * machine goes on to switch (see its `lastLook` state). Nothing is written here but the log.
+ */
+export async function lastLookAtRelease(
+  deps: Deps,
+  journal: Journal,
+  signal: AbortSignal,
+): Promise<LastLook> {
+  const target = journal.target;
+  if (!target) throw new ClgwError('STATE_INVALID', 'a last look without a target release in the journal');
+  const now = deps.clock.now();
+  let look: LastLook;
+  try {
+    const { compat } = await fetchCompat(deps, now, signal);
+    look = lastLook(compat, { ...target, platform: deps.config.platform }, now);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    look = { kind: 'unjudged', message };
+  }
+  if (look.kind === 'unjudged')
+    deps.log.warn(
+      'last look before switching: compat.yaml could not be judged; switching to the release verified at download',
+      {
+        version: target.version,
+        reason: look.message,
+      },
+    );
+  else if (look.kind === 'halted')
+    deps.log.warn('last look before switching: the release is no longer offered; discarding it', {
+      version: target.version,
+      reason: look.message,
+    });
+  else deps.log.info('last look before switching: the release is still offered', { version: target.version });
+  return look;
 }

@@ -1,7 +1,7 @@
 import type { Deps } from '../deps.js';
 import type { UpdateEffects } from '../machine/update.machine.js';
 import { countCalls, logCallWaitEnded, planCallWait } from '../voice/wait.js';
-import { checkForRelease } from './check.js';
+import { checkForRelease, lastLookAtRelease } from './check.js';
 import { confirmBoot } from './confirm.js';
 import { downloadResuming } from './download-resume.js';
 import { recordSlot } from './record-slot.js';
@@ -21,6 +21,7 @@ export function updateEffects(deps: Deps): UpdateEffects {
     verify: (j, s) => verifyRelease(deps, j, s),
     // "install" in the machine: the bytes were written and read back already; this records the slot.
     install: (j) => recordSlot(deps, j),
+    lastLook: (j, s) => lastLookAtRelease(deps, j, s),
     switchBoot: (j) => switchBoot(deps, j),
     reboot: async (j) => {
       deps.progress.clear();

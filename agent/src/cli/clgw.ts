@@ -585,7 +585,9 @@ async function run(argv: string[]): Promise<number> {
       // said once, on stderr (its message is the result's message).
       if (s.result && Date.parse(s.result.at) >= since) {
         const r = s.result;
-        if (r.outcome === 'committed') {
+        // Halted: the vendor withdrew (or replaced) the release before the switch, and this box
+        // keeps its own — nothing failed here.
+        if (r.outcome === 'committed' || r.outcome === 'halted') {
           if (!json) print(r.message);
           return EXIT.ok;
         }

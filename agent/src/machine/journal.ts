@@ -14,6 +14,7 @@ export const UPDATE_STATES = [
   'verifying',
   'installing',
   'waitingForCalls',
+  'lastLook',
   'switching',
   'rebooting',
   'confirming',
@@ -97,7 +98,11 @@ export interface CallWait {
 }
 
 export interface UpdateResult {
-  outcome: 'committed' | 'rolledBack' | 'failed';
+  /**
+   * `halted`: the last look before switching found the release withdrawn, replaced or no longer
+   * named, and it was discarded (the box keeps its release; nothing failed).
+   */
+  outcome: 'committed' | 'rolledBack' | 'halted' | 'failed';
   version: string;
   at: string;
   message: string;
@@ -110,14 +115,19 @@ export interface UpdateResult {
  * was downloaded or installed, so it is a warning, never an update error.
  */
 export interface CheckResult {
-  /** `notOffered`: a release under a staged rollout whose cohort this appliance is not in. */
-  outcome: 'upToDate' | 'available' | 'rejected' | 'notOffered' | 'failed';
-  /** The release found (`available`, `rejected`, `notOffered`), or the one running; empty when the check failed. */
+  /**
+   * `notOffered`: a release under a staged rollout whose cohort this appliance is not in.
+   * `withdrawn`: the release named is withdrawn by the vendor (not installed, or kept if running).
+   */
+  outcome: 'upToDate' | 'available' | 'rejected' | 'notOffered' | 'withdrawn' | 'failed';
+  /** The release found (`available`, `rejected`, `notOffered`, `withdrawn`), or the one running; empty when the check failed. */
   version: string;
   at: string;
   message: string;
   /** The rollout's percentage (`notOffered`). */
   percent?: number;
+  /** `upToDate` with a running release newer than the one compat.yaml names (it was removed). */
+  published?: string;
   /** Why the check failed. */
   error?: SerializedError;
 }
@@ -235,7 +245,7 @@ export const journalSchema = z
     error: errorSchema.optional(),
     result: z
       .object({
-        outcome: z.enum(['committed', 'rolledBack', 'failed']),
+        outcome: z.enum(['committed', 'rolledBack', 'halted', 'failed']),
         version: z.string(),
         at: z.string(),
         message: z.string(),
@@ -245,11 +255,12 @@ export const journalSchema = z
       .optional(),
     check: z
       .object({
-        outcome: z.enum(['upToDate', 'available', 'rejected', 'notOffered', 'failed']),
+        outcome: z.enum(['upToDate', 'available', 'rejected', 'notOffered', 'withdrawn', 'failed']),
         version: z.string(),
         at: z.string(),
         message: z.string(),
         percent: z.number().min(0).max(100).optional(),
+        published: z.string().optional(),
         error: errorSchema.optional(),
       })
       .strict()
@@ -273,6 +284,7 @@ export type ResumeStep =
   | 'verifying'
   | 'installing'
   | 'waitingForCalls'
+  | 'lastLook'
   | 'criticalInterrupted'
   | 'confirming'
   | 'recovering'
@@ -283,7 +295,8 @@ export type ResumeStep =
  * a check is repeated — unless it was cut off MAX_CHECK_ATTEMPTS times already, then it is given
  * up; a download resumes from its durable offsets; verify and install are redone (they are
  * idempotent); a wait for calls to end before the reboot into the new slot goes on waiting, with
- * its deadline (a wait before a technician's Reboot is over: the cut rebooted); a switch that was
+ * its deadline (a wait before a technician's Reboot is over: the cut rebooted); a last look is
+ * taken again (it changes nothing but the journal, after it); a switch that was
  * cut off is the critical phase failing; after a reboot the new slot is confirmed. Settled states
  * start normally.
  */
@@ -299,6 +312,8 @@ export function resumeStep(journal: Journal): ResumeStep {
       return 'installing';
     case 'waitingForCalls':
       return journal.calls?.for === 'update' && journal.target ? 'waitingForCalls' : 'startup';
+    case 'lastLook':
+      return journal.target ? 'lastLook' : 'startup';
     case 'switching':
       // The grubenv write is atomic, but the journal cannot tell whether it happened before the cut.
       return journal.critical?.leftAt ? 'confirming' : 'criticalInterrupted';

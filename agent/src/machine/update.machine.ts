@@ -1,5 +1,6 @@
 import type { SerializedError } from '@clgw/core/errors.js';
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import type { LastLook } from '../release/policy.js';
 import { answerCallWait, type CallWaitEnd } from '../voice/call-wait.js';
 import {
   type CallWait,
@@ -16,11 +17,17 @@ import {
 
 /** What a check found. */
 export type CheckOutcome =
-  | { kind: 'upToDate'; version: string }
+  /** `published`: the older release compat.yaml names, when the running one is newer (kept). */
+  | { kind: 'upToDate'; version: string; published?: string }
   | { kind: 'available'; target: UpdateTarget }
   | { kind: 'rejected'; version: string; message: string }
   /** A release under a staged rollout whose cohort this appliance is not (yet) in: nothing to do. */
-  | { kind: 'notOffered'; version: string; percent: number };
+  | { kind: 'notOffered'; version: string; percent: number }
+  /**
+   * The release compat.yaml names is withdrawn: not installed (`running: false`), or running here
+   * and kept (`running: true`) — a withdrawal is not a downgrade.
+   */
+  | { kind: 'withdrawn'; version: string; reason: string; running: boolean };
 
 /** What confirming the booted slot after a reboot decided. */
 export type ConfirmOutcome =
@@ -54,6 +61,11 @@ export interface UpdateEffects {
   download(journal: Journal, signal: AbortSignal, checkpoint: (written: Written) => void): Promise<void>;
   verify(journal: Journal, signal: AbortSignal): Promise<void>;
   install(journal: Journal, signal: AbortSignal): Promise<void>;
+  /**
+   * The last look before switching: is the installed target still what compat.yaml offers? A
+   * document that cannot be fetched or judged is `unjudged`; it never throws for that.
+   */
+  lastLook(journal: Journal, signal: AbortSignal): Promise<LastLook>;
   /** The critical phase: switch the boot environment to the target slot. */
   switchBoot(journal: Journal, signal: AbortSignal): Promise<void>;
   reboot(journal: Journal): Promise<void>;
@@ -150,12 +162,15 @@ function checkResult(context: Context, o: CheckOutcome): CheckResult {
   const at = new Date(context.now()).toISOString();
   switch (o.kind) {
     case 'upToDate':
-      return {
-        outcome: 'upToDate',
-        version: o.version,
-        at,
-        message: `gateway OS ${o.version} is up to date`,
-      };
+      return o.published === undefined
+        ? { outcome: 'upToDate', version: o.version, at, message: `gateway OS ${o.version} is up to date` }
+        : {
+            outcome: 'upToDate',
+            version: o.version,
+            at,
+            message: `this gateway runs gateway OS ${o.version}, newer than ${o.published} that the vendor publishes now; it keeps running it until a newer release is published`,
+            published: o.published,
+          };
     case 'available':
       return {
         outcome: 'available',
@@ -172,6 +187,15 @@ function checkResult(context: Context, o: CheckOutcome): CheckResult {
         at,
         message: `gateway OS ${o.version} is available but not yet offered to this gateway (rollout ${o.percent} %)`,
         percent: o.percent,
+      };
+    case 'withdrawn':
+      return {
+        outcome: 'withdrawn',
+        version: o.version,
+        at,
+        message: o.running
+          ? `gateway OS ${o.version} was withdrawn by the vendor (${o.reason}); this gateway keeps running it until a newer release is published`
+          : `gateway OS ${o.version} was withdrawn by the vendor (${o.reason}): not installed`,
       };
   }
 }
@@ -192,8 +216,9 @@ function errorOf(event: { error?: unknown }): SerializedError {
 /**
  * Builds the update machine around injected effects.
  *
- * idle → checking → downloading → verifying → installing → waitingForCalls → switching (critical) →
- * rebooting → confirming → committed | rollingBack → rebooting → rolledBack; any effect failing →
+ * idle → checking → downloading → verifying → installing → waitingForCalls → lastLook → switching
+ * (critical) → rebooting → confirming → committed | rollingBack → rebooting → rolledBack; a last look
+ * that finds the release halted → idle, the target forgotten; any effect failing →
  * failed, from which RETRY checks again and REBOOT restarts the appliance (after waiting for calls
  * too). Every effect is wrapped so that the journal (with the state about to run) is persisted
  * before the effect starts.
@@ -230,15 +255,15 @@ export function createUpdateMachine(effects: UpdateEffects) {
     }) as const;
 
   /**
-   * Leaving the wait for calls when `when` holds: into the switch for an update, into the reboot
-   * for a technician's Reboot. The log says why first (`how`, else the poll's answer's verdict);
+   * Leaving the wait for calls when `when` holds: into the last look before the switch for an
+   * update (a technician's "Reboot now" too), into the reboot for a technician's Reboot. The log says why first (`how`, else the poll's answer's verdict);
    * the wait is then cleared from the journal.
    */
   const proceed = (when: (a: { context: Context; event: UpdateEvent }) => boolean, how?: CallWaitEnd) =>
     (['update', 'reboot'] as const).map((what) => ({
       guard: (a: { context: Context; event: UpdateEvent }) =>
         a.context.journal.calls?.for === what && when(a),
-      target: what === 'update' ? 'switching' : 'rebooting',
+      target: what === 'update' ? 'lastLook' : 'rebooting',
       actions: [{ type: 'endCallWait', params: how } as const, 'clearCalls' as const],
     }));
 
@@ -296,6 +321,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
       }),
       verify: persisted((j, s) => effects.verify(j, s)),
       install: persisted((j, s) => effects.install(j, s)),
+      lastLook: persisted((j, s) => effects.lastLook(j, s)),
       switchBoot: persisted((j, s) => effects.switchBoot(j, s)),
       reboot: persisted((j) => effects.reboot(j)),
       confirm: persisted((j, s) => effects.confirm(j, s)),
@@ -407,6 +433,7 @@ export function createUpdateMachine(effects: UpdateEffects) {
             { guard: { type: 'resumesTo', params: 'verifying' }, target: 'verifying' },
             { guard: { type: 'resumesTo', params: 'installing' }, target: 'installing' },
             { guard: { type: 'resumesTo', params: 'waitingForCalls' }, target: 'waitingForCalls' },
+            { guard: { type: 'resumesTo', params: 'lastLook' }, target: 'lastLook' },
             { target: 'idle' },
           ],
           onError: [
@@ -589,6 +616,53 @@ export function createUpdateMachine(effects: UpdateEffects) {
             target: 'failed',
             actions: ['recordFailure', 'clearCalls'],
           },
+        },
+      },
+      /**
+       * The last look before the critical phase: the wait for calls can last hours, and a release
+       * the vendor withdrew (or replaced, or stopped naming) meanwhile must not be switched to. A
+       * halted release is discarded — the target forgotten, the result says why — and the box is
+       * idle: nothing is wrong with it, it keeps running its release. The downloaded slot stays as
+       * it was, never bootable (only the switch makes it so); the next check starts over.
+       *
+       * A document that cannot be fetched or judged now (the mirror unreachable, a signature that
+       * no longer verifies, an expired or stale document) does not hold the update back: the
+       * release was verified when it was downloaded, and a network blip must not keep a ready
+       * update hostage for another window. The effect says so in the log.
+       */
+      lastLook: {
+        invoke: {
+          id: 'lastLook',
+          src: 'lastLook',
+          input: under('lastLook'),
+          onDone: [
+            {
+              guard: ({ event }) => event.output.kind === 'halted',
+              target: 'idle',
+              actions: assign(({ context, event }) => {
+                const v = context.journal.target?.version ?? '';
+                const o = event.output;
+                const message =
+                  o.kind !== 'halted'
+                    ? ''
+                    : o.reason !== undefined
+                      ? `the vendor withdrew ${v} before this gateway switched to it (${o.reason}): discarded`
+                      : `${o.message}: ${v} was discarded before this gateway switched to it`;
+                return {
+                  journal: stamp(context, {
+                    result: result(context, 'halted', v, message),
+                    target: undefined,
+                    written: undefined,
+                    error: undefined,
+                  }),
+                };
+              }),
+            },
+            { target: 'switching' },
+          ],
+          // The effect reports what it cannot judge rather than throwing; whatever else it throws
+          // is no reason to hold the update either (above).
+          onError: 'switching',
         },
       },
       /** The critical phase: entered and left with the journal marking both ends. */

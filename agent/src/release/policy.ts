@@ -37,14 +37,25 @@ export const PUBLISHED_SKEW_MS = 5 * 60_000;
 
 export type UpdateDecision =
   | { kind: 'up-to-date'; version: string; serial: number }
-  | { kind: 'update'; release: PlatformRelease; serial: number };
+  | { kind: 'update'; release: PlatformRelease; serial: number }
+  /**
+   * The release published is older than the one running: the vendor removed the newer one from
+   * compat.yaml (re-publishing the previous). Nothing to install, and no downgrade either: the box
+   * keeps what it runs until a newer release is published.
+   */
+  | { kind: 'newer-running'; version: string; published: string; serial: number }
+  /**
+   * The release is withdrawn: never installed (not even forced), and a box already running it
+   * keeps it (`running`) — a withdrawal is not a downgrade; rolling back needs a newer release.
+   */
+  | { kind: 'withdrawn'; release: PlatformRelease; running: boolean; serial: number };
 
 /**
  * Decides between "up to date" and "update to this release", checking in order: document
  * published in the future (`RELEASE_NOT_YET_VALID`), expired (`RELEASE_EXPIRED`), replayed older document (`SERIAL_REPLAYED`), platform absent
- * (`PLATFORM_MISMATCH`), release older than the running or highest installed version
- * (`DOWNGRADE_REFUSED`), same version (up to date), running version below the release's
- * `minSourceVersion` (`SOURCE_VERSION_TOO_OLD`).
+ * (`PLATFORM_MISMATCH`), release older than the running version (`newer-running`: kept, no
+ * error), release older than the highest version ever installed (`DOWNGRADE_REFUSED`), a withdrawn release (running it or not: `withdrawn`), same version (up to
+ * date), running version below the release's `minSourceVersion` (`SOURCE_VERSION_TOO_OLD`).
  */
 export function decideUpdate(compat: Compat, ctx: UpdateContext): UpdateDecision {
   const running = requireVersion('running version', ctx.runningVersion);
@@ -54,10 +65,20 @@ export function decideUpdate(compat: Compat, ctx: UpdateContext): UpdateDecision
       : requireVersion('highest installed version', ctx.highestVersion);
   const release = platformEntry(compat, ctx).release;
 
+  // Before the rollback protection below: this installs nothing, so it cannot be a way around it.
+  if (compareVersions(release.version, running) < 0)
+    return { kind: 'newer-running', version: running, published: release.version, serial: compat.serial };
   if (highest !== undefined && compareVersions(release.version, highest) < 0)
     throw downgrade(release.version, `the highest version ever installed here, ${highest}`);
-  if (compareVersions(release.version, running) < 0)
-    throw downgrade(release.version, `the running version ${running}`);
+
+  // Before the source-version rule: a withdrawn release is not installed whatever it requires.
+  if (release.withdrawn)
+    return {
+      kind: 'withdrawn',
+      release,
+      running: compareVersions(release.version, running) === 0,
+      serial: compat.serial,
+    };
 
   if (compareVersions(release.version, running) === 0)
     return { kind: 'up-to-date', version: running, serial: compat.serial };
@@ -78,6 +99,69 @@ export function decideUpdate(compat: Compat, ctx: UpdateContext): UpdateDecision
   return { kind: 'update', release, serial: compat.serial };
 }
 
+/** The release an appliance downloaded and installed, as the journal's target names it. */
+export interface PendingRelease {
+  version: string;
+  /** The serial of the compat.yaml that offered it. */
+  serial: number;
+  platform: Platform;
+  artifacts: { boot: { sha256: string }; root: { sha256: string } };
+}
+
+/** What the last look before switching found (see {@link lastLook}). */
+export type LastLook =
+  | { kind: 'offered' }
+  /** `reason`: the vendor's, when the release was withdrawn. */
+  | { kind: 'halted'; message: string; reason?: string }
+  | { kind: 'unjudged'; message: string };
+
+/**
+ * The last look before switching: is a release downloaded and installed earlier still what
+ * compat.yaml offers this platform? `offered`; `halted` when the vendor withdrew it, names another
+ * release (or other images under the same version), or no longer names the platform at all — the
+ * box discards it; `unjudged` when the document cannot say (published in the future, expired, or
+ * older than the one that offered the release: a stale mirror or a replay), and the box goes on
+ * (see the machine's `lastLook` state). Pure.
+ */
+export function lastLook(compat: Compat, pending: PendingRelease, now: number): LastLook {
+  try {
+    // The document that offered the release is the floor: an older one cannot take it back.
+    requireCurrent(compat, { now, lastSerial: pending.serial });
+  } catch (e) {
+    if (e instanceof ClgwError) return { kind: 'unjudged', message: e.message };
+    throw e;
+  }
+  const release = compat.platforms[pending.platform]?.release;
+  const v = pending.version;
+  if (!release)
+    return {
+      kind: 'halted',
+      message: `compat.yaml (serial ${compat.serial}) no longer names a release for platform ${pending.platform}`,
+    };
+  if (release.version !== v)
+    return {
+      kind: 'halted',
+      message: `compat.yaml (serial ${compat.serial}) now names ${release.version} instead of ${v}`,
+    };
+  if (release.withdrawn)
+    return {
+      kind: 'halted',
+      message: `the vendor withdrew ${v} (${release.withdrawn.reason})`,
+      reason: release.withdrawn.reason,
+    };
+  if (
+    release.artifacts.boot.sha256 !== pending.artifacts.boot.sha256 ||
+    release.artifacts.root.sha256 !== pending.artifacts.root.sha256
+  )
+    return {
+      kind: 'halted',
+      message: `compat.yaml (serial ${compat.serial}) now names other images for ${v} than the ones downloaded`,
+    };
+  // A rollout is not looked at: it decides who starts an update, not who finishes one — taking a
+  // release back from the boxes that have it is what a withdrawal is for.
+  return { kind: 'offered' };
+}
+
 /**
  * The containers compat.yaml names for this platform, after the same document checks as
  * {@link decideUpdate} (expiry, replay, platform); the gateway OS version rules do not apply.
@@ -94,6 +178,21 @@ function platformEntry(
   compat: Compat,
   ctx: Pick<UpdateContext, 'platform' | 'lastSerial' | 'now'>,
 ): PlatformEntry {
+  requireCurrent(compat, ctx);
+  const entry = compat.platforms[ctx.platform];
+  if (!entry) {
+    const present = compatPlatforms(compat);
+    throw new ClgwError(
+      'PLATFORM_MISMATCH',
+      `compat.yaml (serial ${compat.serial}) has no release for platform ${ctx.platform}; it names ${present.join(', ')}`,
+      { details: { platform: ctx.platform, present } },
+    );
+  }
+  return entry;
+}
+
+/** Refuses a document outside its validity (published … expires) or older than one accepted. */
+function requireCurrent(compat: Compat, ctx: Pick<UpdateContext, 'lastSerial' | 'now'>): void {
   // A document is valid from `published` to `expires`, like a certificate. One from the future
   // means this clock is behind (set, but not yet by NTP), which makes expired documents and
   // certificates look current, or the document is post-dated: either way its times cannot be judged.
@@ -119,17 +218,6 @@ function platformEntry(
       `compat.yaml has serial ${compat.serial}, older than serial ${ctx.lastSerial} already accepted — an old signed document was replayed`,
       { details: { serial: compat.serial, lastSerial: ctx.lastSerial } },
     );
-
-  const entry = compat.platforms[ctx.platform];
-  if (!entry) {
-    const present = compatPlatforms(compat);
-    throw new ClgwError(
-      'PLATFORM_MISMATCH',
-      `compat.yaml (serial ${compat.serial}) has no release for platform ${ctx.platform}; it names ${present.join(', ')}`,
-      { details: { platform: ctx.platform, present } },
-    );
-  }
-  return entry;
 }
 
 function downgrade(version: string, than: string): ClgwError {

@@ -45,6 +45,7 @@ const STATE_WORDS: Record<Status['state'], string> = {
   installing: 'installing the update',
   // The line under it says how many calls it waits for, and until when.
   waitingForCalls: 'ready to restart into',
+  lastLook: 'checking that the vendor still offers',
   switching: 'switching to the new release (do not switch off)',
   rebooting: 'restarting the gateway',
   confirming: 'checking the new release after the restart',
@@ -192,6 +193,9 @@ export function homeLines(input: HomeInput): string[] {
   const held =
     status.state === 'idle' && status.check?.outcome === 'notOffered' ? describeCheck(status) : null;
   if (held) lines.push(...textRow('Last check', held.text));
+  // An update the vendor halted before this gateway switched to it: why it was discarded.
+  if (status.state === 'idle' && status.result?.outcome === 'halted')
+    lines.push(...textRow('Last update', status.result.message, 'yellow-fg'));
   const active = status.alarms.filter((a) => !a.clearedAt);
   for (const a of active.slice(-1)) {
     lines.push(...textRow('Alarm', a.code, 'red-fg'));

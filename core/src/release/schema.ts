@@ -29,6 +29,7 @@ const MAX_PATH_SEGMENTS = 8;
 const MAX_VERSION_LENGTH = 64;
 const MAX_CONTAINERS = 16;
 export const MAX_ROLLOUT_SALT_LENGTH = 64;
+export const MAX_WITHDRAWN_REASON_LENGTH = 200;
 
 /** A segment never starts with a dot, which rules out `.`, `..` and hidden files at once. */
 const SEGMENT = /^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/;
@@ -37,6 +38,11 @@ const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 const ISO_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?Z$/;
 /** Printable ASCII without spaces: a salt is typed on a command line and read back from YAML. */
 const ROLLOUT_SALT = new RegExp(`^[!-~]{1,${MAX_ROLLOUT_SALT_LENGTH}}$`);
+/**
+ * A withdrawal's reason: printable ASCII, spaces inside but not at either end. It is shown on tty1
+ * (the VGA console draws ASCII only), in the portal and in the log, so no control characters.
+ */
+const WITHDRAWN_REASON = new RegExp(`^[!-~](?:[ -~]{0,${MAX_WITHDRAWN_REASON_LENGTH - 2}}[!-~])?$`);
 const CONTAINER_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 /** An OCI image reference: registry/name:tag or name@sha256:digest, no whitespace or quotes. */
 const IMAGE_REFERENCE =
@@ -200,6 +206,18 @@ export const RolloutSchema = z.strictObject({
   }),
 });
 
+/**
+ * A release the vendor withdrew: never offered again (not to a box in its rollout, not to
+ * `clgw update --force` — a withdrawal is the vendor saying the release is bad), and a box that has
+ * downloaded it but not yet switched discards it. A box already running it keeps it: a withdrawal
+ * is not a downgrade. A mapping with its reason rather than `true`, so every view can say why.
+ */
+export const WithdrawnSchema = z.strictObject({
+  reason: z.string().regex(WITHDRAWN_REASON, {
+    error: `expected 1 to ${MAX_WITHDRAWN_REASON_LENGTH} printable characters, not starting or ending with a space`,
+  }),
+});
+
 export const PlatformReleaseSchema = z
   .strictObject({
     version: semverString,
@@ -218,6 +236,8 @@ export const PlatformReleaseSchema = z
      * key (mappings are strict), so only a release whose older appliances know it may carry one.
      */
     rollout: RolloutSchema.optional(),
+    /** Optional: the release is withdrawn (above). Agents before it refuse the key, like `rollout`. */
+    withdrawn: WithdrawnSchema.optional(),
   })
   .superRefine((r, ctx) => {
     // Only compare once both are valid; otherwise semver throws and the field errors say enough.
@@ -305,6 +325,7 @@ export type ChunkIndexRef = z.output<typeof ChunkIndexSchema>;
 export type ChunkPackRef = z.output<typeof ChunkPackSchema>;
 export type SlotArtifact = z.output<typeof SlotArtifactSchema>;
 export type Rollout = z.output<typeof RolloutSchema>;
+export type Withdrawn = z.output<typeof WithdrawnSchema>;
 export type PlatformRelease = z.output<typeof PlatformReleaseSchema>;
 export type ContainerRef = z.output<typeof ContainerRefSchema>;
 export type PlatformEntry = z.output<typeof PlatformEntrySchema>;

@@ -290,6 +290,72 @@ export async function setRollout(
   return { compat, compatPath, changes };
 }
 
+export interface SetWithdrawnOptions {
+  tree: string;
+  keys: DevKeys;
+  /** Platforms whose current release is withdrawn (each must already have a release). */
+  platforms: Platform[];
+  /** Why, as every appliance will show it; null lifts the withdrawal (`--undo`). */
+  reason: string | null;
+  serial?: number;
+  expiresInDays?: number;
+  now?: number;
+}
+
+/**
+ * Withdraws the platforms' current releases (or lifts the withdrawal): a new compat.yaml with the
+ * next serial — appliances refuse an older one, so the halt cannot be replayed away — then its
+ * signature. Artifacts are untouched (a box already running the release keeps it; one that has not
+ * switched discards it at its last look). The reason is checked by the schema (`COMPAT_INVALID`)
+ * before anything is written. Returns the versions withdrawn (or restored), per platform.
+ */
+export async function setWithdrawn(
+  options: SetWithdrawnOptions,
+): Promise<{ compat: Compat; compatPath: string; changes: { platform: Platform; version: string }[] }> {
+  const now = options.now ?? Date.now();
+  const expiresInDays = options.expiresInDays ?? 30;
+  const compatPath = path.join(options.tree, COMPAT_FILE);
+  const previous = await readExistingCompat(compatPath);
+  const bad = (message: string): ClgwError => new ClgwError('INVALID_REQUEST', message);
+  if (!previous) throw bad(`${compatPath} does not exist: publish a gateway OS release first`);
+  if (options.platforms.length === 0) throw bad('at least one platform is needed');
+  for (const p of options.platforms) {
+    if (!previous.platforms[p]) throw bad(`${compatPath} has no release for ${p}: publish one first`);
+  }
+  const serial = options.serial ?? previous.serial + 1;
+  if (serial <= previous.serial)
+    throw bad(`serial ${serial} does not exceed serial ${previous.serial} of the published ${compatPath}`);
+  const changes: { platform: Platform; version: string }[] = [];
+  const platforms: Partial<Record<Platform, PlatformEntry>> = {};
+  for (const platform of PLATFORMS) {
+    const kept = previous.platforms[platform];
+    if (!kept) continue;
+    if (!options.platforms.includes(platform)) {
+      platforms[platform] = kept;
+      continue;
+    }
+    const { withdrawn: _before, ...release } = kept.release;
+    const reason = options.reason;
+    platforms[platform] = {
+      ...kept,
+      release: { ...release, ...(reason === null ? {} : { withdrawn: { reason } }) },
+    };
+    changes.push({ platform, version: release.version });
+  }
+  const compat = validateCompat(
+    {
+      schema: 1,
+      serial,
+      published: isoSeconds(now),
+      expires: isoSeconds(now + expiresInDays * DAY_MS),
+      platforms,
+    },
+    compatPath,
+  );
+  await writeSignedCompat(compat, compatPath, path.join(options.tree, SIGNATURE_FILE), options.keys);
+  return { compat, compatPath, changes };
+}
+
 /**
  * Writes compat.yaml and then its signature (artifacts must already be in place). The one place a
  * tree's envelope is made: it carries the tree's revocation list (`revocations.json`), so every

@@ -12,7 +12,7 @@ import {
   PLATFORMS,
   type Platform,
 } from '@clgw/core/release/schema.js';
-import { buildRelease, type ContainerSource, publishContainers, setRollout } from './build.js';
+import { buildRelease, type ContainerSource, publishContainers, setRollout, setWithdrawn } from './build.js';
 import { generateDevKeys, KEY_FILES, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
 import { revokeCertificates } from './revoke.js';
 import { readTreeRevocations, signDocument } from './sign.js';
@@ -55,6 +55,13 @@ export const USAGE = `usage:
       compat.yaml with the next serial; SALT (1-64 printable characters)
       defaults to the release's current salt, else its version: keep it when
       raising PERCENT, or appliances already offered the release may lose it
+  clgw-release withdraw --keys DIR --tree DIR --platform P [--platform P ...]
+      (--reason TEXT | --undo) [--serial N] [--expires-days N]
+      withdraws those platforms' releases (or lifts the withdrawal) and
+      re-signs compat.yaml with the next serial: no appliance installs a
+      withdrawn release (not even with clgw update --force); one that has
+      downloaded it discards it before switching; one running it keeps it.
+      TEXT (1-200 printable characters) is shown on every appliance
   clgw-release revoke --keys DIR [--ca DIR] --tree DIR --serial HEX
       [--serial HEX ...] [--number N] [--expires-days N]
       adds the serials (intermediate or signing certificates) to the tree's
@@ -99,6 +106,9 @@ export async function main(argv: string[], io: Io = consoleIo): Promise<number> 
         return 0;
       case 'rollout':
         await rolloutCommand(rest, io);
+        return 0;
+      case 'withdraw':
+        await withdrawCommand(rest, io);
         return 0;
       case 'revoke':
         await revokeCommand(rest, io);
@@ -372,6 +382,45 @@ async function rolloutCommand(args: string[], io: Io): Promise<void> {
   }
 }
 
+async function withdrawCommand(args: string[], io: Io): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      keys: { type: 'string' },
+      tree: { type: 'string' },
+      platform: { type: 'string', multiple: true },
+      reason: { type: 'string' },
+      undo: { type: 'boolean' },
+      serial: { type: 'string' },
+      'expires-days': { type: 'string' },
+    },
+  });
+  const platforms = platformsOf(values.platform);
+  const undo = values.undo ?? false;
+  if (undo === (values.reason !== undefined))
+    throw new UsageError('withdraw needs either --reason TEXT or --undo');
+  const request = {
+    tree: required(values.tree, '--tree'),
+    platforms,
+    reason: values.reason ?? null,
+    serial: optionalInteger(values.serial, '--serial'),
+    expiresInDays: optionalInteger(values['expires-days'], '--expires-days'),
+  };
+  const keys = await loadKeys(required(values.keys, '--keys'));
+  const { compat, compatPath, changes } = await setWithdrawn({ ...request, keys });
+  io.out(`withdrawal ${undo ? 'lifted' : 'published'} for ${platforms.join(', ')}`);
+  io.out(
+    `  ${compatPath}: serial ${compat.serial}, published ${compat.published}, expires ${compat.expires}`,
+  );
+  for (const ch of changes)
+    io.out(
+      undo
+        ? `${ch.platform}: ${ch.version} offered again`
+        : `${ch.platform}: ${ch.version} withdrawn (${request.reason}); appliances running it keep it until a newer release is published`,
+    );
+}
+
 async function revokeCommand(args: string[], io: Io): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -479,6 +528,8 @@ async function verifyCommand(args: string[], io: Io): Promise<void> {
     io.out(`${platform}: ${entry.release.version} (updates from ${entry.release.minSourceVersion} or later)`);
     const r = entry.release.rollout;
     if (r) io.out(`  staged rollout: offered to ${r.percent} % of the appliances (salt ${r.salt})`);
+    const w = entry.release.withdrawn;
+    if (w) io.out(`  withdrawn: ${w.reason} (offered to no appliance)`);
     for (const [role, a] of Object.entries(entry.release.artifacts))
       io.out(`  ${role}: ${a.path} ${a.size} bytes sha256 ${a.sha256}`);
     for (const ct of entry.containers) io.out(`  container ${ct.name} ${ct.version}: ${ct.image}`);

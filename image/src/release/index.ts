@@ -12,8 +12,10 @@ export {
   renderCompat,
   republishCompat,
   type SetRolloutOptions,
+  type SetWithdrawnOptions,
   SIGNATURE_FILE,
   setRollout,
+  setWithdrawn,
 } from './build.js';
 export { main as runReleaseCommand, USAGE } from './command.js';
 export {

@@ -411,4 +411,43 @@ describe('clgw-release', () => {
     );
     expect((await read()).serial).toBe(serial + 5);
   });
+
+  it('withdraws a release and lifts the withdrawal, re-signed with the next serial', async () => {
+    const withdraw = (...args: string[]) =>
+      clgwRelease(['withdraw', '--keys', 'keys', '--tree', 'tree', '--platform', 'kvm', ...args], dir);
+    const read = async () => parseCompat(await fs.readFile(path.join(dir, 'tree/compat.yaml')));
+    const serial = (await read()).serial;
+
+    const done = await withdraw('--reason', 'calls drop on SIP trunks');
+    expect(done.stderr).toBe('');
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain('withdrawal published for kvm');
+    expect(done.stdout).toContain('kvm: 1.2.0 withdrawn (calls drop on SIP trunks)');
+    expect((await read()).platforms.kvm?.release.withdrawn).toEqual({ reason: 'calls drop on SIP trunks' });
+    expect((await read()).serial).toBe(serial + 1);
+    const verify = await clgwRelease(
+      ['verify', '--roots', 'keys/root.pem', '--tree', 'tree', '--skip-artifacts'],
+      dir,
+    );
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain('withdrawn: calls drop on SIP trunks');
+
+    const undone = await withdraw('--undo');
+    expect(undone.code).toBe(0);
+    expect(undone.stdout).toContain('kvm: 1.2.0 offered again');
+    expect((await read()).platforms.kvm?.release.withdrawn).toBeUndefined();
+    expect((await read()).serial).toBe(serial + 2);
+
+    for (const args of [[], ['--reason', 'x', '--undo']]) {
+      const run = await withdraw(...args);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('withdraw needs either --reason TEXT or --undo');
+    }
+    const bad = await withdraw('--reason', ' padded');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(
+      'COMPAT_INVALID: tree/compat.yaml is invalid: platforms.kvm.release.withdrawn.reason',
+    );
+    expect((await read()).serial).toBe(serial + 2);
+  });
 });

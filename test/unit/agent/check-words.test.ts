@@ -100,6 +100,28 @@ describe('describeCheck', () => {
     });
     expect(checkWarning(sampleStatus({ check }))).toBeNull();
   });
+
+  it('a running release newer than the one published is kept, and said as a warning', () => {
+    const message =
+      'this gateway runs gateway OS 1.4.0, newer than 1.3.0 that the vendor publishes now; it keeps running it until a newer release is published';
+    const check: CheckResult = { outcome: 'upToDate', version: '1.4.0', at, message, published: '1.3.0' };
+    expect(describeCheck(sampleStatus({ check }))).toEqual({
+      severity: 'warn',
+      text: `T${message.slice(1)}`,
+    });
+  });
+
+  it('a withdrawn release is a warning, whether this gateway runs it or not', () => {
+    for (const message of [
+      'gateway OS 1.4.0 was withdrawn by the vendor (calls drop); this gateway keeps running it until a newer release is published',
+      'gateway OS 1.4.0 was withdrawn by the vendor (calls drop): not installed',
+    ]) {
+      const check: CheckResult = { outcome: 'withdrawn', version: '1.4.0', at, message };
+      const words = { severity: 'warn', text: `G${message.slice(1)}` };
+      expect(describeCheck(sampleStatus({ check }))).toEqual(words);
+      expect(checkWarning(sampleStatus({ check }))).toEqual(words);
+    }
+  });
 });
 
 describe('checkWarning', () => {

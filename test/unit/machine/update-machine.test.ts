@@ -49,6 +49,10 @@ function recordingEffects(overrides: Partial<UpdateEffects> = {}) {
     download: async () => void log.push('download'),
     verify: async () => void log.push('verify'),
     install: async () => void log.push('install'),
+    lastLook: async () => {
+      log.push('lastLook');
+      return { kind: 'offered' };
+    },
     switchBoot: async () => void log.push('switchBoot'),
     reboot: async () => void log.push('reboot'),
     confirm: async (): Promise<ConfirmOutcome> => {
@@ -85,6 +89,7 @@ describe('resume table', () => {
     confirming: 'confirming',
     rollingBack: 'confirming',
     waitingForCalls: 'startup',
+    lastLook: 'lastLook',
     recovering: 'recovering',
     factoryResetting: 'factoryResetting',
     committed: 'startup',
@@ -135,6 +140,8 @@ describe('update machine paths (xstate/graph)', () => {
     { type: 'DOWNLOADED' },
     { type: 'xstate.done.actor.verify' },
     { type: 'xstate.done.actor.install' },
+    { type: 'xstate.done.actor.lastLook', output: { kind: 'offered' } },
+    { type: 'xstate.done.actor.lastLook', output: { kind: 'halted', message: 'withdrawn', reason: 'bad' } },
     { type: 'xstate.done.actor.switchBoot' },
     { type: 'xstate.done.actor.confirm', output: { kind: 'committed', version: '1.1.0' } },
     { type: 'xstate.done.actor.confirm', output: { kind: 'rollback', reason: failure } },
@@ -172,6 +179,7 @@ describe('update machine paths (xstate/graph)', () => {
         'failed',
         'idle',
         'installing',
+        'lastLook',
         'rebooting',
         'startup',
         'switching',
@@ -213,6 +221,7 @@ describe('update machine paths (xstate/graph)', () => {
         'verifying',
         'installing',
         'waitingForCalls',
+        'lastLook',
         'switching',
         'rebooting',
       ]) {
@@ -246,6 +255,8 @@ describe('update machine at run time', () => {
       // No voice service configured: the wait is planned as nothing and left at once.
       'persist:waitingForCalls',
       'calls:noVoice',
+      'persist:lastLook',
+      'lastLook',
       'persist:switching',
       'switchBoot',
       'persist:rebooting',
@@ -731,5 +742,132 @@ describe('waiting for calls before a restart', () => {
       calls: { for: 'update', since: 'a', deadline: 'b', unknownGraceMs: 1, active: null, unknownSince: 'c' },
     };
     expect(journalSchema.parse(j)).toEqual(j);
+  });
+});
+
+describe('the last look before switching', () => {
+  const waiting: Journal = {
+    ...initialJournal(NOW),
+    state: 'waitingForCalls',
+    trigger: 'window',
+    install: true,
+    target,
+    written: { boot: 10, root: 20 },
+    calls: { for: 'update', since: new Date(NOW).toISOString(), active: null },
+  };
+  const withdrawn = {
+    kind: 'halted',
+    message: 'the vendor withdrew 1.1.0 (calls drop)',
+    reason: 'calls drop',
+  } as const;
+
+  it('still offered: on to the switch, the look persisted before it ran', async () => {
+    const rec = recordingEffects();
+    const actor = start(rec.effects, waiting);
+    await waitFor(actor, (s) => s.value === 'rebooting');
+    const at = rec.log.indexOf('lastLook');
+    expect(rec.log.slice(at - 1, at + 3)).toEqual([
+      'persist:lastLook',
+      'lastLook',
+      'persist:switching',
+      'switchBoot',
+    ]);
+    const look = rec.persisted.find((j) => j.state === 'lastLook')!;
+    expect(look.target).toEqual(target);
+    expect(look.calls).toBeUndefined();
+  });
+
+  it('withdrawn: idle, the target forgotten, the result says why, nothing switched', async () => {
+    const rec = recordingEffects({
+      lastLook: async () => {
+        rec.log.push('lastLook');
+        return withdrawn;
+      },
+    });
+    const actor = start(rec.effects, waiting);
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.journal.result !== undefined);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(rec.log).not.toContain('switchBoot');
+    const j = actor.getSnapshot().context.journal;
+    expect(j.target).toBeUndefined();
+    expect(j.error).toBeUndefined();
+    expect(j.result).toMatchObject({
+      outcome: 'halted',
+      version: '1.1.0',
+      message: 'the vendor withdrew 1.1.0 before this gateway switched to it (calls drop): discarded',
+    });
+    expect(j.result?.error).toBeUndefined();
+    // Persisted as settled, so a restart starts normally.
+    const last = rec.persisted.at(-1)!;
+    expect(last).toMatchObject({ state: 'idle', result: { outcome: 'halted' } });
+    expect(last.target).toBeUndefined();
+    expect(journalSchema.parse(last)).toEqual(last);
+    expect(resumeStep(last)).toBe('startup');
+  });
+
+  it("replaced or no longer named: discarded with the document's words", async () => {
+    const rec = recordingEffects({
+      lastLook: async () => ({
+        kind: 'halted',
+        message: 'compat.yaml (serial 3) now names 1.0.1 instead of 1.1.0',
+      }),
+    });
+    const actor = start(rec.effects, waiting);
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.journal.result !== undefined);
+    expect(actor.getSnapshot().context.journal.result?.message).toBe(
+      'compat.yaml (serial 3) now names 1.0.1 instead of 1.1.0: 1.1.0 was discarded before this gateway switched to it',
+    );
+  });
+
+  it('the document unreachable or unjudged (or the look throwing): on to the switch', async () => {
+    for (const lastLook of [
+      async () => ({ kind: 'unjudged', message: 'cannot reach mirror' }) as const,
+      async () => {
+        throw new ClgwError('HTTP_STATUS', 'HTTP 500', { transient: true });
+      },
+    ]) {
+      const rec = recordingEffects({ lastLook });
+      const actor = start(rec.effects, waiting);
+      await waitFor(actor, (s) => s.value === 'rebooting');
+      expect(rec.log).toContain('switchBoot');
+      expect(actor.getSnapshot().context.journal.error).toBeUndefined();
+    }
+  });
+
+  it('a confirmed "Reboot now" goes through the last look too', async () => {
+    const forever = (signal: AbortSignal) =>
+      new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+    const rec = recordingEffects({
+      planCallWait: async () => ({ deadline: new Date(NOW + 3_600_000).toISOString(), unknownGraceMs: 0 }),
+      countCalls: async () => 2,
+      pauseCalls: forever,
+      lastLook: async () => {
+        rec.log.push('lastLook');
+        return withdrawn;
+      },
+    });
+    const actor = start(rec.effects, waiting);
+    await waitFor(actor, (s) => s.context.journal.calls?.active === 2);
+    actor.send({ type: 'REBOOT_NOW' });
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.journal.result !== undefined);
+    expect(rec.log).toContain('calls:override');
+    expect(rec.log).not.toContain('switchBoot');
+    expect(actor.getSnapshot().context.journal.result?.outcome).toBe('halted');
+  });
+
+  it('a cut during the last look takes it again after start-up', async () => {
+    const cut: Journal = { ...waiting, state: 'lastLook', calls: undefined };
+    expect(resumeStep(cut)).toBe('lastLook');
+    expect(resumeStep({ ...cut, target: undefined })).toBe('startup');
+    const rec = recordingEffects();
+    const actor = start(rec.effects, cut);
+    await waitFor(actor, (s) => s.value === 'rebooting');
+    expect(rec.log.slice(0, 5)).toEqual([
+      'startup',
+      'persist:lastLook',
+      'lastLook',
+      'persist:switching',
+      'switchBoot',
+    ]);
   });
 });

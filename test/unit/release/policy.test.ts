@@ -1,7 +1,12 @@
 import type { ClgwError } from '@clgw/core/errors.js';
 import { type Compat, validateCompat } from '@clgw/core/release/schema.js';
 import { describe, expect, it } from 'vitest';
-import { decideUpdate, type UpdateContext } from '../../../agent/src/release/policy.js';
+import {
+  decideUpdate,
+  lastLook,
+  type PendingRelease,
+  type UpdateContext,
+} from '../../../agent/src/release/policy.js';
 import { sampleCompat } from '../../fixtures/release/compat.js';
 
 const EXPIRES = Date.UTC(2026, 11, 20, 10); // 2026-12-20T10:00:00Z, the sample's expiry
@@ -79,10 +84,14 @@ describe('decideUpdate', () => {
     expect(err.message).toContain('no release for platform physical; it names virtual, kvm');
   });
 
-  it('refuses a release older than the running version', () => {
-    const err = refusal(compat(), ctx({ runningVersion: '1.2.0' }));
-    expect(err.code).toBe('DOWNGRADE_REFUSED');
-    expect(err.message).toContain('release 1.1.0 is older than the running version 1.2.0');
+  it('keeps a running release newer than the one published (removed from compat.yaml): no downgrade, no error', () => {
+    for (const highestVersion of [undefined, '1.2.0', '1.3.0'])
+      expect(decideUpdate(compat(), ctx({ runningVersion: '1.2.0', highestVersion }))).toEqual({
+        kind: 'newer-running',
+        version: '1.2.0',
+        published: '1.1.0',
+        serial: 42,
+      });
   });
 
   it('refuses a release older than the highest version ever installed, even above the running one', () => {
@@ -125,7 +134,7 @@ describe('decideUpdate', () => {
     const rc = compat((d) => {
       d.platforms.virtual!.release.version = '1.1.0-rc.1';
     });
-    expect(refusal(rc, ctx({ runningVersion: '1.1.0' })).code).toBe('DOWNGRADE_REFUSED');
+    expect(decideUpdate(rc, ctx({ runningVersion: '1.1.0' })).kind).toBe('newer-running');
   });
 
   it('checks in a fixed order: publication, expiry, replay, platform, downgrade, source version', () => {
@@ -138,14 +147,125 @@ describe('decideUpdate', () => {
     expect(refusal(compat(), everything).code).toBe('RELEASE_EXPIRED');
     expect(refusal(compat(), { ...everything, now: NOW }).code).toBe('SERIAL_REPLAYED');
     expect(refusal(compat(), { ...everything, now: NOW, lastSerial: 1 }).code).toBe('PLATFORM_MISMATCH');
-    expect(refusal(compat(), { ...everything, now: NOW, lastSerial: 1, platform: 'virtual' }).code).toBe(
-      'DOWNGRADE_REFUSED',
-    );
+    expect(
+      refusal(compat(), {
+        ...everything,
+        now: NOW,
+        lastSerial: 1,
+        platform: 'virtual',
+        runningVersion: '1.0.0',
+        highestVersion: '2.0.0',
+      }).code,
+    ).toBe('DOWNGRADE_REFUSED');
   });
 
   it('refuses to reason about a running version that is not semver', () => {
     const err = refusal(compat(), ctx({ runningVersion: 'unknown' }));
     expect(err.code).toBe('STATE_INVALID');
     expect(err.message).toContain('"unknown"');
+  });
+});
+
+describe('decideUpdate: a withdrawn release', () => {
+  const withdrawn = compat((d) => {
+    Object.assign(d.platforms.virtual!.release, { withdrawn: { reason: 'calls drop' } });
+  });
+
+  it('is not installed on a box below it, whatever its source version', () => {
+    for (const runningVersion of ['1.0.0', '0.9.9']) {
+      expect(decideUpdate(withdrawn, ctx({ runningVersion }))).toMatchObject({
+        kind: 'withdrawn',
+        running: false,
+        release: { version: '1.1.0', withdrawn: { reason: 'calls drop' } },
+      });
+    }
+  });
+
+  it('is kept on a box running it (a withdrawal is not a downgrade)', () => {
+    expect(decideUpdate(withdrawn, ctx({ runningVersion: '1.1.0', highestVersion: '1.1.0' }))).toMatchObject({
+      kind: 'withdrawn',
+      running: true,
+    });
+  });
+
+  it('after the document checks: an expired document is still refused', () => {
+    expect(refusal(withdrawn, ctx({ now: EXPIRES })).code).toBe('RELEASE_EXPIRED');
+  });
+});
+
+describe('lastLook: is the installed release still offered?', () => {
+  const pending = (over: Partial<PendingRelease> = {}): PendingRelease => {
+    const r = compat().platforms.virtual!.release;
+    return { version: '1.1.0', serial: 42, platform: 'virtual', artifacts: r.artifacts, ...over };
+  };
+
+  it('offered: the same release, same images, same or a newer document, whatever its rollout', () => {
+    expect(lastLook(compat(), pending(), NOW)).toEqual({ kind: 'offered' });
+    expect(lastLook(compat(), pending({ serial: 41 }), NOW)).toEqual({ kind: 'offered' });
+    const narrowed = compat((d) => {
+      Object.assign(d.platforms.virtual!.release, { rollout: { percent: 0, salt: 's' } });
+    });
+    expect(lastLook(narrowed, pending(), NOW)).toEqual({ kind: 'offered' });
+  });
+
+  it('halted: withdrawn, with the reason', () => {
+    const doc = compat((d) => {
+      Object.assign(d.platforms.virtual!.release, { withdrawn: { reason: 'calls drop' } });
+    });
+    expect(lastLook(doc, pending(), NOW)).toEqual({
+      kind: 'halted',
+      message: 'the vendor withdrew 1.1.0 (calls drop)',
+      reason: 'calls drop',
+    });
+  });
+
+  it('halted: another version named (the previous one re-published), or another one above it', () => {
+    for (const version of ['1.0.1', '1.2.0']) {
+      const doc = compat((d) => {
+        d.serial = 43;
+        d.platforms.virtual!.release.version = version;
+      });
+      expect(lastLook(doc, pending(), NOW)).toEqual({
+        kind: 'halted',
+        message: `compat.yaml (serial 43) now names ${version} instead of 1.1.0`,
+      });
+    }
+  });
+
+  it('halted: the platform no longer named', () => {
+    const doc = compat((d) => {
+      d.platforms.kvm = d.platforms.virtual!;
+      delete d.platforms.virtual;
+    });
+    expect(lastLook(doc, pending(), NOW)).toEqual({
+      kind: 'halted',
+      message: 'compat.yaml (serial 42) no longer names a release for platform virtual',
+    });
+  });
+
+  it('halted: other images under the same version', () => {
+    const other = pending();
+    const doc = compat((d) => {
+      d.platforms.virtual!.release.artifacts.root!.sha256 = 'c'.repeat(64);
+    });
+    expect(lastLook(doc, other, NOW)).toMatchObject({
+      kind: 'halted',
+      message: expect.stringContaining('other images'),
+    });
+  });
+
+  it('unjudged: a document older than the one that offered it, expired or from the future', () => {
+    const halted = compat((d) => {
+      d.platforms.virtual!.release.version = '1.0.1';
+    });
+    expect(lastLook(halted, pending({ serial: 43 }), NOW)).toMatchObject({
+      kind: 'unjudged',
+      message: expect.stringContaining('serial 42, older than serial 43'),
+    });
+    expect(lastLook(halted, pending(), EXPIRES)).toMatchObject({
+      kind: 'unjudged',
+      message: expect.stringContaining('expired'),
+    });
+    expect(lastLook(halted, pending(), PUBLISHED - 86_400_000)).toMatchObject({ kind: 'unjudged' });
   });
 });

@@ -334,3 +334,39 @@ describe('a release under a staged rollout', () => {
     expect(invalid(withRollout(rollout))).toContain(`platforms.virtual.release.${message}`);
   });
 });
+
+describe('a withdrawn release', () => {
+  const withWithdrawn = (withdrawn: unknown) => {
+    const doc = sampleCompat();
+    Object.assign(doc.platforms.virtual!.release, { withdrawn });
+    return doc;
+  };
+  const message = 'expected 1 to 200 printable characters, not starting or ending with a space';
+
+  it.each([
+    [{ reason: 'x' }],
+    [{ reason: 'calls drop after 20 min on SIP trunks (CLGW-1234)' }],
+    [{ reason: 'y'.repeat(200) }],
+  ])('accepts %j', (withdrawn) => {
+    expect(validateCompat(withWithdrawn(withdrawn)).platforms.virtual?.release.withdrawn).toEqual(withdrawn);
+  });
+
+  it('is optional', () => {
+    expect(validateCompat(sampleCompat()).platforms.virtual?.release.withdrawn).toBeUndefined();
+  });
+
+  it.each([
+    [{ reason: '' }, `withdrawn.reason: ${message}`],
+    [{ reason: ' leading' }, `withdrawn.reason: ${message}`],
+    [{ reason: 'trailing ' }, `withdrawn.reason: ${message}`],
+    [{ reason: 'y'.repeat(201) }, `withdrawn.reason: ${message}`],
+    [{ reason: 'line\nbreak' }, `withdrawn.reason: ${message}`],
+    [{ reason: 'é' }, `withdrawn.reason: ${message}`],
+    [{ reason: 7 }, 'withdrawn.reason: expected a string, got number 7'],
+    [{}, 'withdrawn.reason: missing (expected a string)'],
+    [{ reason: 'bad', by: 'me' }, 'withdrawn: unknown key "by"'],
+    [true, 'withdrawn: expected a mapping, got boolean true'],
+  ])('refuses %j naming the field', (withdrawn, text) => {
+    expect(invalid(withWithdrawn(withdrawn))).toContain(`platforms.virtual.release.${text}`);
+  });
+});
