@@ -23,6 +23,7 @@ import {
   PLATFORMS,
   type Platform,
   type PlatformEntry,
+  type PlatformRelease,
   type Rollout,
   type SlotArtifact,
   validateCompat,
@@ -239,55 +240,26 @@ export interface RolloutChange {
 export async function setRollout(
   options: SetRolloutOptions,
 ): Promise<{ compat: Compat; compatPath: string; changes: RolloutChange[] }> {
-  const now = options.now ?? Date.now();
-  const expiresInDays = options.expiresInDays ?? 30;
-  const compatPath = path.join(options.tree, COMPAT_FILE);
-  const previous = await readExistingCompat(compatPath);
-  const bad = (message: string): ClgwError => new ClgwError('INVALID_REQUEST', message);
-  if (!previous) throw bad(`${compatPath} does not exist: publish a gateway OS release first`);
-  if (options.platforms.length === 0) throw bad('at least one platform is needed');
-  for (const p of options.platforms) {
-    if (!previous.platforms[p]) throw bad(`${compatPath} has no release for ${p}: publish one first`);
-  }
   if (options.percent === null && options.salt !== undefined)
-    throw bad('a salt without a percentage: clearing the rollout offers the release to every appliance');
-  const serial = options.serial ?? previous.serial + 1;
-  if (serial <= previous.serial)
-    throw bad(`serial ${serial} does not exceed serial ${previous.serial} of the published ${compatPath}`);
+    throw new ClgwError(
+      'INVALID_REQUEST',
+      'a salt without a percentage: clearing the rollout offers the release to every appliance',
+    );
   const changes: RolloutChange[] = [];
-  const platforms: Partial<Record<Platform, PlatformEntry>> = {};
-  for (const platform of PLATFORMS) {
-    const kept = previous.platforms[platform];
-    if (!kept) continue;
-    if (!options.platforms.includes(platform)) {
-      platforms[platform] = kept;
-      continue;
-    }
-    const { rollout: before, ...release } = kept.release;
+  const published = await reviseReleases(options, (platform, { rollout: before, ...release }) => {
     const after =
       options.percent === null
         ? undefined
         : { percent: options.percent, salt: options.salt ?? before?.salt ?? release.version };
-    platforms[platform] = { ...kept, release: { ...release, ...(after ? { rollout: after } : {}) } };
     changes.push({
       platform,
       version: release.version,
       ...(before ? { before } : {}),
       ...(after ? { after } : {}),
     });
-  }
-  const compat = validateCompat(
-    {
-      schema: 1,
-      serial,
-      published: isoSeconds(now),
-      expires: isoSeconds(now + expiresInDays * DAY_MS),
-      platforms,
-    },
-    compatPath,
-  );
-  await writeSignedCompat(compat, compatPath, path.join(options.tree, SIGNATURE_FILE), options.keys);
-  return { compat, compatPath, changes };
+    return { ...release, ...(after ? { rollout: after } : {}) };
+  });
+  return { ...published, changes };
 }
 
 export interface SetWithdrawnOptions {
@@ -312,6 +284,31 @@ export interface SetWithdrawnOptions {
 export async function setWithdrawn(
   options: SetWithdrawnOptions,
 ): Promise<{ compat: Compat; compatPath: string; changes: { platform: Platform; version: string }[] }> {
+  const { reason } = options;
+  const changes: { platform: Platform; version: string }[] = [];
+  const published = await reviseReleases(options, (platform, { withdrawn: _before, ...release }) => {
+    changes.push({ platform, version: release.version });
+    return { ...release, ...(reason === null ? {} : { withdrawn: { reason } }) };
+  });
+  return { ...published, changes };
+}
+
+/**
+ * The published compat.yaml again with the platforms' releases passed through `revise`, the next
+ * serial (or `serial`, which must exceed it) and new dates, validated, written and signed. Every
+ * platform named must already have a release (INVALID_REQUEST otherwise); the others are kept.
+ */
+async function reviseReleases(
+  options: {
+    tree: string;
+    keys: DevKeys;
+    platforms: Platform[];
+    serial?: number;
+    expiresInDays?: number;
+    now?: number;
+  },
+  revise: (platform: Platform, release: PlatformRelease) => PlatformRelease,
+): Promise<{ compat: Compat; compatPath: string }> {
   const now = options.now ?? Date.now();
   const expiresInDays = options.expiresInDays ?? 30;
   const compatPath = path.join(options.tree, COMPAT_FILE);
@@ -325,22 +322,13 @@ export async function setWithdrawn(
   const serial = options.serial ?? previous.serial + 1;
   if (serial <= previous.serial)
     throw bad(`serial ${serial} does not exceed serial ${previous.serial} of the published ${compatPath}`);
-  const changes: { platform: Platform; version: string }[] = [];
   const platforms: Partial<Record<Platform, PlatformEntry>> = {};
   for (const platform of PLATFORMS) {
     const kept = previous.platforms[platform];
     if (!kept) continue;
-    if (!options.platforms.includes(platform)) {
-      platforms[platform] = kept;
-      continue;
-    }
-    const { withdrawn: _before, ...release } = kept.release;
-    const reason = options.reason;
-    platforms[platform] = {
-      ...kept,
-      release: { ...release, ...(reason === null ? {} : { withdrawn: { reason } }) },
-    };
-    changes.push({ platform, version: release.version });
+    platforms[platform] = options.platforms.includes(platform)
+      ? { ...kept, release: revise(platform, kept.release) }
+      : kept;
   }
   const compat = validateCompat(
     {
@@ -353,7 +341,7 @@ export async function setWithdrawn(
     compatPath,
   );
   await writeSignedCompat(compat, compatPath, path.join(options.tree, SIGNATURE_FILE), options.keys);
-  return { compat, compatPath, changes };
+  return { compat, compatPath };
 }
 
 /**
