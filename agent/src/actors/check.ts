@@ -3,8 +3,14 @@ import type { Validators } from '@clgw/core/platform/http.js';
 import { otherSlot } from '@clgw/core/platform/paths.js';
 import { MAX_COMPAT_BYTES, parseCompat } from '@clgw/core/release/parse.js';
 import { inRollout, rolloutBucket } from '@clgw/core/release/rollout.js';
+import { rootsPem, trustAt } from '@clgw/core/release/root-rotation.js';
 import type { Compat, Rollout } from '@clgw/core/release/schema.js';
-import { envelopeRevocations, verifyCompatSignature } from '@clgw/core/release/signature.js';
+import {
+  envelopeRevocations,
+  envelopeRotation,
+  parseTrustedRoots,
+  verifyCompatSignature,
+} from '@clgw/core/release/signature.js';
 import { readRunningRelease } from '@clgw/core/system/os-release.js';
 import type { Deps } from '../deps.js';
 import type { Journal } from '../machine/journal.js';
@@ -15,6 +21,7 @@ import { ensureApplianceId } from '../ssh/appliance-id.js';
 import { clearRecovered, updateAlarms } from '../state/alarms.js';
 import { readHistory, updateHistory } from '../state/history.js';
 import { adoptRevocations } from '../state/revocations.js';
+import { adoptRotation } from '../state/root-rotation.js';
 import { clockFloor, clockNotSet } from '../system/clock-floor.js';
 
 /** The signature envelope is small: a signature and at most a few certificates. */
@@ -85,10 +92,12 @@ export async function fetchCompat(
 }
 
 /**
- * The envelope's revocation list first: verified against the pinned roots (a bad one refuses the
- * document) and, when newer than the stored one, persisted before anything is judged by it. Then
- * the signature and chain against the list that applies — the stored one, so an envelope replayed
- * without the list is still held to it.
+ * The envelope's root rotation first: verified against the image's pinned roots (a bad one refuses
+ * the document) and, when none is stored yet, persisted before anything is judged by it. Then its
+ * revocation list: verified against every root trusted through the rotation and, when newer than
+ * the stored one, persisted. Then the signature and chain against the roots that apply now (the
+ * rotated-from root only until the overlap ends) and the list that applies — the stored ones, so
+ * an envelope replayed without the rotation or the list is still held to them.
  */
 async function verifiedCompat(
   deps: Pick<Deps, 'trustedRootsPem' | 'paths' | 'log'>,
@@ -96,14 +105,29 @@ async function verifiedCompat(
   envelope: Buffer | undefined,
   now: number,
 ): Promise<{ compat: Compat; signer: string }> {
-  const offered = envelope ? envelopeRevocations(envelope, deps.trustedRootsPem) : undefined;
-  const revocations = await adoptRevocations(deps, deps.paths.revocations, deps.trustedRootsPem, offered);
+  const offeredRotation = envelope ? envelopeRotation(envelope, deps.trustedRootsPem, now) : undefined;
+  const rotation = await adoptRotation(
+    deps,
+    deps.paths.rootRotation,
+    deps.trustedRootsPem,
+    offeredRotation,
+    now,
+  );
+  const offered = envelope
+    ? envelopeRevocations(envelope, deps.trustedRootsPem, undefined, rotation)
+    : undefined;
+  // The stored list is verified against the same roots a new one may be signed by (trustAt).
+  const listRootsPem = rotation
+    ? rootsPem(trustAt(parseTrustedRoots(deps.trustedRootsPem), rotation, now).listRoots)
+    : deps.trustedRootsPem;
+  const revocations = await adoptRevocations(deps, deps.paths.revocations, listRootsPem, offered);
   const { signer } = verifyCompatSignature({
     document,
     envelope,
     trustedRootsPem: deps.trustedRootsPem,
     now,
     ...(revocations ? { revocations } : {}),
+    ...(rotation ? { rotation } : {}),
   });
   return { compat: parseCompat(document), signer };
 }

@@ -37,6 +37,12 @@ export interface AppliancePaths {
    * and applies to every later compat.yaml, with or without a list in its envelope.
    */
   revocations: string;
+  /**
+   * The adopted root rotation (release/root-rotation.ts): a new release root vouched for by the
+   * image's pinned root, trusted beside it until the stated overlap ends, then instead of it. The
+   * image's roots stay the floor: a factory reset erases this and the next check adopts it again.
+   */
+  rootRotation: string;
   /** Per-slot record of what was installed (RAUC's slot status). */
   slotStatus: string;
   /** Chunk indexes of what the slots hold or are getting (adaptive updates), named by slot and content. */
@@ -140,6 +146,7 @@ export function appliancePaths(root: string): AppliancePaths {
     journal: path.join(dataDir, 'update-journal.json'),
     history: path.join(dataDir, 'history.json'),
     revocations: path.join(dataDir, 'revocations.json'),
+    rootRotation: path.join(dataDir, 'root-rotation.json'),
     slotStatus: path.join(dataDir, 'slot-status.json'),
     chunkIndexes: path.join(dataDir, 'chunk-index'),
     alarms: path.join(dataDir, 'alarms.json'),

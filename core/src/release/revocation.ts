@@ -130,8 +130,28 @@ export function verifyRevocations(
   }
   const bytes = Buffer.from(signed.list, 'base64');
   const signature = Buffer.from(signed.signature, 'base64');
+  const { signer, rsaRoots } = rootSignerOf(bytes, signature, roots);
+  if (!signer)
+    throw new ClgwError(
+      'SIGNATURE_INVALID',
+      `${where}: its signature does not verify with ${rsaRoots.length === 0 ? 'any pinned root (none has an RSA key)' : `the key of a pinned root (${rsaRoots.map((r) => `"${subjectOf(r)}"`).join(', ')})`}: a revocation list must be signed by the release root itself`,
+      { details: { where } },
+    );
+  return { list: parseRevocationList(bytes, where), signed: { ...signed }, root: subjectOf(signer) };
+}
+
+/**
+ * The root among `roots` whose own key made `signature` over `bytes` (RSA-PSS, SHA-256, salt length
+ * = digest length: what the release root signs lists and rotation statements with), or undefined;
+ * with the roots that could have (RSA ones), for messages.
+ */
+export function rootSignerOf(
+  bytes: Uint8Array,
+  signature: Uint8Array,
+  roots: readonly X509Certificate[],
+): { signer: X509Certificate | undefined; rsaRoots: X509Certificate[] } {
   const params = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST };
-  // The envelope's algorithm is RSA-PSS; a pinned root with another key type cannot sign a list.
+  // The algorithm is RSA-PSS; a pinned root with another key type cannot have signed.
   const rsaRoots = roots.filter((r) => r.publicKey.asymmetricKeyType === 'rsa');
   const signer = rsaRoots.find((root) => {
     try {
@@ -140,13 +160,7 @@ export function verifyRevocations(
       return false;
     }
   });
-  if (!signer)
-    throw new ClgwError(
-      'SIGNATURE_INVALID',
-      `${where}: its signature does not verify with ${rsaRoots.length === 0 ? 'any pinned root (none has an RSA key)' : `the key of a pinned root (${rsaRoots.map((r) => `"${subjectOf(r)}"`).join(', ')})`}: a revocation list must be signed by the release root itself`,
-      { details: { where } },
-    );
-  return { list: parseRevocationList(bytes, where), signed: { ...signed }, root: subjectOf(signer) };
+  return { signer, rsaRoots };
 }
 
 /**

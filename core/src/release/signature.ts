@@ -1,6 +1,7 @@
 import { constants, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import * as z from 'zod';
 import { ClgwError } from '../errors.js';
+import { keyProblem } from './key-strength.js';
 import {
   newerRevocations,
   type RevocationList,
@@ -9,6 +10,13 @@ import {
   type VerifiedRevocations,
   verifyRevocations,
 } from './revocation.js';
+import {
+  rotationIsMoot,
+  SignedRotationSchema,
+  trustAt,
+  type VerifiedRotation,
+  verifyRootRotation,
+} from './root-rotation.js';
 import { readX509Fields, type SignatureAlgorithm, type X509Fields } from './x509-fields.js';
 
 /**
@@ -33,9 +41,6 @@ export const MAX_ENVELOPE_BYTES = 64 * 1024;
 /** Signing certificate plus at most three intermediates below the pinned root. */
 export const MAX_CHAIN_LENGTH = 4;
 export const CODE_SIGNING_EKU = '1.3.6.1.5.5.7.3.3';
-const MIN_RSA_BITS = 2048;
-/** Node's names for NIST P-256, P-384 and P-521. */
-const EC_CURVES = ['prime256v1', 'secp384r1', 'secp521r1'];
 const STRONG_HASHES = ['SHA-256', 'SHA-384', 'SHA-512', 'intrinsic'];
 const MAX_PEM_CHARS = 16 * 1024;
 
@@ -52,6 +57,8 @@ export const EnvelopeSchema = z.strictObject({
     .min(1, { error: 'expected at least the signing certificate' }),
   /** Optional: the root-signed revocation list (revocation.ts). */
   revocations: SignedRevocationsSchema.optional(),
+  /** Optional: a new root vouched for by the pinned root (root-rotation.ts). */
+  rootRotation: SignedRotationSchema.optional(),
 });
 export type SignatureEnvelope = z.output<typeof EnvelopeSchema>;
 
@@ -72,6 +79,13 @@ export interface VerifyCompatSignatureInput {
    * older one, never lifts a revocation.
    */
   revocations?: VerifiedRevocations;
+  /**
+   * The root rotation the appliance has adopted (stored, already verified against the pinned
+   * roots). When absent, the envelope's own rotation (verified here) applies; when both are there,
+   * the stored one does. Either way the chain may end at the new root, and at the rotated-from root
+   * only until the rotation's overlap ends.
+   */
+  rotation?: VerifiedRotation;
 }
 
 export interface VerifiedSignature {
@@ -94,7 +108,7 @@ export interface VerifiedSignature {
  */
 export function verifyCompatSignature(input: VerifyCompatSignatureInput): VerifiedSignature {
   const source = input.source ?? 'compat.yaml';
-  const roots = parseTrustedRoots(input.trustedRootsPem);
+  const imageRoots = parseTrustedRoots(input.trustedRootsPem);
   if (input.envelope === undefined)
     throw new ClgwError('SIGNATURE_MISSING', `${source} has no signature (${source}.sig is missing)`, {
       details: { source },
@@ -111,13 +125,17 @@ export function verifyCompatSignature(input: VerifyCompatSignatureInput): Verifi
     }
   });
 
+  const offeredRotation = envelope.rootRotation
+    ? rotationOf(envelope.rootRotation, imageRoots, input.now, source)
+    : undefined;
+  const trust = trustAt(imageRoots, input.rotation ?? offeredRotation, input.now);
   const offered = envelope.revocations
-    ? verifyRevocations(envelope.revocations, roots, revocationsWhere(source))
+    ? verifyRevocations(envelope.revocations, trust.listRoots, revocationsWhere(source))
     : undefined;
   const revocations = newerRevocations(input.revocations, offered).effective;
   if (revocations) refuseRevoked(certs, revocations.list, source);
 
-  const anchor = verifyChain(certs, roots, input.now, source);
+  const anchor = verifyChainRotated(certs, trust, input.now, source);
 
   const leaf = certs[0]!;
   const signature = Buffer.from(envelope.signature, 'base64');
@@ -169,14 +187,72 @@ export function envelopeRevocations(
   bytes: Uint8Array,
   trustedRootsPem: string,
   source = 'compat.yaml',
+  rotation?: VerifiedRotation,
 ): VerifiedRevocations | undefined {
   const envelope = parseEnvelope(bytes, source);
   if (!envelope.revocations) return undefined;
-  return verifyRevocations(
-    envelope.revocations,
-    parseTrustedRoots(trustedRootsPem),
-    revocationsWhere(source),
-  );
+  // A list may be signed by the rotation's new root as well as by the pinned ones (trustAt).
+  const { listRoots } = trustAt(parseTrustedRoots(trustedRootsPem), rotation, 0);
+  return verifyRevocations(envelope.revocations, listRoots, revocationsWhere(source));
+}
+
+/**
+ * The root rotation carried by an envelope, verified against the pinned roots at `now`; undefined
+ * when the envelope carries none, or one whose new root is already pinned. Throws
+ * `SIGNATURE_INVALID` for a malformed envelope or a rotation that does not verify. The agent calls
+ * this first, to persist the rotation before anything is judged by it (persist before acting).
+ */
+export function envelopeRotation(
+  bytes: Uint8Array,
+  trustedRootsPem: string,
+  now: number,
+  source = 'compat.yaml',
+): VerifiedRotation | undefined {
+  const envelope = parseEnvelope(bytes, source);
+  if (!envelope.rootRotation) return undefined;
+  return rotationOf(envelope.rootRotation, parseTrustedRoots(trustedRootsPem), now, source);
+}
+
+function rotationOf(
+  signed: NonNullable<SignatureEnvelope['rootRotation']>,
+  imageRoots: X509Certificate[],
+  now: number,
+  source: string,
+): VerifiedRotation | undefined {
+  if (rotationIsMoot(signed, imageRoots)) return undefined;
+  return verifyRootRotation(signed, imageRoots, now, `the root rotation in ${source}.sig`);
+}
+
+/**
+ * {@link verifyChain} against the roots that apply now. A chain that fails but would end at a root
+ * whose overlap has ended is refused for that reason, so the message says what happened.
+ */
+function verifyChainRotated(
+  certs: X509Certificate[],
+  trust: ReturnType<typeof trustAt>,
+  now: number,
+  source: string,
+): X509Certificate {
+  try {
+    return verifyChain(certs, trust.chainRoots, now, source);
+  } catch (e) {
+    for (const { root, until, successor } of trust.retired) {
+      let retiredOk = false;
+      try {
+        verifyChain(certs, [root], now, source);
+        retiredOk = true;
+      } catch {
+        // Not a chain to this retired root either: the original error stands.
+      }
+      if (retiredOk)
+        throw new ClgwError(
+          'CHAIN_INVALID',
+          `${source}.sig: the chain ends at the old release root "${subjectOf(root)}", whose overlap ended at ${until}: since then only chains to its successor "${subjectOf(successor)}" are accepted`,
+          { cause: e, details: { source, root: subjectOf(root), overlapUntil: until } },
+        );
+    }
+    throw e;
+  }
 }
 
 function revocationsWhere(source: string): string {
@@ -347,29 +423,6 @@ function verifyChain(
   );
   if (rootIssuing) throw fail(anchor, 'root', rootIssuing);
   return anchor;
-}
-
-/**
- * Why `cert`'s public key is too weak to take part in a release chain, or undefined: RSA of at
- * least 2048 bits, EC on P-256, P-384 or P-521, Ed25519 or Ed448.
- */
-function keyProblem(cert: X509Certificate): string | undefined {
-  const key = cert.publicKey;
-  const type = key.asymmetricKeyType;
-  if (type === 'rsa' || type === 'rsa-pss') {
-    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-    return bits >= MIN_RSA_BITS
-      ? undefined
-      : `uses a ${bits}-bit RSA key; at least ${MIN_RSA_BITS} bits are required`;
-  }
-  if (type === 'ec') {
-    const curve = key.asymmetricKeyDetails?.namedCurve ?? 'an unnamed curve';
-    return EC_CURVES.includes(curve)
-      ? undefined
-      : `uses an EC key on ${curve}; P-256, P-384 or P-521 is required`;
-  }
-  if (type === 'ed25519' || type === 'ed448') return undefined;
-  return `uses a key of type ${type ?? 'unknown'}; RSA (${MIN_RSA_BITS} bits or more), EC P-256/P-384/P-521, Ed25519 or Ed448 is required`;
 }
 
 /** Why the signature on a certificate is too weak to rely on, or undefined. */

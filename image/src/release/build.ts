@@ -33,7 +33,7 @@ import { fillEntry, writeIndexFile } from '@clgw/core/slot/index-file.js';
 import { parseOsRelease, patchLevelOf } from '@clgw/core/system/os-release.js';
 import { stringify } from 'yaml';
 import type { DevKeys } from './keys.js';
-import { readTreeRevocations, signDocument } from './sign.js';
+import { readTreeRevocations, readTreeRotation, signDocument, treeListRootsPem } from './sign.js';
 
 /**
  * The root image's own OS patch level (os-release's `CLGW_PATCH_LEVEL`), read with debugfs
@@ -346,8 +346,8 @@ async function reviseReleases(
 
 /**
  * Writes compat.yaml and then its signature (artifacts must already be in place). The one place a
- * tree's envelope is made: it carries the tree's revocation list (`revocations.json`), so every
- * later document keeps meeting appliances with it.
+ * tree's envelope is made: it carries the tree's revocation list (`revocations.json`) and root
+ * rotation (`root-rotation.json`), so every later document keeps meeting appliances with them.
  */
 async function writeSignedCompat(
   compat: Compat,
@@ -359,8 +359,13 @@ async function writeSignedCompat(
   // What we publish must be exactly what an appliance accepts.
   parseCompat(text, compatPath);
   const document = Buffer.from(text);
-  const revocations = await readTreeRevocations(path.dirname(compatPath), keys.root.certPem);
-  const envelope = signDocument(document, keys, revocations ? { revocations: revocations.signed } : {});
+  const tree = path.dirname(compatPath);
+  const rootRotation = await readTreeRotation(tree, keys.root.certPem);
+  const revocations = await readTreeRevocations(tree, await treeListRootsPem(tree, keys.root.certPem));
+  const envelope = signDocument(document, keys, {
+    ...(revocations ? { revocations: revocations.signed } : {}),
+    ...(rootRotation ? { rootRotation: rootRotation.signed } : {}),
+  });
   // Artifacts are in place; the document that points at them goes next, the signature last.
   await writeFileAtomic(compatPath, document);
   await writeFileAtomic(signaturePath, envelope);

@@ -15,7 +15,8 @@ import {
 import { buildRelease, type ContainerSource, publishContainers, setRollout, setWithdrawn } from './build.js';
 import { generateDevKeys, KEY_FILES, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
 import { revokeCertificates } from './revoke.js';
-import { readTreeRevocations, signDocument } from './sign.js';
+import { rotateRoot } from './rotate.js';
+import { readTreeRevocations, readTreeRotation, signDocument, treeListRootsPem } from './sign.js';
 import {
   generateSupportCa,
   issueSupportCert,
@@ -70,8 +71,18 @@ export const USAGE = `usage:
       re-signs compat.yaml with the next serial; every later build, rollout,
       containers and sign of the tree carries the list. Issue the new signing
       certificate into --keys first
+  clgw-release rotate-root --keys DIR [--ca DIR] --tree DIR --new-root-out DIR
+      [--overlap-days N] [--expires-days N]
+      makes a new release root (certificate and private key into
+      --new-root-out: the new offline key), vouches for it with the current
+      root's private key (--ca, default DIR-ca: the offline CA directory
+      holding root.key), writes the rotation to the tree (root-rotation.json)
+      and re-signs compat.yaml with the next serial; appliances accept chains
+      to the current root for N more days (default 90), then only to the new
+      one. Every later build, rollout, containers, revoke and sign of the tree
+      carries the rotation; keep it there
   clgw-release sign --keys DIR FILE          writes FILE.sig (with the
-      revocation list of FILE's directory, if it has one)
+      revocation list and root rotation of FILE's directory, if it has them)
   clgw-release verify --roots PEM --tree DIR [--skip-artifacts]
   clgw-release support-cert --ca KEY --principal P [--principal P ...]
       --hours N [--identity TEXT] PUBKEY
@@ -112,6 +123,9 @@ export async function main(argv: string[], io: Io = consoleIo): Promise<number> 
         return 0;
       case 'revoke':
         await revokeCommand(rest, io);
+        return 0;
+      case 'rotate-root':
+        await rotateRootCommand(rest, io);
         return 0;
       case 'sign':
         await signCommand(rest, io);
@@ -472,6 +486,57 @@ async function revokeCommand(args: string[], io: Io): Promise<void> {
   );
 }
 
+async function rotateRootCommand(args: string[], io: Io): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      keys: { type: 'string' },
+      ca: { type: 'string' },
+      tree: { type: 'string' },
+      'new-root-out': { type: 'string' },
+      'overlap-days': { type: 'string' },
+      'expires-days': { type: 'string' },
+    },
+  });
+  const keysDir = required(values.keys, '--keys');
+  const tree = required(values.tree, '--tree');
+  const newRootOut = required(values['new-root-out'], '--new-root-out');
+  const overlapDays = optionalInteger(values['overlap-days'], '--overlap-days');
+  const expiresInDays = optionalInteger(values['expires-days'], '--expires-days');
+  const caDir = values.ca ?? `${path.resolve(keysDir)}-ca`;
+  const rootKeyFile = path.join(caDir, KEY_FILES.rootKey);
+  let rootKeyPem: string;
+  try {
+    rootKeyPem = await fs.readFile(rootKeyFile, 'utf8');
+  } catch (e) {
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `a new root is vouched for by the current release root itself, and its private key ${rootKeyFile} cannot be read (${(e as Error).message}): bring the offline CA directory and name it with --ca DIR`,
+      { cause: e, details: { file: rootKeyFile } },
+    );
+  }
+  const keys = await loadKeys(keysDir);
+  const rotated = await rotateRoot({
+    tree,
+    keys,
+    rootKeyPem,
+    newRootOut,
+    ...(overlapDays === undefined ? {} : { overlapDays }),
+    ...(expiresInDays === undefined ? {} : { expiresInDays }),
+  });
+  io.out(`new release root ${rotated.newRootCertPath} (SHA-256 ${rotated.digest})`);
+  io.out(`  its private key: ${rotated.newRootKeyPath} — move it offline now`);
+  io.out(
+    `  rotation written to ${rotated.rotationPath}: the current root is accepted until ${rotated.overlapUntil}`,
+  );
+  io.out(
+    rotated.compat
+      ? `  ${rotated.compatPath}: re-signed with the rotation, serial ${rotated.compat.serial}, expires ${rotated.compat.expires}`
+      : '  no compat.yaml in the tree yet: the next build carries the rotation',
+  );
+}
+
 async function signCommand(args: string[], io: Io): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
@@ -490,10 +555,15 @@ async function signCommand(args: string[], io: Io): Promise<void> {
     throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
   }
   // A document signed for a tree carries the tree's revocation list, as build's do.
-  const revocations = await readTreeRevocations(path.dirname(file), keys.root.certPem);
+  const tree = path.dirname(file);
+  const rootRotation = await readTreeRotation(tree, keys.root.certPem);
+  const revocations = await readTreeRevocations(tree, await treeListRootsPem(tree, keys.root.certPem));
   await writeFileAtomic(
     `${file}.sig`,
-    signDocument(document, keys, revocations ? { revocations: revocations.signed } : {}),
+    signDocument(document, keys, {
+      ...(revocations ? { revocations: revocations.signed } : {}),
+      ...(rootRotation ? { rootRotation: rootRotation.signed } : {}),
+    }),
   );
   io.out(`signed ${file} → ${file}.sig`);
 }

@@ -23,6 +23,8 @@ export {
   type DevKeys,
   type GenerateKeysOptions,
   generateDevKeys,
+  generateRootCa,
+  issueIntermediate,
   issueSigningCert,
   KEY_FILES,
   loadKeys,
@@ -30,12 +32,18 @@ export {
   saveKeys,
 } from './keys.js';
 export { type Revoked, type RevokeOptions, revokeCertificates } from './revoke.js';
+export { type RotatedRoot, type RotateRootOptions, rotateRoot } from './rotate.js';
 export {
   REVOCATIONS_FILE,
+  ROOT_ROTATION_FILE,
   readTreeRevocations,
+  readTreeRotation,
   type SignOptions,
   signDocument,
   signRevocationList,
+  signRootRotation,
+  type TreeRotation,
+  treeRotationFile,
 } from './sign.js';
 export {
   ensureDevSupportCa,

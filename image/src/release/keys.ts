@@ -159,6 +159,63 @@ export function issueSigningCert(
   return { certPem: forge.pki.certificateToPem(signing), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
 }
 
+/**
+ * A new self-signed release root CA (10 years, no path length constraint) and its key: what
+ * `clgw-release rotate-root` makes. Its key belongs offline, as the current root's does.
+ */
+export function generateRootCa(options: GenerateKeysOptions = {}): Required<CertificateAndKey> {
+  const now = options.now ?? Date.now();
+  const org = options.organization ?? 'clgw development';
+  const keys = forge.pki.rsa.generateKeyPair({ bits: options.bits ?? 3072, e: 0x10001 });
+  const subject = [
+    { name: 'organizationName', value: org },
+    { name: 'commonName', value: `${org} release root ${new Date(now).toISOString().slice(0, 10)}` },
+  ];
+  const root = issue({
+    subject,
+    publicKey: keys.publicKey,
+    issuer: { subject, privateKey: keys.privateKey },
+    notBefore: new Date(now - 60 * 60 * 1000),
+    notAfter: new Date(now + 3650 * DAY_MS),
+    ca: { pathLength: undefined },
+  });
+  return { certPem: forge.pki.certificateToPem(root), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+/**
+ * A new intermediate CA (5 years, path length 0) and its key under `root`: the first step of moving
+ * signing under a rotated root (then {@link issueSigningCert} under it). Needs the root's key.
+ */
+export function issueIntermediate(
+  root: CertificateAndKey,
+  options: GenerateKeysOptions = {},
+): Required<CertificateAndKey> {
+  if (root.keyPem === undefined)
+    throw new ClgwError('CONFIG_INVALID', "issuing an intermediate needs the root's private key");
+  const now = options.now ?? Date.now();
+  const org = options.organization ?? 'clgw development';
+  const rootCert = forge.pki.certificateFromPem(root.certPem);
+  const keys = forge.pki.rsa.generateKeyPair({ bits: options.bits ?? 3072, e: 0x10001 });
+  const cert = issue({
+    subject: [
+      { name: 'organizationName', value: org },
+      { name: 'commonName', value: `${org} release intermediate` },
+    ],
+    publicKey: keys.publicKey,
+    issuer: {
+      subject: rootCert.subject.attributes.map(
+        (a) => ({ name: a.name, value: a.value }) as forge.pki.CertificateField,
+      ),
+      privateKey: forge.pki.privateKeyFromPem(root.keyPem) as forge.pki.rsa.PrivateKey,
+      cert: rootCert,
+    },
+    notBefore: new Date(now - 60 * 60 * 1000),
+    notAfter: new Date(now + 5 * 365 * DAY_MS),
+    ca: { pathLength: 0 },
+  });
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
 interface IssueRequest {
   subject: forge.pki.CertificateField[];
   publicKey: forge.pki.rsa.PublicKey;

@@ -11,7 +11,7 @@ import {
 import type { Compat } from '@clgw/core/release/schema.js';
 import { republishCompat } from './build.js';
 import type { DevKeys } from './keys.js';
-import { REVOCATIONS_FILE, readTreeRevocations, signRevocationList } from './sign.js';
+import { REVOCATIONS_FILE, readTreeRevocations, signRevocationList, treeListRootsPem } from './sign.js';
 
 export interface RevokeOptions {
   tree: string;
@@ -55,7 +55,10 @@ export async function revokeCertificates(options: RevokeOptions): Promise<Revoke
       });
     return serial;
   });
-  const current = await readTreeRevocations(options.tree, options.keys.root.certPem);
+  const current = await readTreeRevocations(
+    options.tree,
+    await treeListRootsPem(options.tree, options.keys.root.certPem),
+  );
   const number = options.number ?? (current?.list.number ?? 0) + 1;
   if (!Number.isSafeInteger(number) || number < 1)
     throw bad(`list number ${number} is not a whole number of at least 1`, { number });

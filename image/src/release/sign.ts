@@ -13,6 +13,15 @@ import {
   verifyRevocations,
 } from '@clgw/core/release/revocation.js';
 import {
+  certDigest,
+  encodeRotationStatement,
+  ROOT_ROTATION_FORMAT,
+  type SignedRotation,
+  SignedRotationSchema,
+  type VerifiedRotation,
+  verifyRootRotation,
+} from '@clgw/core/release/root-rotation.js';
+import {
   parseTrustedRoots,
   SIGNATURE_ALGORITHM,
   SIGNATURE_FORMAT,
@@ -27,11 +36,21 @@ import type { CertificateAndKey, DevKeys } from './keys.js';
  */
 export const REVOCATIONS_FILE = 'revocations.json';
 
+/**
+ * The tree's root rotation (`clgw-release rotate-root` writes it): the new root and the old root's
+ * signed statement, as the envelope carries them. Every envelope signed for the tree embeds it, for
+ * as long as appliances pinning the old root may still be out there (also after the overlap: a
+ * factory-reset appliance adopts it again from there).
+ */
+export const ROOT_ROTATION_FILE = 'root-rotation.json';
+
 export interface SignOptions {
   /** Extra PEM certificates appended to the embedded chain (after signing + intermediate). */
   chain?: string[];
   /** The root-signed revocation list to carry (the tree's, {@link readTreeRevocations}). */
   revocations?: SignedRevocations;
+  /** The old-root-signed root rotation to carry (the tree's, {@link readTreeRotation}). */
+  rootRotation?: SignedRotation;
 }
 
 /**
@@ -61,6 +80,15 @@ export function signDocument(document: Uint8Array, keys: DevKeys, options: SignO
     chain,
     ...(options.revocations
       ? { revocations: { list: options.revocations.list, signature: options.revocations.signature } }
+      : {}),
+    ...(options.rootRotation
+      ? {
+          rootRotation: {
+            cert: options.rootRotation.cert,
+            statement: options.rootRotation.statement,
+            signature: options.rootRotation.signature,
+          },
+        }
       : {}),
   };
   return Buffer.from(`${JSON.stringify(envelope, null, 2)}\n`);
@@ -106,6 +134,112 @@ export function signRevocationList(list: RevocationList, root: CertificateAndKey
   const signed = { list: bytes.toString('base64'), signature: signature.toString('base64') };
   verifyRevocations(signed, [cert], 'the new revocation list');
   return signed;
+}
+
+/**
+ * The old root's statement vouching for `newRootCertPem` (RSA-PSS, SHA-256 over the canonical
+ * statement, as a revocation list is signed), with chains to the old root accepted until
+ * `overlapUntil` (ISO UTC). Verified against the old root before it is returned: a rotation
+ * appliances would refuse must never be published (it would refuse every document it travels with).
+ */
+export function signRootRotation(
+  newRootCertPem: string,
+  oldRoot: CertificateAndKey,
+  overlapUntil: string,
+  now = Date.now(),
+): VerifiedRotation {
+  if (oldRoot.keyPem === undefined)
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      "vouching for a new root needs the current release root's private key",
+    );
+  const cert = new X509Certificate(oldRoot.certPem);
+  const key = createPrivateKey(oldRoot.keyPem);
+  if (!cert.checkPrivateKey(key))
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `the root private key does not belong to the root certificate ${cert.subject.replace(/\n/g, ', ')}`,
+    );
+  const newRoot = new X509Certificate(newRootCertPem);
+  const bytes = encodeRotationStatement({
+    format: ROOT_ROTATION_FORMAT,
+    newRoot: certDigest(newRoot),
+    overlapUntil,
+  });
+  const params = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST };
+  const signed: SignedRotation = {
+    cert: normalizePem(newRootCertPem),
+    statement: bytes.toString('base64'),
+    signature: sign('sha256', bytes, { key, ...params }).toString('base64'),
+  };
+  return verifyRootRotation(signed, [cert], now, 'the new root rotation');
+}
+
+/**
+ * The tree's file holds the rotation as the envelope carries it plus `previousRoot`, the old root's
+ * certificate (the envelope leaves it out: appliances pin it). With it the tools can check the
+ * rotation, and lists signed by the old root, also once the keys directory holds the new root.
+ */
+export interface TreeRotation {
+  /** What every envelope carries. */
+  signed: SignedRotation;
+  /** The root that vouched for the new one. */
+  previousRootPem: string;
+}
+
+/** The tree's file for a rotation made with `previousRoot`'s key. */
+export function treeRotationFile(signed: SignedRotation, previousRootPem: string): object {
+  return { ...signed, previousRoot: normalizePem(previousRootPem) };
+}
+
+/**
+ * The tree's root rotation (`<tree>/root-rotation.json`), verified against the old root it names,
+ * which must be the keys directory's root (before the switch) or be succeeded by it (after).
+ * Undefined when the tree has none. A file that does not verify is CONFIG_INVALID: publishing it
+ * would make every appliance refuse the document.
+ */
+export async function readTreeRotation(tree: string, rootCertPem: string): Promise<TreeRotation | undefined> {
+  const file = path.join(tree, ROOT_ROTATION_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ClgwError('CONFIG_INVALID', `cannot read ${file}: ${(e as Error).message}`, {
+      cause: e,
+      details: { file },
+    });
+  }
+  try {
+    const json = JSON.parse(text) as unknown;
+    if (typeof json !== 'object' || json === null || Array.isArray(json))
+      throw new Error('not a JSON object');
+    const { previousRoot, ...rest } = json as Record<string, unknown>;
+    if (typeof previousRoot !== 'string' || previousRoot.length > 16 * 1024)
+      throw new Error('previousRoot: expected the old root certificate (PEM)');
+    const signed = SignedRotationSchema.parse(rest);
+    const previous = parseTrustedRoots(previousRoot);
+    const verified = verifyRootRotation(signed, previous, Date.now(), file);
+    const keysRoot = parseTrustedRoots(rootCertPem)[0]!.fingerprint256;
+    if (keysRoot !== previous[0]!.fingerprint256 && keysRoot !== verified.newRoot.fingerprint256)
+      throw new Error("the keys directory's root.pem is neither the rotation's old root nor its new one");
+    return { signed, previousRootPem: previousRoot };
+  } catch (e) {
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `${file} is not a root rotation of the keys directory's release root: ${(e as Error).message}`,
+      { cause: e, details: { file } },
+    );
+  }
+}
+
+/**
+ * The roots a tree's revocation list may be signed by: the keys directory's root and, with a
+ * rotation in the tree, both its old and new roots (as appliances accept, root-rotation.ts `trustAt`).
+ */
+export async function treeListRootsPem(tree: string, rootCertPem: string): Promise<string> {
+  const rotation = await readTreeRotation(tree, rootCertPem);
+  return rotation ? `${rotation.previousRootPem.trim()}\n${rotation.signed.cert}` : rootCertPem;
 }
 
 /**
