@@ -20,9 +20,11 @@ import { readContainersState } from '../../agent/src/containers/state.js';
 import { readSlotStatus, type SlotStatus } from '../../agent/src/slot/status.js';
 import { CRITICAL_PHASE_ALARM, readAlarms } from '../../agent/src/state/alarms.js';
 import { readJournal } from '../../agent/src/state/journal-file.js';
+import { readStoredRevocations } from '../../agent/src/state/revocations.js';
+import { readStoredRotation } from '../../agent/src/state/root-rotation.js';
 import { collectStatus, type Status } from '../../agent/src/status.js';
 import { publishContainers } from '../../image/src/release/build.js';
-import { signDocument } from '../../image/src/release/index.js';
+import { revokeCertificates, rotateRoot, signDocument } from '../../image/src/release/index.js';
 import { engineUnavailable } from '../../scripts/lib/engine.js';
 import { type Mirror, startMirror } from '../../scripts/lib/mirror.js';
 import { runAppliance } from '../../scripts/sim/boot-emulator.js';
@@ -44,6 +46,7 @@ import {
   seededDigests,
   seedUserData,
   type TemplateName,
+  TRUST_REVOKED,
   type TreeExpectation,
   type TreeName,
   treeDigest,
@@ -82,9 +85,9 @@ export interface CaseSpec {
   cut: CutSpec;
 }
 
-/** 0 is the harness itself failing; 1–7 are the invariants of README.md. */
+/** 0 is the harness itself failing; 1–8 are the invariants of README.md. */
 export interface Violation {
-  invariant: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7;
+  invariant: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
   message: string;
 }
 
@@ -224,6 +227,22 @@ export async function setupEnv(
     mirrors.push(hostile);
     mirrorOf.hostile = `${hostile.url}/`;
     mirrorOf['hostile paced'] = mirrorOf.hostile;
+    // The 1.1.0 tree re-published twice by the vendor's offline root: a revocation list, then a
+    // root rotation — both carried in compat.yaml.sig from then on (issue #23).
+    const trustTree = path.join(work, 'trust-tree');
+    await copyTree(good.tree, trustTree);
+    const rootKeyPem = good.keys.root.keyPem!;
+    await revokeCertificates({ tree: trustTree, keys: good.keys, rootKeyPem, serials: [TRUST_REVOKED] });
+    await rotateRoot({
+      tree: trustTree,
+      keys: good.keys,
+      rootKeyPem,
+      newRootOut: path.join(work, 'trust-new-root'),
+    });
+    const trust = await startMirror({ tree: trustTree, tlsDir });
+    mirrors.push(trust);
+    mirrorOf.trust = `${trust.url}/`;
+    mirrorOf['trust paced'] = mirrorOf.trust;
     // Only when a container scenario runs (the stand-ins need Debian's busybox-static).
     const standins = opts.containers
       ? await containerTrees(work, good, mirrors, mirrorOf, tlsDir)
@@ -524,6 +543,35 @@ async function checkEnd(
     if (!st.engine) v(0, 'a container scenario ran without its engine');
     else for (const m of await checkContainers(paths, st.engine, exp.containers, env.imageOf)) v(6, m);
   }
+  if (exp.trust) for (const m of await checkTrust(paths, status, exp.trust)) v(8, m);
+  return out;
+}
+
+/**
+ * Invariant 8: the appliance ends trusting the vendor — its last check up to date, so neither
+ * adoption left it trusting nothing — and never a revoked key: the stored list verifies against
+ * the pinned roots and revokes `revoked`; the stored rotation verifies (read as the agent reads
+ * them, so a torn or unverifiable file fails here as it would refuse every update).
+ */
+async function checkTrust(
+  paths: AppliancePaths,
+  status: Status,
+  exp: NonNullable<Expected['trust']>,
+): Promise<string[]> {
+  const out: string[] = [];
+  if (status.check?.outcome !== 'upToDate')
+    out.push(`the last check ended ${status.check?.outcome ?? 'never'}: ${status.check?.message ?? ''}`);
+  const roots = await fs.readFile(paths.trustedRoots, 'utf8');
+  const list = await readStoredRevocations(paths.revocations, roots).catch((e: Error) => e);
+  if (list instanceof Error) out.push(`the stored revocation list: ${list.message}`);
+  else if (!list) out.push('no revocation list stored');
+  else {
+    const missing = exp.revoked.filter((serial) => !list.list.serials.includes(serial));
+    if (missing.length > 0) out.push(`the stored revocation list does not revoke ${missing.join(', ')}`);
+  }
+  const rotation = await readStoredRotation(paths.rootRotation, roots, Date.now()).catch((e: Error) => e);
+  if (rotation instanceof Error) out.push(`the stored root rotation: ${rotation.message}`);
+  else if (exp.rotated && !rotation) out.push('no root rotation stored');
   return out;
 }
 

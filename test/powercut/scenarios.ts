@@ -70,6 +70,7 @@ export type ScenarioName =
   | 'update-again'
   | 'network-change'
   | 'hostile-check'
+  | 'trust-update'
   | 'container-upgrade'
   | 'container-rollback';
 
@@ -84,10 +85,11 @@ export type TemplateName =
 
 /**
  * What the mirror offers: 1.1.0, a 1.1.0 that fails its health check, or 1.2.0; a signed compat.yaml
- * built to exhaust the YAML parser (`hostile`); or 1.1.0 with the service containers of
- * {@link CONTAINER_TREES}.
+ * built to exhaust the YAML parser (`hostile`); 1.1.0 re-published with a revocation list and a
+ * root rotation in its envelope (`trust`, {@link TRUST_REVOKED}); or 1.1.0 with the service
+ * containers of {@link CONTAINER_TREES}.
  */
-export type TreeName = 'good' | 'broken' | 'next' | 'hostile' | ContainerTreeName;
+export type TreeName = 'good' | 'broken' | 'next' | 'hostile' | 'trust' | ContainerTreeName;
 
 export type ContainerTreeName = 'containers-base' | 'containers' | 'containers-broken';
 
@@ -117,6 +119,9 @@ export const CONTAINER_TREES: Record<ContainerTreeName, ContainerOffer[]> = {
     { service: 'micloud', version: '1.1.0' },
   ],
 };
+
+/** The serial the `trust` tree's revocation list revokes (no certificate of the run has it). */
+export const TRUST_REVOKED = 'c0ffee0001';
 
 /** Data written before the first power-on (relative to the data partition `var/clgw/`). */
 export const USER_DATA: Record<string, string | Buffer> = {
@@ -209,6 +214,11 @@ export interface Expected {
   containers?: Partial<Record<ContainerName, ContainerExpectation>>;
   /** How the last check ended, where the scenario is about the check itself. */
   check?: { outcome: 'failed'; code: string };
+  /**
+   * The trust the appliance ends with (invariant 8): its last check up to date, the stored
+   * revocation list verifying and revoking these serials, the stored root rotation verifying.
+   */
+  trust?: { revoked: string[]; rotated: boolean };
 }
 
 /** A technician's request through the local API, made once the appliance is idle. */
@@ -449,6 +459,20 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     // Cut while checking, each power-on resumes the check; the document is refused before the
     // parser builds it, so the appliance ends idle with the check failed and nothing else changed.
     expect: () => ({ ...OS_UNCHANGED, check: { outcome: 'failed', code: 'YAML_INVALID' } }),
+  },
+  'trust-update': {
+    name: 'trust-update',
+    summary:
+      'on 1.1.0: the boot-time check adopts a root-signed revocation list and a root rotation from the envelope',
+    template: 'committed',
+    tree: 'trust',
+    platform: 'virtual',
+    armAt: 'power-on',
+    downloads: false,
+    recovers: false,
+    // Cut while it adopts them, each power-on checks again and adopts what is not stored yet; the
+    // appliance must end trusting the vendor (the check up to date) and never a revoked key.
+    expect: () => ({ ...OS_UNCHANGED, trust: { revoked: [TRUST_REVOKED], rotated: true } }),
   },
   'container-upgrade': {
     name: 'container-upgrade',
