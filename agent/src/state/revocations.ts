@@ -1,5 +1,5 @@
 import { ClgwError } from '@clgw/core/errors.js';
-import { readAtMost, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import { writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import type { Logger } from '@clgw/core/platform/log.js';
 import {
   MAX_REVOCATION_LIST_BYTES,
@@ -9,6 +9,7 @@ import {
   verifyRevocations,
 } from '@clgw/core/release/revocation.js';
 import { parseTrustedRoots } from '@clgw/core/release/signature.js';
+import { readSignedRecord } from './signed-record.js';
 
 /**
  * The revocation list this appliance holds (`<dataDir>/revocations.json`): the highest-numbered
@@ -36,27 +37,10 @@ export async function readStoredRevocations(
       `the stored revocation list ${file} ${why}; updates are refused until it is repaired, since forgetting it would trust revoked certificates again (removing it lets the next check store the vendor's current list)`,
       { cause, details: { file } },
     );
-  let bytes: Uint8Array;
+  const stored = await readSignedRecord(file, MAX_STORED_BYTES, SignedRevocationsSchema, refuse);
+  if (!stored) return undefined;
   try {
-    bytes = await readAtMost(file, MAX_STORED_BYTES);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw refuse(`cannot be read (${(e as Error).message})`, e);
-  }
-  if (bytes.byteLength >= MAX_STORED_BYTES) throw refuse(`is larger than ${MAX_STORED_BYTES} bytes`);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (e) {
-    throw refuse(`is not UTF-8 JSON (${(e as Error).message})`, e);
-  }
-  const parsed = SignedRevocationsSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw refuse(`is malformed (${issue.path.map(String).join('.') || '(file)'}: ${issue.message})`);
-  }
-  try {
-    return verifyRevocations(parsed.data, parseTrustedRoots(trustedRootsPem), 'the list');
+    return verifyRevocations(stored, parseTrustedRoots(trustedRootsPem), 'the list');
   } catch (e) {
     throw refuse(`does not verify (${(e as Error).message})`, e);
   }

@@ -1,5 +1,5 @@
 import { ClgwError } from '@clgw/core/errors.js';
-import { readAtMost, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
+import { writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import type { Logger } from '@clgw/core/platform/log.js';
 import {
   rotationIsMoot,
@@ -8,6 +8,7 @@ import {
   verifyRootRotation,
 } from '@clgw/core/release/root-rotation.js';
 import { parseTrustedRoots } from '@clgw/core/release/signature.js';
+import { readSignedRecord } from './signed-record.js';
 
 /**
  * The root rotation this appliance has adopted (`<dataDir>/root-rotation.json`, beside revocations.json: no new directory whose own entry would need making durable): the new
@@ -37,29 +38,12 @@ export async function readStoredRotation(
       `the stored root rotation ${file} ${why}; updates are refused until it is repaired, since forgetting it could trust the retired release root again (removing it lets the next check store the vendor's rotation)`,
       { cause, details: { file } },
     );
-  let bytes: Uint8Array;
-  try {
-    bytes = await readAtMost(file, MAX_STORED_BYTES);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw refuse(`cannot be read (${(e as Error).message})`, e);
-  }
-  if (bytes.byteLength >= MAX_STORED_BYTES) throw refuse(`is larger than ${MAX_STORED_BYTES} bytes`);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (e) {
-    throw refuse(`is not UTF-8 JSON (${(e as Error).message})`, e);
-  }
-  const parsed = SignedRotationSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw refuse(`is malformed (${issue.path.map(String).join('.') || '(file)'}: ${issue.message})`);
-  }
+  const stored = await readSignedRecord(file, MAX_STORED_BYTES, SignedRotationSchema, refuse);
+  if (!stored) return undefined;
   const roots = parseTrustedRoots(trustedRootsPem);
-  if (rotationIsMoot(parsed.data, roots)) return undefined;
+  if (rotationIsMoot(stored, roots)) return undefined;
   try {
-    return verifyRootRotation(parsed.data, roots, now, 'the rotation');
+    return verifyRootRotation(stored, roots, now, 'the rotation');
   } catch (e) {
     throw refuse(`does not verify (${(e as Error).message})`, e);
   }
