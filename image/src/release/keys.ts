@@ -136,27 +136,10 @@ export function issueSigningCert(
       'CONFIG_INVALID',
       "issuing a signing certificate needs the intermediate's private key",
     );
-  const now = options.now ?? Date.now();
-  const interCert = forge.pki.certificateFromPem(intermediate.certPem);
-  const org = options.organization ?? 'clgw development';
-  const keys = forge.pki.rsa.generateKeyPair({ bits: options.bits ?? 3072, e: 0x10001 });
-  const signing = issue({
-    subject: [
-      { name: 'organizationName', value: org },
-      { name: 'commonName', value: `${org} release signing` },
-    ],
-    publicKey: keys.publicKey,
-    issuer: {
-      subject: interCert.subject.attributes.map(
-        (a) => ({ name: a.name, value: a.value }) as forge.pki.CertificateField,
-      ),
-      privateKey: forge.pki.privateKeyFromPem(intermediate.keyPem) as forge.pki.rsa.PrivateKey,
-      cert: interCert,
-    },
-    notBefore: new Date(now - 60 * 60 * 1000),
-    notAfter: new Date(now + 2 * 365 * DAY_MS),
+  return issueUnder({ certPem: intermediate.certPem, keyPem: intermediate.keyPem }, options, {
+    role: 'release signing',
+    years: 2,
   });
-  return { certPem: forge.pki.certificateToPem(signing), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
 }
 
 /**
@@ -192,28 +175,11 @@ export function issueIntermediate(
 ): Required<CertificateAndKey> {
   if (root.keyPem === undefined)
     throw new ClgwError('CONFIG_INVALID', "issuing an intermediate needs the root's private key");
-  const now = options.now ?? Date.now();
-  const org = options.organization ?? 'clgw development';
-  const rootCert = forge.pki.certificateFromPem(root.certPem);
-  const keys = forge.pki.rsa.generateKeyPair({ bits: options.bits ?? 3072, e: 0x10001 });
-  const cert = issue({
-    subject: [
-      { name: 'organizationName', value: org },
-      { name: 'commonName', value: `${org} release intermediate` },
-    ],
-    publicKey: keys.publicKey,
-    issuer: {
-      subject: rootCert.subject.attributes.map(
-        (a) => ({ name: a.name, value: a.value }) as forge.pki.CertificateField,
-      ),
-      privateKey: forge.pki.privateKeyFromPem(root.keyPem) as forge.pki.rsa.PrivateKey,
-      cert: rootCert,
-    },
-    notBefore: new Date(now - 60 * 60 * 1000),
-    notAfter: new Date(now + 5 * 365 * DAY_MS),
+  return issueUnder({ certPem: root.certPem, keyPem: root.keyPem }, options, {
+    role: 'release intermediate',
+    years: 5,
     ca: { pathLength: 0 },
   });
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
 }
 
 interface IssueRequest {
@@ -393,4 +359,34 @@ async function exists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A certificate and key for `${org} <role>`, issued by `parent` (whose key the caller checked). */
+function issueUnder(
+  parent: Required<CertificateAndKey>,
+  options: GenerateKeysOptions,
+  what: { role: string; years: number; ca?: { pathLength: number } },
+): Required<CertificateAndKey> {
+  const now = options.now ?? Date.now();
+  const org = options.organization ?? 'clgw development';
+  const parentCert = forge.pki.certificateFromPem(parent.certPem);
+  const keys = forge.pki.rsa.generateKeyPair({ bits: options.bits ?? 3072, e: 0x10001 });
+  const cert = issue({
+    subject: [
+      { name: 'organizationName', value: org },
+      { name: 'commonName', value: `${org} ${what.role}` },
+    ],
+    publicKey: keys.publicKey,
+    issuer: {
+      subject: parentCert.subject.attributes.map(
+        (a) => ({ name: a.name, value: a.value }) as forge.pki.CertificateField,
+      ),
+      privateKey: forge.pki.privateKeyFromPem(parent.keyPem) as forge.pki.rsa.PrivateKey,
+      cert: parentCert,
+    },
+    notBefore: new Date(now - 60 * 60 * 1000),
+    notAfter: new Date(now + what.years * 365 * DAY_MS),
+    ...(what.ca ? { ca: what.ca } : {}),
+  });
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
 }
