@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import path from 'node:path';
 import { serializeError } from '@clgw/core/errors.js';
 import { localPortalUrl } from '@clgw/core/format.js';
 import { groupId } from '@clgw/core/platform/accounts.js';
@@ -62,8 +61,10 @@ async function main(): Promise<void> {
   const deps = await composeDeps({ paths, clock, log, reboot: { reboot: (reason) => port!.reboot(reason) } });
   port = rebootPort(deps.config.reboot, paths, shutdown);
 
-  // Nothing writes yet: temp files now are leftovers of writes a power cut interrupted.
-  for (const dir of [paths.dataDir, paths.networkDir, path.dirname(paths.grubenv)]) {
+  // Nothing writes yet: temp files now are leftovers of writes a power cut interrupted. Not on the
+  // ESP: grubenv is written in place there, and on FAT a temp file a cut rename left behind may
+  // share its clusters with grubenv — deleting it would free them under GRUB's feet.
+  for (const dir of [paths.dataDir, paths.networkDir]) {
     const stale = await removeStaleTemps(dir);
     if (stale.length > 0) log.info('removed temp files of interrupted writes', { dir, files: stale });
   }

@@ -11,7 +11,7 @@ import { fsyncDir, readAtMost, writeFileAtomic, writeJsonAtomic } from '@clgw/co
 import { crashpoint } from '@clgw/core/platform/crashpoint.js';
 import { execFile } from '@clgw/core/platform/exec.js';
 import { deviceCapacity } from '@clgw/core/slot/device.js';
-import { writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
+import { writeOrCreateGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { verifyArtifactOnDevice } from '@clgw/core/slot/read-back.js';
 import { MAX_MANIFEST_BYTES } from './manifest.js';
 import type { RebootMode, RecoveryLayout, RecoveryRecord, RecoverySurvey } from './plan.js';
@@ -199,7 +199,10 @@ export function nodeRecoveryEffects(layout: RecoveryLayout): RecoveryEffects {
       await fsyncDir(layout.partition);
     },
 
-    writeBootEnv: (vars) => writeGrubenv(layout.grubenv, vars),
+    // In place; a missing or wrong-size file (GRUB chose recovery because of it) is made anew.
+    writeBootEnv: async (vars) => {
+      await writeOrCreateGrubenv(layout.grubenv, vars);
+    },
 
     reboot: async (mode, reason) => {
       if (mode === 'systemd') {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '@clgw/core/platform/atomic.js';
 import { appliancePaths } from '@clgw/core/platform/paths.js';
 import { defaultGrubenv } from '@clgw/core/slot/bootchooser.js';
-import { writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
+import { createGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { supportCaPublicKeys } from '../../image/src/release/support-ca.js';
 import { writeFactoryManifest } from '../../recovery/src/factory.js';
 import { freePorts } from '../lib/ports.js';
@@ -71,7 +71,8 @@ export async function createAppliance(opts: ApplianceOptions): Promise<void> {
   await writeFactoryManifest(recovery, opts.factory.version);
 
   await fs.mkdir(path.dirname(paths.grubenv), { recursive: true });
-  await writeGrubenv(paths.grubenv, defaultGrubenv());
+  // As the image builder does: GRUB's save_env and the agent only ever write it in place.
+  await createGrubenv(paths.grubenv, defaultGrubenv());
   await fs.mkdir(paths.dataDir, { recursive: true });
   await fs.mkdir(paths.logDir, { recursive: true });
   await fs.mkdir(path.dirname(paths.cmdline), { recursive: true });

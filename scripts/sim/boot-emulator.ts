@@ -15,6 +15,7 @@ import { writeFileAtomic } from '@clgw/core/platform/atomic.js';
 import { execFile } from '@clgw/core/platform/exec.js';
 import { appliancePaths, type SlotName } from '@clgw/core/platform/paths.js';
 import { selectBootFromBlock } from '@clgw/core/slot/bootchooser.js';
+import { writeGrubenvBlock } from '@clgw/core/slot/grubenv-file.js';
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 /**
@@ -149,7 +150,8 @@ export async function bootOnce(root: string): Promise<BootOutcome> {
   // The bytes GRUB would see (a torn or missing block included) and what its save_env leaves.
   const block = await fs.readFile(paths.grubenv).catch(() => undefined);
   const choice = selectBootFromBlock(block);
-  if (choice.block) await writeFileAtomic(paths.grubenv, choice.block);
+  // In place, over the file's existing sectors, as save_env does (and as the agent writes it).
+  if (choice.block) await writeGrubenvBlock(paths.grubenv, choice.block);
   if (choice.target === 'recovery') return { kind: 'recovery', reason: choice.reason };
 
   const slot = choice.target;

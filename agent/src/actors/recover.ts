@@ -1,5 +1,5 @@
 import { defaultGrubenv, requestRecovery } from '@clgw/core/slot/bootchooser.js';
-import { readGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
+import { readGrubenv, writeOrCreateGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import type { Deps } from '../deps.js';
 import type { Journal } from '../machine/journal.js';
 import { CRITICAL_PHASE_ALARM, raise, updateAlarms } from '../state/alarms.js';
@@ -17,7 +17,8 @@ const ALARM_TEXT: Record<string, string> = {
 /**
  * Hands the appliance to the recovery system: raises CLGW_ALARM_CRITICAL_PHASE_FAILED when it is
  * not the technician's own factory reset, asks for recovery in the boot environment
- * (`CLGW_RECOVERY=1`; a torn block is replaced by a fresh one that asks for it), and reboots.
+ * (`CLGW_RECOVERY=1`; a torn block is overwritten in place by a fresh one that asks for it, a
+ * missing or wrong-size file created anew), and reboots.
  * Idempotent: after a cut it runs again and raises the alarm once.
  */
 export async function handOverToRecovery(deps: Deps, journal: Journal): Promise<void> {
@@ -33,7 +34,10 @@ export async function handOverToRecovery(deps: Deps, journal: Journal): Promise<
   const env = await readGrubenv(deps.paths.grubenv).catch(() => defaultGrubenv());
   const request = requestRecovery(env);
   request.set(RECOVERY_REASON_VAR, reason);
-  await writeGrubenv(deps.paths.grubenv, request);
+  // In place; only a missing or wrong-size file is made anew (GRUB could not use it anyway).
+  if ((await writeOrCreateGrubenv(deps.paths.grubenv, request)) === 'created') {
+    deps.log.warn('grubenv was missing or of the wrong size: created anew', { file: deps.paths.grubenv });
+  }
   deps.progress.clear();
   await deps.log.flush();
   await deps.reboot.reboot('recovery');

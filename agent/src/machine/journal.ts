@@ -315,7 +315,8 @@ export function resumeStep(journal: Journal): ResumeStep {
     case 'lastLook':
       return journal.target ? 'lastLook' : 'startup';
     case 'switching':
-      // The grubenv write is atomic, but the journal cannot tell whether it happened before the cut.
+      // The grubenv write is atomic (in place, every variable in its first 512-byte sector, which
+      // the disk writes whole), but the journal cannot tell whether it happened before the cut.
       return journal.critical?.leftAt ? 'confirming' : 'criticalInterrupted';
     case 'recovering':
       return 'recovering';

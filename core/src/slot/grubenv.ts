@@ -17,6 +17,15 @@ import { ClgwError } from '../errors.js';
 
 /** Size of the block `grub-editenv create` writes; GRUB's `save_env` never changes a file's size. */
 export const GRUBENV_SIZE = 1024;
+/**
+ * The sector size of the ESP's disk, and the part of the block that holds the variables. grubenv
+ * is written in place (see grubenv-file.ts), and a power cut during that write can leave some
+ * 512-byte sectors new and others old; a single sector write is atomic on the disks we target.
+ * {@link serializeGrubenv} therefore ends the header and every `name=value` line within the first
+ * sector and pads the rest with `#` — identical in every block it makes — so a torn write parses
+ * to the old or the new variables, never a mix.
+ */
+export const GRUBENV_SECTOR = 512;
 /** The signature every block starts with. */
 export const GRUBENV_HEADER = '# GRUB Environment Block\n';
 
@@ -212,8 +221,11 @@ function decodeText(bytes: Uint8Array, source: string, where: string): string {
 
 /**
  * Serializes variables into a 1024-byte block in the map's insertion order, escaping `\` and
- * newline the way GRUB does. Throws GRUBENV_INVALID for a name or value that cannot be stored
- * (see {@link isValidGrubenvName}, {@link grubenvValueProblem}) or when the lines do not fit.
+ * newline the way GRUB does. The header and every line end within the first
+ * {@link GRUBENV_SECTOR} bytes, the rest is `#` padding (so a torn in-place write cannot mix two
+ * variable sets). Throws GRUBENV_INVALID for a name or value that cannot be stored (see
+ * {@link isValidGrubenvName}, {@link grubenvValueProblem}) or when the lines do not fit in that
+ * first sector.
  */
 export function serializeGrubenv(vars: ReadonlyMap<string, string>): Uint8Array {
   let text = GRUBENV_HEADER;
@@ -229,10 +241,12 @@ export function serializeGrubenv(vars: ReadonlyMap<string, string>): Uint8Array 
     text += `${name}=${escapeValue(value)}\n`;
   }
   const content = encoder.encode(text);
-  if (content.length > GRUBENV_SIZE) {
-    throw invalid('grubenv', `variables need ${content.length} bytes, the block holds ${GRUBENV_SIZE}`, {
-      needed: content.length,
-    });
+  if (content.length > GRUBENV_SECTOR) {
+    throw invalid(
+      'grubenv',
+      `variables need ${content.length} bytes, they must fit in the block's first ${GRUBENV_SECTOR}-byte sector (of ${GRUBENV_SIZE}) so that a torn in-place write cannot mix two sets`,
+      { needed: content.length, limit: GRUBENV_SECTOR },
+    );
   }
   const block = new Uint8Array(GRUBENV_SIZE).fill(HASH);
   block.set(content);

@@ -117,7 +117,8 @@ export async function buildEsp(repo: string, work: string, out: string, platform
   for (const f of ['grub.cfg', 'slot-select.cfg']) {
     await fs.copyFile(path.join(repo, 'image/grub', f), path.join(stage, 'grub', f));
   }
-  // save_env cannot create the block; it must exist, 1024 bytes, before the first boot.
+  // save_env cannot create the block, nor can the agent (both write it in place, see
+  // core/src/slot/grubenv-file.ts); it must exist, 1024 bytes, before the first boot.
   await fs.writeFile(path.join(stage, 'grub/grubenv'), serializeGrubenv(defaultGrubenv()));
   await fs.writeFile(path.join(stage, 'clgw/platform'), `${platform}\n`);
   await fs.rm(out, { force: true });

@@ -5,7 +5,7 @@ import { ClgwError } from '@clgw/core/errors.js';
 import { execFile } from '@clgw/core/platform/exec.js';
 import { defaultGrubenv, disableSlot, switchTo } from '@clgw/core/slot/bootchooser.js';
 import { GRUBENV_SIZE, serializeGrubenv } from '@clgw/core/slot/grubenv.js';
-import { readGrubenv, updateGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
+import { createGrubenv, readGrubenv, updateGrubenv, writeGrubenv } from '@clgw/core/slot/grubenv-file.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // grub-editenv comes with Debian's grub-common (scripts/setup installs it): GRUB's own tool is
@@ -48,6 +48,7 @@ const SAMPLE = new Map([
 describe('writeGrubenv → grub-editenv', () => {
   it('grub-editenv list reads back exactly what we wrote', async () => {
     const file = path.join(dir, 'ours.env');
+    await createGrubenv(file, defaultGrubenv());
     await writeGrubenv(file, SAMPLE);
     expect((await fs.stat(file)).size).toBe(GRUBENV_SIZE);
     const expected = [...SAMPLE].map(([k, v]) => `${k}=${v}\n`).join('');
@@ -56,7 +57,7 @@ describe('writeGrubenv → grub-editenv', () => {
 
   it('grub-editenv can edit our block, and we read its edit', async () => {
     const file = path.join(dir, 'edited.env');
-    await writeGrubenv(file, defaultGrubenv());
+    await createGrubenv(file, defaultGrubenv());
     await execFile('grub-editenv', [file, 'set', 'B_OK=1', 'NEW=x\\y']);
     await execFile('grub-editenv', [file, 'unset', 'A_TRY']);
     expect([...(await readGrubenv(file))]).toEqual([
@@ -70,22 +71,29 @@ describe('writeGrubenv → grub-editenv', () => {
     ]);
   });
 
-  it('replaces the file atomically and leaves no temp files behind', async () => {
-    const sub = path.join(dir, 'atomic');
+  it('rewrites the file in place (same inode, same size) and leaves no temp files behind', async () => {
+    const sub = path.join(dir, 'inplace');
     await fs.mkdir(sub);
     const file = path.join(sub, 'grubenv');
-    await writeGrubenv(file, defaultGrubenv());
+    await createGrubenv(file, defaultGrubenv());
     const inodeBefore = (await fs.stat(file)).ino;
     await writeGrubenv(file, switchTo(defaultGrubenv(), 'B'));
-    expect((await fs.stat(file)).ino).not.toBe(inodeBefore);
+    const after = await fs.stat(file);
+    expect(after.ino).toBe(inodeBefore);
+    expect(after.size).toBe(GRUBENV_SIZE);
     expect(await fs.readdir(sub)).toEqual(['grubenv']);
     expect((await readGrubenv(file)).get('ORDER')).toBe('B A');
+    expect(await editenvList(file)).toContain('ORDER=B A\n');
   });
 
   it('refuses variables that do not fit, leaving the old file intact', async () => {
     const file = path.join(dir, 'toolarge.env');
-    await writeGrubenv(file, defaultGrubenv());
+    await createGrubenv(file, defaultGrubenv());
     await expectInvalid(writeGrubenv(file, new Map([['v', 'x'.repeat(2000)]])), /need \d+ bytes/);
+    await expectInvalid(
+      writeGrubenv(file, new Map([['v', 'x'.repeat(600)]])),
+      /need \d+ bytes.*512-byte sector/,
+    );
     expect(await readGrubenv(file)).toEqual(defaultGrubenv());
   });
 });
@@ -120,7 +128,7 @@ describe('grub-editenv → readGrubenv', () => {
 describe('updateGrubenv', () => {
   it('skips the write when nothing changes', async () => {
     const file = path.join(dir, 'update.env');
-    await writeGrubenv(file, disableSlot(defaultGrubenv(), 'B'));
+    await createGrubenv(file, disableSlot(defaultGrubenv(), 'B'));
     const inode = (await fs.stat(file)).ino;
     const same = await updateGrubenv(file, (v) => disableSlot(v, 'B'));
     expect(same.changed).toBe(false);
@@ -128,6 +136,7 @@ describe('updateGrubenv', () => {
     const changed = await updateGrubenv(file, (v) => disableSlot(v, 'A'));
     expect(changed.changed).toBe(true);
     expect((await readGrubenv(file)).get('A_OK')).toBe('0');
+    expect((await fs.stat(file)).ino).toBe(inode);
   });
 });
 

@@ -1,6 +1,7 @@
 import { ClgwError } from '@clgw/core/errors.js';
 import {
   GRUBENV_HEADER,
+  GRUBENV_SECTOR,
   GRUBENV_SIZE,
   grubenvEqual,
   grubReadEnv,
@@ -90,16 +91,21 @@ describe('serializeGrubenv', () => {
     );
   });
 
-  it('fills the block exactly (no padding) and refuses one byte more', () => {
-    const room = GRUBENV_SIZE - GRUBENV_HEADER.length - 'v=\n'.length;
+  it('fills the first sector exactly (padding from byte 512 on) and refuses one byte more', () => {
+    const room = GRUBENV_SECTOR - GRUBENV_HEADER.length - 'v=\n'.length;
     const full = serializeGrubenv(new Map([['v', 'x'.repeat(room)]]));
-    expect(full[GRUBENV_SIZE - 1]).toBe(0x0a);
+    expect(full.length).toBe(GRUBENV_SIZE);
+    expect(full[GRUBENV_SECTOR - 1]).toBe(0x0a);
+    expect(full.subarray(GRUBENV_SECTOR).every((b) => b === 0x23)).toBe(true);
     expect(parseGrubenv(full).get('v')).toBe('x'.repeat(room));
-    expectInvalid(() => serializeGrubenv(new Map([['v', 'x'.repeat(room + 1)]])), /need 1025 bytes.*1024/);
+    expectInvalid(
+      () => serializeGrubenv(new Map([['v', 'x'.repeat(room + 1)]])),
+      /need 513 bytes, they must fit in the block's first 512-byte sector \(of 1024\)/,
+    );
     // Multi-byte characters count as their UTF-8 length.
     expectInvalid(
-      () => serializeGrubenv(new Map([['v', 'é'.repeat(room / 2 + 1)]])),
-      /bytes, the block holds 1024/,
+      () => serializeGrubenv(new Map([['v', 'é'.repeat(Math.ceil(room / 2) + 1)]])),
+      /first 512-byte sector/,
     );
   });
 
@@ -371,11 +377,10 @@ describe("grubSetEnv (GRUB's save_env)", () => {
     const garbageTail = serializeGrubenv(base);
     garbageTail[1000] = 0x41;
     expect(grubSetEnv(garbageTail, 'A', 'y')).toBeUndefined();
+    // A full block as grub-editenv could leave it (ours keep the variables in the first sector).
     const room = GRUBENV_SIZE - GRUBENV_HEADER.length - 'v=\n'.length;
-    const full = serializeGrubenv(new Map([['v', 'x'.repeat(room)]]));
+    const full = block(`v=${'x'.repeat(room)}\n`);
     expect(grubSetEnv(full, 'A_TRY', '1')).toBeUndefined();
-    expect(grubSetEnv(full, 'v', 'y'.repeat(room))).toEqual(
-      serializeGrubenv(new Map([['v', 'y'.repeat(room)]])),
-    );
+    expect(grubSetEnv(full, 'v', 'y'.repeat(room))).toEqual(block(`v=${'y'.repeat(room)}\n`));
   });
 });
