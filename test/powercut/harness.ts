@@ -32,6 +32,7 @@ import { buildStandin, type StandinArchive } from '../../scripts/standins.js';
 import { makeWorld, REPO, testImages, type World } from '../support/appliance.js';
 import { CaseEngine, checkContainers, containerRun, engineConfig, installContainers } from './containers.js';
 import { type ArmSpec, CrashDir, killTree, processState, signal, sleep, waitFrozen } from './crash.js';
+import { applyDurabilityLoss, FsRecord } from './durability.js';
 import { applyLoss, RecoveryWrites } from './loss.js';
 import { Rng, seedOf } from './rng.js';
 import {
@@ -85,9 +86,9 @@ export interface CaseSpec {
   cut: CutSpec;
 }
 
-/** 0 is the harness itself failing; 1–8 are the invariants of README.md. */
+/** 0 is the harness itself failing; 1–9 are the invariants of README.md. */
 export interface Violation {
-  invariant: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
+  invariant: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
   message: string;
 }
 
@@ -792,10 +793,14 @@ async function powerOnce(
   const content = st.content;
   const poweredOnAt = Date.now();
   let recoveryMark: { file: string; percent: number } | undefined;
+  // What the appliance's processes change on disk, from each boot on (a boot follows a reboot,
+  // which syncs, or a cut whose loss has been applied: either way everything before it is durable).
+  const record = new FsRecord(path.join(crash.dir, 'fs'), paths);
+  await record.reset();
   const appliance = runAppliance({
     root: paths.root,
     portal: false,
-    env: crash.env(),
+    env: { ...crash.env(), ...record.env() },
     maxBoots: MAX_BOOTS_PER_POWER_ON,
     say: (line) => {
       st.narration.push(`[${powerOn}] ${line}`);
@@ -804,6 +809,7 @@ async function powerOnce(
       if (m) recoveryMark = { file: m[1]!, percent: Number(m[2]) };
     },
     onBoot: async (o, n) => {
+      await record.reset();
       boots.n = n;
       st.boots++;
       if (o.kind === 'recovery') {
@@ -877,6 +883,15 @@ async function powerOnce(
     const victim = (await powerOff(pid))?.victim ?? 'agent';
     // The containers go down with the power too, before anything else is looked at.
     const killed = st.engine ? await st.engine.cut() : undefined;
+    // What the file system made durable: the journal and grubenv below are what the next power-on finds.
+    // At a crash point every loss the rules allow happens at once; elsewhere one at random.
+    const durability = await applyDurabilityLoss(
+      paths.root,
+      record.dir,
+      rng,
+      spec.cut.kind === 'point' || st.firstCutPending ? 'worst' : 'random',
+    );
+    for (const message of durability.violations) st.violations.push({ invariant: 9, message });
     const journal = await readJournal(paths.journal).catch(() => undefined);
     const critical =
       journal?.state === 'switching' && !!journal.critical?.enteredAt && !journal.critical.leftAt;
@@ -899,6 +914,7 @@ async function powerOnce(
       grubenv,
       lost:
         [
+          ...durability.lost,
           ...loss.ranges.map((r) => `${path.basename(r.file)}[${r.from},${r.to})`),
           ...loss.tempFiles.map((t) => path.basename(t)),
         ].join(' ') || 'nothing',

@@ -28,7 +28,7 @@ export async function writeFileAtomicWith(
   options: { mode?: number } = {},
 ): Promise<void> {
   const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
+  await makeDirDurable(dir);
   const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   let handle: fs.FileHandle | undefined;
   let filling = false;
@@ -80,6 +80,19 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
   return stale;
 }
 
+/**
+ * `mkdir -p` whose new directories survive a power cut: each one is an entry in its parent, durable
+ * only once the parent is fsynced (the file written into it afterwards would vanish with it).
+ */
+export async function makeDirDurable(dir: string): Promise<void> {
+  const first = await fs.mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let d = dir; ; d = path.dirname(d)) {
+    await fsyncDir(path.dirname(d));
+    if (d === first) break;
+  }
+}
+
 /** Makes a directory entry change (create, rename, unlink) durable. */
 export async function fsyncDir(dir: string): Promise<void> {
   const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -88,7 +101,8 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
-  crashpoint(`dirsynced ${path.basename(dir)}/`);
+  // The parent's name too: `var/clgw/` and `run/clgw/` are different directories to the power-cut model.
+  crashpoint(`dirsynced ${path.basename(path.dirname(dir))}/${path.basename(dir)}/`);
 }
 
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {

@@ -32,6 +32,7 @@ import path from 'node:path';
  * threading an injected dependency through every writer would cost more than it tells.
  */
 const CRASH_DIR = process.env.CLGW_CRASH_DIR || undefined;
+const FSLOG_DIR = process.env.CLGW_FSLOG_DIR || undefined;
 
 /**
  * Marks an instant at which a power cut is worth testing. A no-op unless `CLGW_CRASH_DIR` is set
@@ -62,6 +63,12 @@ function hit(dir: string, label: string): void {
   writeFileSync(countFile, String(count));
   const traced = label.trim().replace(/\s+/g, ' ');
   appendFileSync(path.join(dir, 'trace'), `${count} ${process.pid} ${traced}\n`);
+  // The power-cut model's record of file system changes (test/powercut/fs-recorder.mjs) places
+  // each point among them: a claim such as "dirsynced var/clgw/" is checked against what was done.
+  if (FSLOG_DIR !== undefined) {
+    const entry = { op: 'label', n: count, label: traced, pid: process.pid };
+    appendFileSync(path.join(FSLOG_DIR, 'ops.jsonl'), `${JSON.stringify(entry)}\n`);
+  }
   if (armed === 'step' || armed === String(count) || armed === `label:${traced}`)
     process.kill(process.pid, 'SIGSTOP');
 }
