@@ -167,12 +167,14 @@ export async function applyDurabilityLoss(
         const node = newNode(op.ino, true);
         const e: Entry = { kind: 'file', node };
         real.set(op.path, e);
+        was(op.path, e);
         changes.push({ i, dirs: [path.dirname(op.path)], apply: (m) => m.set(op.path, e) });
         break;
       }
       case 'write': {
         const node = nodeOf(op.ino);
         touch(op.path, { kind: 'file', node });
+        was(op.path, { kind: 'file', node });
         if (op.base && node.base === undefined && !node.created && node.synced === undefined)
           node.base = op.base;
         if (op.append) {
@@ -190,6 +192,7 @@ export async function applyDurabilityLoss(
       case 'fsync': {
         const node = nodeOf(op.ino);
         touch(op.path, { kind: 'file', node });
+        was(op.path, { kind: 'file', node });
         node.synced = op.snap;
         node.syncs.push(op.snap);
         node.dirty = false;
