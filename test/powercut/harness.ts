@@ -893,6 +893,9 @@ async function powerOnce(
     );
     for (const message of durability.violations) st.violations.push({ invariant: 9, message });
     const journal = await readJournal(paths.journal).catch(() => undefined);
+    // No wait for calls in the durable journal: the next one (after the last look, say) is a new
+    // wait with a deadline of its own.
+    if (st.voice && !journal?.calls) st.voice.callers.deadline = undefined;
     const critical =
       journal?.state === 'switching' && !!journal.critical?.enteredAt && !journal.critical.leftAt;
     // The same interrupted switch found again by a later cut is one critical-phase failure, not two.

@@ -107,7 +107,8 @@ export interface CallersRecord {
   /**
    * The deadline of the wait under way, as first seen, with the factory resets before it: a
    * factory reset (after a cut in the critical phase) erases the journal, and the update that
-   * follows plans a wait of its own.
+   * follows plans a wait of its own. Forgotten at a cut whose durable journal holds no wait (one
+   * in the last look waits again: the phones came back with the power).
    */
   deadline: { at: string; resets: number } | undefined;
   /** This power-on: the appliance has been seen waiting for the calls up, its deadline planned. */

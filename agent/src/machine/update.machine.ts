@@ -433,7 +433,15 @@ export function createUpdateMachine(effects: UpdateEffects) {
             { guard: { type: 'resumesTo', params: 'verifying' }, target: 'verifying' },
             { guard: { type: 'resumesTo', params: 'installing' }, target: 'installing' },
             { guard: { type: 'resumesTo', params: 'waitingForCalls' }, target: 'waitingForCalls' },
-            { guard: { type: 'resumesTo', params: 'lastLook' }, target: 'lastLook' },
+            {
+              // The wait ended before the cut, but the power cut itself restarted the site's
+              // phones, which call again: a new wait, then the last look.
+              guard: { type: 'resumesTo', params: 'lastLook' },
+              target: 'waitingForCalls',
+              actions: assign(({ context }) => ({
+                journal: stamp(context, { calls: beginCallWait(context, 'update') }),
+              })),
+            },
             { target: 'idle' },
           ],
           onError: [

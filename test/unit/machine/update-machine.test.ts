@@ -855,19 +855,21 @@ describe('the last look before switching', () => {
     expect(actor.getSnapshot().context.journal.result?.outcome).toBe('halted');
   });
 
-  it('a cut during the last look takes it again after start-up', async () => {
+  it('a cut during the last look waits for calls again (the phones came back with the power), then looks again', async () => {
     const cut: Journal = { ...waiting, state: 'lastLook', calls: undefined };
     expect(resumeStep(cut)).toBe('lastLook');
     expect(resumeStep({ ...cut, target: undefined })).toBe('startup');
     const rec = recordingEffects();
     const actor = start(rec.effects, cut);
     await waitFor(actor, (s) => s.value === 'rebooting');
-    expect(rec.log.slice(0, 5)).toEqual([
-      'startup',
-      'persist:lastLook',
-      'lastLook',
-      'persist:switching',
-      'switchBoot',
-    ]);
+    const wait = rec.persisted.find((j) => j.state === 'waitingForCalls');
+    expect(wait?.calls).toMatchObject({ for: 'update', since: new Date(NOW).toISOString() });
+    const order = ['startup', 'persist:waitingForCalls', 'lastLook', 'switchBoot'].map((e) =>
+      rec.log.indexOf(e),
+    );
+    expect(
+      order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)),
+      rec.log.join(' '),
+    ).toBe(true);
   });
 });
