@@ -60,7 +60,6 @@ export interface DurabilityReport {
 /** A file's identity across renames: the inode while it lives. */
 interface Node {
   id: number;
-  ino: number;
   /** Created since the power-on (its durable content starts empty). */
   created: boolean;
   /** Its content at the power-on, when a change copied it (`write.base`). */
@@ -120,12 +119,11 @@ export async function applyDurabilityLoss(
   if (ops.length === 0) return report;
 
   // ── Replay: the nodes, each path's entry at the power-on, and the real entries now ───────────
-  const nodes: Node[] = [];
+  let nodes = 0;
   const byIno = new Map<number, Node>();
   const newNode = (ino: number, created: boolean): Node => {
     const n: Node = {
-      id: nodes.length,
-      ino,
+      id: nodes++,
       created,
       syncs: [],
       dirty: created,
@@ -133,7 +131,6 @@ export async function applyDurabilityLoss(
       stateFile: false,
       appended: false,
     };
-    nodes.push(n);
     byIno.set(ino, n);
     return n;
   };
@@ -454,7 +451,7 @@ export async function applyDurabilityLoss(
         const real0 = realPathOf.get(want.node.id);
         const mode0 = (await fs.stat(real0 ? path.join(root, real0) : abs).catch(() => undefined))?.mode;
         const now = have?.isFile() ? await read(abs) : undefined;
-        if (now && now.equals(bytes)) break;
+        if (now?.equals(bytes)) break;
         if (have && !have.isFile()) await fs.rm(abs, { recursive: true, force: true });
         await fs.mkdir(path.dirname(abs), { recursive: true });
         await fs.writeFile(abs, bytes);
