@@ -330,44 +330,41 @@ export async function applyDurabilityLoss(
     if (n.base) return read(snap(n.base));
     return current(n);
   };
-  /** Every content a cut can leave in a node (for the contracts), the first being the worst. */
-  const outcomes = async (n: Node, file: string): Promise<Buffer[]> => {
+  /**
+   * Every content a cut can leave in a node, the worst first: a truncated change cut short to
+   * nothing, else the change dropped (for a log: its tail). The contracts look at all of them; a
+   * cut applies the worst or one at random.
+   */
+  const outcomes = async (n: Node, file: string): Promise<{ bytes: Buffer; what?: string }[]> => {
     const now = await current(n);
-    if (!n.dirty) return [now];
+    if (!n.dirty) return [{ bytes: now }];
     const old = await stable(n);
-    if (n.appendFrom !== undefined) return [old, now];
-    const b = blockOf(file);
-    const out: Buffer[] = [];
-    const cuts = boundaries(now.length, b);
-    if (n.truncated) out.push(...cuts.map((k) => now.subarray(0, k)));
-    out.push(...cuts.filter((k) => k > 0).map((k) => Buffer.concat([now.subarray(0, k), old.subarray(k)])));
-    out.push(old, now);
-    return out;
+    const cuts = boundaries(now.length, blockOf(file));
+    if (n.appendFrom !== undefined) {
+      const ends = [old.length, ...cuts.filter((k) => k > old.length)];
+      return [
+        ...ends.map((k) => ({ bytes: now.subarray(0, k), what: `appended bytes ${k}..${now.length} lost` })),
+        { bytes: now, what: 'appended bytes kept' },
+      ];
+    }
+    const short = n.truncated
+      ? cuts.map((k) => ({ bytes: now.subarray(0, k), what: `cut short at byte ${k}` }))
+      : [];
+    return [
+      ...short,
+      { bytes: old, what: 'un-fsynced change dropped' },
+      ...cuts
+        .filter((k) => k > 0)
+        .map((k) => ({
+          bytes: Buffer.concat([now.subarray(0, k), old.subarray(k)]),
+          what: `torn at byte ${k}`,
+        })),
+      { bytes: now, what: 'un-fsynced change kept' },
+    ];
   };
   const choose = async (n: Node, file: string): Promise<{ bytes: Buffer; what?: string }> => {
-    const now = await current(n);
-    if (!n.dirty) return { bytes: now };
-    const old = await stable(n);
-    const b = blockOf(file);
-    if (n.appendFrom !== undefined) {
-      const end = mode === 'worst' ? old.length : rng.int(old.length, now.length + 1);
-      const k = end >= now.length ? now.length : Math.max(old.length, Math.floor(end / b) * b);
-      return { bytes: now.subarray(0, k), what: `appended bytes ${k}..${now.length} lost` };
-    }
-    const roll = mode === 'worst' ? (n.truncated ? 3 : 0) : rng.int(0, n.truncated ? 4 : 3);
-    const k = boundaries(now.length, b)[rng.int(0, boundaries(now.length, b).length)] ?? 0;
-    switch (roll) {
-      case 0:
-        return { bytes: old, what: 'un-fsynced change dropped' };
-      case 1:
-        return { bytes: now, what: 'un-fsynced change kept' };
-      case 2:
-        return { bytes: Buffer.concat([now.subarray(0, k), old.subarray(k)]), what: `torn at byte ${k}` };
-      default: {
-        const short = mode === 'worst' ? 0 : k;
-        return { bytes: now.subarray(0, short), what: `cut short at byte ${short}` };
-      }
-    }
+    const all = await outcomes(n, file);
+    return all[mode === 'worst' ? 0 : rng.int(0, all.length)]!;
   };
 
   // ── The contracts ───────────────────────────────────────────────────────────────────────────
@@ -393,7 +390,7 @@ export async function applyDurabilityLoss(
     );
   for (const [p, ok] of valid) {
     const bad = await firstMatch(nodesAt(p), async (n) =>
-      (await outcomes(n, p)).find((bytes) => !ok.has(key(bytes))),
+      (await outcomes(n, p)).map((o) => o.bytes).find((bytes) => !ok.has(key(bytes))),
     );
     if (bad) {
       report.violations.push(

@@ -796,7 +796,6 @@ async function powerOnce(
   // What the appliance's processes change on disk, from each boot on (a boot follows a reboot,
   // which syncs, or a cut whose loss has been applied: either way everything before it is durable).
   const record = new FsRecord(path.join(crash.dir, 'fs'), paths);
-  await record.reset();
   const appliance = runAppliance({
     root: paths.root,
     portal: false,
