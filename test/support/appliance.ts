@@ -228,6 +228,26 @@ export async function fingerprint(paths: AppliancePaths): Promise<Record<string,
   return out;
 }
 
+/**
+ * {@link fingerprint} plus slot B and every file on the data partition but those named in `except`
+ * (relative to it): what a refused operation must leave byte for byte as it was.
+ */
+export async function fingerprintAll(
+  paths: AppliancePaths,
+  except: ReadonlySet<string>,
+): Promise<Record<string, string>> {
+  const out = await fingerprint(paths);
+  const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+  for (const kind of ['boot', 'root'] as const)
+    out[`${kind}_b`] = sha256(await fs.readFile(paths.partition(kind, 'B')));
+  for (const entry of await fs.readdir(paths.dataDir, { recursive: true, withFileTypes: true })) {
+    const name = path.relative(paths.dataDir, path.join(entry.parentPath, entry.name));
+    if (entry.isFile() && !except.has(name))
+      out[name] = sha256(await fs.readFile(path.join(paths.dataDir, name)));
+  }
+  return out;
+}
+
 /** Polls `probe` until it returns something other than undefined/false (errors count as not yet). */
 export async function until<T>(
   probe: () => T | undefined | false | Promise<T | undefined | false>,

@@ -33,7 +33,7 @@ import { fillEntry, writeIndexFile } from '@clgw/core/slot/index-file.js';
 import { parseOsRelease, patchLevelOf } from '@clgw/core/system/os-release.js';
 import { stringify } from 'yaml';
 import type { DevKeys } from './keys.js';
-import { readTreeRevocations, readTreeRotation, signDocument, treeListRootsPem } from './sign.js';
+import { listRootsPem, readTreeRevocations, readTreeRotation, signDocument } from './sign.js';
 
 /**
  * The root image's own OS patch level (os-release's `CLGW_PATCH_LEVEL`), read with debugfs
@@ -361,7 +361,7 @@ async function writeSignedCompat(
   const document = Buffer.from(text);
   const tree = path.dirname(compatPath);
   const rootRotation = await readTreeRotation(tree, keys.root.certPem);
-  const revocations = await readTreeRevocations(tree, await treeListRootsPem(tree, keys.root.certPem));
+  const revocations = await readTreeRevocations(tree, listRootsPem(rootRotation, keys.root.certPem));
   const envelope = signDocument(document, keys, {
     ...(revocations ? { revocations: revocations.signed } : {}),
     ...(rootRotation ? { rootRotation: rootRotation.signed } : {}),

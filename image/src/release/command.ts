@@ -16,7 +16,7 @@ import { buildRelease, type ContainerSource, publishContainers, setRollout, setW
 import { generateDevKeys, KEY_FILES, loadKeys, refuseExistingKeys, saveKeys } from './keys.js';
 import { revokeCertificates } from './revoke.js';
 import { rotateRoot } from './rotate.js';
-import { readTreeRevocations, readTreeRotation, signDocument, treeListRootsPem } from './sign.js';
+import { listRootsPem, readTreeRevocations, readTreeRotation, signDocument } from './sign.js';
 import {
   generateSupportCa,
   issueSupportCert,
@@ -454,18 +454,11 @@ async function revokeCommand(args: string[], io: Io): Promise<void> {
   if (serials.length === 0) throw new UsageError('--serial is required (one or more)');
   const number = optionalInteger(values.number, '--number');
   const expiresInDays = optionalInteger(values['expires-days'], '--expires-days');
-  const caDir = values.ca ?? `${path.resolve(keysDir)}-ca`;
-  const rootKeyFile = path.join(caDir, KEY_FILES.rootKey);
-  let rootKeyPem: string;
-  try {
-    rootKeyPem = await fs.readFile(rootKeyFile, 'utf8');
-  } catch (e) {
-    throw new ClgwError(
-      'CONFIG_INVALID',
-      `a revocation list is signed by the release root itself, and its private key ${rootKeyFile} cannot be read (${(e as Error).message}): bring the offline CA directory and name it with --ca DIR`,
-      { cause: e, details: { file: rootKeyFile } },
-    );
-  }
+  const rootKeyPem = await readOfflineRootKey(
+    values.ca,
+    keysDir,
+    'a revocation list is signed by the release root itself',
+  );
   const keys = await loadKeys(keysDir);
   const revoked = await revokeCertificates({
     tree,
@@ -486,6 +479,23 @@ async function revokeCommand(args: string[], io: Io): Promise<void> {
   );
 }
 
+/**
+ * The release root's private key, from the offline CA directory (`--ca DIR`, else `<keys>-ca`):
+ * only revocation lists and root rotations need it. `why` says so in the error.
+ */
+async function readOfflineRootKey(ca: string | undefined, keysDir: string, why: string): Promise<string> {
+  const rootKeyFile = path.join(ca ?? `${path.resolve(keysDir)}-ca`, KEY_FILES.rootKey);
+  try {
+    return await fs.readFile(rootKeyFile, 'utf8');
+  } catch (e) {
+    throw new ClgwError(
+      'CONFIG_INVALID',
+      `${why}, and its private key ${rootKeyFile} cannot be read (${(e as Error).message}): bring the offline CA directory and name it with --ca DIR`,
+      { cause: e, details: { file: rootKeyFile } },
+    );
+  }
+}
+
 async function rotateRootCommand(args: string[], io: Io): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -504,18 +514,11 @@ async function rotateRootCommand(args: string[], io: Io): Promise<void> {
   const newRootOut = required(values['new-root-out'], '--new-root-out');
   const overlapDays = optionalInteger(values['overlap-days'], '--overlap-days');
   const expiresInDays = optionalInteger(values['expires-days'], '--expires-days');
-  const caDir = values.ca ?? `${path.resolve(keysDir)}-ca`;
-  const rootKeyFile = path.join(caDir, KEY_FILES.rootKey);
-  let rootKeyPem: string;
-  try {
-    rootKeyPem = await fs.readFile(rootKeyFile, 'utf8');
-  } catch (e) {
-    throw new ClgwError(
-      'CONFIG_INVALID',
-      `a new root is vouched for by the current release root itself, and its private key ${rootKeyFile} cannot be read (${(e as Error).message}): bring the offline CA directory and name it with --ca DIR`,
-      { cause: e, details: { file: rootKeyFile } },
-    );
-  }
+  const rootKeyPem = await readOfflineRootKey(
+    values.ca,
+    keysDir,
+    'a new root is vouched for by the current release root itself',
+  );
   const keys = await loadKeys(keysDir);
   const rotated = await rotateRoot({
     tree,
@@ -557,7 +560,7 @@ async function signCommand(args: string[], io: Io): Promise<void> {
   // A document signed for a tree carries the tree's revocation list, as build's do.
   const tree = path.dirname(file);
   const rootRotation = await readTreeRotation(tree, keys.root.certPem);
-  const revocations = await readTreeRevocations(tree, await treeListRootsPem(tree, keys.root.certPem));
+  const revocations = await readTreeRevocations(tree, listRootsPem(rootRotation, keys.root.certPem));
   await writeFileAtomic(
     `${file}.sig`,
     signDocument(document, keys, {

@@ -11,7 +11,13 @@ import {
 import type { Compat } from '@clgw/core/release/schema.js';
 import { republishCompat } from './build.js';
 import type { DevKeys } from './keys.js';
-import { REVOCATIONS_FILE, readTreeRevocations, signRevocationList, treeListRootsPem } from './sign.js';
+import {
+  listRootsPem,
+  REVOCATIONS_FILE,
+  readTreeRevocations,
+  readTreeRotation,
+  signRevocationList,
+} from './sign.js';
 
 export interface RevokeOptions {
   tree: string;
@@ -57,7 +63,7 @@ export async function revokeCertificates(options: RevokeOptions): Promise<Revoke
   });
   const current = await readTreeRevocations(
     options.tree,
-    await treeListRootsPem(options.tree, options.keys.root.certPem),
+    listRootsPem(await readTreeRotation(options.tree, options.keys.root.certPem), options.keys.root.certPem),
   );
   const number = options.number ?? (current?.list.number ?? 0) + 1;
   if (!Number.isSafeInteger(number) || number < 1)

@@ -200,16 +200,8 @@ export function treeRotationFile(signed: SignedRotation, previousRootPem: string
  */
 export async function readTreeRotation(tree: string, rootCertPem: string): Promise<TreeRotation | undefined> {
   const file = path.join(tree, ROOT_ROTATION_FILE);
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ClgwError('CONFIG_INVALID', `cannot read ${file}: ${(e as Error).message}`, {
-      cause: e,
-      details: { file },
-    });
-  }
+  const text = await readTreeFile(file);
+  if (text === undefined) return undefined;
   try {
     const json = JSON.parse(text) as unknown;
     if (typeof json !== 'object' || json === null || Array.isArray(json))
@@ -235,10 +227,10 @@ export async function readTreeRotation(tree: string, rootCertPem: string): Promi
 
 /**
  * The roots a tree's revocation list may be signed by: the keys directory's root and, with a
- * rotation in the tree, both its old and new roots (as appliances accept, root-rotation.ts `trustAt`).
+ * rotation in the tree ({@link readTreeRotation}), both its old and new roots (as appliances
+ * accept, root-rotation.ts `trustAt`).
  */
-export async function treeListRootsPem(tree: string, rootCertPem: string): Promise<string> {
-  const rotation = await readTreeRotation(tree, rootCertPem);
+export function listRootsPem(rotation: TreeRotation | undefined, rootCertPem: string): string {
   return rotation ? `${rotation.previousRootPem.trim()}\n${rotation.signed.cert}` : rootCertPem;
 }
 
@@ -252,16 +244,8 @@ export async function readTreeRevocations(
   rootCertPem: string,
 ): Promise<VerifiedRevocations | undefined> {
   const file = path.join(tree, REVOCATIONS_FILE);
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ClgwError('CONFIG_INVALID', `cannot read ${file}: ${(e as Error).message}`, {
-      cause: e,
-      details: { file },
-    });
-  }
+  const text = await readTreeFile(file);
+  if (text === undefined) return undefined;
   try {
     const signed = SignedRevocationsSchema.parse(JSON.parse(text));
     return verifyRevocations(signed, parseTrustedRoots(rootCertPem), file);
@@ -277,4 +261,17 @@ export async function readTreeRevocations(
 /** One certificate, `\n` line ends, one trailing newline — the form the envelope schema accepts. */
 function normalizePem(pem: string): string {
   return `${pem.replace(/\r\n/g, '\n').trim()}\n`;
+}
+
+/** A release tree's optional file: undefined when absent, CONFIG_INVALID when unreadable. */
+async function readTreeFile(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ClgwError('CONFIG_INVALID', `cannot read ${file}: ${(e as Error).message}`, {
+      cause: e,
+      details: { file },
+    });
+  }
 }

@@ -6,7 +6,7 @@
  * Every refusal leaves the slots, grubenv and the data partition as they were (the stored list and
  * the check's record apart).
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { serialOf } from '@clgw/core/release/revocation.js';
@@ -18,7 +18,7 @@ import {
   signDocument,
 } from '../../../image/src/release/index.js';
 import {
-  fingerprint,
+  fingerprintAll,
   makeWorld,
   type RunningAgent,
   startAgent,
@@ -43,20 +43,8 @@ beforeAll(() => {
 /** Files a refused check must not change: what the update's own record and the stored list are not. */
 const CHANGED_BY_A_CHECK = new Set(['update-journal.json', 'revocations.json']);
 
-/** SHA-256 of both slots, grubenv and every file on the data partition a refusal must leave alone. */
-async function appliance(w: World): Promise<Record<string, string>> {
-  const out = await fingerprint(w.paths);
-  for (const kind of ['boot', 'root'] as const)
-    out[`${kind}_b`] = sha256(await fs.readFile(w.paths.partition(kind, 'B')));
-  for (const entry of await fs.readdir(w.paths.dataDir, { recursive: true, withFileTypes: true })) {
-    const file = path.join(entry.parentPath, entry.name);
-    if (entry.isFile() && !CHANGED_BY_A_CHECK.has(path.relative(w.paths.dataDir, file)))
-      out[path.relative(w.paths.dataDir, file)] = sha256(await fs.readFile(file));
-  }
-  return out;
-}
-
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+/** Both slots, grubenv and every file on the data partition a refusal must leave alone. */
+const appliance = (w: World) => fingerprintAll(w.paths, CHANGED_BY_A_CHECK);
 
 /** Runs a technician's check on the running agent; its outcome and error as the status shows them. */
 async function check(): Promise<{ outcome?: string; code?: string; message?: string }> {

@@ -1,13 +1,3 @@
-/**
- * Root rotation on the loopback mirror with the real agent: the vendor makes a new release root
- * and vouches for it with the current (pinned) root's key; the rotation travels in every envelope.
- * The appliance stores it before using it, accepts chains to either root until the overlap ends,
- * then only chains to the new one — the old root's refusal saying why. A factory-reset appliance
- * (data partition erased) adopts the rotation again from the next envelope. Every refusal leaves
- * the slots, grubenv and the data partition as they were. `clgw-release rotate-root` itself is run
- * on a separate tree (its overlap is counted in days; here it is seconds).
- */
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +14,7 @@ import {
   treeRotationFile,
 } from '../../../image/src/release/index.js';
 import {
-  fingerprint,
+  fingerprintAll,
   makeWorld,
   type RunningAgent,
   startAgent,
@@ -49,20 +39,8 @@ beforeAll(() => {
 /** The update's own record changes with every check, refused or not. */
 const CHANGED_BY_A_CHECK = new Set(['update-journal.json']);
 
-/** SHA-256 of both slots, grubenv and every file on the data partition a refusal must leave alone. */
-async function appliance(w: World): Promise<Record<string, string>> {
-  const out = await fingerprint(w.paths);
-  for (const kind of ['boot', 'root'] as const)
-    out[`${kind}_b`] = sha256(await fs.readFile(w.paths.partition(kind, 'B')));
-  for (const entry of await fs.readdir(w.paths.dataDir, { recursive: true, withFileTypes: true })) {
-    const file = path.join(entry.parentPath, entry.name);
-    if (entry.isFile() && !CHANGED_BY_A_CHECK.has(path.relative(w.paths.dataDir, file)))
-      out[path.relative(w.paths.dataDir, file)] = sha256(await fs.readFile(file));
-  }
-  return out;
-}
-
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+/** Both slots, grubenv and every file on the data partition a refusal must leave alone. */
+const appliance = (w: World) => fingerprintAll(w.paths, CHANGED_BY_A_CHECK);
 
 async function check(): Promise<{ outcome?: string; code?: string; message?: string }> {
   await running!.agent.request({ type: 'check' });

@@ -7,7 +7,6 @@ import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ClgwError } from '@clgw/core/errors.js';
 import { memoryLogger } from '@clgw/core/platform/log.js';
 import {
   encodeRevocationList,
@@ -25,6 +24,7 @@ import { adoptRevocations, readStoredRevocations } from '../../../agent/src/stat
 import { type DevKeys, generateDevKeys, issueSigningCert } from '../../../image/src/release/keys.js';
 import { signDocument, signRevocationList } from '../../../image/src/release/sign.js';
 import { SAMPLE_YAML } from '../../fixtures/release/compat.js';
+import { rejected, thrown } from '../../support/errors.js';
 
 const document = new TextEncoder().encode(SAMPLE_YAML);
 const NOW = Date.now();
@@ -59,24 +59,6 @@ function verify(envelope: Buffer, stored?: ReturnType<typeof envelopeRevocations
     now: NOW,
     ...(stored ? { revocations: stored } : {}),
   });
-}
-
-function thrown(f: () => unknown): ClgwError {
-  try {
-    f();
-  } catch (e) {
-    return e as ClgwError;
-  }
-  throw new Error('no error was thrown');
-}
-
-async function rejected(p: Promise<unknown>): Promise<ClgwError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ClgwError;
-  }
-  throw new Error('the promise resolved');
 }
 
 describe('parseRevocationList: strict, canonical, bounded', () => {

@@ -8,7 +8,6 @@ import { constants, createPrivateKey, sign, X509Certificate } from 'node:crypto'
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ClgwError } from '@clgw/core/errors.js';
 import { memoryLogger } from '@clgw/core/platform/log.js';
 import { REVOCATIONS_FORMAT, type RevocationList } from '@clgw/core/release/revocation.js';
 import {
@@ -38,15 +37,16 @@ import {
 } from '../../../image/src/release/keys.js';
 import { rotateRoot } from '../../../image/src/release/rotate.js';
 import {
+  listRootsPem,
   ROOT_ROTATION_FILE,
   readTreeRevocations,
   readTreeRotation,
   signDocument,
   signRevocationList,
   signRootRotation,
-  treeListRootsPem,
 } from '../../../image/src/release/sign.js';
 import { SAMPLE_YAML } from '../../fixtures/release/compat.js';
+import { rejected, thrown } from '../../support/errors.js';
 
 const document = new TextEncoder().encode(SAMPLE_YAML);
 const NOW = Date.now();
@@ -76,24 +76,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
-
-function thrown(f: () => unknown): ClgwError {
-  try {
-    f();
-  } catch (e) {
-    return e as ClgwError;
-  }
-  throw new Error('no error was thrown');
-}
-
-async function rejected(p: Promise<unknown>): Promise<ClgwError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ClgwError;
-  }
-  throw new Error('the promise resolved');
-}
 
 const roots = () => parseTrustedRoots(old.root.certPem);
 
@@ -368,7 +350,10 @@ describe('clgw-release rotate-root (image/src/release/rotate.ts)', () => {
     );
     const newPem = await fs.readFile(rotated.newRootCertPath, 'utf8');
     expect((await readTreeRotation(tree, newPem))?.signed).toEqual(signed);
-    expect((await readTreeRevocations(tree, await treeListRootsPem(tree, newPem)))?.list.number).toBe(1);
+    expect(
+      (await readTreeRevocations(tree, listRootsPem(await readTreeRotation(tree, newPem), newPem)))?.list
+        .number,
+    ).toBe(1);
     await expect(readTreeRotation(tree, generateRootCa({ bits: 2048 }).certPem)).rejects.toThrow(
       /neither the rotation's old root nor its new one/,
     );
