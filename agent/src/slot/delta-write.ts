@@ -3,7 +3,12 @@ import { ClgwError, isClgwError } from '@clgw/core/errors.js';
 import type { HttpClient } from '@clgw/core/platform/http.js';
 import { bufferingSink } from '@clgw/core/platform/http-body.js';
 import { collectOldGeneration } from '@clgw/core/platform/memory.js';
-import { chunkCount, INDEX_ENTRY_BYTES, storedLength } from '@clgw/core/release/chunk-index.js';
+import {
+  CHUNK_HASH_BYTES,
+  chunkCount,
+  INDEX_ENTRY_BYTES,
+  storedLength,
+} from '@clgw/core/release/chunk-index.js';
 import { digestIs, digestMatches, hashDeviceChunks } from '@clgw/core/slot/chunk-hash.js';
 import { checkSlotTarget, openDevice, writeFailure } from '@clgw/core/slot/device.js';
 import { borrowBuffers, returnBuffers, wholeChunks } from '@clgw/core/slot/direct-io.js';
@@ -78,6 +83,12 @@ const WINDOW_BYTES = 8 * MIB;
 const OLD_GC_BYTES = 16 * MIB;
 /** Range requests in flight at once. */
 const MAX_IN_FLIGHT = 4;
+/**
+ * Chunks waiting for a request (16 MiB of target at 4 KiB): planning and copying run this far
+ * ahead of the network, so a slow link and the local copy overlap instead of taking turns.
+ * Each waiting chunk holds its 12-byte entry and 8-byte pack offset.
+ */
+const MAX_QUEUED_CHUNKS = 4096;
 /** Fetches at most this far apart become one request (the bytes between are fetched too). */
 const MAX_GAP_BYTES = 16 * 1024;
 /**
@@ -100,6 +111,13 @@ interface Window {
   entries: Buffer;
   /** Pack offset of chunk `first + i`, for i from 0 to the window's count (its end). */
   packAt: Float64Array;
+}
+
+/** Chunks `first … first + count - 1` to fetch, with their own slice of the window. */
+interface Fetch {
+  first: number;
+  count: number;
+  win: Window;
 }
 
 /** The buffers one request at a time uses: its chunks, and a pack chunk split across reads. */
@@ -129,7 +147,8 @@ interface Handles {
  * planner says which the target slot already holds (on resume), which the active slot holds
  * (copied, by digest, from any offset) and which must come from the mirror — from the chunk pack
  * (each chunk deflated on its own) when the release has one, else from the artifact itself — with
- * HTTP Range requests, neighbours coalesced, at most MAX_IN_FLIGHT at once. Every chunk written is
+ * HTTP Range requests, neighbours coalesced, at most MAX_IN_FLIGHT at once; copies go on while
+ * fetches wait for a request (up to MAX_QUEUED_CHUNKS of them). Every chunk written is
  * first hashed and compared with the index: a copied chunk that does not match (the active slot
  * changed, or its index is stale) is fetched instead; a pack chunk that does not inflate to its
  * digest is fetched from the artifact; a pack that is absent or not what the index says (any
@@ -205,6 +224,9 @@ class DeltaWrite {
 
   /** Requests in flight, each with its first byte. */
   private readonly inFlight = new Map<Promise<void>, number>();
+  /** Fetches planned but not yet started, in ascending order; `queuedChunks` counts their chunks. */
+  private readonly queue: Fetch[] = [];
+  private queuedChunks = 0;
   /** Every byte below this is written, or belongs to a request in flight (or one that failed). */
   private issued = 0;
   /** First byte of the lowest request that failed. */
@@ -331,7 +353,13 @@ class DeltaWrite {
   }
 
   private writtenBelow(): number {
-    return Math.min(this.issued, this.brokenAt, ...this.inFlight.values());
+    const queued = this.queue[0]?.first;
+    return Math.min(
+      this.issued,
+      this.brokenAt,
+      queued === undefined ? this.size : queued * this.cs,
+      ...this.inFlight.values(),
+    );
   }
 
   private async sync(): Promise<void> {
@@ -396,6 +424,7 @@ class DeltaWrite {
     const { cs } = this;
     const bad: number[] = [];
     let run = 0;
+    let previousMatched = false;
     const flush = async (end: number) => {
       if (end > run)
         await this.writeAt(
@@ -407,11 +436,17 @@ class DeltaWrite {
     for (let i = 0; i < count; i++) {
       const chunk = first + i;
       const at = (chunk - win.first) * INDEX_ENTRY_BYTES;
-      if (
+      const data = buffer.subarray(i * cs, i * cs + this.lengthOf(chunk));
+      // A run of one content (an image's free, zeroed blocks) is hashed once: the same bytes as
+      // the chunk before, wanted with the same digest, match as that one did.
+      const matched: boolean =
         !skip?.has(chunk) &&
-        digestMatches(buffer.subarray(i * cs, i * cs + this.lengthOf(chunk)), win.entries, at)
-      )
-        continue;
+        ((previousMatched &&
+          sameDigestAsPrevious(win.entries, at) &&
+          data.equals(buffer.subarray((i - 1) * cs, i * cs))) ||
+          digestMatches(data, win.entries, at));
+      previousMatched = matched;
+      if (matched) continue;
       await flush(i);
       run = i + 1;
       bad.push(chunk);
@@ -530,23 +565,39 @@ class DeltaWrite {
     }
   }
 
-  /** Starts one Range request once fewer than MAX_IN_FLIGHT run; its failure stops the install. */
+  /**
+   * Queues one Range request, started once fewer than MAX_IN_FLIGHT run; returns at once unless
+   * MAX_QUEUED_CHUNKS wait already. A request's failure stops the install.
+   */
   private async launch(first: number, count: number, win: Window): Promise<void> {
-    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight.keys());
     if (this.failed) return;
-    const start = first * this.cs;
-    const request: Promise<void> = this.fetchRange(first, count, win).then(
-      () => {
-        this.inFlight.delete(request);
-        this.maybeCheckpoint();
-      },
-      (e: unknown) => {
-        this.brokenAt = Math.min(this.brokenAt, start);
-        this.inFlight.delete(request);
-        this.fail(e);
-      },
-    );
-    this.inFlight.set(request, start);
+    this.queue.push({ first, count, win: sliceWindow(win, first, count) });
+    this.queuedChunks += count;
+    this.startQueued();
+    while (this.queuedChunks > MAX_QUEUED_CHUNKS && !this.failed) await Promise.race(this.inFlight.keys());
+  }
+
+  /** Starts queued requests while fewer than MAX_IN_FLIGHT run (and nothing failed). */
+  private startQueued(): void {
+    while (!this.failed && this.inFlight.size < MAX_IN_FLIGHT) {
+      const next = this.queue.shift();
+      if (!next) return;
+      this.queuedChunks -= next.count;
+      const start = next.first * this.cs;
+      const request: Promise<void> = this.fetchRange(next.first, next.count, next.win).then(
+        () => {
+          this.inFlight.delete(request);
+          this.startQueued();
+          this.maybeCheckpoint();
+        },
+        (e: unknown) => {
+          this.brokenAt = Math.min(this.brokenAt, start);
+          this.inFlight.delete(request);
+          this.fail(e);
+        },
+      );
+      this.inFlight.set(request, start);
+    }
   }
 
   /** Copies from the active slot; chunks whose bytes there do not match are fetched instead. */
@@ -556,9 +607,15 @@ class DeltaWrite {
     const missed: number[] = [];
     for (let j = 0; j < op.count; j += copyBatch) {
       const m = Math.min(copyBatch, op.count - j);
-      // Source chunks that follow each other are read at once.
+      // Source chunks that follow each other are read at once; a chunk read just before (one block
+      // of zeros standing for a run of them) is copied in memory.
       for (let k = 0; k < m; ) {
         const from = op.from[j + k] as number;
+        if (k > 0 && op.from[j + k - 1] === from) {
+          copyBuffer.copyWithin(k * cs, (k - 1) * cs, k * cs);
+          k++;
+          continue;
+        }
         let run = 1;
         while (k + run < m && op.from[j + k + run] === from + run) run++;
         await readSource(src, this.opts.source.device, copyBuffer, k * cs, run * cs, from * cs);
@@ -606,6 +663,23 @@ class DeltaWrite {
     packAt[count] = this.packOffset;
     return { first, entries, packAt };
   }
+}
+
+/** The part of a window a fetch of chunks `first … first + count - 1` needs, copied out of it. */
+function sliceWindow(win: Window, first: number, count: number): Window {
+  const i = first - win.first;
+  return {
+    first,
+    entries: Buffer.from(win.entries.subarray(i * INDEX_ENTRY_BYTES, (i + count) * INDEX_ENTRY_BYTES)),
+    packAt: win.packAt.slice(i, i + count + 1),
+  };
+}
+
+/** Whether the index entry at `at` (not the first) wants the same digest as the one before it. */
+function sameDigestAsPrevious(entries: Uint8Array, at: number): boolean {
+  for (let k = 0; k < CHUNK_HASH_BYTES; k++)
+    if (entries[at + k] !== entries[at - INDEX_ENTRY_BYTES + k]) return false;
+  return true;
 }
 
 /** Ascending chunk numbers as runs of consecutive ones: [first, length] each. */

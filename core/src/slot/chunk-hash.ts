@@ -36,6 +36,8 @@ export class ChunkHasher {
   private hash: Hash = createHash('sha256');
   private filled = 0;
   private index = 0;
+  /** Digest of the last whole chunk hashed from aligned data. */
+  private last: string | undefined;
 
   constructor(
     private readonly chunkSize: number,
@@ -45,9 +47,15 @@ export class ChunkHasher {
   update(data: Buffer): void {
     let at = 0;
     // Whole chunks at once when the data is aligned (reads of a slot are).
-    while (this.filled === 0 && data.length - at >= this.chunkSize) {
-      this.onChunk(chunkDigest(data.subarray(at, at + this.chunkSize)), this.index++);
-      at += this.chunkSize;
+    const cs = this.chunkSize;
+    while (this.filled === 0 && data.length - at >= cs) {
+      const chunk = data.subarray(at, at + cs);
+      // A slot's free space is runs of identical (zero) blocks: comparing with the chunk before
+      // costs a tenth of hashing it again.
+      if (this.last === undefined || at < cs || !chunk.equals(data.subarray(at - cs, at)))
+        this.last = chunkDigest(chunk);
+      this.onChunk(this.last, this.index++);
+      at += cs;
     }
     while (at < data.length) {
       const n = Math.min(this.chunkSize - this.filled, data.length - at);

@@ -226,6 +226,37 @@ describe('adaptive update', () => {
       expect(covers(ranges, await packPlace(w, block)), `block ${block} fetched`).toBe(true);
   });
 
+  it('copies from the active slot do not wait for the network: they are done long before a slow pack', async () => {
+    const w = await setUp();
+    await publish(w, scattered);
+    // Every response of the root's pack trickles, as over a slow link.
+    w.mirror.setFault(PACK, { drip: 64 * 1024 });
+    running = await startAgent(w);
+    const r = running;
+    const seen: { downloaded: number; reused: number }[] = [];
+    const poll = setInterval(() => {
+      const p = r.deps.progress.snapshot();
+      if (p?.downloaded !== undefined && p.reused !== undefined)
+        seen.push({ downloaded: p.downloaded, reused: p.reused });
+    }, 5);
+    try {
+      expect(await update(w)).toBe('rebooting');
+    } finally {
+      clearInterval(poll);
+    }
+    await expectInstalled(w, scattered);
+    const [lines] = await writtenLines(w);
+    const bytes = (k: 'downloadedBytes' | 'reusedBytes') =>
+      Number(lines?.boot?.[k]) + Number(lines?.root?.[k]);
+    // The moment everything the active slot gives was in place, most of the pack was still to come.
+    const copied = seen.find((s) => s.reused === bytes('reusedBytes'));
+    expect(copied, 'a progress sample with every copy done').toBeDefined();
+    expect(copied!.downloaded).toBeLessThan(
+      Number(lines?.boot?.downloadedBytes) + 0.5 * Number(lines?.root?.downloadedBytes),
+    );
+    expect(seen.at(-1)?.downloaded).toBe(bytes('downloadedBytes'));
+  });
+
   it('a mirror that ignores Range: the artifact is downloaded whole', async () => {
     const w = await setUp();
     await publish(w, scattered);

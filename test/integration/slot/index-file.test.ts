@@ -119,6 +119,26 @@ describe("the active slot's index", () => {
     expect(rebuilt.find(entriesOf([Buffer.alloc(4096)]), 0)).toBe(0);
   });
 
+  it('runs of one content are indexed as each chunk alone would be, across the reads of the slot', async () => {
+    const device = path.join(dir, 'slot-runs');
+    const one = randomBytes(4096);
+    // 600 chunks, read 1 MiB (256 chunks) at a time: runs of zeros and of one block that cross
+    // the reads' edges, between chunks of their own.
+    const chunks = Array.from({ length: 600 }, (_, i) =>
+      (i >= 250 && i < 270) || i >= 590 ? Buffer.alloc(4096) : i >= 500 && i < 530 ? one : randomBytes(4096),
+    );
+    chunks[260] = Buffer.alloc(4096, 1);
+    await fs.writeFile(device, Buffer.concat(chunks));
+    const cacheFile = path.join(dir, 'runs.idx');
+    await loadSourceTable({ device, length: 600 * 4096, chunkSize: 4096, cacheFile });
+    const reader = await IndexReader.open(cacheFile);
+    try {
+      expect(await reader.read(600)).toEqual(entriesOf(chunks));
+    } finally {
+      reader.close();
+    }
+  });
+
   it('a probe finds a related slot and scores an unrelated one at zero', async () => {
     const device = path.join(dir, 'slot-b');
     const chunks = Array.from({ length: 2000 }, () => randomBytes(4096));
