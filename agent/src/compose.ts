@@ -80,6 +80,7 @@ export async function composeDeps(opts: ComposeOptions): Promise<Deps> {
     openStream: (url, o) => client.openStream(url, o),
     receive: (url, o, onStart, sink) => client.receive(url, o, onStart, sink),
     receiveRange: (url, o, sink) => client.receiveRange(url, o, sink),
+    receiveRanges: (url, o, parts) => client.receiveRanges(url, o, parts),
   };
   const profile = config.profile ? PROFILES[config.profile] : selectProfile(machine);
   log.info(profileLogLine(profile, machine), { cores: machine.cores, forced: config.profile !== undefined });

@@ -13,6 +13,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureMirrorPki, type KeyCert } from './mirror-pki.js';
@@ -38,6 +39,11 @@ export interface Fault {
   dropConnectionAt?: number;
   /** Answer 200 with the whole file even to a Range request. */
   ignoreRange?: boolean;
+  /**
+   * To a request for several ranges, answer as servers that do not serve them at once do: with
+   * the whole file (200, as S3 does), or with one range from the first start to the last end.
+   */
+  multiRange?: 'whole' | 'merged';
   /** Apply to this many requests only, then clear itself. */
   times?: number;
 }
@@ -179,7 +185,25 @@ export async function startMirror(options: MirrorOptions): Promise<Mirror> {
     let start = 0;
     let end = size - 1;
     let status = 200;
-    const range = fault.ignoreRange ? undefined : parseRange(req.headers.range, size);
+    const several = fault.ignoreRange ? undefined : parseRanges(req.headers.range, size);
+    if (Array.isArray(several) && several.length > 1 && fault.multiRange === undefined) {
+      await sendParts(req, res, s, fault, options.rateBytesPerSecond, file, several, {
+        'content-type': contentType(file),
+        size,
+        lastModified,
+        etag,
+      });
+      return;
+    }
+    const range = fault.ignoreRange
+      ? undefined
+      : !Array.isArray(several)
+        ? (several ?? parseRange(req.headers.range, size))
+        : several.length === 1
+          ? several[0]
+          : fault.multiRange === 'merged'
+            ? { start: several[0]!.start, end: several.at(-1)!.end }
+            : undefined;
     if (range === 'unsatisfiable') {
       reply(
         416,
@@ -257,6 +281,72 @@ export async function startMirror(options: MirrorOptions): Promise<Mirror> {
   };
 }
 
+/**
+ * A 206 `multipart/byteranges` answer of `ranges` (RFC 9110 §14.6), as nginx writes it: each part
+ * a delimiter, Content-Type and Content-Range, then its bytes; the body goes out as sendBody sends
+ * one (faults and pace apply to it whole).
+ */
+async function sendParts(
+  req: IncomingMessage,
+  res: ServerResponse,
+  s: PathStats,
+  fault: Fault,
+  rate: number | undefined,
+  file: string,
+  ranges: { start: number; end: number }[],
+  meta: { 'content-type': string; size: number; lastModified: string; etag: string },
+): Promise<void> {
+  const boundary = randomBytes(10).toString('hex');
+  const heads = ranges.map(
+    (r, i) =>
+      `${i === 0 ? '' : '\r\n'}--${boundary}\r\ncontent-type: ${meta['content-type']}\r\n` +
+      `content-range: bytes ${r.start}-${r.end}/${meta.size}\r\n\r\n`,
+  );
+  const tail = `\r\n--${boundary}--\r\n`;
+  const length =
+    heads.reduce((sum, h) => sum + Buffer.byteLength(h), 0) +
+    ranges.reduce((sum, r) => sum + r.end - r.start + 1, 0) +
+    Buffer.byteLength(tail);
+  s.statuses.push(206);
+  res.writeHead(206, {
+    'content-type': `multipart/byteranges; boundary=${boundary}`,
+    'accept-ranges': 'bytes',
+    'last-modified': meta.lastModified,
+    etag: meta.etag,
+    'cache-control': 'no-cache',
+    'content-length': length,
+  });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  res.flushHeaders();
+  // Pieces of up to 64 KiB, as a single range is read: a part's header and bytes are often a few
+  // hundred each, and sendBody paces (drip) piece by piece.
+  async function* pieces(): AsyncGenerator<Buffer> {
+    for (const [i, r] of ranges.entries()) {
+      yield Buffer.from(heads[i]!, 'latin1');
+      for await (const c of createReadStream(file, { start: r.start, end: r.end, highWaterMark: 64 * 1024 }))
+        yield c as Buffer;
+    }
+    yield Buffer.from(tail, 'latin1');
+  }
+  async function* body(): AsyncGenerator<Buffer> {
+    let held: Buffer[] = [];
+    let bytes = 0;
+    for await (const piece of pieces()) {
+      held.push(piece);
+      bytes += piece.length;
+      if (bytes < 64 * 1024) continue;
+      yield Buffer.concat(held);
+      held = [];
+      bytes = 0;
+    }
+    if (bytes > 0) yield Buffer.concat(held);
+  }
+  await sendBody(req, res, s, fault, rate, Readable.from(body()), 0);
+}
+
 /** Streams the body with the fault's cuts, pace and extra bytes; respects back-pressure. */
 async function sendBody(
   req: IncomingMessage,
@@ -323,6 +413,29 @@ async function sendBody(
   } finally {
     (file as { destroy?: () => void } | undefined)?.destroy?.();
   }
+}
+
+/**
+ * The ranges of a `bytes=` header with several (each as parseRange reads it; those beyond the file
+ * left out, as RFC 9110 allows); 'unsatisfiable' when none is left; undefined when it is absent,
+ * malformed or names one range only.
+ */
+export function parseRanges(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number }[] | 'unsatisfiable' | undefined {
+  const specs = header
+    ?.trim()
+    .replace(/^bytes=/, '')
+    .split(',');
+  if (!header?.trim().startsWith('bytes=') || !specs || specs.length < 2) return undefined;
+  const out: { start: number; end: number }[] = [];
+  for (const spec of specs) {
+    const r = parseRange(`bytes=${spec.trim()}`, size);
+    if (r === undefined) return undefined;
+    if (r !== 'unsatisfiable') out.push(r);
+  }
+  return out.length === 0 ? 'unsatisfiable' : out;
 }
 
 /** One `bytes=` range of a file of `size` bytes; undefined to serve it whole (absent, malformed, multi). */

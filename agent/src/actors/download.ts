@@ -166,6 +166,11 @@ export async function downloadRelease(
               artifact: kind,
               error: serializeError(reason),
             }),
+          onMultiRangeUnusable: (reason) =>
+            deps.log.info('the download server does not send several ranges at once: asking range by range', {
+              artifact: kind,
+              error: serializeError(reason),
+            }),
         },
       );
       if (r.kind === 'written') {

@@ -49,6 +49,8 @@ export interface DeltaOptions {
   onProgress?: (p: DeltaProgress) => void;
   /** Told once, when the pack cannot be used (absent, or not what the index says it is). */
   onPackUnusable?: (reason: ClgwError) => void;
+  /** Told once, when the mirror does not answer several ranges in one request as asked. */
+  onMultiRangeUnusable?: (reason: ClgwError) => void;
   signal?: AbortSignal;
 }
 
@@ -89,6 +91,19 @@ const MAX_IN_FLIGHT = 4;
  * Each waiting chunk holds its 12-byte entry and 8-byte pack offset.
  */
 const MAX_QUEUED_CHUNKS = 4096;
+/**
+ * Queued fetches of the pack that one request asks for at once (`Range: bytes=a-b,c-d,…`), up to
+ * this many ranges and bytes: on a link with a round trip of tens of milliseconds, a thousand
+ * scattered chunks four requests at a time would take longer than their bytes.
+ */
+const MAX_RANGES_PER_REQUEST = 64;
+const MAX_REQUEST_PACK_BYTES = 1024 * 1024;
+/**
+ * …and such a request waits until planning is this far past its first fetch (or it is full, or
+ * planning is done), so that it carries many: fetches come as fast as the copies between them
+ * allow, and a request sent at once would carry one or two. The durable offset lags as far.
+ */
+const GATHER_BYTES = 32 * MIB;
 /** Fetches at most this far apart become one request (the bytes between are fetched too). */
 const MAX_GAP_BYTES = 16 * 1024;
 /**
@@ -104,6 +119,12 @@ const PACK_UNUSABLE = new Set([
   'ARTIFACT_TRUNCATED',
   'REDIRECT_REFUSED',
 ]);
+
+/**
+ * Errors of a multi-range request of the pack that say the server does not answer several ranges
+ * as asked (its parts, their headers and lengths are its own): the ranges are then asked one by one.
+ */
+const MULTI_RANGE_UNUSABLE = new Set(['RANGE_NOT_SUPPORTED', 'SIZE_EXCEEDED', 'ARTIFACT_TRUNCATED']);
 
 /** A planned window of the target's chunks: their index entries, and where each starts in the pack. */
 interface Window {
@@ -212,6 +233,8 @@ class DeltaWrite {
   private readonly onCheckpoint: (offset: number) => Promise<void>;
   private readonly now: () => number;
   private pack: { url: string; size: number } | undefined;
+  /** Until the mirror proves otherwise, several ranges of the pack go in one request. */
+  private multiRange = true;
 
   private readonly abort = new AbortController();
   private readonly signal: AbortSignal;
@@ -224,9 +247,12 @@ class DeltaWrite {
 
   /** Requests in flight, each with its first byte. */
   private readonly inFlight = new Map<Promise<void>, number>();
-  /** Fetches planned but not yet started, in ascending order; `queuedChunks` counts their chunks. */
+  /** Fetches planned but not yet started, in ascending order, with their chunks and pack bytes. */
   private readonly queue: Fetch[] = [];
   private queuedChunks = 0;
+  private queuedPackBytes = 0;
+  /** Every fetch is planned: nothing more comes to join the queued ones. */
+  private planned = false;
   /** Every byte below this is written, or belongs to a request in flight (or one that failed). */
   private issued = 0;
   /** First byte of the lowest request that failed. */
@@ -261,6 +287,8 @@ class DeltaWrite {
   async run(): Promise<DeltaResult> {
     try {
       await this.planAndFetch();
+      this.planned = true;
+      this.startQueued();
       // Requests settle by themselves (a failure is recorded, never thrown); so do checkpoints.
       await this.settle();
       if (this.failed) throw this.failure;
@@ -500,17 +528,63 @@ class DeltaWrite {
     first: number,
     count: number,
     win: Window,
-    { buffer, partial }: Buffers,
-    state: { next: number; refetch: number[] },
+    buffers: Buffers,
+    state: FetchState,
   ): Promise<void> {
-    const at = (chunk: number) => win.packAt[chunk - win.first] as number;
-    const start = at(first);
-    const end = at(first + count) - 1;
-    const chunks = new PackChunks(
+    const { start, end } = packRange(win, first, count);
+    const chunks = this.packChunks(pack, first, count, win, buffers, state);
+    try {
+      await this.http.receiveRange(
+        pack.url,
+        { start, end, size: pack.size, signal: this.signal },
+        { data: (piece) => chunks.take(piece) },
+      );
+    } catch (e) {
+      throw isClgwError(e) && !e.transient && PACK_UNUSABLE.has(e.code) ? new PackUnusable(e) : e;
+    }
+    await chunks.end();
+  }
+
+  /**
+   * The fetches of `group` from the pack in one multi-range request, each part as fetchPacked
+   * takes its range. A non-transient failure (the mirror answers otherwise than with those parts,
+   * or refuses the request) leaves `states` saying what is written: the caller goes on from there
+   * range by range.
+   */
+  private async fetchPackedMany(
+    pack: { url: string; size: number },
+    group: readonly Fetch[],
+    buffers: Buffers,
+    states: readonly FetchState[],
+  ): Promise<void> {
+    await this.http.receiveRanges(
+      pack.url,
+      {
+        ranges: group.map((f) => packRange(f.win, f.first, f.count)),
+        size: pack.size,
+        signal: this.signal,
+      },
+      (i) => {
+        const f = group[i] as Fetch;
+        const chunks = this.packChunks(pack, f.first, f.count, f.win, buffers, states[i] as FetchState);
+        return { data: (piece) => chunks.take(piece), end: () => chunks.end() };
+      },
+    );
+  }
+
+  /** Places chunks `first … first + count - 1` of the pack as they arrive, checked and written a buffer at a time. */
+  private packChunks(
+    pack: { url: string; size: number },
+    first: number,
+    count: number,
+    win: Window,
+    { buffer, partial }: Buffers,
+    state: FetchState,
+  ): PackChunks {
+    return new PackChunks(
       {
         url: pack.url,
-        start,
-        end,
+        ...packRange(win, first, count),
         first,
         count,
         entries: win.entries,
@@ -529,40 +603,51 @@ class DeltaWrite {
         state.next += filled;
       },
     );
-    try {
-      await this.http.receiveRange(
-        pack.url,
-        { start, end, size: pack.size, signal: this.signal },
-        { data: (piece) => chunks.take(piece) },
-      );
-    } catch (e) {
-      throw isClgwError(e) && !e.transient && PACK_UNUSABLE.has(e.code) ? new PackUnusable(e) : e;
-    }
-    await chunks.end();
   }
 
-  /** Chunks `first … first + count - 1` from the mirror: the pack while it is usable, else the artifact. */
-  private async fetchRange(first: number, count: number, win: Window): Promise<void> {
+  /**
+   * The chunks of `group` from the mirror: the pack while it is usable (the whole group in one
+   * request while the mirror serves several ranges at once), else the artifact.
+   */
+  private async fetchGroup(group: readonly Fetch[]): Promise<void> {
     const buffers = this.takeBuffers();
-    const { buffer } = buffers;
     try {
-      const state = { next: first, refetch: [] as number[] };
-      if (this.pack) {
+      const states = group.map((f) => ({ next: f.first, refetch: [] as number[] }));
+      if (this.pack && group.length > 1) {
         try {
-          await this.fetchPacked(this.pack, first, count, win, buffers, state);
+          await this.fetchPackedMany(this.pack, group, buffers, states);
         } catch (e) {
-          if (!(e instanceof PackUnusable)) throw e;
-          if (this.pack) this.opts.onPackUnusable?.(e.reason);
-          this.pack = undefined;
+          if (!isClgwError(e) || e.transient) throw e;
+          if (MULTI_RANGE_UNUSABLE.has(e.code)) {
+            if (this.multiRange) this.opts.onMultiRangeUnusable?.(e);
+            this.multiRange = false;
+          } else if (PACK_UNUSABLE.has(e.code)) {
+            if (this.pack) this.opts.onPackUnusable?.(e);
+            this.pack = undefined;
+          } else throw e;
         }
       }
-      this.packChunksRefetched += state.refetch.length;
-      for (const [from, run] of runsOf(state.refetch)) await this.fetchRaw(from, run, win, buffer);
-      if (state.next < first + count)
-        await this.fetchRaw(state.next, first + count - state.next, win, buffer);
+      for (const [i, f] of group.entries()) await this.finishFetch(f, states[i] as FetchState, buffers);
     } finally {
       this.spare.push(buffers);
     }
+  }
+
+  /** What is left of one fetch after `state`: the pack while it is usable, else the artifact. */
+  private async finishFetch(f: Fetch, state: FetchState, buffers: Buffers): Promise<void> {
+    const end = f.first + f.count;
+    if (this.pack && state.next < end) {
+      try {
+        await this.fetchPacked(this.pack, state.next, end - state.next, f.win, buffers, state);
+      } catch (e) {
+        if (!(e instanceof PackUnusable)) throw e;
+        if (this.pack) this.opts.onPackUnusable?.(e.reason);
+        this.pack = undefined;
+      }
+    }
+    this.packChunksRefetched += state.refetch.length;
+    for (const [from, run] of runsOf(state.refetch)) await this.fetchRaw(from, run, f.win, buffers.buffer);
+    if (state.next < end) await this.fetchRaw(state.next, end - state.next, f.win, buffers.buffer);
   }
 
   /**
@@ -571,20 +656,43 @@ class DeltaWrite {
    */
   private async launch(first: number, count: number, win: Window): Promise<void> {
     if (this.failed) return;
-    this.queue.push({ first, count, win: sliceWindow(win, first, count) });
+    const f = { first, count, win: sliceWindow(win, first, count) };
+    this.queue.push(f);
     this.queuedChunks += count;
+    this.queuedPackBytes += packBytes(f);
     this.startQueued();
-    while (this.queuedChunks > MAX_QUEUED_CHUNKS && !this.failed) await Promise.race(this.inFlight.keys());
+    while (this.queuedChunks > MAX_QUEUED_CHUNKS && this.inFlight.size > 0)
+      await Promise.race(this.inFlight.keys());
   }
 
-  /** Starts queued requests while fewer than MAX_IN_FLIGHT run (and nothing failed). */
+  /**
+   * Starts queued requests while fewer than MAX_IN_FLIGHT run (and nothing failed). From the pack,
+   * while the mirror serves several ranges at once, one request takes as many queued fetches as
+   * MAX_RANGES_PER_REQUEST and MAX_REQUEST_PACK_BYTES allow, once GATHER_BYTES were planned past
+   * the first; another starts beside it only when a full one waits. So a thousand scattered chunks
+   * cost tens of requests, not a thousand, however fast the link.
+   */
   private startQueued(): void {
-    while (!this.failed && this.inFlight.size < MAX_IN_FLIGHT) {
-      const next = this.queue.shift();
-      if (!next) return;
-      this.queuedChunks -= next.count;
+    while (!this.failed && this.queue.length > 0 && this.inFlight.size < MAX_IN_FLIGHT) {
+      const grouping = this.pack !== undefined && this.multiRange;
+      const full =
+        this.queue.length >= MAX_RANGES_PER_REQUEST ||
+        this.queuedPackBytes >= MAX_REQUEST_PACK_BYTES ||
+        this.queuedChunks >= MAX_QUEUED_CHUNKS;
+      const gathered = this.planned || this.issued - (this.queue[0] as Fetch).first * this.cs >= GATHER_BYTES;
+      if (grouping && !full && (this.inFlight.size > 0 || !gathered)) return;
+      const group = [this.queue.shift() as Fetch];
+      let bytes = packBytes(group[0] as Fetch);
+      for (let f = this.queue[0]; grouping && f && group.length < MAX_RANGES_PER_REQUEST; f = this.queue[0]) {
+        if (bytes + packBytes(f) > MAX_REQUEST_PACK_BYTES) break;
+        bytes += packBytes(f);
+        group.push(this.queue.shift() as Fetch);
+      }
+      this.queuedPackBytes -= bytes;
+      for (const f of group) this.queuedChunks -= f.count;
+      const next = group[0] as Fetch;
       const start = next.first * this.cs;
-      const request: Promise<void> = this.fetchRange(next.first, next.count, next.win).then(
+      const request: Promise<void> = this.fetchGroup(group).then(
         () => {
           this.inFlight.delete(request);
           this.startQueued();
@@ -663,6 +771,23 @@ class DeltaWrite {
     packAt[count] = this.packOffset;
     return { first, entries, packAt };
   }
+}
+
+/** Of one fetch: the first chunk not yet written, and those to fetch from the artifact instead. */
+interface FetchState {
+  next: number;
+  refetch: number[];
+}
+
+/** Bytes `start…end` of the pack that hold chunks `first … first + count - 1` of a window. */
+function packRange(win: Window, first: number, count: number): { start: number; end: number } {
+  const at = (chunk: number) => win.packAt[chunk - win.first] as number;
+  return { start: at(first), end: at(first + count) - 1 };
+}
+
+/** Bytes of the pack a queued fetch asks for. */
+function packBytes(f: Fetch): number {
+  return (f.win.packAt[f.count] as number) - (f.win.packAt[0] as number);
 }
 
 /** The part of a window a fetch of chunks `first … first + count - 1` needs, copied out of it. */

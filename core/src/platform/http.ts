@@ -14,6 +14,13 @@ import got, {
 } from 'got';
 import { HttpsProxyAgent } from 'hpagent';
 import { ClgwError } from '../errors.js';
+import {
+  type ByteRange,
+  ByteRangesParser,
+  byterangesBoundary,
+  PART_OVERHEAD_BYTES,
+  type PartSink,
+} from './byteranges.js';
 import type { Clock } from './clock.js';
 import { type BodyLimits, type BodySink, BodyWatch } from './http-body.js';
 import {
@@ -125,6 +132,19 @@ export interface HttpClient {
     url: string,
     opts: { start: number; end: number; size: number; signal?: AbortSignal },
     sink: BodySink,
+  ): Promise<void>;
+  /**
+   * Several ranges of an artifact of `size` bytes in one request (`Range: bytes=a-b,c-d,…`), each
+   * part handed to `parts(i)` as it arrives: one round trip for what would be many. The ranges
+   * must ascend without overlapping. RANGE_NOT_SUPPORTED (not transient, `details.multipart`)
+   * when the server answers otherwise than with exactly those parts in that order — the whole
+   * file (200, given up at once), one merged range, other parts; the caller then asks range by
+   * range. Network failures as receiveRange's.
+   */
+  receiveRanges(
+    url: string,
+    opts: { ranges: readonly ByteRange[]; size: number; signal?: AbortSignal },
+    parts: (index: number) => PartSink,
   ): Promise<void>;
 }
 
@@ -690,6 +710,61 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       }
       ex.ctx.expected = length;
       await pump(ex, { maxBytes: length, expected: length }, sink, signal);
+    },
+
+    async receiveRanges(url, opts, parts) {
+      const target = parseHttpsUrl(url);
+      const { ranges, size } = opts;
+      let payload = 0;
+      for (const [i, r] of ranges.entries()) {
+        const after = i === 0 ? -1 : (ranges[i - 1] as ByteRange).end;
+        if (
+          !Number.isSafeInteger(r.start) ||
+          !Number.isSafeInteger(r.end) ||
+          r.start <= after ||
+          r.end < r.start ||
+          r.end >= size
+        ) {
+          throw new ClgwError(
+            'INVALID_REQUEST',
+            `cannot fetch bytes ${r.start}-${r.end} of ${displayUrl(target)}: outside 0…${size - 1} or not after the range before`,
+            { details: { url: displayUrl(target), start: r.start, end: r.end, expectedSize: size } },
+          );
+        }
+        payload += r.end - r.start + 1;
+      }
+      const signal = opts.signal ?? new AbortController().signal;
+      const spec = ranges.map((r) => `${r.start}-${r.end}`).join(',');
+      const ex = await open(target, { range: `bytes=${spec}` }, signal);
+      const what = `${ranges.length} ranges of ${displayUrl(target)}`;
+      let parser: ByteRangesParser;
+      const maxBytes = payload + (ranges.length + 1) * PART_OVERHEAD_BYTES;
+      let expected = payload;
+      try {
+        const boundary = byterangesBoundary(ex.headers['content-type']);
+        if (ex.status === 200 || (ex.status === 206 && boundary === undefined)) {
+          throw new ClgwError(
+            'RANGE_NOT_SUPPORTED',
+            `${hostPort(ex.ctx.url)} answered the request for ${what} with ${ex.status === 200 ? 'the whole file (HTTP 200)' : `one range (Content-Range "${ex.headers['content-range'] ?? ''}")`}: it does not serve several ranges at once`,
+            { transient: false, details: { ...baseDetails(ex.ctx), status: ex.status, multipart: true } },
+          );
+        }
+        if (ex.status !== 206) throw httpStatus(ex.status, ex.statusMessage, ex.ctx);
+        const declared = contentLength(ex.headers);
+        if (declared !== undefined) {
+          if (declared > maxBytes)
+            throw sizeExceeded(ex.ctx, maxBytes, `the server declares ${declared} bytes`);
+          if (declared < payload) throw sizeMismatch(ex.ctx, declared, payload);
+          expected = declared;
+        }
+        parser = new ByteRangesParser(boundary as string, ranges, size, parts, what);
+      } catch (e) {
+        ex.close(true);
+        throw e;
+      }
+      ex.ctx.expected = expected;
+      await pump(ex, { maxBytes, expected }, parser, signal);
+      parser.end();
     },
   };
 }
