@@ -253,7 +253,7 @@ class DeltaWrite {
   private queuedPackBytes = 0;
   /** Every fetch is planned: nothing more comes to join the queued ones. */
   private planned = false;
-  /** Every byte below this is written, or belongs to a request in flight (or one that failed). */
+  /** Every byte below this is written, or belongs to a fetch queued, in flight, or failed. */
   private issued = 0;
   /** First byte of the lowest request that failed. */
   private brokenAt: number;
