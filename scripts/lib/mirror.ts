@@ -185,25 +185,28 @@ export async function startMirror(options: MirrorOptions): Promise<Mirror> {
     let start = 0;
     let end = size - 1;
     let status = 200;
-    const several = fault.ignoreRange ? undefined : parseRanges(req.headers.range, size);
-    if (Array.isArray(several) && several.length > 1 && fault.multiRange === undefined) {
-      await sendParts(req, res, s, fault, options.rateBytesPerSecond, file, several, {
-        'content-type': contentType(file),
-        size,
-        lastModified,
-        etag,
-      });
-      return;
-    }
-    const range = fault.ignoreRange
+    // What any answer with the file carries. Clients may keep a copy, but must ask
+    // (conditionally) before using it again.
+    const fileHeaders = {
+      'accept-ranges': 'bytes',
+      'last-modified': lastModified,
+      etag,
+      'cache-control': 'no-cache',
+    };
+    let range = fault.ignoreRange
       ? undefined
-      : !Array.isArray(several)
-        ? (several ?? parseRange(req.headers.range, size))
-        : several.length === 1
-          ? several[0]
-          : fault.multiRange === 'merged'
-            ? { start: several[0]!.start, end: several.at(-1)!.end }
-            : undefined;
+      : (parseRanges(req.headers.range, size) ?? parseRange(req.headers.range, size));
+    if (Array.isArray(range)) {
+      if (range.length > 1 && fault.multiRange === undefined) {
+        await sendParts(req, res, s, fault, options.rateBytesPerSecond, file, range, size, fileHeaders);
+        return;
+      }
+      const [first, last] = [range[0]!, range.at(-1)!];
+      range =
+        range.length === 1 || fault.multiRange === 'merged'
+          ? { start: first.start, end: last.end }
+          : undefined;
+    }
     if (range === 'unsatisfiable') {
       reply(
         416,
@@ -218,14 +221,7 @@ export async function startMirror(options: MirrorOptions): Promise<Mirror> {
     }
     const length = Math.max(0, end - start + 1);
     const extra = fault.extraBytes ?? 0;
-    const headers: Record<string, string | number> = {
-      'content-type': contentType(file),
-      'accept-ranges': 'bytes',
-      'last-modified': lastModified,
-      etag,
-      // Clients may keep a copy, but must ask (conditionally) before using it again.
-      'cache-control': 'no-cache',
-    };
+    const headers: Record<string, string | number> = { 'content-type': contentType(file), ...fileHeaders };
     if (extra === 0 || fault.declareExtra) headers['content-length'] = length + extra;
     if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${size}`;
     s.statuses.push(status);
@@ -294,13 +290,14 @@ async function sendParts(
   rate: number | undefined,
   file: string,
   ranges: { start: number; end: number }[],
-  meta: { 'content-type': string; size: number; lastModified: string; etag: string },
+  size: number,
+  fileHeaders: Record<string, string>,
 ): Promise<void> {
   const boundary = randomBytes(10).toString('hex');
   const heads = ranges.map(
     (r, i) =>
-      `${i === 0 ? '' : '\r\n'}--${boundary}\r\ncontent-type: ${meta['content-type']}\r\n` +
-      `content-range: bytes ${r.start}-${r.end}/${meta.size}\r\n\r\n`,
+      `${i === 0 ? '' : '\r\n'}--${boundary}\r\ncontent-type: ${contentType(file)}\r\n` +
+      `content-range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`,
   );
   const tail = `\r\n--${boundary}--\r\n`;
   const length =
@@ -310,10 +307,7 @@ async function sendParts(
   s.statuses.push(206);
   res.writeHead(206, {
     'content-type': `multipart/byteranges; boundary=${boundary}`,
-    'accept-ranges': 'bytes',
-    'last-modified': meta.lastModified,
-    etag: meta.etag,
-    'cache-control': 'no-cache',
+    ...fileHeaders,
     'content-length': length,
   });
   if (req.method === 'HEAD') {

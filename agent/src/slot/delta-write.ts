@@ -690,8 +690,7 @@ class DeltaWrite {
       }
       this.queuedPackBytes -= bytes;
       for (const f of group) this.queuedChunks -= f.count;
-      const next = group[0] as Fetch;
-      const start = next.first * this.cs;
+      const start = (group[0] as Fetch).first * this.cs;
       const request: Promise<void> = this.fetchGroup(group).then(
         () => {
           this.inFlight.delete(request);

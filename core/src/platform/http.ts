@@ -686,19 +686,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     async receiveRange(url, opts, sink) {
       const target = parseHttpsUrl(url);
       const { start, end, size } = opts;
-      if (
-        !Number.isSafeInteger(start) ||
-        !Number.isSafeInteger(end) ||
-        start < 0 ||
-        end < start ||
-        end >= size
-      ) {
-        throw new ClgwError(
-          'INVALID_REQUEST',
-          `cannot fetch bytes ${start}-${end} of ${displayUrl(target)}: outside 0…${size - 1}`,
-          { details: { url: displayUrl(target), start, end, expectedSize: size } },
-        );
-      }
+      checkRequestedRange(target, { start, end }, size, -1);
       const signal = opts.signal ?? new AbortController().signal;
       const length = end - start + 1;
       const ex = await open(target, { range: `bytes=${start}-${end}` }, signal);
@@ -717,20 +705,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       const { ranges, size } = opts;
       let payload = 0;
       for (const [i, r] of ranges.entries()) {
-        const after = i === 0 ? -1 : (ranges[i - 1] as ByteRange).end;
-        if (
-          !Number.isSafeInteger(r.start) ||
-          !Number.isSafeInteger(r.end) ||
-          r.start <= after ||
-          r.end < r.start ||
-          r.end >= size
-        ) {
-          throw new ClgwError(
-            'INVALID_REQUEST',
-            `cannot fetch bytes ${r.start}-${r.end} of ${displayUrl(target)}: outside 0…${size - 1} or not after the range before`,
-            { details: { url: displayUrl(target), start: r.start, end: r.end, expectedSize: size } },
-          );
-        }
+        checkRequestedRange(target, r, size, i === 0 ? -1 : (ranges[i - 1] as ByteRange).end);
         payload += r.end - r.start + 1;
       }
       const signal = opts.signal ?? new AbortController().signal;
@@ -804,6 +779,23 @@ function staleConnection(error: RequestError): boolean {
     error.request?.reusedSocket === true &&
     (error.code === 'ECONNRESET' || error.code === 'EPIPE')
   );
+}
+
+/** INVALID_REQUEST unless bytes start…end lie in an artifact of `size` bytes, after byte `after`. */
+function checkRequestedRange(target: URL, { start, end }: ByteRange, size: number, after: number): void {
+  if (
+    !Number.isSafeInteger(start) ||
+    !Number.isSafeInteger(end) ||
+    start <= after ||
+    end < start ||
+    end >= size
+  ) {
+    throw new ClgwError(
+      'INVALID_REQUEST',
+      `cannot fetch bytes ${start}-${end} of ${displayUrl(target)}: outside 0…${size - 1}${after >= 0 ? ` or not after byte ${after}` : ''}`,
+      { details: { url: displayUrl(target), start, end, expectedSize: size } },
+    );
+  }
 }
 
 /** Checks that a response is exactly bytes start…end of an artifact of `size` bytes. */

@@ -36,8 +36,6 @@ export class ChunkHasher {
   private hash: Hash = createHash('sha256');
   private filled = 0;
   private index = 0;
-  /** Digest of the last whole chunk hashed from aligned data. */
-  private last: string | undefined;
 
   constructor(
     private readonly chunkSize: number,
@@ -48,13 +46,13 @@ export class ChunkHasher {
     let at = 0;
     // Whole chunks at once when the data is aligned (reads of a slot are).
     const cs = this.chunkSize;
+    let digest = '';
     while (this.filled === 0 && data.length - at >= cs) {
       const chunk = data.subarray(at, at + cs);
       // A slot's free space is runs of identical (zero) blocks: comparing with the chunk before
       // costs a tenth of hashing it again.
-      if (this.last === undefined || at < cs || !chunk.equals(data.subarray(at - cs, at)))
-        this.last = chunkDigest(chunk);
-      this.onChunk(this.last, this.index++);
+      if (at === 0 || !chunk.equals(data.subarray(at - cs, at))) digest = chunkDigest(chunk);
+      this.onChunk(digest, this.index++);
       at += cs;
     }
     while (at < data.length) {
