@@ -39,10 +39,12 @@ export function artifactUrl(baseUrl: string, path: string): string {
  * durable offsets. An artifact with a chunk index is assembled adaptively (writeArtifactDelta: what
  * the active slot already holds is copied, only the rest fetched with Range requests); without one,
  * or when that is not possible (no usable active slot, a mirror that ignores Range), it is streamed
- * whole with SHA-256 in flight (writeArtifact). An artifact the journal says is complete is
- * re-hashed and, when its bytes prove wrong (the read-back verify failed), downloaded whole. Before
- * the first byte is written the target slot is disabled in the boot environment (only if it was
- * enabled), so a half-written slot is never booted; the active slot's devices are only ever read.
+ * whole (writeArtifact); either way its SHA-256 is checked by the read-back that follows
+ * (verify.ts), unless a read-back found it wrong before: then it is downloaded whole with SHA-256
+ * in flight (`written.checkInFlight`). An artifact the journal says is complete is re-hashed and,
+ * when its bytes prove wrong, downloaded whole. Before the first byte is written the target slot
+ * is disabled in the boot environment (only if it was enabled), so a half-written slot is never
+ * booted; the active slot's devices are only ever read.
  */
 export async function downloadRelease(
   deps: Deps,
@@ -131,10 +133,12 @@ export async function downloadRelease(
       });
     const onCheckpoint = (offset: number) => durable(kind, offset);
 
+    // Checked as it arrives after a read-back found it wrong (verify.ts): then whole, never adaptive.
+    const inFlight = written.checkInFlight?.includes(kind) ?? false;
     // Adaptive when the release has a chunk index and the artifact is not (said to be) complete:
     // a complete one is only re-hashed below, and downloaded whole if its bytes prove wrong.
     const delta =
-      resumeFrom < artifact.size
+      resumeFrom < artifact.size && !inFlight
         ? await prepareDelta(deps, target, kind, recordedArtifact(source, kind), signal)
         : undefined;
     let outcome: {
@@ -198,6 +202,7 @@ export async function downloadRelease(
         activeDevices: active,
         // After a fallback the bytes in the slot came from an index that failed: none is trusted.
         resumeOffset: fallback ? 0 : resumeFrom,
+        digestCheck: inFlight ? 'stream' : 'read-back',
         signal,
         onCheckpoint,
         report,
@@ -212,6 +217,7 @@ export async function downloadRelease(
       downloadedBytes: outcome.downloaded,
       reusedBytes: outcome.reused,
       totalBytes: artifact.size,
+      ...(inFlight ? { sha256CheckedInFlight: true } : {}),
       ...(outcome.mismatchedChunks ? { sourceChunksMismatched: outcome.mismatchedChunks } : {}),
       ...(outcome.packChunksRefetched ? { packChunksRefetched: outcome.packChunksRefetched } : {}),
     });
@@ -225,6 +231,7 @@ async function writeFull(
   o: {
     activeDevices: string[];
     resumeOffset: number;
+    digestCheck: 'stream' | 'read-back';
     signal: AbortSignal;
     onCheckpoint: (offset: number) => Promise<void>;
     report: (done: number, downloaded: number, reused: number) => void;
@@ -235,6 +242,7 @@ async function writeFull(
   const { downloadedBytes } = await writeArtifact(deps.http, target, {
     activeDevices: o.activeDevices,
     resumeOffset: o.resumeOffset,
+    digestCheck: o.digestCheck,
     signal: o.signal,
     checkpointIntervalMs: CHECKPOINT_INTERVAL_MS,
     now: () => deps.clock.now(),

@@ -1,41 +1,72 @@
-import { ClgwError, isClgwError } from '@clgw/core/errors.js';
+import { ClgwError, isClgwError, serializeError } from '@clgw/core/errors.js';
+import type { PartitionKind } from '@clgw/core/platform/paths.js';
 import { type VerifyOptions, verifyArtifactOnDevice } from '@clgw/core/slot/read-back.js';
 import type { Deps } from '../deps.js';
 import type { ArtifactRef, Journal } from '../machine/journal.js';
 
-/** Reads back what was written into the target slot and compares it with compat.yaml's SHA-256. */
+/**
+ * Reads back what was written into the target slot and compares it with compat.yaml's SHA-256 —
+ * the one check of the whole artifact, the streaming download's as much as the adaptive one's (which
+ * checked each chunk against the chunk index; here a wrong index is caught). A mismatch in an
+ * artifact whose download did not check its SHA-256 in flight fails with READBACK_MISMATCH and
+ * `details.downloadAgain`: the update machine then downloads that artifact again, whole and checked
+ * as it arrives, which tells a server sending other bytes (HASH_MISMATCH, naming its URL) from a
+ * disk that does not keep them (READBACK_MISMATCH again, now final).
+ */
 export async function verifyRelease(deps: Deps, journal: Journal, signal: AbortSignal): Promise<void> {
   const target = journal.target;
   if (!target) throw new ClgwError('STATE_INVALID', 'verifying without a target release in the journal');
   const { boot, root } = target.artifacts;
+  const checked = journal.written?.checkInFlight ?? [];
   deps.progress.start(`verifying ${target.version}`, boot.size + root.size);
   // Its bytes as they are read back: told only per artifact, the percentage would stand at the
   // boot artifact's share (~12 %) while the root artifact, most of the phase, is read.
-  await verifyArtifact(deps.paths.partition('boot', target.slot), boot, {
-    signal,
-    onProgress: (read) => deps.progress.update(read),
-  });
-  await verifyArtifact(deps.paths.partition('root', target.slot), root, {
-    signal,
-    onProgress: (read) => deps.progress.update(boot.size + read),
-  });
+  let before = 0;
+  for (const [kind, artifact] of [
+    ['boot', boot],
+    ['root', root],
+  ] as const) {
+    const base = before;
+    await verifyArtifact(deps, kind, deps.paths.partition(kind, target.slot), artifact, checked, {
+      signal,
+      onProgress: (read) => deps.progress.update(base + read),
+    });
+    before += artifact.size;
+  }
   deps.log.info('slot verified by read-back', { slot: target.slot, version: target.version });
 }
 
-/**
- * The streaming download checked the artifact's SHA-256 in flight, an adaptive install only each
- * chunk against the chunk index: here a wrong index is caught. The next attempt finds the artifact
- * "complete" with the wrong bytes, and downloads it whole (actors/download.ts).
- */
-async function verifyArtifact(device: string, artifact: ArtifactRef, opts: VerifyOptions): Promise<void> {
+async function verifyArtifact(
+  deps: Deps,
+  kind: PartitionKind,
+  device: string,
+  artifact: ArtifactRef,
+  checkedInFlight: readonly PartitionKind[],
+  opts: VerifyOptions,
+): Promise<void> {
   try {
     await verifyArtifactOnDevice(device, artifact.size, artifact.sha256, opts);
   } catch (e) {
-    if (!(isClgwError(e) && e.code === 'READBACK_MISMATCH' && artifact.index)) throw e;
-    throw new ClgwError(
+    if (!(isClgwError(e) && e.code === 'READBACK_MISMATCH')) throw e;
+    if (checkedInFlight.includes(kind)) {
+      throw new ClgwError(
+        'READBACK_MISMATCH',
+        `${e.message}: ${artifact.path} matched its SHA-256 as it was downloaded, so ${device} did not keep what was written`,
+        { cause: e, details: { ...e.details, artifact: kind } },
+      );
+    }
+    // An adaptive install checked each chunk only: a wrong chunk index shows here first.
+    const index = artifact.index ? `, or its chunk index ${artifact.index.path} does not describe it` : '';
+    const again = new ClgwError(
       'READBACK_MISMATCH',
-      `${e.message}; if it was assembled from its chunk index ${artifact.index.path}, that index does not describe ${artifact.path}: the next attempt downloads ${artifact.path} whole`,
-      { cause: e, details: { ...e.details, index: artifact.index.path } },
+      `${e.message} (either the server sent other bytes or the disk did not keep them${index}): downloading ${artifact.path} again, whole and checked as it arrives, to tell which`,
+      { cause: e, details: { ...e.details, artifact: kind, downloadAgain: kind } },
     );
+    deps.log.warn('read-back found the artifact wrong: downloading it again, checked as it arrives', {
+      artifact: kind,
+      device,
+      error: serializeError(again),
+    });
+    throw again;
   }
 }

@@ -141,8 +141,15 @@ export interface Journal {
   /** Retry a release that was rolled back on this appliance before (technician's explicit request). */
   force?: boolean;
   target?: UpdateTarget;
-  /** Bytes of each artifact durably written into the target slot (fsynced before recorded). */
-  written?: { boot: number; root: number };
+  /**
+   * Bytes of each artifact durably written into the target slot (fsynced before recorded); and the
+   * artifacts whose SHA-256 is to be checked on the bytes as they arrive: a download checked only
+   * by the read-back afterwards wrote them wrong, and checking in flight tells whether the server
+   * sent other bytes (HASH_MISMATCH) or the disk did not keep them (READBACK_MISMATCH). Dropped
+   * once the read-back passes, before any switch: an older agent (after a rollback), whose schema
+   * does not know it, never meets it.
+   */
+  written?: { boot: number; root: number; checkInFlight?: ('boot' | 'root')[] };
   /**
    * The critical phase: set when switching the boot environment starts, `leftAt` when it is done.
    * An `enteredAt` without `leftAt` at start-up means the switch was cut off.
@@ -231,7 +238,11 @@ export const journalSchema = z
       .strict()
       .optional(),
     written: z
-      .object({ boot: z.number().int().nonnegative(), root: z.number().int().nonnegative() })
+      .object({
+        boot: z.number().int().nonnegative(),
+        root: z.number().int().nonnegative(),
+        checkInFlight: z.array(z.enum(['boot', 'root'])).optional(),
+      })
       .strict()
       .optional(),
     critical: z.object({ enteredAt: z.string(), leftAt: z.string().optional() }).strict().optional(),

@@ -200,6 +200,13 @@ function checkResult(context: Context, o: CheckOutcome): CheckResult {
   }
 }
 
+/** The artifact a failed read-back asks to download again (verify.ts), if any. */
+function downloadAgain(event: { error?: unknown }): 'boot' | 'root' | undefined {
+  const e = errorOf(event);
+  const kind = e.details?.downloadAgain;
+  return e.code === 'READBACK_MISMATCH' && (kind === 'boot' || kind === 'root') ? kind : undefined;
+}
+
 function errorOf(event: { error?: unknown }): SerializedError {
   const e = event.error as Partial<SerializedError> & { message?: string };
   if (e && typeof e.code === 'string' && typeof e.message === 'string') {
@@ -549,7 +556,11 @@ export function createUpdateMachine(effects: UpdateEffects) {
             target: 'verifying',
             actions: assign(({ context }) => {
               const a = context.journal.target!.artifacts;
-              return { journal: stamp(context, { written: { boot: a.boot.size, root: a.root.size } }) };
+              return {
+                journal: stamp(context, {
+                  written: { ...context.journal.written, boot: a.boot.size, root: a.root.size },
+                }),
+              };
             }),
           },
           DOWNLOAD_FAILED: { target: 'failed', actions: 'recordFailure' },
@@ -560,8 +571,30 @@ export function createUpdateMachine(effects: UpdateEffects) {
           id: 'verify',
           src: 'verify',
           input: under('verifying'),
-          onDone: 'installing',
-          onError: { target: 'failed', actions: 'recordFailure' },
+          onDone: {
+            target: 'installing',
+            actions: assign(({ context }) => {
+              const a = context.journal.target!.artifacts;
+              return { journal: stamp(context, { written: { boot: a.boot.size, root: a.root.size } }) };
+            }),
+          },
+          onError: [
+            {
+              // Written without its SHA-256 checked in flight and found wrong: once more, checked.
+              guard: ({ event }) => downloadAgain(event) !== undefined,
+              target: 'downloading',
+              actions: assign(({ context, event }) => {
+                const kind = downloadAgain(event)!;
+                const written = { boot: 0, root: 0, ...context.journal.written, [kind]: 0 };
+                return {
+                  journal: stamp(context, {
+                    written: { ...written, checkInFlight: [...(written.checkInFlight ?? []), kind] },
+                  }),
+                };
+              }),
+            },
+            { target: 'failed', actions: 'recordFailure' },
+          ],
         },
       },
       installing: {

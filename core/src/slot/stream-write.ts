@@ -57,6 +57,16 @@ export interface WriteOptions {
   /** Bytes of this artifact written so far, including a resumed prefix. */
   onProgress?: (written: number) => void;
   signal?: AbortSignal;
+  /**
+   * Where the artifact's SHA-256 is checked. `stream` (the default): on the bytes as they arrive —
+   * HASH_MISMATCH names the server — and a resume first re-hashes what the slot holds.
+   * `read-back`: by the caller, who reads the slot back afterwards (the agent's verify phase) and
+   * so checks the bytes the disk kept; nothing is hashed here then, a resume does not re-read what
+   * the slot holds, and every byte is hashed once instead of twice. Either way an artifact the
+   * journal says is complete (`resumeOffset` = size) is re-hashed here to know whether to download
+   * it at all.
+   */
+  digestCheck?: 'stream' | 'read-back';
 }
 
 const MIB = 1024 * 1024;
@@ -73,24 +83,24 @@ const writeBufferSize = (checkpointBytes: number) =>
   Math.max(DIRECT_ALIGN, Math.floor(Math.min(IO_BUFFER, checkpointBytes) / DIRECT_ALIGN) * DIRECT_ALIGN);
 
 /**
- * Streams an artifact into a slot device: response body → SHA-256 in flight → positional writes
- * from offset 0, through a small ring of reused buffers with one write in flight while the next
- * buffer fills, and back-pressure (the response is not read while every buffer waits for the disk),
- * so memory does not grow with the artifact. Whole aligned buffers go to the device with O_DIRECT
- * where it allows (direct-io.ts), the rest through the page cache. The device is opened `r+`
- * (never created, never truncated): the same code writes a block device on the appliance and a
- * fixed-size file in the simulator.
+ * Streams an artifact into a slot device: response body → SHA-256 in flight (unless the caller
+ * checks it by read-back: `digestCheck`) → positional writes from offset 0, through a small ring of
+ * reused buffers with one write in flight while the next buffer fills, and back-pressure (the
+ * response is not read while every buffer waits for the disk), so memory does not grow with the
+ * artifact. Whole aligned buffers go to the device with O_DIRECT where it allows (direct-io.ts),
+ * the rest through the page cache. The device is opened `r+` (never created, never truncated): the
+ * same code writes a block device on the appliance and a fixed-size file in the simulator.
  *
- * Resume: the first `resumeOffset` bytes are re-hashed from the device and only the rest is asked
- * for (Range); a server that ignores Range restarts the write from 0. At least `checkpointBytes`
- * apart, a background checkpoint fsyncs the device and then has `onCheckpoint` persist the offset
- * (persist before acting: the journal never claims bytes that are not durable). An interrupted
- * download (transient error, abort) records what it durably wrote before it fails, and a digest
- * mismatch records 0, so a resume never trusts bad bytes.
+ * Resume: the first `resumeOffset` bytes are re-hashed from the device (when the digest is checked
+ * here) and only the rest is asked for (Range); a server that ignores Range restarts the write
+ * from 0. At least `checkpointBytes` apart, a background checkpoint fsyncs the device and then has
+ * `onCheckpoint` persist the offset (persist before acting: the journal never claims bytes that
+ * are not durable). An interrupted download (transient error, abort) records what it durably wrote
+ * before it fails, and a digest mismatch records 0, so a resume never trusts bad bytes.
  *
  * Fails with SLOT_ACTIVE, NO_SPACE (before writing when the device is too small; or ENOSPC),
- * SIZE_EXCEEDED, ARTIFACT_TRUNCATED, HASH_MISMATCH, SLOT_WRITE_FAILED, the client's network codes,
- * or whatever `onCheckpoint` rejected with.
+ * SIZE_EXCEEDED, ARTIFACT_TRUNCATED, HASH_MISMATCH (when checked in flight), SLOT_WRITE_FAILED,
+ * the client's network codes, or whatever `onCheckpoint` rejected with.
  */
 export async function writeArtifact(
   http: HttpClient,
@@ -111,7 +121,8 @@ export async function writeArtifact(
   try {
     let resume = Math.min(Math.max(0, Math.floor(opts.resumeOffset ?? 0)), size);
     let hash = createHash('sha256');
-    if (resume > 0) {
+    const inFlight = opts.digestCheck !== 'read-back';
+    if (resume === size || (resume > 0 && inFlight)) {
       await hashDevice({ handle, direct }, buffers, device, resume, hash, { signal });
       if (resume === size) {
         if (hash.digest('hex') === expected) {
@@ -167,7 +178,7 @@ export async function writeArtifact(
                 { details: { url, device, size } },
               );
             }
-            hash.update(chunk);
+            if (inFlight) hash.update(chunk);
             downloadedBytes += chunk.length;
             return w.add(chunk);
           },
@@ -197,8 +208,8 @@ export async function writeArtifact(
 
     await writer.sync();
     opts.onProgress?.(size);
-    const actual = hash.digest('hex');
-    if (actual !== expected) {
+    const actual = inFlight ? hash.digest('hex') : undefined;
+    if (actual !== undefined && actual !== expected) {
       await onCheckpoint(0);
       throw new ClgwError(
         'HASH_MISMATCH',

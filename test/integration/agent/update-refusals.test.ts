@@ -220,6 +220,14 @@ describe('artifacts', () => {
     await h.close();
     const e = await updateFails(world, 'HASH_MISMATCH');
     expect(e.message).toContain('root.img');
+    // Found by the read-back first (the download does not hash what the read-back checks), then
+    // named by a second download checked in flight: the server's bytes, not the disk.
+    expect(world.mirror.stats('/releases/1.1.0/root.img').requests).toBe(2);
+    await running!.deps.log.flush();
+    const log = (await fs.readFile(world.paths.logFile, 'utf8')).split('\n').filter(Boolean);
+    expect(
+      log.map((l) => JSON.parse(l)).filter((l) => l.msg.startsWith('read-back found the artifact wrong')),
+    ).toMatchObject([{ artifact: 'root', error: { code: 'READBACK_MISMATCH' } }]);
   });
 
   // These failures are transient: without resumeDelaysMs: [] the agent would resume by itself

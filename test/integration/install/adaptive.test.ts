@@ -421,7 +421,7 @@ describe('adaptive update', () => {
     ).toBe(false);
   });
 
-  it('a chunk index that lies is caught by the read-back; the next attempt downloads the image whole', async () => {
+  it('a chunk index that lies is caught by the read-back; the image is downloaded again whole, checked as it arrives', async () => {
     const w = await setUp();
     await publish(w, scattered);
     // The index claims a changed block still holds its old content, which the active slot has. (A
@@ -447,19 +447,27 @@ describe('adaptive update', () => {
       message: expect.stringContaining('root.img.idx does not describe releases/1.1.0/root.img'),
     });
 
-    expect(await update(w)).toBe('failed');
-    const error = running!.agent.journal.error;
-    expect(error?.code).toBe('READBACK_MISMATCH');
-    expect(error?.message).toContain('root_b');
-    expect(error?.message).toContain('releases/1.1.0/root.img.idx');
-
-    w.mirror.resetStats();
-    expect(await update(w, 'retry')).toBe('rebooting');
+    expect(await update(w)).toBe('rebooting');
     await expectInstalled(w, scattered);
+    await running!.deps.log.flush();
+    const log = (await fs.readFile(w.paths.logFile, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    const found = log.find(
+      (l) => l.msg === 'read-back found the artifact wrong: downloading it again, checked as it arrives',
+    );
+    expect(found).toMatchObject({ artifact: 'root', error: { code: 'READBACK_MISMATCH' } });
+    expect(found.device).toContain('root_b');
+    expect(found.error.message).toContain('releases/1.1.0/root.img.idx');
     const size = (await fs.stat(scattered.root)).size;
-    expect(w.mirror.stats(ROOT).bytes).toBe(size);
-    const [, retried] = await writtenLines(w);
-    expect(retried?.root).toMatchObject({ mode: 'full', downloadedBytes: size });
+    const [first, again] = await writtenLines(w);
+    expect(first?.root).toMatchObject({ mode: 'delta' });
+    // Only the root again (the boot artifact read back right), whole, its SHA-256 checked in flight.
+    expect(again?.boot).toMatchObject({ downloadedBytes: 0 });
+    expect(again?.root).toMatchObject({ mode: 'full', downloadedBytes: size, sha256CheckedInFlight: true });
+    expect(w.mirror.stats(ROOT).ranges).toEqual([null]);
+    expect(running!.agent.journal.written).toEqual({ boot: expect.any(Number), root: size });
   });
 
   it('a repeated check that finds nothing new is one conditional request without a body', async () => {

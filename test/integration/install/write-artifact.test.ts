@@ -145,6 +145,64 @@ describe('writeArtifact', () => {
     expect(j.last()).toBe(0);
   });
 
+  it('leaves the digest to the read-back when asked: wrong bytes are written whole, and caught there', async () => {
+    const wrong = sha256Hex('something else');
+    const j = journal();
+    const result = await writeArtifact(http, target({ sha256: wrong }), {
+      activeDevices: [],
+      checkpointBytes: CHECKPOINT,
+      digestCheck: 'read-back',
+      ...j,
+    });
+    expect(result.downloadedBytes).toBe(SIZE);
+    expect(j.last()).toBe(SIZE);
+    expect((await slotBytes()).subarray(0, SIZE).equals(ARTIFACT)).toBe(true);
+    const e = await failure(verifyArtifactOnDevice(slot, SIZE, wrong));
+    expect(e.code).toBe('READBACK_MISMATCH');
+    expect(e.details).toMatchObject({ device: slot, expected: wrong, actual: DIGEST });
+  });
+
+  it('resumes without reading back what the slot holds when the read-back checks it afterwards', async () => {
+    mirror.setFault('/root.img', { dropConnectionAt: 600_000 });
+    const j = journal();
+    await failure(
+      writeArtifact(http, target(), {
+        activeDevices: [],
+        checkpointBytes: CHECKPOINT,
+        digestCheck: 'read-back',
+        ...j,
+      }),
+    );
+    const resumeAt = j.last();
+    expect(resumeAt).toBeGreaterThan(0);
+    // Spoiled after the cut: a write that re-hashed the prefix would start over (HASH_MISMATCH in
+    // stream mode); this one takes the journal's word and leaves the bytes to the read-back.
+    const fh = await fs.open(slot, 'r+');
+    await fh.write(Buffer.alloc(1000, 0x00), 0, 1000, 0);
+    await fh.close();
+    mirror.setFault('/root.img', undefined);
+    mirror.resetStats();
+    const result = await writeArtifact(http, target(), {
+      activeDevices: [],
+      resumeOffset: resumeAt,
+      digestCheck: 'read-back',
+      ...j,
+    });
+    expect(result.downloadedBytes).toBe(SIZE - resumeAt);
+    expect(mirror.stats('/root.img').ranges).toEqual([`bytes=${resumeAt}-`]);
+    expect(j.last()).toBe(SIZE);
+    expect((await failure(verifyArtifactOnDevice(slot, SIZE, DIGEST))).code).toBe('READBACK_MISMATCH');
+    // The journal's "complete" is still re-hashed before it is believed: downloaded again from 0.
+    const again = await writeArtifact(http, target(), {
+      activeDevices: [],
+      resumeOffset: SIZE,
+      digestCheck: 'read-back',
+      ...j,
+    });
+    expect(again.downloadedBytes).toBe(SIZE);
+    await verifyArtifactOnDevice(slot, SIZE, DIGEST);
+  });
+
   it('reports a truncated download as transient and resumable', async () => {
     mirror.setFault('/root.img', { truncateAt: 300_000 });
     const j = journal();

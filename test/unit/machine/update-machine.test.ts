@@ -570,6 +570,50 @@ describe('update machine at run time', () => {
     expect(starts).toEqual([0, 8]);
   });
 
+  it('a read-back that asks for it downloads that artifact again, checked in flight, once', async () => {
+    const downloads: Journal['written'][] = [];
+    let verifies = 0;
+    const mismatch = (details: Record<string, unknown>) =>
+      new ClgwError('READBACK_MISMATCH', 'read-back of root_b: SHA-256 differs', { details });
+    const run = async (second: 'pass' | 'fail') => {
+      downloads.length = 0;
+      verifies = 0;
+      const rec = recordingEffects({
+        download: async (j) => void downloads.push(j.written),
+        verify: async () => {
+          verifies++;
+          if (verifies === 1) throw mismatch({ artifact: 'root', downloadAgain: 'root' });
+          if (second === 'fail') throw mismatch({ artifact: 'root' });
+        },
+      });
+      const actor = start(rec.effects);
+      await waitFor(actor, (s) => s.value === 'idle');
+      actor.send({ type: 'CHECK', install: true, trigger: 'user' });
+      await waitFor(actor, (s) => s.value === 'rebooting' || s.value === 'failed');
+      return { actor, rec };
+    };
+
+    const passed = await run('pass');
+    expect(passed.actor.getSnapshot().value).toBe('rebooting');
+    // The second download starts with the root at 0, to be checked in flight; the boot kept.
+    expect(downloads).toEqual([
+      { boot: 0, root: 0 },
+      { boot: 10, root: 0, checkInFlight: ['root'] },
+    ]);
+    expect(
+      passed.rec.persisted.find((j) => j.state === 'downloading' && j.written?.checkInFlight),
+    ).toBeDefined();
+    // Once read back right, the mark is gone: the journal an older agent may meet never has it.
+    expect(passed.rec.persisted.filter((j) => j.state === 'installing').map((j) => j.written)).toEqual([
+      { boot: 10, root: 20 },
+    ]);
+
+    const failed = await run('fail');
+    expect(failed.actor.getSnapshot().value).toBe('failed');
+    expect(downloads).toHaveLength(2);
+    expect(failed.actor.getSnapshot().context.journal.error).toMatchObject({ code: 'READBACK_MISMATCH' });
+  });
+
   it('an update cut off before the switch first marks the booted slot good, then resumes its step', async () => {
     const rec = recordingEffects();
     const actor = start(rec.effects, {
