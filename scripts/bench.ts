@@ -792,7 +792,7 @@ async function main(): Promise<void> {
   );
   say('');
   table('1. full install', 'MB/s', [
-    { label: 'agent install (index+probe, then download+hash+write+fsync)', values: install },
+    { label: 'agent install (index+probe, then download+write+fsync)', values: install },
     ...(raucRates.length
       ? [{ label: 'RAUC 1.8 install (own HTTPS download, check, copy, fsync)', values: raucRates }]
       : []),
