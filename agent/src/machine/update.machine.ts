@@ -200,11 +200,15 @@ function checkResult(context: Context, o: CheckOutcome): CheckResult {
   }
 }
 
-/** The artifact a failed read-back asks to download again (verify.ts), if any. */
-function downloadAgain(event: { error?: unknown }): 'boot' | 'root' | undefined {
+/**
+ * The artifact a failed read-back asks to download again (verify.ts), if any — never one already
+ * downloaded again checked in flight: one more download per artifact, whatever the verify says.
+ */
+function downloadAgain(context: Context, event: { error?: unknown }): 'boot' | 'root' | undefined {
   const e = errorOf(event);
   const kind = e.details?.downloadAgain;
-  return e.code === 'READBACK_MISMATCH' && (kind === 'boot' || kind === 'root') ? kind : undefined;
+  if (e.code !== 'READBACK_MISMATCH' || (kind !== 'boot' && kind !== 'root')) return undefined;
+  return context.journal.written?.checkInFlight?.includes(kind) ? undefined : kind;
 }
 
 function errorOf(event: { error?: unknown }): SerializedError {
@@ -581,10 +585,10 @@ export function createUpdateMachine(effects: UpdateEffects) {
           onError: [
             {
               // Written without its SHA-256 checked in flight and found wrong: once more, checked.
-              guard: ({ event }) => downloadAgain(event) !== undefined,
+              guard: ({ context, event }) => downloadAgain(context, event) !== undefined,
               target: 'downloading',
               actions: assign(({ context, event }) => {
-                const kind = downloadAgain(event)!;
+                const kind = downloadAgain(context, event)!;
                 const written = { boot: 0, root: 0, ...context.journal.written, [kind]: 0 };
                 return {
                   journal: stamp(context, {

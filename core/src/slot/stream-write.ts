@@ -208,8 +208,8 @@ export async function writeArtifact(
 
     await writer.sync();
     opts.onProgress?.(size);
-    const actual = inFlight ? hash.digest('hex') : undefined;
-    if (actual !== undefined && actual !== expected) {
+    const actual = inFlight && hash.digest('hex');
+    if (actual && actual !== expected) {
       await onCheckpoint(0);
       throw new ClgwError(
         'HASH_MISMATCH',

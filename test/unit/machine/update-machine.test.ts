@@ -575,7 +575,7 @@ describe('update machine at run time', () => {
     let verifies = 0;
     const mismatch = (details: Record<string, unknown>) =>
       new ClgwError('READBACK_MISMATCH', 'read-back of root_b: SHA-256 differs', { details });
-    const run = async (second: 'pass' | 'fail') => {
+    const run = async (second: 'pass' | 'fail' | 'asksAgain') => {
       downloads.length = 0;
       verifies = 0;
       const rec = recordingEffects({
@@ -584,6 +584,7 @@ describe('update machine at run time', () => {
           verifies++;
           if (verifies === 1) throw mismatch({ artifact: 'root', downloadAgain: 'root' });
           if (second === 'fail') throw mismatch({ artifact: 'root' });
+          if (second === 'asksAgain') throw mismatch({ artifact: 'root', downloadAgain: 'root' });
         },
       });
       const actor = start(rec.effects);
@@ -612,6 +613,11 @@ describe('update machine at run time', () => {
     expect(failed.actor.getSnapshot().value).toBe('failed');
     expect(downloads).toHaveLength(2);
     expect(failed.actor.getSnapshot().context.journal.error).toMatchObject({ code: 'READBACK_MISMATCH' });
+
+    // The machine itself holds it to one more download, whatever the read-back asks.
+    const capped = await run('asksAgain');
+    expect(capped.actor.getSnapshot().value).toBe('failed');
+    expect(downloads).toHaveLength(2);
   });
 
   it('an update cut off before the switch first marks the booted slot good, then resumes its step', async () => {
