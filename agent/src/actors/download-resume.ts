@@ -79,8 +79,10 @@ export async function downloadResuming(
   await resumeAfterFailures(
     (progressed) =>
       downloadRelease(deps, current, signal, (written) => {
+        // Bytes made durable, not a mark that an artifact was read back (download.ts).
+        const before = current.written;
+        if (!before || written.boot > before.boot || written.root > before.root) progressed();
         current = { ...current, written };
-        progressed();
         checkpoint(written);
       }),
     {

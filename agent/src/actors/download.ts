@@ -39,10 +39,12 @@ export function artifactUrl(baseUrl: string, path: string): string {
  * durable offsets. An artifact with a chunk index is assembled adaptively (writeArtifactDelta: what
  * the active slot already holds is copied, only the rest fetched with Range requests); without one,
  * or when that is not possible (no usable active slot, a mirror that ignores Range), it is streamed
- * whole (writeArtifact); either way its SHA-256 is checked by the read-back that follows
- * (verify.ts), unless a read-back found it wrong before: then it is downloaded whole with SHA-256
- * in flight (`written.checkInFlight`). An artifact the journal says is complete is re-hashed and,
- * when its bytes prove wrong, downloaded whole. Before the first byte is written the target slot
+ * whole (writeArtifact), read back from the slot behind the write as it downloads; an artifact so
+ * read back whole and matching is marked in `written.readBack` (persisted), and the verify phase
+ * (verify.ts) reads back the others — unless a read-back found it wrong before: then it is
+ * downloaded whole with SHA-256 in flight (`written.checkInFlight`). An artifact the journal says
+ * is complete is re-hashed from the slot (and so marked read back) and, when its bytes prove wrong,
+ * downloaded whole. Before the first byte is written the target slot
  * is disabled in the boot environment (only if it was enabled), so a half-written slot is never
  * booted; the active slot's devices are only ever read.
  */
@@ -55,7 +57,9 @@ export async function downloadRelease(
   const target = journal.target;
   if (!target) throw new ClgwError('STATE_INVALID', 'downloading without a target release in the journal');
   const { paths } = deps;
-  const written = { boot: 0, root: 0, ...journal.written };
+  // Read back (again) by this download, or by the verify phase: a mark from an earlier attempt
+  // describes bytes that this one re-hashes anyway.
+  const written: Written = { boot: 0, root: 0, ...journal.written, readBack: undefined };
 
   for (const kind of ARTIFACTS) {
     const device = paths.partition(kind, target.slot);
@@ -80,15 +84,18 @@ export async function downloadRelease(
     await writeSlotRecord(paths.slotStatus, target.slot, undefined);
   }
 
-  /** Records an offset the slot holds durably: persisted first, then reported to the machine. */
-  const durable = async (kind: PartitionKind, offset: number) => {
-    written[kind] = offset;
+  /** Records what the slot holds durably: persisted first, then reported to the machine. */
+  const persist = async () => {
     await deps.persistJournal({
       ...journal,
       written: { ...written },
       updatedAt: new Date(deps.clock.now()).toISOString(),
     });
     checkpoint({ ...written });
+  };
+  const durable = (kind: PartitionKind, offset: number) => {
+    written[kind] = offset;
+    return persist();
   };
 
   const total = target.artifacts.boot.size + target.artifacts.root.size;
@@ -145,6 +152,7 @@ export async function downloadRelease(
       mode: 'delta' | 'full';
       downloaded: number;
       reused: number;
+      readBack?: boolean;
       mismatchedChunks?: number;
       packChunksRefetched?: number;
     };
@@ -210,6 +218,10 @@ export async function downloadRelease(
     );
     totals.downloaded += outcome.downloaded;
     totals.reused += outcome.reused;
+    if (outcome.readBack) {
+      written.readBack = [...(written.readBack ?? []), kind];
+      await persist();
+    }
     deps.log.info('artifact written into slot', {
       artifact: kind,
       slot: target.slot,
@@ -218,6 +230,7 @@ export async function downloadRelease(
       reusedBytes: outcome.reused,
       totalBytes: artifact.size,
       ...(inFlight ? { sha256CheckedInFlight: true } : {}),
+      ...(outcome.readBack ? { readBack: true } : {}),
       ...(outcome.mismatchedChunks ? { sourceChunksMismatched: outcome.mismatchedChunks } : {}),
       ...(outcome.packChunksRefetched ? { packChunksRefetched: outcome.packChunksRefetched } : {}),
     });
@@ -236,10 +249,10 @@ async function writeFull(
     onCheckpoint: (offset: number) => Promise<void>;
     report: (done: number, downloaded: number, reused: number) => void;
   },
-): Promise<{ mode: 'full'; downloaded: number; reused: number }> {
+): Promise<{ mode: 'full'; downloaded: number; reused: number; readBack: boolean }> {
   // What a resume finds already in the slot is reused — unless the server restarts from byte 0.
   const reusedOf = (n: number) => (n >= o.resumeOffset ? o.resumeOffset : 0);
-  const { downloadedBytes } = await writeArtifact(deps.http, target, {
+  const { downloadedBytes, readBack } = await writeArtifact(deps.http, target, {
     activeDevices: o.activeDevices,
     resumeOffset: o.resumeOffset,
     digestCheck: o.digestCheck,
@@ -250,7 +263,7 @@ async function writeFull(
     // Called at every fsynced checkpoint, and with the full size once the artifact is done.
     onCheckpoint: o.onCheckpoint,
   });
-  return { mode: 'full', downloaded: downloadedBytes, reused: target.size - downloadedBytes };
+  return { mode: 'full', downloaded: downloadedBytes, reused: target.size - downloadedBytes, readBack };
 }
 
 /**

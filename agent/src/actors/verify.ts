@@ -6,8 +6,10 @@ import type { ArtifactRef, Journal } from '../machine/journal.js';
 
 /**
  * Reads back what was written into the target slot and compares it with compat.yaml's SHA-256 —
- * the one check of the whole artifact, the streaming download's as much as the adaptive one's (which
- * checked each chunk against the chunk index; here a wrong index is caught). A mismatch in an
+ * the one check of the whole artifact: the adaptive download's (which checked each chunk against
+ * the chunk index; here a wrong index is caught), and a streamed one's the download did not read
+ * back itself, whole and matching (`written.readBack`, stream-write.ts: those are not read again,
+ * and nothing writes the slot in between). A mismatch in an
  * artifact whose download did not check its SHA-256 in flight fails with READBACK_MISMATCH and
  * `details.downloadAgain`: the update machine then downloads that artifact again, whole and checked
  * as it arrives, which tells a server sending other bytes (HASH_MISMATCH, naming its URL) from a
@@ -18,14 +20,18 @@ export async function verifyRelease(deps: Deps, journal: Journal, signal: AbortS
   if (!target) throw new ClgwError('STATE_INVALID', 'verifying without a target release in the journal');
   const { boot, root } = target.artifacts;
   const checked = journal.written?.checkInFlight ?? [];
-  deps.progress.start(`verifying ${target.version}`, boot.size + root.size);
-  // Its bytes as they are read back: told only per artifact, the percentage would stand at the
-  // boot artifact's share (~12 %) while the root artifact, most of the phase, is read.
-  let before = 0;
-  for (const [kind, artifact] of [
+  const readBack = journal.written?.readBack ?? [];
+  const artifacts = [
     ['boot', boot],
     ['root', root],
-  ] as const) {
+  ] as const;
+  const toRead = artifacts.filter(([kind]) => !readBack.includes(kind));
+  // Those read back already count as done from the start.
+  let before = boot.size + root.size - toRead.reduce((sum, [, a]) => sum + a.size, 0);
+  deps.progress.start(`verifying ${target.version}`, boot.size + root.size, before);
+  // Its bytes as they are read back: told only per artifact, the percentage would stand at the
+  // boot artifact's share (~12 %) while the root artifact, most of the phase, is read.
+  for (const [kind, artifact] of toRead) {
     const base = before;
     await verifyArtifact(deps, kind, deps.paths.partition(kind, target.slot), artifact, checked, {
       signal,
@@ -33,7 +39,11 @@ export async function verifyRelease(deps: Deps, journal: Journal, signal: AbortS
     });
     before += artifact.size;
   }
-  deps.log.info('slot verified by read-back', { slot: target.slot, version: target.version });
+  deps.log.info('slot verified by read-back', {
+    slot: target.slot,
+    version: target.version,
+    ...(readBack.length ? { readBackByDownload: readBack } : {}),
+  });
 }
 
 async function verifyArtifact(

@@ -145,11 +145,18 @@ export interface Journal {
    * Bytes of each artifact durably written into the target slot (fsynced before recorded); and the
    * artifacts whose SHA-256 is to be checked on the bytes as they arrive: a download checked only
    * by the read-back afterwards wrote them wrong, and checking in flight tells whether the server
-   * sent other bytes (HASH_MISMATCH) or the disk did not keep them (READBACK_MISMATCH). Dropped
-   * once the read-back passes, before any switch: an older agent (after a rollback), whose schema
-   * does not know it, never meets it.
+   * sent other bytes (HASH_MISMATCH) or the disk did not keep them (READBACK_MISMATCH); and the
+   * artifacts the download already read back from the slot, whole and matching (so the verify
+   * phase does not read them again), marked by the download that read them. Both lists are
+   * dropped once the read-back passes, before any switch: an older agent (after a rollback), whose
+   * schema does not know them, never meets them.
    */
-  written?: { boot: number; root: number; checkInFlight?: ('boot' | 'root')[] };
+  written?: {
+    boot: number;
+    root: number;
+    checkInFlight?: ('boot' | 'root')[];
+    readBack?: ('boot' | 'root')[];
+  };
   /**
    * The critical phase: set when switching the boot environment starts, `leftAt` when it is done.
    * An `enteredAt` without `leftAt` at start-up means the switch was cut off.
@@ -242,6 +249,7 @@ export const journalSchema = z
         boot: z.number().int().nonnegative(),
         root: z.number().int().nonnegative(),
         checkInFlight: z.array(z.enum(['boot', 'root'])).optional(),
+        readBack: z.array(z.enum(['boot', 'root'])).optional(),
       })
       .strict()
       .optional(),

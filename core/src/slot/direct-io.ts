@@ -70,26 +70,26 @@ export function alignedBuffers(count: number, size: number): Buffer[] {
 /** Bytes of each buffer in the pair borrowBuffers lends. */
 export const IO_BUFFER = 1024 * 1024;
 
-let spare: [Buffer, Buffer] | undefined;
+/** Pairs handed back, kept for the next borrower (see borrowBuffers). */
+const spares: [Buffer, Buffer][] = [];
 
 /**
  * A pair of aligned IO_BUFFER-byte buffers: one is read or written while the other is filled or
- * hashed. The pair is kept between uses (the agent writes and verifies one artifact at a time;
- * a second user at the same moment gets a pair of its own): a fresh WebAssembly memory per use
+ * hashed. Up to two pairs are kept between uses (the agent writes one artifact at a time, and reads
+ * it back behind the write with a second pair; a third user at the same moment gets a pair of its
+ * own): a fresh WebAssembly memory per use
  * would stay resident until the next full garbage collection, and the write's and the read-back's
  * pairs side by side were 4 MiB of the agent's peak. Indexing the active slot and an adaptive
  * install's copies read into it too: buffers of their own, then this pair at the read-back, were
  * ~2 MiB of an adaptive update's peak.
  */
 export function borrowBuffers(): [Buffer, Buffer] {
-  const pair = spare ?? (alignedBuffers(2, IO_BUFFER) as [Buffer, Buffer]);
-  spare = undefined;
-  return pair;
+  return spares.pop() ?? (alignedBuffers(2, IO_BUFFER) as [Buffer, Buffer]);
 }
 
 /** Hands a pair back once no read or write on it can still be running. */
 export function returnBuffers(pair: [Buffer, Buffer]): void {
-  spare = pair;
+  if (spares.length < 2 && !spares.includes(pair)) spares.push(pair);
 }
 
 /**

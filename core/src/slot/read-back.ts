@@ -62,10 +62,10 @@ export async function verifyArtifactOnDevice(
 }
 
 /**
- * Feeds the first `length` bytes of a device to `hash`; returns how many were read (fewer only at
- * end of device). With `exact` (the default), a short device is an error. Two buffers: the next
- * piece is read (O_DIRECT where it can be, in whole blocks) while the last one is hashed;
- * `onProgress` is told the bytes hashed so far after each piece.
+ * Feeds the bytes of a device from `from` (default 0) up to `length` to `hash`; returns the offset
+ * reached (below `length` only at end of device). With `exact` (the default), a short device is an
+ * error. Two buffers: the next piece is read (O_DIRECT where it can be, in whole blocks) while the
+ * last one is hashed; `onProgress` is told the offset reached after each piece.
  */
 export async function hashDevice(
   handles: { handle: fs.FileHandle; direct: fs.FileHandle | undefined },
@@ -73,9 +73,9 @@ export async function hashDevice(
   device: string,
   length: number,
   hash: Hash,
-  opts: { signal?: AbortSignal; exact?: boolean; onProgress?: (read: number) => void },
+  opts: { from?: number; signal?: AbortSignal; exact?: boolean; onProgress?: (read: number) => void },
 ): Promise<number> {
-  const { signal, exact = true, onProgress } = opts;
+  const { from = 0, signal, exact = true, onProgress } = opts;
   let direct = handles.direct;
   const read = async (buffer: Buffer, offset: number): Promise<number> => {
     const want = Math.min(buffer.length, length - offset);
@@ -100,9 +100,9 @@ export async function hashDevice(
       }
     }
   };
-  let offset = 0;
+  let offset = from;
   let turn = 0;
-  let pending = length > 0 ? read(buffers[0], 0) : undefined;
+  let pending = offset < length ? read(buffers[0], offset) : undefined;
   while (pending) {
     const bytesRead = await pending;
     pending = undefined;

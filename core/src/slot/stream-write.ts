@@ -60,11 +60,12 @@ export interface WriteOptions {
   /**
    * Where the artifact's SHA-256 is checked. `stream` (the default): on the bytes as they arrive —
    * HASH_MISMATCH names the server — and a resume first re-hashes what the slot holds.
-   * `read-back`: by the caller, who reads the slot back afterwards (the agent's verify phase) and
-   * so checks the bytes the disk kept; nothing is hashed here then, a resume does not re-read what
-   * the slot holds, and every byte is hashed once instead of twice. Either way an artifact the
-   * journal says is complete (`resumeOffset` = size) is re-hashed here to know whether to download
-   * it at all.
+   * `read-back`: on the bytes the device holds, read back behind the write (ReadBehind) while the
+   * download goes on, so every byte is hashed once, from the medium, and the check ends moments
+   * after the last write; the result's `readBack` says whether they matched — a mismatch is left to
+   * the caller, who reads the slot back once more to say why (the agent's verify phase). Either
+   * way an artifact the journal says is complete (`resumeOffset` = size) is re-hashed from the
+   * device to know whether to download it at all.
    */
   digestCheck?: 'stream' | 'read-back';
 }
@@ -82,31 +83,42 @@ const DEFAULT_CHECKPOINT_BYTES = 8 * MIB;
 const writeBufferSize = (checkpointBytes: number) =>
   Math.max(DIRECT_ALIGN, Math.floor(Math.min(IO_BUFFER, checkpointBytes) / DIRECT_ALIGN) * DIRECT_ALIGN);
 
+/** What writeArtifact did. */
+export interface WriteResult {
+  downloadedBytes: number;
+  /**
+   * Whether every byte of the artifact was read back from the device (O_DIRECT where it can be)
+   * and their SHA-256 matched: with `digestCheck: 'read-back'`, or an artifact found complete.
+   */
+  readBack: boolean;
+}
+
 /**
- * Streams an artifact into a slot device: response body → SHA-256 in flight (unless the caller
- * checks it by read-back: `digestCheck`) → positional writes from offset 0, through a small ring of
+ * Streams an artifact into a slot device: response body → SHA-256 in flight (or read back behind
+ * the write: `digestCheck`) → positional writes from offset 0, through a small ring of
  * reused buffers with one write in flight while the next buffer fills, and back-pressure (the
  * response is not read while every buffer waits for the disk), so memory does not grow with the
  * artifact. Whole aligned buffers go to the device with O_DIRECT where it allows (direct-io.ts),
  * the rest through the page cache. The device is opened `r+` (never created, never truncated): the
  * same code writes a block device on the appliance and a fixed-size file in the simulator.
  *
- * Resume: the first `resumeOffset` bytes are re-hashed from the device (when the digest is checked
- * here) and only the rest is asked for (Range); a server that ignores Range restarts the write
- * from 0. At least `checkpointBytes` apart, a background checkpoint fsyncs the device and then has
- * `onCheckpoint` persist the offset (persist before acting: the journal never claims bytes that
- * are not durable). An interrupted download (transient error, abort) records what it durably wrote
+ * Resume: the first `resumeOffset` bytes are re-hashed from the device (before the download when
+ * checked in flight, during it when read back) and only the rest is asked for (Range); a server
+ * that ignores Range restarts the write from 0. At least `checkpointBytes` apart, a background
+ * checkpoint fsyncs the device and then has `onCheckpoint` persist the offset (persist before
+ * acting: the journal never claims bytes that are not durable). An interrupted download (transient error, abort) records what it durably wrote
  * before it fails, and a digest mismatch records 0, so a resume never trusts bad bytes.
  *
  * Fails with SLOT_ACTIVE, NO_SPACE (before writing when the device is too small; or ENOSPC),
- * SIZE_EXCEEDED, ARTIFACT_TRUNCATED, HASH_MISMATCH (when checked in flight), SLOT_WRITE_FAILED,
- * the client's network codes, or whatever `onCheckpoint` rejected with.
+ * SIZE_EXCEEDED, ARTIFACT_TRUNCATED, HASH_MISMATCH (when checked in flight), SLOT_WRITE_FAILED
+ * (a write, or a read back, failed), the client's network codes, or whatever `onCheckpoint`
+ * rejected with.
  */
 export async function writeArtifact(
   http: HttpClient,
   target: ArtifactTarget,
   opts: WriteOptions,
-): Promise<{ downloadedBytes: number }> {
+): Promise<WriteResult> {
   const { url, size, device } = target;
   const expected = target.sha256.toLowerCase();
   const signal = opts.signal;
@@ -118,6 +130,9 @@ export async function writeArtifact(
   const handle = await openDevice(device, 'r+');
   const direct = await openDirect(device);
   const buffers = borrowBuffers();
+  /** Reading back behind the write (`read-back`); one a restarted write left behind, stopping. */
+  let behind: ReadBehind | undefined;
+  const retired: Promise<void>[] = [];
   try {
     let resume = Math.min(Math.max(0, Math.floor(opts.resumeOffset ?? 0)), size);
     let hash = createHash('sha256');
@@ -127,7 +142,7 @@ export async function writeArtifact(
       if (resume === size) {
         if (hash.digest('hex') === expected) {
           opts.onProgress?.(size);
-          return { downloadedBytes: 0 };
+          return { downloadedBytes: 0, readBack: true };
         }
         // The journal says "all written" but the bytes disagree: start over rather than trust them.
         await onCheckpoint(0);
@@ -143,6 +158,12 @@ export async function writeArtifact(
     let writer: SlotWriter | undefined;
     const startWriter = (start: number): SlotWriter => {
       if (start !== resume) hash = createHash('sha256');
+      if (!inFlight) {
+        // A server that ignored Range rewrites the prefix: what was read of it counts no more.
+        if (behind) retired.push(behind.stop());
+        behind = new ReadBehind({ handle, direct, device, size, start, onFailure: (e) => stop.abort(e) });
+      }
+      const read = behind;
       writer = new SlotWriter({
         handle,
         direct,
@@ -154,7 +175,10 @@ export async function writeArtifact(
         checkpointIntervalMs: opts.checkpointIntervalMs ?? 0,
         now: opts.now ?? Date.now,
         onCheckpoint,
-        onProgress: opts.onProgress,
+        onProgress: (written) => {
+          read?.advance(written);
+          opts.onProgress?.(written);
+        },
         onFailure: (e) => stop.abort(e),
       });
       return writer;
@@ -196,8 +220,8 @@ export async function writeArtifact(
       await writer.finish();
     } catch (caught) {
       if (!writer) throw caught;
-      // A failed background write or checkpoint is the cause, not the abort it provoked.
-      const e = writer.failed ? writer.failure : caught;
+      // A failed background write, checkpoint or read back is the cause, not the abort it provoked.
+      const e = writer.failed ? writer.failure : behind?.failed ? behind.failure : caught;
       const interrupted = !writer.failed && (signal?.aborted || (e instanceof ClgwError && e.transient));
       // Either way nothing may still run on the handle once it is closed.
       const w = writer;
@@ -217,13 +241,102 @@ export async function writeArtifact(
         { details: { url, device, expected, actual } },
       );
     }
+    const readBack = behind ? await behind.finish(expected) : false;
     if (writer.durable < size) await onCheckpoint(size);
-    return { downloadedBytes };
+    return { downloadedBytes, readBack };
   } finally {
-    // Every path here has waited for its writes: nothing still uses the buffers.
+    // Every path here has waited for its writes, and waits here for its reads: nothing still uses
+    // the buffers or the handles.
+    if (behind) retired.push(behind.stop());
+    await Promise.all(retired);
     returnBuffers(buffers);
     await direct?.close();
     await handle.close();
+  }
+}
+
+/**
+ * The artifact's SHA-256 computed from what the device holds, read back behind the writer: a piece
+ * is read (O_DIRECT where it can be, so from the medium, not from cached pages) once its write has
+ * completed and at least IO_BUFFER bytes wait, while the download goes on; a resumed prefix, durable
+ * already, is read from the start. What a read returns does not depend on an fsync, so this reads
+ * what the verify phase's read-back after the last fsync would — without a pass of its own after
+ * the download. A failed read fails the download (`onFailure`).
+ */
+class ReadBehind {
+  failed = false;
+  failure: unknown;
+  private readonly hash = createHash('sha256');
+  /** Bytes below this offset are hashed. */
+  private hashed = 0;
+  /** Bytes below this offset are written (and may be read). */
+  private written: number;
+  private finishing = false;
+  private reading: Promise<void> | undefined;
+  private readonly abort = new AbortController();
+  private buffers: [Buffer, Buffer] | undefined = borrowBuffers();
+
+  constructor(
+    private readonly o: {
+      handle: fs.FileHandle;
+      direct: fs.FileHandle | undefined;
+      device: string;
+      size: number;
+      /** Bytes already written when it starts. */
+      start: number;
+      onFailure: (e: unknown) => void;
+    },
+  ) {
+    this.written = o.start;
+    this.pump();
+  }
+
+  /** Every write below `written` has completed. */
+  advance(written: number): void {
+    this.written = written;
+    this.pump();
+  }
+
+  /** Reads the rest (every byte is written); whether the SHA-256 of all of them is `expected`. */
+  async finish(expected: string): Promise<boolean> {
+    this.finishing = true;
+    this.written = this.o.size;
+    this.pump();
+    while (this.reading) await this.reading;
+    if (this.failed) throw this.failure;
+    return this.hash.digest('hex') === expected;
+  }
+
+  /** Stops reading and hands the buffers back once no read runs. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    while (this.reading) await this.reading;
+    if (this.buffers) returnBuffers(this.buffers);
+    this.buffers = undefined;
+  }
+
+  private pump(): void {
+    const to = this.written;
+    if (this.reading || this.failed || !this.buffers || this.abort.signal.aborted) return;
+    if (to === this.hashed || (to - this.hashed < IO_BUFFER && !this.finishing)) return;
+    const { handle, direct, device } = this.o;
+    this.reading = hashDevice({ handle, direct }, this.buffers, device, to, this.hash, {
+      from: this.hashed,
+      signal: this.abort.signal,
+    }).then(
+      () => {
+        this.hashed = to;
+        this.reading = undefined;
+        this.pump();
+      },
+      (e: unknown) => {
+        this.reading = undefined;
+        if (this.abort.signal.aborted) return;
+        this.failed = true;
+        this.failure = e;
+        this.o.onFailure(e);
+      },
+    );
   }
 }
 

@@ -419,6 +419,15 @@ describe('adaptive update', () => {
     expect(
       log.some((l) => l.msg === 'the active slot holds almost none of the artifact: downloading it whole'),
     ).toBe(false);
+    // The root streamed and read back behind its writes: the verify phase reads only the boot
+    // artifact (assembled adaptively, so checked by chunk only) again.
+    const [written] = await writtenLines(w);
+    expect(written?.boot).toMatchObject({ mode: 'delta' });
+    expect(written?.boot).not.toHaveProperty('readBack');
+    expect(written?.root).toMatchObject({ mode: 'full', readBack: true });
+    expect(log.find((l) => l.msg === 'slot verified by read-back')).toMatchObject({
+      readBackByDownload: ['root'],
+    });
   });
 
   it('a chunk index that lies is caught by the read-back; the image is downloaded again whole, checked as it arrives', async () => {
@@ -463,6 +472,7 @@ describe('adaptive update', () => {
     const size = (await fs.stat(scattered.root)).size;
     const [first, again] = await writtenLines(w);
     expect(first?.root).toMatchObject({ mode: 'delta' });
+    expect(first?.root).not.toHaveProperty('readBack');
     // Only the root again (the boot artifact read back right), whole, its SHA-256 checked in flight.
     expect(again?.boot).toMatchObject({ downloadedBytes: 0 });
     expect(again?.root).toMatchObject({ mode: 'full', downloadedBytes: size, sha256CheckedInFlight: true });

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { closeSync, promises as fs, openSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ClgwError } from '@clgw/core/errors.js';
@@ -145,7 +145,18 @@ describe('writeArtifact', () => {
     expect(j.last()).toBe(0);
   });
 
-  it('leaves the digest to the read-back when asked: wrong bytes are written whole, and caught there', async () => {
+  it('reads the slot back behind the write when asked: right bytes pass, wrong ones are written whole and said to be wrong', async () => {
+    const right = await writeArtifact(http, target(), {
+      activeDevices: [],
+      checkpointBytes: CHECKPOINT,
+      digestCheck: 'read-back',
+      ...journal(),
+    });
+    expect(right).toEqual({ downloadedBytes: SIZE, readBack: true });
+    // Checked in flight instead: not read back.
+    const streamed = await writeArtifact(http, target(), { activeDevices: [], ...journal() });
+    expect(streamed).toEqual({ downloadedBytes: SIZE, readBack: false });
+
     const wrong = sha256Hex('something else');
     const j = journal();
     const result = await writeArtifact(http, target({ sha256: wrong }), {
@@ -154,7 +165,8 @@ describe('writeArtifact', () => {
       digestCheck: 'read-back',
       ...j,
     });
-    expect(result.downloadedBytes).toBe(SIZE);
+    // No HASH_MISMATCH: the caller reads back once more to say why (the agent's verify phase).
+    expect(result).toEqual({ downloadedBytes: SIZE, readBack: false });
     expect(j.last()).toBe(SIZE);
     expect((await slotBytes()).subarray(0, SIZE).equals(ARTIFACT)).toBe(true);
     const e = await failure(verifyArtifactOnDevice(slot, SIZE, wrong));
@@ -162,7 +174,28 @@ describe('writeArtifact', () => {
     expect(e.details).toMatchObject({ device: slot, expected: wrong, actual: DIGEST });
   });
 
-  it('resumes without reading back what the slot holds when the read-back checks it afterwards', async () => {
+  it('checks what the slot holds, not what was sent: a byte spoiled on the device after its write is caught', async () => {
+    let spoiled = false;
+    const result = await writeArtifact(http, target(), {
+      activeDevices: [],
+      checkpointBytes: CHECKPOINT,
+      digestCheck: 'read-back',
+      ...journal(),
+      // A disk that did not keep a byte: changed once its write completed, before it is read back
+      // (pieces are read back IO_BUFFER at a time).
+      onProgress: (written) => {
+        if (spoiled || written < 2 * CHECKPOINT) return;
+        spoiled = true;
+        const fd = openSync(slot, 'r+');
+        writeSync(fd, Buffer.from([ARTIFACT[100]! ^ 0xff]), 0, 1, 100);
+        closeSync(fd);
+      },
+    });
+    expect(spoiled).toBe(true);
+    expect(result).toEqual({ downloadedBytes: SIZE, readBack: false });
+  });
+
+  it('resumes reading back the prefix the slot holds while it downloads the rest', async () => {
     mirror.setFault('/root.img', { dropConnectionAt: 600_000 });
     const j = journal();
     await failure(
@@ -175,8 +208,8 @@ describe('writeArtifact', () => {
     );
     const resumeAt = j.last();
     expect(resumeAt).toBeGreaterThan(0);
-    // Spoiled after the cut: a write that re-hashed the prefix would start over (HASH_MISMATCH in
-    // stream mode); this one takes the journal's word and leaves the bytes to the read-back.
+    // Spoiled after the cut: a write that re-hashed the prefix first would start over (HASH_MISMATCH
+    // in stream mode); this one asks for the rest at once and finds the prefix wrong as it goes.
     const fh = await fs.open(slot, 'r+');
     await fh.write(Buffer.alloc(1000, 0x00), 0, 1000, 0);
     await fh.close();
@@ -188,7 +221,7 @@ describe('writeArtifact', () => {
       digestCheck: 'read-back',
       ...j,
     });
-    expect(result.downloadedBytes).toBe(SIZE - resumeAt);
+    expect(result).toEqual({ downloadedBytes: SIZE - resumeAt, readBack: false });
     expect(mirror.stats('/root.img').ranges).toEqual([`bytes=${resumeAt}-`]);
     expect(j.last()).toBe(SIZE);
     expect((await failure(verifyArtifactOnDevice(slot, SIZE, DIGEST))).code).toBe('READBACK_MISMATCH');
@@ -199,8 +232,17 @@ describe('writeArtifact', () => {
       digestCheck: 'read-back',
       ...j,
     });
-    expect(again.downloadedBytes).toBe(SIZE);
+    expect(again).toEqual({ downloadedBytes: SIZE, readBack: true });
     await verifyArtifactOnDevice(slot, SIZE, DIGEST);
+    // And a "complete" that is right is read back, not downloaded.
+    expect(
+      await writeArtifact(http, target(), {
+        activeDevices: [],
+        resumeOffset: SIZE,
+        digestCheck: 'read-back',
+        ...j,
+      }),
+    ).toEqual({ downloadedBytes: 0, readBack: true });
   });
 
   it('reports a truncated download as transient and resumable', async () => {

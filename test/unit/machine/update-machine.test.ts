@@ -620,6 +620,29 @@ describe('update machine at run time', () => {
     expect(downloads).toHaveLength(2);
   });
 
+  it('what the download read back reaches the verify phase, and is forgotten once verified', async () => {
+    const seen: Journal['written'][] = [];
+    const rec = recordingEffects({
+      download: async (_j, _signal, checkpoint) =>
+        checkpoint({ boot: 10, root: 20, readBack: ['boot', 'root'] }),
+      verify: async (j) => void seen.push(j.written),
+    });
+    const actor = start(rec.effects);
+    await waitFor(actor, (s) => s.value === 'idle');
+    actor.send({ type: 'CHECK', install: true, trigger: 'user' });
+    await waitFor(actor, (s) => s.value === 'rebooting');
+    expect(seen).toEqual([{ boot: 10, root: 20, readBack: ['boot', 'root'] }]);
+    // Persisted when the download ends, so a cut before the verify phase ends still knows it.
+    expect(rec.persisted.filter((j) => j.state === 'verifying').map((j) => j.written)).toContainEqual({
+      boot: 10,
+      root: 20,
+      readBack: ['boot', 'root'],
+    });
+    expect(rec.persisted.filter((j) => j.state === 'installing').map((j) => j.written)).toEqual([
+      { boot: 10, root: 20 },
+    ]);
+  });
+
   it('an update cut off before the switch first marks the booted slot good, then resumes its step', async () => {
     const rec = recordingEffects();
     const actor = start(rec.effects, {
