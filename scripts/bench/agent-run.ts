@@ -99,9 +99,14 @@ export interface AgentRunOptions {
 }
 
 export interface AgentSample {
-  /** Root artifact download+hash+write+fsync (when `installTimings`). */
+  /**
+   * Root artifact, from its `writing artifact into slot` line to the slot verified: index and
+   * probe, download+write+fsync and its SHA-256 checked on what the slot holds — read back behind
+   * the write, or by the verify phase (when `installTimings`). The reference pipeline hashes what it
+   * writes; so must the agent's time.
+   */
   installSeconds?: number;
-  /** Read-back verify of boot and root (when `installTimings`). */
+  /** The verify phase: reads back what the download did not (when `installTimings`). */
   verifySeconds?: number;
   /** `checking` → `rebooting`. */
   updateSeconds: number;
@@ -277,7 +282,7 @@ export async function agentRun(root: string, o: AgentRunOptions): Promise<AgentS
       rootMode: String(rootLine?.fields.mode ?? 'unknown'),
       ...(timings
         ? {
-            installSeconds: (timings.verifying - timings.rootWrite) / 1000,
+            installSeconds: (timings.verified - timings.rootWrite) / 1000,
             verifySeconds: (timings.verified - timings.verifying) / 1000,
           }
         : {}),
