@@ -39,14 +39,14 @@ export function artifactUrl(baseUrl: string, path: string): string {
  * durable offsets. An artifact with a chunk index is assembled adaptively (writeArtifactDelta: what
  * the active slot already holds is copied, only the rest fetched with Range requests); without one,
  * or when that is not possible (no usable active slot, a mirror that ignores Range), it is streamed
- * whole (writeArtifact), read back from the slot behind the write as it downloads; an artifact so
- * read back whole and matching is marked in `written.readBack` (persisted), and the verify phase
+ * whole (writeArtifact). Either way the slot is read back behind the writes; an artifact so read
+ * back whole and matching is marked in `written.readBack` (persisted), and the verify phase
  * (verify.ts) reads back the others — unless a read-back found it wrong before: then it is
- * downloaded whole with SHA-256 in flight (`written.checkInFlight`). An artifact the journal says
- * is complete is re-hashed from the slot (and so marked read back) and, when its bytes prove wrong,
- * downloaded whole. Before the first byte is written the target slot
- * is disabled in the boot environment (only if it was enabled), so a half-written slot is never
- * booted; the active slot's devices are only ever read.
+ * downloaded whole with SHA-256 in flight (`written.checkInFlight`), and read back by the verify
+ * phase. An artifact the journal says is complete is re-hashed from the slot (and so marked read
+ * back) and, when its bytes prove wrong, downloaded whole. Before the first byte is written the
+ * target slot is disabled in the boot environment (only if it was enabled), so a half-written slot
+ * is never booted; the active slot's devices are only ever read.
  */
 export async function downloadRelease(
   deps: Deps,
@@ -188,6 +188,7 @@ export async function downloadRelease(
       if (r.kind === 'written') {
         outcome = {
           mode: 'delta',
+          readBack: r.readBack,
           downloaded: r.downloadedBytes,
           reused: r.reusedBytes,
           mismatchedChunks: r.mismatchedChunks,

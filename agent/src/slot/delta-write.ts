@@ -11,8 +11,16 @@ import {
 } from '@clgw/core/release/chunk-index.js';
 import { digestIs, digestMatches, hashDeviceChunks } from '@clgw/core/slot/chunk-hash.js';
 import { checkSlotTarget, openDevice, writeFailure } from '@clgw/core/slot/device.js';
-import { borrowBuffers, returnBuffers, wholeChunks } from '@clgw/core/slot/direct-io.js';
+import {
+  borrowBuffers,
+  DIRECT_ALIGN,
+  directAligned,
+  openDirect,
+  returnBuffers,
+  wholeChunks,
+} from '@clgw/core/slot/direct-io.js';
 import { IndexReader } from '@clgw/core/slot/index-file.js';
+import { ReadBehind } from '@clgw/core/slot/read-back.js';
 import { type ArtifactTarget, keepProgress } from '@clgw/core/slot/stream-write.js';
 import type { ChunkTable } from './chunk-table.js';
 import { type ChunkOp, planWindow } from './delta-plan.js';
@@ -67,6 +75,8 @@ export interface DeltaProgress {
 export type DeltaResult =
   | {
       kind: 'written';
+      /** Every byte read back from the slot behind the writes (ReadBehind), matching the SHA-256. */
+      readBack: boolean;
       downloadedBytes: number;
       reusedBytes: number;
       /** Chunks the active slot did not hold after all (changed since indexed): fetched instead. */
@@ -157,9 +167,17 @@ class PackUnusable extends Error {
 /** The devices and index an adaptive install works on, opened by writeArtifactDelta. */
 interface Handles {
   out: fs.FileHandle;
+  /**
+   * The target opened with O_DIRECT, for copies (absent where it cannot be): a copy is nearly the
+   * whole slot, and through the page cache its ~500 MB of dirty pages had the writes throttled and
+   * then a long final fsync.
+   */
+  outDirect: fs.FileHandle | undefined;
+  /** The target opened read-only with O_DIRECT, to read it back (absent where it cannot be). */
+  backDirect: fs.FileHandle | undefined;
   src: fs.FileHandle;
   index: IndexReader;
-  /** Reads copies and the target scan: the first of the aligned pair the read-back borrows next. */
+  /** Reads copies and the target scan: the first of a borrowed aligned pair. */
   copyBuffer: Buffer;
 }
 
@@ -174,7 +192,8 @@ interface Handles {
  * changed, or its index is stale) is fetched instead; a pack chunk that does not inflate to its
  * digest is fetched from the artifact; a pack that is absent or not what the index says (any
  * permanent HTTP failure) is given up for the artifact's ranges. The whole artifact's SHA-256 is
- * not known here — the read-back verify after the download checks it, and catches an index that
+ * computed on the slot, read back behind the writes (ReadBehind): `readBack` says whether it
+ * matched, and when it did not the verify phase reads it back again, which catches an index that
  * lies.
  *
  * Durability as in writeArtifact: the offset below which every chunk is written (the lowest
@@ -206,12 +225,17 @@ export async function writeArtifactDelta(
       throw e;
     },
   );
-  // A batch of copies is read into the first of the aligned pair the read-back borrows next: one
-  // pair made for the update, not a buffer here and the pair beside it at the read-back.
+  // A batch of copies is read into the first of an aligned pair, kept between uses (borrowBuffers)
+  // like the one the read-back behind the writes borrows: no buffer of its own per update.
   const pair = borrowBuffers();
+  // Copies are whole chunks at chunk offsets in an aligned buffer: O_DIRECT when chunks are blocks.
+  const outDirect = cs % DIRECT_ALIGN === 0 ? await openDirect(target.device) : undefined;
+  const backDirect = await openDirect(target.device, 'r');
   try {
     return await new DeltaWrite(http, target, opts, {
       out,
+      outDirect,
+      backDirect,
       src,
       index,
       copyBuffer: wholeChunks(pair[0], cs),
@@ -219,13 +243,14 @@ export async function writeArtifactDelta(
   } finally {
     returnBuffers(pair);
     index.close();
-    await Promise.all([out.close(), src.close()]);
+    await Promise.all([out.close(), src.close(), outDirect?.close(), backDirect?.close()]);
   }
 }
 
 /** One adaptive install under way: what is written, what is in flight, what is durable. */
 class DeltaWrite {
   private readonly url: string;
+  private readonly sha256: string;
   private readonly size: number;
   private readonly device: string;
   private readonly cs: number;
@@ -266,6 +291,8 @@ class DeltaWrite {
   private readonly copyBatch: number;
   /** Pack offset of the next window's first chunk. */
   private packOffset = 0;
+  /** The whole artifact's SHA-256, from the slot, behind the writes. */
+  private readonly behind: ReadBehind;
 
   constructor(
     private readonly http: HttpClient,
@@ -273,7 +300,7 @@ class DeltaWrite {
     private readonly opts: DeltaOptions,
     private readonly h: Handles,
   ) {
-    ({ url: this.url, size: this.size, device: this.device } = target);
+    ({ url: this.url, sha256: this.sha256, size: this.size, device: this.device } = target);
     this.cs = opts.chunkSize;
     this.checkpointBytes = Math.max(1, opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES);
     this.onCheckpoint = opts.onCheckpoint ?? (async () => undefined);
@@ -282,9 +309,18 @@ class DeltaWrite {
     this.signal = opts.signal ? AbortSignal.any([this.abort.signal, opts.signal]) : this.abort.signal;
     this.brokenAt = this.size;
     this.copyBatch = h.copyBuffer.length / this.cs;
+    this.behind = new ReadBehind({
+      handle: h.out,
+      direct: h.backDirect,
+      device: this.device,
+      size: this.size,
+      start: 0,
+      onFailure: (e) => this.fail(e),
+    });
   }
 
   async run(): Promise<DeltaResult> {
+    let readBack: boolean;
     try {
       await this.planAndFetch();
       this.planned = true;
@@ -293,9 +329,11 @@ class DeltaWrite {
       await this.settle();
       if (this.failed) throw this.failure;
       await this.sync();
+      readBack = await this.behind.finish(this.sha256);
     } catch (caught) {
       this.fail(caught);
       await this.settle();
+      await this.behind.stop();
       const e = this.failure;
       if (isClgwError(e) && (e.code === 'RANGE_NOT_SUPPORTED' || e.code === 'CHUNK_MISMATCH'))
         return { kind: 'fallback', reason: e, downloadedBytes: this.progress.downloaded };
@@ -308,9 +346,11 @@ class DeltaWrite {
       }
       throw e;
     }
+    await this.behind.stop();
     await this.onCheckpoint(this.size);
     return {
       kind: 'written',
+      readBack,
       downloadedBytes: this.progress.downloaded,
       reusedBytes: this.progress.reused,
       mismatchedChunks: this.mismatchedChunks,
@@ -346,7 +386,7 @@ class DeltaWrite {
         // A request refused because another failed meanwhile never ran: nothing past here is issued.
         if (this.failed) break;
         this.issued = Math.min(size, (op.first + op.count) * cs);
-        this.maybeCheckpoint();
+        this.written();
       }
     }
   }
@@ -380,6 +420,12 @@ class DeltaWrite {
     this.opts.onProgress?.({ ...p });
   }
 
+  /** More of the slot is written: read back behind it, and checkpoint when one is due. */
+  private written(): void {
+    this.behind.advance(this.writtenBelow());
+    this.maybeCheckpoint();
+  }
+
   private writtenBelow(): number {
     const queued = this.queue[0]?.first;
     return Math.min(
@@ -398,11 +444,18 @@ class DeltaWrite {
     }
   }
 
-  private async writeAt(buffer: Buffer, length: number, at: number): Promise<void> {
+  /** `aligned`: `buffer` starts on a DIRECT_ALIGN boundary, so an aligned span may go O_DIRECT. */
+  private async writeAt(buffer: Buffer, length: number, at: number, aligned: boolean): Promise<void> {
     for (let done = 0; done < length; ) {
+      const direct = aligned && directAligned(at + done, length - done) ? this.h.outDirect : undefined;
       try {
-        done += (await this.h.out.write(buffer, done, length - done, at + done)).bytesWritten;
+        done += (await (direct ?? this.h.out).write(buffer, done, length - done, at + done)).bytesWritten;
       } catch (e) {
+        // The device's blocks are larger than DIRECT_ALIGN after all: the rest through the cache.
+        if (direct && (e as NodeJS.ErrnoException).code === 'EINVAL') {
+          this.h.outDirect = undefined;
+          continue;
+        }
         throw writeFailure(e, this.device, at + done);
       }
     }
@@ -441,14 +494,16 @@ class DeltaWrite {
   /**
    * Writes the chunks of `buffer` (chunk `first` at its start) whose digest matches the index,
    * skipping `skip` (chunks known bad already); returns the ones that did not match or were skipped.
+   * `aligned` as for writeAt.
    */
   private async writeVerified(
     buffer: Buffer,
     first: number,
     count: number,
     win: Window,
-    skip?: ReadonlySet<number>,
+    o: { skip?: ReadonlySet<number>; aligned?: boolean } = {},
   ): Promise<number[]> {
+    const { skip, aligned = false } = o;
     const { cs } = this;
     const bad: number[] = [];
     let run = 0;
@@ -459,6 +514,7 @@ class DeltaWrite {
           buffer.subarray(run * cs),
           this.bytesOf(first + run, end - run),
           (first + run) * cs,
+          aligned,
         );
     };
     for (let i = 0; i < count; i++) {
@@ -596,7 +652,7 @@ class DeltaWrite {
       partial,
       async (filled, wire, broken) => {
         const batchFirst = state.next;
-        const bad = await this.writeVerified(buffer, batchFirst, filled, win, broken);
+        const bad = await this.writeVerified(buffer, batchFirst, filled, win, { skip: broken });
         const badBytes = bad.reduce((sum, c) => sum + this.lengthOf(c), 0);
         this.tally(this.bytesOf(batchFirst, filled) - badBytes, wire, 0);
         state.refetch.push(...bad);
@@ -695,7 +751,7 @@ class DeltaWrite {
         () => {
           this.inFlight.delete(request);
           this.startQueued();
-          this.maybeCheckpoint();
+          this.written();
         },
         (e: unknown) => {
           this.brokenAt = Math.min(this.brokenAt, start);
@@ -728,7 +784,7 @@ class DeltaWrite {
         await readSource(src, this.opts.source.device, copyBuffer, k * cs, run * cs, from * cs);
         k += run;
       }
-      const bad = await this.writeVerified(copyBuffer, op.first + j, m, win);
+      const bad = await this.writeVerified(copyBuffer, op.first + j, m, win, { aligned: true });
       const copied = this.bytesOf(op.first + j, m) - bad.reduce((sum, c) => sum + this.lengthOf(c), 0);
       this.tally(copied, 0, copied);
       missed.push(...bad);

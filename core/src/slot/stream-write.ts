@@ -16,7 +16,7 @@ import {
   openDirect,
   returnBuffers,
 } from './direct-io.js';
-import { hashDevice } from './read-back.js';
+import { hashDevice, ReadBehind } from './read-back.js';
 
 /** One artifact of a release and the slot partition it goes into. */
 export interface ArtifactTarget {
@@ -252,91 +252,6 @@ export async function writeArtifact(
     returnBuffers(buffers);
     await direct?.close();
     await handle.close();
-  }
-}
-
-/**
- * The artifact's SHA-256 computed from what the device holds, read back behind the writer: a piece
- * is read (O_DIRECT where it can be, so from the medium, not from cached pages) once its write has
- * completed and at least IO_BUFFER bytes wait, while the download goes on; a resumed prefix, durable
- * already, is read from the start. What a read returns does not depend on an fsync, so this reads
- * what the verify phase's read-back after the last fsync would — without a pass of its own after
- * the download. A failed read fails the download (`onFailure`).
- */
-class ReadBehind {
-  failed = false;
-  failure: unknown;
-  private readonly hash = createHash('sha256');
-  /** Bytes below this offset are hashed. */
-  private hashed = 0;
-  /** Bytes below this offset are written (and may be read). */
-  private written: number;
-  private finishing = false;
-  private reading: Promise<void> | undefined;
-  private readonly abort = new AbortController();
-  private buffers: [Buffer, Buffer] | undefined = borrowBuffers();
-
-  constructor(
-    private readonly o: {
-      handle: fs.FileHandle;
-      direct: fs.FileHandle | undefined;
-      device: string;
-      size: number;
-      /** Bytes already written when it starts. */
-      start: number;
-      onFailure: (e: unknown) => void;
-    },
-  ) {
-    this.written = o.start;
-    this.pump();
-  }
-
-  /** Every write below `written` has completed. */
-  advance(written: number): void {
-    this.written = written;
-    this.pump();
-  }
-
-  /** Reads the rest (every byte is written); whether the SHA-256 of all of them is `expected`. */
-  async finish(expected: string): Promise<boolean> {
-    this.finishing = true;
-    this.written = this.o.size;
-    this.pump();
-    while (this.reading) await this.reading;
-    if (this.failed) throw this.failure;
-    return this.hash.digest('hex') === expected;
-  }
-
-  /** Stops reading and hands the buffers back once no read runs. */
-  async stop(): Promise<void> {
-    this.abort.abort();
-    while (this.reading) await this.reading;
-    if (this.buffers) returnBuffers(this.buffers);
-    this.buffers = undefined;
-  }
-
-  private pump(): void {
-    const to = this.written;
-    if (this.reading || this.failed || !this.buffers || this.abort.signal.aborted) return;
-    if (to === this.hashed || (to - this.hashed < IO_BUFFER && !this.finishing)) return;
-    const { handle, direct, device } = this.o;
-    this.reading = hashDevice({ handle, direct }, this.buffers, device, to, this.hash, {
-      from: this.hashed,
-      signal: this.abort.signal,
-    }).then(
-      () => {
-        this.hashed = to;
-        this.reading = undefined;
-        this.pump();
-      },
-      (e: unknown) => {
-        this.reading = undefined;
-        if (this.abort.signal.aborted) return;
-        this.failed = true;
-        this.failure = e;
-        this.o.onFailure(e);
-      },
-    );
   }
 }
 
