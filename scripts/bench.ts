@@ -864,7 +864,7 @@ async function main(): Promise<void> {
   say(
     `CPU from /proc: the agent's and the pipeline's from the bench's reaped-children totals across their lives; ` +
       `RAUC's from its service's and dbus-daemon's /proc/PID/stat (own + waited-for children) and the client's. ` +
-      `The agent also reads both slots back and hashes them again (${installedBytes} bytes per GB figure's denominator; RAUC and the pipeline: ${bytes})`,
+      `The agent writes and reads back both artifacts, boot and root, hashing each byte once (${installedBytes} bytes per GB figure's denominator; RAUC and the pipeline: ${bytes})`,
   );
 
   // ---- delta

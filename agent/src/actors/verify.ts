@@ -5,15 +5,16 @@ import type { Deps } from '../deps.js';
 import type { ArtifactRef, Journal } from '../machine/journal.js';
 
 /**
- * Reads back what was written into the target slot and compares it with compat.yaml's SHA-256 —
- * the one check of the whole artifact: the adaptive download's (which checked each chunk against
- * the chunk index; here a wrong index is caught), and a streamed one's the download did not read
- * back itself, whole and matching (`written.readBack`, stream-write.ts: those are not read again,
- * and nothing writes the slot in between). A mismatch in an
- * artifact whose download did not check its SHA-256 in flight fails with READBACK_MISMATCH and
- * `details.downloadAgain`: the update machine then downloads that artifact again, whole and checked
- * as it arrives, which tells a server sending other bytes (HASH_MISMATCH, naming its URL) from a
- * disk that does not keep them (READBACK_MISMATCH again, now final).
+ * Reads back what was written into the target slot and compares it with compat.yaml's SHA-256,
+ * for each artifact the download did not already read back whole and matching (`written.readBack`:
+ * the slot read behind the writes, read-back.ts; nothing writes the slot in between): one whose
+ * read-back did not match — a server's other bytes, a disk that did not keep them, or a chunk
+ * index that lies, which the adaptive install's per-chunk checks cannot see —, one written with
+ * its SHA-256 checked in flight, or one whose mark an interrupted download did not leave. A
+ * mismatch in an artifact whose download did not check its SHA-256 in flight fails with
+ * READBACK_MISMATCH and `details.downloadAgain`: the update machine then downloads that artifact
+ * again, whole and checked as it arrives, which tells a server sending other bytes (HASH_MISMATCH,
+ * naming its URL) from a disk that does not keep them (READBACK_MISMATCH again, now final).
  */
 export async function verifyRelease(deps: Deps, journal: Journal, signal: AbortSignal): Promise<void> {
   const target = journal.target;
