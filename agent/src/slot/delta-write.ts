@@ -168,13 +168,11 @@ class PackUnusable extends Error {
 interface Handles {
   out: fs.FileHandle;
   /**
-   * The target opened with O_DIRECT, for copies (absent where it cannot be): a copy is nearly the
-   * whole slot, and through the page cache its ~500 MB of dirty pages had the writes throttled and
-   * then a long final fsync.
+   * The target opened with O_DIRECT (absent where it cannot be): the slot is read back through it,
+   * and copies are written through it — a copy is nearly the whole slot, and through the page cache
+   * its ~500 MB of dirty pages had the writes throttled and then a long final fsync.
    */
-  outDirect: fs.FileHandle | undefined;
-  /** The target opened read-only with O_DIRECT, to read it back (absent where it cannot be). */
-  backDirect: fs.FileHandle | undefined;
+  direct: fs.FileHandle | undefined;
   src: fs.FileHandle;
   index: IndexReader;
   /** Reads copies and the target scan: the first of a borrowed aligned pair. */
@@ -228,14 +226,11 @@ export async function writeArtifactDelta(
   // A batch of copies is read into the first of an aligned pair, kept between uses (borrowBuffers)
   // like the one the read-back behind the writes borrows: no buffer of its own per update.
   const pair = borrowBuffers();
-  // Copies are whole chunks at chunk offsets in an aligned buffer: O_DIRECT when chunks are blocks.
-  const outDirect = cs % DIRECT_ALIGN === 0 ? await openDirect(target.device) : undefined;
-  const backDirect = await openDirect(target.device, 'r');
+  const direct = await openDirect(target.device);
   try {
     return await new DeltaWrite(http, target, opts, {
       out,
-      outDirect,
-      backDirect,
+      direct,
       src,
       index,
       copyBuffer: wholeChunks(pair[0], cs),
@@ -243,7 +238,7 @@ export async function writeArtifactDelta(
   } finally {
     returnBuffers(pair);
     index.close();
-    await Promise.all([out.close(), src.close(), outDirect?.close(), backDirect?.close()]);
+    await Promise.all([out.close(), src.close(), direct?.close()]);
   }
 }
 
@@ -293,6 +288,11 @@ class DeltaWrite {
   private packOffset = 0;
   /** The whole artifact's SHA-256, from the slot, behind the writes. */
   private readonly behind: ReadBehind;
+  /**
+   * Copies are whole chunks at chunk offsets in an aligned buffer: written O_DIRECT when chunks are
+   * whole blocks, until the device refuses one.
+   */
+  private directCopies: boolean;
 
   constructor(
     private readonly http: HttpClient,
@@ -309,9 +309,10 @@ class DeltaWrite {
     this.signal = opts.signal ? AbortSignal.any([this.abort.signal, opts.signal]) : this.abort.signal;
     this.brokenAt = this.size;
     this.copyBatch = h.copyBuffer.length / this.cs;
+    this.directCopies = h.direct !== undefined && this.cs % DIRECT_ALIGN === 0;
     this.behind = new ReadBehind({
       handle: h.out,
-      direct: h.backDirect,
+      direct: h.direct,
       device: this.device,
       size: this.size,
       start: 0,
@@ -333,7 +334,6 @@ class DeltaWrite {
     } catch (caught) {
       this.fail(caught);
       await this.settle();
-      await this.behind.stop();
       const e = this.failure;
       if (isClgwError(e) && (e.code === 'RANGE_NOT_SUPPORTED' || e.code === 'CHUNK_MISMATCH'))
         return { kind: 'fallback', reason: e, downloadedBytes: this.progress.downloaded };
@@ -345,8 +345,10 @@ class DeltaWrite {
         });
       }
       throw e;
+    } finally {
+      // Read to the end, or stopped: nothing reads the slot once the handles close.
+      await this.behind.stop();
     }
-    await this.behind.stop();
     await this.onCheckpoint(this.size);
     return {
       kind: 'written',
@@ -444,16 +446,17 @@ class DeltaWrite {
     }
   }
 
-  /** `aligned`: `buffer` starts on a DIRECT_ALIGN boundary, so an aligned span may go O_DIRECT. */
-  private async writeAt(buffer: Buffer, length: number, at: number, aligned: boolean): Promise<void> {
+  /** `copy`: `buffer` holds copies (directCopies), so an aligned span may go O_DIRECT. */
+  private async writeAt(buffer: Buffer, length: number, at: number, copy: boolean): Promise<void> {
     for (let done = 0; done < length; ) {
-      const direct = aligned && directAligned(at + done, length - done) ? this.h.outDirect : undefined;
+      const direct =
+        copy && this.directCopies && directAligned(at + done, length - done) ? this.h.direct : undefined;
       try {
         done += (await (direct ?? this.h.out).write(buffer, done, length - done, at + done)).bytesWritten;
       } catch (e) {
         // The device's blocks are larger than DIRECT_ALIGN after all: the rest through the cache.
         if (direct && (e as NodeJS.ErrnoException).code === 'EINVAL') {
-          this.h.outDirect = undefined;
+          this.directCopies = false;
           continue;
         }
         throw writeFailure(e, this.device, at + done);
@@ -494,16 +497,16 @@ class DeltaWrite {
   /**
    * Writes the chunks of `buffer` (chunk `first` at its start) whose digest matches the index,
    * skipping `skip` (chunks known bad already); returns the ones that did not match or were skipped.
-   * `aligned` as for writeAt.
+   * `copy` as for writeAt.
    */
   private async writeVerified(
     buffer: Buffer,
     first: number,
     count: number,
     win: Window,
-    o: { skip?: ReadonlySet<number>; aligned?: boolean } = {},
+    o: { skip?: ReadonlySet<number>; copy?: boolean } = {},
   ): Promise<number[]> {
-    const { skip, aligned = false } = o;
+    const { skip, copy = false } = o;
     const { cs } = this;
     const bad: number[] = [];
     let run = 0;
@@ -514,7 +517,7 @@ class DeltaWrite {
           buffer.subarray(run * cs),
           this.bytesOf(first + run, end - run),
           (first + run) * cs,
-          aligned,
+          copy,
         );
     };
     for (let i = 0; i < count; i++) {
@@ -784,7 +787,7 @@ class DeltaWrite {
         await readSource(src, this.opts.source.device, copyBuffer, k * cs, run * cs, from * cs);
         k += run;
       }
-      const bad = await this.writeVerified(copyBuffer, op.first + j, m, win, { aligned: true });
+      const bad = await this.writeVerified(copyBuffer, op.first + j, m, win, { copy: true });
       const copied = this.bytesOf(op.first + j, m) - bad.reduce((sum, c) => sum + this.lengthOf(c), 0);
       this.tally(copied, 0, copied);
       missed.push(...bad);

@@ -106,8 +106,9 @@ export interface WriteResult {
  * checked in flight, during it when read back) and only the rest is asked for (Range); a server
  * that ignores Range restarts the write from 0. At least `checkpointBytes` apart, a background
  * checkpoint fsyncs the device and then has `onCheckpoint` persist the offset (persist before
- * acting: the journal never claims bytes that are not durable). An interrupted download (transient error, abort) records what it durably wrote
- * before it fails, and a digest mismatch records 0, so a resume never trusts bad bytes.
+ * acting: the journal never claims bytes that are not durable). An interrupted download (transient
+ * error, abort) records what it durably wrote before it fails, and a digest mismatch records 0, so
+ * a resume never trusts bad bytes.
  *
  * Fails with SLOT_ACTIVE, NO_SPACE (before writing when the device is too small; or ENOSPC),
  * SIZE_EXCEEDED, ARTIFACT_TRUNCATED, HASH_MISMATCH (when checked in flight), SLOT_WRITE_FAILED
