@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO } from '../../support/appliance.js';
+import { REPO, until } from '../../support/appliance.js';
 import { chromiumMissing, launchChromium } from '../../support/browser.js';
 import { engineSkipReason, startEngine, type TestEngine } from '../../support/engine.js';
 import { type PortalWorld, startPortalWorld } from '../../support/portal.js';
@@ -49,6 +49,12 @@ describe.skipIf(missing.length > 0)('the portal while an update waits for calls 
   it('says how many calls it waits for and until when, with nothing to cut them', async () => {
     await pw!.world.publish('1.1.0');
     await pw!.running.agent.request({ type: 'update' });
+    const status = await until(async () => {
+      const s = await pw!.running.agent.status();
+      return s.state === 'waitingForCalls' && s.calls?.deadline ? s : undefined;
+    }, 'the update waiting for calls');
+    // The deadline's time; its date too when that is not today (a run near midnight UTC).
+    const deadline = new Date(status.calls!.deadline!).toISOString();
     const context = await browser!.newContext({ viewport: { width: 1000, height: 900 } });
     const page = await context.newPage();
     const problems: string[] = [];
@@ -57,8 +63,9 @@ describe.skipIf(missing.length > 0)('the portal while an update waits for calls 
     const phase = page.locator('[data-field="updatePhase"]').first();
     await phase
       .filter({
-        hasText:
-          /^Release 1\.1\.0 is ready\. Waiting for 2 active calls to end before restarting — at the latest \d\d:\d\d UTC\.$/,
+        hasText: new RegExp(
+          `^Release 1\\.1\\.0 is ready\\. Waiting for 2 active calls to end before restarting — at the latest (${deadline.slice(0, 10)} )?${deadline.slice(11, 16)} UTC\\.$`,
+        ),
       })
       .waitFor({ timeout: 60_000 });
     expect(await page.locator('[data-field="updateTarget"]').first().textContent()).toBe('');
